@@ -1,0 +1,5 @@
+import sys
+
+from apiary.cli import main
+
+sys.exit(main())

@@ -1,0 +1,170 @@
+"""The ``apiary`` command: thin; each subcommand calls into the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Sequence
+
+from apiary.server.settings import DEFAULT_PORT, Settings
+from apiary.store.meta import MetaStore
+
+
+def _data_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=Path, default=Path(os.environ.get("APIARY_DATA", "./apiary-data")),
+                   help="data directory (env APIARY_DATA, default ./apiary-data)")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from apiary.server.app import create_app, open_context
+
+    settings = Settings()
+    settings.data_dir = args.data
+    settings.host = args.host
+    settings.port = args.port
+    if args.decode_workers is not None:
+        settings.decode_workers = args.decode_workers
+    if args.retention_days is not None:
+        settings.retention_days = args.retention_days
+    if args.cors_origin:
+        settings.cors_origins = args.cors_origin
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    meta = MetaStore(settings.meta_path)
+    first_key = None
+    if not meta.environments():
+        first_key = meta.create_key("dev")
+    try:
+        ctx = open_context(settings)
+    except Exception as exc:  # noqa: BLE001 - a clear line beats a traceback here
+        print(f"apiary: cannot open the data directory {settings.data_dir}: {exc}", file=sys.stderr)
+        return 1
+    base = f"http://{settings.host}:{settings.port}"
+    lines = [f"Apiary listening on {base} (data in {settings.data_dir})"]
+    if first_key:
+        lines += ["", "Created environment 'dev'. Its API key (shown only this once, stored hashed):", f"    {first_key}"]
+    key_hint = first_key or "<your key: apiary keys create dev>"
+    lines += ["", "Point the OpenTelemetry SDK at it:",
+              f"    export OTEL_EXPORTER_OTLP_ENDPOINT={base}",
+              f"    export OTEL_EXPORTER_OTLP_HEADERS=x-honeycomb-team={key_hint}",
+              "    export OTEL_SERVICE_NAME=backend-flask", ""]
+    print("\n".join(lines), flush=True)
+    config = uvicorn.Config(create_app(settings, ctx), host=settings.host, port=settings.port, log_level=args.log_level,
+                            access_log=False, lifespan="on", timeout_graceful_shutdown=10)
+    server = uvicorn.Server(config)
+    server.run()
+    return 0 if server.started else 1
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    args.data.mkdir(parents=True, exist_ok=True)
+    meta = MetaStore(args.data / "meta.sqlite")
+    print(meta.create_key(args.environment, can_read=not args.ingest_only))
+    return 0
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    path = args.data / "meta.sqlite"
+    if not path.exists():
+        print(f"no data directory at {args.data}", file=sys.stderr)
+        return 1
+    meta = MetaStore(path)
+    for env in meta.environments():
+        print(env)
+        for k in meta.keys(env):
+            access = "write+read" if k.can_read else "write only"
+            print(f"    {k.masked}  {access}  created {k.created_at:%Y-%m-%d %H:%M}")
+    return 0
+
+
+def _key(args: argparse.Namespace) -> str | None:
+    return args.key or os.environ.get("APIARY_KEY") or os.environ.get("HONEYCOMB_API_KEY")
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    from apiary.model.trace import span_tree
+
+    key = _key(args)
+    if not key:
+        print("apiary trace: give a read key with --key or APIARY_KEY", file=sys.stderr)
+        return 2
+    req = urllib.request.Request(f"{args.url.rstrip('/')}/api/traces/{args.trace_id}", headers={"x-honeycomb-team": key})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            doc = json.load(resp)
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.load(exc).get("error", exc.reason)
+        except ValueError:
+            message = exc.reason
+        print(f"apiary trace: {message}", file=sys.stderr)
+        return 1
+    except urllib.error.URLError as exc:
+        print(f"apiary trace: cannot reach {args.url}: {exc.reason} (is `apiary serve` running?)", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return 0
+    print(f"trace {doc['trace_id']}  ({len(doc['spans'])} spans)")
+    for depth, span in span_tree(doc["spans"]):
+        mark = " !" if span.get("error") else ""
+        dur = span.get("duration_ms")
+        dur_text = f"{dur:10.3f} ms" if isinstance(dur, (int, float)) else " " * 13
+        print(f"{dur_text}  {'  ' * depth}{span.get('name', '?')}  [{span.get('service.name', '?')}]{mark}")
+        for ev in span.get("events", []):
+            print(f"{'':13}  {'  ' * (depth + 1)}* {ev.get('name')}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="apiary", description="A self-hosted backend for traces, logs and errors.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the server on the embedded store")
+    _data_arg(serve)
+    serve.add_argument("--host", default=os.environ.get("APIARY_HOST", "127.0.0.1"),
+                       help="address to bind (env APIARY_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=int(os.environ.get("APIARY_PORT", DEFAULT_PORT)),
+                       help=f"HTTP port for OTLP, the APIs and the UI (env APIARY_PORT, default {DEFAULT_PORT})")
+    serve.add_argument("--decode-workers", type=int, default=None,
+                       help="processes decoding request bodies (env APIARY_DECODE_WORKERS, default: one per core; 0 = inline)")
+    serve.add_argument("--retention-days", type=float, default=None,
+                       help="delete spans older than this (env APIARY_RETENTION_DAYS, default 0 = keep everything)")
+    serve.add_argument("--cors-origin", action="append", default=None,
+                       help="browser origin allowed to send OTLP, repeatable (env APIARY_CORS_ORIGINS, comma-separated)")
+    serve.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
+    serve.set_defaults(func=cmd_serve)
+
+    keys = sub.add_parser("keys", help="environments and API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="create a key (and its environment if new); prints the key alone")
+    create.add_argument("environment")
+    create.add_argument("--ingest-only", action="store_true", help="the key can send data but not query it")
+    _data_arg(create)
+    create.set_defaults(func=cmd_keys_create)
+    lst = keys_sub.add_parser("list", help="environments and their (masked) keys")
+    _data_arg(lst)
+    lst.set_defaults(func=cmd_keys_list)
+
+    trace = sub.add_parser("trace", help="print one trace as a tree")
+    trace.add_argument("trace_id")
+    trace.add_argument("--url", default=os.environ.get("APIARY_URL", f"http://127.0.0.1:{DEFAULT_PORT}"))
+    trace.add_argument("--key", default=None, help="a read key (env APIARY_KEY)")
+    trace.add_argument("--json", action="store_true", help="print the raw JSON")
+    trace.set_defaults(func=cmd_trace)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

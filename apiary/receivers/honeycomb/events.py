@@ -1,0 +1,110 @@
+"""Honeycomb's events API bodies (libhoney's format) -> `SpanBatch`.
+
+An event is a flat JSON object of fields; the dataset comes from the URL.
+Fields that carry Honeycomb's own column names (``trace.trace_id``,
+``duration_ms``, ``name`` ...) fill the core columns when their type fits,
+so libhoney-built traces and OTLP spans are queried the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from apiary.model.builder import BatchBuilder
+from apiary.model.span import CORE_FIELDS, SpanBatch
+
+_CORE_KINDS: dict[str, type | tuple[type, ...]] = {}
+for _f in CORE_FIELDS:
+    t = str(_f.type)
+    if _f.name == "timestamp":
+        continue
+    _CORE_KINDS[_f.name] = (int, float) if t == "double" else int if t == "int64" else bool if t == "bool" else str
+
+
+class EventError(ValueError):
+    """An event or body Honeycomb would refuse with 400."""
+
+
+def parse_time(value: Any) -> int | None:
+    """RFC 3339 text or Unix seconds -> microseconds since the epoch."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return int(value * 1_000_000)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return int(float(text) * 1_000_000)
+        except ValueError:
+            pass
+        try:
+            dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise EventError(f"time {value!r} is not RFC 3339 (e.g. 2024-01-02T03:04:05.678Z) or Unix seconds") from None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=timezone.utc)
+        return int(dt.timestamp() * 1_000_000)
+    raise EventError(f"time {value!r} must be a string or a number")
+
+
+def load_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise EventError(f"body is not valid JSON: {exc}") from None
+
+
+def to_batch(dataset: str, events: list[tuple[dict[str, Any], int | None, int | None]]) -> SpanBatch:
+    """``events`` are (fields, time in us or None, sample rate or None)."""
+    now_us = time.time_ns() // 1000
+    b = BatchBuilder(len(events))
+    core = b.core
+    for row, (fields, ts, sample_rate) in enumerate(events):
+        core["timestamp"][row] = ts if ts is not None else now_us
+        b.dataset[row] = dataset
+        for key, value in fields.items():
+            kind = _CORE_KINDS.get(key)
+            if kind is not None and isinstance(value, kind) and not (kind is not bool and isinstance(value, bool)):
+                core[key][row] = float(value) if key == "duration_ms" else value
+            else:
+                b.set_attr(row, key, value)
+        if sample_rate and sample_rate != 1:
+            b.set_attr(row, "meta.sample_rate", sample_rate)
+    return b.build()
+
+
+def single_event(dataset: str, body: bytes, event_time: str | None, sample_rate: str | None) -> SpanBatch:
+    fields = load_json(body)
+    if not isinstance(fields, dict):
+        raise EventError("an event must be a JSON object of fields")
+    rate = None
+    if sample_rate:
+        try:
+            rate = int(sample_rate)
+        except ValueError:
+            raise EventError(f"X-Honeycomb-Samplerate {sample_rate!r} is not an integer") from None
+    return to_batch(dataset, [(fields, parse_time(event_time), rate)])
+
+
+def batch_events(dataset: str, body: bytes) -> tuple[SpanBatch, list[dict[str, Any]]]:
+    """The batch of valid events, and Honeycomb's per-event answer list (202 or 400 with a reason)."""
+    doc = load_json(body)
+    if not isinstance(doc, list):
+        raise EventError("a batch must be a JSON array of {\"data\": {...}, \"time\": ..., \"samplerate\": n} objects")
+    good: list[tuple[dict[str, Any], int | None, int | None]] = []
+    answers: list[dict[str, Any]] = []
+    for i, item in enumerate(doc):
+        try:
+            if not isinstance(item, dict) or not isinstance(item.get("data"), dict):
+                raise EventError(f"event {i} has no \"data\" object")
+            rate = item.get("samplerate")
+            if rate is not None and (not isinstance(rate, int) or isinstance(rate, bool) or rate < 1):
+                raise EventError(f"event {i}: samplerate must be a positive integer")
+            good.append((item["data"], parse_time(item.get("time")), rate))
+            answers.append({"status": 202})
+        except EventError as exc:
+            answers.append({"status": 400, "error": str(exc)})
+    return to_batch(dataset, good), answers

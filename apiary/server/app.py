@@ -1,0 +1,77 @@
+"""The ASGI application: one port for every receiver, read API and the UI."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime, timedelta, timezone
+from typing import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from apiary.receivers.honeycomb import http as honeycomb_http
+from apiary.receivers.otlp import http as otlp_http
+from apiary.server import traces_api
+from apiary.server.context import Apiary
+from apiary.server.decoding import DecodePool
+from apiary.server.settings import Settings
+from apiary.store.duckdb import DuckDBStore
+from apiary.store.meta import MetaStore
+
+log = logging.getLogger("apiary")
+
+
+async def health(request: Request) -> JSONResponse:
+    ctx: Apiary = request.app.state.apiary
+    return JSONResponse({"status": "ok", "pending_rows": getattr(ctx.store, "pending_rows", 0)})
+
+
+async def _retention_loop(ctx: Apiary) -> None:
+    while True:
+        cutoff = datetime.now(timezone.utc) - timedelta(days=ctx.settings.retention_days)
+        try:
+            removed = await asyncio.to_thread(ctx.store.delete_older_than, cutoff)
+            if removed:
+                log.info("retention: deleted %d rows older than %s", removed, cutoff.isoformat())
+        except Exception:  # noqa: BLE001 - retention must never take the server down
+            log.exception("retention pass failed")
+        await asyncio.sleep(3600)
+
+
+def open_context(settings: Settings) -> Apiary:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    meta = MetaStore(settings.meta_path)
+    store = DuckDBStore(settings.spans_path, max_columns=settings.max_columns, max_pending_rows=settings.max_pending_rows)
+    pool = DecodePool(settings.decode_workers)
+    return Apiary(settings, meta, store, pool)
+
+
+def create_app(settings: Settings, ctx: Apiary | None = None) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        context = ctx or open_context(settings)
+        await asyncio.to_thread(context.pool.warm_up)
+        app.state.apiary = context
+        task = asyncio.create_task(_retention_loop(context)) if settings.retention_days > 0 else None
+        try:
+            yield
+        finally:
+            if task:
+                task.cancel()
+            # Every acknowledged batch is already committed; this commits what is still queued.
+            await context.store.close()
+            context.pool.close()
+
+    routes = [Route("/api/health", health, methods=["GET"])]
+    routes += otlp_http.routes + honeycomb_http.routes + traces_api.routes
+    middleware = []
+    if settings.cors_origins:
+        middleware.append(Middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["POST", "GET", "OPTIONS"],
+                                     allow_headers=["*"], max_age=600))
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

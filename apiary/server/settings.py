@@ -1,0 +1,40 @@
+"""Server configuration: CLI flags, then APIARY_* environment variables, then these defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_PORT = 4318
+DEFAULT_MAX_BODY = 20 * 1024 * 1024  # compressed or not; OTLP batches are far smaller
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"APIARY_{name}", default)
+
+
+@dataclass
+class Settings:
+    data_dir: Path = field(default_factory=lambda: Path(_env("DATA", "./apiary-data")))
+    host: str = field(default_factory=lambda: _env("HOST", "127.0.0.1"))
+    port: int = field(default_factory=lambda: int(_env("PORT", str(DEFAULT_PORT))))
+    max_body_bytes: int = field(default_factory=lambda: int(_env("MAX_BODY_BYTES", str(DEFAULT_MAX_BODY))))
+    #: Processes decoding request bodies; 0 decodes in the server process.
+    decode_workers: int = field(default_factory=lambda: int(_env("DECODE_WORKERS", str(os.cpu_count() or 1))))
+    #: Rows waiting for commit before ingest answers 429.
+    max_pending_rows: int = field(default_factory=lambda: int(_env("MAX_PENDING_ROWS", "400000")))
+    #: Typed attribute columns before new keys go to the overflow JSON column.
+    max_columns: int = field(default_factory=lambda: int(_env("MAX_COLUMNS", "1000")))
+    #: Delete spans older than this many days (0 keeps everything).
+    retention_days: float = field(default_factory=lambda: float(_env("RETENTION_DAYS", "0")))
+    #: Browser origins allowed to send OTLP (CORS), e.g. a front end on http://127.0.0.1:3000.
+    cors_origins: list[str] = field(default_factory=lambda: [o for o in _env("CORS_ORIGINS", "").split(",") if o])
+
+    @property
+    def spans_path(self) -> Path:
+        return self.data_dir / "spans.duckdb"
+
+    @property
+    def meta_path(self) -> Path:
+        return self.data_dir / "meta.sqlite"

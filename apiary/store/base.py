@@ -1,0 +1,75 @@
+"""The small interface every span store implements (DuckDB embedded, ClickHouse scale-out).
+
+Receivers only ``append``; read paths only ask for columns, datasets, one
+trace, or run SQL the query compiler produced for ``dialect``. Keeping it
+this small is what lets a second backend exist at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol, Sequence
+
+import pyarrow as pa
+
+from apiary.model.span import SpanBatch
+
+
+class StoreOverloaded(Exception):
+    """Too much is waiting to be committed: the client should retry later."""
+
+    def __init__(self, retry_after: int = 1) -> None:
+        super().__init__(f"store is overloaded, retry after {retry_after}s")
+        self.retry_after = retry_after
+
+
+class StoreUnavailable(Exception):
+    """The store cannot commit right now (closing, or its database is unreachable)."""
+
+    def __init__(self, message: str, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    """One column of a dataset, as Honeycomb's columns API describes it."""
+
+    name: str
+    type: str  # string | integer | float | boolean | timestamp
+    first_seen: datetime
+    last_seen: datetime
+    #: The physical column holding it; for keys past the column cap, the overflow JSON column.
+    physical: str
+    #: Set when the value lives inside the overflow JSON object under this key.
+    json_key: str | None = None
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    created_at: datetime
+    last_written: datetime
+
+
+class Store(Protocol):
+    dialect: str
+
+    async def append(self, env: str, batch: SpanBatch) -> None:
+        """Return only once every row of ``batch`` is durably committed."""
+
+    def datasets(self, env: str) -> list[DatasetInfo]: ...
+
+    def columns(self, env: str, dataset: str | None) -> list[ColumnInfo]:
+        """Columns of one dataset, or of every dataset of ``env`` when ``dataset`` is None."""
+
+    def trace(self, env: str, trace_id: str) -> pa.Table:
+        """Every row of one trace (spans, events, links), oldest first, under Honeycomb's column names."""
+
+    def query(self, sql: str, params: Sequence[Any]) -> pa.Table:
+        """Run SQL compiled for ``dialect``; values only ever travel in ``params``."""
+
+    def delete_older_than(self, cutoff: datetime) -> int: ...
+
+    async def close(self) -> None: ...

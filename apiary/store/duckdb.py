@@ -1,0 +1,403 @@
+"""The embedded span store: one DuckDB file under the data directory.
+
+Physical layout, chosen by measurement (``bench/schema.py`` prints the
+figures; the README has the latest run):
+
+* One wide table ``spans``. Core columns keep their Honeycomb names; every
+  attribute key gets its own typed column the first time it arrives
+  (``a1``, ``a2`` ... -- DuckDB identifiers are case-insensitive, so the
+  attribute name itself cannot be the column name). A filter on a typed
+  column reads one compressed column; the same filter on a key inside a JSON
+  column parses every row's JSON, ~50x slower at 10 M spans.
+* A key seen with a second type (``http.status_code`` as int here, string
+  there) gets a second column; the catalogue records (name, type) pairs.
+* Past ``max_columns`` attribute columns, new keys go into the ``_attrs``
+  JSON column (the long tail stays queryable, only slower), so a client
+  that invents a key per request cannot grow the table without bound.
+* ``trace_index`` maps a trace id to its time range (one row per commit and
+  trace, ART-indexed). Fetching a trace reads the index, then only the row
+  groups whose timestamp zone maps overlap that range, so its cost does not
+  grow with the data.
+
+Writes go through one writer thread with group commit (see
+``group_commit.py``); reads use their own cursors and never wait on it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import defaultdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+import duckdb
+import pyarrow as pa
+
+from apiary.model.span import (
+    CORE_FIELDS,
+    CORE_NAMES,
+    DATASET_COLUMN,
+    OVERFLOW_COLUMN,
+    SpanBatch,
+    column_type,
+)
+from apiary.store.base import ColumnInfo, DatasetInfo, StoreUnavailable
+from apiary.store.group_commit import GroupCommitter
+
+log = logging.getLogger(__name__)
+
+ENV_COLUMN = "_env"
+SCHEMA_VERSION = 1
+_SQL_TYPES = {"string": "VARCHAR", "integer": "BIGINT", "float": "DOUBLE", "boolean": "BOOLEAN", "timestamp": "TIMESTAMP"}
+#: How often a known column's last-seen time is written back (in memory it is always current).
+_LAST_SEEN_FLUSH_S = 60.0
+
+
+def quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _core_sql_type(f: pa.Field) -> str:
+    if pa.types.is_timestamp(f.type):
+        return "TIMESTAMP"
+    return _SQL_TYPES[column_type(f.type)]
+
+
+class DuckDBStore:
+    dialect = "duckdb"
+
+    def __init__(self, path: str | Path, *, max_columns: int = 1000, max_pending_rows: int = 400_000) -> None:
+        self.path = str(path)
+        self.max_columns = max_columns
+        try:
+            self._db = duckdb.connect(self.path)
+        except duckdb.IOException as exc:
+            raise StoreUnavailable(f"cannot open {self.path}: {exc}") from None
+        self._lock = threading.Lock()  # guards the in-memory catalogue
+        self._physical: dict[tuple[str, str], str] = {}
+        # (env, dataset) -> (name, type) -> [first_seen, last_seen, last_flushed]
+        self._catalogue: dict[tuple[str, str], dict[tuple[str, str], list[datetime]]] = defaultdict(dict)
+        self._datasets: dict[tuple[str, str], list[datetime]] = {}
+        self._create_schema()
+        self._load_catalogue()
+        self._writer: GroupCommitter[tuple[str, SpanBatch]] = GroupCommitter(
+            self._commit, max_pending_rows=max_pending_rows)
+        self._closed = False
+
+    # -- schema ---------------------------------------------------------------------------------
+
+    def _create_schema(self) -> None:
+        cols = [f"{quote(ENV_COLUMN)} VARCHAR", f"{quote(DATASET_COLUMN)} VARCHAR"]
+        cols += [f"{quote(f.name)} {_core_sql_type(f)}" for f in CORE_FIELDS]
+        cols.append(f"{quote(OVERFLOW_COLUMN)} VARCHAR")
+        db = self._db
+        db.execute(f"CREATE TABLE IF NOT EXISTS spans ({', '.join(cols)})")
+        db.execute("CREATE TABLE IF NOT EXISTS trace_index (_env VARCHAR, trace_id VARCHAR, ts_min TIMESTAMP, ts_max TIMESTAMP)")
+        db.execute("CREATE INDEX IF NOT EXISTS trace_index_id ON trace_index (trace_id)")
+        db.execute("CREATE TABLE IF NOT EXISTS attribute_columns (name VARCHAR, type VARCHAR, physical VARCHAR, PRIMARY KEY (name, type))")
+        db.execute("""CREATE TABLE IF NOT EXISTS dataset_columns (_env VARCHAR, _dataset VARCHAR, name VARCHAR, type VARCHAR,
+                      first_seen TIMESTAMP, last_seen TIMESTAMP, PRIMARY KEY (_env, _dataset, name, type))""")
+        db.execute("""CREATE TABLE IF NOT EXISTS datasets (_env VARCHAR, name VARCHAR, created_at TIMESTAMP,
+                      last_written TIMESTAMP, PRIMARY KEY (_env, name))""")
+        db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
+        if not db.execute("SELECT 1 FROM schema_version").fetchall():
+            db.execute("INSERT INTO schema_version VALUES (?)", [SCHEMA_VERSION])
+
+    def _load_catalogue(self) -> None:
+        for name, typ, physical in self._db.execute("SELECT name, type, physical FROM attribute_columns").fetchall():
+            self._physical[(name, typ)] = physical
+        for env, ds, name, typ, first, last in self._db.execute(
+                "SELECT _env, _dataset, name, type, first_seen, last_seen FROM dataset_columns").fetchall():
+            self._catalogue[(env, ds)][(name, typ)] = [_utc(first), _utc(last), _utc(last)]
+        for env, name, created, last in self._db.execute("SELECT _env, name, created_at, last_written FROM datasets").fetchall():
+            self._datasets[(env, name)] = [_utc(created), _utc(last), _utc(last)]
+
+    def _physical_for(self, name: str, typ: str) -> str | None:
+        """The column for (name, type), adding it if the cap allows; None means overflow."""
+        key = (name, typ)
+        found = self._physical.get(key)
+        if found is not None:
+            return found
+        attribute_count = sum(1 for p in self._physical.values() if p != OVERFLOW_COLUMN)
+        if attribute_count >= self.max_columns:
+            physical = OVERFLOW_COLUMN
+        else:
+            physical = f"a{attribute_count + 1}"
+            self._db.execute(f"ALTER TABLE spans ADD COLUMN {quote(physical)} {_SQL_TYPES[typ]}")
+        self._db.execute("INSERT INTO attribute_columns VALUES (?, ?, ?)", [name, typ, physical])
+        with self._lock:
+            self._physical[key] = physical
+        return None if physical == OVERFLOW_COLUMN else physical
+
+    # -- writing --------------------------------------------------------------------------------
+
+    async def append(self, env: str, batch: SpanBatch) -> None:
+        if self._closed:
+            raise StoreUnavailable("store is closed")
+        if batch.num_rows == 0:
+            return
+        await self._writer.submit((env, batch), batch.num_rows)
+
+    @property
+    def pending_rows(self) -> int:
+        return self._writer.pending_rows
+
+    def _physical_table(self, env: str, batch: SpanBatch) -> pa.Table:
+        """Rename attribute columns to their physical columns; fold overflowing keys into ``_attrs``."""
+        table = batch.table
+        names: list[str] = []
+        arrays: list[pa.Array | pa.ChunkedArray] = []
+        overflow: list[tuple[str, pa.ChunkedArray]] = []
+        for name, col in zip(table.column_names, table.columns):
+            if name in CORE_NAMES or name == DATASET_COLUMN or name == OVERFLOW_COLUMN:
+                if pa.types.is_timestamp(col.type):
+                    col = col.cast(pa.timestamp("us"))
+                names.append(name)
+                arrays.append(col)
+                continue
+            physical = self._physical_for(name, column_type(col.type))
+            if physical is None:
+                overflow.append((name, col))
+            else:
+                names.append(physical)
+                arrays.append(col)
+        if overflow:
+            idx = names.index(OVERFLOW_COLUMN)
+            arrays[idx] = pa.chunked_array([pa.array(_merge_overflow(arrays[idx], overflow), pa.string())])
+        names.insert(0, ENV_COLUMN)
+        arrays.insert(0, pa.chunked_array([pa.array([env] * table.num_rows, pa.string())]))
+        return pa.Table.from_arrays(arrays, names=names)
+
+    def _commit(self, group: list[tuple[str, SpanBatch]]) -> None:
+        db = self._db
+        tables = [self._physical_table(env, batch) for env, batch in group]
+        combined = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
+        db.register("_incoming", combined)
+        try:
+            presence = self._presence(combined, group)
+            db.execute("BEGIN TRANSACTION")
+            try:
+                db.execute("INSERT INTO spans BY NAME SELECT * FROM _incoming")
+                db.execute("""INSERT INTO trace_index SELECT _env, "trace.trace_id", min("timestamp"), max("timestamp")
+                              FROM _incoming WHERE "trace.trace_id" IS NOT NULL GROUP BY ALL""")
+                self._record_catalogue(presence)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        finally:
+            db.unregister("_incoming")
+
+    def _presence(self, combined: pa.Table, group: list[tuple[str, SpanBatch]]) -> dict[tuple[str, str], set[tuple[str, str]]]:
+        """Which (name, type) columns each (env, dataset) received in this group."""
+        typed: dict[str, tuple[str, str]] = {}
+        for env, batch in group:
+            for f in batch.table.schema:
+                if f.name in (DATASET_COLUMN, OVERFLOW_COLUMN):
+                    continue
+                typ = column_type(f.type)
+                physical = f.name if f.name in CORE_NAMES else self._physical.get((f.name, typ))
+                if physical and physical != OVERFLOW_COLUMN:
+                    typed[physical] = (f.name, typ)
+        present: dict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)
+        physical_cols = [p for p in typed if p in combined.column_names]
+        counts = self._db.execute(
+            f"SELECT _env, {quote(DATASET_COLUMN)}, "
+            + ", ".join(f"count({quote(p)})" for p in physical_cols)
+            + f" FROM _incoming GROUP BY ALL").fetchall()
+        for row in counts:
+            key = (row[0], row[1] or "")
+            for p, n in zip(physical_cols, row[2:]):
+                if n:
+                    present[key].add(typed[p])
+        # Keys that overflowed are still columns of the dataset, just slower ones.
+        for env, batch in group:
+            for f in batch.table.schema:
+                typ = column_type(f.type)
+                if self._physical.get((f.name, typ)) == OVERFLOW_COLUMN:
+                    for ds in set(batch.table.column(DATASET_COLUMN).to_pylist()):
+                        present[(env, ds or "")].add((f.name, typ))
+        return present
+
+    def _record_catalogue(self, present: dict[tuple[str, str], set[tuple[str, str]]]) -> None:
+        now = datetime.now(timezone.utc)
+        naive = now.replace(tzinfo=None)
+        new_cols: list[list[Any]] = []
+        touched_cols: list[list[Any]] = []
+        new_ds: list[list[Any]] = []
+        touched_ds: list[list[Any]] = []
+        with self._lock:
+            for (env, ds), cols in present.items():
+                ds_entry = self._datasets.get((env, ds))
+                if ds_entry is None:
+                    self._datasets[(env, ds)] = [now, now, now]
+                    new_ds.append([env, ds, naive, naive])
+                else:
+                    ds_entry[1] = now
+                    if (now - ds_entry[2]).total_seconds() > _LAST_SEEN_FLUSH_S:
+                        ds_entry[2] = now
+                        touched_ds.append([naive, env, ds])
+                known = self._catalogue[(env, ds)]
+                for col in cols:
+                    entry = known.get(col)
+                    if entry is None:
+                        known[col] = [now, now, now]
+                        new_cols.append([env, ds, col[0], col[1], naive, naive])
+                    else:
+                        entry[1] = now
+                        if (now - entry[2]).total_seconds() > _LAST_SEEN_FLUSH_S:
+                            entry[2] = now
+                            touched_cols.append([naive, env, ds, col[0], col[1]])
+        db = self._db
+        if new_ds:
+            db.executemany("INSERT OR IGNORE INTO datasets VALUES (?, ?, ?, ?)", new_ds)
+        if touched_ds:
+            db.executemany("UPDATE datasets SET last_written = ? WHERE _env = ? AND name = ?", touched_ds)
+        if new_cols:
+            db.executemany("INSERT OR IGNORE INTO dataset_columns VALUES (?, ?, ?, ?, ?, ?)", new_cols)
+        if touched_cols:
+            db.executemany("UPDATE dataset_columns SET last_seen = ? WHERE _env = ? AND _dataset = ? AND name = ? AND type = ?",
+                           touched_cols)
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def datasets(self, env: str) -> list[DatasetInfo]:
+        with self._lock:
+            items = [(ds, v[0], v[1]) for (e, ds), v in self._datasets.items() if e == env]
+        return sorted((DatasetInfo(ds, c, lw) for ds, c, lw in items), key=lambda d: d.name)
+
+    def columns(self, env: str, dataset: str | None) -> list[ColumnInfo]:
+        merged: dict[tuple[str, str], list[datetime]] = {}
+        with self._lock:
+            for (e, ds), cols in self._catalogue.items():
+                if e != env or (dataset is not None and ds != dataset):
+                    continue
+                for key, (first, last, _) in cols.items():
+                    have = merged.get(key)
+                    merged[key] = [first, last] if have is None else [min(have[0], first), max(have[1], last)]
+            physical = dict(self._physical)
+        out = []
+        for (name, typ), (first, last) in merged.items():
+            if name in CORE_NAMES:
+                out.append(ColumnInfo(name, typ, first, last, name))
+            else:
+                p = physical.get((name, typ), OVERFLOW_COLUMN)
+                out.append(ColumnInfo(name, typ, first, last, p, name if p == OVERFLOW_COLUMN else None))
+        return sorted(out, key=lambda c: (c.name, c.type))
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        cur = self._db.cursor()
+        try:
+            return _arrow(cur, sql, params)
+        finally:
+            cur.close()
+
+    def trace(self, env: str, trace_id: str) -> pa.Table:
+        cur = self._db.cursor()
+        try:
+            lo, hi = cur.execute("SELECT min(ts_min), max(ts_max) FROM trace_index WHERE trace_id = ? AND _env = ?",
+                                 [trace_id, env]).fetchall()[0]
+            if lo is None:
+                return pa.table({})
+            raw = _arrow(cur, 'SELECT * FROM spans WHERE _env = ? AND "timestamp" BETWEEN ? AND ? AND "trace.trace_id" = ? '
+                         'ORDER BY "timestamp"', [env, lo, hi, trace_id])
+        finally:
+            cur.close()
+        return self.to_logical(raw)
+
+    def to_logical(self, raw: pa.Table) -> pa.Table:
+        """Physical rows -> Honeycomb names: attribute columns renamed, ``_attrs`` spread out, empty columns dropped."""
+        with self._lock:
+            by_physical = {p: n for (n, _t), p in self._physical.items() if p != OVERFLOW_COLUMN}
+        names, arrays = [], []
+        for name, col in zip(raw.column_names, raw.columns):
+            if name in (ENV_COLUMN, OVERFLOW_COLUMN) or col.null_count == len(col):
+                continue
+            if name == DATASET_COLUMN:
+                names.append("meta.dataset")
+            elif pa.types.is_timestamp(col.type):
+                col = col.cast(pa.timestamp("us", tz="UTC"))
+                names.append(name)
+            else:
+                names.append(by_physical.get(name, name))
+            arrays.append(col)
+        table = pa.Table.from_arrays(arrays, names=names) if arrays else pa.table({})
+        if OVERFLOW_COLUMN in raw.column_names and raw.column(OVERFLOW_COLUMN).null_count < raw.num_rows:
+            extra: dict[str, list[Any]] = {}
+            docs = raw.column(OVERFLOW_COLUMN).to_pylist()
+            for i, doc in enumerate(docs):
+                for k, v in (json.loads(doc) if doc else {}).items():
+                    extra.setdefault(k, [None] * len(docs))[i] = v
+            for k, vals in extra.items():
+                if k in table.column_names:
+                    # Same key, another type: keep the typed column, show the odd values beside it.
+                    k = f"{k} (overflow)"
+                table = table.append_column(k, pa.array([None if v is None else (v if isinstance(v, str) else json.dumps(v)) for v in vals], pa.string()))
+        return table
+
+    # -- upkeep ---------------------------------------------------------------------------------
+
+    def count(self, env: str | None = None) -> int:
+        if env is None:
+            return self.query("SELECT count(*) AS n FROM spans").column(0)[0].as_py()
+        return self.query("SELECT count(*) AS n FROM spans WHERE _env = ?", [env]).column(0)[0].as_py()
+
+    def delete_older_than(self, cutoff: datetime) -> int:
+        naive = cutoff.astimezone(timezone.utc).replace(tzinfo=None)
+        cur = self._db.cursor()
+        try:
+            cur.execute("BEGIN TRANSACTION")
+            n = cur.execute('DELETE FROM spans WHERE "timestamp" < ?', [naive]).fetchall()[0][0]
+            cur.execute("DELETE FROM trace_index WHERE ts_max < ?", [naive])
+            cur.execute("COMMIT")
+            return int(n)
+        finally:
+            cur.close()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._writer.close()
+        try:
+            self._db.execute("CHECKPOINT")
+        except duckdb.Error:  # a checkpoint is an optimisation; the WAL already holds every commit
+            log.warning("checkpoint on close failed", exc_info=True)
+        self._db.close()
+
+    def close_sync(self) -> None:
+        """For CLI tools that never started an event loop."""
+        if not self._closed:
+            self._closed = True
+            self._writer.close()
+            self._db.close()
+
+
+def _merge_overflow(existing: pa.ChunkedArray | pa.Array, extra: list[tuple[str, pa.ChunkedArray]]) -> list[str | None]:
+    docs = existing.to_pylist()
+    columns = [(name, col.to_pylist()) for name, col in extra]
+    out: list[str | None] = []
+    for i, doc in enumerate(docs):
+        obj = json.loads(doc) if doc else {}
+        for name, values in columns:
+            if values[i] is not None:
+                obj[name] = values[i]
+        out.append(json.dumps(obj, separators=(",", ":")) if obj else None)
+    return out
+
+
+def _arrow(cur: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any]) -> pa.Table:
+    rel = cur.sql(sql, params=list(params))
+    if rel is None:  # a statement with no result set
+        return pa.table({})
+    # DuckDB 2 renamed arrow() to to_arrow_table().
+    fetch = getattr(rel, "to_arrow_table", None) or rel.arrow
+    return fetch()
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+

@@ -1,0 +1,137 @@
+"""Environments, API keys and other small shared state, in SQLite beside the span store.
+
+Kept apart from the DuckDB file on purpose: DuckDB lets one process open a
+file for writing, but ``apiary keys create`` must work while a server runs on
+the same data directory. SQLite takes concurrent writers from several
+processes, so the CLI and the server share this file safely.
+
+Keys are stored as SHA-256 digests: they are 32 random characters, so a
+slow password hash buys nothing, and a leaked database does not leak keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+KEY_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+KEY_LENGTH = 32
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS environments (
+    name TEXT PRIMARY KEY,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_keys (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    environment TEXT NOT NULL REFERENCES environments(name),
+    digest TEXT NOT NULL UNIQUE,
+    hint TEXT NOT NULL,
+    can_read INTEGER NOT NULL,
+    created_at REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: int
+    environment: str
+    hint: str  # first characters, for telling keys apart in listings
+    can_read: bool
+    created_at: datetime
+
+    @property
+    def masked(self) -> str:
+        return self.hint + "…" + "*" * 4
+
+
+def digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key() -> str:
+    return "".join(secrets.choice(KEY_ALPHABET) for _ in range(KEY_LENGTH))
+
+
+class MetaStore:
+    """SQLite-backed; every call opens a short transaction so other processes see it at once."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._local = threading.local()
+        self._conn().executescript(SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            self._local.conn = conn
+        return conn
+
+    class _Tx:
+        def __init__(self, conn: sqlite3.Connection) -> None:
+            self.conn = conn
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.conn.execute("BEGIN IMMEDIATE")
+            return self.conn
+
+        def __exit__(self, exc_type: Any, *_: Any) -> None:
+            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+    def _tx(self) -> "MetaStore._Tx":
+        return MetaStore._Tx(self._conn())
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """For other modules' small tables (saved queries, groups ...); one statement, one transaction."""
+        with self._tx() as db:
+            return db.execute(sql, params).fetchall()
+
+    def executescript(self, sql: str) -> None:
+        self._conn().executescript(sql)
+
+    # -- environments and keys -------------------------------------------------------------------
+
+    def environments(self) -> list[str]:
+        return [r[0] for r in self._conn().execute("SELECT name FROM environments ORDER BY created_at, name")]
+
+    def create_environment(self, name: str) -> bool:
+        """True when it was new."""
+        with self._tx() as db:
+            cur = db.execute("INSERT OR IGNORE INTO environments VALUES (?, ?)", (name, time.time()))
+            return cur.rowcount == 1
+
+    def create_key(self, environment: str, *, can_read: bool = True) -> str:
+        """Create the environment if new, store a key's digest, and return the key (the only time it is seen)."""
+        key = new_key()
+        with self._tx() as db:
+            db.execute("INSERT OR IGNORE INTO environments VALUES (?, ?)", (environment, time.time()))
+            db.execute("INSERT INTO api_keys (environment, digest, hint, can_read, created_at) VALUES (?, ?, ?, ?, ?)",
+                       (environment, digest(key), key[:6], int(can_read), time.time()))
+        return key
+
+    def keys(self, environment: str | None = None) -> list[ApiKey]:
+        sql = "SELECT id, environment, hint, can_read, created_at FROM api_keys"
+        rows = (self._conn().execute(sql + " WHERE environment = ? ORDER BY id", (environment,)) if environment
+                else self._conn().execute(sql + " ORDER BY environment, id"))
+        return [ApiKey(r[0], r[1], r[2], bool(r[3]), datetime.fromtimestamp(r[4], timezone.utc)) for r in rows]
+
+    def lookup(self, key: str) -> ApiKey | None:
+        row = self._conn().execute(
+            "SELECT id, environment, hint, can_read, created_at FROM api_keys WHERE digest = ?", (digest(key),)).fetchone()
+        if row is None:
+            return None
+        return ApiKey(row[0], row[1], row[2], bool(row[3]), datetime.fromtimestamp(row[4], timezone.utc))
+
+    def iter_environment_keys(self) -> Iterator[tuple[str, ApiKey]]:
+        for k in self.keys():
+            yield k.environment, k
