@@ -262,6 +262,10 @@ class DuckDBStore:
             db.executemany("UPDATE dataset_columns SET last_seen = ? WHERE _env = ? AND _dataset = ? AND name = ? AND type = ?",
                            touched_cols)
 
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A connection of its own to the same database, for another writer thread or a reader."""
+        return self._db.cursor()
+
     # -- reading --------------------------------------------------------------------------------
 
     def datasets(self, env: str) -> list[DatasetInfo]:

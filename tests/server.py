@@ -1,0 +1,78 @@
+"""Start a real ``apiary serve`` process on a free loopback port, as a user would."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def create_key(data_dir: Path, env: str = "dev", ingest_only: bool = False) -> str:
+    cmd = [sys.executable, "-m", "apiary", "keys", "create", env, "--data", str(data_dir)]
+    if ingest_only:
+        cmd.append("--ingest-only")
+    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@dataclass
+class ApiaryProcess:
+    data_dir: Path
+    port: int = field(default_factory=free_port)
+    extra_args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    key: str = ""
+    proc: subprocess.Popen[str] | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> "ApiaryProcess":
+        self.log_path = self.data_dir.parent / f"apiary-{self.port}.log"
+        log = open(self.log_path, "a")
+        cmd = [sys.executable, "-m", "apiary", "serve", "--data", str(self.data_dir), "--port", str(self.port),
+               "--host", "127.0.0.1", *self.extra_args]
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True,
+                                     env={**os.environ, **self.env})
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"apiary serve exited with {self.proc.returncode}:\n{self.log_path.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/api/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.kill()
+        raise RuntimeError(f"apiary serve did not start in {timeout}s:\n{self.log_path.read_text()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def output(self) -> str:
+        return self.log_path.read_text() if self.log_path and self.log_path.exists() else ""
