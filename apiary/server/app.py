@@ -67,6 +67,7 @@ def create_app(settings: Settings, ctx: Apiary | None = None) -> Starlette:
             # Every acknowledged batch is already committed; this commits what is still queued.
             await context.store.close()
             context.pool.close()
+            print("Apiary stopped: every acknowledged batch is committed.", flush=True)
 
     routes = [Route("/api/health", health, methods=["GET"])]
     routes += otlp_http.routes + honeycomb_http.routes + traces_api.routes

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import datetime
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -21,10 +24,29 @@ async def get_trace(request: Request) -> Response:
         trace_id = normalise_trace_id(request.path_params["trace_id"])
     except ValueError as exc:
         return error(400, str(exc))
-    table = ctx.store.trace(key.environment, trace_id)
+    table = await asyncio.to_thread(ctx.store.trace, key.environment, trace_id)
     if table.num_rows == 0:
         return error(404, f"trace {trace_id} not found in environment {key.environment!r}")
     return JSONResponse({"trace_id": trace_id, "environment": key.environment, "spans": rows_to_spans(table)})
 
 
-routes = [Route("/api/traces/{trace_id}", get_trace, methods=["GET"])]
+async def list_datasets(request: Request) -> Response:
+    """The key's environment's datasets with row counts and last write, for the home page and scripts."""
+    ctx: Apiary = request.app.state.apiary
+    key = authenticate(request, read=True)
+    if isinstance(key, Response):
+        return key
+    counts = await asyncio.to_thread(ctx.store.span_counts, key.environment)
+    return JSONResponse({"environment": key.environment, "datasets": [
+        {"name": d.name, "count": counts.get(d.name, 0), "created_at": _iso(d.created_at), "last_written": _iso(d.last_written)}
+        for d in ctx.store.datasets(key.environment)]})
+
+
+def _iso(dt: datetime) -> str:
+    return dt.isoformat().replace("+00:00", "Z")
+
+
+routes = [
+    Route("/api/traces/{trace_id}", get_trace, methods=["GET"]),
+    Route("/api/datasets", list_datasets, methods=["GET"]),
+]

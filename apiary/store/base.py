@@ -61,6 +61,9 @@ class Store(Protocol):
 
     def datasets(self, env: str) -> list[DatasetInfo]: ...
 
+    def span_counts(self, env: str) -> dict[str, int]:
+        """Rows (spans, events, links) per dataset."""
+
     def columns(self, env: str, dataset: str | None) -> list[ColumnInfo]:
         """Columns of one dataset, or of every dataset of ``env`` when ``dataset`` is None."""
 

@@ -344,6 +344,11 @@ class DuckDBStore:
 
     # -- upkeep ---------------------------------------------------------------------------------
 
+    def span_counts(self, env: str) -> dict[str, int]:
+        """Rows per dataset of one environment."""
+        t = self.query(f"SELECT {quote(DATASET_COLUMN)} AS d, count(*) AS n FROM spans WHERE _env = ? GROUP BY 1", [env])
+        return dict(zip(t.column("d").to_pylist(), t.column("n").to_pylist()))
+
     def count(self, env: str | None = None) -> int:
         if env is None:
             return self.query("SELECT count(*) AS n FROM spans").column(0)[0].as_py()
