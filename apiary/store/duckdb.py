@@ -35,6 +35,7 @@ from typing import Any, Sequence
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from apiary.model.span import (
     CORE_FIELDS,
@@ -177,7 +178,7 @@ class DuckDBStore:
         combined = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
         db.register("_incoming", combined)
         try:
-            presence = self._presence(combined, group)
+            presence = self._presence(group)
             db.execute("BEGIN TRANSACTION")
             try:
                 db.execute("INSERT INTO spans BY NAME SELECT * FROM _incoming")
@@ -191,35 +192,27 @@ class DuckDBStore:
         finally:
             db.unregister("_incoming")
 
-    def _presence(self, combined: pa.Table, group: list[tuple[str, SpanBatch]]) -> dict[tuple[str, str], set[tuple[str, str]]]:
-        """Which (name, type) columns each (env, dataset) received in this group."""
-        typed: dict[str, tuple[str, str]] = {}
-        for env, batch in group:
-            for f in batch.table.schema:
-                if f.name in (DATASET_COLUMN, OVERFLOW_COLUMN):
-                    continue
-                typ = column_type(f.type)
-                physical = f.name if f.name in CORE_NAMES else self._physical.get((f.name, typ))
-                if physical and physical != OVERFLOW_COLUMN:
-                    typed[physical] = (f.name, typ)
+    def _presence(self, group: list[tuple[str, SpanBatch]]) -> dict[tuple[str, str], set[tuple[str, str]]]:
+        """Which (name, type) columns each (env, dataset) received in this group.
+
+        Worked out from Arrow null counts (free once an array is built) rather than a query: most
+        requests carry one service, so one dataset per batch is the fast path.
+        """
         present: dict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)
-        physical_cols = [p for p in typed if p in combined.column_names]
-        counts = self._db.execute(
-            f"SELECT _env, {quote(DATASET_COLUMN)}, "
-            + ", ".join(f"count({quote(p)})" for p in physical_cols)
-            + f" FROM _incoming GROUP BY ALL").fetchall()
-        for row in counts:
-            key = (row[0], row[1] or "")
-            for p, n in zip(physical_cols, row[2:]):
-                if n:
-                    present[key].add(typed[p])
-        # Keys that overflowed are still columns of the dataset, just slower ones.
         for env, batch in group:
-            for f in batch.table.schema:
-                typ = column_type(f.type)
-                if self._physical.get((f.name, typ)) == OVERFLOW_COLUMN:
-                    for ds in set(batch.table.column(DATASET_COLUMN).to_pylist()):
-                        present[(env, ds or "")].add((f.name, typ))
+            table = batch.table
+            datasets = table.column(DATASET_COLUMN)
+            names = [n for n in table.column_names if n not in (DATASET_COLUMN, OVERFLOW_COLUMN)]
+            if datasets.null_count == 0 and pc.min_max(datasets).as_py()["min"] == pc.min_max(datasets).as_py()["max"]:
+                parts = [(datasets[0].as_py(), table)]
+            else:
+                parts = [(ds, table.filter(pc.equal(datasets, ds))) for ds in pc.unique(datasets).to_pylist() if ds is not None]
+            for ds, part in parts:
+                cols = present[(env, ds or "")]
+                for name in names:
+                    col = part.column(name)
+                    if col.null_count < len(col):
+                        cols.add((name, column_type(col.type)))
         return present
 
     def _record_catalogue(self, present: dict[tuple[str, str], set[tuple[str, str]]]) -> None:
@@ -339,7 +332,11 @@ class DuckDBStore:
                 if k in table.column_names:
                     # Same key, another type: keep the typed column, show the odd values beside it.
                     k = f"{k} (overflow)"
-                table = table.append_column(k, pa.array([None if v is None else (v if isinstance(v, str) else json.dumps(v)) for v in vals], pa.string()))
+                try:
+                    column = pa.array(vals)  # typed when the key's values agree
+                except (pa.ArrowInvalid, pa.ArrowTypeError):
+                    column = pa.array([None if v is None else v if isinstance(v, str) else json.dumps(v) for v in vals], pa.string())
+                table = table.append_column(k, column)
         return table
 
     # -- upkeep ---------------------------------------------------------------------------------

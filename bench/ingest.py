@@ -1,0 +1,191 @@
+"""OTLP/HTTP ingest throughput against a real `apiary serve`, beside the raw decode rate.
+
+Client processes post pre-built ExportTraceServiceRequest bodies (512 spans,
+~10 attributes, 3 services) over keep-alive connections on loopback for a
+bounded time. Printed: acknowledged (durably committed) spans/s, request
+latency p50/p99, 429/503 answers, and the server's peak RSS (its decode
+workers included) -- next to the single-process protobuf parse rate and
+parse-and-flatten rate of the same bodies measured in this run. The ratio
+acknowledged / parse-and-flatten is the figure.
+
+    python bench/ingest.py --duration 60 --clients 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import multiprocessing as mp
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.synth import make_request  # noqa: E402
+from apiary.receivers.otlp.traces import decode, parse_protobuf  # noqa: E402
+
+
+def baseline(bodies: list[bytes], spans: int, seconds: float) -> tuple[float, float]:
+    def rate(fn) -> float:  # noqa: ANN001
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            for b in bodies:
+                fn(b)
+                n += spans
+        return n / (time.perf_counter() - t0)
+
+    return rate(parse_protobuf), rate(lambda b: decode(b, False))
+
+
+def client(port: int, key: str, seed: int, spans: int, seconds: float, connections: int,
+           out: "mp.Queue[tuple[int, int, list[float]]]") -> None:
+    """One client process with ``connections`` keep-alive connections, each waiting for its answer."""
+    rng = random.Random(seed)
+    bodies = [make_request(spans, rng) for _ in range(16)]
+    headers = {"content-type": "application/x-protobuf", "x-honeycomb-team": key}
+    totals = [0, 0]
+    latencies: list[float] = []
+    lock = threading.Lock()
+    end = time.monotonic() + seconds
+
+    def run(offset: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        ok = refused = 0
+        mine: list[float] = []
+        i = offset
+        while time.monotonic() < end:
+            body = bodies[i % len(bodies)]
+            i += 1
+            t0 = time.perf_counter()
+            try:
+                conn.request("POST", "/v1/traces", body, headers)
+                resp = conn.getresponse()
+                resp.read()
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                continue
+            mine.append(time.perf_counter() - t0)
+            if resp.status == 200:
+                ok += spans
+            else:
+                refused += 1
+                time.sleep(min(float(resp.getheader("Retry-After") or 1), 1.0) * 0.1)
+        with lock:
+            totals[0] += ok
+            totals[1] += refused
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    out.put((totals[0], totals[1], latencies))
+
+
+def tree_rss_kib(pid: int) -> int:
+    """RSS of a process and all its descendants."""
+    total = 0
+    stack = [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+            for task in Path(f"/proc/{p}/task").iterdir():
+                children = (task / "children").read_text().split()
+                stack.extend(int(c) for c in children)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--duration", type=float, default=20.0, help="seconds of load (bounded)")
+    ap.add_argument("--clients", type=int, default=4, help="client processes")
+    ap.add_argument("--connections", type=int, default=4, help="concurrent connections per client process")
+    ap.add_argument("--spans", type=int, default=512, help="spans per request")
+    ap.add_argument("--decode-workers", type=int, default=None)
+    args = ap.parse_args()
+    args.duration = min(args.duration, 300.0)
+
+    rng = random.Random(7)
+    bodies = [make_request(args.spans, rng) for _ in range(16)]
+    parse_rate, flatten_rate = baseline(bodies, args.spans, 3.0)
+
+    data = Path(tempfile.mkdtemp(prefix="apiary-bench-"))
+    key = subprocess.run([sys.executable, "-m", "apiary", "keys", "create", "bench", "--data", str(data)],
+                         check=True, capture_output=True, text=True).stdout.strip()
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "apiary", "serve", "--data", str(data), "--port", str(port)]
+    if args.decode_workers is not None:
+        cmd += ["--decode-workers", str(args.decode_workers)]
+    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(300):
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+                c.request("GET", "/api/health")
+                if c.getresponse().status == 200:
+                    break
+            except OSError:
+                time.sleep(0.1)
+        peak = [0]
+        stop = threading.Event()
+
+        def watch() -> None:
+            while not stop.is_set():
+                peak[0] = max(peak[0], tree_rss_kib(server.pid))
+                time.sleep(0.25)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        q: mp.Queue = mp.Queue()
+        procs = [mp.Process(target=client, args=(port, key, i, args.spans, args.duration, args.connections, q)) for i in range(args.clients)]
+        t0 = time.perf_counter()
+        for p in procs:
+            p.start()
+        results = [q.get(timeout=args.duration + 120) for _ in procs]
+        elapsed = time.perf_counter() - t0
+        for p in procs:
+            p.join()
+        stop.set()
+        watcher.join()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(60)
+        shutil.rmtree(data, ignore_errors=True)
+
+    acked = sum(r[0] for r in results)
+    refused = sum(r[1] for r in results)
+    lat = sorted(x for r in results for x in r[2])
+    rate = acked / elapsed
+    p50 = statistics.median(lat) * 1000 if lat else float("nan")
+    p99 = lat[int(len(lat) * 0.99) - 1] * 1000 if lat else float("nan")
+    print(f"machine: {os.cpu_count()} cores; {args.clients} client processes x {args.connections} connections, "
+          f"{args.spans} spans/request, {args.duration:.0f} s")
+    print(f"baseline, one process: parse {parse_rate:,.0f} spans/s; parse+flatten {flatten_rate:,.0f} spans/s")
+    print(f"apiary: acknowledged {rate:,.0f} spans/s ({rate / flatten_rate:.2f}x parse+flatten, {rate / parse_rate:.2f}x parse)")
+    print(f"latency: p50 {p50:.1f} ms, p99 {p99:.1f} ms over {len(lat)} requests; refused (429/503): {refused}")
+    print(f"peak RSS (server + decode workers): {peak[0] / 1024:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

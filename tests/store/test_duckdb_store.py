@@ -1,0 +1,117 @@
+"""The DuckDB span store's contract: typed columns, overflow, reopen, retention, concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from apiary.model.builder import BatchBuilder
+from apiary.model.span import SpanBatch
+from apiary.store.duckdb import DuckDBStore
+
+
+def batch(rows: list[dict], dataset: str = "svc", trace_id: str = "ab" * 16, ts: datetime | None = None) -> SpanBatch:
+    b = BatchBuilder(len(rows))
+    ts_us = int((ts or datetime.now(timezone.utc)).timestamp() * 1_000_000)
+    for i, attrs in enumerate(rows):
+        b.core["timestamp"][i] = ts_us + i
+        b.core["trace.trace_id"][i] = trace_id
+        b.core["trace.span_id"][i] = f"{i:016x}"
+        b.core["name"][i] = f"s{i}"
+        b.core["service.name"][i] = dataset
+        b.dataset[i] = dataset
+        for k, v in attrs.items():
+            b.set_attr(i, k, v)
+    return b.build()
+
+
+def run(coro):  # noqa: ANN001, ANN201
+    return asyncio.run(coro)
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "spans.duckdb"
+
+
+def test_types_survive_and_conflicts_are_kept(path: Path) -> None:
+    async def go() -> None:
+        store = DuckDBStore(path)
+        await store.append("e", batch([{"n": 1, "ok": True, "x": 1.5}, {"n": 2.5, "ok": False}]))
+        await store.append("e", batch([{"n": "many"}], trace_id="cd" * 16))
+        cols = {(c.name, c.type) for c in store.columns("e", "svc")}
+        assert ("n", "float") in cols and ("n", "string") in cols and ("ok", "boolean") in cols
+        rows = store.trace("e", "ab" * 16).to_pylist()
+        assert [r["n"] for r in rows] == [1.0, 2.5]
+        assert [r["ok"] for r in rows] == [True, False]
+        assert store.trace("e", "cd" * 16).to_pylist()[0]["n"] == "many"
+        await store.close()
+
+    run(go())
+
+
+def test_keys_differing_in_case_stay_apart(path: Path) -> None:
+    async def go() -> None:
+        store = DuckDBStore(path)
+        await store.append("e", batch([{"User": "a", "user": "b"}]))
+        row = store.trace("e", "ab" * 16).to_pylist()[0]
+        assert (row["User"], row["user"]) == ("a", "b")
+        await store.close()
+
+    run(go())
+
+
+def test_past_the_column_cap_keys_overflow_but_stay_readable(path: Path) -> None:
+    async def go() -> None:
+        store = DuckDBStore(path, max_columns=3)
+        await store.append("e", batch([{f"k{i}": i for i in range(6)}]))
+        row = store.trace("e", "ab" * 16).to_pylist()[0]
+        assert [row[f"k{i}"] for i in range(6)] == list(range(6))
+        overflowed = [c for c in store.columns("e", "svc") if c.json_key]
+        assert sorted(c.name for c in overflowed) == ["k3", "k4", "k5"]
+        await store.close()
+
+    run(go())
+
+
+def test_catalogue_and_rows_survive_reopen(path: Path) -> None:
+    async def go() -> None:
+        store = DuckDBStore(path)
+        await store.append("e", batch([{"app.result_length": 3}]))
+        await store.close()
+        again = DuckDBStore(path)
+        assert [d.name for d in again.datasets("e")] == ["svc"]
+        assert any(c.name == "app.result_length" and c.type == "integer" for c in again.columns("e", "svc"))
+        assert again.trace("e", "ab" * 16).to_pylist()[0]["app.result_length"] == 3
+        assert again.datasets("other") == [] and again.trace("other", "ab" * 16).num_rows == 0
+        await again.close()
+
+    run(go())
+
+
+def test_retention_deletes_by_age(path: Path) -> None:
+    async def go() -> None:
+        store = DuckDBStore(path)
+        old = datetime.now(timezone.utc) - timedelta(days=40)
+        await store.append("e", batch([{}, {}], trace_id="01" * 16, ts=old))
+        await store.append("e", batch([{}], trace_id="02" * 16))
+        assert store.delete_older_than(datetime.now(timezone.utc) - timedelta(days=30)) == 2
+        assert store.trace("e", "01" * 16).num_rows == 0
+        assert store.trace("e", "02" * 16).num_rows == 1
+        await store.close()
+
+    run(go())
+
+
+def test_concurrent_appends_share_commits(path: Path) -> None:
+    async def go() -> None:
+        store = DuckDBStore(path)
+        await asyncio.gather(*[store.append("e", batch([{"i": i}], trace_id=f"{i:032x}")) for i in range(1, 201)])
+        assert store.count("e") == 200
+        assert store._writer.commits < 200  # grouped, not one transaction per request
+        await store.close()
+
+    run(go())
