@@ -166,6 +166,9 @@ def main() -> None:
         elapsed = time.perf_counter() - t0
         for p in procs:
             p.join()
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        c.request("GET", "/api/health")
+        health = __import__("json").loads(c.getresponse().read())
         stop.set()
         watcher.join()
     finally:
@@ -185,6 +188,8 @@ def main() -> None:
     print(f"apiary: acknowledged {rate:,.0f} spans/s ({rate / flatten_rate:.2f}x parse+flatten, {rate / parse_rate:.2f}x parse)")
     print(f"latency: p50 {p50:.1f} ms, p99 {p99:.1f} ms over {len(lat)} requests; refused (429/503): {refused}")
     print(f"peak RSS (server + decode workers): {peak[0] / 1024:.0f} MiB")
+    if health.get("commits"):
+        print(f"group commit: {health['commits']} transactions, {health['committed_rows'] / health['commits']:,.0f} rows each")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from apiary.receivers.honeycomb import http as honeycomb_http
 from apiary.receivers.otlp import http as otlp_http
-from apiary.server import traces_api
+from apiary.server import traces_api, ui_routes
 from apiary.server.context import Apiary
 from apiary.server.decoding import DecodePool
 from apiary.server.settings import Settings
@@ -29,7 +29,8 @@ log = logging.getLogger("apiary")
 
 async def health(request: Request) -> JSONResponse:
     ctx: Apiary = request.app.state.apiary
-    return JSONResponse({"status": "ok", "pending_rows": getattr(ctx.store, "pending_rows", 0)})
+    stats = ctx.store.writer_stats() if hasattr(ctx.store, "writer_stats") else {}
+    return JSONResponse({"status": "ok", **stats})
 
 
 async def _retention_loop(ctx: Apiary) -> None:
@@ -71,6 +72,7 @@ def create_app(settings: Settings, ctx: Apiary | None = None) -> Starlette:
 
     routes = [Route("/api/health", health, methods=["GET"])]
     routes += otlp_http.routes + honeycomb_http.routes + traces_api.routes
+    routes += ui_routes.routes  # last: the UI's pages must never shadow an API path
     middleware = []
     if settings.cors_origins:
         middleware.append(Middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["POST", "GET", "OPTIONS"],

@@ -7,8 +7,13 @@ figures; the README has the latest run):
   attribute key gets its own typed column the first time it arrives
   (``a1``, ``a2`` ... -- DuckDB identifiers are case-insensitive, so the
   attribute name itself cannot be the column name). A filter on a typed
-  column reads one compressed column; the same filter on a key inside a JSON
-  column parses every row's JSON, ~50x slower at 10 M spans.
+  column reads one compressed column; the alternatives parse or look up
+  every row. ``bench/schema.py --rows 2000000`` measured here: string
+  equality 3.8 ms typed vs 276 ms in a JSON column (72x) vs 106 ms in a
+  MAP (28x); numeric range 2.6 vs 353 vs 117 ms; GROUP BY an attribute
+  with P90 46 vs 326 vs 145 ms; and the typed layout also loads fastest
+  (2.0 s vs 3.9 s vs 11.3 s). Adding a column to a 10 M row table costs
+  ~0.2 s once per new key.
 * A key seen with a second type (``http.status_code`` as int here, string
   there) gets a second column; the catalogue records (name, type) pairs.
 * Past ``max_columns`` attribute columns, new keys go into the ``_attrs``
@@ -146,6 +151,10 @@ class DuckDBStore:
     def pending_rows(self) -> int:
         return self._writer.pending_rows
 
+    def writer_stats(self) -> dict[str, int]:
+        w = self._writer
+        return {"pending_rows": w.pending_rows, "commits": w.commits, "committed_rows": w.committed_rows}
+
     def _physical_table(self, env: str, batch: SpanBatch) -> pa.Table:
         """Rename attribute columns to their physical columns; fold overflowing keys into ``_attrs``."""
         table = batch.table
@@ -245,19 +254,19 @@ class DuckDBStore:
                             entry[2] = now
                             touched_cols.append([naive, env, ds, col[0], col[1]])
         db = self._db
+        # One statement per kind of change: DuckDB's executemany runs a statement per row.
         if new_ds:
-            db.executemany("INSERT OR IGNORE INTO datasets VALUES (?, ?, ?, ?)", new_ds)
+            _bulk(db, "INSERT OR IGNORE INTO datasets SELECT * FROM _rows", ["_env", "name", "created_at", "last_written"], new_ds)
         if touched_ds:
-            db.executemany("UPDATE datasets SET last_written = ? WHERE _env = ? AND name = ?", touched_ds)
+            _bulk(db, "UPDATE datasets SET last_written = _rows.t FROM _rows WHERE datasets._env = _rows.e AND datasets.name = _rows.d",
+                  ["t", "e", "d"], touched_ds)
         if new_cols:
-            db.executemany("INSERT OR IGNORE INTO dataset_columns VALUES (?, ?, ?, ?, ?, ?)", new_cols)
+            _bulk(db, "INSERT OR IGNORE INTO dataset_columns SELECT * FROM _rows",
+                  ["_env", "_dataset", "name", "type", "first_seen", "last_seen"], new_cols)
         if touched_cols:
-            db.executemany("UPDATE dataset_columns SET last_seen = ? WHERE _env = ? AND _dataset = ? AND name = ? AND type = ?",
-                           touched_cols)
-
-    def cursor(self) -> duckdb.DuckDBPyConnection:
-        """A connection of its own to the same database, for another writer thread or a reader."""
-        return self._db.cursor()
+            _bulk(db, "UPDATE dataset_columns SET last_seen = _rows.t FROM _rows WHERE dataset_columns._env = _rows.e "
+                      "AND dataset_columns._dataset = _rows.d AND dataset_columns.name = _rows.n AND dataset_columns.type = _rows.ty",
+                  ["t", "e", "d", "n", "ty"], touched_cols)
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -402,6 +411,15 @@ def _arrow(cur: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any]) -> p
     # DuckDB 2 renamed arrow() to to_arrow_table().
     fetch = getattr(rel, "to_arrow_table", None) or rel.arrow
     return fetch()
+
+
+def _bulk(db: duckdb.DuckDBPyConnection, sql: str, names: list[str], rows: list[list[Any]]) -> None:
+    table = pa.table({name: [r[i] for r in rows] for i, name in enumerate(names)})
+    db.register("_rows", table)
+    try:
+        db.execute(sql)
+    finally:
+        db.unregister("_rows")
 
 
 def _utc(value: datetime) -> datetime:

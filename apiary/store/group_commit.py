@@ -47,6 +47,7 @@ class GroupCommitter(Generic[T]):
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
         self.commits = 0
+        self.committed_rows = 0
 
     @property
     def pending_rows(self) -> int:
@@ -85,6 +86,7 @@ class GroupCommitter(Generic[T]):
             try:
                 self._commit([p.item for p in group])
                 self.commits += 1
+                self.committed_rows += sum(p.rows for p in group)
                 results: list[BaseException | None] = [None] * len(group)
             except Exception as exc:  # noqa: BLE001 - isolate the failing batch
                 if len(group) == 1:

@@ -115,3 +115,24 @@ def test_concurrent_appends_share_commits(path: Path) -> None:
         await store.close()
 
     run(go())
+
+
+def test_last_seen_is_written_back(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import apiary.store.duckdb as module
+
+    monkeypatch.setattr(module, "_LAST_SEEN_FLUSH_S", 0.0)
+
+    async def go() -> None:
+        store = DuckDBStore(path)
+        await store.append("e", batch([{"k": 1}]))
+        first = {c.name: c.last_seen for c in store.columns("e", "svc")}["k"]
+        await asyncio.sleep(0.01)
+        await store.append("e", batch([{"k": 2}], trace_id="ef" * 16))
+        await store.close()
+        again = DuckDBStore(path)
+        col = {c.name: c for c in again.columns("e", "svc")}["k"]
+        assert col.last_seen > first and col.first_seen <= first
+        assert again.datasets("e")[0].last_written > again.datasets("e")[0].created_at
+        await again.close()
+
+    run(go())
