@@ -75,7 +75,8 @@ def _core_sql_type(f: pa.Field) -> str:
 class DuckDBStore:
     dialect = "duckdb"
 
-    def __init__(self, path: str | Path, *, max_columns: int = 1000, max_pending_rows: int = 400_000) -> None:
+    def __init__(self, path: str | Path, *, max_columns: int = 1000, max_pending_rows: int = 400_000,
+                 linger_s: float = 0.02) -> None:
         self.path = str(path)
         self.max_columns = max_columns
         try:
@@ -90,7 +91,7 @@ class DuckDBStore:
         self._create_schema()
         self._load_catalogue()
         self._writer: GroupCommitter[tuple[str, SpanBatch]] = GroupCommitter(
-            self._commit, max_pending_rows=max_pending_rows)
+            self._commit, max_pending_rows=max_pending_rows, linger_s=linger_s)
         self._closed = False
 
     # -- schema ---------------------------------------------------------------------------------
