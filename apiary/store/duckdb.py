@@ -269,6 +269,10 @@ class DuckDBStore:
                       "AND dataset_columns._dataset = _rows.d AND dataset_columns.name = _rows.n AND dataset_columns.type = _rows.ty",
                   ["t", "e", "d", "n", "ty"], touched_cols)
 
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A connection of its own to the same database, for another writer thread or a reader."""
+        return self._db.cursor()
+
     # -- reading --------------------------------------------------------------------------------
 
     def datasets(self, env: str) -> list[DatasetInfo]:
