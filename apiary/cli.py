@@ -35,6 +35,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings.retention_days = args.retention_days
     if args.cors_origin:
         settings.cors_origins = args.cors_origin
+    if args.xray_port is not None:
+        settings.xray_port = args.xray_port
+    if args.xray_env is not None:
+        settings.xray_env = args.xray_env
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     meta = MetaStore(settings.meta_path)
     first_key = None
@@ -138,6 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="delete spans older than this (env APIARY_RETENTION_DAYS, default 0 = keep everything)")
     serve.add_argument("--cors-origin", action="append", default=None,
                        help="browser origin allowed to send OTLP, repeatable (env APIARY_CORS_ORIGINS, comma-separated)")
+    serve.add_argument("--xray-port", type=int, default=None,
+                       help="X-Ray daemon port: UDP segments and TCP sampling (env APIARY_XRAY_PORT, default 2000; 0 = off)")
+    serve.add_argument("--xray-env", default=None,
+                       help="environment for the daemon's segments (env APIARY_XRAY_ENV, default: the first one created)")
     serve.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
     serve.set_defaults(func=cmd_serve)
 
@@ -158,6 +166,14 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("--key", default=None, help="a read key (env APIARY_KEY)")
     trace.add_argument("--json", action="store_true", help="print the raw JSON")
     trace.set_defaults(func=cmd_trace)
+
+    from apiary.query import commands as query_commands
+
+    query_commands.add_parsers(sub)
+
+    from apiary import demo
+
+    demo.add_parser(sub)
     return parser
 
 

@@ -15,13 +15,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from apiary.receivers.cloudwatch import http as cloudwatch_http
+from apiary.query import http as query_http
 from apiary.receivers.honeycomb import http as honeycomb_http
+from apiary.receivers.rollbar import http as rollbar_http
 from apiary.receivers.otlp import http as otlp_http
+from apiary.receivers.xray import api as xray_api
+from apiary.receivers.xray.daemon import Daemon as XRayDaemon
+from apiary.receivers.xray.service import XRay
 from apiary.server import traces_api, ui_routes
 from apiary.server.context import Apiary
 from apiary.server.decoding import DecodePool
 from apiary.server.settings import Settings
 from apiary.store.duckdb import DuckDBStore
+from apiary.store.duckdb_errors import DuckDBErrorStore
+from apiary.store.duckdb_logs import DuckDBLogStore
 from apiary.store.meta import MetaStore
 
 log = logging.getLogger("apiary")
@@ -50,7 +58,9 @@ def open_context(settings: Settings) -> Apiary:
     meta = MetaStore(settings.meta_path)
     store = DuckDBStore(settings.spans_path, max_columns=settings.max_columns, max_pending_rows=settings.max_pending_rows)
     pool = DecodePool(settings.decode_workers)
-    return Apiary(settings, meta, store, pool)
+    logs = DuckDBLogStore(store, max_pending_rows=settings.max_pending_rows)
+    errors = DuckDBErrorStore(store)
+    return Apiary(settings, meta, store, pool, logs=logs, errors=errors)
 
 
 def create_app(settings: Settings, ctx: Apiary | None = None) -> Starlette:
@@ -59,19 +69,32 @@ def create_app(settings: Settings, ctx: Apiary | None = None) -> Starlette:
         context = ctx or open_context(settings)
         await asyncio.to_thread(context.pool.warm_up)
         app.state.apiary = context
+        app.state.xray = XRay(context)
+        daemon = XRayDaemon(app.state.xray, settings.host, settings.xray_port) if settings.xray_port else None
+        if daemon:
+            await daemon.start()
+        app.state.xray_daemon = daemon
         task = asyncio.create_task(_retention_loop(context)) if settings.retention_days > 0 else None
         try:
             yield
         finally:
             if task:
                 task.cancel()
+            if daemon:
+                await daemon.stop()
             # Every acknowledged batch is already committed; this commits what is still queued.
+            for extra in (context.logs, context.errors):
+                if extra is not None:
+                    await extra.close()
             await context.store.close()
             context.pool.close()
             print("Apiary stopped: every acknowledged batch is committed.", flush=True)
 
     routes = [Route("/api/health", health, methods=["GET"])]
     routes += otlp_http.routes + honeycomb_http.routes + traces_api.routes
+    routes += rollbar_http.routes + cloudwatch_http.routes
+    routes += query_http.routes
+    routes += xray_api.routes
     routes += ui_routes.routes  # last: the UI's pages must never shadow an API path
     middleware = []
     if settings.cors_origins:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from apiary.server.decoding import DecodePool
 from apiary.server.settings import Settings
@@ -19,6 +20,9 @@ class Apiary:
     meta: MetaStore
     store: Store
     pool: DecodePool
+    #: The log store (CloudWatch Logs, OTLP logs) and the error store (Rollbar), in the span store's file.
+    logs: Any = None
+    errors: Any = None
     _key_cache: dict[str, tuple[float, ApiKey]] = field(default_factory=dict)
 
     def authenticate(self, key: str | None) -> ApiKey | None:

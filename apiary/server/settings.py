@@ -30,6 +30,10 @@ class Settings:
     retention_days: float = field(default_factory=lambda: float(_env("RETENTION_DAYS", "0")))
     #: Browser origins allowed to send OTLP (CORS), e.g. a front end on http://127.0.0.1:3000.
     cors_origins: list[str] = field(default_factory=lambda: [o for o in _env("CORS_ORIGINS", "").split(",") if o])
+    #: UDP (segments) and TCP (sampling) port of the built-in X-Ray daemon; 0 turns it off.
+    xray_port: int = field(default_factory=lambda: int(_env("XRAY_PORT", "2000")))
+    #: Environment the daemon's segments go to; empty means the first environment created.
+    xray_env: str = field(default_factory=lambda: _env("XRAY_ENV", ""))
 
     @property
     def spans_path(self) -> Path:

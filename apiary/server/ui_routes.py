@@ -17,18 +17,22 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import secrets
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, Router
 from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 
 from apiary.model.ids import normalise_trace_id
 from apiary.model.trace import rows_to_spans
-from apiary.receivers.honeycomb.http import KEY_HEADER, authenticate, column_json, error
+from apiary.receivers.honeycomb.http import KEY_HEADER, authenticate, column_json, error, get_columns
 from apiary.server.context import Apiary
+from apiary.store.meta import ApiKey
 from apiary.ui import queries
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "ui" / "static"
@@ -179,6 +183,13 @@ async def columns(request: Request) -> Response:
     return JSONResponse([column_json(c) for c in cols])
 
 
+async def datasets(request: Request) -> Response:
+    env = environment(request)
+    if isinstance(env, Response):
+        return env
+    return JSONResponse({"environment": env, "datasets": [d.name for d in _ctx(request).store.datasets(env)]})
+
+
 async def services(request: Request) -> Response:
     env = environment(request)
     if isinstance(env, Response):
@@ -228,14 +239,115 @@ async def create_key(request: Request) -> Response:
     return JSONResponse({"environment": env, "key": key}, 201)
 
 
+async def traces_for(request: Request) -> Response:
+    """Traces behind part of a query result (a heatmap region, a table row): the engine run directly, kept out of the history.
+
+    Body: ``{"dataset": ..., "query": <spec>}`` -- the client narrows the spec (time, value range, breakdown values)
+    and groups by ``trace.trace_id``.
+    """
+    from apiary.query.engine import DatasetNotFound, run_query
+    from apiary.query.spec import SpecError, parse_spec
+
+    env = environment(request)
+    if isinstance(env, Response):
+        return env
+    denied = _write_allowed(request)
+    if denied:
+        return denied
+    try:
+        body = await request.json()
+        spec = parse_spec(body.get("query") if isinstance(body, dict) else None)
+        dataset = str(body.get("dataset") or "__all__")
+        outcome = await asyncio.to_thread(run_query, _ctx(request).store, env, dataset, spec)
+    except ValueError as exc:  # SpecError is a ValueError, as is bad JSON
+        return error(400, str(exc))
+    except DatasetNotFound as exc:
+        return error(404, str(exc))
+    return JSONResponse({"environment": env, "results": outcome.data["results"], "elapsed_ms": round(outcome.elapsed_ms, 3)})
+
+
+class _EnvContext:
+    """The server's context, but a one-request token authenticates as a read key of one environment."""
+
+    def __init__(self, ctx: Apiary, token: str, key: ApiKey) -> None:
+        self._ctx, self._token, self._key = ctx, token, key
+
+    def authenticate(self, key: str | None) -> ApiKey | None:
+        return self._key if key == self._token else self._ctx.authenticate(key)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ctx, name)
+
+
+class _StateView:
+    def __init__(self, state: Any, apiary: _EnvContext) -> None:
+        object.__setattr__(self, "_state", state)
+        object.__setattr__(self, "apiary", apiary)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._state, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._state, name, value)
+
+
+class _AppView:
+    def __init__(self, app: Any, state: _StateView) -> None:
+        self._app, self.state = app, state
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._app, name)
+
+
+class HoneycombForUI:
+    """``/ui/api/hc/...``: the Honeycomb query and columns APIs (and query history) for the UI.
+
+    With a key (non-loopback mode) a call passes through unchanged. In open mode it acts for the
+    ``env`` parameter's environment: the handlers see a read key of that environment that exists
+    for this one request only, so they run exactly as they do for an API client.
+    """
+
+    def __init__(self) -> None:
+        self._router: Router | None = None
+
+    def router(self) -> Router:
+        if self._router is None:
+            from apiary.query import http as query_http  # imported late: the UI works while it is absent
+
+            self._router = Router(routes=[*query_http.routes, Route("/1/columns/{dataset:path}", get_columns, methods=["GET"])])
+        return self._router
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        ctx = _ctx(request)
+        if open_mode(ctx):
+            env = environment(request)
+            if isinstance(env, Response):
+                await env(scope, receive, send)
+                return
+            if request.method not in ("GET", "HEAD") and request.headers.get(UI_HEADER) != "1":
+                await error(403, f"UI writes need the {UI_HEADER}: 1 header")(scope, receive, send)
+                return
+            token = secrets.token_urlsafe(24)
+            key = ApiKey(0, env, "ui", True, datetime.now(timezone.utc))
+            headers = [(k, v) for k, v in scope["headers"] if k.lower() != KEY_HEADER.lower().encode()]
+            headers.append((KEY_HEADER.lower().encode(), token.encode()))
+            app = scope["app"]
+            scope = {**scope, "headers": headers, "app": _AppView(app, _StateView(app.state, _EnvContext(ctx, token, key)))}
+        await self.router()(scope, receive, send)
+
+
 routes = [
     *(Route(p, page, methods=["GET"]) for p in PAGES),
     Route("/ui/api/config", config, methods=["GET"]),
     Route("/ui/api/home", home, methods=["GET"]),
     Route("/ui/api/trace/{trace_id}", trace, methods=["GET"]),
     Route("/ui/api/columns", columns, methods=["GET"]),
+    Route("/ui/api/datasets", datasets, methods=["GET"]),
     Route("/ui/api/services", services, methods=["GET"]),
     Route("/ui/api/settings", settings_doc, methods=["GET"]),
     Route("/ui/api/keys", create_key, methods=["POST"]),
+    Route("/ui/api/traces_for", traces_for, methods=["POST"]),
+    Mount("/ui/api/hc", app=HoneycombForUI()),
     Mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="ui-static"),
 ]

@@ -127,7 +127,7 @@ class DuckDBStore:
         key = (name, typ)
         found = self._physical.get(key)
         if found is not None:
-            return found
+            return None if found == OVERFLOW_COLUMN else found
         attribute_count = sum(1 for p in self._physical.values() if p != OVERFLOW_COLUMN)
         if attribute_count >= self.max_columns:
             physical = OVERFLOW_COLUMN

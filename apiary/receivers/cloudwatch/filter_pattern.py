@@ -279,6 +279,7 @@ def _as_predicate(expr: Any) -> Predicate:
     return expr[1] if isinstance(expr, tuple) else expr
 
 
+@v_args(inline=True)
 class _BuildSpace(_Build):
     """In a space-delimited pattern, ``any_of``/``all_of`` combine (name, predicate) pairs."""
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from google.protobuf import json_format
 from google.rpc import status_pb2
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from apiary.receivers.encoding import BadEncoding, BodyTooLarge, UnsupportedEncoding, read_body
+from apiary.receivers.otlp import logs as otlp_logs
 from apiary.receivers.otlp.traces import PayloadError, decode_request
 from apiary.server.context import Apiary
 from apiary.store.base import StoreOverloaded, StoreUnavailable
@@ -75,4 +77,41 @@ async def export_traces(request: Request) -> Response:
     return Response(resp.SerializeToString(), 200, media_type=PROTOBUF)
 
 
-routes = [Route("/v1/traces", export_traces, methods=["POST"])]
+async def export_logs(request: Request) -> Response:
+    """``POST /v1/logs``: the same checks and answers as traces, into the log store."""
+    ctx: Apiary = request.app.state.apiary
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    as_json = ctype == JSON
+    if ctype not in (PROTOBUF, JSON):
+        return _status(415, f"unsupported Content-Type {ctype or '(none)'!r}: send {PROTOBUF} or {JSON}", False)
+    api_key = ctx.authenticate(request.headers.get(KEY_HEADER))
+    if api_key is None:
+        return _status(401, f"missing or unknown API key in the {KEY_HEADER} header: check OTEL_EXPORTER_OTLP_HEADERS "
+                            f"(`apiary keys list` shows the keys of each environment)", as_json)
+    if ctx.logs is None:
+        return _status(503, "the log store is not open", as_json, 5)
+    limit = ctx.settings.max_body_bytes
+    try:
+        body = await read_body(request, limit)
+        batch = otlp_logs.decode_request(body, request.headers.get("content-encoding"), as_json, limit)
+        for group, stream in {(g, s) for g, s in zip(batch.table.column("log_group").to_pylist(),
+                                                      batch.table.column("log_stream").to_pylist())}:
+            await ctx.logs.ensure_stream(api_key.environment, group, stream)
+        await ctx.logs.append(api_key.environment, batch)
+    except BodyTooLarge as exc:
+        return _status(413, str(exc), as_json)
+    except UnsupportedEncoding as exc:
+        return _status(415, str(exc), as_json)
+    except (PayloadError, BadEncoding) as exc:
+        return _status(400, str(exc), as_json)
+    except StoreOverloaded as exc:
+        return _status(429, "too many log records waiting to be committed; retry later", as_json, exc.retry_after)
+    except StoreUnavailable as exc:
+        return _status(503, str(exc), as_json, exc.retry_after)
+    resp = ExportLogsServiceResponse()
+    if as_json:
+        return Response(json_format.MessageToJson(resp, indent=None), 200, media_type=JSON)
+    return Response(resp.SerializeToString(), 200, media_type=PROTOBUF)
+
+
+routes = [Route("/v1/traces", export_traces, methods=["POST"]), Route("/v1/logs", export_logs, methods=["POST"])]

@@ -1,0 +1,43 @@
+"""SQL dialects: each renders the one query plan (``apiary.query.plan``) for one store."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Protocol, Sequence
+
+from apiary.query.plan import SpanQuery
+
+
+class Compiled(NamedTuple):
+    sql: str
+    params: list[Any]
+
+
+class Dialect(Protocol):
+    """What the engine asks of a dialect. Every statement's columns are named as documented per method."""
+
+    name: str
+
+    def summary(self, q: SpanQuery) -> Compiled:
+        """One row per group: ``g0..gN``, ``c0..cM`` (SQL aggregates, by index), ``_rows``, ``_examples``;
+        HAVING, ORDER BY and LIMIT applied."""
+
+    def series(self, q: SpanQuery, groups: Sequence[tuple[Any, ...]] | None) -> Compiled:
+        """``_bucket``, ``g0..gN``, ``c0..cM``, ``_rows`` per time bucket, for the listed groups only (all when None)."""
+
+    def bounds(self, q: SpanQuery, aggregate: int, groups: Sequence[tuple[Any, ...]] | None) -> Compiled:
+        """``lo``, ``hi`` of a heatmap's values."""
+
+    def heatmap(self, q: SpanQuery, aggregate: int, groups: Sequence[tuple[Any, ...]] | None,
+                lo: float, width: float) -> Compiled:
+        """``_bucket``, ``g0..gN``, ``_cell`` (value bucket), ``n``, ``_example``."""
+
+    def concurrency(self, q: SpanQuery, groups: Sequence[tuple[Any, ...]] | None) -> Compiled:
+        """``_bucket``, ``g0..gN``, ``v``: most spans in progress at once in each time bucket."""
+
+
+def dialect_for(name: str) -> Dialect:
+    if name == "duckdb":
+        from apiary.query.dialects.duckdb import DuckDBDialect
+
+        return DuckDBDialect()
+    raise ValueError(f"no SQL dialect {name!r}")

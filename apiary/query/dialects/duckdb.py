@@ -1,0 +1,227 @@
+"""The query plan rendered as DuckDB SQL.
+
+Every value travels as a ``$n`` parameter; identifiers come only from the
+store's catalogue and are checked against the physical layout before they
+are quoted. The only numbers written into SQL text are the plan's own
+constants (percentile fractions, bucket counts), never a user's value.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Any, Sequence
+
+from apiary.model.span import CORE_NAMES
+from apiary.query.dialects import Compiled
+from apiary.query.plan import (
+    BOOLEAN, FLOAT, INTEGER, STRING, TIMESTAMP, Aggregate, Call, Column, Expr, InList, Literal, Source, SpanQuery,
+)
+
+_SQL_TYPE = {STRING: "VARCHAR", INTEGER: "BIGINT", FLOAT: "DOUBLE", BOOLEAN: "BOOLEAN", TIMESTAMP: "TIMESTAMP"}
+_PHYSICAL = re.compile(r"a[0-9]+")
+_INTERNAL = {"_dataset", "_attrs"}
+_BINARY = {"eq": "=", "ne": "<>", "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "add": "+", "sub": "-", "mul": "*",
+           "mod": "%"}
+_FUNCTIONS = {"starts_with": "starts_with", "ends_with": "suffix", "contains": "contains", "lower": "lower",
+              "upper": "upper", "length": "length", "coalesce": "coalesce", "concat": "concat", "least": "least",
+              "greatest": "greatest"}
+_CASTS = {"to_integer": INTEGER, "to_float": FLOAT, "to_string": STRING, "to_boolean": BOOLEAN}
+
+
+def ident(name: str) -> str:
+    if not (name in CORE_NAMES or name in _INTERNAL or _PHYSICAL.fullmatch(name)):
+        raise ValueError(f"{name!r} is not a column of the spans table")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def json_pointer(key: str) -> str:
+    return "/" + key.replace("~", "~0").replace("/", "~1")
+
+
+class _Render:
+    def __init__(self) -> None:
+        self.params: list[Any] = []
+
+    def param(self, value: Any) -> str:
+        self.params.append(value)
+        return f"${len(self.params)}"
+
+    # -- expressions ----------------------------------------------------------------------------
+
+    def source(self, s: Source, want: str) -> str:
+        if s.json_key is not None:
+            raw, raw_type = f"json_extract_string({ident(s.physical)}, {self.param(json_pointer(s.json_key))})", STRING
+        else:
+            raw, raw_type = ident(s.physical), s.type
+        if raw_type == want:
+            return raw
+        if want == STRING:
+            return f"CAST({raw} AS VARCHAR)"
+        return f"TRY_CAST({raw} AS {_SQL_TYPE[want]})"
+
+    def expr(self, e: Expr) -> str:
+        if isinstance(e, Column):
+            parts = [self.source(s, e.type) for s in e.sources]
+            return parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
+        if isinstance(e, Literal):
+            if e.value is None:
+                return "NULL"
+            return f"CAST({self.param(e.value)} AS {_SQL_TYPE[e.type]})"
+        if isinstance(e, InList):
+            values = ", ".join(self.expr(v) for v in e.values)
+            return f"({self.expr(e.expr)} {'NOT IN' if e.negate else 'IN'} ({values}))"
+        return self.call(e)
+
+    def call(self, e: Call) -> str:
+        fn, args = e.fn, [self.expr(a) for a in e.args]
+        if fn in _BINARY:
+            return "(" + f" {_BINARY[fn]} ".join(args) + ")"
+        if fn == "div":
+            return f"({args[0]} / nullif({args[1]}, 0))"
+        if fn in ("and", "or"):
+            return "(" + f" {fn.upper()} ".join(args) + ")"
+        if fn == "not":
+            return f"(NOT {args[0]})"
+        if fn == "is_null":
+            return f"({args[0]} IS NULL)"
+        if fn == "not_null":
+            return f"({args[0]} IS NOT NULL)"
+        if fn == "if":
+            return f"(CASE WHEN {args[0]} THEN {args[1]} ELSE {args[2]} END)"
+        if fn in _CASTS:
+            want = _SQL_TYPE[_CASTS[fn]]
+            return f"CAST({args[0]} AS VARCHAR)" if want == "VARCHAR" else f"TRY_CAST({args[0]} AS {want})"
+        if fn == "epoch_seconds":
+            return f"(epoch_us({args[0]}) / 1000000.0)"
+        if fn in _FUNCTIONS:
+            return f"{_FUNCTIONS[fn]}({', '.join(args)})"
+        raise ValueError(f"DuckDB dialect has no function {fn!r}")
+
+    # -- the filtered rows ----------------------------------------------------------------------
+
+    def base(self, q: SpanQuery, *, args: bool = True, groups: Sequence[tuple[Any, ...]] | None = None,
+             extra: Sequence[tuple[str, str]] = ()) -> str:
+        """The filtered rows, with ``_bucket``, ``g*``, ``v*`` (aggregate arguments), ``_tid``, ``_dur``."""
+        ts = self.expr(q.timestamp)
+        start_us = _epoch_us(q.start)
+        cols = [f"(epoch_us({ts}) - {self.param(start_us)}) // {self.param(q.granularity_s * 1_000_000)} AS _bucket"]
+        cols += [f"{self.expr(g.expr)} AS g{i}" for i, g in enumerate(q.groups)]
+        if args:
+            for j, a in enumerate(q.aggregates):
+                if a.arg is None:
+                    continue
+                value = self.expr(a.arg)
+                if a.kind.startswith("rate_"):
+                    part = ", ".join(self.expr(g.expr) for g in q.groups)
+                    window = f"OVER ({'PARTITION BY ' + part + ' ' if part else ''}ORDER BY {ts})"
+                    # Between consecutive rows that have a value: rows without one do not break the sequence.
+                    when = f"CASE WHEN ({value}) IS NOT NULL THEN epoch_us({ts}) END"
+                    value = (f"(({value}) - lag({value} IGNORE NULLS) {window}) / "
+                             f"nullif((({when}) - lag({when} IGNORE NULLS) {window}) / 1000000.0, 0)")
+                cols.append(f"{value} AS v{j}")
+        cols += [f"{self.expr(q.trace_id)} AS _tid", f"{self.expr(q.duration)} AS _dur"]
+        cols += [f"{sql} AS {name}" for name, sql in extra]
+        where = [f"_env = {self.param(q.env)}", f"{ts} >= {self.param(q.start)}", f"{ts} < {self.param(q.end)}"]
+        if q.datasets is not None:
+            where.append(f"_dataset IN ({', '.join(self.param(d) for d in q.datasets)})")
+        if q.where is not None:
+            where.append(self.expr(q.where))
+        sql = f"SELECT {', '.join(cols)} FROM spans WHERE {' AND '.join(where)}"
+        if groups is not None and q.groups:
+            sql = f"SELECT b.* FROM ({sql}) b SEMI JOIN ({self.group_list(q, groups)}) k ON " + " AND ".join(
+                f"b.g{i} IS NOT DISTINCT FROM k.k{i}" for i in range(len(q.groups)))
+        return sql
+
+    def group_list(self, q: SpanQuery, groups: Sequence[tuple[Any, ...]]) -> str:
+        cols = []
+        for i, g in enumerate(q.groups):
+            values = [row[i] for row in groups]
+            cols.append(f"unnest(CAST({self.param(values)} AS {_SQL_TYPE[g.expr.type]}[])) AS k{i}")
+        return f"SELECT {', '.join(cols)}"
+
+    def aggregate(self, j: int, a: Aggregate) -> str:
+        v = f"v{j}"
+        if a.kind == "count":
+            return "count(*)"
+        if a.kind == "count_distinct":
+            return f"approx_count_distinct({v})"
+        if a.kind in ("sum", "avg", "min", "max"):
+            return f"{a.kind}({v})"
+        if a.kind == "quantile":
+            return f"quantile_cont({v}, {float(a.q)!r})"  # a constant of the plan, never user input
+        if a.kind in ("rate_avg", "rate_sum", "rate_max"):
+            return f"{a.kind[5:]}({v})"
+        raise ValueError(f"{a.kind} is not a summary aggregate")
+
+    def aggregates(self, q: SpanQuery) -> list[str]:
+        return [f"{self.aggregate(j, a)} AS c{j}" for j, a in enumerate(q.aggregates) if a.kind not in ("heatmap", "concurrency")]
+
+
+class DuckDBDialect:
+    name = "duckdb"
+
+    def summary(self, q: SpanQuery) -> Compiled:
+        r = _Render()
+        base = r.base(q)
+        groups = [f"g{i}" for i in range(len(q.groups))]
+        cols = groups + r.aggregates(q) + ["count(*) AS _rows",
+                                           f"arg_max(_tid, coalesce(_dur, 0), {int(q.examples)}) FILTER (WHERE _tid IS NOT NULL) AS _examples"]
+        sql = f"SELECT {', '.join(cols)} FROM ({base})"
+        if groups:
+            sql += f" GROUP BY {', '.join(groups)}"
+        having = [f"c{h.aggregate} {_BINARY[h.op]} {r.param(h.value)}" for h in q.having]
+        if having:
+            sql += " HAVING " + " AND ".join(having)
+        order = [f"{'g' if o.target == 'group' else 'c'}{o.index} {'DESC' if o.descending else 'ASC'} NULLS LAST"
+                 for o in q.order]
+        if not any(o.target == "aggregate" for o in q.order):
+            order.append("_rows DESC")
+        order += [f"g{i} ASC NULLS LAST" for i in range(len(q.groups))
+                  if not any(o.target == "group" and o.index == i for o in q.order)]
+        sql += f" ORDER BY {', '.join(order)} LIMIT {r.param(q.limit)}"
+        return Compiled(sql, r.params)
+
+    def series(self, q: SpanQuery, groups: Sequence[tuple[Any, ...]] | None) -> Compiled:
+        r = _Render()
+        base = r.base(q, groups=groups)
+        keys = ["_bucket"] + [f"g{i}" for i in range(len(q.groups))]
+        sql = f"SELECT {', '.join(keys + r.aggregates(q))}, count(*) AS _rows FROM ({base}) GROUP BY {', '.join(keys)}"
+        return Compiled(sql, r.params)
+
+    def bounds(self, q: SpanQuery, aggregate: int, groups: Sequence[tuple[Any, ...]] | None) -> Compiled:
+        r = _Render()
+        base = r.base(q, groups=groups)
+        return Compiled(f"SELECT min(v{aggregate}) AS lo, max(v{aggregate}) AS hi FROM ({base})", r.params)
+
+    def heatmap(self, q: SpanQuery, aggregate: int, groups: Sequence[tuple[Any, ...]] | None,
+                lo: float, width: float) -> Compiled:
+        r = _Render()
+        base = r.base(q, groups=groups)
+        keys = ["_bucket"] + [f"g{i}" for i in range(len(q.groups))]
+        cell = (f"least(CAST(floor((v{aggregate} - {r.param(float(lo))}) / {r.param(float(width))}) AS BIGINT), "
+                f"{int(q.heatmap_buckets) - 1}) AS _cell")
+        sql = (f"SELECT {', '.join(keys)}, {cell}, count(*) AS n, any_value(_tid) AS _example FROM ({base}) "
+               f"WHERE v{aggregate} IS NOT NULL GROUP BY ALL")
+        return Compiled(sql, r.params)
+
+    def concurrency(self, q: SpanQuery, groups: Sequence[tuple[Any, ...]] | None) -> Compiled:
+        r = _Render()
+        ts = r.expr(q.timestamp)
+        base = r.base(q, args=False, groups=groups, extra=[
+            ("_s", f"epoch_us({ts})"), ("_e", f"epoch_us({ts}) + CAST(coalesce({r.expr(q.duration)}, 0) * 1000 AS BIGINT)")])
+        g = [f"g{i}" for i in range(len(q.groups))]
+        gsel = "".join(f"{x}, " for x in g)
+        part = f"PARTITION BY {', '.join(g)} " if g else ""
+        start_us = _epoch_us(q.start)
+        sql = (f"WITH b AS ({base}), "
+               f"ev AS (SELECT {gsel}_s AS t, 1 AS d FROM b UNION ALL SELECT {gsel}_e AS t, -1 AS d FROM b), "
+               f"run AS (SELECT {gsel}t, sum(d) OVER ({part}ORDER BY t, d ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS c "
+               f"FROM ev) "
+               f"SELECT (t - {r.param(start_us)}) // {r.param(q.granularity_s * 1_000_000)} AS _bucket, {gsel}max(c) AS v "
+               f"FROM run WHERE t >= {r.param(start_us)} AND t < {r.param(_epoch_us(q.end))} GROUP BY ALL")
+        return Compiled(sql, r.params)
+
+
+def _epoch_us(naive_utc: datetime) -> int:
+    return int(naive_utc.replace(tzinfo=timezone.utc).timestamp() * 1_000_000)

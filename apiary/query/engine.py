@@ -1,0 +1,205 @@
+"""Run a query spec against a store and shape the answer as Honeycomb's Query Result.
+
+The engine plans, asks the dialect for SQL and hands that SQL to
+``store.query`` -- it never opens a connection itself. Result shape
+(Honeycomb's, plus what a UI needs to jump to traces)::
+
+    {"series":  [{"time": ISO, "data": {<breakdowns>, <calculations>}}],   # every bucket x result group
+     "results": [{"data": {<breakdowns>, <calculations>}, "examples": [trace ids]}],
+     "heatmaps": {"HEATMAP(col)": {"buckets": [{"lower", "upper"}], "cells": [{"time", "bucket", "count", "trace_id", <breakdowns>}]}},
+     "granularity": s, "start_time": unix s, "end_time": unix s}
+
+In ``series`` and ``results`` a HEATMAP's value is its list of counts, one per value bucket.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Sequence
+
+import pyarrow as pa
+
+from apiary.query.dialects import Dialect, dialect_for
+from apiary.query.plan import SpanQuery
+from apiary.query.planner import Catalogue, build_plan
+from apiary.query.spec import QuerySpec, TimeWindow
+from apiary.store.base import Store
+
+ALL_DATASETS = "__all__"
+#: Result groups that get a time series (each one point per bucket).
+MAX_SERIES_GROUPS = 100
+
+
+class DatasetNotFound(LookupError):
+    pass
+
+
+@dataclass
+class QueryOutcome:
+    data: dict[str, Any]
+    window: TimeWindow
+    elapsed_ms: float
+    sql: list[str]
+
+
+def plan_query(store: Store, env: str, dataset: str, spec: QuerySpec, now: float | None = None) -> tuple[SpanQuery, TimeWindow]:
+    window = spec.window(now)
+    if dataset == ALL_DATASETS:
+        datasets, where = None, f"environment {env!r}"
+    else:
+        if dataset not in {d.name for d in store.datasets(env)}:
+            raise DatasetNotFound(f"dataset {dataset!r} not found in environment {env!r}")
+        datasets, where = (dataset,), f"dataset {dataset!r}"
+    catalogue = Catalogue(store.columns(env, None if datasets is None else dataset), where)
+    return build_plan(spec, catalogue, env, datasets, window), window
+
+
+def run_query(store: Store, env: str, dataset: str, spec: QuerySpec, now: float | None = None,
+              dialect: Dialect | None = None, disable_series: bool = False) -> QueryOutcome:
+    """``disable_series`` (as Honeycomb's API offers) skips the time series: one scan fewer."""
+    started = time.perf_counter()
+    q, window = plan_query(store, env, dataset, spec, now)
+    runner = _Runner(store, dialect or dialect_for(store.dialect), q, disable_series)
+    data = runner.run()
+    data.update(granularity=window.granularity, start_time=window.start, end_time=window.end)
+    return QueryOutcome(data, window, (time.perf_counter() - started) * 1000, runner.statements)
+
+
+class _Runner:
+    def __init__(self, store: Store, dialect: Dialect, q: SpanQuery, disable_series: bool = False) -> None:
+        self.store, self.dialect, self.q, self.disable_series = store, dialect, q, disable_series
+        self.statements: list[str] = []
+        self.group_labels = [g.label for g in q.groups]
+        self.sql_aggs = [(j, a) for j, a in enumerate(q.aggregates) if a.kind not in ("heatmap", "concurrency")]
+
+    def _run(self, compiled: Any) -> pa.Table:
+        self.statements.append(compiled.sql)
+        return self.store.query(compiled.sql, compiled.params)
+
+    def run(self) -> dict[str, Any]:
+        q = self.q
+        n_groups = len(q.groups)
+        bucket_rows: dict[tuple[int, tuple[Any, ...]], dict[str, Any]] = {}
+        heatmap_only = n_groups == 0 and all(a.kind == "heatmap" for a in q.aggregates)
+        if heatmap_only:  # the heatmap's own statements give the totals: skip a scan
+            totals = [{"_examples": []}]
+        else:
+            totals = [r for r in _rows(self._run(self.dialect.summary(q))) if r["_rows"]]
+        keys = [tuple(r[f"g{i}"] for i in range(n_groups)) for r in totals]
+        series_keys = [] if self.disable_series else keys[:MAX_SERIES_GROUPS]
+        if series_keys and self.sql_aggs:
+            for r in _rows(self._run(self.dialect.series(q, series_keys if n_groups else None))):
+                bucket_rows[(r["_bucket"], tuple(r[f"g{i}"] for i in range(n_groups)))] = r
+
+        results = []
+        for key, r in zip(keys, totals):
+            row = dict(zip(self.group_labels, key))
+            for j, a in self.sql_aggs:
+                row[a.label] = _clean(r[f"c{j}"])
+            examples = []
+            for t in r.get("_examples") or []:
+                if t not in examples:
+                    examples.append(t)
+            results.append({"data": row, "examples": examples})
+
+        series: list[dict[str, Any]] = []
+        self.series_index: list[tuple[int, tuple[Any, ...]]] = []
+        zero = {a.label: (0 if a.kind in ("count", "count_distinct") else None) for _, a in self.sql_aggs}
+        columns = [(f"c{j}", a.label, a.kind in ("count", "count_distinct")) for j, a in self.sql_aggs]
+        # Empty points of one group share one dict (they are never mutated in place; see _set_point).
+        empty = {key: {**dict(zip(self.group_labels, key)), **zero} for key in series_keys}
+        prefixes = {key: dict(zip(self.group_labels, key)) for key in series_keys}
+        step = timedelta(seconds=q.granularity_s)
+        for b in range(q.buckets if series_keys else 0):
+            when = _iso(q.start + b * step)
+            for key in series_keys:
+                r = bucket_rows.get((b, key))
+                if r is None:
+                    point = empty[key]
+                else:
+                    point = dict(prefixes[key])
+                    for col, label, counting in columns:
+                        value = _clean(r[col])
+                        point[label] = 0 if value is None and counting else value
+                series.append({"time": when, "data": point})
+                self.series_index.append((b, key))
+
+        heatmaps: dict[str, Any] = {}
+        group_filter = keys if n_groups else None
+        for j, a in enumerate(q.aggregates):
+            if a.kind == "heatmap" and keys:
+                heatmaps[a.label] = self._heatmap(j, group_filter, results, series, keys)
+            elif a.kind == "concurrency" and keys:
+                self._concurrency(j, group_filter, results, series, keys)
+        if heatmap_only:
+            hm = next(iter(heatmaps.values()), None)
+            if hm is None or not hm["cells"]:
+                return {"series": [], "results": [], "heatmaps": heatmaps}
+            slowest = sorted(hm["cells"], key=lambda c: -c["bucket"])
+            results[0]["examples"] = list(dict.fromkeys(c["trace_id"] for c in slowest if c["trace_id"]))[:q.examples]
+        return {"series": series, "results": results, "heatmaps": heatmaps}
+
+    def _heatmap(self, j: int, groups: Sequence[tuple[Any, ...]] | None, results: list[dict[str, Any]],
+                 series: list[dict[str, Any]], keys: list[tuple[Any, ...]]) -> dict[str, Any]:
+        q, label, n = self.q, self.q.aggregates[j].label, self.q.heatmap_buckets
+        lo, hi = self._run(self.dialect.bounds(q, j, groups)).to_pylist()[0].values()
+        if lo is None:
+            for r in results:
+                r["data"][label] = [0] * n
+            for p in series:
+                p["data"][label] = [0] * n
+            return {"buckets": [], "cells": []}
+        width = (hi - lo) / n if hi > lo else 1.0
+        cells_rows = _rows(self._run(self.dialect.heatmap(q, j, groups, lo, width)))
+        n_groups = len(q.groups)
+        by_group: dict[tuple[Any, ...], list[int]] = {k: [0] * n for k in keys}
+        by_point: dict[tuple[int, tuple[Any, ...]], list[int]] = {}
+        cells = []
+        for r in cells_rows:
+            key = tuple(r[f"g{i}"] for i in range(n_groups))
+            if key in by_group:
+                by_group[key][r["_cell"]] += r["n"]
+            by_point.setdefault((r["_bucket"], key), [0] * n)[r["_cell"]] += r["n"]
+            cell = {"time": _iso(q.start + timedelta(seconds=r["_bucket"] * q.granularity_s)), "bucket": r["_cell"],
+                    "count": r["n"], "trace_id": r["_example"]}
+            cell.update(zip(self.group_labels, key))
+            cells.append(cell)
+        cells.sort(key=lambda c: (c["time"], c["bucket"]))
+        for key, r in zip(keys, results):
+            r["data"][label] = by_group[key]
+        for p, point in zip(series, self.series_index):
+            p["data"] = {**p["data"], label: by_point.get(point, [0] * n)}
+        return {"buckets": [{"lower": lo + i * width, "upper": lo + (i + 1) * width if i < n - 1 else hi} for i in range(n)],
+                "cells": cells}
+
+    def _concurrency(self, j: int, groups: Sequence[tuple[Any, ...]] | None, results: list[dict[str, Any]],
+                     series: list[dict[str, Any]], keys: list[tuple[Any, ...]]) -> None:
+        q, label = self.q, self.q.aggregates[j].label
+        n_groups = len(q.groups)
+        per_point: dict[tuple[int, tuple[Any, ...]], int] = {}
+        for r in _rows(self._run(self.dialect.concurrency(q, groups))):
+            per_point[(r["_bucket"], tuple(r[f"g{i}"] for i in range(n_groups)))] = int(r["v"])
+        for key, r in zip(keys, results):
+            r["data"][label] = max((v for (b, k), v in per_point.items() if k == key), default=0)
+        for p, point in zip(series, self.series_index):
+            p["data"] = {**p["data"], label: per_point.get(point, 0)}
+
+
+def _rows(table: pa.Table) -> list[dict[str, Any]]:
+    """Row dicts, built column by column (several times faster than ``Table.to_pylist``)."""
+    names = table.column_names
+    columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
+    return [dict(zip(names, values)) for values in zip(*columns)]
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    return value
+
+
+def _iso(naive_utc: datetime) -> str:
+    return naive_utc.replace(tzinfo=timezone.utc).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,240 @@
+"""The Query Data API as Honeycomb serves it, plus Apiary's query history and saved queries.
+
+``POST /1/queries/{dataset}`` stores a spec and returns its id;
+``POST /1/query_results/{dataset}`` runs it (synchronously: the answer is
+``complete`` at once) and ``GET /1/query_results/{dataset}/{id}`` fetches it
+again. ``/api/queries/history`` and ``/api/queries/saved`` are Apiary's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+from urllib.parse import unquote
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from apiary.query.engine import DatasetNotFound, plan_query, run_query
+from apiary.query.history import QueryBook
+from apiary.query.spec import SpecError, parse_spec
+from apiary.receivers.honeycomb.http import authenticate, error
+from apiary.server.context import Apiary
+from apiary.store.meta import ApiKey
+
+_MAX_SPEC_BYTES = 1 << 20
+
+
+def _book(request: Request) -> QueryBook:
+    state = request.app.state
+    book = getattr(state, "query_book", None)
+    if book is None:
+        ctx: Apiary = state.apiary
+        book = state.query_book = QueryBook(ctx.meta)
+    return book
+
+
+async def _json(request: Request) -> Any:
+    body = await request.body()
+    if len(body) > _MAX_SPEC_BYTES:
+        raise SpecError("query body is larger than 1 MiB")
+    try:
+        return json.loads(body or b"{}")
+    except ValueError as exc:
+        raise SpecError(f"body is not valid JSON: {exc}") from None
+
+
+def _dataset(request: Request) -> str:
+    return unquote(request.path_params["dataset"])
+
+
+async def _read_key(request: Request) -> ApiKey | Response:
+    return authenticate(request, read=True)
+
+
+async def _validate(request: Request, env: str, dataset: str, doc: Any) -> dict[str, Any]:
+    """Check a spec against the dataset's columns too, so a bad query fails when created, not only when run."""
+    ctx: Apiary = request.app.state.apiary
+    spec = parse_spec(doc)
+    await asyncio.to_thread(plan_query, ctx.store, env, dataset, spec)
+    return doc
+
+
+async def create_query(request: Request) -> Response:
+    key = await _read_key(request)
+    if isinstance(key, Response):
+        return key
+    dataset = _dataset(request)
+    try:
+        doc = await _validate(request, key.environment, dataset, await _json(request))
+    except SpecError as exc:
+        return error(400, str(exc))
+    except DatasetNotFound as exc:
+        return error(404, str(exc))
+    qid = _book(request).add_spec(key.environment, dataset, doc)
+    return JSONResponse({"id": qid, **doc})
+
+
+async def get_query(request: Request) -> Response:
+    key = await _read_key(request)
+    if isinstance(key, Response):
+        return key
+    found = _book(request).spec(key.environment, request.path_params["query_id"])
+    if found is None or found.dataset != _dataset(request):
+        return error(404, "query not found")
+    return JSONResponse({"id": found.id, **found.spec})
+
+
+async def execute(request: Request, env: str, dataset: str, doc: dict[str, Any], qid: str,
+                  disable_series: bool = False) -> dict[str, Any]:
+    """Run a stored spec, record the run in the history, keep the result; raises SpecError / DatasetNotFound."""
+    ctx: Apiary = request.app.state.apiary
+    book = _book(request)
+    spec = parse_spec(doc)
+    try:
+        outcome = await asyncio.to_thread(run_query, ctx.store, env, dataset, spec, None, None, disable_series)
+    except (SpecError, DatasetNotFound) as exc:
+        await asyncio.to_thread(book.record_run, env, dataset, qid, doc, 0.0, None, str(exc))
+        raise
+    data = outcome.data
+    await asyncio.to_thread(book.record_run, env, dataset, qid, doc, outcome.elapsed_ms, len(data["results"]))
+    rid = await asyncio.to_thread(book.add_result, env, dataset, qid, data)
+    return _result_doc(request, dataset, rid, qid, data, outcome.elapsed_ms)
+
+
+def _result_doc(request: Request, dataset: str, rid: str, qid: str, data: dict[str, Any],
+                elapsed_ms: float | None = None) -> dict[str, Any]:
+    base = str(request.base_url).rstrip("/")
+    doc = {"id": rid, "query_id": qid, "complete": True, "data": data,
+           "links": {"query_url": f"{base}/1/query_results/{dataset}/{rid}", "graph_image_url": ""}}
+    if elapsed_ms is not None:
+        doc["elapsed_ms"] = round(elapsed_ms, 3)
+    return doc
+
+
+async def create_result(request: Request) -> Response:
+    key = await _read_key(request)
+    if isinstance(key, Response):
+        return key
+    dataset = _dataset(request)
+    try:
+        body = await _json(request)
+        if not isinstance(body, dict) or not isinstance(body.get("query_id"), str):
+            raise SpecError("query_id: give the id returned by POST /1/queries/{dataset}")
+        found = _book(request).spec(key.environment, body["query_id"])
+        if found is None or found.dataset != dataset:
+            return error(404, f"query {body['query_id']!r} not found for dataset {dataset!r}")
+        doc = await execute(request, key.environment, dataset, found.spec, found.id, bool(body.get("disable_series")))
+    except SpecError as exc:
+        return error(400, str(exc))
+    except DatasetNotFound as exc:
+        return error(404, str(exc))
+    return JSONResponse(doc, 201)
+
+
+async def get_result(request: Request) -> Response:
+    key = await _read_key(request)
+    if isinstance(key, Response):
+        return key
+    dataset = _dataset(request)
+    found = await asyncio.to_thread(_book(request).result, key.environment, request.path_params["result_id"])
+    if found is None or found[0] != dataset:
+        return error(404, "query result not found")
+    return JSONResponse(_result_doc(request, dataset, request.path_params["result_id"], found[1], found[2]))
+
+
+# -- Apiary's own: history and saved queries ---------------------------------------------------------
+
+
+async def list_history(request: Request) -> Response:
+    key = await _read_key(request)
+    if isinstance(key, Response):
+        return key
+    try:
+        limit = max(1, min(1000, int(request.query_params.get("limit", "50"))))
+    except ValueError:
+        return error(400, "limit must be a number")
+    return JSONResponse({"history": await asyncio.to_thread(_book(request).history, key.environment, limit)})
+
+
+async def list_saved(request: Request) -> Response:
+    key = await _read_key(request)
+    if isinstance(key, Response):
+        return key
+    return JSONResponse({"saved": await asyncio.to_thread(_book(request).saved, key.environment)})
+
+
+async def save_query(request: Request) -> Response:
+    key = await _read_key(request)
+    if isinstance(key, Response):
+        return key
+    try:
+        body = await _json(request)
+        if not isinstance(body, dict):
+            raise SpecError("expected {\"name\": ..., \"dataset\": ..., \"query\": {...}}")
+        name, dataset, doc = body.get("name"), body.get("dataset"), body.get("query")
+        if not isinstance(name, str) or not name.strip() or len(name) > 200:
+            raise SpecError("name: give the saved query a name (at most 200 characters)")
+        if not isinstance(dataset, str) or not dataset:
+            raise SpecError("dataset: give the dataset (or __all__)")
+        await _validate(request, key.environment, dataset, doc)
+    except SpecError as exc:
+        return error(400, str(exc))
+    except DatasetNotFound as exc:
+        return error(404, str(exc))
+    await asyncio.to_thread(_book(request).save, key.environment, name.strip(), dataset, doc)
+    return JSONResponse({"name": name.strip(), "dataset": dataset, "query": doc}, 201)
+
+
+async def _saved_one(request: Request, key: ApiKey) -> dict[str, Any] | None:
+    found = await asyncio.to_thread(_book(request).saved, key.environment, unquote(request.path_params["name"]))
+    return found[0] if found else None
+
+
+async def get_saved(request: Request) -> Response:
+    key = await _read_key(request)
+    if isinstance(key, Response):
+        return key
+    found = await _saved_one(request, key)
+    return JSONResponse(found) if found else error(404, "no saved query by that name")
+
+
+async def delete_saved(request: Request) -> Response:
+    key = await _read_key(request)
+    if isinstance(key, Response):
+        return key
+    gone = await asyncio.to_thread(_book(request).delete, key.environment, unquote(request.path_params["name"]))
+    return Response(status_code=204) if gone else error(404, "no saved query by that name")
+
+
+async def run_saved(request: Request) -> Response:
+    key = await _read_key(request)
+    if isinstance(key, Response):
+        return key
+    found = await _saved_one(request, key)
+    if not found:
+        return error(404, "no saved query by that name")
+    qid = _book(request).add_spec(key.environment, found["dataset"], found["query"])
+    try:
+        doc = await execute(request, key.environment, found["dataset"], found["query"], qid)
+    except SpecError as exc:
+        return error(400, str(exc))
+    except DatasetNotFound as exc:
+        return error(404, str(exc))
+    return JSONResponse(doc, 201)
+
+
+routes = [
+    Route("/1/queries/{dataset}", create_query, methods=["POST"]),
+    Route("/1/queries/{dataset}/{query_id}", get_query, methods=["GET"]),
+    Route("/1/query_results/{dataset}", create_result, methods=["POST"]),
+    Route("/1/query_results/{dataset}/{result_id}", get_result, methods=["GET"]),
+    Route("/api/queries/history", list_history, methods=["GET"]),
+    Route("/api/queries/saved", list_saved, methods=["GET"]),
+    Route("/api/queries/saved", save_query, methods=["POST"]),
+    Route("/api/queries/saved/{name}", get_saved, methods=["GET"]),
+    Route("/api/queries/saved/{name}", delete_saved, methods=["DELETE"]),
+    Route("/api/queries/saved/{name}/run", run_saved, methods=["POST"]),
+]

@@ -1,0 +1,143 @@
+"""The one query plan every query language compiles to, and every SQL dialect renders.
+
+A Honeycomb query spec, an X-Ray filter expression or a CloudWatch filter
+pattern all end up as a `SpanQuery`: which rows (environment, datasets, a
+time window, a boolean `Expr`), how to group them (time buckets and
+breakdown expressions), and what to compute per group (`Aggregate`s).
+
+Nothing here is SQL. Column references carry the store catalogue's
+description of where their values live (`Source`: a physical column, or a key
+of the overflow JSON column) and the type the query wants them in; a dialect
+decides how to read, cast and combine them. Function names are neutral
+(``starts_with``, ``add``, ``if``) and each dialect maps them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Union
+
+#: Value types, as Honeycomb names column types.
+STRING, INTEGER, FLOAT, BOOLEAN, TIMESTAMP = "string", "integer", "float", "boolean", "timestamp"
+NUMERIC = (INTEGER, FLOAT)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One place a column's values live: a physical column, or ``json_key`` inside ``physical`` (a JSON object)."""
+
+    type: str
+    physical: str
+    json_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Column:
+    """A logical column read as ``type``; several sources (one per type it was sent with) are coalesced."""
+
+    name: str
+    sources: tuple[Source, ...]
+    type: str
+
+
+@dataclass(frozen=True)
+class Literal:
+    value: str | int | float | bool | None
+    type: str
+
+
+@dataclass(frozen=True)
+class Call:
+    """A neutral function: arithmetic (add, sub, mul, div, mod, neg), comparison (eq, ne, lt, le, gt, ge),
+    text (concat, lower, upper, length, starts_with, ends_with, contains), logic (and, or, not, if,
+    coalesce, is_null, not_null), casts (to_integer, to_float, to_string, to_boolean), and
+    ``epoch_seconds`` (of a timestamp)."""
+
+    fn: str
+    args: tuple["Expr", ...]
+    type: str
+
+
+@dataclass(frozen=True)
+class InList:
+    expr: "Expr"
+    values: tuple[Literal, ...]
+    negate: bool = False
+
+
+Expr = Union[Column, Literal, Call, InList]
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """``kind``: count, count_distinct, sum, avg, min, max, quantile (with ``q``), concurrency,
+    rate_avg, rate_sum, rate_max (per-second rate of change of ``arg`` between consecutive rows of a group),
+    heatmap (value buckets of ``arg``)."""
+
+    kind: str
+    label: str
+    arg: Expr | None = None
+    q: float | None = None
+    type: str = FLOAT
+
+
+@dataclass(frozen=True)
+class Group:
+    label: str
+    expr: Expr
+
+
+@dataclass(frozen=True)
+class HavingTerm:
+    aggregate: int  # index into SpanQuery.aggregates
+    op: str  # eq, ne, lt, le, gt, ge
+    value: float
+
+
+@dataclass(frozen=True)
+class OrderTerm:
+    """By a group (breakdown) or an aggregate, by index."""
+
+    target: str  # "group" | "aggregate"
+    index: int
+    descending: bool = False
+
+
+@dataclass(frozen=True)
+class SpanQuery:
+    env: str
+    datasets: tuple[str, ...] | None  # None: every dataset of the environment
+    start: datetime  # naive UTC, inclusive
+    end: datetime  # naive UTC, exclusive
+    granularity_s: int
+    where: Expr | None
+    groups: tuple[Group, ...]
+    aggregates: tuple[Aggregate, ...]
+    having: tuple[HavingTerm, ...] = ()
+    order: tuple[OrderTerm, ...] = ()
+    limit: int = 100
+    #: Row columns the plan needs besides the user's: the span's start, its trace id, its duration.
+    timestamp: Column = field(default_factory=lambda: Column("timestamp", (Source(TIMESTAMP, "timestamp"),), TIMESTAMP))
+    trace_id: Column = field(default_factory=lambda: Column("trace.trace_id", (Source(STRING, "trace.trace_id"),), STRING))
+    duration: Column = field(default_factory=lambda: Column("duration_ms", (Source(FLOAT, "duration_ms"),), FLOAT))
+    #: Example trace ids kept per result row.
+    examples: int = 3
+    #: Value buckets of a heatmap.
+    heatmap_buckets: int = 40
+
+    @property
+    def buckets(self) -> int:
+        span = (self.end - self.start).total_seconds()
+        return int(-(-span // self.granularity_s))
+
+
+def columns_of(expr: Expr | None) -> list[Column]:
+    """Every column reference inside an expression."""
+    if expr is None or isinstance(expr, Literal):
+        return []
+    if isinstance(expr, Column):
+        return [expr]
+    if isinstance(expr, InList):
+        return columns_of(expr.expr)
+    return [c for a in expr.args for c in columns_of(a)]

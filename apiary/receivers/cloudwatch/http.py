@@ -1,0 +1,94 @@
+"""CloudWatch Logs on the main port: ``POST /`` with ``X-Amz-Target: Logs_20140328.<Operation>``.
+
+boto3 reaches it with ``AWS_ENDPOINT_URL`` alone. Requests are SigV4-signed
+with an Apiary key as both the access key id and the secret: the key id
+names the environment, the signature proves the sender holds the key.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from apiary.receivers import aws_sigv4
+from apiary.receivers.cloudwatch.errors import CONTENT_TYPE, AwsError
+from apiary.receivers.cloudwatch.operations import OPERATIONS, Call
+from apiary.receivers.encoding import BadEncoding, BodyTooLarge, UnsupportedEncoding, decompress, read_body
+from apiary.server.context import Apiary
+from apiary.store.base import StoreOverloaded, StoreUnavailable
+
+log = logging.getLogger(__name__)
+TARGET_PREFIX = "Logs_20140328."
+#: PutLogEvents carries at most 1 MiB of events; JSON escaping can roughly double that.
+MAX_BODY = 4 * 1024 * 1024
+
+
+def _authenticate(ctx: Apiary, request: Request, body: bytes) -> tuple[str, str]:
+    """(environment, region) of a correctly signed request; AwsError otherwise."""
+    if "authorization" not in request.headers:
+        raise AwsError("MissingAuthenticationTokenException", "Missing Authentication Token: sign the request with "
+                       "SigV4, using an Apiary key as AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+    environments: dict[str, str] = {}
+
+    def lookup_secret(access_key_id: str) -> str | None:
+        found = ctx.authenticate(access_key_id)
+        if found is None:
+            return None
+        environments[access_key_id] = found.environment
+        return access_key_id  # the key is its own secret
+
+    try:
+        raw_path = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
+        result = aws_sigv4.verify(request.method, raw_path, request.url.query, dict(request.headers), body,
+                                  lookup_secret)
+    except aws_sigv4.UnknownAccessKey:
+        raise AwsError("UnrecognizedClientException", "The security token included in the request is invalid. "
+                       "Use an Apiary key (`apiary keys list`) as AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.") from None
+    except aws_sigv4.SigV4Error as exc:
+        raise AwsError(exc.code, exc.message) from None
+    return environments[result.access_key_id], result.region
+
+
+async def logs_api(request: Request) -> Response:
+    ctx: Apiary = request.app.state.apiary
+    target = request.headers.get("x-amz-target", "")
+    if not target.startswith(TARGET_PREFIX):
+        return AwsError("UnknownOperationException",
+                        f"unknown X-Amz-Target {target or '(none)'!r}: this endpoint serves CloudWatch Logs "
+                        f"({TARGET_PREFIX}<Operation>)").response()
+    op = OPERATIONS.get(target[len(TARGET_PREFIX):])
+    if op is None:
+        return AwsError("UnknownOperationException", f"Apiary does not implement {target}").response()
+    if ctx.logs is None:
+        return AwsError("ServiceUnavailableException", "the log store is not open", 503).response()
+    try:
+        raw = await read_body(request, MAX_BODY)
+        env, region = _authenticate(ctx, request, raw)
+        body = decompress(raw, request.headers.get("content-encoding"), MAX_BODY)
+        try:
+            params = json.loads(body or b"{}")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise AwsError("SerializationException", f"request body is not valid JSON: {exc}") from None
+        if not isinstance(params, dict):
+            raise AwsError("SerializationException", "request body must be a JSON object")
+        result = await op(Call(env, region, params, ctx.logs))
+    except AwsError as exc:
+        return exc.response()
+    except BodyTooLarge:
+        return AwsError("InvalidParameterException", f"Request body exceeds {MAX_BODY} bytes; a PutLogEvents batch "
+                        "may carry at most 1,048,576 bytes of events", 413).response()
+    except (UnsupportedEncoding, BadEncoding) as exc:
+        return AwsError("SerializationException", str(exc)).response()
+    except StoreOverloaded as exc:
+        return AwsError("ThrottlingException", "Rate exceeded: too many log events waiting to be committed",
+                        400, exc.retry_after).response()
+    except StoreUnavailable as exc:
+        return AwsError("ServiceUnavailableException", str(exc), 503, exc.retry_after).response()
+    return JSONResponse(result, media_type=CONTENT_TYPE)
+
+
+routes = [Route("/", logs_api, methods=["POST"])]

@@ -1,0 +1,222 @@
+"""Rollbar's API on the main port: ``POST /api/1/item/`` to report, and the read API basics.
+
+pyrollbar reaches it with ``rollbar.init(key, endpoint='http://127.0.0.1:4318/api/1/')``.
+The access token is an Apiary key, in ``X-Rollbar-Access-Token`` or the body's
+``access_token``. Rollbar's token scopes map onto Apiary's key kinds: a full
+key acts as a ``post_server_item`` + ``read`` + ``write`` token; an
+ingest-only key -- the kind safe to ship inside a browser bundle -- acts as a
+``post_client_item`` token and may only report items from client platforms.
+
+Answers are Rollbar's: ``{"err": 0, "result": ...}``, or ``{"err": 1,
+"message": ...}`` with 400 (not JSON), 401 (no or unknown token), 403 (token
+lacks the scope), 413 (too large), 422 (JSON but not an item), 429 (slow down).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from apiary.model.error import LEVELS, STATUSES
+from apiary.receivers.encoding import BadEncoding, BodyTooLarge, UnsupportedEncoding, decompress, read_body
+from apiary.receivers.rollbar.items import CLIENT_PLATFORMS, PayloadError, decode
+from apiary.server.context import Apiary
+from apiary.store.base import StoreOverloaded, StoreUnavailable
+from apiary.store.duckdb_errors import ErrorItem
+from apiary.store.meta import ApiKey
+
+TOKEN_HEADER = "X-Rollbar-Access-Token"
+MAX_PAYLOAD = 1024 * 1024  # Rollbar refuses items over 1 MiB
+PAGE = 100
+
+
+def error(status: int, message: str, retry_after: int | None = None) -> JSONResponse:
+    headers = {"Retry-After": str(retry_after)} if retry_after else None
+    return JSONResponse({"err": 1, "message": message}, status, headers)
+
+
+def ok(result: Any) -> JSONResponse:
+    return JSONResponse({"err": 0, "result": result})
+
+
+def _key(ctx: Apiary, token: str | None) -> ApiKey | JSONResponse:
+    if not token:
+        return error(401, f"access token required: send an Apiary key in the {TOKEN_HEADER} header or as access_token")
+    found = ctx.authenticate(token)
+    if found is None:
+        return error(401, "invalid access token: use an Apiary key (`apiary keys list`)")
+    return found
+
+
+async def post_item(request: Request) -> Response:
+    ctx: Apiary = request.app.state.apiary
+    if ctx.errors is None:
+        return error(503, "the error store is not open", 5)
+    try:
+        raw = await read_body(request, MAX_PAYLOAD)
+        body = decompress(raw, request.headers.get("content-encoding"), MAX_PAYLOAD)
+    except BodyTooLarge:
+        return error(413, f"request entity too large: items may be at most {MAX_PAYLOAD} bytes")
+    except (UnsupportedEncoding, BadEncoding) as exc:
+        return error(400, str(exc))
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return error(400, "invalid JSON: the body must be a JSON object {\"access_token\": ..., \"data\": {...}}")
+    token = request.headers.get(TOKEN_HEADER) or (payload.get("access_token") if isinstance(payload, dict) else None)
+    key = _key(ctx, token if isinstance(token, str) else None)
+    if isinstance(key, Response):
+        return key
+    try:
+        occurrence = decode(payload)
+    except PayloadError as exc:
+        return error(422, f"invalid item: {exc}")
+    if not key.can_read and (occurrence.platform or "").lower() not in CLIENT_PLATFORMS:
+        return error(403, "access token not authorized for this item: a post_client_item token (an ingest-only Apiary "
+                          f"key) may only report items from client platforms ({', '.join(sorted(CLIENT_PLATFORMS))}), "
+                          f"not platform {occurrence.platform!r}; use a post_server_item token (a full key)")
+    try:
+        await ctx.errors.report(key.environment, [occurrence])
+    except StoreOverloaded as exc:
+        return error(429, "rate limit reached: too many items waiting to be stored; retry later", exc.retry_after)
+    except StoreUnavailable as exc:
+        return error(503, str(exc), exc.retry_after)
+    return ok({"id": None, "uuid": occurrence.uuid})
+
+
+def _read_key(request: Request) -> ApiKey | JSONResponse:
+    ctx: Apiary = request.app.state.apiary
+    if ctx.errors is None:
+        return error(503, "the error store is not open", 5)
+    key = _key(ctx, request.headers.get(TOKEN_HEADER) or request.query_params.get("access_token"))
+    if isinstance(key, Response):
+        return key
+    if not key.can_read:
+        return error(403, "access token does not have read scope: use a full Apiary key, not an ingest-only one")
+    return key
+
+
+def item_json(item: ErrorItem) -> dict[str, Any]:
+    return {
+        "id": item.id, "counter": item.counter, "project_id": 1, "environment": item.environment,
+        "framework": item.framework, "platform": item.platform, "language": item.language, "hash": item.key,
+        "title": item.title, "level": item.level, "level_lock": 0, "status": item.status,
+        "total_occurrences": item.total_occurrences, "unique_occurrences": None,
+        "first_occurrence_id": item.first_occurrence_id, "first_occurrence_timestamp": int(item.first_occurrence_timestamp),
+        "last_occurrence_id": item.last_occurrence_id, "last_occurrence_timestamp": int(item.last_occurrence_timestamp),
+        "activating_occurrence_id": item.activating_occurrence_id,
+        "last_activated_timestamp": int(item.last_activated_timestamp),
+        "last_resolved_timestamp": int(item.last_resolved_timestamp) if item.last_resolved_timestamp else None,
+        "last_muted_timestamp": int(item.last_muted_timestamp) if item.last_muted_timestamp else None,
+        "assigned_user_id": None, "resolved_in_version": None,
+        "trace_id": item.last_trace_id,  # Apiary: the trace of the latest occurrence that carried one
+    }
+
+
+def instance_json(row: dict[str, Any]) -> dict[str, Any]:
+    out = {"id": row["id"], "project_id": 1, "item_id": row["item_id"], "timestamp": row["ts_ms"] // 1000,
+           "version": 2, "billable": 1, "data": row["data"], "trace_id": row["trace_id"], "span_id": row["span_id"]}
+    if row["trace_id"]:
+        out["trace_url"] = f"/api/traces/{row['trace_id']}"
+    return out
+
+
+def _item_id(request: Request) -> int | None:
+    try:
+        return int(request.path_params["item_id"])
+    except ValueError:
+        return None
+
+
+async def list_items(request: Request) -> Response:
+    key = _read_key(request)
+    if isinstance(key, Response):
+        return key
+    ctx: Apiary = request.app.state.apiary
+    q = request.query_params
+    status, level = q.get("status"), q.get("level")
+    if status and status not in STATUSES:
+        return error(422, f"status must be one of {', '.join(STATUSES)}")
+    if level and level not in LEVELS:
+        return error(422, f"level must be one of {', '.join(LEVELS)}")
+    page = max(1, int(q.get("page", "1"))) if q.get("page", "1").isdigit() else 1
+    items = ctx.errors.items(key.environment, status, level, q.get("environment"))
+    chosen = items[(page - 1) * PAGE: page * PAGE]
+    return ok({"items": [item_json(i) for i in chosen], "page": page, "total_count": len(items)})
+
+
+async def get_item(request: Request) -> Response:
+    key = _read_key(request)
+    if isinstance(key, Response):
+        return key
+    ctx: Apiary = request.app.state.apiary
+    item_id = _item_id(request)
+    item = ctx.errors.item(key.environment, item_id) if item_id is not None else None
+    if item is None:
+        return error(404, f"item {request.path_params['item_id']} not found")
+    return ok(item_json(item))
+
+
+async def patch_item(request: Request) -> Response:
+    key = _read_key(request)
+    if isinstance(key, Response):
+        return key
+    ctx: Apiary = request.app.state.apiary
+    try:
+        body = json.loads(await read_body(request, 64 * 1024) or b"{}")
+    except (ValueError, UnicodeDecodeError, BodyTooLarge):
+        return error(400, "invalid JSON body: send {\"status\": \"resolved\"} or {\"status\": \"muted\"}")
+    status, level = body.get("status") if isinstance(body, dict) else None, body.get("level") if isinstance(body, dict) else None
+    if status is not None and status not in STATUSES:
+        return error(422, f"status must be one of {', '.join(STATUSES)}")
+    if level is not None and level not in LEVELS:
+        return error(422, f"level must be one of {', '.join(LEVELS)}")
+    item_id = _item_id(request)
+    try:
+        item = await ctx.errors.set_status(key.environment, item_id, status, level) if item_id is not None else None
+    except StoreOverloaded as exc:
+        return error(429, "rate limit reached; retry later", exc.retry_after)
+    if item is None:
+        return error(404, f"item {request.path_params['item_id']} not found")
+    return ok(item_json(item))
+
+
+async def item_instances(request: Request) -> Response:
+    key = _read_key(request)
+    if isinstance(key, Response):
+        return key
+    ctx: Apiary = request.app.state.apiary
+    item_id = _item_id(request)
+    if item_id is None or ctx.errors.item(key.environment, item_id) is None:
+        return error(404, f"item {request.path_params['item_id']} not found")
+    page = int(request.query_params.get("page", "1")) if request.query_params.get("page", "1").isdigit() else 1
+    rows = ctx.errors.occurrences(key.environment, item_id, limit=20, offset=(max(page, 1) - 1) * 20)
+    return ok({"instances": [instance_json(r) for r in rows], "page": page})
+
+
+async def get_instance(request: Request) -> Response:
+    key = _read_key(request)
+    if isinstance(key, Response):
+        return key
+    ctx: Apiary = request.app.state.apiary
+    row = ctx.errors.occurrence(key.environment, request.path_params["instance"])
+    if row is None:
+        return error(404, f"instance {request.path_params['instance']} not found")
+    return ok(instance_json(row))
+
+
+routes = [
+    Route("/api/1/item/", post_item, methods=["POST"]),
+    Route("/api/1/item", post_item, methods=["POST"]),
+    Route("/api/1/items", list_items, methods=["GET"]),
+    Route("/api/1/items/", list_items, methods=["GET"]),
+    Route("/api/1/item/{item_id}", get_item, methods=["GET"]),
+    Route("/api/1/item/{item_id}", patch_item, methods=["PATCH"]),
+    Route("/api/1/item/{item_id}/instances", item_instances, methods=["GET"]),
+    Route("/api/1/instance/{instance}", get_instance, methods=["GET"]),
+    Route("/api/1/occurrence/{instance}", get_instance, methods=["GET"]),
+]

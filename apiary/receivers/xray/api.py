@@ -1,0 +1,328 @@
+"""The X-Ray API on the main port: REST-JSON, at the paths botocore's service model names.
+
+Every request is SigV4-signed with an Apiary key (as both access key id and
+secret); the key picks the environment. Errors have AWS's shape: the type in
+``x-amzn-ErrorType`` and ``{"message": ...}`` in the body, which botocore
+turns into ``ClientError`` with the same code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from apiary.model.ids import normalise_trace_id
+from apiary.receivers import aws_sigv4
+from apiary.receivers.encoding import BodyTooLarge, read_body
+from apiary.receivers.xray import queries
+from apiary.receivers.xray.filter import FilterError, parse
+from apiary.receivers.xray.groups import GroupError
+from apiary.receivers.xray.service import XRay
+from apiary.sampling.rules import RuleError, rule_from_request
+from apiary.server.context import Apiary
+from apiary.store.base import StoreOverloaded, StoreUnavailable
+
+#: PutTraceSegments takes at most 64 KiB per document; a request of many is bounded here.
+MAX_BODY = 8 * 1024 * 1024
+MAX_WINDOW_S = 24 * 3600 * 31
+
+
+class AwsError(Exception):
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code, self.message, self.status = code, message, status
+
+    def response(self) -> Response:
+        return JSONResponse({"message": self.message}, self.status, {"x-amzn-ErrorType": self.code})
+
+
+@dataclass
+class Call:
+    xray: XRay
+    env: str
+    can_read: bool
+    params: dict[str, Any]
+
+    def need_read(self) -> None:
+        if not self.can_read:
+            raise AwsError("AccessDeniedException", "this Apiary key can only send data; use a key created "
+                           "without --ingest-only to read", 403)
+
+
+def _xray(request: Request) -> XRay:
+    xray = getattr(request.app.state, "xray", None)
+    if xray is None:
+        xray = request.app.state.xray = XRay(request.app.state.apiary)
+    return xray
+
+
+def _authenticate(ctx: Apiary, request: Request, body: bytes) -> tuple[str, bool]:
+    found: dict[str, Any] = {}
+
+    def lookup_secret(access_key_id: str) -> str | None:
+        key = ctx.authenticate(access_key_id)
+        if key is None:
+            return None
+        found["key"] = key
+        return access_key_id  # an Apiary key is its own secret
+
+    try:
+        aws_sigv4.verify(request.method, request.scope.get("raw_path", b"").decode("latin-1") or request.url.path,
+                         request.url.query, dict(request.headers), body, lookup_secret)
+    except aws_sigv4.SigV4Error as exc:
+        raise AwsError(exc.code, exc.message, 403 if exc.status == 403 else exc.status) from None
+    return found["key"].environment, found["key"].can_read
+
+
+def operation(fn: Callable[[Call], Awaitable[dict[str, Any]]]) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        ctx: Apiary = request.app.state.apiary
+        try:
+            try:
+                body = await read_body(request, MAX_BODY)
+            except BodyTooLarge as exc:
+                raise AwsError("InvalidRequestException", str(exc), 413) from None
+            env, can_read = _authenticate(ctx, request, body)
+            try:
+                params = json.loads(body or b"{}")
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise AwsError("InvalidRequestException", f"request body is not valid JSON: {exc}") from None
+            if not isinstance(params, dict):
+                raise AwsError("InvalidRequestException", "request body must be a JSON object")
+            return JSONResponse(await fn(Call(_xray(request), env, can_read, params)))
+        except AwsError as exc:
+            return exc.response()
+        except (FilterError, RuleError, GroupError, queries.BadToken) as exc:
+            return AwsError(getattr(exc, "code", "InvalidRequestException"), str(exc)).response()
+        except StoreOverloaded as exc:
+            return AwsError("ThrottledException", "too many segments waiting to be committed; retry later", 429).response()
+        except StoreUnavailable as exc:
+            return AwsError("ServiceUnavailableException", str(exc), 503).response()
+    return endpoint
+
+
+def _time(params: dict[str, Any], name: str, required: bool = True) -> datetime | None:
+    v = params.get(name)
+    if v is None:
+        if required:
+            raise AwsError("InvalidRequestException", f"{name} is required")
+        return None
+    try:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return datetime.fromtimestamp(float(v), timezone.utc)
+        if isinstance(v, str):
+            return datetime.fromisoformat(v.replace("Z", "+00:00")).astimezone(timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        pass
+    raise AwsError("InvalidRequestException", f"{name} must be epoch seconds or an ISO 8601 time, got {v!r}")
+
+
+def _window(params: dict[str, Any]) -> tuple[datetime, datetime]:
+    start, end = _time(params, "StartTime"), _time(params, "EndTime")
+    assert start is not None and end is not None
+    if end <= start:
+        raise AwsError("InvalidRequestException", "EndTime must be after StartTime")
+    if (end - start).total_seconds() > MAX_WINDOW_S:
+        raise AwsError("InvalidRequestException", "StartTime and EndTime may be at most 31 days apart")
+    return start, end
+
+
+def _trace_ids(params: dict[str, Any]) -> list[str]:
+    ids = params.get("TraceIds")
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
+        raise AwsError("InvalidRequestException", "TraceIds must be a non-empty list of trace ids")
+    if len(ids) > 5:
+        raise AwsError("InvalidRequestException", "TraceIds takes at most 5 ids per call")
+    return ids
+
+
+# -- traces ---------------------------------------------------------------------------------------
+
+async def put_trace_segments(call: Call) -> dict[str, Any]:
+    docs = call.params.get("TraceSegmentDocuments")
+    if not isinstance(docs, list):
+        raise AwsError("InvalidRequestException", "TraceSegmentDocuments must be a list of JSON strings")
+    return {"UnprocessedTraceSegments": await call.xray.put_documents(call.env, docs)}
+
+
+async def get_trace_summaries(call: Call) -> dict[str, Any]:
+    call.need_read()
+    start, end = _window(call.params)
+    node = parse(call.params.get("FilterExpression") or "")
+    sampling = None
+    if call.params.get("Sampling"):
+        strategy = call.params.get("SamplingStrategy") or {}
+        value = strategy.get("Value")
+        sampling = float(value) if isinstance(value, (int, float)) and 0 < value <= 1 else 0.1
+    page = await asyncio.to_thread(queries.trace_summaries, call.xray.ctx.store, call.env, start, end, node,
+                                   sampling=sampling, token=call.params.get("NextToken"))
+    out: dict[str, Any] = {"TraceSummaries": page.summaries, "ApproximateTime": end.timestamp(),
+                           "TracesProcessedCount": page.processed}
+    if page.next_token:
+        out["NextToken"] = page.next_token
+    return out
+
+
+async def batch_get_traces(call: Call) -> dict[str, Any]:
+    call.need_read()
+    traces, unprocessed = [], []
+    for tid in _trace_ids(call.params):
+        try:
+            w3c = normalise_trace_id(tid)
+        except ValueError:
+            unprocessed.append(tid)
+            continue
+        found = await asyncio.to_thread(queries.trace_documents, call.xray.ctx.store, call.env, w3c)
+        if found is None:
+            unprocessed.append(tid)
+            continue
+        docs, duration = found
+        traces.append({"Id": tid, "Duration": round(duration, 6), "LimitExceeded": False, "Segments": docs})
+    return {"Traces": traces, "UnprocessedTraceIds": unprocessed}
+
+
+async def get_trace_graph(call: Call) -> dict[str, Any]:
+    call.need_read()
+    ids = []
+    for tid in _trace_ids(call.params):
+        try:
+            ids.append(normalise_trace_id(tid))
+        except ValueError:
+            raise AwsError("InvalidRequestException", f"not a trace id: {tid!r}") from None
+    # The trace index knows each trace's time range; read only the window that holds them.
+    lo, hi = await asyncio.to_thread(_trace_range, call.xray.ctx.store, call.env, ids)
+    if lo is None:
+        return {"Services": []}
+    services = await asyncio.to_thread(queries.service_graph, call.xray.ctx.store, call.env, lo, hi, None, ids)
+    return {"Services": services}
+
+
+def _trace_range(store: Any, env: str, ids: list[str]) -> tuple[datetime | None, datetime | None]:
+    lo = hi = None
+    for tid in ids:
+        t = store.trace(env, tid)
+        if t.num_rows:
+            ts = t.column("timestamp").to_pylist()
+            lo = min(ts) if lo is None else min(lo, min(ts))
+            hi = max(ts) if hi is None else max(hi, max(ts))
+    if lo is None or hi is None:
+        return None, None
+    return lo, hi + timedelta(seconds=1)
+
+
+async def get_service_graph(call: Call) -> dict[str, Any]:
+    call.need_read()
+    start, end = _window(call.params)
+    node = None
+    group_name = call.params.get("GroupName") or (
+        call.params["GroupARN"].split("/")[1] if isinstance(call.params.get("GroupARN"), str)
+        and call.params["GroupARN"].count("/") >= 1 else None)
+    if group_name:
+        group = await asyncio.to_thread(call.xray.groups.get, call.env, group_name)
+        node = parse(group.filter_expression)
+    services = await asyncio.to_thread(queries.service_graph, call.xray.ctx.store, call.env, start, end, node)
+    return {"StartTime": start.timestamp(), "EndTime": end.timestamp(), "Services": services,
+            "ContainsOldGroupVersions": False}
+
+
+# -- groups ---------------------------------------------------------------------------------------
+
+async def create_group(call: Call) -> dict[str, Any]:
+    return {"Group": (await asyncio.to_thread(call.xray.groups.create, call.env, call.params)).to_aws()}
+
+
+async def get_group(call: Call) -> dict[str, Any]:
+    from apiary.receivers.xray.groups import name_of
+    return {"Group": (await asyncio.to_thread(call.xray.groups.get, call.env, name_of(call.params))).to_aws()}
+
+
+async def get_groups(call: Call) -> dict[str, Any]:
+    return {"Groups": [g.to_aws() for g in await asyncio.to_thread(call.xray.groups.list, call.env)]}
+
+
+async def update_group(call: Call) -> dict[str, Any]:
+    return {"Group": (await asyncio.to_thread(call.xray.groups.update, call.env, call.params)).to_aws()}
+
+
+async def delete_group(call: Call) -> dict[str, Any]:
+    await asyncio.to_thread(call.xray.groups.delete, call.env, call.params)
+    return {}
+
+
+# -- sampling -------------------------------------------------------------------------------------
+
+async def create_sampling_rule(call: Call) -> dict[str, Any]:
+    rule = rule_from_request(call.params.get("SamplingRule"), creating=True)
+    record = await asyncio.to_thread(call.xray.rules.create, call.env, rule)
+    return {"SamplingRuleRecord": record.to_aws()}
+
+
+async def get_sampling_rules(call: Call) -> dict[str, Any]:
+    records = await asyncio.to_thread(call.xray.rules.list, call.env)
+    return {"SamplingRuleRecords": [r.to_aws() for r in records]}
+
+
+async def update_sampling_rule(call: Call) -> dict[str, Any]:
+    changes = call.params.get("SamplingRuleUpdate")
+    if not isinstance(changes, dict):
+        raise AwsError("InvalidRequestException", "SamplingRuleUpdate is required")
+    record = await asyncio.to_thread(call.xray.rules.update, call.env, changes)
+    return {"SamplingRuleRecord": record.to_aws()}
+
+
+async def delete_sampling_rule(call: Call) -> dict[str, Any]:
+    record = await asyncio.to_thread(call.xray.rules.delete, call.env, call.params)
+    return {"SamplingRuleRecord": record.to_aws()}
+
+
+async def get_sampling_targets(call: Call) -> dict[str, Any]:
+    docs = call.params.get("SamplingStatisticsDocuments")
+    if not isinstance(docs, list) or not all(isinstance(d, dict) for d in docs):
+        raise AwsError("InvalidRequestException", "SamplingStatisticsDocuments must be a list of objects")
+    return await asyncio.to_thread(call.xray.targets.report, call.env, docs)
+
+
+async def get_sampling_statistic_summaries(call: Call) -> dict[str, Any]:
+    return {"SamplingStatisticSummaries": await asyncio.to_thread(call.xray.targets.summaries, call.env)}
+
+
+_OPERATIONS: dict[str, Callable[[Call], Awaitable[dict[str, Any]]]] = {
+    "/TraceSegments": put_trace_segments,
+    "/TraceSummaries": get_trace_summaries,
+    "/Traces": batch_get_traces,
+    "/TraceGraph": get_trace_graph,
+    "/ServiceGraph": get_service_graph,
+    "/CreateGroup": create_group,
+    "/GetGroup": get_group,
+    "/Groups": get_groups,
+    "/UpdateGroup": update_group,
+    "/DeleteGroup": delete_group,
+    "/CreateSamplingRule": create_sampling_rule,
+    "/GetSamplingRules": get_sampling_rules,
+    "/UpdateSamplingRule": update_sampling_rule,
+    "/DeleteSamplingRule": delete_sampling_rule,
+    "/SamplingTargets": get_sampling_targets,
+    "/SamplingStatisticSummaries": get_sampling_statistic_summaries,
+}
+
+async def daemon_stats(request: Request) -> Response:
+    """Apiary's own view of the built-in daemon: datagrams received, stored, malformed, dropped."""
+    ctx: Apiary = request.app.state.apiary
+    key = ctx.authenticate(request.headers.get("x-honeycomb-team"))
+    if key is None or not key.can_read:
+        return JSONResponse({"error": "a read key is required in X-Honeycomb-Team"}, 401)
+    daemon = getattr(request.app.state, "xray_daemon", None)
+    if daemon is None:
+        return JSONResponse({"error": "the X-Ray daemon is off (--xray-port 0)"}, 404)
+    return JSONResponse(daemon.stats())
+
+
+routes = [Route(path, operation(fn), methods=["POST"]) for path, fn in _OPERATIONS.items()]
+routes.append(Route("/api/xray/daemon", daemon_stats, methods=["GET"]))

@@ -1,0 +1,116 @@
+"""X-Ray groups: a name and a filter expression, kept per environment in the meta store.
+
+The expression is parsed when the group is created or updated, so a group
+always holds one that compiles; GetServiceGraph with a group evaluates it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from apiary.receivers.xray.filter import parse
+from apiary.store.meta import MetaStore
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS xray_groups (
+    environment TEXT NOT NULL,
+    name TEXT NOT NULL,
+    filter_expression TEXT NOT NULL,
+    insights_enabled INTEGER NOT NULL DEFAULT 0,
+    notifications_enabled INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (environment, name)
+);
+"""
+_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
+
+
+class GroupError(ValueError):
+    def __init__(self, message: str, code: str = "InvalidRequestException") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Group:
+    name: str
+    filter_expression: str
+    insights: bool = False
+    notifications: bool = False
+
+    def arn(self) -> str:
+        return f"arn:aws:xray:us-east-1:000000000000:group/{self.name}/{self.name}"
+
+    def to_aws(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"GroupName": self.name, "GroupARN": self.arn(),
+                               "InsightsConfiguration": {"InsightsEnabled": self.insights,
+                                                         "NotificationsEnabled": self.notifications}}
+        if self.filter_expression:
+            out["FilterExpression"] = self.filter_expression
+        return out
+
+
+def name_of(doc: dict[str, Any]) -> str:
+    name = doc.get("GroupName")
+    if not name and isinstance(doc.get("GroupARN"), str):
+        parts = doc["GroupARN"].split("/")
+        name = parts[1] if len(parts) >= 2 else None
+    if not isinstance(name, str) or not name:
+        raise GroupError("give GroupName or GroupARN")
+    return name
+
+
+class GroupStore:
+    def __init__(self, meta: MetaStore) -> None:
+        self.meta = meta
+        meta.executescript(SCHEMA)
+
+    def list(self, env: str) -> list[Group]:
+        rows = self.meta.execute("SELECT name, filter_expression, insights_enabled, notifications_enabled FROM xray_groups "
+                                 "WHERE environment = ? ORDER BY name", (env,))
+        return [Group("Default", "")] + [Group(n, f, bool(i), bool(no)) for n, f, i, no in rows]
+
+    def get(self, env: str, name: str) -> Group:
+        for g in self.list(env):
+            if g.name == name:
+                return g
+        raise GroupError(f"Group not found: {name}")
+
+    def create(self, env: str, doc: dict[str, Any]) -> Group:
+        name = doc.get("GroupName")
+        if not isinstance(name, str) or not _NAME.match(name) or name == "Default":
+            raise GroupError("GroupName must be 1 to 32 letters, digits, '.', '_' or '-', and not Default")
+        expr = doc.get("FilterExpression") or ""
+        parse(expr)  # FilterError -> InvalidRequestException with its position
+        insights = doc.get("InsightsConfiguration") or {}
+        group = Group(name, expr, bool(insights.get("InsightsEnabled")), bool(insights.get("NotificationsEnabled")))
+        done = self.meta.execute("INSERT OR IGNORE INTO xray_groups VALUES (?, ?, ?, ?, ?) RETURNING name",
+                                 (env, name, expr, int(group.insights), int(group.notifications)))
+        if not done:
+            raise GroupError(f"Group already exists: {name}")
+        return group
+
+    def update(self, env: str, doc: dict[str, Any]) -> Group:
+        group = self.get(env, name_of(doc))
+        if group.name == "Default":
+            raise GroupError("the Default group cannot be changed")
+        if doc.get("FilterExpression") is not None:
+            parse(doc["FilterExpression"])
+            group.filter_expression = doc["FilterExpression"]
+        insights = doc.get("InsightsConfiguration") or {}
+        if insights.get("InsightsEnabled") is not None:
+            group.insights = bool(insights["InsightsEnabled"])
+        if insights.get("NotificationsEnabled") is not None:
+            group.notifications = bool(insights["NotificationsEnabled"])
+        self.meta.execute("UPDATE xray_groups SET filter_expression = ?, insights_enabled = ?, notifications_enabled = ? "
+                          "WHERE environment = ? AND name = ?",
+                          (group.filter_expression, int(group.insights), int(group.notifications), env, group.name))
+        return group
+
+    def delete(self, env: str, doc: dict[str, Any]) -> None:
+        name = name_of(doc)
+        if name == "Default":
+            raise GroupError("the Default group cannot be deleted")
+        if not self.meta.execute("DELETE FROM xray_groups WHERE environment = ? AND name = ? RETURNING name", (env, name)):
+            raise GroupError(f"Group not found: {name}")

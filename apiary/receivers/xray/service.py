@@ -1,0 +1,48 @@
+"""What the X-Ray API and the daemon listener share: rules, targets, groups, and the ingest path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apiary.receivers.xray.groups import GroupStore
+from apiary.receivers.xray.segments import SegmentError, SegmentNames, parse_document, to_batch
+from apiary.sampling.rules import RuleStore
+from apiary.sampling.targets import SamplingTargets
+from apiary.server.context import Apiary
+
+
+class XRay:
+    def __init__(self, ctx: Apiary) -> None:
+        self.ctx = ctx
+        self.rules = RuleStore(ctx.meta)
+        self.targets = SamplingTargets(ctx.meta, self.rules)
+        self.groups = GroupStore(ctx.meta)
+        #: service of recently seen (sub)segment ids, for subsegments that arrive on their own
+        self.names = SegmentNames()
+
+    def daemon_env(self) -> str | None:
+        """Where the daemon's segments go: ``--xray-env``, else the first environment created."""
+        wanted = getattr(self.ctx.settings, "xray_env", None)
+        if wanted:
+            return wanted
+        envs = self.ctx.meta.environments()
+        return envs[0] if envs else None
+
+    async def put_documents(self, env: str, documents: list[Any]) -> list[dict[str, str]]:
+        """PutTraceSegments: store the valid documents (answering once committed), report the others."""
+        good: list[tuple[dict[str, Any], str]] = []
+        unprocessed: list[dict[str, str]] = []
+        for text in documents:
+            if not isinstance(text, str):
+                unprocessed.append({"ErrorCode": "InvalidRequestException", "Message": "each document must be a JSON string"})
+                continue
+            try:
+                good.append((parse_document(text), text))
+            except SegmentError as exc:
+                item = {"ErrorCode": "InvalidRequestException", "Message": str(exc)}
+                if exc.segment_id:
+                    item["Id"] = exc.segment_id
+                unprocessed.append(item)
+        if good:
+            await self.ctx.store.append(env, to_batch(good, self.names))
+        return unprocessed

@@ -1,0 +1,191 @@
+// Charts drawn here: SVG line charts (one line per group) and a canvas heatmap with region selection.
+import { h, s, clear } from "./dom.js";
+import { fmtNumber, isoMicros, seriesColour, fmtDuration } from "./format.js";
+
+const PAD = { left: 56, right: 14, top: 10, bottom: 24 };
+
+function timeLabel(ms, spanMs) {
+  const d = new Date(ms);
+  if (spanMs > 2 * 86400e3) return d.toLocaleString(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+  return d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: spanMs < 600e3 ? "2-digit" : undefined });
+}
+
+function niceMax(v) {
+  if (!(v > 0)) return 1;
+  const pow = 10 ** Math.floor(Math.log10(v));
+  for (const m of [1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) if (m * pow >= v) return m * pow;
+  return 10 * pow;
+}
+
+/**
+ * lines: [{label, colour, points: [[ms, value|null], ...]}]; start/end in ms.
+ * Returns an element; hovering shows every line's value at the nearest time.
+ */
+export function lineChart({ title, lines, start, end, height = 190 }) {
+  const box = h("div", { class: "chart line-chart", "data-title": title }, h("div", { class: "title" }, title));
+  const width = Math.max(400, (document.getElementById("main")?.clientWidth || 1000) - 60);
+  const plotW = width - PAD.left - PAD.right;
+  const plotH = height - PAD.top - PAD.bottom;
+  let maxV = 0;
+  for (const l of lines) for (const [, v] of l.points) if (v !== null && v > maxV) maxV = v;
+  const yMax = niceMax(maxV);
+  const x = (t) => PAD.left + ((t - start) / Math.max(end - start, 1)) * plotW;
+  const y = (v) => PAD.top + plotH - (v / yMax) * plotH;
+  const svg = s("svg", { width, height, viewBox: `0 0 ${width} ${height}` });
+  for (let i = 0; i <= 4; i++) {
+    const v = (yMax * i) / 4;
+    svg.append(s("line", { x1: PAD.left, x2: width - PAD.right, y1: y(v), y2: y(v), stroke: "#eceef2" }),
+      s("text", { x: PAD.left - 6, y: y(v) + 4, "text-anchor": "end", "font-size": 11, fill: "#6b7280" }, fmtNumber(v)));
+  }
+  for (let i = 0; i <= 5; i++) {
+    const t = start + ((end - start) * i) / 5;
+    svg.append(s("text", { x: x(t), y: height - 6, "text-anchor": i === 0 ? "start" : i === 5 ? "end" : "middle", "font-size": 11, fill: "#6b7280" },
+      timeLabel(t, end - start)));
+  }
+  lines.forEach((l, i) => {
+    const colour = l.colour || seriesColour(i);
+    let d = "";
+    let pen = false;
+    for (const [t, v] of l.points) {
+      if (v === null || v === undefined) { pen = false; continue; }
+      d += `${pen ? "L" : "M"}${x(t).toFixed(1)},${y(v).toFixed(1)}`;
+      pen = true;
+    }
+    svg.append(s("path", { d, fill: "none", stroke: colour, "stroke-width": 1.6, class: "series", "data-label": l.label }));
+  });
+  const cursor = s("line", { y1: PAD.top, y2: PAD.top + plotH, stroke: "#9aa1ad", visibility: "hidden" });
+  svg.append(cursor);
+  const tip = h("div", { class: "hover-tip", hidden: true });
+  box.append(svg, tip);
+  if (lines.length > 1) {
+    box.append(h("div", { class: "legend" }, lines.slice(0, 30).map((l, i) =>
+      h("span", null, h("span", { class: "swatch", style: { background: l.colour || seriesColour(i) } }), l.label))));
+  }
+  svg.addEventListener("mousemove", (ev) => {
+    const r = svg.getBoundingClientRect();
+    const px = ((ev.clientX - r.left) / r.width) * width;
+    const t = start + ((px - PAD.left) / plotW) * (end - start);
+    const pts = lines[0]?.points || [];
+    if (!pts.length) return;
+    let best = 0;
+    for (let i = 1; i < pts.length; i++) if (Math.abs(pts[i][0] - t) < Math.abs(pts[best][0] - t)) best = i;
+    const bt = pts[best][0];
+    cursor.setAttribute("x1", x(bt)); cursor.setAttribute("x2", x(bt)); cursor.setAttribute("visibility", "visible");
+    const rows = lines.slice(0, 12).map((l) => `${l.label}: ${fmtNumber(l.points[best]?.[1] ?? null) || "–"}`);
+    tip.textContent = [new Date(bt).toLocaleString(), ...rows].join("\n");
+    tip.hidden = false;
+    tip.style.left = `${Math.min(ev.clientX - r.left + 12, r.width - 220)}px`;
+    tip.style.top = "28px";
+  });
+  svg.addEventListener("mouseleave", () => { tip.hidden = true; cursor.setAttribute("visibility", "hidden"); });
+  return box;
+}
+
+function heatColour(frac) {
+  // light yellow -> orange -> deep purple
+  const stops = [[255, 244, 196], [253, 174, 97], [215, 48, 39], [84, 39, 136]];
+  const f = Math.min(Math.max(frac, 0), 1) * (stops.length - 1);
+  const i = Math.min(Math.floor(f), stops.length - 2);
+  const t = f - i;
+  const c = stops[i].map((a, k) => Math.round(a + (stops[i + 1][k] - a) * t));
+  return `rgb(${c[0]},${c[1]},${c[2]})`;
+}
+
+/**
+ * A heatmap: x = time buckets, y = value buckets, colour = count. ``onSelect({startMs, endMs, lower, upper, count})``
+ * fires for a click (one cell) or a dragged region.
+ */
+export function heatmap({ title, heat, start, end, granularityS, onSelect, height = 260, isDuration = false }) {
+  const box = h("div", { class: "chart heatmap", "data-title": title }, h("div", { class: "title" }, title));
+  const width = Math.max(400, (document.getElementById("main")?.clientWidth || 1000) - 60);
+  const plotW = width - PAD.left - PAD.right;
+  const plotH = height - PAD.top - PAD.bottom;
+  const buckets = heat.buckets || [];
+  const nb = Math.max(buckets.length, 1);
+  const nt = Math.max(1, Math.round((end - start) / (granularityS * 1000)));
+  const grid = new Map();
+  let maxC = 0;
+  for (const c of heat.cells || []) {
+    const ti = Math.round((isoMicros(c.time) / 1000 - start) / (granularityS * 1000));
+    const k = ti * nb + c.bucket;
+    const v = (grid.get(k) || 0) + c.count;
+    grid.set(k, v);
+    if (v > maxC) maxC = v;
+  }
+  const canvas = h("canvas", { width: width * (window.devicePixelRatio || 1), height: height * (window.devicePixelRatio || 1),
+    style: { width: `${width}px`, height: `${height}px` } });
+  const ctx = canvas.getContext("2d");
+  ctx.scale(window.devicePixelRatio || 1, window.devicePixelRatio || 1);
+  ctx.fillStyle = "#fff";
+  ctx.fillRect(0, 0, width, height);
+  const cw = plotW / nt;
+  const ch = plotH / nb;
+  const logMax = Math.log1p(maxC);
+  for (const [k, v] of grid) {
+    const ti = Math.floor(k / nb), b = k % nb;
+    ctx.fillStyle = heatColour(0.15 + 0.85 * (Math.log1p(v) / (logMax || 1)));
+    ctx.fillRect(PAD.left + ti * cw, PAD.top + plotH - (b + 1) * ch, Math.max(cw, 1), Math.max(ch, 1));
+  }
+  ctx.fillStyle = "#6b7280";
+  ctx.font = "11px system-ui, sans-serif";
+  ctx.textAlign = "right";
+  const fmtV = (v) => (isDuration ? fmtDuration(v) : fmtNumber(v));
+  for (let i = 0; i <= 4; i++) {
+    const b = Math.round((nb * i) / 4);
+    const v = b >= nb ? buckets[nb - 1]?.upper : buckets[b]?.lower;
+    if (v !== undefined) ctx.fillText(fmtV(v), PAD.left - 6, PAD.top + plotH - b * ch + 4);
+  }
+  for (let i = 0; i <= 5; i++) {
+    const t = start + ((end - start) * i) / 5;
+    ctx.textAlign = i === 0 ? "left" : i === 5 ? "right" : "center";
+    ctx.fillText(timeLabel(t, end - start), PAD.left + (plotW * i) / 5, height - 6);
+  }
+  ctx.strokeStyle = "#e3e5ea";
+  ctx.strokeRect(PAD.left, PAD.top, plotW, plotH);
+  const sel = h("div", { class: "selection", hidden: true });
+  const tip = h("div", { class: "hover-tip", hidden: true });
+  box.append(canvas, sel, tip);
+
+  const cellAt = (ev) => {
+    const r = canvas.getBoundingClientRect();
+    const px = ev.clientX - r.left, py = ev.clientY - r.top;
+    const ti = Math.min(nt - 1, Math.max(0, Math.floor((px - PAD.left) / cw)));
+    const b = Math.min(nb - 1, Math.max(0, Math.floor((PAD.top + plotH - py) / ch)));
+    return { ti, b };
+  };
+  const region = (a, z) => {
+    const t0 = Math.min(a.ti, z.ti), t1 = Math.max(a.ti, z.ti), b0 = Math.min(a.b, z.b), b1 = Math.max(a.b, z.b);
+    let count = 0;
+    for (let t = t0; t <= t1; t++) for (let b = b0; b <= b1; b++) count += grid.get(t * nb + b) || 0;
+    return { t0, t1, b0, b1, count, startMs: start + t0 * granularityS * 1000, endMs: start + (t1 + 1) * granularityS * 1000,
+      lower: buckets[b0]?.lower, upper: buckets[b1]?.upper, lastBucket: b1 === nb - 1 };
+  };
+  const showSel = (rg) => {
+    const offX = canvas.offsetLeft, offY = canvas.offsetTop;
+    Object.assign(sel.style, { left: `${offX + PAD.left + rg.t0 * cw}px`, width: `${(rg.t1 - rg.t0 + 1) * cw}px`,
+      top: `${offY + PAD.top + plotH - (rg.b1 + 1) * ch}px`, height: `${(rg.b1 - rg.b0 + 1) * ch}px` });
+    sel.hidden = false;
+  };
+  let anchor = null;
+  canvas.addEventListener("mousedown", (ev) => { anchor = cellAt(ev); showSel(region(anchor, anchor)); ev.preventDefault(); });
+  canvas.addEventListener("mousemove", (ev) => {
+    const c = cellAt(ev);
+    if (anchor) showSel(region(anchor, c));
+    const rg = region(c, c);
+    tip.textContent = `${new Date(rg.startMs).toLocaleTimeString()}  ${fmtV(rg.lower)} – ${fmtV(rg.upper)}\ncount: ${rg.count}`;
+    tip.hidden = false;
+    tip.style.left = `${Math.min(ev.clientX - canvas.getBoundingClientRect().left + 14, width - 200)}px`;
+    tip.style.top = "24px";
+  });
+  canvas.addEventListener("mouseleave", () => { tip.hidden = true; });
+  window.addEventListener("mouseup", (ev) => {
+    if (!anchor) return;
+    const rg = region(anchor, cellAt(ev));
+    anchor = null;
+    if (onSelect) onSelect(rg);
+  });
+  Object.assign(canvas.dataset, { plotLeft: PAD.left, plotTop: PAD.top, plotWidth: plotW, plotHeight: plotH, times: nt, buckets: nb });
+  box.dataset.cells = String(grid.size);
+  box.dataset.max = String(maxC);
+  return box;
+}

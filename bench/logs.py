@@ -1,0 +1,131 @@
+"""CloudWatch Logs: PutLogEvents events/s (10,000-event batches) and FilterLogEvents latency, Apiary beside moto_server.
+
+Both servers run in this process's machine, on loopback, driven by the same boto3 calls:
+    python bench/logs.py [--events 200000] [--filters 5]
+
+Prints the N used. moto keeps events in Python lists and scans them per filter call, so
+N is bounded by default; raise --events to see how each side scales.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import boto3
+import httpx
+from botocore.config import Config
+
+ROOT = Path(__file__).resolve().parent.parent
+BATCH = 10_000
+PATTERNS = {"term": "ERROR", "json": '{ $.level = "ERROR" && $.latency > 900 }', "space": "[ip, method, path, status = 5*, ms]"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait(url: str, proc: subprocess.Popen[bytes]) -> None:
+    for _ in range(300):
+        if proc.poll() is not None:
+            raise SystemExit(f"{url} exited with {proc.returncode}")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise SystemExit(f"{url} did not start")
+
+
+def batches(n: int, start_ms: int) -> list[list[dict[str, object]]]:
+    out, batch = [], []
+    for i in range(n):
+        k = i % 3
+        if k == 0:
+            msg = json.dumps({"level": "ERROR" if i % 7 == 0 else "INFO", "latency": i % 1000, "path": f"/a/{i % 50}"})
+        elif k == 1:
+            msg = f"10.0.{i % 256}.{i % 200} GET /p/{i % 97} {[200, 404, 500, 503][i % 4]} {i % 800}"
+        else:
+            msg = f"{'ERROR' if i % 11 == 0 else 'INFO'} handled request {i} in {i % 300} ms"
+        batch.append({"timestamp": start_ms + i // 10, "message": msg})
+        if len(batch) == BATCH:
+            out.append(batch)
+            batch = []
+    if batch:
+        out.append(batch)
+    return out
+
+
+def run(name: str, client: object, data: list[list[dict[str, object]]], filters: int) -> dict[str, float]:
+    c = client  # type: ignore[assignment]
+    c.create_log_group(logGroupName="bench")
+    c.create_log_stream(logGroupName="bench", logStreamName="s")
+    t0 = time.perf_counter()
+    for b in data:
+        c.put_log_events(logGroupName="bench", logStreamName="s", logEvents=b)
+    put_s = time.perf_counter() - t0
+    n = sum(len(b) for b in data)
+    out = {"put_events_per_s": n / put_s}
+    for kind, pattern in PATTERNS.items():
+        times = []
+        for _ in range(filters):
+            t = time.perf_counter()
+            r = c.filter_log_events(logGroupName="bench", filterPattern=pattern, limit=100)
+            times.append((time.perf_counter() - t) * 1000)
+            assert r["events"], f"{name}: {kind} pattern matched nothing"
+        out[f"filter_{kind}_ms"] = statistics.median(times)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=200_000)
+    ap.add_argument("--filters", type=int, default=5, help="FilterLogEvents calls per pattern (median reported)")
+    args = ap.parse_args()
+    start_ms = int(time.time() * 1000) - 3_600_000
+    data = batches(args.events, start_ms)
+    procs = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            data_dir = Path(tmp) / "data"
+            key = subprocess.run([sys.executable, "-m", "apiary", "keys", "create", "bench", "--data", str(data_dir)],
+                                 check=True, capture_output=True, text=True, cwd=ROOT).stdout.strip()
+            ap_port, moto_port = free_port(), free_port()
+            procs.append(subprocess.Popen([sys.executable, "-m", "apiary", "serve", "--data", str(data_dir), "--port",
+                                           str(ap_port)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            procs.append(subprocess.Popen([sys.executable, "-m", "moto.server", "-p", str(moto_port)],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            wait(f"http://127.0.0.1:{ap_port}/api/health", procs[0])
+            wait(f"http://127.0.0.1:{moto_port}/", procs[1])
+            cfg = Config(retries={"max_attempts": 1}, read_timeout=600)
+            apiary = boto3.session.Session().client("logs", endpoint_url=f"http://127.0.0.1:{ap_port}", region_name="us-east-1",
+                                                    aws_access_key_id=key, aws_secret_access_key=key, config=cfg)
+            moto = boto3.session.Session().client("logs", endpoint_url=f"http://127.0.0.1:{moto_port}", region_name="us-east-1",
+                                                  aws_access_key_id="testing", aws_secret_access_key="testing", config=cfg)
+            print(f"N = {args.events:,} events in {len(data)} PutLogEvents calls of up to {BATCH:,}; "
+                  f"FilterLogEvents limit=100, median of {args.filters} calls per pattern")
+            a = run("apiary", apiary, data, args.filters)
+            m = run("moto", moto, data, args.filters)
+            print(f"{'':28}{'apiary':>12}{'moto_server':>14}{'ratio':>9}")
+            for k in a:
+                better = a[k] / m[k] if k.startswith("put") else m[k] / a[k]
+                print(f"{k:28}{a[k]:12.1f}{m[k]:14.1f}{better:8.1f}x")
+            print("(ratio > 1: Apiary faster)")
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(30)
+
+
+if __name__ == "__main__":
+    main()

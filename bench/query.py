@@ -1,0 +1,224 @@
+"""Query engine latency against hand-written DuckDB SQL on the same data, in the same run.
+
+    python bench/query.py --spans 1000000
+    python bench/query.py --spans 10000000 --data /tmp/apiary-bench   # reuses the store when present
+
+Loads N synthetic spans (3 services, 20 routes, log-normal durations, ~10
+attributes, 24 h, traces of 8 spans) straight through ``DuckDBStore.append``
+as Arrow batches. ``app.user_id`` is written past the column cap, so it lives
+in the ``_attrs`` JSON column: the "non-promoted attribute" case. Each query
+runs through the engine (``run_query``: plan, SQL, shaping -- no HTTP) and as
+the equivalent SQL typed by hand; the ratio is the engine's overhead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pyarrow as pa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from apiary.model.span import CORE_FIELDS, DATASET_COLUMN, OVERFLOW_COLUMN, SpanBatch  # noqa: E402
+from apiary.query.engine import run_query  # noqa: E402
+from apiary.query.spec import parse_spec  # noqa: E402
+from apiary.store.duckdb import DuckDBStore  # noqa: E402
+
+ENV = "bench"
+SERVICES = np.array(["backend-flask", "frontend-react-js", "worker"])
+ROUTES = np.array([f"/api/route{i}" for i in range(20)])
+AGENTS = np.array(["Mozilla/5.0 Firefox/120.0", "Mozilla/5.0 Chrome/119.0", "curl/8.5.0", "python-requests/2.31", "okhttp/4.12"])
+CHUNK = 250_000
+DAY_US = 86_400 * 1_000_000
+#: Attribute columns the store promotes; app.user_id comes after the cap and overflows into JSON.
+MAX_COLUMNS = 9
+
+
+def _hex(values: np.ndarray, width: int) -> pa.Array:
+    return pa.array([f"{v:0{width}x}" for v in values.tolist()], pa.string())
+
+
+def make_chunk(rng: np.random.Generator, first: int, n: int, total: int, start_us: int) -> pa.Table:
+    idx = np.arange(first, first + n)
+    ts = start_us + (idx * (DAY_US // total)) + rng.integers(0, 1000, n)
+    trace_no = idx // 8
+    trace_hi = (trace_no.astype(np.uint64) * np.uint64(2654435761)) % np.uint64(2**61 - 1)  # spread, stable per trace
+    span_ids = rng.integers(1, 2**62, n)
+    root = idx % 8 == 0
+    parent = np.where(root, 0, span_ids[np.maximum(np.arange(n) - (idx % 8), 0)])
+    service = SERVICES[(trace_no * 7) % 3]
+    route_i = rng.integers(0, 20, n)
+    status = np.where(rng.random(n) < 0.02, 500, np.where(rng.random(n) < 0.03, 404, 200))
+    duration = np.round(rng.lognormal(np.log(40), 1.1, n), 3)
+    cols: dict[str, pa.Array] = {}
+    types = {f.name: f.type for f in CORE_FIELDS}
+    for f in CORE_FIELDS:
+        cols[f.name] = pa.nulls(n, f.type)
+    cols["timestamp"] = pa.array(ts, pa.timestamp("us")).cast(types["timestamp"])
+    cols["duration_ms"] = pa.array(duration)
+    cols["trace.trace_id"] = pa.array([f"{a:016x}{b:016x}" for a, b in zip(trace_hi.tolist(), trace_no.tolist())], pa.string())
+    cols["trace.span_id"] = _hex(span_ids, 16)
+    cols["trace.parent_id"] = pa.array([None if r else f"{p:016x}" for r, p in zip(root.tolist(), parent.tolist())], pa.string())
+    cols["name"] = pa.array(np.char.add("GET ", ROUTES[route_i]))
+    cols["service.name"] = pa.array(service)
+    cols["span.kind"] = pa.array(np.where(root, "server", "internal"))
+    cols["error"] = pa.array(status == 500)
+    cols["meta.signal_type"] = pa.array(np.full(n, "trace"))
+    cols[DATASET_COLUMN] = cols["service.name"]
+    user = rng.integers(0, 1000, n)
+    cols[OVERFLOW_COLUMN] = pa.array(np.char.add(np.char.add('{"app.user_id":"user', user.astype(str)), '"}'))
+    attrs = {
+        "http.method": pa.array(np.where(route_i % 4 == 0, "POST", "GET")),
+        "http.route": pa.array(ROUTES[route_i]),
+        "http.status_code": pa.array(status.astype(np.int64)),
+        "http.scheme": pa.array(np.full(n, "http")),
+        "http.target": pa.array(ROUTES[route_i]),
+        "net.peer.ip": pa.array(np.char.add("10.0.0.", (route_i % 7).astype(str))),
+        "http.user_agent": pa.array(AGENTS[user % 5]),
+        "app.result_length": pa.array(rng.integers(0, 500, n)),
+        "http.flavor": pa.array(np.full(n, "1.1")),
+    }
+    cols.update(attrs)
+    return pa.table(cols)
+
+
+def load(store: DuckDBStore, total: int, start_us: int) -> None:
+    # One small batch per service through the normal path, so the catalogue knows app.user_id lives in JSON.
+    seed = make_chunk(np.random.default_rng(1), 0, 24, total, start_us)
+    for svc in SERVICES:
+        part = seed.filter(pa.compute.equal(seed.column(DATASET_COLUMN), svc)).drop_columns([OVERFLOW_COLUMN])
+        part = part.append_column(OVERFLOW_COLUMN, pa.nulls(part.num_rows, pa.string()))
+        part = part.append_column("app.user_id", pa.array(["user0"] * part.num_rows))
+        asyncio.run(store.append(ENV, SpanBatch(part)))
+    rng = np.random.default_rng(42)
+    started = time.perf_counter()
+    for first in range(24, total, CHUNK):
+        n = min(CHUNK, total - first)
+        asyncio.run(store.append(ENV, SpanBatch(make_chunk(rng, first, n, total, start_us))))
+        done = first + n
+        rate = done / (time.perf_counter() - started)
+        print(f"\r  loaded {done:,} spans ({rate:,.0f}/s)", end="", file=sys.stderr, flush=True)
+    store.query("CHECKPOINT")
+    print(file=sys.stderr)
+
+
+def median_ms(fn: Callable[[], Any], runs: int) -> float:
+    fn()  # warm
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--spans", type=int, default=10_000_000)
+    ap.add_argument("--data", type=Path, default=Path("/tmp/apiary-bench-query"))
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--load-only", action="store_true", help="build the store and stop")
+    args = ap.parse_args()
+    args.data.mkdir(parents=True, exist_ok=True)
+    path = args.data / f"spans-{args.spans}.duckdb"
+    meta = args.data / f"spans-{args.spans}.start"
+    fresh = not (path.exists() and meta.exists())
+    if fresh and path.exists():
+        path.unlink()
+    store = DuckDBStore(path, max_columns=MAX_COLUMNS, max_pending_rows=4 * CHUNK)
+    if fresh:
+        start_us = (int(time.time()) - 86_400) * 1_000_000
+        print(f"loading {args.spans:,} spans into {path}", file=sys.stderr)
+        t = time.perf_counter()
+        load(store, args.spans, start_us)
+        print(f"  load took {time.perf_counter() - t:.1f}s", file=sys.stderr)
+        meta.write_text(str(start_us))
+    start_us = int(meta.read_text())
+    if args.load_only:
+        store.close_sync()
+        return
+    start, end = start_us // 1_000_000, start_us // 1_000_000 + 86_400 + 1
+    count = store.count(ENV)
+    tid = store.query('SELECT "trace.trace_id" FROM spans WHERE _env = ? LIMIT 1 OFFSET ?', [ENV, count // 2]).column(0)[0].as_py()
+    window = {"start_time": start, "end_time": end}
+    naive = [np.datetime64(start, "s").astype("datetime64[us]").item(), np.datetime64(end, "s").astype("datetime64[us]").item()]
+    gran = 90
+    raw = store.query
+
+    def engine(spec: dict[str, Any], disable_series: bool = False) -> Callable[[], Any]:
+        parsed = parse_spec({**window, **spec})
+        return lambda: run_query(store, ENV, "__all__", parsed, disable_series=disable_series)
+
+    def sql(text: str, params: list[Any]) -> Callable[[], Any]:
+        return lambda: raw(text, params)
+
+    where = '_env = $1 AND "timestamp" >= $2 AND "timestamp" < $3'
+    p = [ENV, *naive]
+    cases = [
+        (f"COUNT + P90(duration_ms) per {gran} s, 24 h",
+         engine({"calculations": [{"op": "COUNT"}, {"op": "P90", "column": "duration_ms"}], "granularity": gran}),
+         sql(f'SELECT (epoch_us("timestamp") - $4) // $5 AS b, count(*), quantile_cont(duration_ms, 0.9) FROM spans '
+             f"WHERE {where} GROUP BY b", [*p, start_us, gran * 1_000_000])),
+        ("HEATMAP(duration_ms), 24 h",
+         engine({"calculations": [{"op": "HEATMAP", "column": "duration_ms"}], "granularity": gran}),
+         sql(f'WITH r AS (SELECT min(duration_ms) lo, (max(duration_ms) - min(duration_ms)) / 40 w FROM spans WHERE {where}) '
+             f'SELECT (epoch_us("timestamp") - $4) // $5 AS b, least(floor((duration_ms - lo) / w), 39) AS cell, count(*) '
+             f"FROM spans, r WHERE {where} GROUP BY ALL", [*p, start_us, gran * 1_000_000])),
+        ("service.name, name WHERE status>=500 by P99",
+         engine({"calculations": [{"op": "P99", "column": "duration_ms"}, {"op": "COUNT"}], "breakdowns": ["service.name", "name"],
+                 "filters": [{"column": "http.status_code", "op": ">=", "value": 500}],
+                 "orders": [{"op": "P99", "column": "duration_ms", "order": "descending"}], "granularity": gran}),
+         sql(f'SELECT "service.name", name, quantile_cont(duration_ms, 0.99) p, count(*) FROM spans WHERE {where} '
+             f'AND {store_column(store, "http.status_code")} >= 500 GROUP BY ALL ORDER BY p DESC LIMIT 100', p)),
+        ("  same, disable_series",
+         engine({"calculations": [{"op": "P99", "column": "duration_ms"}, {"op": "COUNT"}], "breakdowns": ["service.name", "name"],
+                 "filters": [{"column": "http.status_code", "op": ">=", "value": 500}],
+                 "orders": [{"op": "P99", "column": "duration_ms", "order": "descending"}], "granularity": gran}, True),
+         sql(f'SELECT "service.name", name, quantile_cont(duration_ms, 0.99) p, count(*) FROM spans WHERE {where} '
+             f'AND {store_column(store, "http.status_code")} >= 500 GROUP BY ALL ORDER BY p DESC LIMIT 100', p)),
+        ("COUNT_DISTINCT(trace.trace_id), 24 h",
+         engine({"calculations": [{"op": "COUNT_DISTINCT", "column": "trace.trace_id"}], "granularity": gran}),
+         sql(f'SELECT approx_count_distinct("trace.trace_id") FROM spans WHERE {where}', p)),
+        ("  same, disable_series",
+         engine({"calculations": [{"op": "COUNT_DISTINCT", "column": "trace.trace_id"}], "granularity": gran}, True),
+         sql(f'SELECT approx_count_distinct("trace.trace_id") FROM spans WHERE {where}', p)),
+        ('app.user_id = "user7" (JSON attribute)',
+         engine({"calculations": [{"op": "COUNT"}], "filters": [{"column": "app.user_id", "op": "=", "value": "user7"}],
+                 "granularity": gran}),
+         sql(f"SELECT count(*) FROM spans WHERE {where} AND json_extract_string(_attrs, '/app.user_id') = 'user7'", p)),
+        ("  same, disable_series",
+         engine({"calculations": [{"op": "COUNT"}], "filters": [{"column": "app.user_id", "op": "=", "value": "user7"}],
+                 "granularity": gran}, True),
+         sql(f"SELECT count(*) FROM spans WHERE {where} AND json_extract_string(_attrs, '/app.user_id') = 'user7'", p)),
+        ("one trace by id (store.trace vs scan)",
+         lambda: store.trace(ENV, tid),
+         sql('SELECT * FROM spans WHERE _env = $1 AND "trace.trace_id" = $2', [ENV, tid])),
+        ("trace id filter through the engine, 24 h",
+         engine({"calculations": [{"op": "COUNT"}], "filters": [{"column": "trace.trace_id", "op": "=", "value": tid}],
+                 "granularity": gran}),
+         sql(f'SELECT count(*) FROM spans WHERE {where} AND "trace.trace_id" = $4', [*p, tid])),
+    ]
+    print(f"\n{count:,} spans, DuckDB, median of {args.runs} runs (ms)")
+    print(f"{'query':46} {'engine':>9} {'raw SQL':>9} {'ratio':>6}")
+    for label, eng, hand in cases:
+        e, r = median_ms(eng, args.runs), median_ms(hand, args.runs)
+        print(f"{label:46} {e:9.1f} {r:9.1f} {e / r:6.2f}")
+    exact = median_ms(sql(f'SELECT count(DISTINCT "trace.trace_id") FROM spans WHERE {where}', p), max(1, args.runs // 2))
+    print(f"{'(reference) exact count(DISTINCT trace_id)':46} {'':9} {exact:9.1f}")
+    store.close_sync()
+
+
+def store_column(store: DuckDBStore, name: str) -> str:
+    infos = [c for c in store.columns(ENV, None) if c.name == name]
+    return '"' + infos[0].physical + '"'
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""X-Ray: segments/s over the daemon's UDP port (none dropped), and GetTraceSummaries latency -- beside moto.
+
+Phases, each bounded:
+
+1. UDP: segment datagrams (a segment with two subsegments, annotations,
+   metadata, http) sent at ``--rate`` per second for ``--udp-seconds``; the
+   figure is segments stored per second until the daemon has stored all it
+   received, with the daemon's received / stored / malformed / dropped counts
+   (sent - received = lost in the kernel).
+2. Fill: PutTraceSegments (500 documents a call) up to ``--total`` segments.
+3. GetTraceSummaries over the whole window, no filter and with
+   ``service("svc-3") AND http.status >= 500``, ``--calls`` each: p50 / p99 ms.
+   The same calls against ``moto_server`` (X-Ray mocked in memory, started
+   here), loaded with ``--moto-segments`` of the same documents (moto keeps
+   everything in Python objects; a million would take most of an hour).
+
+    python bench/xray.py --total 1000000 --rate 20000 --udp-seconds 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import boto3  # noqa: E402
+import httpx  # noqa: E402
+from botocore.config import Config  # noqa: E402
+
+from tests.server import ApiaryProcess, create_key, free_port  # noqa: E402
+
+HEADER = b'{"format": "json", "version": 1}\n'
+
+
+def segment(rng: random.Random, now: float) -> dict[str, Any]:
+    start = now - rng.random() * 3000
+    tid = f"1-{int(start):08x}-{rng.getrandbits(96):024x}"
+    status = 500 if rng.random() < 0.02 else 200
+    dur = rng.random() * 0.3
+    sid = f"{rng.getrandbits(64):016x}"
+    return {
+        "trace_id": tid, "id": sid, "name": f"svc-{rng.randrange(8)}", "start_time": start, "end_time": start + 0.002 + dur,
+        "fault": status == 500, "annotations": {"user_handle": f"user{rng.randrange(1000)}", "n": rng.randrange(100)},
+        "metadata": {"default": {"size": rng.randrange(10_000)}},
+        "http": {"request": {"method": "GET", "url": f"http://backend/api/items/{rng.randrange(100)}",
+                             "user_agent": "bench"}, "response": {"status": status}},
+        "aws": {"xray": {"sdk": "X-Ray for Python", "sdk_version": "2.15.0"}},
+        "subsegments": [{"id": f"{rng.getrandbits(64):016x}", "name": n, "start_time": start + 0.001,
+                         "end_time": start + 0.001 + dur / 2, "namespace": "remote"} for n in ("postgres", "mock-data")],
+    }
+
+
+def client(url: str, key: str) -> Any:
+    return boto3.client("xray", endpoint_url=url, region_name="us-east-1", aws_access_key_id=key,
+                        aws_secret_access_key=key, config=Config(retries={"max_attempts": 2}))
+
+
+def daemon_stats(apiary: ApiaryProcess) -> dict[str, int]:
+    return httpx.get(f"{apiary.url}/api/xray/daemon", headers={"x-honeycomb-team": apiary.key}).json()
+
+
+def udp_phase(apiary: ApiaryProcess, port: int, rate: int, seconds: float, rng: random.Random) -> tuple[int, float]:
+    now = time.time()
+    payloads = [HEADER + json.dumps(segment(rng, now)).encode() for _ in range(min(int(rate * seconds), 200_000))]
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sent = 0
+    t0 = time.perf_counter()
+    tick = 0.01
+    per_tick = max(1, int(rate * tick))
+    while sent < len(payloads):
+        for p in payloads[sent:sent + per_tick]:
+            sock.sendto(p, ("127.0.0.1", port))
+        sent = min(sent + per_tick, len(payloads))
+        ahead = t0 + sent / rate - time.perf_counter()
+        if ahead > 0:
+            time.sleep(ahead)
+    send_s = time.perf_counter() - t0
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        st = daemon_stats(apiary)
+        if st["stored"] + st["dropped"] + st["malformed"] >= st["received"] and (st["received"] >= sent or time.monotonic() > deadline - 55):
+            break
+        time.sleep(0.05)
+    total_s = time.perf_counter() - t0
+    st = daemon_stats(apiary)
+    print(f"UDP   sent {sent} segments in {send_s:.1f}s (offered {rate}/s); daemon received {st['received']}, "
+          f"stored {st['stored']}, malformed {st['malformed']}, dropped {st['dropped']}, lost in kernel {sent - st['received']}")
+    print(f"UDP   {st['stored'] / total_s:,.0f} segments/s stored (3 spans each), all stored after {total_s:.1f}s")
+    return st["stored"], total_s
+
+
+def fill(xray: Any, count: int, rng: random.Random, label: str) -> float:
+    now = time.time()
+    t0 = time.perf_counter()
+    done = 0
+    while done < count:
+        n = min(500, count - done)
+        answer = xray.put_trace_segments(TraceSegmentDocuments=[json.dumps(segment(rng, now)) for _ in range(n)])
+        assert not answer.get("UnprocessedTraceSegments"), answer["UnprocessedTraceSegments"][:1]
+        done += n
+    took = time.perf_counter() - t0
+    print(f"fill  {label}: PutTraceSegments {count} segments in {took:.1f}s ({count / took:,.0f}/s)")
+    return took
+
+
+def latency(xray: Any, calls: int, expression: str | None) -> tuple[float, float, int]:
+    times, found = [], 0
+    for _ in range(calls):
+        now = time.time()
+        kw: dict[str, Any] = {"StartTime": now - 3600, "EndTime": now + 60}
+        if expression:
+            kw["FilterExpression"] = expression
+        t0 = time.perf_counter()
+        page = xray.get_trace_summaries(**kw)
+        times.append((time.perf_counter() - t0) * 1000)
+        found = page.get("TracesProcessedCount") or len(page["TraceSummaries"])
+    times.sort()
+    return statistics.median(times), times[min(len(times) - 1, int(len(times) * 0.99))], found
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rate", type=int, default=20000, help="UDP segments offered per second")
+    ap.add_argument("--udp-seconds", type=float, default=5)
+    ap.add_argument("--total", type=int, default=200_000, help="segments in Apiary before timing GetTraceSummaries")
+    ap.add_argument("--moto-segments", type=int, default=20_000)
+    ap.add_argument("--calls", type=int, default=20)
+    args = ap.parse_args()
+    rng = random.Random(42)
+    expressions = [None, 'service("svc-3") AND http.status >= 500']
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        key = create_key(data, "dev")
+        udp_port = free_port()
+        apiary = ApiaryProcess(data, key=key, extra_args=["--xray-port", str(udp_port)]).start()
+        moto_port = free_port()
+        moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-p", str(moto_port)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            stored, _ = udp_phase(apiary, udp_port, args.rate, args.udp_seconds, rng)
+            xray = client(apiary.url, key)
+            if args.total > stored:
+                fill(xray, args.total - stored, rng, "apiary")
+            for _ in range(100):
+                try:
+                    httpx.get(f"http://127.0.0.1:{moto_port}/moto-api/", timeout=1)
+                    break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            mxray = client(f"http://127.0.0.1:{moto_port}", "testing")
+            fill(mxray, args.moto_segments, random.Random(42), "moto")
+            for expr in expressions:
+                a50, a99, an = latency(xray, args.calls, expr)
+                m50, m99, mn = latency(mxray, args.calls, expr)
+                label = expr or "(no filter)"
+                print(f"GetTraceSummaries {label}: apiary p50 {a50:.1f} ms p99 {a99:.1f} ms over {args.total} segments "
+                      f"({an} traces matched) | moto p50 {m50:.1f} ms p99 {m99:.1f} ms over {args.moto_segments} "
+                      f"({mn} matched) | apiary/moto p50 {a50 / m50:.2f}x with {args.total / args.moto_segments:.0f}x the data")
+        finally:
+            moto.terminate()
+            moto.wait(10)
+            apiary.stop()
+
+
+if __name__ == "__main__":
+    main()

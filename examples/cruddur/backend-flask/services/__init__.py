@@ -1,0 +1,1 @@
+"""Cruddur backend services: one module per service, as in the week-2 guides."""
