@@ -20,6 +20,12 @@ def _data_arg(p: argparse.ArgumentParser) -> None:
                    help="data directory (env APIARY_DATA, default ./apiary-data)")
 
 
+def _store_arg(p: argparse.ArgumentParser, default: str | None) -> None:
+    p.add_argument("--store", default=default,
+                   help="span store: duckdb (embedded, in --data), clickhouse://host:8123/database, "
+                        "or chdb:///path (ClickHouse in-process, for tests) (env APIARY_STORE, default duckdb)")
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -39,18 +45,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings.xray_port = args.xray_port
     if args.xray_env is not None:
         settings.xray_env = args.xray_env
+    if args.store is not None:
+        settings.store = args.store
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    meta = MetaStore(settings.meta_path)
-    first_key = None
-    if not meta.environments():
-        first_key = meta.create_key("dev")
     try:
         ctx = open_context(settings)
     except Exception as exc:  # noqa: BLE001 - a clear line beats a traceback here
-        print(f"apiary: cannot open the data directory {settings.data_dir}: {exc}", file=sys.stderr)
+        where = f"the data directory {settings.data_dir}" if settings.store == "duckdb" else f"the store {settings.store}"
+        print(f"apiary: cannot open {where}: {exc}", file=sys.stderr)
         return 1
+    meta = ctx.meta
+    first_key = None
+    if not meta.environments():
+        first_key = meta.create_key("dev")
     base = f"http://{settings.host}:{settings.port}"
-    lines = [f"Apiary listening on {base} (data in {settings.data_dir})"]
+    stored = settings.data_dir if settings.store == "duckdb" else settings.store
+    lines = [f"Apiary listening on {base} (data in {stored})"]
     if first_key:
         lines += ["", "Created environment 'dev'. Its API key (shown only this once, stored hashed):", f"    {first_key}"]
     key_hint = first_key or "<your key: apiary keys create dev>"
@@ -66,7 +76,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0 if server.started else 1
 
 
+def _clickhouse_meta(args: argparse.Namespace):  # noqa: ANN202
+    """Keys live in ClickHouse when the store is ClickHouse, so every node sharing it sees them."""
+    from apiary.store.clickhouse import ClickHouseMeta, connect
+
+    return ClickHouseMeta(connect(args.store))
+
+
 def cmd_keys_create(args: argparse.Namespace) -> int:
+    if args.store != "duckdb":
+        meta = _clickhouse_meta(args)
+        print(meta.create_key(args.environment, can_read=not args.ingest_only))
+        meta.client.close()
+        return 0
     args.data.mkdir(parents=True, exist_ok=True)
     meta = MetaStore(args.data / "meta.sqlite")
     print(meta.create_key(args.environment, can_read=not args.ingest_only))
@@ -75,10 +97,10 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 
 def cmd_keys_list(args: argparse.Namespace) -> int:
     path = args.data / "meta.sqlite"
-    if not path.exists():
+    if args.store == "duckdb" and not path.exists():
         print(f"no data directory at {args.data}", file=sys.stderr)
         return 1
-    meta = MetaStore(path)
+    meta = MetaStore(path) if args.store == "duckdb" else _clickhouse_meta(args)
     for env in meta.environments():
         print(env)
         for k in meta.keys(env):
@@ -146,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="X-Ray daemon port: UDP segments and TCP sampling (env APIARY_XRAY_PORT, default 2000; 0 = off)")
     serve.add_argument("--xray-env", default=None,
                        help="environment for the daemon's segments (env APIARY_XRAY_ENV, default: the first one created)")
+    _store_arg(serve, None)
     serve.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
     serve.set_defaults(func=cmd_serve)
 
@@ -155,9 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("environment")
     create.add_argument("--ingest-only", action="store_true", help="the key can send data but not query it")
     _data_arg(create)
+    _store_arg(create, os.environ.get("APIARY_STORE", "duckdb"))
     create.set_defaults(func=cmd_keys_create)
     lst = keys_sub.add_parser("list", help="environments and their (masked) keys")
     _data_arg(lst)
+    _store_arg(lst, os.environ.get("APIARY_STORE", "duckdb"))
     lst.set_defaults(func=cmd_keys_list)
 
     trace = sub.add_parser("trace", help="print one trace as a tree")

@@ -55,12 +55,28 @@ async def _retention_loop(ctx: Apiary) -> None:
 
 def open_context(settings: Settings) -> Apiary:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.store != "duckdb":
+        return _open_clickhouse_context(settings)
     meta = MetaStore(settings.meta_path)
     store = DuckDBStore(settings.spans_path, max_columns=settings.max_columns, max_pending_rows=settings.max_pending_rows)
     pool = DecodePool(settings.decode_workers)
     logs = DuckDBLogStore(store, max_pending_rows=settings.max_pending_rows)
     errors = DuckDBErrorStore(store)
     return Apiary(settings, meta, store, pool, logs=logs, errors=errors)
+
+
+def _open_clickhouse_context(settings: Settings) -> Apiary:
+    """Spans, environments and keys in ClickHouse; logs and errors stay in this node's DuckDB file for now."""
+    from apiary.store.clickhouse import ClickHouseMeta, ClickHouseStore, connect
+
+    client = connect(settings.store)
+    local = DuckDBStore(settings.spans_path, max_columns=settings.max_columns, max_pending_rows=settings.max_pending_rows)
+    store = ClickHouseStore(client, max_columns=settings.max_columns, max_pending_rows=settings.max_pending_rows,
+                            retention_days=settings.retention_days, on_close=[local.close_sync])
+    meta = ClickHouseMeta(client, MetaStore(settings.meta_path))
+    logs = DuckDBLogStore(local, max_pending_rows=settings.max_pending_rows)
+    return Apiary(settings, meta, store, DecodePool(settings.decode_workers), logs=logs,  # type: ignore[arg-type]
+                  errors=DuckDBErrorStore(local))
 
 
 def create_app(settings: Settings, ctx: Apiary | None = None) -> Starlette:
@@ -72,7 +88,12 @@ def create_app(settings: Settings, ctx: Apiary | None = None) -> Starlette:
         app.state.xray = XRay(context)
         daemon = XRayDaemon(app.state.xray, settings.host, settings.xray_port) if settings.xray_port else None
         if daemon:
-            await daemon.start()
+            try:
+                await daemon.start()
+            except OSError as exc:  # another daemon (or Apiary) holds the port: serve everything else
+                print(f"X-Ray daemon off: cannot bind {settings.host}:{settings.xray_port} ({exc}); "
+                      f"choose another with --xray-port", flush=True)
+                daemon = None
         app.state.xray_daemon = daemon
         task = asyncio.create_task(_retention_loop(context)) if settings.retention_days > 0 else None
         try:

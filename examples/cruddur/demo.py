@@ -159,16 +159,31 @@ def create_key(data_dir: str, env: dict[str, str]) -> str:
     return lines[-1].split()[-1]
 
 
+def _newest(paths) -> float:
+    return max((p.stat().st_mtime for p in paths if p.is_file()), default=0.0)
+
+
 def build_frontend(log_dir: Path) -> bool:
-    if (FRONTEND_DIR / "dist" / "index.html").exists():
+    """`npm ci` when node_modules is missing or older than package-lock.json, `npm run build` when dist is stale."""
+    built = FRONTEND_DIR / "dist" / "app.js"
+    lock = FRONTEND_DIR / "package-lock.json"
+    installed = FRONTEND_DIR / "node_modules" / ".package-lock.json"
+    sources = [lock, FRONTEND_DIR / "build.mjs", *(FRONTEND_DIR / "src").rglob("*"), *(FRONTEND_DIR / "public").rglob("*")]
+    need_ci = not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime
+    stale = not (FRONTEND_DIR / "dist" / "index.html").exists() or not built.exists() \
+        or built.stat().st_mtime < _newest(sources)
+    if not stale:
         return True
     npm = shutil.which("npm")
     if not npm:
+        if (FRONTEND_DIR / "dist" / "index.html").exists():
+            return True  # an older build still works
         print("demo: npm not found; skipping the front end", file=sys.stderr)
         return False
-    print("demo: building the front end (npm ci && npm run build) ...", flush=True)
+    steps = ([[npm, "ci", "--no-audit", "--no-fund"]] if need_ci else []) + [[npm, "run", "build"]]
+    print("demo: building the front end (" + ("npm ci && " if need_ci else "") + "npm run build) ...", flush=True)
     with open(log_dir / "frontend-build.log", "ab") as log:
-        for cmd in ([npm, "ci", "--no-audit", "--no-fund"], [npm, "run", "build"]):
+        for cmd in steps:
             if subprocess.run(cmd, cwd=FRONTEND_DIR, stdout=log, stderr=subprocess.STDOUT).returncode != 0:
                 print(f"demo: `{' '.join(cmd[1:])}` failed, see {log_dir / 'frontend-build.log'}; "
                       "skipping the front end", file=sys.stderr)

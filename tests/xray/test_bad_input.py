@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import socket
 import time
@@ -20,7 +21,7 @@ from tests.xray.conftest import datagram, eventually, xray_client
 
 def _segment(name: str, **extra: Any) -> dict[str, Any]:
     now = time.time()
-    return {"trace_id": f"1-{int(now):08x}-{'cd' * 12}", "id": "3333333333333333", "name": name,
+    return {"trace_id": f"1-{int(now):08x}-{hashlib.sha256(name.encode()).hexdigest()[:24]}", "id": "3333333333333333", "name": name,
             "start_time": now - 0.2, "end_time": now, **extra}
 
 

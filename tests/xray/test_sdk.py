@@ -116,3 +116,13 @@ def test_in_progress_then_completed_and_streamed_subsegments(xray_apiary: Apiary
     assert [s["name"] for s in doc["subsegments"]] == ["s3-upload"]
     assert _summaries(xray, 'service("worker") AND responsetime >= 0.9 AND duration < 5')
     assert not _summaries(xray, 'service("worker") AND responsetime > 5')
+
+
+def test_trace_summaries_paginate_with_next_token(xray: Any) -> None:
+    now = time.time()
+    docs = [json.dumps({"trace_id": f"1-{int(now):08x}-{i:024x}", "id": f"{i + 1:016x}", "name": "paged",
+                        "start_time": now - 1 - i / 1000, "end_time": now - i / 1000}) for i in range(150)]
+    assert xray.put_trace_segments(TraceSegmentDocuments=docs)["UnprocessedTraceSegments"] == []
+    pages = list(xray.get_paginator("get_trace_summaries").paginate(**_window(), FilterExpression='service("paged")'))
+    ids = [s["Id"] for p in pages for s in p["TraceSummaries"]]
+    assert len(pages) == 2 and len(ids) == 150 == len(set(ids))

@@ -155,9 +155,13 @@ class Daemon:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER)
         except OSError:
             pass
-        sock.bind((self.host, self.port))
+        try:
+            sock.bind((self.host, self.port))
+            self._tcp = await asyncio.start_server(self._serve_http, self.host, self.port)
+        except OSError:
+            sock.close()
+            raise
         self.listener.start(sock, loop)
-        self._tcp = await asyncio.start_server(self._serve_http, self.host, self.port)
 
     async def stop(self) -> None:
         if self._tcp is not None:

@@ -173,10 +173,10 @@ class ChdbClient:
         self._session = entry[0]
         self._lock = _session_lock(path)
         self._closed = False
-        self.command(f"CREATE DATABASE IF NOT EXISTS {quote(database)}")
+        self._run(f"CREATE DATABASE IF NOT EXISTS {quote(database)}", "CSV", None, None, use=False)
 
     def _run(self, sql: str, fmt: str, params: Mapping[str, Any] | None, settings: Mapping[str, Any] | None,
-             scope: dict[str, Any] | None = None) -> Any:
+             use: bool = True) -> Any:
         if self._closed:
             raise StoreUnavailable(f"{self.description} is closed")
         bound_sql, bound = _bind(sql, params)
@@ -184,7 +184,8 @@ class ChdbClient:
             bound_sql += " SETTINGS " + ", ".join(f"{k} = {_setting(v)}" for k, v in settings.items())
         with self._lock:
             try:
-                self._session.query(f"USE {quote(self.database)}")
+                if use:
+                    self._session.query(f"USE {quote(self.database)}")
                 return self._session.query(bound_sql, fmt, params=bound or None)
             except Exception as exc:  # noqa: BLE001 - chdb raises ChdbError/RuntimeError for every refusal
                 raise ClickHouseError(str(exc)) from None
@@ -200,10 +201,10 @@ class ChdbClient:
         if self._closed:
             raise StoreUnavailable(f"{self.description} is closed")
         cols = ", ".join(quote(n) for n in data.column_names)
-        sql = f"INSERT INTO {quote(self.database)}.{quote(table)} ({cols}) SELECT * FROM Python(__apiary_incoming)"
+        sql = f"INSERT INTO {quote(self.database)}.{quote(table)} ({cols}) SELECT * FROM Python(apiary_incoming)"
         if settings:
             sql += " SETTINGS " + ", ".join(f"{k} = {_setting(v)}" for k, v in settings.items())
-        __apiary_incoming = data  # noqa: F841 - chdb's Python() table function finds it by name in this frame
+        apiary_incoming = data  # noqa: F841 - chdb's Python() table function finds it by name in this frame
         with self._lock:
             try:
                 self._session.query(sql, "CSV")

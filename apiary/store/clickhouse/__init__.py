@@ -1,0 +1,7 @@
+"""The ClickHouse store (scale-out): spans, the catalogue and shared metadata in one ClickHouse database."""
+
+from apiary.store.clickhouse.client import ClickHouseError, connect, parse_url
+from apiary.store.clickhouse.meta import ClickHouseMeta
+from apiary.store.clickhouse.store import ClickHouseStore
+
+__all__ = ["ClickHouseError", "ClickHouseMeta", "ClickHouseStore", "connect", "parse_url"]

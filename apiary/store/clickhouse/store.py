@@ -1,0 +1,436 @@
+"""The scale-out span store: ClickHouse, through the thin client in ``client.py``.
+
+Layout (``docs/scale-out.md`` has the DDL and a clustered variant):
+
+* ``spans``: one wide MergeTree table, ``PARTITION BY toDate(timestamp)``,
+  ``ORDER BY (_env, _dataset, toStartOfHour(timestamp), timestamp)``. Nearly
+  every query is "one dataset of one environment over a time range", which
+  that key answers by reading only the granules of those hours; whole days
+  fall away by partition. ``_env``, ``_dataset`` and the span's repetitive
+  strings (name, service, kind, library, annotation type) are
+  ``LowCardinality``: dictionary-encoded, compared as integers.
+* Attribute keys get typed columns as they arrive, with the DuckDB store's
+  catalogue semantics: (name, type) -> physical column, a second type gets a
+  second column, past ``max_columns`` keys go to the ``_attrs`` JSON column.
+  A physical name is a hash of (name, type) (``a_<12 hex>``), so several
+  Apiary nodes adding the same key concurrently agree on the column and
+  ``ADD COLUMN IF NOT EXISTS`` makes the race harmless.
+* ``trace_index`` (AggregatingMergeTree ordered by ``trace_id``) maps a trace
+  to its environment, datasets and time range; ``trace()`` reads one index
+  granule, then only the spans granules of those datasets and hours. Measured
+  with ``tests/clickhouse/measure.py`` (see docs/scale-out.md): the lookup
+  stays flat as the table grows, where a scan grows with it.
+* The catalogue (``attribute_columns``, ``dataset_columns``, ``datasets``)
+  lives in ClickHouse, so every node sees what any node wrote; reads go to
+  the tables (merged with this node's fresher in-memory last-seen times).
+* Retention: ``TTL timestamp + retention`` when the server has one, and
+  ``delete_older_than`` as a lightweight DELETE for explicit calls.
+
+Writes: group commit (``GroupCommitter``), one batched Arrow ``INSERT`` per
+group, acknowledged after the insert returns -- ClickHouse has then written
+the part (``fsync_after_insert`` makes that reach the disk, as DuckDB's
+commit does). ``async_insert`` with ``wait_for_async_insert=1`` gives the
+same acknowledgement, but it solves a problem this process does not have:
+it batches many small clients on the server, while group commit already
+hands ClickHouse one large block per group. Measured here on chdb
+(``python -m tests.clickhouse.measure``): group-committed inserts were
+several times faster than async inserts of the same requests, so they are
+the choice; a server fed by many nodes can still turn ``async_insert`` on.
+
+Order within a commit: catalogue and ``trace_index`` first, spans last. A
+failure before the spans insert leaves at most a harmless catalogue or
+index entry; the spans insert is the commit point. ``non_replicated_deduplication_window``
+drops an identical block sent again when a retry follows an insert whose
+answer was lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections import defaultdict
+from datetime import datetime, timezone
+from typing import Any, Callable, Mapping, Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from apiary.model.span import CORE_FIELDS, CORE_NAMES, DATASET_COLUMN, OVERFLOW_COLUMN, SpanBatch, column_type
+from apiary.store.base import ColumnInfo, DatasetInfo, StoreUnavailable
+from apiary.store.clickhouse.client import Client, ClickHouseError, connect, quote
+from apiary.store.group_commit import GroupCommitter
+
+log = logging.getLogger(__name__)
+
+ENV_COLUMN = "_env"
+SCHEMA_VERSION = 1
+TS = "DateTime64(6, 'UTC')"
+_SQL_TYPES = {"string": "Nullable(String)", "integer": "Nullable(Int64)", "float": "Nullable(Float64)",
+              "boolean": "Nullable(Bool)", "timestamp": f"Nullable({TS})"}
+#: Core strings with few distinct values: dictionary-encoded.
+_LOW_CARDINALITY = {"name", "service.name", "span.kind", "library.name", "library.version", "meta.signal_type",
+                    "meta.annotation_type", "parent_name"}
+_LAST_SEEN_FLUSH_S = 60.0
+_INSERT_SETTINGS = {"max_partitions_per_insert_block": 1000}
+
+
+def physical_name(name: str, typ: str) -> str:
+    """The column of attribute (name, type): the same on every node, whatever order keys arrive in."""
+    return "a_" + hashlib.sha1(f"{name}\0{typ}".encode()).hexdigest()[:12]
+
+
+def _core_sql_type(f: pa.Field) -> str:
+    if f.name == "timestamp":
+        return TS
+    typ = _SQL_TYPES[column_type(f.type)]
+    return f"LowCardinality({typ})" if f.name in _LOW_CARDINALITY else typ
+
+
+class ClickHouseStore:
+    dialect = "clickhouse"
+
+    def __init__(self, client: Client | str, *, max_columns: int = 1000, max_pending_rows: int = 400_000,
+                 linger_s: float = 0.02, retention_days: float = 0, fsync: bool = True,
+                 on_close: Sequence[Callable[[], Any]] = ()) -> None:
+        self.client = connect(client) if isinstance(client, str) else client
+        self.max_columns = max_columns
+        self._on_close = list(on_close)
+        self._lock = threading.Lock()
+        self._physical: dict[tuple[str, str], str] = {}
+        # (env, dataset) -> (name, type) -> [first_seen, last_seen, last_flushed]; this node's view, for write-back pacing
+        self._catalogue: dict[tuple[str, str], dict[tuple[str, str], list[datetime]]] = defaultdict(dict)
+        self._datasets: dict[tuple[str, str], list[datetime]] = {}
+        self._create_schema(fsync)
+        if retention_days > 0:
+            seconds = int(retention_days * 86400)  # a number from the server's settings, never a request's value
+            for table, column in (("spans", "timestamp"), ("trace_index", "ts_max")):
+                self.client.command(f"ALTER TABLE {table} MODIFY TTL toDateTime({column}) + toIntervalSecond({seconds})",
+                                    settings={"materialize_ttl_after_modify": 0})
+        self._load_physical()
+        self._writer: GroupCommitter[tuple[str, SpanBatch]] = GroupCommitter(
+            self._commit, max_pending_rows=max_pending_rows, linger_s=linger_s, name="apiary-clickhouse-writer")
+        self._closed = False
+
+    # -- schema ---------------------------------------------------------------------------------
+
+    def _create_schema(self, fsync: bool) -> None:
+        c = self.client
+        cols = [f"{quote(ENV_COLUMN)} LowCardinality(String)", f"{quote(DATASET_COLUMN)} LowCardinality(String)"]
+        cols += [f"{quote(f.name)} {_core_sql_type(f)}" for f in CORE_FIELDS]
+        cols.append(f"{quote(OVERFLOW_COLUMN)} Nullable(String)")
+        durable = f", fsync_after_insert = {int(fsync)}, fsync_part_directory = {int(fsync)}"
+        c.command(f"""CREATE TABLE IF NOT EXISTS spans ({', '.join(cols)})
+                      ENGINE = MergeTree PARTITION BY toDate(`timestamp`)
+                      PRIMARY KEY (_env, _dataset, toStartOfHour(`timestamp`))
+                      ORDER BY (_env, _dataset, toStartOfHour(`timestamp`), `timestamp`)
+                      SETTINGS non_replicated_deduplication_window = 1000{durable}""")
+        c.command(f"""CREATE TABLE IF NOT EXISTS trace_index (_env LowCardinality(String), trace_id String,
+                      _dataset LowCardinality(String), ts_min SimpleAggregateFunction(min, {TS}),
+                      ts_max SimpleAggregateFunction(max, {TS}))
+                      ENGINE = AggregatingMergeTree ORDER BY (trace_id, _env, _dataset)
+                      SETTINGS non_replicated_deduplication_window = 1000{durable}""")
+        c.command("""CREATE TABLE IF NOT EXISTS attribute_columns (name String, type LowCardinality(String), physical String)
+                     ENGINE = ReplacingMergeTree ORDER BY (name, type, physical)""")
+        c.command(f"""CREATE TABLE IF NOT EXISTS dataset_columns (_env String, _dataset String, name String,
+                      type LowCardinality(String), first_seen SimpleAggregateFunction(min, {TS}),
+                      last_seen SimpleAggregateFunction(max, {TS}))
+                      ENGINE = AggregatingMergeTree ORDER BY (_env, _dataset, name, type)""")
+        c.command(f"""CREATE TABLE IF NOT EXISTS datasets (_env String, name String,
+                      created_at SimpleAggregateFunction(min, {TS}), last_written SimpleAggregateFunction(max, {TS}))
+                      ENGINE = AggregatingMergeTree ORDER BY (_env, name)""")
+        c.command(f"CREATE TABLE IF NOT EXISTS schema_version (version UInt32, applied_at {TS}) ENGINE = MergeTree ORDER BY version")
+        have = self.client.query_arrow("SELECT max(version) AS v FROM schema_version").column(0)[0].as_py() or 0
+        if have < SCHEMA_VERSION:
+            c.command(f"INSERT INTO schema_version VALUES ({{v:UInt32}}, now64(6))", {"v": SCHEMA_VERSION})
+
+    def _load_physical(self) -> None:
+        """The shared (name, type) -> column map. A column beats overflow when two nodes raced ('a_' > '_attrs')."""
+        t = self.client.query_arrow("SELECT name, type, max(physical) AS physical FROM attribute_columns GROUP BY name, type")
+        with self._lock:
+            for name, typ, physical in zip(*(t.column(i).to_pylist() for i in range(3))):
+                self._physical[(name, typ)] = physical
+
+    def _physical_for(self, name: str, typ: str, reloaded: list[bool]) -> str | None:
+        """The column for (name, type), adding it if the cap allows; None means overflow."""
+        key = (name, typ)
+        found = self._physical.get(key)
+        if found is None and not reloaded[0]:
+            self._load_physical()  # another node may have added it
+            reloaded[0] = True
+            found = self._physical.get(key)
+        if found is not None:
+            return None if found == OVERFLOW_COLUMN else found
+        attribute_count = sum(1 for p in self._physical.values() if p != OVERFLOW_COLUMN)
+        if attribute_count >= self.max_columns:
+            physical = OVERFLOW_COLUMN
+        else:
+            physical = physical_name(name, typ)
+            self.client.command(f"ALTER TABLE spans ADD COLUMN IF NOT EXISTS {quote(physical)} {_SQL_TYPES[typ]}")
+        self.client.command("INSERT INTO attribute_columns VALUES ({n:String}, {t:String}, {p:String})",
+                            {"n": name, "t": typ, "p": physical})
+        with self._lock:
+            self._physical[key] = physical
+        return None if physical == OVERFLOW_COLUMN else physical
+
+    # -- writing --------------------------------------------------------------------------------
+
+    async def append(self, env: str, batch: SpanBatch) -> None:
+        if self._closed:
+            raise StoreUnavailable("store is closed")
+        if batch.num_rows == 0:
+            return
+        await self._writer.submit((env, batch), batch.num_rows)
+
+    @property
+    def pending_rows(self) -> int:
+        return self._writer.pending_rows
+
+    def writer_stats(self) -> dict[str, int]:
+        w = self._writer
+        return {"pending_rows": w.pending_rows, "commits": w.commits, "committed_rows": w.committed_rows}
+
+    def _physical_table(self, env: str, batch: SpanBatch, reloaded: list[bool]) -> pa.Table:
+        table = batch.table
+        names: list[str] = []
+        arrays: list[Any] = []
+        overflow: list[tuple[str, pa.ChunkedArray]] = []
+        for name, col in zip(table.column_names, table.columns):
+            if name in CORE_NAMES or name == DATASET_COLUMN or name == OVERFLOW_COLUMN:
+                if name == "timestamp":
+                    col = col.cast(pa.timestamp("us", tz="UTC"))
+                elif name == DATASET_COLUMN:
+                    col = pc.fill_null(col, "")
+                names.append(name)
+                arrays.append(col)
+                continue
+            physical = self._physical_for(name, column_type(col.type), reloaded)
+            if physical is None:
+                overflow.append((name, col))
+            else:
+                names.append(physical)
+                arrays.append(col)
+        if overflow:
+            idx = names.index(OVERFLOW_COLUMN)
+            arrays[idx] = pa.chunked_array([pa.array(_merge_overflow(arrays[idx], overflow), pa.string())])
+        names.insert(0, ENV_COLUMN)
+        arrays.insert(0, pa.chunked_array([pa.array([env] * table.num_rows, pa.string())]))
+        return pa.Table.from_arrays(arrays, names=names)
+
+    def _commit(self, group: list[tuple[str, SpanBatch]]) -> None:
+        reloaded = [False]
+        tables = [self._physical_table(env, batch, reloaded) for env, batch in group]
+        combined = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
+        combined = combined.combine_chunks()
+        self._record_catalogue(_presence(group))
+        tids = combined.column("trace.trace_id")
+        if tids.null_count < len(tids):
+            keyed = combined.select([ENV_COLUMN, "trace.trace_id", DATASET_COLUMN, "timestamp"]).filter(pc.is_valid(tids))
+            index = keyed.group_by([ENV_COLUMN, "trace.trace_id", DATASET_COLUMN]).aggregate(
+                [("timestamp", "min"), ("timestamp", "max")])
+            index = index.rename_columns(["_env", "trace_id", "_dataset", "ts_min", "ts_max"])
+            self.client.insert_arrow("trace_index", index, settings=_INSERT_SETTINGS)
+        self.client.insert_arrow("spans", combined, settings=_INSERT_SETTINGS)  # the commit point
+
+    def _record_catalogue(self, present: dict[tuple[str, str], set[tuple[str, str]]]) -> None:
+        """Write new and stale (last-seen) catalogue rows; this node's memory changes only once they are in."""
+        now = datetime.now(timezone.utc)
+        col_rows: list[tuple[str, str, str, str, datetime, datetime]] = []
+        ds_rows: list[tuple[str, str, datetime, datetime]] = []
+        with self._lock:
+            for (env, ds), cols in present.items():
+                entry = self._datasets.get((env, ds))
+                if entry is None:
+                    ds_rows.append((env, ds, now, now))
+                elif (now - entry[2]).total_seconds() > _LAST_SEEN_FLUSH_S:
+                    ds_rows.append((env, ds, entry[0], now))
+                known = self._catalogue[(env, ds)]
+                for name, typ in cols:
+                    c = known.get((name, typ))
+                    if c is None:
+                        col_rows.append((env, ds, name, typ, now, now))
+                    elif (now - c[2]).total_seconds() > _LAST_SEEN_FLUSH_S:
+                        col_rows.append((env, ds, name, typ, c[0], now))
+        ts = pa.timestamp("us", tz="UTC")
+        if ds_rows:
+            self.client.insert_arrow("datasets", pa.table(
+                [pa.array([r[i] for r in ds_rows], t) for i, t in enumerate((pa.string(), pa.string(), ts, ts))],
+                names=["_env", "name", "created_at", "last_written"]))
+        if col_rows:
+            self.client.insert_arrow("dataset_columns", pa.table(
+                [pa.array([r[i] for r in col_rows], t) for i, t in enumerate((pa.string(),) * 4 + (ts, ts))],
+                names=["_env", "_dataset", "name", "type", "first_seen", "last_seen"]))
+        with self._lock:
+            for (env, ds), cols in present.items():
+                entry = self._datasets.setdefault((env, ds), [now, now, now])
+                entry[1] = now
+                if any(r[0] == env and r[1] == ds for r in ds_rows):
+                    entry[2] = now
+                known = self._catalogue[(env, ds)]
+                for key in cols:
+                    c = known.setdefault(key, [now, now, now])
+                    c[1] = now
+            for env, ds, name, typ, _f, _l in col_rows:
+                self._catalogue[(env, ds)][(name, typ)][2] = now
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def datasets(self, env: str) -> list[DatasetInfo]:
+        t = self.client.query_arrow("SELECT name, min(created_at) AS c, max(last_written) AS w FROM datasets "
+                                    "WHERE _env = {env:String} GROUP BY name ORDER BY name", {"env": env})
+        out = []
+        with self._lock:
+            for name, created, written in zip(*(t.column(i).to_pylist() for i in range(3))):
+                mine = self._datasets.get((env, name))
+                out.append(DatasetInfo(name, _utc(created), max(_utc(written), mine[1]) if mine else _utc(written)))
+        return out
+
+    def columns(self, env: str, dataset: str | None) -> list[ColumnInfo]:
+        sql = ("SELECT name, type, min(first_seen) AS f, max(last_seen) AS l FROM dataset_columns WHERE _env = {env:String}"
+               + (" AND _dataset = {ds:String}" if dataset is not None else "") + " GROUP BY name, type")
+        t = self.client.query_arrow(sql, {"env": env, "ds": dataset} if dataset is not None else {"env": env})
+        rows = list(zip(*(t.column(i).to_pylist() for i in range(4))))
+        if any(n not in CORE_NAMES and (n, ty) not in self._physical for n, ty, _, _ in rows):
+            self._load_physical()
+        with self._lock:
+            mine: dict[tuple[str, str], datetime] = {}
+            for (e, ds), cols in self._catalogue.items():
+                if e == env and (dataset is None or ds == dataset):
+                    for key, v in cols.items():
+                        mine[key] = max(mine.get(key, v[1]), v[1])
+            physical = dict(self._physical)
+        out = []
+        for name, typ, first, last in rows:
+            first, last = _utc(first), _utc(last)
+            if (name, typ) in mine:
+                last = max(last, mine[(name, typ)])
+            if name in CORE_NAMES:
+                out.append(ColumnInfo(name, typ, first, last, name))
+            else:
+                p = physical.get((name, typ), OVERFLOW_COLUMN)
+                out.append(ColumnInfo(name, typ, first, last, p, name if p == OVERFLOW_COLUMN else None))
+        return sorted(out, key=lambda c: (c.name, c.type))
+
+    def query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> pa.Table:
+        """``params`` by name, or by position as ``{p1:Type}``, ``{p2:Type}`` ... in ``sql``."""
+        named = dict(params) if isinstance(params, Mapping) else {f"p{i + 1}": v for i, v in enumerate(params)}
+        return self.client.query_arrow(sql, named)
+
+    def trace(self, env: str, trace_id: str) -> pa.Table:
+        found = self.client.query_arrow(
+            "SELECT groupArray(DISTINCT _dataset) AS ds, min(ts_min) AS lo, max(ts_max) AS hi FROM trace_index "
+            "WHERE trace_id = {t:String} AND _env = {env:String}", {"t": trace_id, "env": env}).to_pylist()[0]
+        if not found["ds"]:
+            return pa.table({})
+        raw = self.client.query_arrow(
+            f"SELECT * FROM spans WHERE _env = {{env:String}} AND _dataset IN {{ds:Array(String)}} "
+            f"AND `timestamp` BETWEEN {{lo:{TS}}} AND {{hi:{TS}}} AND `trace.trace_id` = {{t:String}} ORDER BY `timestamp`",
+            {"env": env, "ds": found["ds"], "lo": found["lo"], "hi": found["hi"], "t": trace_id})
+        return self.to_logical(raw)
+
+    def to_logical(self, raw: pa.Table) -> pa.Table:
+        """Physical rows -> Honeycomb names: attribute columns renamed, ``_attrs`` spread out, empty columns dropped."""
+        if any(n.startswith("a_") and n not in set(self._physical.values()) for n in raw.column_names):
+            self._load_physical()
+        with self._lock:
+            by_physical = {p: n for (n, _t), p in self._physical.items() if p != OVERFLOW_COLUMN}
+        names, arrays = [], []
+        for name, col in zip(raw.column_names, raw.columns):
+            if name in (ENV_COLUMN, OVERFLOW_COLUMN) or col.null_count == len(col):
+                continue
+            if name == DATASET_COLUMN:
+                names.append("meta.dataset")
+            else:
+                names.append(by_physical.get(name, name))
+            arrays.append(col)
+        table = pa.Table.from_arrays(arrays, names=names) if arrays else pa.table({})
+        if OVERFLOW_COLUMN in raw.column_names and raw.column(OVERFLOW_COLUMN).null_count < raw.num_rows:
+            extra: dict[str, list[Any]] = {}
+            docs = raw.column(OVERFLOW_COLUMN).to_pylist()
+            for i, doc in enumerate(docs):
+                for k, v in (json.loads(doc) if doc else {}).items():
+                    extra.setdefault(k, [None] * len(docs))[i] = v
+            for k, vals in extra.items():
+                if k in table.column_names:
+                    k = f"{k} (overflow)"
+                try:
+                    column = pa.array(vals)
+                except (pa.ArrowInvalid, pa.ArrowTypeError):
+                    column = pa.array([None if v is None else v if isinstance(v, str) else json.dumps(v) for v in vals], pa.string())
+                table = table.append_column(k, column)
+        return table
+
+    # -- upkeep ---------------------------------------------------------------------------------
+
+    def span_counts(self, env: str) -> dict[str, int]:
+        t = self.client.query_arrow("SELECT _dataset AS d, count() AS n FROM spans WHERE _env = {env:String} GROUP BY d",
+                                    {"env": env})
+        return dict(zip(t.column("d").to_pylist(), t.column("n").to_pylist()))
+
+    def count(self, env: str | None = None) -> int:
+        if env is None:
+            return int(self.client.query_arrow("SELECT count() AS n FROM spans").column(0)[0].as_py())
+        return int(self.client.query_arrow("SELECT count() AS n FROM spans WHERE _env = {env:String}",
+                                           {"env": env}).column(0)[0].as_py())
+
+    def delete_older_than(self, cutoff: datetime) -> int:
+        at = {"c": cutoff.astimezone(timezone.utc)}
+        n = int(self.client.query_arrow(f"SELECT count() AS n FROM spans WHERE `timestamp` < {{c:{TS}}}", at).column(0)[0].as_py())
+        if n:
+            self.client.command(f"DELETE FROM spans WHERE `timestamp` < {{c:{TS}}}", at)
+            self.client.command(f"DELETE FROM trace_index WHERE ts_max < {{c:{TS}}}", at)
+        return n
+
+    async def close(self) -> None:
+        self.close_sync()
+
+    def close_sync(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._writer.close()  # commits what is still queued
+        self.client.close()
+        for fn in self._on_close:
+            fn()
+
+
+def _presence(group: list[tuple[str, SpanBatch]]) -> dict[tuple[str, str], set[tuple[str, str]]]:
+    """Which (name, type) columns each (env, dataset) received in this group (from Arrow null counts)."""
+    present: dict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)
+    for env, batch in group:
+        table = batch.table
+        datasets = table.column(DATASET_COLUMN)
+        names = [n for n in table.column_names if n not in (DATASET_COLUMN, OVERFLOW_COLUMN)]
+        bounds = pc.min_max(datasets).as_py()
+        if datasets.null_count == 0 and bounds["min"] == bounds["max"]:
+            parts = [(datasets[0].as_py(), table)]
+        else:
+            parts = [(ds, table.filter(pc.equal(datasets, ds))) for ds in pc.unique(datasets).to_pylist() if ds is not None]
+        for ds, part in parts:
+            cols = present[(env, ds or "")]
+            for name in names:
+                col = part.column(name)
+                if col.null_count < len(col):
+                    cols.add((name, column_type(col.type)))
+    return present
+
+
+def _merge_overflow(existing: Any, extra: list[tuple[str, pa.ChunkedArray]]) -> list[str | None]:
+    docs = existing.to_pylist()
+    columns = [(name, col.to_pylist()) for name, col in extra]
+    out: list[str | None] = []
+    for i, doc in enumerate(docs):
+        obj = json.loads(doc) if doc else {}
+        for name, values in columns:
+            if values[i] is not None:
+                obj[name] = values[i]
+        out.append(json.dumps(obj, separators=(",", ":")) if obj else None)
+    return out
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+__all__ = ["ClickHouseStore", "ClickHouseError", "physical_name"]

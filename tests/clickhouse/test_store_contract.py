@@ -1,0 +1,157 @@
+"""The span store contract, run against every store: DuckDB, and ClickHouse (chdb here, a server with APIARY_CLICKHOUSE_URL).
+
+Each story is the DuckDB store's own test (tests/store/test_duckdb_store.py), told once for both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from apiary.store.duckdb import DuckDBStore
+from tests.clickhouse.conftest import clickhouse_url, drop_database
+from tests.store.test_duckdb_store import batch
+
+Opener = Callable[..., Any]
+
+
+@pytest.fixture(params=["duckdb", "clickhouse"])
+def kind(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def open_store(kind: str, tmp_path: Path):  # noqa: ANN201
+    """Opens the store under test, always at the same place within one test (so reopening finds the data)."""
+    if kind == "duckdb":
+        yield lambda **kw: DuckDBStore(tmp_path / "spans.duckdb", **kw)
+        return
+    from apiary.store.clickhouse import ClickHouseStore
+
+    url = clickhouse_url(tmp_path)
+    yield lambda **kw: ClickHouseStore(url, **kw)
+    drop_database(url)
+
+
+def run(coro):  # noqa: ANN001, ANN201
+    return asyncio.run(coro)
+
+
+def test_types_survive_and_conflicts_are_kept(open_store: Opener) -> None:
+    async def go() -> None:
+        store = open_store()
+        await store.append("e", batch([{"n": 1, "ok": True, "x": 1.5}, {"n": 2.5, "ok": False}]))
+        await store.append("e", batch([{"n": "many"}], trace_id="cd" * 16))
+        cols = {(c.name, c.type) for c in store.columns("e", "svc")}
+        assert ("n", "float") in cols and ("n", "string") in cols and ("ok", "boolean") in cols
+        rows = store.trace("e", "ab" * 16).to_pylist()
+        assert [r["n"] for r in rows] == [1.0, 2.5]
+        assert [r["ok"] for r in rows] == [True, False]
+        assert store.trace("e", "cd" * 16).to_pylist()[0]["n"] == "many"
+        await store.close()
+
+    run(go())
+
+
+def test_keys_differing_in_case_stay_apart(open_store: Opener) -> None:
+    async def go() -> None:
+        store = open_store()
+        await store.append("e", batch([{"User": "a", "user": "b"}]))
+        row = store.trace("e", "ab" * 16).to_pylist()[0]
+        assert (row["User"], row["user"]) == ("a", "b")
+        await store.close()
+
+    run(go())
+
+
+def test_past_the_column_cap_keys_overflow_but_stay_readable(open_store: Opener) -> None:
+    async def go() -> None:
+        store = open_store(max_columns=3)
+        await store.append("e", batch([{f"k{i}": i for i in range(6)}]))
+        row = store.trace("e", "ab" * 16).to_pylist()[0]
+        assert [row[f"k{i}"] for i in range(6)] == list(range(6))
+        overflowed = [c for c in store.columns("e", "svc") if c.json_key]
+        assert sorted(c.name for c in overflowed) == ["k3", "k4", "k5"]
+        await store.close()
+
+    run(go())
+
+
+def test_catalogue_and_rows_survive_reopen(open_store: Opener) -> None:
+    async def go() -> None:
+        store = open_store()
+        await store.append("e", batch([{"app.result_length": 3}]))
+        await store.close()
+        again = open_store()
+        assert [d.name for d in again.datasets("e")] == ["svc"]
+        assert any(c.name == "app.result_length" and c.type == "integer" for c in again.columns("e", "svc"))
+        assert again.trace("e", "ab" * 16).to_pylist()[0]["app.result_length"] == 3
+        assert again.datasets("other") == [] and again.trace("other", "ab" * 16).num_rows == 0
+        await again.close()
+
+    run(go())
+
+
+def test_retention_deletes_by_age(open_store: Opener) -> None:
+    async def go() -> None:
+        store = open_store()
+        old = datetime.now(timezone.utc) - timedelta(days=40)
+        await store.append("e", batch([{}, {}], trace_id="01" * 16, ts=old))
+        await store.append("e", batch([{}], trace_id="02" * 16))
+        assert store.delete_older_than(datetime.now(timezone.utc) - timedelta(days=30)) == 2
+        assert store.trace("e", "01" * 16).num_rows == 0
+        assert store.trace("e", "02" * 16).num_rows == 1
+        await store.close()
+
+    run(go())
+
+
+def test_concurrent_appends_share_commits(open_store: Opener) -> None:
+    async def go() -> None:
+        store = open_store()
+        await asyncio.gather(*[store.append("e", batch([{"i": i}], trace_id=f"{i:032x}")) for i in range(1, 201)])
+        assert store.count("e") == 200
+        assert store._writer.commits < 200  # grouped, not one transaction per request
+        await store.close()
+
+    run(go())
+
+
+def test_last_seen_is_written_back(open_store: Opener, kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import apiary.store.clickhouse.store as clickhouse_module
+    import apiary.store.duckdb as duckdb_module
+
+    monkeypatch.setattr(duckdb_module if kind == "duckdb" else clickhouse_module, "_LAST_SEEN_FLUSH_S", 0.0)
+
+    async def go() -> None:
+        store = open_store()
+        await store.append("e", batch([{"k": 1}]))
+        first = {c.name: c.last_seen for c in store.columns("e", "svc")}["k"]
+        await asyncio.sleep(0.01)
+        await store.append("e", batch([{"k": 2}], trace_id="ef" * 16))
+        await store.close()
+        again = open_store()
+        col = {c.name: c for c in again.columns("e", "svc")}["k"]
+        assert col.last_seen > first and col.first_seen <= first
+        assert again.datasets("e")[0].last_written > again.datasets("e")[0].created_at
+        await again.close()
+
+    run(go())
+
+
+def test_span_counts_and_environments_stay_apart(open_store: Opener) -> None:
+    async def go() -> None:
+        store = open_store()
+        await store.append("e", batch([{}, {}], dataset="a"))
+        await store.append("e", batch([{}], dataset="b", trace_id="cd" * 16))
+        await store.append("f", batch([{}], dataset="a"))
+        assert store.span_counts("e") == {"a": 2, "b": 1}
+        assert store.span_counts("f") == {"a": 1}
+        assert [r["meta.dataset"] for r in store.trace("e", "ab" * 16).to_pylist()] == ["a", "a"]
+        await store.close()
+
+    run(go())
