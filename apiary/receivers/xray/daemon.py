@@ -7,21 +7,28 @@ with everything else. UDP has no answer, so a malformed datagram is counted
 and logged, and a batch the store refuses (overloaded) is counted as dropped.
 
 TCP: the SDK's centralized-sampling calls (``POST /GetSamplingRules``,
-``POST /SamplingTargets``), unsigned, as the daemon proxies them. A tiny
-HTTP/1.1 server is enough for botocore and keeps a second uvicorn (and its
-signal handlers) out of the process.
+``POST /SamplingTargets``), unsigned, as the daemon proxies them, served by a
+second uvicorn server on the same event loop (its signal handling left to
+the main server).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import socket
 import threading
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Iterator
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from apiary.model.span import SpanBatch
 from apiary.receivers.xray.segments import SegmentError, parse_datagram, to_batch
@@ -142,96 +149,89 @@ class SegmentListener:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn on the daemon's TCP port, inside the main server's event loop: the main server owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 class Daemon:
     def __init__(self, xray: XRay, host: str, port: int) -> None:
         self.xray, self.host, self.port = xray, host, port
         self.listener = SegmentListener(xray)
-        self._tcp: asyncio.AbstractServer | None = None
+        self._http: _EmbeddedServer | None = None
+        self._http_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_DGRAM)
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        udp = socket.socket(family, socket.SOCK_DGRAM)
+        tcp = socket.socket(family, socket.SOCK_STREAM)
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER)
+            udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER)
         except OSError:
             pass
         try:
-            sock.bind((self.host, self.port))
-            self._tcp = await asyncio.start_server(self._serve_http, self.host, self.port)
+            udp.bind((self.host, self.port))
+            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            tcp.bind((self.host, self.port))  # bound here so a busy port is our error, not uvicorn's exit
+            tcp.listen(128)
         except OSError:
-            sock.close()
+            udp.close()
+            tcp.close()
             raise
-        self.listener.start(sock, loop)
+        app = Starlette(routes=[Route("/GetSamplingRules", self._sampling_rules, methods=["POST"]),
+                                Route("/SamplingTargets", self._sampling_targets, methods=["POST"])])
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        self._http = _EmbeddedServer(config)
+        self._http_task = asyncio.create_task(self._http.serve(sockets=[tcp]))
+        self.listener.start(udp, loop)
 
     async def stop(self) -> None:
-        if self._tcp is not None:
-            self._tcp.close()
+        if self._http is not None and self._http_task is not None:
+            self._http.should_exit = True
+            await self._http_task
         await self.listener.drain()
 
     # -- the sampling side, over TCP --------------------------------------------------------------
 
-    async def _serve_http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                try:
-                    head = await reader.readuntil(b"\r\n\r\n")
-                except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
-                    return
-                lines = head.decode("latin-1").split("\r\n")
-                parts = lines[0].split(" ")
-                headers = {}
-                for line in lines[1:]:
-                    k, sep, v = line.partition(":")
-                    if sep:
-                        headers[k.strip().lower()] = v.strip()
-                try:
-                    length = int(headers.get("content-length", "0"))
-                except ValueError:
-                    length = -1
-                if len(parts) != 3 or length < 0 or length > MAX_HTTP_BODY:
-                    await self._answer(writer, 400, {"message": "bad request"}, close=True)
-                    return
-                body = await reader.readexactly(length) if length else b""
-                status, doc = await self._dispatch(parts[0], parts[1].split("?")[0], body)
-                close = headers.get("connection", "").lower() == "close"
-                await self._answer(writer, status, doc, close=close, error=status >= 400)
-                if close:
-                    return
-        except (ConnectionError, asyncio.IncompleteReadError):
-            return
-        finally:
-            writer.close()
-
-    async def _dispatch(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, Any]]:
-        if method != "POST" or path not in ("/GetSamplingRules", "/SamplingTargets"):
-            return 404, {"message": f"the X-Ray daemon answers POST /GetSamplingRules and /SamplingTargets, not {method} {path}"}
+    async def _params(self, request: Request) -> tuple[str, dict[str, Any]] | JSONResponse:
         env = self.xray.daemon_env()
         if env is None:
-            return 400, {"message": "no environment yet: create a key first (apiary keys create dev)"}
+            return _error("no environment yet: create a key first (apiary keys create dev)")
+        body = await request.body()
+        if len(body) > MAX_HTTP_BODY:
+            return _error("request body is too large")
         try:
             params = json.loads(body or b"{}")
         except ValueError:
-            return 400, {"message": "request body is not JSON"}
+            return _error("request body is not JSON")
         if not isinstance(params, dict):
-            return 400, {"message": "request body must be a JSON object"}
-        if path == "/GetSamplingRules":
-            records = await asyncio.to_thread(self.xray.rules.list, env)
-            return 200, {"SamplingRuleRecords": [r.to_aws() for r in records]}
+            return _error("request body must be a JSON object")
+        return env, params
+
+    async def _sampling_rules(self, request: Request) -> JSONResponse:
+        got = await self._params(request)
+        if isinstance(got, JSONResponse):
+            return got
+        records = await asyncio.to_thread(self.xray.rules.list, got[0])
+        return JSONResponse({"SamplingRuleRecords": [r.to_aws() for r in records]})
+
+    async def _sampling_targets(self, request: Request) -> JSONResponse:
+        got = await self._params(request)
+        if isinstance(got, JSONResponse):
+            return got
+        env, params = got
         docs = params.get("SamplingStatisticsDocuments") or []
         if not isinstance(docs, list) or not all(isinstance(d, dict) for d in docs):
-            return 400, {"message": "SamplingStatisticsDocuments must be a list of objects"}
-        return 200, await asyncio.to_thread(self.xray.targets.report, env, docs)
-
-    @staticmethod
-    async def _answer(writer: asyncio.StreamWriter, status: int, doc: dict[str, Any], *, close: bool = False,
-                      error: bool = False) -> None:
-        body = json.dumps(doc).encode()
-        reason = {200: "OK", 400: "Bad Request", 404: "Not Found"}.get(status, "Error")
-        extra = "x-amzn-ErrorType: InvalidRequestException\r\n" if error else ""
-        head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-                f"{extra}Connection: {'close' if close else 'keep-alive'}\r\n\r\n")
-        writer.write(head.encode() + body)
-        await writer.drain()
+            return _error("SamplingStatisticsDocuments must be a list of objects")
+        return JSONResponse(await asyncio.to_thread(self.xray.targets.report, env, docs))
 
     def stats(self) -> dict[str, Any]:
         return {"port": self.port, **asdict(self.listener.stats)}
+
+
+def _error(message: str) -> JSONResponse:
+    return JSONResponse({"message": message}, 400, headers={"x-amzn-ErrorType": "InvalidRequestException"})
