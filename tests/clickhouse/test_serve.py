@@ -120,7 +120,10 @@ def test_unreachable_mid_stream_answers_503_and_loses_nothing_acknowledged(tmp_p
     url = clickhouse_url(tmp_path)
     flaky = FlakyClient(connect(url))
     store = ClickHouseStore(flaky)
-    meta = ClickHouseMeta(flaky)
+    from apiary.store.meta import MetaStore
+
+    (tmp_path / "data").mkdir()
+    meta = ClickHouseMeta(flaky, MetaStore(tmp_path / "data" / "meta.sqlite"))
     key = meta.create_key("dev")
     settings = Settings(data_dir=tmp_path / "data", port=free_port(), xray_port=0, decode_workers=0, store=url)
     server = uvicorn.Server(uvicorn.Config(create_app(settings, Apiary(settings, meta, store, DecodePool(0))),  # type: ignore[arg-type]
@@ -128,7 +131,9 @@ def test_unreachable_mid_stream_answers_503_and_loses_nothing_acknowledged(tmp_p
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{settings.port}"
+    deadline = time.monotonic() + 30
     while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
         time.sleep(0.05)
 
     def post(trace_id: bytes) -> httpx.Response:

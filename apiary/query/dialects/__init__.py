@@ -40,4 +40,8 @@ def dialect_for(name: str) -> Dialect:
         from apiary.query.dialects.duckdb import DuckDBDialect
 
         return DuckDBDialect()
+    if name == "clickhouse":
+        from apiary.query.dialects.clickhouse import ClickHouseDialect
+
+        return ClickHouseDialect()
     raise ValueError(f"no SQL dialect {name!r}")

@@ -1,0 +1,266 @@
+"""The query plan rendered as ClickHouse SQL, answering as the DuckDB dialect does.
+
+Every value travels as a typed server-side parameter (``{p1:String}``, bound
+by ``ClickHouseStore.query``); identifiers come only from the store's
+catalogue and are checked against the physical layout before they are
+quoted. The only numbers in SQL text are the plan's own constants
+(percentile fractions, bucket counts).
+
+Where the engines differ, this side bends to DuckDB's answers:
+
+* percentiles: ``quantileExactInclusive`` -- linear interpolation between the
+  two closest ranks, the same definition as DuckDB's ``quantile_cont`` (and
+  numpy's default), so both stores give the same number; exact, at the cost of
+  holding a group's values in memory while it is computed.
+* COUNT_DISTINCT: ``uniq`` (exact up to 65 536 distinct values, then an
+  adaptive sample, error well under 1 %), where DuckDB uses HyperLogLog.
+* ``concat``, ``least`` and ``greatest`` skip NULLs, as DuckDB's do.
+* an overflowed key (inside ``_attrs``) reads as text: a JSON string as the
+  string, any other JSON value as its JSON text, missing as NULL.
+* rates: the previous non-null value comes from ``anyLast`` over the
+  preceding rows (ClickHouse's ``lag`` cannot skip NULLs).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Any, Sequence
+
+from apiary.model.span import CORE_NAMES
+from apiary.query.dialects import Compiled
+from apiary.query.plan import (
+    BOOLEAN, FLOAT, INTEGER, STRING, TIMESTAMP, Aggregate, Call, Column, Expr, InList, Literal, Source, SpanQuery,
+)
+
+TS = "DateTime64(6, 'UTC')"
+_SQL_TYPE = {STRING: "String", INTEGER: "Int64", FLOAT: "Float64", BOOLEAN: "Bool", TIMESTAMP: TS}
+_PHYSICAL = re.compile(r"a_[0-9a-f]{12}")
+_INTERNAL = {"_dataset", "_attrs"}
+_BINARY = {"eq": "=", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "add": "+", "sub": "-", "mul": "*",
+           "mod": "%"}
+_FUNCTIONS = {"starts_with": "startsWith", "ends_with": "endsWith", "lower": "lowerUTF8", "upper": "upperUTF8",
+              "length": "lengthUTF8", "coalesce": "coalesce"}
+_CASTS = {"to_integer": INTEGER, "to_float": FLOAT, "to_string": STRING, "to_boolean": BOOLEAN}
+
+
+def ident(name: str) -> str:
+    if not (name in CORE_NAMES or name in _INTERNAL or _PHYSICAL.fullmatch(name)):
+        raise ValueError(f"{name!r} is not a column of the spans table")
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
+def _type_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return "Bool"
+    if isinstance(value, int):
+        return "Int64"
+    if isinstance(value, float):
+        return "Float64"
+    if isinstance(value, datetime):
+        return TS
+    return "String"
+
+
+class _Render:
+    def __init__(self) -> None:
+        self.params: list[Any] = []
+
+    def param(self, value: Any, sql_type: str | None = None) -> str:
+        if isinstance(value, datetime) and value.tzinfo is not None:
+            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        self.params.append(value)
+        return f"{{p{len(self.params)}:{sql_type or _type_of(value)}}}"
+
+    # -- expressions ----------------------------------------------------------------------------
+
+    def source(self, s: Source, want: str) -> str:
+        if s.json_key is not None:
+            doc, key = ident(s.physical), self.param(s.json_key, "String")
+            raw = (f"if(JSONHas(ifNull({doc}, '{{}}'), {key}), if(JSONType(ifNull({doc}, '{{}}'), {key}) = 'String', "
+                   f"JSONExtractString(ifNull({doc}, '{{}}'), {key}), JSONExtractRaw(ifNull({doc}, '{{}}'), {key})), NULL)")
+            raw_type = STRING
+        else:
+            raw, raw_type = ident(s.physical), s.type
+        if raw_type == want:
+            return raw
+        return self.cast(raw, want)
+
+    @staticmethod
+    def cast(sql: str, want: str) -> str:
+        if want == STRING:
+            return f"CAST({sql} AS Nullable(String))"
+        return f"accurateCastOrNull({sql}, '{_SQL_TYPE[want]}')"
+
+    def expr(self, e: Expr) -> str:
+        if isinstance(e, Column):
+            parts = [self.source(s, e.type) for s in e.sources]
+            return parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
+        if isinstance(e, Literal):
+            if e.value is None:
+                return "NULL"
+            return self.param(e.value, _SQL_TYPE[e.type])
+        if isinstance(e, InList):
+            values = ", ".join(self.expr(v) for v in e.values)
+            return f"({self.expr(e.expr)} {'NOT IN' if e.negate else 'IN'} ({values}))"
+        return self.call(e)
+
+    def call(self, e: Call) -> str:
+        fn, args = e.fn, [self.expr(a) for a in e.args]
+        if fn in _BINARY:
+            return "(" + f" {_BINARY[fn]} ".join(args) + ")"
+        if fn == "div":
+            return f"({args[0]} / nullIf({args[1]}, 0))"
+        if fn == "neg":
+            return f"(-{args[0]})"
+        if fn in ("and", "or"):
+            return "(" + f" {fn.upper()} ".join(args) + ")"
+        if fn == "not":
+            return f"(NOT {args[0]})"
+        if fn == "is_null":
+            return f"({args[0]} IS NULL)"
+        if fn == "not_null":
+            return f"({args[0]} IS NOT NULL)"
+        if fn == "if":
+            return f"(CASE WHEN {args[0]} THEN {args[1]} ELSE {args[2]} END)"
+        if fn in _CASTS:
+            return self.cast(args[0], _CASTS[fn])
+        if fn == "epoch_seconds":
+            return f"(toUnixTimestamp64Micro({args[0]}) / 1000000.0)"
+        if fn == "contains":
+            return f"(position({args[0]}, {args[1]}) > 0)"
+        if fn == "concat":
+            return "concat(" + ", ".join(f"ifNull(CAST({a} AS Nullable(String)), '')" for a in args) + ")"
+        if fn in ("least", "greatest"):
+            # DuckDB's skip NULLs: the extreme of the non-null arguments, NULL only when all are.
+            return f"arrayReduce('{'min' if fn == 'least' else 'max'}', [{', '.join(args)}])"
+        if fn in _FUNCTIONS:
+            return f"{_FUNCTIONS[fn]}({', '.join(args)})"
+        raise ValueError(f"ClickHouse dialect has no function {fn!r}")
+
+    # -- the filtered rows ----------------------------------------------------------------------
+
+    def micros(self, ts: str) -> str:
+        return f"toUnixTimestamp64Micro({ts})"
+
+    def base(self, q: SpanQuery, *, args: bool = True, groups: Sequence[tuple[Any, ...]] | None = None,
+             extra: Sequence[tuple[str, str]] = ()) -> str:
+        """The filtered rows, with ``_bucket``, ``g*``, ``v*`` (aggregate arguments), ``_tid``, ``_dur``."""
+        ts = self.expr(q.timestamp)
+        cols = [f"intDiv({self.micros(ts)} - {self.param(_epoch_us(q.start))}, {self.param(q.granularity_s * 1_000_000)}) AS _bucket"]
+        cols += [f"{self.expr(g.expr)} AS g{i}" for i, g in enumerate(q.groups)]
+        if args:
+            for j, a in enumerate(q.aggregates):
+                if a.arg is None:
+                    continue
+                value = self.expr(a.arg)
+                if a.kind.startswith("rate_"):
+                    part = ", ".join(self.expr(g.expr) for g in q.groups)
+                    window = (f"OVER ({'PARTITION BY ' + part + ' ' if part else ''}ORDER BY {ts} "
+                              f"ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)")
+                    # Between consecutive rows that have a value: rows without one do not break the sequence.
+                    when = f"if(({value}) IS NOT NULL, {self.micros(ts)}, NULL)"
+                    value = (f"(({value}) - anyLast({value}) {window}) / "
+                             f"nullIf((({when}) - anyLast({when}) {window}) / 1000000.0, 0)")
+                cols.append(f"{value} AS v{j}")
+        cols += [f"{self.expr(q.trace_id)} AS _tid", f"{self.expr(q.duration)} AS _dur"]
+        cols += [f"{sql} AS {name}" for name, sql in extra]
+        where = [f"_env = {self.param(q.env, 'String')}", f"{ts} >= {self.param(q.start, TS)}", f"{ts} < {self.param(q.end, TS)}"]
+        if q.datasets is not None:
+            where.append(f"_dataset IN ({', '.join(self.param(d, 'String') for d in q.datasets)})")
+        if q.where is not None:
+            where.append(self.expr(q.where))
+        sql = f"SELECT {', '.join(cols)} FROM spans WHERE {' AND '.join(where)}"
+        if groups is not None and q.groups:
+            # Null-safe membership: has() compares NULL equal to NULL, as DuckDB's IS NOT DISTINCT FROM does.
+            types = ", ".join(f"Nullable({_SQL_TYPE[g.expr.type]})" for g in q.groups)
+            keys = self.param([tuple(row) for row in groups], f"Array(Tuple({types}))")
+            sql = f"SELECT * FROM ({sql}) WHERE has({keys}, tuple({', '.join(f'g{i}' for i in range(len(q.groups)))}))"
+        return sql
+
+    def aggregate(self, j: int, a: Aggregate) -> str:
+        v = f"v{j}"
+        if a.kind == "count":
+            return "count()"
+        if a.kind == "count_distinct":
+            return f"uniq({v})"
+        if a.kind in ("sum", "avg", "min", "max"):
+            return f"{a.kind}({v})"
+        if a.kind == "quantile":
+            return f"quantileExactInclusive({float(a.q)!r})({v})"  # a constant of the plan, never user input
+        if a.kind in ("rate_avg", "rate_sum", "rate_max"):
+            return f"{a.kind[5:]}({v})"
+        raise ValueError(f"{a.kind} is not a summary aggregate")
+
+    def aggregates(self, q: SpanQuery) -> list[str]:
+        return [f"{self.aggregate(j, a)} AS c{j}" for j, a in enumerate(q.aggregates) if a.kind not in ("heatmap", "concurrency")]
+
+
+class ClickHouseDialect:
+    name = "clickhouse"
+
+    def summary(self, q: SpanQuery) -> Compiled:
+        r = _Render()
+        base = r.base(q)
+        groups = [f"g{i}" for i in range(len(q.groups))]
+        examples = (f"arrayMap(x -> x.2, groupArraySortedIf({int(q.examples)})((-coalesce(_dur, 0), assumeNotNull(_tid)), "
+                    f"_tid IS NOT NULL)) AS _examples")
+        cols = groups + r.aggregates(q) + ["count() AS _rows", examples]
+        sql = f"SELECT {', '.join(cols)} FROM ({base})"
+        if groups:
+            sql += f" GROUP BY {', '.join(groups)}"
+        having = [f"c{h.aggregate} {_BINARY[h.op]} {r.param(float(h.value), 'Float64')}" for h in q.having]
+        if having:
+            sql += " HAVING " + " AND ".join(having)
+        order = [f"{'g' if o.target == 'group' else 'c'}{o.index} {'DESC' if o.descending else 'ASC'} NULLS LAST"
+                 for o in q.order]
+        if not any(o.target == "aggregate" for o in q.order):
+            order.append("_rows DESC")
+        order += [f"g{i} ASC NULLS LAST" for i in range(len(q.groups))
+                  if not any(o.target == "group" and o.index == i for o in q.order)]
+        sql += f" ORDER BY {', '.join(order)} LIMIT {r.param(int(q.limit), 'UInt64')}"
+        return Compiled(sql, r.params)
+
+    def series(self, q: SpanQuery, groups: Sequence[tuple[Any, ...]] | None) -> Compiled:
+        r = _Render()
+        base = r.base(q, groups=groups)
+        keys = ["_bucket"] + [f"g{i}" for i in range(len(q.groups))]
+        sql = f"SELECT {', '.join(keys + r.aggregates(q))}, count() AS _rows FROM ({base}) GROUP BY {', '.join(keys)}"
+        return Compiled(sql, r.params)
+
+    def bounds(self, q: SpanQuery, aggregate: int, groups: Sequence[tuple[Any, ...]] | None) -> Compiled:
+        r = _Render()
+        base = r.base(q, groups=groups)
+        return Compiled(f"SELECT min(v{aggregate}) AS lo, max(v{aggregate}) AS hi FROM ({base})", r.params)
+
+    def heatmap(self, q: SpanQuery, aggregate: int, groups: Sequence[tuple[Any, ...]] | None,
+                lo: float, width: float) -> Compiled:
+        r = _Render()
+        base = r.base(q, groups=groups)
+        keys = ["_bucket"] + [f"g{i}" for i in range(len(q.groups))]
+        cell = (f"least(toInt64(floor((v{aggregate} - {r.param(float(lo), 'Float64')}) / {r.param(float(width), 'Float64')})), "
+                f"{int(q.heatmap_buckets) - 1}) AS _cell")
+        sql = (f"SELECT {', '.join(keys)}, {cell}, count() AS n, any(_tid) AS _example FROM ({base}) "
+               f"WHERE v{aggregate} IS NOT NULL GROUP BY {', '.join(keys)}, _cell")
+        return Compiled(sql, r.params)
+
+    def concurrency(self, q: SpanQuery, groups: Sequence[tuple[Any, ...]] | None) -> Compiled:
+        r = _Render()
+        ts = r.expr(q.timestamp)
+        base = r.base(q, args=False, groups=groups, extra=[
+            ("_s", r.micros(ts)), ("_e", f"{r.micros(ts)} + toInt64(coalesce({r.expr(q.duration)}, 0) * 1000)")])
+        g = [f"g{i}" for i in range(len(q.groups))]
+        gsel = "".join(f"{x}, " for x in g)
+        part = f"PARTITION BY {', '.join(g)} " if g else ""
+        start_us = r.param(_epoch_us(q.start))
+        sql = (f"WITH b AS ({base}), "
+               f"ev AS (SELECT {gsel}_s AS t, toInt8(1) AS d FROM b UNION ALL SELECT {gsel}_e AS t, toInt8(-1) AS d FROM b), "
+               f"run AS (SELECT {gsel}t, sum(d) OVER ({part}ORDER BY t, d ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS c "
+               f"FROM ev) "
+               f"SELECT intDiv(t - {start_us}, {r.param(q.granularity_s * 1_000_000)}) AS _bucket, {gsel}max(c) AS v "
+               f"FROM run WHERE t >= {start_us} AND t < {r.param(_epoch_us(q.end))} GROUP BY _bucket{''.join(', ' + x for x in g)}")
+        return Compiled(sql, r.params)
+
+
+def _epoch_us(naive_utc: datetime) -> int:
+    return int(naive_utc.replace(tzinfo=timezone.utc).timestamp() * 1_000_000)
