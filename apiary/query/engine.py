@@ -82,7 +82,7 @@ class _Runner:
     def run(self) -> dict[str, Any]:
         q = self.q
         n_groups = len(q.groups)
-        bucket_rows: dict[tuple[int, tuple[Any, ...]], dict[str, Any]] = {}
+        bucket_rows: dict[tuple[int, tuple[Any, ...]], dict[str, Any]] = {}  # (bucket, group) -> point data
         heatmap_only = n_groups == 0 and all(a.kind == "heatmap" for a in q.aggregates)
         if heatmap_only:  # the heatmap's own statements give the totals: skip a scan
             totals = [{"_examples": []}]
@@ -91,8 +91,7 @@ class _Runner:
         keys = [tuple(r[f"g{i}"] for i in range(n_groups)) for r in totals]
         series_keys = [] if self.disable_series else keys[:MAX_SERIES_GROUPS]
         if series_keys and self.sql_aggs:
-            for r in _rows(self._run(self.dialect.series(q, series_keys if n_groups else None))):
-                bucket_rows[(r["_bucket"], tuple(r[f"g{i}"] for i in range(n_groups)))] = r
+            bucket_rows = self._series_points(self._run(self.dialect.series(q, series_keys if n_groups else None)))
 
         results = []
         for key, r in zip(keys, totals):
@@ -101,30 +100,20 @@ class _Runner:
                 row[a.label] = _clean(r[f"c{j}"])
             examples = []
             for t in r.get("_examples") or []:
-                if t not in examples:
+                if t is not None and t not in examples:
                     examples.append(t)
             results.append({"data": row, "examples": examples})
 
         series: list[dict[str, Any]] = []
         self.series_index: list[tuple[int, tuple[Any, ...]]] = []
         zero = {a.label: (0 if a.kind in ("count", "count_distinct") else None) for _, a in self.sql_aggs}
-        columns = [(f"c{j}", a.label, a.kind in ("count", "count_distinct")) for j, a in self.sql_aggs]
-        # Empty points of one group share one dict (they are never mutated in place; see _set_point).
+        # Empty points of one group share one dict (never mutated in place: later columns copy it).
         empty = {key: {**dict(zip(self.group_labels, key)), **zero} for key in series_keys}
-        prefixes = {key: dict(zip(self.group_labels, key)) for key in series_keys}
         step = timedelta(seconds=q.granularity_s)
         for b in range(q.buckets if series_keys else 0):
             when = _iso(q.start + b * step)
             for key in series_keys:
-                r = bucket_rows.get((b, key))
-                if r is None:
-                    point = empty[key]
-                else:
-                    point = dict(prefixes[key])
-                    for col, label, counting in columns:
-                        value = _clean(r[col])
-                        point[label] = 0 if value is None and counting else value
-                series.append({"time": when, "data": point})
+                series.append({"time": when, "data": bucket_rows.get((b, key)) or empty[key]})
                 self.series_index.append((b, key))
 
         heatmaps: dict[str, Any] = {}
@@ -141,6 +130,24 @@ class _Runner:
             slowest = sorted(hm["cells"], key=lambda c: -c["bucket"])
             results[0]["examples"] = list(dict.fromkeys(c["trace_id"] for c in slowest if c["trace_id"]))[:q.examples]
         return {"series": series, "results": results, "heatmaps": heatmaps}
+
+    def _series_points(self, table: pa.Table) -> dict[tuple[int, tuple[Any, ...]], dict[str, Any]]:
+        """Series rows -> point data, read column-wise (tens of thousands of rows for a breakdown over a day)."""
+        n_groups = len(self.q.groups)
+        buckets = table.column("_bucket").to_pylist()
+        groups = [table.column(f"g{i}").to_pylist() for i in range(n_groups)]
+        values = [(a.label, table.column(f"c{j}").to_pylist(), a.kind in ("count", "count_distinct")) for j, a in self.sql_aggs]
+        points: dict[tuple[int, tuple[Any, ...]], dict[str, Any]] = {}
+        keys = list(zip(*groups)) if n_groups else [()] * len(buckets)
+        for i, key in enumerate(keys):
+            data = dict(zip(self.group_labels, key))
+            for label, column, counting in values:
+                v = column[i]
+                if v is None or v != v or v in (math.inf, -math.inf):
+                    v = 0 if counting else None
+                data[label] = v
+            points[(buckets[i], key)] = data
+        return points
 
     def _heatmap(self, j: int, groups: Sequence[tuple[Any, ...]] | None, results: list[dict[str, Any]],
                  series: list[dict[str, Any]], keys: list[tuple[Any, ...]]) -> dict[str, Any]:

@@ -121,8 +121,8 @@ class SpanQuery:
     timestamp: Column = field(default_factory=lambda: Column("timestamp", (Source(TIMESTAMP, "timestamp"),), TIMESTAMP))
     trace_id: Column = field(default_factory=lambda: Column("trace.trace_id", (Source(STRING, "trace.trace_id"),), STRING))
     duration: Column = field(default_factory=lambda: Column("duration_ms", (Source(FLOAT, "duration_ms"),), FLOAT))
-    #: Example trace ids kept per result row.
-    examples: int = 3
+    #: Example trace ids kept per result row (the slowest matching spans'); each one more costs a heap per group.
+    examples: int = 1
     #: Value buckets of a heatmap.
     heatmap_buckets: int = 40
 

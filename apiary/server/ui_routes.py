@@ -36,7 +36,7 @@ from apiary.store.meta import ApiKey
 from apiary.ui import queries
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "ui" / "static"
-PAGES = ("/", "/trace/{trace_id}", "/query", "/services", "/history", "/settings")
+PAGES = ("/", "/trace/{trace_id}", "/query", "/services", "/history", "/settings", "/logs", "/errors", "/errors/{item_id}", "/xray")
 UI_HEADER = "X-Apiary-UI"
 MAX_SERVICE_MAP_S = 7 * 86400
 
@@ -161,17 +161,31 @@ async def trace(request: Request) -> Response:
             return envs
         candidates = envs
 
-    def work() -> tuple[str, Any] | None:
+    def work() -> tuple[str, Any, list[Any], list[Any]] | None:
         for e in candidates:
             table = ctx.store.trace(e, trace_id)
-            if table.num_rows:
-                return e, rows_to_spans(table)
+            logs = queries.trace_logs(ctx.logs, e, trace_id) if ctx.logs is not None else []
+            errs = _trace_errors(ctx, e, trace_id)
+            if table.num_rows or logs or errs:
+                return e, rows_to_spans(table) if table.num_rows else [], logs, errs
         return None
 
     found = await asyncio.to_thread(work)
     if found is None:
         return error(404, f"trace {trace_id} not found")
-    return JSONResponse({"trace_id": trace_id, "environment": found[0], "spans": found[1]})
+    return JSONResponse({"trace_id": trace_id, "environment": found[0], "spans": found[1], "logs": found[2],
+                         "errors": found[3]})
+
+
+def _trace_errors(ctx: Apiary, env: str, trace_id: str) -> list[dict[str, Any]]:
+    if ctx.errors is None:
+        return []
+    out = []
+    for row in ctx.errors.trace_errors(env, trace_id):
+        item = ctx.errors.item(env, row["item_id"])
+        out.append({**_occurrence_json(row), "title": item.title if item else None,
+                    "item_status": item.status if item else None})
+    return out
 
 
 async def columns(request: Request) -> Response:
@@ -266,6 +280,248 @@ async def traces_for(request: Request) -> Response:
     return JSONResponse({"environment": env, "results": outcome.data["results"], "elapsed_ms": round(outcome.elapsed_ms, 3)})
 
 
+# -- logs, errors, X-Ray ----------------------------------------------------------------------------
+
+
+def _int_param(request: Request, name: str, default: int | None, lo: int, hi: int) -> int | None:
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return min(max(int(raw), lo), hi)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer") from None
+
+
+def _need_logs(request: Request) -> tuple[str, Any] | Response:
+    env = environment(request)
+    if isinstance(env, Response):
+        return env
+    logs = _ctx(request).logs
+    if logs is None:
+        return error(503, "the log store is not open")
+    return env, logs
+
+
+async def log_groups(request: Request) -> Response:
+    found = _need_logs(request)
+    if isinstance(found, Response):
+        return found
+    env, logs = found
+    groups = await asyncio.to_thread(queries.log_catalogue, logs, env)
+    return JSONResponse({"environment": env, "groups": groups})
+
+
+async def log_events(request: Request) -> Response:
+    """Newest events of a group (``cursor`` absent) or those committed after ``cursor`` (the live tail).
+
+    ``pattern`` is a CloudWatch filter pattern, parsed by the receiver's own compiler.
+    """
+    from apiary.receivers.cloudwatch.filter_pattern import PatternError, parse
+
+    found = _need_logs(request)
+    if isinstance(found, Response):
+        return found
+    env, logs = found
+    q = request.query_params
+    group = q.get("group") or ""
+    if logs.group(env, group) is None:
+        return error(404, f"log group {group!r} does not exist")
+    streams = [x for x in q.getlist("stream") if x] or None
+    try:
+        pattern = parse(q.get("pattern") or "")
+        limit = _int_param(request, "limit", 200, 1, 2000) or 200
+        cursor = _int_param(request, "cursor", None, 0, 2**62)
+        start_ms = _int_param(request, "start_ms", None, 0, 2**62)
+        end_ms = _int_param(request, "end_ms", None, 0, 2**62)
+    except (PatternError, ValueError) as exc:
+        return error(400, str(exc))
+    if cursor is None:
+        doc = await asyncio.to_thread(queries.log_events, logs, env, group, streams, pattern, limit=limit,
+                                      start_ms=start_ms, end_ms=end_ms)
+    else:
+        doc = await asyncio.to_thread(queries.log_tail, logs, env, group, streams, pattern, cursor, limit)
+    return JSONResponse({"environment": env, "group": group, **doc})
+
+
+async def log_insights(request: Request) -> Response:
+    """Body ``{"query": ..., "groups": [...], "start": epoch s, "end": epoch s}``: run a Logs Insights query now."""
+    from apiary.receivers.cloudwatch.insights import QueryError
+
+    found = _need_logs(request)
+    if isinstance(found, Response):
+        return found
+    env, logs = found
+    denied = _write_allowed(request)  # a POST: same guard as every UI write
+    if denied:
+        return denied
+    try:
+        body = await request.json()
+    except ValueError:
+        return error(400, "body must be JSON: {\"query\": ..., \"groups\": [...], \"start\": ..., \"end\": ...}")
+    if not isinstance(body, dict):
+        return error(400, "body must be a JSON object")
+    text, groups = body.get("query"), body.get("groups")
+    if not isinstance(text, str) or not text.strip():
+        return error(400, "give a query")
+    if not isinstance(groups, list) or not groups or not all(isinstance(g, str) for g in groups):
+        return error(400, "give one or more log groups")
+    missing = [g for g in groups if logs.group(env, g) is None]
+    if missing:
+        return error(404, f"log group {missing[0]!r} does not exist")
+    now = int(datetime.now(timezone.utc).timestamp())
+    try:
+        start, end = int(body.get("start", now - 3600)), int(body.get("end", now))
+    except (TypeError, ValueError):
+        return error(400, "start and end are epoch seconds")
+    if end < start:
+        return error(400, "end must not be before start")
+    try:
+        doc = await asyncio.to_thread(queries.insights_run, logs, env, text, groups, start, end)
+    except QueryError as exc:
+        return error(400, str(exc))
+    return JSONResponse({"environment": env, "start": start, "end": end, **doc})
+
+
+SPARK_BUCKETS = 48
+SPARK_BUCKET_S = 1800
+
+
+def _item_json(item: Any) -> dict[str, Any]:
+    return {"id": item.id, "counter": item.counter, "title": item.title, "level": item.level, "status": item.status,
+            "environment": item.environment, "framework": item.framework, "platform": item.platform,
+            "language": item.language, "total_occurrences": item.total_occurrences,
+            "first_seen": _ts(item.first_occurrence_timestamp), "last_seen": _ts(item.last_occurrence_timestamp),
+            "last_resolved": _ts(item.last_resolved_timestamp), "last_muted": _ts(item.last_muted_timestamp),
+            "last_trace_id": item.last_trace_id}
+
+
+def _ts(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _occurrence_json(row: dict[str, Any]) -> dict[str, Any]:
+    data = row.get("data") or {}
+    body = data.get("body") if isinstance(data.get("body"), dict) else {}
+    chain = body.get("trace_chain") or ([body["trace"]] if isinstance(body.get("trace"), dict) else [])
+    exceptions = []
+    for t in chain if isinstance(chain, list) else []:
+        if not isinstance(t, dict):
+            continue
+        exc = t.get("exception") if isinstance(t.get("exception"), dict) else {}
+        frames = [f for f in (t.get("frames") or []) if isinstance(f, dict)]
+        exceptions.append({"class": exc.get("class"), "message": exc.get("message"), "frames": [
+            {"filename": f.get("filename"), "lineno": f.get("lineno"), "method": f.get("method"), "code": f.get("code")}
+            for f in frames]})
+    message = body.get("message", {}).get("body") if isinstance(body.get("message"), dict) else None
+    return {"id": row["id"], "item_id": row["item_id"], "uuid": row["uuid"], "level": row["level"],
+            "timestamp": _ts(row["ts_ms"] / 1000), "trace_id": row["trace_id"], "span_id": row["span_id"],
+            "exceptions": exceptions, "message": message,
+            "request": data.get("request") if isinstance(data.get("request"), dict) else None,
+            "person": data.get("person") if isinstance(data.get("person"), dict) else None,
+            "server": data.get("server") if isinstance(data.get("server"), dict) else None,
+            "custom": data.get("custom"), "environment": data.get("environment"), "framework": data.get("framework")}
+
+
+def _need_errors(request: Request) -> tuple[str, Any] | Response:
+    env = environment(request)
+    if isinstance(env, Response):
+        return env
+    errors = _ctx(request).errors
+    if errors is None:
+        return error(503, "the error store is not open")
+    return env, errors
+
+
+async def error_items(request: Request) -> Response:
+    found = _need_errors(request)
+    if isinstance(found, Response):
+        return found
+    env, errors = found
+    status = request.query_params.get("status") or None
+    if status not in (None, "active", "resolved", "muted"):
+        return error(400, "status must be active, resolved or muted")
+    items = errors.items(env, status)[:500]
+    now = datetime.now(timezone.utc)
+    start = now.replace(second=0, microsecond=0, minute=0 if now.minute < 30 else 30)
+    start = datetime.fromtimestamp(start.timestamp() - (SPARK_BUCKETS - 1) * SPARK_BUCKET_S, timezone.utc)
+    ctx = _ctx(request)
+    spark = await asyncio.to_thread(queries.error_sparklines, ctx.logs, env, [i.id for i in items], start,
+                                    SPARK_BUCKET_S, SPARK_BUCKETS) if ctx.logs is not None else {}
+    return JSONResponse({"environment": env, "spark": {"start": _ts(start.timestamp()), "bucket_s": SPARK_BUCKET_S},
+                         "items": [{**_item_json(i), "sparkline": spark.get(i.id, [])} for i in items]})
+
+
+async def error_item(request: Request) -> Response:
+    found = _need_errors(request)
+    if isinstance(found, Response):
+        return found
+    env, errors = found
+    try:
+        item_id = int(request.path_params["item_id"])
+        offset = _int_param(request, "offset", 0, 0, 10**9) or 0
+    except ValueError:
+        return error(400, "item ids and offsets are integers")
+    item = errors.item(env, item_id)
+    if item is None:
+        return error(404, f"error item {request.path_params['item_id']} not found")
+    rows = await asyncio.to_thread(errors.occurrences, env, item_id, 20, offset)
+    return JSONResponse({"environment": env, "item": _item_json(item), "offset": offset,
+                         "occurrences": [_occurrence_json(r) for r in rows]})
+
+
+async def error_item_status(request: Request) -> Response:
+    """Body ``{"status": "resolved" | "muted" | "active"}``: through the error store, as Rollbar's PATCH does."""
+    found = _need_errors(request)
+    if isinstance(found, Response):
+        return found
+    env, errors = found
+    denied = _write_allowed(request)
+    if denied:
+        return denied
+    try:
+        body = await request.json()
+        item_id = int(request.path_params["item_id"])
+    except ValueError:
+        return error(400, "body must be JSON: {\"status\": \"resolved\"}")
+    status = body.get("status") if isinstance(body, dict) else None
+    if status not in ("active", "resolved", "muted"):
+        return error(400, "status must be active, resolved or muted")
+    item = await errors.set_status(env, item_id, status, None)
+    if item is None:
+        return error(404, f"error item {item_id} not found")
+    return JSONResponse({"environment": env, "item": _item_json(item)})
+
+
+async def xray_doc(request: Request) -> Response:
+    """X-Ray groups (with filter expressions) and sampling rules with the statistics SDKs reported in the last hour."""
+    env = environment(request)
+    if isinstance(env, Response):
+        return env
+    xray = getattr(request.app.state, "xray", None)
+    if xray is None:
+        return error(503, "X-Ray is not running")
+
+    def work() -> dict[str, Any]:
+        stats = {s["RuleName"]: s for s in xray.targets.summaries(env)}
+        rules = []
+        for rec in xray.rules.list(env):
+            r, st = rec.rule, stats.get(rec.rule.RuleName, {})
+            rules.append({"name": r.RuleName, "priority": r.Priority, "fixed_rate": r.FixedRate,
+                          "reservoir_size": r.ReservoirSize, "service_name": r.ServiceName, "service_type": r.ServiceType,
+                          "host": r.Host, "http_method": r.HTTPMethod, "url_path": r.URLPath, "resource_arn": r.ResourceARN,
+                          "attributes": r.Attributes, "created_at": _ts(rec.created_at), "modified_at": _ts(rec.modified_at),
+                          "requests": st.get("RequestCount", 0), "sampled": st.get("SampledCount", 0),
+                          "borrowed": st.get("BorrowCount", 0), "stats_at": _ts(st["Timestamp"]) if st else None})
+        groups = [{"name": g.name, "filter_expression": g.filter_expression, "arn": g.arn(), "insights": g.insights,
+                   "notifications": g.notifications} for g in xray.groups.list(env)]
+        return {"groups": groups, "rules": rules}
+
+    return JSONResponse({"environment": env, **(await asyncio.to_thread(work))})
+
+
 class _EnvContext:
     """The server's context, but a one-request token authenticates as a read key of one environment."""
 
@@ -348,6 +604,13 @@ routes = [
     Route("/ui/api/settings", settings_doc, methods=["GET"]),
     Route("/ui/api/keys", create_key, methods=["POST"]),
     Route("/ui/api/traces_for", traces_for, methods=["POST"]),
+    Route("/ui/api/logs/groups", log_groups, methods=["GET"]),
+    Route("/ui/api/logs/events", log_events, methods=["GET"]),
+    Route("/ui/api/logs/insights", log_insights, methods=["POST"]),
+    Route("/ui/api/errors/items", error_items, methods=["GET"]),
+    Route("/ui/api/errors/items/{item_id}", error_item, methods=["GET"]),
+    Route("/ui/api/errors/items/{item_id}/status", error_item_status, methods=["POST"]),
+    Route("/ui/api/xray", xray_doc, methods=["GET"]),
     Mount("/ui/api/hc", app=HoneycombForUI()),
     Mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="ui-static"),
 ]

@@ -35,7 +35,9 @@ def load_home_feed(stack: Stack, page: Any, artifacts: Path) -> str:
     page.wait_for_selector("#feed[data-state=loaded]")
     assert page.locator("#feed .activity").count() == 3
     assert page.locator("#feed .activity .message").first.inner_text() == "Cloud is very fun!"
-    page.wait_for_selector("body[data-otel-exported]")  # the browser's spans were sent
+    # The page span ends first; fetch instrumentation ends its span ~300 ms after the response (it waits for
+    # the resource timing entry). Both must be exported before the tab is closed.
+    page.wait_for_function("Number(document.body.dataset.otelExported || 0) >= 2")
     page.screenshot(path=str(artifacts / "cruddur-home.png"), full_page=True)
     if stack.parts["xray"]:
         xray_header = headers.get("x-amzn-trace-id", "")

@@ -34,6 +34,9 @@ def test_result_can_be_fetched_again_by_id(loaded: Loaded) -> None:
     assert again.status_code == 200
     assert again.json()["data"] == first["data"] and again.json()["complete"] is True
     assert first["links"]["query_url"].endswith(f"/1/query_results/backend-flask/{first['id']}")
+    lean = httpx.post(f"{loaded.server.url}/1/query_results/backend-flask", json={"query_id": qid, "disable_series": True},
+                      headers=loaded.headers()).json()
+    assert lean["data"]["series"] == [] and lean["data"]["results"] == first["data"]["results"]
 
 
 def test_saved_queries_over_http(loaded: Loaded) -> None:

@@ -165,8 +165,10 @@ class DuckDBDialect:
         r = _Render()
         base = r.base(q)
         groups = [f"g{i}" for i in range(len(q.groups))]
-        cols = groups + r.aggregates(q) + ["count(*) AS _rows",
-                                           f"arg_max(_tid, coalesce(_dur, 0), {int(q.examples)}) FILTER (WHERE _tid IS NOT NULL) AS _examples"]
+        # arg_max with n > 1 keeps a heap per group: ~2x the cost of n = 1 at 10 M rows.
+        examples = ("list_value(arg_max(_tid, _dur) FILTER (WHERE _tid IS NOT NULL))" if q.examples == 1 else
+                    f"arg_max(_tid, coalesce(_dur, 0), {int(q.examples)}) FILTER (WHERE _tid IS NOT NULL)")
+        cols = groups + r.aggregates(q) + ["count(*) AS _rows", f"{examples} AS _examples"]
         sql = f"SELECT {', '.join(cols)} FROM ({base})"
         if groups:
             sql += f" GROUP BY {', '.join(groups)}"

@@ -9,6 +9,10 @@ const PAGES = [
   [/^\/services$/, "services", () => import("./services.js")],
   [/^\/history$/, "history", () => import("./history.js")],
   [/^\/settings$/, "settings", () => import("./settings.js")],
+  [/^\/logs$/, "logs", () => import("./logs.js")],
+  [/^\/errors$/, "errors", () => import("./errors.js")],
+  [/^\/errors\/(\d+)$/, "errors", () => import("./errors.js")],
+  [/^\/xray$/, "xray", () => import("./xray.js")],
 ];
 
 const main = document.getElementById("main");

@@ -189,3 +189,18 @@ export function heatmap({ title, heat, start, end, granularityS, onSelect, heigh
   box.dataset.max = String(maxC);
   return box;
 }
+
+/** A tiny bar chart of counts (one bar per bucket); the title says the total. */
+export function sparkline(values, { width = 120, height = 24, title = "" } = {}) {
+  const max = Math.max(1, ...values);
+  const bw = width / Math.max(values.length, 1);
+  const svg = s("svg", { class: "sparkline", width, height, viewBox: `0 0 ${width} ${height}`, "data-values": values.join(",") },
+    s("title", null, title));
+  svg.append(s("line", { x1: 0, x2: width, y1: height - 0.5, y2: height - 0.5, stroke: "#e3e5ea" }));
+  values.forEach((v, i) => {
+    if (!v) return;
+    const bh = Math.max(2, (v / max) * (height - 2));
+    svg.append(s("rect", { x: (i * bw + 0.5).toFixed(1), y: (height - bh).toFixed(1), width: Math.max(bw - 1, 1).toFixed(1), height: bh.toFixed(1) }));
+  });
+  return svg;
+}

@@ -64,10 +64,61 @@ function fieldsTable(entries) {
     h("td", { class: "k" }, k), h("td", { class: "v" }, fieldValue(v)), h("td", { class: "c" }, copyButton(() => fieldValue(v)))))));
 }
 
+function logsHref(l) {
+  return link("/logs", { group: l.group, stream: l.stream, at: String(Math.floor(isoMicros(l.timestamp) / 1000)) });
+}
+
+function errorHref(e) {
+  return link(`/errors/${e.item_id}`, { occurrence: String(e.id) });
+}
+
+/** The trace's log lines (from the log store), each linking to its place on the logs page. */
+function logsTable(logs, t0, spanName) {
+  if (!logs.length) return h("p", { class: "muted" }, "No log lines carry this trace's id.");
+  return h("table", { class: "grid trace-logs" },
+    h("thead", null, h("tr", null, h("th", null, "Time"), h("th", null, "Level"), h("th", null, "Message"), h("th", null, "Span"),
+      h("th", null, "Log group / stream"))),
+    h("tbody", null, logs.map((l) => h("tr", { "data-span-id": l.span_id || "" },
+      h("td", { class: "nowrap", title: l.timestamp }, t0 !== null ? `+${fmtDuration((isoMicros(l.timestamp) - t0) / 1000)}` : fmtTime(l.timestamp)),
+      h("td", null, l.level ? h("span", { class: `badge lvl lvl-${String(l.level).toLowerCase()}` }, l.level) : ""),
+      h("td", { class: "msg mono" }, l.message),
+      h("td", { class: "mono" }, l.span_id ? (spanName(l.span_id) || l.span_id) : ""),
+      h("td", null, h("a", { class: "log-link", href: logsHref(l) }, `${l.group} / ${l.stream}`))))));
+}
+
+/** The trace's error occurrences (from the error store), each linking to its item. */
+function errorsTable(errors, spanName) {
+  if (!errors.length) return h("p", { class: "muted" }, "No error occurrences carry this trace's id.");
+  return h("table", { class: "grid trace-errors" },
+    h("thead", null, h("tr", null, h("th", null, "Time"), h("th", null, "Level"), h("th", null, "Error"), h("th", null, "Span"),
+      h("th", null, "Status"))),
+    h("tbody", null, errors.map((e) => h("tr", { "data-span-id": e.span_id || "", "data-item-id": String(e.item_id) },
+      h("td", { class: "nowrap", title: e.timestamp }, fmtTime(e.timestamp)),
+      h("td", null, h("span", { class: `badge lvl lvl-${e.level}` }, e.level)),
+      h("td", null, h("a", { class: "error-link", href: errorHref(e) }, e.title || `item ${e.item_id}`)),
+      h("td", { class: "mono" }, e.span_id ? (spanName(e.span_id) || e.span_id) : ""),
+      h("td", null, e.item_status || "")))));
+}
+
 export async function render(main, { params, query }) {
   const traceId = params[0];
   clear(main).append(h("p", { class: "muted" }, "Loading trace…"));
   const doc = await api(`/ui/api/trace/${encodeURIComponent(traceId)}`, { env: query.get("env") || null });
+  const traceLogs = doc.logs || [];
+  const traceErrors = doc.errors || [];
+  const logsBySpan = new Map();
+  const errorsBySpan = new Map();
+  for (const l of traceLogs) if (l.span_id) logsBySpan.set(l.span_id, [...(logsBySpan.get(l.span_id) || []), l]);
+  for (const e of traceErrors) if (e.span_id) errorsBySpan.set(e.span_id, [...(errorsBySpan.get(e.span_id) || []), e]);
+  if (!doc.spans.length) { // logs or errors of a trace whose spans never arrived here
+    clear(main).append(
+      h("div", { class: "trace-head" }, h("h1", null, "Trace"), h("span", { class: "muted mono trace-id" }, doc.trace_id),
+        h("span", { class: "muted" }, "no spans stored for this trace")),
+      h("h2", null, `Logs (${traceLogs.length})`), logsTable(traceLogs, null, () => null),
+      h("h2", null, `Errors (${traceErrors.length})`), errorsTable(traceErrors, () => null));
+    document.body.dataset.rendered = "trace";
+    return;
+  }
   const { nodes, roots } = buildTree(doc.spans);
   const t0 = Math.min(...nodes.map((n) => n.start));
   const t1 = Math.max(...nodes.map((n) => n.start + n.dur));
@@ -111,7 +162,26 @@ export async function render(main, { params, query }) {
     h("span", { class: "muted" }, doc.environment),
     copyButton(() => location.href, "copy link"));
   const waterfall = h("section", { class: "waterfall" }, minimap, axis, scroller);
-  clear(main).append(head, toolbar, h("div", { class: "trace-layout" }, waterfall, detail));
+  const spanName = (id) => { const n = nodes.find((x) => x.id === id); return n ? n.name : null; };
+  const layout = h("div", { class: "trace-layout" }, waterfall, detail);
+  const logsPanel = h("section", { class: "panel trace-logs-panel", hidden: true }, logsTable(traceLogs, t0, spanName));
+  const errorsPanel = h("section", { class: "panel trace-errors-panel", hidden: true }, errorsTable(traceErrors, spanName));
+  const tabs = { spans: layout, logs: logsPanel, errors: errorsPanel };
+  const tabButtons = {
+    spans: h("button", { type: "button", id: "tab-spans", class: "tab" }, `Spans (${nodes.length})`),
+    logs: h("button", { type: "button", id: "tab-logs", class: "tab" }, `Logs (${traceLogs.length})`),
+    errors: h("button", { type: "button", id: "tab-errors", class: "tab" }, `Errors (${traceErrors.length})`),
+  };
+  function showTab(name) {
+    for (const [k, el] of Object.entries(tabs)) el.hidden = k !== name;
+    for (const [k, b] of Object.entries(tabButtons)) b.classList.toggle("active", k === name);
+    const url = new URL(location.href);
+    if (name === "spans") url.searchParams.delete("tab"); else url.searchParams.set("tab", name);
+    history.replaceState(null, "", url);
+    if (name === "spans") refresh();
+  }
+  for (const [k, b] of Object.entries(tabButtons)) b.addEventListener("click", () => showTab(k));
+  clear(main).append(head, h("div", { class: "tabs" }, Object.values(tabButtons)), toolbar, layout, logsPanel, errorsPanel);
 
   // -- axis ----------------------------------------------------------------------------------------
   const step = niceStep(total, 6);
@@ -159,6 +229,9 @@ export async function render(main, { params, query }) {
       h("span", { class: "span-name" }, n.name),
       n.collapsed && n.desc ? h("span", { class: "kids" }, `+${n.desc}`) : null,
       n.err ? h("span", { class: "err-mark", title: "error" }, "!") : null,
+      logsBySpan.has(n.id) ? h("span", { class: "log-mark", title: `${logsBySpan.get(n.id).length} log line(s)` }, `L${logsBySpan.get(n.id).length}`) : null,
+      errorsBySpan.has(n.id) ? h("span", { class: "error-mark", title: `${errorsBySpan.get(n.id).length} error occurrence(s)` },
+        `E${errorsBySpan.get(n.id).length}`) : null,
       h("span", { class: "svc" }, n.service)),
     lane);
     row.addEventListener("click", () => select(n));
@@ -259,6 +332,8 @@ export async function render(main, { params, query }) {
     const events = sp.events || [];
     const links = sp.links || [];
     const parent = n.parent;
+    const spanLogs = logsBySpan.get(n.id) || [];
+    const spanErrors = errorsBySpan.get(n.id) || [];
     clear(detail).append(
       h("h2", { class: "detail-name" }, n.name),
       h("div", { class: "toolbar" },
@@ -269,6 +344,11 @@ export async function render(main, { params, query }) {
       h("div", { class: "toolbar" },
         parent ? h("button", { type: "button", class: "small", onclick: () => jumpTo(parent) }, "Parent") : null,
         copyButton(() => JSON.stringify(sp, null, 2), "copy span as JSON")),
+      spanLogs.length || spanErrors.length ? h("div", { class: "span-signals" },
+        spanErrors.length ? [h("h3", null, `Errors (${spanErrors.length})`), spanErrors.map((e) => h("div", { class: "event-block" },
+          h("a", { class: "error-link", href: errorHref(e) }, e.title || `item ${e.item_id}`)))] : null,
+        spanLogs.length ? [h("h3", null, `Logs (${spanLogs.length})`), spanLogs.slice(0, 50).map((l) => h("div", { class: "event-block" },
+          h("a", { class: "log-link mono", href: logsHref(l) }, l.message)))] : null) : null,
       h("h3", null, "Span"), fieldsTable(core),
       h("h3", null, `Attributes (${attrs.length})`), attrs.length ? fieldsTable(attrs) : h("p", { class: "muted" }, "none"),
       h("h3", null, `Resource (${resource.length})`), resource.length ? fieldsTable(resource) : h("p", { class: "muted" }, "none"),
@@ -308,7 +388,7 @@ export async function render(main, { params, query }) {
   });
   window.addEventListener("resize", () => { lastDraw = null; draw(); drawMinimap(); });
 
-  refresh();
+  showTab(tabs[query.get("tab")] ? query.get("tab") : "spans");
   const wanted = query.get("span");
   const initial = wanted && nodes.find((n) => n.id === wanted);
   if (initial) jumpTo(initial);
