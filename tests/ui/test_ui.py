@@ -78,6 +78,7 @@ def test_home_then_trace_waterfall_and_span_fields_shown_as_text(apiary: ApiaryP
     # events and links of the failing span
     page.locator(".wf-row[data-span-id=c000000000000004]").click()
     detail = page.locator(".detail").inner_text()
+    assert "null" not in detail.splitlines(), "an absent section is rendered as the word null"
     assert "Events (1)" in detail and "exception" in detail and "UndefinedTable" in detail
     assert "Links (1)" in detail and "0af7651916cd43dd8448eb211c80319c" in detail
     assert "Resource (1)" in detail  # telemetry.sdk.language

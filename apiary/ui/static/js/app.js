@@ -1,5 +1,5 @@
 // Boot: learn the auth mode, ask for a key when one is needed, pick the environment, render the page for this path.
-import { h, clear } from "./dom.js";
+import { h, clear, setChildren } from "./dom.js";
 import { api, session, storedKey, storeKey, currentEnv, rememberEnv, link, ApiError } from "./api.js";
 
 const PAGES = [
@@ -31,7 +31,7 @@ function loginForm(message) {
     storeKey(input.value.trim());
     location.reload();
   });
-  clear(main).append(form);
+  setChildren(main, form);
   input.focus();
 }
 
@@ -61,7 +61,7 @@ function setupChrome(pageName) {
 
 export function showError(err) {
   const msg = err instanceof ApiError ? err.message : String(err && err.message || err);
-  clear(main).append(h("div", { class: "panel" }, h("h1", null, "Something went wrong"), h("p", { class: "error-text" }, msg)));
+  setChildren(main, h("div", { class: "panel" }, h("h1", null, "Something went wrong"), h("p", { class: "error-text" }, msg)));
 }
 
 async function boot() {

@@ -38,6 +38,9 @@ export function s(tag, attrs, ...children) {
 
 export function clear(el) { el.replaceChildren(); return el; }
 
+/** Replace el's children; like h(), skips null/false children (Element.append would print "null"). */
+export function setChildren(el, ...children) { el.replaceChildren(); append(el, children); return el; }
+
 export async function copyText(text) {
   try {
     await navigator.clipboard.writeText(text);

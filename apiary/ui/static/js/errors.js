@@ -1,6 +1,6 @@
 // Errors: items (Rollbar's grouping of occurrences) with counts and sparklines; an item's occurrences, stack trace,
 // request and person, its trace, and Resolve / Mute / Reactivate.
-import { h, clear, copyButton } from "./dom.js";
+import { h, clear, copyButton, setChildren } from "./dom.js";
 import { api, link } from "./api.js";
 import { fmtAgo, fmtNumber, fmtTime } from "./format.js";
 import { sparkline } from "./charts.js";
@@ -42,7 +42,7 @@ async function renderList(main, query) {
       })))
     : h("p", { class: "muted" }, status ? `No ${status} items.` :
       "No errors yet. Point pyrollbar here: rollbar.init(key, endpoint='<this server>/api/1/').");
-  clear(main).append(h("h1", null, "Errors"), h("div", { class: "toolbar" }, filter, h("span", { class: "grow" }),
+  setChildren(main, h("h1", null, "Errors"), h("div", { class: "toolbar" }, filter, h("span", { class: "grow" }),
     h("span", { class: "muted" }, `${doc.items.length} item${doc.items.length === 1 ? "" : "s"}`)), table);
   document.body.dataset.rendered = "errors";
 }
@@ -99,7 +99,7 @@ async function renderItem(main, itemId, query) {
 
   function drawHead() {
     const it = doc.item;
-    clear(head).append(
+    setChildren(head,
       h("p", null, h("a", { href: link("/errors") }, "← Errors")),
       h("h1", { class: "item-title" }, it.title),
       h("div", { class: "toolbar" }, h("span", { class: "muted" }, `#${it.counter}`), levelBadge(it.level), h("span", { id: "item-status" }, statusBadge(it.status)),
@@ -122,7 +122,7 @@ async function renderItem(main, itemId, query) {
       });
       return b;
     };
-    clear(buttons).append(...(it.status === "active"
+    setChildren(buttons, ...(it.status === "active"
       ? [act("resolve", "Resolve", "resolved"), act("mute", "Mute", "muted")]
       : [act("reactivate", "Reactivate", "active"), it.status === "resolved" ? act("mute", "Mute", "muted") : act("resolve", "Resolve", "resolved")]));
   }
@@ -130,7 +130,7 @@ async function renderItem(main, itemId, query) {
   function select(occ) {
     selected = occ;
     for (const tr of occBody.children) tr.classList.toggle("selected", tr.dataset.occurrenceId === String(occ.id));
-    clear(detail).append(occurrenceDetail(occ));
+    setChildren(detail, occurrenceDetail(occ));
     const url = new URL(location.href);
     url.searchParams.set("occurrence", String(occ.id));
     history.replaceState(null, "", url);
@@ -152,7 +152,7 @@ async function renderItem(main, itemId, query) {
   const pager = h("div", { class: "toolbar" },
     offset > 0 ? h("a", { href: link(`/errors/${itemId}`, { offset: String(Math.max(0, offset - 20)) }) }, "← Newer") : null,
     occs.length === 20 ? h("a", { href: link(`/errors/${itemId}`, { offset: String(offset + 20) }) }, "Older →") : null);
-  clear(main).append(head, buttons,
+  setChildren(main, head, buttons,
     h("h2", null, "Occurrences"),
     h("table", { class: "grid occurrences" }, h("thead", null, h("tr", null, h("th", null, "Time"), h("th", null, "Level"),
       h("th", null, "Request / message"), h("th", null, "Person"), h("th", null, "Trace"))), occBody),

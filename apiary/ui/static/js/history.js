@@ -1,5 +1,5 @@
 // Query history (every run) and saved queries, from the query engine's /api/queries endpoints.
-import { h, clear } from "./dom.js";
+import { h, clear, setChildren } from "./dom.js";
 import { api } from "./api.js";
 import { describeSpec, queryLink } from "./query.js";
 import { fmtNumber } from "./format.js";
@@ -32,5 +32,5 @@ export async function render(main) {
         h("td", null, r.dataset), h("td", { class: "mono" }, describeSpec(r.query), r.error ? h("div", { class: "error-text" }, r.error) : null),
         h("td", { class: "num" }, r.result_rows === null ? "" : fmtNumber(r.result_rows)), h("td", { class: "num" }, `${fmtNumber(r.elapsed_ms)} ms`)))))
     : h("p", { class: "muted" }, "No queries run yet.");
-  clear(main).append(h("h1", null, "Saved queries"), savedTable, h("h1", { style: { marginTop: "24px" } }, "History"), histTable);
+  setChildren(main, h("h1", null, "Saved queries"), savedTable, h("h1", { style: { marginTop: "24px" } }, "History"), histTable);
 }

@@ -1,5 +1,5 @@
 // Home: every environment's datasets (spans, errors, last seen) and the newest traces of the current one.
-import { h, clear } from "./dom.js";
+import { h, clear, setChildren } from "./dom.js";
 import { api, session, link } from "./api.js";
 import { fmtDuration, fmtAgo, fmtTime, fmtNumber, serviceColour } from "./format.js";
 
@@ -42,7 +42,7 @@ function tracesTable(traces) {
 
 export async function render(main, { query }) {
   const doc = await api("/ui/api/home", { query: { dataset: query.get("dataset") } });
-  clear(main).append(
+  setChildren(main,
     h("h1", null, "Environments and datasets"),
     h("div", { class: "cards" }, doc.environments.map(datasetsPanel)),
     h("h2", null, `Recent traces in ${doc.environment}`),

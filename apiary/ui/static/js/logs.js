@@ -1,5 +1,5 @@
 // Logs: log groups and streams, the newest events with a live tail, a CloudWatch filter pattern box, and Logs Insights.
-import { h, clear } from "./dom.js";
+import { h, clear, setChildren } from "./dom.js";
 import { api, link } from "./api.js";
 import { fmtAgo, fmtNumber, fmtTime, isoMicros } from "./format.js";
 import { lineChart } from "./charts.js";
@@ -26,7 +26,7 @@ export async function render(main, { query }) {
     cursor: null,
   };
   if (!groups.length) {
-    clear(main).append(h("h1", null, "Logs"), h("div", { class: "panel" }, h("p", { class: "muted" },
+    setChildren(main, h("h1", null, "Logs"), h("div", { class: "panel" }, h("p", { class: "muted" },
       "No log groups yet. Send logs with boto3 or watchtower (AWS_ENDPOINT_URL pointing here, an Apiary key as both AWS keys), ",
       "or OTLP logs to /v1/logs.")));
     document.body.dataset.rendered = "logs";
@@ -76,7 +76,7 @@ export async function render(main, { query }) {
       h("span", { class: "muted", id: "insights-status" })),
     insightsOut);
 
-  clear(main).append(h("h1", null, "Logs"), h("div", { class: "logs-layout" }, side,
+  setChildren(main, h("h1", null, "Logs"), h("div", { class: "logs-layout" }, side,
     h("div", { class: "logs-main" }, h("section", { class: "panel" }, title, filterForm, filterError, scroller, eventsInfo), insightsPanel)));
 
   // -- groups and streams --------------------------------------------------------------------------
@@ -89,7 +89,7 @@ export async function render(main, { query }) {
   }
 
   function drawCatalogue() {
-    clear(groupsBody).append(...groups.map((g) => {
+    setChildren(groupsBody, ...groups.map((g) => {
       const tr = h("tr", { class: g.name === state.group ? "clickable selected" : "clickable", "data-group": g.name },
         h("td", null, g.name), h("td", { class: "num" }, fmtNumber(g.events)),
         h("td", { title: isoOfMs(g.last_event_ms) || "" }, fmtAgo(isoOfMs(g.last_event_ms))));
@@ -100,7 +100,7 @@ export async function render(main, { query }) {
     const all = h("tr", { class: state.stream ? "clickable" : "clickable selected", "data-stream": "" },
       h("td", null, h("em", null, "All streams")), h("td", { class: "num" }, g ? fmtNumber(g.events) : ""), h("td", null, ""));
     all.addEventListener("click", () => { state.stream = ""; reload(); });
-    clear(streamsBody).append(all, ...(g ? g.streams : []).map((st) => {
+    setChildren(streamsBody, all, ...(g ? g.streams : []).map((st) => {
       const tr = h("tr", { class: st.name === state.stream ? "clickable selected" : "clickable", "data-stream": st.name },
         h("td", { class: "mono" }, st.name), h("td", { class: "num" }, fmtNumber(st.events)),
         h("td", { title: isoOfMs(st.last_event_ms) || "" }, fmtAgo(isoOfMs(st.last_event_ms))));

@@ -1,6 +1,6 @@
 // The query builder: Honeycomb's six clauses, a time picker and granularity; results as charts, a heatmap and a table.
 // The query lives in the URL (?dataset=...&q=<spec JSON>), so a query is a shareable link.
-import { h, clear, copyButton } from "./dom.js";
+import { h, clear, copyButton, setChildren } from "./dom.js";
 import { api, link, session } from "./api.js";
 import { lineChart, heatmap } from "./charts.js";
 import { fmtNumber, fmtDuration, isoMicros, seriesColour } from "./format.js";
@@ -263,7 +263,7 @@ export async function render(main, { query }) {
     columnsList);
   form.addEventListener("submit", (ev) => { ev.preventDefault(); run(); });
   form.addEventListener("keydown", (ev) => { if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); run(); } });
-  clear(main).append(h("h1", null, "Query"), form, results, tracesBox);
+  setChildren(main, h("h1", null, "Query"), form, results, tracesBox);
   fill(spec);
   loadColumns();
 
@@ -367,11 +367,11 @@ export async function render(main, { query }) {
     narrowed.filters = fs;
     narrowed.start_time = start;
     narrowed.end_time = Math.max(end, start + 1);
-    clear(tracesBox).append(h("h2", null, caption), h("p", { class: "muted" }, "Loading traces…"));
+    setChildren(tracesBox, h("h2", null, caption), h("p", { class: "muted" }, "Loading traces…"));
     try {
       const doc = await api("/ui/api/traces_for", { method: "POST", body: { dataset, query: narrowed } });
       const rows = doc.results.filter((r) => r.data["trace.trace_id"]);
-      clear(tracesBox).append(h("h2", null, caption),
+      setChildren(tracesBox, h("h2", null, caption),
         rows.length ? h("table", { class: "grid traces" },
           h("thead", null, h("tr", null, h("th", null, "Trace"), h("th", { class: "num" }, "Slowest span"), h("th", { class: "num" }, "Matching spans"))),
           h("tbody", null, rows.map((r) => h("tr", null,
@@ -380,7 +380,7 @@ export async function render(main, { query }) {
             h("td", { class: "num" }, fmtNumber(r.data.COUNT))))))
           : h("p", { class: "muted" }, "No traces match."));
     } catch (err) {
-      clear(tracesBox).append(h("h2", null, caption), h("p", { class: "error-text" }, err.message));
+      setChildren(tracesBox, h("h2", null, caption), h("p", { class: "error-text" }, err.message));
     }
   }
 

@@ -1,5 +1,5 @@
 // The service map: services as nodes, calls between them as edges (count, error rate, P90), laid out in layers.
-import { h, s, clear } from "./dom.js";
+import { h, s, clear, setChildren } from "./dom.js";
 import { api, link } from "./api.js";
 import { fmtDuration, fmtNumber, serviceColour } from "./format.js";
 import { queryLink } from "./query.js";
@@ -28,7 +28,7 @@ export async function render(main, { query }) {
   picker.addEventListener("change", () => { location.href = link("/services", { time_range: picker.value }); });
   const nodes = doc.nodes.filter((n) => n.service !== null);
   const edges = doc.edges.filter((e) => e.parent !== null && e.child !== null);
-  clear(main).append(h("h1", null, "Service map"), h("div", { class: "toolbar" }, picker,
+  setChildren(main, h("h1", null, "Service map"), h("div", { class: "toolbar" }, picker,
     h("span", { class: "muted" }, "Edges: calls from a span in one service to a child span in another. Click a service to query its spans.")));
   if (!nodes.length) { main.append(h("p", { class: "muted" }, "No spans in this time range.")); return; }
 

@@ -1,5 +1,5 @@
 // Settings: environments, their (masked) keys, and the three OTel SDK variables to send data here.
-import { h, clear, copyButton } from "./dom.js";
+import { h, clear, copyButton, setChildren } from "./dom.js";
 import { api, session, storedKey } from "./api.js";
 
 function envBlock(endpoint, key, service) {
@@ -9,7 +9,7 @@ function envBlock(endpoint, key, service) {
 
 export async function render(main) {
   const doc = await api("/ui/api/settings");
-  clear(main).append(h("h1", null, "Settings"),
+  setChildren(main, h("h1", null, "Settings"),
     h("p", { class: "muted" }, doc.auth === "none"
       ? "This server listens on loopback only, so the UI needs no key and shows every environment."
       : "This server listens beyond this machine: the UI shows the environment of the key you signed in with."));

@@ -1,5 +1,5 @@
 // The trace view: a virtualised waterfall (span tree on a shared time axis), a minimap and a span detail panel.
-import { h, clear, copyButton } from "./dom.js";
+import { h, clear, copyButton, setChildren } from "./dom.js";
 import { api, link } from "./api.js";
 import { fmtDuration, fmtTime, isoMicros, serviceColour } from "./format.js";
 
@@ -102,7 +102,7 @@ function errorsTable(errors, spanName) {
 
 export async function render(main, { params, query }) {
   const traceId = params[0];
-  clear(main).append(h("p", { class: "muted" }, "Loading trace…"));
+  setChildren(main, h("p", { class: "muted" }, "Loading trace…"));
   const doc = await api(`/ui/api/trace/${encodeURIComponent(traceId)}`, { env: query.get("env") || null });
   const traceLogs = doc.logs || [];
   const traceErrors = doc.errors || [];
@@ -111,7 +111,7 @@ export async function render(main, { params, query }) {
   for (const l of traceLogs) if (l.span_id) logsBySpan.set(l.span_id, [...(logsBySpan.get(l.span_id) || []), l]);
   for (const e of traceErrors) if (e.span_id) errorsBySpan.set(e.span_id, [...(errorsBySpan.get(e.span_id) || []), e]);
   if (!doc.spans.length) { // logs or errors of a trace whose spans never arrived here
-    clear(main).append(
+    setChildren(main,
       h("div", { class: "trace-head" }, h("h1", null, "Trace"), h("span", { class: "muted mono trace-id" }, doc.trace_id),
         h("span", { class: "muted" }, "no spans stored for this trace")),
       h("h2", null, `Logs (${traceLogs.length})`), logsTable(traceLogs, null, () => null),
@@ -181,7 +181,7 @@ export async function render(main, { params, query }) {
     if (name === "spans") refresh();
   }
   for (const [k, b] of Object.entries(tabButtons)) b.addEventListener("click", () => showTab(k));
-  clear(main).append(head, h("div", { class: "tabs" }, Object.values(tabButtons)), toolbar, layout, logsPanel, errorsPanel);
+  setChildren(main, head, h("div", { class: "tabs" }, Object.values(tabButtons)), toolbar, layout, logsPanel, errorsPanel);
 
   // -- axis ----------------------------------------------------------------------------------------
   const step = niceStep(total, 6);
@@ -334,7 +334,7 @@ export async function render(main, { params, query }) {
     const parent = n.parent;
     const spanLogs = logsBySpan.get(n.id) || [];
     const spanErrors = errorsBySpan.get(n.id) || [];
-    clear(detail).append(
+    setChildren(detail,
       h("h2", { class: "detail-name" }, n.name),
       h("div", { class: "toolbar" },
         h("span", null, h("span", { class: "swatch", style: { background: colour.get(n.service) } }), n.service),

@@ -1,5 +1,5 @@
 // X-Ray: groups with their filter expressions, and sampling rules with the statistics the SDKs reported.
-import { h, clear } from "./dom.js";
+import { h, clear, setChildren } from "./dom.js";
 import { api, link } from "./api.js";
 import { fmtAgo, fmtNumber } from "./format.js";
 
@@ -35,7 +35,7 @@ export async function render(main) {
         h("td", { class: "num" }, r.requests ? pct(r.sampled / r.requests) : "–"),
         h("td", { title: r.stats_at || "" }, r.stats_at ? fmtAgo(r.stats_at) : h("span", { class: "muted" }, "none yet")));
     })));
-  clear(main).append(
+  setChildren(main,
     h("h1", null, "X-Ray"),
     h("p", { class: "muted" }, "X-Ray traces appear beside OpenTelemetry spans on the ", h("a", { href: link("/") }, "home page"),
       " and in the ", h("a", { href: link("/services") }, "service map"), "."),
