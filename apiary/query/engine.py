@@ -14,16 +14,19 @@ In ``series`` and ``results`` a HEATMAP's value is its list of counts, one per v
 
 from __future__ import annotations
 
+import gc
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from apiary.query.dialects import Dialect, dialect_for
-from apiary.query.plan import SpanQuery
+from apiary.query.plan import SpanQuery, filter_reads_overflow
 from apiary.query.planner import Catalogue, build_plan
 from apiary.query.spec import QuerySpec, TimeWindow
 from apiary.store.base import Store
@@ -63,7 +66,8 @@ def run_query(store: Store, env: str, dataset: str, spec: QuerySpec, now: float 
     started = time.perf_counter()
     q, window = plan_query(store, env, dataset, spec, now)
     runner = _Runner(store, dialect or dialect_for(store.dialect), q, disable_series)
-    data = runner.run()
+    with _paused_gc():  # shaping allocates tens of thousands of small dicts, with no cycles among them to collect
+        data = runner.run()
     data.update(granularity=window.granularity, start_time=window.start, end_time=window.end)
     return QueryOutcome(data, window, (time.perf_counter() - started) * 1000, runner.statements)
 
@@ -84,14 +88,24 @@ class _Runner:
         n_groups = len(q.groups)
         bucket_rows: dict[tuple[int, tuple[Any, ...]], dict[str, Any]] = {}  # (bucket, group) -> point data
         heatmap_only = n_groups == 0 and all(a.kind == "heatmap" for a in q.aggregates)
+        one_scan = (not heatmap_only and not n_groups and not q.having and not self.disable_series and bool(self.sql_aggs)
+                    and filter_reads_overflow(q))
+        series_table: pa.Table | None = None
         if heatmap_only:  # the heatmap's own statements give the totals: skip a scan
             totals = [{"_examples": []}]
+        elif one_scan:
+            both = self._run(self.dialect.totals_and_series(q))
+            is_total = pc.equal(both.column("_total"), 1)
+            totals = [r for r in _rows(both.filter(is_total)) if r["_rows"]]
+            series_table = both.filter(pc.invert(is_total))
         else:
             totals = [r for r in _rows(self._run(self.dialect.summary(q))) if r["_rows"]]
         keys = [tuple(r[f"g{i}"] for i in range(n_groups)) for r in totals]
         series_keys = [] if self.disable_series else keys[:MAX_SERIES_GROUPS]
         if series_keys and self.sql_aggs:
-            bucket_rows = self._series_points(self._run(self.dialect.series(q, series_keys if n_groups else None)))
+            if series_table is None:
+                series_table = self._run(self.dialect.series(q, series_keys if n_groups else None))
+            bucket_rows = self._series_points(series_table)
 
         results = []
         for key, r in zip(keys, totals):
@@ -136,18 +150,18 @@ class _Runner:
         n_groups = len(self.q.groups)
         buckets = table.column("_bucket").to_pylist()
         groups = [table.column(f"g{i}").to_pylist() for i in range(n_groups)]
-        values = [(a.label, table.column(f"c{j}").to_pylist(), a.kind in ("count", "count_distinct")) for j, a in self.sql_aggs]
-        points: dict[tuple[int, tuple[Any, ...]], dict[str, Any]] = {}
+        labels = list(self.group_labels)
+        values = []
+        for j, a in self.sql_aggs:
+            column = table.column(f"c{j}")
+            if pa.types.is_floating(column.type):  # NaN and infinities are not JSON: no value
+                column = pc.if_else(pc.is_finite(column), column, pa.scalar(None, column.type))
+            if a.kind in ("count", "count_distinct"):
+                column = pc.fill_null(column, 0)
+            labels.append(a.label)
+            values.append(column.to_pylist())
         keys = list(zip(*groups)) if n_groups else [()] * len(buckets)
-        for i, key in enumerate(keys):
-            data = dict(zip(self.group_labels, key))
-            for label, column, counting in values:
-                v = column[i]
-                if v is None or v != v or v in (math.inf, -math.inf):
-                    v = 0 if counting else None
-                data[label] = v
-            points[(buckets[i], key)] = data
-        return points
+        return {(b, key): dict(zip(labels, row)) for b, key, row in zip(buckets, keys, zip(*groups, *values))}
 
     def _heatmap(self, j: int, groups: Sequence[tuple[Any, ...]] | None, results: list[dict[str, Any]],
                  series: list[dict[str, Any]], keys: list[tuple[Any, ...]]) -> dict[str, Any]:
@@ -193,6 +207,17 @@ class _Runner:
             r["data"][label] = max((v for (b, k), v in per_point.items() if k == key), default=0)
         for p, point in zip(series, self.series_index):
             p["data"] = {**p["data"], label: per_point.get(point, 0)}
+
+
+@contextmanager
+def _paused_gc() -> Iterator[None]:
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _rows(table: pa.Table) -> list[dict[str, Any]]:

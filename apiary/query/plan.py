@@ -141,3 +141,12 @@ def columns_of(expr: Expr | None) -> list[Column]:
     if isinstance(expr, InList):
         return columns_of(expr.expr)
     return [c for a in expr.args for c in columns_of(a)]
+
+
+def filter_reads_overflow(q: SpanQuery) -> bool:
+    """Whether the WHERE clause reads an attribute kept inside the JSON overflow column.
+
+    Such a filter makes the scan itself the cost (every row's JSON is parsed), so the engine
+    computes totals and series in one pass over the matching rows rather than two scans.
+    """
+    return any(s.json_key is not None for c in columns_of(q.where) for s in c.sources)

@@ -24,6 +24,10 @@ class Dialect(Protocol):
     def series(self, q: SpanQuery, groups: Sequence[tuple[Any, ...]] | None) -> Compiled:
         """``_bucket``, ``g0..gN``, ``c0..cM``, ``_rows`` per time bucket, for the listed groups only (all when None)."""
 
+    def totals_and_series(self, q: SpanQuery) -> Compiled:
+        """For a query without breakdowns or havings, ``summary`` and ``series`` in one scan: the columns of
+        both, plus ``_total`` (1 on the one row of totals, whose ``_bucket`` is NULL)."""
+
     def bounds(self, q: SpanQuery, aggregate: int, groups: Sequence[tuple[Any, ...]] | None) -> Compiled:
         """``lo``, ``hi`` of a heatmap's values."""
 

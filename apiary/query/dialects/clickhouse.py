@@ -203,9 +203,7 @@ class ClickHouseDialect:
         r = _Render()
         base = r.base(q)
         groups = [f"g{i}" for i in range(len(q.groups))]
-        examples = (f"arrayMap(x -> x.2, groupArraySortedIf({int(q.examples)})((-coalesce(_dur, 0), assumeNotNull(_tid)), "
-                    f"_tid IS NOT NULL)) AS _examples")
-        cols = groups + r.aggregates(q) + ["count() AS _rows", examples]
+        cols = groups + r.aggregates(q) + ["count() AS _rows", _examples(q)]
         sql = f"SELECT {', '.join(cols)} FROM ({base})"
         if groups:
             sql += f" GROUP BY {', '.join(groups)}"
@@ -227,6 +225,14 @@ class ClickHouseDialect:
         keys = ["_bucket"] + [f"g{i}" for i in range(len(q.groups))]
         sql = f"SELECT {', '.join(keys + r.aggregates(q))}, count() AS _rows FROM ({base}) GROUP BY {', '.join(keys)}"
         return Compiled(sql, r.params)
+
+    def totals_and_series(self, q: SpanQuery) -> Compiled:
+        assert not q.groups and not q.having
+        r = _Render()
+        base = r.base(q)
+        cols = ["_bucket", "grouping(_bucket) AS _total"] + r.aggregates(q) + ["count() AS _rows", _examples(q)]
+        return Compiled(f"SELECT {', '.join(cols)} FROM ({base}) GROUP BY GROUPING SETS ((_bucket), ()) "
+                        "SETTINGS group_by_use_nulls = 1", r.params)
 
     def bounds(self, q: SpanQuery, aggregate: int, groups: Sequence[tuple[Any, ...]] | None) -> Compiled:
         r = _Render()
@@ -260,6 +266,11 @@ class ClickHouseDialect:
                f"SELECT intDiv(t - {start_us}, {r.param(q.granularity_s * 1_000_000)}) AS _bucket, {gsel}max(c) AS v "
                f"FROM run WHERE t >= {start_us} AND t < {r.param(_epoch_us(q.end))} GROUP BY _bucket{''.join(', ' + x for x in g)}")
         return Compiled(sql, r.params)
+
+
+def _examples(q: SpanQuery) -> str:
+    return (f"arrayMap(x -> x.2, groupArraySortedIf({int(q.examples)})((-coalesce(_dur, 0), assumeNotNull(_tid)), "
+            f"_tid IS NOT NULL)) AS _examples")
 
 
 def _epoch_us(naive_utc: datetime) -> int:

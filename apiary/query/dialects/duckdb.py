@@ -165,10 +165,7 @@ class DuckDBDialect:
         r = _Render()
         base = r.base(q)
         groups = [f"g{i}" for i in range(len(q.groups))]
-        # arg_max with n > 1 keeps a heap per group: ~2x the cost of n = 1 at 10 M rows.
-        examples = ("list_value(arg_max(_tid, _dur) FILTER (WHERE _tid IS NOT NULL))" if q.examples == 1 else
-                    f"arg_max(_tid, coalesce(_dur, 0), {int(q.examples)}) FILTER (WHERE _tid IS NOT NULL)")
-        cols = groups + r.aggregates(q) + ["count(*) AS _rows", f"{examples} AS _examples"]
+        cols = groups + r.aggregates(q) + ["count(*) AS _rows", f"{_examples(q)} AS _examples"]
         sql = f"SELECT {', '.join(cols)} FROM ({base})"
         if groups:
             sql += f" GROUP BY {', '.join(groups)}"
@@ -190,6 +187,14 @@ class DuckDBDialect:
         keys = ["_bucket"] + [f"g{i}" for i in range(len(q.groups))]
         sql = f"SELECT {', '.join(keys + r.aggregates(q))}, count(*) AS _rows FROM ({base}) GROUP BY {', '.join(keys)}"
         return Compiled(sql, r.params)
+
+    def totals_and_series(self, q: SpanQuery) -> Compiled:
+        assert not q.groups and not q.having
+        r = _Render()
+        base = r.base(q)
+        cols = ["_bucket", "GROUPING(_bucket) AS _total"] + r.aggregates(q) + [
+            "count(*) AS _rows", f"{_examples(q)} AS _examples"]
+        return Compiled(f"SELECT {', '.join(cols)} FROM ({base}) GROUP BY GROUPING SETS ((_bucket), ())", r.params)
 
     def bounds(self, q: SpanQuery, aggregate: int, groups: Sequence[tuple[Any, ...]] | None) -> Compiled:
         r = _Render()
@@ -223,6 +228,13 @@ class DuckDBDialect:
                f"SELECT (t - {r.param(start_us)}) // {r.param(q.granularity_s * 1_000_000)} AS _bucket, {gsel}max(c) AS v "
                f"FROM run WHERE t >= {r.param(start_us)} AND t < {r.param(_epoch_us(q.end))} GROUP BY ALL")
         return Compiled(sql, r.params)
+
+
+def _examples(q: SpanQuery) -> str:
+    # arg_max with n > 1 keeps a heap per group: ~2x the cost of n = 1 at 10 M rows.
+    if q.examples == 1:
+        return "list_value(arg_max(_tid, _dur) FILTER (WHERE _tid IS NOT NULL))"
+    return f"arg_max(_tid, coalesce(_dur, 0), {int(q.examples)}) FILTER (WHERE _tid IS NOT NULL)"
 
 
 def _epoch_us(naive_utc: datetime) -> int:
