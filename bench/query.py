@@ -2,6 +2,7 @@
 
     python bench/query.py --spans 1000000
     python bench/query.py --spans 10000000 --data /tmp/apiary-bench   # reuses the store when present
+    python bench/query.py --spans 10000000 --store clickhouse         # the same on ClickHouse (chdb), side by side
 
 Loads N synthetic spans (3 services, 20 routes, log-normal durations, ~10
 attributes, 24 h, traces of 8 spans) straight through ``DuckDBStore.append``
@@ -89,7 +90,7 @@ def make_chunk(rng: np.random.Generator, first: int, n: int, total: int, start_u
     return pa.table(cols)
 
 
-def load(store: DuckDBStore, total: int, start_us: int) -> None:
+def load(store: Any, total: int, start_us: int) -> None:
     # One small batch per service through the normal path, so the catalogue knows app.user_id lives in JSON.
     seed = make_chunk(np.random.default_rng(1), 0, 24, total, start_us)
     for svc in SERVICES:
@@ -105,7 +106,8 @@ def load(store: DuckDBStore, total: int, start_us: int) -> None:
         done = first + n
         rate = done / (time.perf_counter() - started)
         print(f"\r  loaded {done:,} spans ({rate:,.0f}/s)", end="", file=sys.stderr, flush=True)
-    store.query("CHECKPOINT")
+    if store.dialect == "duckdb":
+        store.query("CHECKPOINT")
     print(file=sys.stderr)
 
 
@@ -119,30 +121,100 @@ def median_ms(fn: Callable[[], Any], runs: int) -> float:
     return statistics.median(times)
 
 
+def engine_cases(store: Any, window: dict[str, int], tid: str, gran: int) -> list[tuple[str, Callable[[], Any]]]:
+    """The issue's queries through the engine (plan, SQL, shaping), for any store."""
+
+    def engine(spec: dict[str, Any], disable_series: bool = False) -> Callable[[], Any]:
+        parsed = parse_spec({**window, "granularity": gran, **spec})
+        return lambda: run_query(store, ENV, "__all__", parsed, disable_series=disable_series)
+
+    p90 = {"calculations": [{"op": "COUNT"}, {"op": "P90", "column": "duration_ms"}]}
+    breakdown = {"calculations": [{"op": "P99", "column": "duration_ms"}, {"op": "COUNT"}], "breakdowns": ["service.name", "name"],
+                 "filters": [{"column": "http.status_code", "op": ">=", "value": 500}],
+                 "orders": [{"op": "P99", "column": "duration_ms", "order": "descending"}]}
+    distinct = {"calculations": [{"op": "COUNT_DISTINCT", "column": "trace.trace_id"}]}
+    user = {"calculations": [{"op": "COUNT"}], "filters": [{"column": "app.user_id", "op": "=", "value": "user7"}]}
+    return [
+        (f"COUNT + P90(duration_ms) per {gran} s, 24 h", engine(p90)),
+        ("HEATMAP(duration_ms), 24 h", engine({"calculations": [{"op": "HEATMAP", "column": "duration_ms"}]})),
+        ("service.name, name WHERE status>=500 by P99", engine(breakdown)),
+        ("  same, disable_series", engine(breakdown, True)),
+        ("COUNT_DISTINCT(trace.trace_id), 24 h", engine(distinct)),
+        ("  same, disable_series", engine(distinct, True)),
+        ('app.user_id = "user7" (JSON attribute)', engine(user)),
+        ("  same, disable_series", engine(user, True)),
+        ("one trace by id (store.trace)", lambda: store.trace(ENV, tid)),
+        ("trace id filter through the engine, 24 h",
+         engine({"calculations": [{"op": "COUNT"}], "filters": [{"column": "trace.trace_id", "op": "=", "value": tid}]})),
+    ]
+
+
+def replayed(store: Any, run: Callable[[], Any]) -> Callable[[], Any]:
+    """The statements one engine run sends to the store, replayed directly: what is left is the engine's own cost."""
+    raw = store.query
+    issued: list[tuple[str, Any]] = []
+
+    def recording(text: str, params: Any = None) -> Any:
+        issued.append((text, params))
+        return raw(text, params)
+    store.query = recording
+    try:
+        run()
+    finally:
+        del store.query  # back to the class's method
+    return lambda: [raw(text, params) for text, params in issued]
+
+
+def open_store(kind: str, data: Path, spans: int, start_us: int | None) -> tuple[Any, int]:
+    """The store for ``kind``, loaded with ``spans`` synthetic spans unless it already holds them; its start (us)."""
+    meta = data / f"{kind}-{spans}.start"
+    if kind == "duckdb":
+        path = data / f"spans-{spans}.duckdb"
+        meta = data / f"spans-{spans}.start"  # the name earlier runs used
+        fresh = not (path.exists() and meta.exists())
+        if fresh and path.exists():
+            path.unlink()
+        store: Any = DuckDBStore(path, max_columns=MAX_COLUMNS, max_pending_rows=4 * CHUNK)
+    else:
+        from apiary.store.clickhouse.store import ClickHouseStore
+
+        path = data / f"chdb-{spans}"
+        fresh = not (path.exists() and meta.exists())
+        if fresh and path.exists():
+            import shutil
+
+            shutil.rmtree(path)
+        store = ClickHouseStore(f"chdb://{path}", max_columns=MAX_COLUMNS, max_pending_rows=4 * CHUNK)
+    if fresh:
+        start_us = start_us or (int(time.time()) - 86_400) * 1_000_000
+        print(f"loading {spans:,} spans into {path}", file=sys.stderr)
+        t = time.perf_counter()
+        load(store, spans, start_us)
+        print(f"  load took {time.perf_counter() - t:.1f}s", file=sys.stderr)
+        meta.write_text(str(start_us))
+    return store, int(meta.read_text())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--spans", type=int, default=10_000_000)
     ap.add_argument("--data", type=Path, default=Path("/tmp/apiary-bench-query"))
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--load-only", action="store_true", help="build the store and stop")
+    ap.add_argument("--store", choices=["duckdb", "clickhouse"], default="duckdb",
+                    help="clickhouse: also load the same spans into ClickHouse (chdb, in-process) and print both side by side")
+    ap.add_argument("--load-only", action="store_true", help="build the store(s) and stop")
     args = ap.parse_args()
     args.data.mkdir(parents=True, exist_ok=True)
-    path = args.data / f"spans-{args.spans}.duckdb"
-    meta = args.data / f"spans-{args.spans}.start"
-    fresh = not (path.exists() and meta.exists())
-    if fresh and path.exists():
-        path.unlink()
-    store = DuckDBStore(path, max_columns=MAX_COLUMNS, max_pending_rows=4 * CHUNK)
-    if fresh:
-        start_us = (int(time.time()) - 86_400) * 1_000_000
-        print(f"loading {args.spans:,} spans into {path}", file=sys.stderr)
-        t = time.perf_counter()
-        load(store, args.spans, start_us)
-        print(f"  load took {time.perf_counter() - t:.1f}s", file=sys.stderr)
-        meta.write_text(str(start_us))
-    start_us = int(meta.read_text())
+    store, start_us = open_store("duckdb", args.data, args.spans, None)
+    ch = None
+    if args.store == "clickhouse":
+        ch, ch_start = open_store("clickhouse", args.data, args.spans, start_us)
+        if ch_start != start_us:
+            raise SystemExit(f"the ClickHouse copy in {args.data} was loaded for another window: delete it and run again")
     if args.load_only:
         store.close_sync()
+        if ch is not None:
+            ch.close_sync()
         return
     start, end = start_us // 1_000_000, start_us // 1_000_000 + 86_400 + 1
     count = store.count(ENV)
@@ -150,89 +222,52 @@ def main() -> None:
     window = {"start_time": start, "end_time": end}
     naive = [np.datetime64(start, "s").astype("datetime64[us]").item(), np.datetime64(end, "s").astype("datetime64[us]").item()]
     gran = 90
-    raw = store.query
-
-    def engine(spec: dict[str, Any], disable_series: bool = False) -> Callable[[], Any]:
-        parsed = parse_spec({**window, **spec})
-        return lambda: run_query(store, ENV, "__all__", parsed, disable_series=disable_series)
-
-    def engine_sql(run: Callable[[], Any]) -> Callable[[], Any]:
-        """The statements one engine run sends to DuckDB, replayed directly: what is left is the engine's own cost."""
-        issued: list[tuple[str, Any]] = []
-
-        def recording(text: str, params: Any = None) -> Any:
-            issued.append((text, params))
-            return raw(text, params)
-        store.query = recording  # type: ignore[method-assign]
-        try:
-            run()
-        finally:
-            store.query = raw  # type: ignore[method-assign]
-        return lambda: [raw(text, params) for text, params in issued]
 
     def sql(text: str, params: list[Any]) -> Callable[[], Any]:
-        return lambda: raw(text, params)
+        return lambda: store.query(text, params)
 
     where = '_env = $1 AND "timestamp" >= $2 AND "timestamp" < $3'
     p = [ENV, *naive]
-    cases = [
-        (f"COUNT + P90(duration_ms) per {gran} s, 24 h",
-         engine({"calculations": [{"op": "COUNT"}, {"op": "P90", "column": "duration_ms"}], "granularity": gran}),
-         sql(f'SELECT (epoch_us("timestamp") - $4) // $5 AS b, count(*), quantile_cont(duration_ms, 0.9) FROM spans '
-             f"WHERE {where} GROUP BY b", [*p, start_us, gran * 1_000_000])),
-        ("HEATMAP(duration_ms), 24 h",
-         engine({"calculations": [{"op": "HEATMAP", "column": "duration_ms"}], "granularity": gran}),
-         sql(f'WITH r AS (SELECT min(duration_ms) lo, (max(duration_ms) - min(duration_ms)) / 40 w FROM spans WHERE {where}) '
-             f'SELECT (epoch_us("timestamp") - $4) // $5 AS b, least(floor((duration_ms - lo) / w), 39) AS cell, count(*) '
-             f"FROM spans, r WHERE {where} GROUP BY ALL", [*p, start_us, gran * 1_000_000])),
-        ("service.name, name WHERE status>=500 by P99",
-         engine({"calculations": [{"op": "P99", "column": "duration_ms"}, {"op": "COUNT"}], "breakdowns": ["service.name", "name"],
-                 "filters": [{"column": "http.status_code", "op": ">=", "value": 500}],
-                 "orders": [{"op": "P99", "column": "duration_ms", "order": "descending"}], "granularity": gran}),
-         sql(f'SELECT "service.name", name, quantile_cont(duration_ms, 0.99) p, count(*) FROM spans WHERE {where} '
-             f'AND {store_column(store, "http.status_code")} >= 500 GROUP BY ALL ORDER BY p DESC LIMIT 100', p)),
-        ("  same, disable_series",
-         engine({"calculations": [{"op": "P99", "column": "duration_ms"}, {"op": "COUNT"}], "breakdowns": ["service.name", "name"],
-                 "filters": [{"column": "http.status_code", "op": ">=", "value": 500}],
-                 "orders": [{"op": "P99", "column": "duration_ms", "order": "descending"}], "granularity": gran}, True),
-         sql(f'SELECT "service.name", name, quantile_cont(duration_ms, 0.99) p, count(*) FROM spans WHERE {where} '
-             f'AND {store_column(store, "http.status_code")} >= 500 GROUP BY ALL ORDER BY p DESC LIMIT 100', p)),
-        ("COUNT_DISTINCT(trace.trace_id), 24 h",
-         engine({"calculations": [{"op": "COUNT_DISTINCT", "column": "trace.trace_id"}], "granularity": gran}),
-         sql(f'SELECT approx_count_distinct("trace.trace_id") FROM spans WHERE {where}', p)),
-        ("  same, disable_series",
-         engine({"calculations": [{"op": "COUNT_DISTINCT", "column": "trace.trace_id"}], "granularity": gran}, True),
-         sql(f'SELECT approx_count_distinct("trace.trace_id") FROM spans WHERE {where}', p)),
-        ('app.user_id = "user7" (JSON attribute)',
-         engine({"calculations": [{"op": "COUNT"}], "filters": [{"column": "app.user_id", "op": "=", "value": "user7"}],
-                 "granularity": gran}),
-         sql(f"SELECT count(*) FROM spans WHERE {where} AND json_extract_string(_attrs, '/app.user_id') = 'user7'", p)),
-        ("  same, disable_series",
-         engine({"calculations": [{"op": "COUNT"}], "filters": [{"column": "app.user_id", "op": "=", "value": "user7"}],
-                 "granularity": gran}, True),
-         sql(f"SELECT count(*) FROM spans WHERE {where} AND json_extract_string(_attrs, '/app.user_id') = 'user7'", p)),
-        ("one trace by id (store.trace vs scan)",
-         lambda: store.trace(ENV, tid),
-         sql('SELECT * FROM spans WHERE _env = $1 AND "trace.trace_id" = $2', [ENV, tid])),
-        ("trace id filter through the engine, 24 h",
-         engine({"calculations": [{"op": "COUNT"}], "filters": [{"column": "trace.trace_id", "op": "=", "value": tid}],
-                 "granularity": gran}),
-         sql(f'SELECT count(*) FROM spans WHERE {where} AND "trace.trace_id" = $4', [*p, tid])),
+    status = store_column(store, "http.status_code")
+    breakdown_sql = sql(f'SELECT "service.name", name, quantile_cont(duration_ms, 0.99) p, count(*) FROM spans WHERE {where} '
+                        f'AND {status} >= 500 GROUP BY ALL ORDER BY p DESC LIMIT 100', p)
+    distinct_sql = sql(f'SELECT approx_count_distinct("trace.trace_id") FROM spans WHERE {where}', p)
+    user_sql = sql(f"SELECT count(*) FROM spans WHERE {where} AND json_extract_string(_attrs, '/app.user_id') = 'user7'", p)
+    hand = [
+        sql(f'SELECT (epoch_us("timestamp") - $4) // $5 AS b, count(*), quantile_cont(duration_ms, 0.9) FROM spans '
+            f"WHERE {where} GROUP BY b", [*p, start_us, gran * 1_000_000]),
+        sql(f'WITH r AS (SELECT min(duration_ms) lo, (max(duration_ms) - min(duration_ms)) / 40 w FROM spans WHERE {where}) '
+            f'SELECT (epoch_us("timestamp") - $4) // $5 AS b, least(floor((duration_ms - lo) / w), 39) AS cell, count(*) '
+            f"FROM spans, r WHERE {where} GROUP BY ALL", [*p, start_us, gran * 1_000_000]),
+        breakdown_sql, breakdown_sql, distinct_sql, distinct_sql, user_sql, user_sql,
+        sql('SELECT * FROM spans WHERE _env = $1 AND "trace.trace_id" = $2', [ENV, tid]),
+        sql(f'SELECT count(*) FROM spans WHERE {where} AND "trace.trace_id" = $4', [*p, tid]),
     ]
     print(f"\n{count:,} spans, DuckDB, median of {args.runs} runs (ms)")
-    print("engine: run_query (plan, SQL, shaping); its SQL: the statements it issued, replayed on DuckDB;")
+    print("engine: run_query (plan, SQL, shaping); its SQL: the statements it issued, replayed on the store;")
     print("hand SQL: the smallest hand-written SQL for the headline number (no series, no example traces)")
     print(f"{'query':46} {'engine':>9} {'its SQL':>9} {'ratio':>6} {'hand SQL':>9} {'ratio':>6}")
-    for label, eng, hand in cases:
-        e, r = median_ms(eng, args.runs), median_ms(hand, args.runs)
+    duck_ms: list[float] = []
+    for (label, eng), hand_sql in zip(engine_cases(store, window, tid, gran), hand):
+        e, r = median_ms(eng, args.runs), median_ms(hand_sql, args.runs)
+        duck_ms.append(e)
         if label.startswith("one trace by id"):  # store.trace is SQL already: nothing to replay
             print(f"{label:46} {e:9.1f} {'':>9} {'':>6} {r:9.1f} {e / r:6.2f}")
             continue
-        d = median_ms(engine_sql(eng), args.runs)
+        d = median_ms(replayed(store, eng), args.runs)
         print(f"{label:46} {e:9.1f} {d:9.1f} {e / d:6.2f} {r:9.1f} {e / r:6.2f}")
     exact = median_ms(sql(f'SELECT count(DISTINCT "trace.trace_id") FROM spans WHERE {where}', p), max(1, args.runs // 2))
     print(f"{'(reference) exact count(DISTINCT trace_id)':46} {'':9} {exact:9.1f}")
     store.close_sync()
+    if ch is None:
+        return
+    print(f"\n{ch.count(ENV):,} spans, ClickHouse (chdb, in-process), median of {args.runs} runs (ms), beside DuckDB's engine figure")
+    print(f"{'query':46} {'engine':>9} {'its SQL':>9} {'ratio':>6} {'DuckDB':>9} {'CH/Duck':>7}")
+    for (label, eng), duck in zip(engine_cases(ch, window, tid, gran), duck_ms):
+        e = median_ms(eng, args.runs)
+        d = e if label.startswith("one trace by id") else median_ms(replayed(ch, eng), args.runs)
+        print(f"{label:46} {e:9.1f} {d:9.1f} {e / d:6.2f} {duck:9.1f} {e / duck:7.2f}")
+    ch.close_sync()
 
 
 def store_column(store: DuckDBStore, name: str) -> str:

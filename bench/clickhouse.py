@@ -1,9 +1,9 @@
 """Figures for docs/scale-out.md: ingest, trace lookup and a query on ClickHouse (chdb here), DuckDB as the same-run baseline.
 
-    python -m tests.clickhouse.measure --rows 1000000            # chdb in a temporary directory
-    APIARY_CLICKHOUSE_URL=clickhouse://127.0.0.1:8123/apiary_bench python -m tests.clickhouse.measure
+    python bench/clickhouse.py --rows 1000000            # chdb in a temporary directory
+    APIARY_CLICKHOUSE_URL=clickhouse://127.0.0.1:8123/apiary_bench python bench/clickhouse.py
 
-Not a test (never gates CI); it lives beside the ClickHouse tests because it drives the same stores.
+A benchmark, never a test: it prints figures and gates nothing.
 """
 
 from __future__ import annotations
