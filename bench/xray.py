@@ -152,6 +152,7 @@ def main() -> None:
             xray = client(apiary.url, key)
             if args.total > stored:
                 fill(xray, args.total - stored, rng, "apiary")
+            held = max(args.total, stored)
             for _ in range(100):
                 try:
                     httpx.get(f"http://127.0.0.1:{moto_port}/moto-api/", timeout=1)
@@ -163,12 +164,12 @@ def main() -> None:
             for expr in expressions:
                 a50, a99, an = latency(xray, args.calls, expr)
                 label = expr or "(no filter)"
-                line = (f"GetTraceSummaries {label}: apiary p50 {a50:.1f} ms p99 {a99:.1f} ms over {args.total} segments "
+                line = (f"GetTraceSummaries {label}: apiary p50 {a50:.1f} ms p99 {a99:.1f} ms over {held} segments "
                         f"({an} traces matched)")
                 try:
                     m50, m99, mn = latency(mxray, args.calls, expr)
                     line += (f" | moto p50 {m50:.1f} ms p99 {m99:.1f} ms over {args.moto_segments} ({mn} matched)"
-                             f" | apiary/moto p50 {a50 / m50:.2f}x with {args.total / args.moto_segments:.0f}x the data")
+                             f" | apiary/moto p50 {a50 / m50:.2f}x with {held / args.moto_segments:.1f}x the data")
                 except Exception as exc:  # noqa: BLE001 - moto does not implement every call
                     line += f" | moto: {str(exc).split(': ')[-1]}"
                 print(line)

@@ -174,19 +174,31 @@ class _Runner:
                 p["data"][label] = [0] * n
             return {"buckets": [], "cells": []}
         width = (hi - lo) / n if hi > lo else 1.0
-        cells_rows = _rows(self._run(self.dialect.heatmap(q, j, groups, lo, width)))
+        table = self._run(self.dialect.heatmap(q, j, groups, lo, width))
         n_groups = len(q.groups)
         by_group: dict[tuple[Any, ...], list[int]] = {k: [0] * n for k in keys}
         by_point: dict[tuple[int, tuple[Any, ...]], list[int]] = {}
         cells = []
-        for r in cells_rows:
-            key = tuple(r[f"g{i}"] for i in range(n_groups))
-            if key in by_group:
-                by_group[key][r["_cell"]] += r["n"]
-            by_point.setdefault((r["_bucket"], key), [0] * n)[r["_cell"]] += r["n"]
-            cell = {"time": _iso(q.start + timedelta(seconds=r["_bucket"] * q.granularity_s)), "bucket": r["_cell"],
-                    "count": r["n"], "trace_id": r["_example"]}
-            cell.update(zip(self.group_labels, key))
+        times: dict[int, str] = {}  # bucket -> ISO time: tens of thousands of cells share ~1,000 buckets
+        labels = self.group_labels
+        group_cols = [table.column(f"g{i}").to_pylist() for i in range(n_groups)]
+        group_keys = list(zip(*group_cols)) if n_groups else [()] * table.num_rows
+        for bucket, cell_no, count, example, key in zip(table.column("_bucket").to_pylist(), table.column("_cell").to_pylist(),
+                                                         table.column("n").to_pylist(), table.column("_example").to_pylist(),
+                                                         group_keys):
+            counts = by_group.get(key)
+            if counts is not None:
+                counts[cell_no] += count
+            point = by_point.get((bucket, key))
+            if point is None:
+                point = by_point[(bucket, key)] = [0] * n
+            point[cell_no] += count
+            when = times.get(bucket)
+            if when is None:
+                when = times[bucket] = _iso(q.start + timedelta(seconds=bucket * q.granularity_s))
+            cell = {"time": when, "bucket": cell_no, "count": count, "trace_id": example}
+            if n_groups:
+                cell.update(zip(labels, key))
             cells.append(cell)
         cells.sort(key=lambda c: (c["time"], c["bucket"]))
         for key, r in zip(keys, results):
