@@ -293,18 +293,19 @@ def _int_param(request: Request, name: str, default: int | None, lo: int, hi: in
         raise ValueError(f"{name} must be an integer") from None
 
 
-def _need_logs(request: Request) -> tuple[str, Any] | Response:
+def _need_store(request: Request, signal: str) -> tuple[str, Any] | Response:
+    """The caller's environment and the ``logs`` or ``errors`` store, or the response that refuses."""
     env = environment(request)
     if isinstance(env, Response):
         return env
-    logs = _ctx(request).logs
-    if logs is None:
-        return error(503, "the log store is not open")
-    return env, logs
+    store = getattr(_ctx(request), signal)
+    if store is None:
+        return error(503, f"the {signal} store is not open")
+    return env, store
 
 
 async def log_groups(request: Request) -> Response:
-    found = _need_logs(request)
+    found = _need_store(request, "logs")
     if isinstance(found, Response):
         return found
     env, logs = found
@@ -319,7 +320,7 @@ async def log_events(request: Request) -> Response:
     """
     from apiary.receivers.cloudwatch.filter_pattern import PatternError, parse
 
-    found = _need_logs(request)
+    found = _need_store(request, "logs")
     if isinstance(found, Response):
         return found
     env, logs = found
@@ -348,7 +349,7 @@ async def log_insights(request: Request) -> Response:
     """Body ``{"query": ..., "groups": [...], "start": epoch s, "end": epoch s}``: run a Logs Insights query now."""
     from apiary.receivers.cloudwatch.insights import QueryError
 
-    found = _need_logs(request)
+    found = _need_store(request, "logs")
     if isinstance(found, Response):
         return found
     env, logs = found
@@ -425,18 +426,8 @@ def _occurrence_json(row: dict[str, Any]) -> dict[str, Any]:
             "custom": data.get("custom"), "environment": data.get("environment"), "framework": data.get("framework")}
 
 
-def _need_errors(request: Request) -> tuple[str, Any] | Response:
-    env = environment(request)
-    if isinstance(env, Response):
-        return env
-    errors = _ctx(request).errors
-    if errors is None:
-        return error(503, "the error store is not open")
-    return env, errors
-
-
 async def error_items(request: Request) -> Response:
-    found = _need_errors(request)
+    found = _need_store(request, "errors")
     if isinstance(found, Response):
         return found
     env, errors = found
@@ -455,7 +446,7 @@ async def error_items(request: Request) -> Response:
 
 
 async def error_item(request: Request) -> Response:
-    found = _need_errors(request)
+    found = _need_store(request, "errors")
     if isinstance(found, Response):
         return found
     env, errors = found
@@ -474,7 +465,7 @@ async def error_item(request: Request) -> Response:
 
 async def error_item_status(request: Request) -> Response:
     """Body ``{"status": "resolved" | "muted" | "active"}``: through the error store, as Rollbar's PATCH does."""
-    found = _need_errors(request)
+    found = _need_store(request, "errors")
     if isinstance(found, Response):
         return found
     env, errors = found

@@ -124,19 +124,24 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
     key = create_key(data_dir, "dev")
     server = ApiaryProcess(data_dir, key=key).start()
     try:
-        base = int(time.time()) - 4000
-        spans = _make_spans(base)
-        _send(server, spans)
-        for s in spans:  # flatten attributes the way Honeycomb names columns
-            s.update(s["attrs"])
-            s["timestamp"] = s["start_ns"] / 1e9
-        loaded = Loaded(server, spans, base, base + 3600)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            r = httpx.get(f"{server.url}/api/datasets", headers=loaded.headers())
-            if sum(d["count"] for d in r.json()["datasets"]) >= len(spans):
-                break
-            time.sleep(0.2)
-        yield loaded
+        yield load_known_spans(server)
     finally:
         server.stop()
+
+
+def load_known_spans(server: ApiaryProcess) -> Loaded:
+    """Send the known spans through the OTel SDK and wait until the server counts them all."""
+    base = int(time.time()) - 4000
+    spans = _make_spans(base)
+    _send(server, spans)
+    for s in spans:  # flatten attributes the way Honeycomb names columns
+        s.update(s["attrs"])
+        s["timestamp"] = s["start_ns"] / 1e9
+    loaded = Loaded(server, spans, base, base + 3600)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        r = httpx.get(f"{server.url}/api/datasets", headers=loaded.headers())
+        if sum(d["count"] for d in r.json()["datasets"]) >= len(spans):
+            break
+        time.sleep(0.2)
+    return loaded

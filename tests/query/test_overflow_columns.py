@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Iterator
 
@@ -18,7 +17,7 @@ import numpy as np
 import pytest
 
 from tests.clickhouse.conftest import clickhouse_url, drop_database
-from tests.query.conftest import Loaded, _make_spans, _send
+from tests.query.conftest import Loaded, load_known_spans
 from tests.server import ApiaryProcess, create_key
 
 
@@ -36,20 +35,7 @@ def overflowed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         key = create_key(root / "data", "dev")
     server = ApiaryProcess(root / "data", key=key, extra_args=extra, env={"APIARY_MAX_COLUMNS": "3"}).start(timeout=60)
     try:
-        base = int(time.time()) - 4000
-        spans = _make_spans(base)
-        _send(server, spans)
-        for s in spans:
-            s.update(s["attrs"])
-            s["timestamp"] = s["start_ns"] / 1e9
-        data = Loaded(server, spans, base, base + 3600)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            r = httpx.get(f"{server.url}/api/datasets", headers=data.headers())
-            if sum(d["count"] for d in r.json()["datasets"]) >= len(spans):
-                break
-            time.sleep(0.2)
-        yield data
+        yield load_known_spans(server)
     finally:
         server.stop()
         if url:
