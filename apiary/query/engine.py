@@ -124,11 +124,13 @@ class _Runner:
         # Empty points of one group share one dict (never mutated in place: later columns copy it).
         empty = {key: {**dict(zip(self.group_labels, key)), **zero} for key in series_keys}
         step = timedelta(seconds=q.granularity_s)
-        for b in range(q.buckets if series_keys else 0):
+        buckets = range(q.buckets if series_keys else 0)
+        point = bucket_rows.get
+        for b in buckets:
             when = _iso(q.start + b * step)
-            for key in series_keys:
-                series.append({"time": when, "data": bucket_rows.get((b, key)) or empty[key]})
-                self.series_index.append((b, key))
+            series.extend([{"time": when, "data": point((b, key)) or empty[key]} for key in series_keys])
+        if any(a.kind in ("heatmap", "concurrency") for a in q.aggregates):  # they add to the points afterwards
+            self.series_index = [(b, key) for b in buckets for key in series_keys]
 
         heatmaps: dict[str, Any] = {}
         group_filter = keys if n_groups else None
