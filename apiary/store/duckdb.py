@@ -56,6 +56,11 @@ from apiary.store.group_commit import GroupCommitter
 log = logging.getLogger(__name__)
 
 ENV_COLUMN = "_env"
+#: WAL size that triggers a checkpoint. DuckDB's default (16 MB) checkpoints every ~20,000 spans and
+#: rewrites partly filled row groups each time: measured here, committing 4,096-span groups ran at
+#: 54-68 k spans/s with it, 106 k with 64 MB and 120 k with 256 MB (final checkpoint included).
+#: 64 MB keeps most of that gain while a checkpoint pause, and the WAL replayed after a crash, stay small.
+CHECKPOINT_THRESHOLD = "64MB"
 SCHEMA_VERSION = 1
 _SQL_TYPES = {"string": "VARCHAR", "integer": "BIGINT", "float": "DOUBLE", "boolean": "BOOLEAN", "timestamp": "TIMESTAMP"}
 #: How often a known column's last-seen time is written back (in memory it is always current).
@@ -83,6 +88,7 @@ class DuckDBStore:
             self._db = duckdb.connect(self.path)
         except duckdb.IOException as exc:
             raise StoreUnavailable(f"cannot open {self.path}: {exc}") from None
+        self._db.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
         self._lock = threading.Lock()  # guards the in-memory catalogue
         self._physical: dict[tuple[str, str], str] = {}
         # (env, dataset) -> (name, type) -> [first_seen, last_seen, last_flushed]
