@@ -260,7 +260,7 @@ async def traces_for(request: Request) -> Response:
     and groups by ``trace.trace_id``.
     """
     from apiary.query.engine import DatasetNotFound, run_query
-    from apiary.query.spec import SpecError, parse_spec
+    from apiary.query.spec import parse_spec
 
     env = environment(request)
     if isinstance(env, Response):

@@ -20,7 +20,6 @@ import time
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Union
 
-import duckdb
 import pyarrow as pa
 
 from apiary.model.error import ErrorOccurrence, level_rank, occurrences_table

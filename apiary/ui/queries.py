@@ -47,7 +47,7 @@ def dataset_stats(store: Store, env: str) -> list[dict[str, Any]]:
 
 def recent_traces(store: Store, env: str, limit: int = 50, dataset: str | None = None) -> list[dict[str, Any]]:
     """Root spans, newest first, with each trace's span and error counts."""
-    where = [f"_env = ?", _IS_SPAN, _IS_ROOT, '"trace.trace_id" IS NOT NULL']
+    where = ["_env = ?", _IS_SPAN, _IS_ROOT, '"trace.trace_id" IS NOT NULL']
     params: list[Any] = [env]
     if dataset:
         where.append("_dataset = ?")

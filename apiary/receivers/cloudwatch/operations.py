@@ -16,7 +16,7 @@ from apiary.receivers.cloudwatch import events as put_events
 from apiary.receivers.cloudwatch import insights
 from apiary.receivers.cloudwatch.errors import AwsError, group_not_found, invalid, stream_not_found
 from apiary.receivers.cloudwatch.filter_pattern import PatternError, parse
-from apiary.store.duckdb_logs import DuckDBLogStore, LogGroup, LogStream, now_ms
+from apiary.store.duckdb_logs import DuckDBLogStore, LogGroup, LogStream
 
 ACCOUNT = "000000000000"
 _GROUP_NAME = re.compile(r"^[\.\-_/#A-Za-z0-9]{1,512}$")

@@ -101,7 +101,7 @@ def operation(fn: Callable[[Call], Awaitable[dict[str, Any]]]) -> Callable[[Requ
             return exc.response()
         except (FilterError, RuleError, GroupError, queries.BadToken) as exc:
             return AwsError(getattr(exc, "code", "InvalidRequestException"), str(exc)).response()
-        except StoreOverloaded as exc:
+        except StoreOverloaded:
             return AwsError("ThrottledException", "too many segments waiting to be committed; retry later", 429).response()
         except StoreUnavailable as exc:
             return AwsError("ServiceUnavailableException", str(exc), 503).response()
