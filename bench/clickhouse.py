@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
+import sys
 import tempfile
 import time
 from datetime import datetime, timezone
@@ -21,9 +21,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from apiary.model.span import CORE_FIELDS, DATASET_COLUMN, OVERFLOW_COLUMN, SpanBatch
-from apiary.query.engine import run_query
-from apiary.query.spec import QuerySpec
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from apiary.model.span import CORE_FIELDS, DATASET_COLUMN, OVERFLOW_COLUMN, SpanBatch  # noqa: E402
+from apiary.query.engine import run_query  # noqa: E402
+from apiary.query.spec import QuerySpec  # noqa: E402
+from bench.timing import median_ms  # noqa: E402
 
 BATCH = 500
 ROUTES = np.array(["/api/activities/home", "/api/activities/notifications", "/api/messages", "/api/profile"])
@@ -66,16 +69,6 @@ async def ingest(store: Any, batches: list[SpanBatch], concurrency: int = 32) ->
     return time.perf_counter() - started
 
 
-def timed(fn: Any, repeat: int = 5) -> float:
-    fn()  # warm
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
@@ -99,13 +92,13 @@ def main() -> None:
         store = DuckDBStore(tmp / "spans.duckdb") if kind == "duckdb" else ClickHouseStore(url)
         seconds = asyncio.run(ingest(store, batches))
         r = results[kind] = {"ingest spans/s": rows / seconds}
-        r["trace() ms"] = timed(lambda: store.trace("bench", probe))
+        r["trace() ms"] = median_ms(lambda: store.trace("bench", probe), 5)
         assert store.trace("bench", probe).num_rows == 10
-        r["query ms"] = timed(lambda: run_query(store, "bench", "backend-flask", spec), repeat=3)
+        r["query ms"] = median_ms(lambda: run_query(store, "bench", "backend-flask", spec), 3)
         if kind == "clickhouse":
             scan = ("SELECT * FROM spans WHERE `trace.trace_id` = {t:String}")
-            r["trace by scan ms"] = timed(lambda: store.query(scan, {"t": probe}))
-            r["round trip (SELECT 1) ms"] = timed(lambda: store.query("SELECT 1"))
+            r["trace by scan ms"] = median_ms(lambda: store.query(scan, {"t": probe}), 5)
+            r["round trip (SELECT 1) ms"] = median_ms(lambda: store.query("SELECT 1"), 5)
             # The alternative to group commit: one async insert per request, acknowledged when flushed.
             few = batches[:200]
             t = time.perf_counter()

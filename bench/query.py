@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ from apiary.model.span import CORE_FIELDS, DATASET_COLUMN, OVERFLOW_COLUMN, Span
 from apiary.query.engine import run_query  # noqa: E402
 from apiary.query.spec import parse_spec  # noqa: E402
 from apiary.store.duckdb import DuckDBStore  # noqa: E402
+from bench.timing import median_ms  # noqa: E402
 
 ENV = "bench"
 SERVICES = np.array(["backend-flask", "frontend-react-js", "worker"])
@@ -109,16 +109,6 @@ def load(store: Any, total: int, start_us: int) -> None:
     if store.dialect == "duckdb":
         store.query("CHECKPOINT")
     print(file=sys.stderr)
-
-
-def median_ms(fn: Callable[[], Any], runs: int) -> float:
-    fn()  # warm
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times)
 
 
 def engine_cases(store: Any, window: dict[str, int], tid: str, gran: int) -> list[tuple[str, Callable[[], Any]]]:
