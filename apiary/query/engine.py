@@ -20,8 +20,9 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -86,7 +87,6 @@ class _Runner:
     def run(self) -> dict[str, Any]:
         q = self.q
         n_groups = len(q.groups)
-        bucket_rows: dict[tuple[int, tuple[Any, ...]], dict[str, Any]] = {}  # (bucket, group) -> point data
         heatmap_only = n_groups == 0 and all(a.kind == "heatmap" for a in q.aggregates)
         one_scan = (not heatmap_only and not n_groups and not q.having and not self.disable_series and bool(self.sql_aggs)
                     and filter_reads_overflow(q))
@@ -102,10 +102,11 @@ class _Runner:
             totals = [r for r in _rows(self._run(self.dialect.summary(q))) if r["_rows"]]
         keys = [tuple(r[f"g{i}"] for i in range(n_groups)) for r in totals]
         series_keys = [] if self.disable_series else keys[:MAX_SERIES_GROUPS]
+        points: list[dict[str, Any] | None] = [None] * (q.buckets * len(series_keys))
         if series_keys and self.sql_aggs:
             if series_table is None:
                 series_table = self._run(self.dialect.series(q, series_keys if n_groups else None))
-            bucket_rows = self._series_points(series_table)
+            self._series_points(series_table, series_keys, points)
 
         results = []
         for key, r in zip(keys, totals):
@@ -123,12 +124,13 @@ class _Runner:
         zero = {a.label: (0 if a.kind in ("count", "count_distinct") else None) for _, a in self.sql_aggs}
         # Empty points of one group share one dict (never mutated in place: later columns copy it).
         empty = {key: {**dict(zip(self.group_labels, key)), **zero} for key in series_keys}
+        empties = [empty[key] for key in series_keys]
         step = timedelta(seconds=q.granularity_s)
         buckets = range(q.buckets if series_keys else 0)
-        point = bucket_rows.get
+        width = len(series_keys)
         for b in buckets:
             when = _iso(q.start + b * step)
-            series.extend([{"time": when, "data": point((b, key)) or empty[key]} for key in series_keys])
+            series.extend([{"time": when, "data": p or e} for p, e in zip(points[b * width:(b + 1) * width], empties)])
         if any(a.kind in ("heatmap", "concurrency") for a in q.aggregates):  # they add to the points afterwards
             self.series_index = [(b, key) for b in buckets for key in series_keys]
 
@@ -147,13 +149,15 @@ class _Runner:
             results[0]["examples"] = list(dict.fromkeys(c["trace_id"] for c in slowest if c["trace_id"]))[:q.examples]
         return {"series": series, "results": results, "heatmaps": heatmaps}
 
-    def _series_points(self, table: pa.Table) -> dict[tuple[int, tuple[Any, ...]], dict[str, Any]]:
-        """Series rows -> point data, read column-wise (tens of thousands of rows for a breakdown over a day)."""
-        n_groups = len(self.q.groups)
-        buckets = table.column("_bucket").to_pylist()
-        groups = [table.column(f"g{i}").to_pylist() for i in range(n_groups)]
+    def _series_points(self, table: pa.Table, keys: list[tuple[Any, ...]], points: list[dict[str, Any] | None]) -> None:
+        """Series rows -> ``points[bucket * len(keys) + key index]``, read column-wise.
+
+        A breakdown over a day has tens of thousands of rows: finding each row's group by hashing
+        its values in Python cost more than the SQL, so Arrow works out the slots, and a struct
+        array's ``to_pylist`` builds the point dicts (half the time of ``dict(zip(...))`` per row).
+        """
         labels = list(self.group_labels)
-        values = []
+        arrays = [table.column(f"g{i}") for i in range(len(labels))]
         for j, a in self.sql_aggs:
             column = table.column(f"c{j}")
             if pa.types.is_floating(column.type):  # NaN and infinities are not JSON: no value
@@ -161,9 +165,16 @@ class _Runner:
             if a.kind in ("count", "count_distinct"):
                 column = pc.fill_null(column, 0)
             labels.append(a.label)
-            values.append(column.to_pylist())
-        keys = list(zip(*groups)) if n_groups else [()] * len(buckets)
-        return {(b, key): dict(zip(labels, row)) for b, key, row in zip(buckets, keys, zip(*groups, *values))}
+            arrays.append(column)
+        if len(set(labels)) < len(labels):  # a breakdown named like a calculation: the later one wins, as in a dict
+            columns = [c.to_pylist() for c in arrays]
+            rows: Iterable[dict[str, Any]] = (dict(zip(labels, row)) for row in zip(*columns))
+        else:
+            rows = pa.StructArray.from_arrays([c.combine_chunks() for c in arrays], names=labels).to_pylist()
+        slots = len(points)
+        for position, row in zip(_positions(table, keys).tolist(), rows):
+            if 0 <= position < slots:
+                points[position] = row
 
     def _heatmap(self, j: int, groups: Sequence[tuple[Any, ...]] | None, results: list[dict[str, Any]],
                  series: list[dict[str, Any]], keys: list[tuple[Any, ...]]) -> dict[str, Any]:
@@ -221,6 +232,36 @@ class _Runner:
             r["data"][label] = max((v for (b, k), v in per_point.items() if k == key), default=0)
         for p, point in zip(series, self.series_index):
             p["data"] = {**p["data"], label: per_point.get(point, 0)}
+
+
+def _positions(table: pa.Table, keys: list[tuple[Any, ...]]) -> np.ndarray:
+    """Each series row's slot, ``_bucket * len(keys) + its group's index in keys``; -1 for a group not in keys.
+
+    Every group column is coded by ``index_in`` (nulls match nulls) against that column's values
+    among the keys; the codes are combined in mixed radix and mapped back to key indexes.
+    """
+    buckets = table.column("_bucket").to_numpy(zero_copy_only=False).astype(np.int64)
+    n_groups = len(keys[0]) if keys else 0
+    if not n_groups:
+        return buckets
+    code = np.zeros(table.num_rows, np.int64)
+    missing = np.zeros(table.num_rows, bool)
+    key_code = [0] * len(keys)
+    stride = 1
+    for i in range(n_groups):
+        column = table.column(f"g{i}")
+        values = list(dict.fromkeys(k[i] for k in keys))
+        where = {v: n for n, v in enumerate(values)}
+        index = pc.index_in(column, value_set=pa.array(values, column.type), skip_nulls=False)
+        missing |= index.is_null().to_numpy(zero_copy_only=False)
+        code += pc.fill_null(index, 0).to_numpy(zero_copy_only=False).astype(np.int64) * stride
+        for k, key in enumerate(keys):
+            key_code[k] += where[key[i]] * stride
+        stride *= len(values)
+    slot_of = np.full(stride, -1, np.int64)
+    slot_of[np.array(key_code, np.int64)] = np.arange(len(keys))
+    slot = slot_of[code]
+    return np.where(missing | (slot < 0), -1, buckets * len(keys) + slot)
 
 
 @contextmanager

@@ -150,6 +150,27 @@ def test_granularity_buckets_one_point_per_bucket(loaded: Loaded) -> None:
     assert len(grouped["series"]) == 10 * len(grouped["results"]) == 10 * 4
 
 
+def test_series_points_per_group_and_bucket_with_null_groups(loaded: Loaded) -> None:
+    data = loaded.query({"calculations": [{"op": "COUNT"}, {"op": "MAX", "column": "duration_ms"}],
+                         "breakdowns": ["http.route", "http.status_code"], "granularity": 360})
+    groups = [(r["data"]["http.route"], r["data"]["http.status_code"]) for r in data["results"]]
+    assert (None, None) in groups  # the db spans carry neither attribute: a group of their own
+    mine = loaded.where(lambda s: True)
+    count: Counter = Counter()
+    longest: dict[tuple[Any, ...], float] = {}
+    for s in mine:
+        key = (int((s["timestamp"] - loaded.start) // 360), s.get("http.route"), s.get("http.status_code"))
+        count[key] += 1
+        longest[key] = max(longest.get(key, 0.0), s["duration_ms"])
+    assert len(data["series"]) == 10 * len(groups)  # every bucket of every group, empty ones included
+    for i, point in enumerate(data["series"]):
+        bucket, g = divmod(i, len(groups))
+        p = point["data"]
+        assert (p["http.route"], p["http.status_code"]) == groups[g]
+        assert p["COUNT"] == count.get((bucket, *groups[g]), 0)
+        assert p["MAX(duration_ms)"] == longest.get((bucket, *groups[g]))
+
+
 def test_calculated_field(loaded: Loaded) -> None:
     data = loaded.query({"calculated_fields": [{"name": "slow", "expression": 'IF(GTE($duration_ms, 100), "slow", "fast")'},
                                                {"name": "us", "expression": "MUL($duration_ms, 1000)"}],
