@@ -61,6 +61,13 @@ ENV_COLUMN = "_env"
 #: 54-68 k spans/s with it, 106 k with 64 MB and 120 k with 256 MB (final checkpoint included).
 #: 64 MB keeps most of that gain while a checkpoint pause, and the WAL replayed after a crash, stay small.
 CHECKPOINT_THRESHOLD = "64MB"
+#: Rows per row group (DuckDB's default is 122,880). A checkpoint that finds the last row group
+#: partly filled rewrites it, and that rewrite grew with the rows already in it: measured here,
+#: checkpoints of 163,840 new spans took 0.3, 0.8 and 1.3 s in turn with the default, 0.2-0.36 s
+#: with 32,768, and a commit's p99 fell from 714 to 327 ms (max 1,246 to 407) while the CPU per
+#: committed span fell 17 %. Smaller groups also give the timestamp zone maps a finer grain.
+ROW_GROUP_SIZE = 32_768
+CATALOG = "apiary"
 SCHEMA_VERSION = 1
 _SQL_TYPES = {"string": "VARCHAR", "integer": "BIGINT", "float": "DOUBLE", "boolean": "BOOLEAN", "timestamp": "TIMESTAMP"}
 #: How often a known column's last-seen time is written back (in memory it is always current).
@@ -84,10 +91,14 @@ class DuckDBStore:
                  linger_s: float = 0.02) -> None:
         self.path = str(path)
         self.max_columns = max_columns
+        # The file is attached, not opened directly, because only ATTACH takes a row group size.
+        self._root = duckdb.connect(":memory:")
         try:
-            self._db = duckdb.connect(self.path)
+            self._root.execute(f"ATTACH ? AS {CATALOG} (ROW_GROUP_SIZE {ROW_GROUP_SIZE})", [self.path])
         except duckdb.IOException as exc:
+            self._root.close()
             raise StoreUnavailable(f"cannot open {self.path}: {exc}") from None
+        self._db = self.cursor()
         self._db.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
         self._lock = threading.Lock()  # guards the in-memory catalogue
         self._physical: dict[tuple[str, str], str] = {}
@@ -192,6 +203,9 @@ class DuckDBStore:
         db = self._db
         tables = [self._physical_table(env, batch) for env, batch in group]
         combined = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
+        # DuckDB reads a registered table through the Arrow C stream, chunk by chunk: one contiguous
+        # chunk cut the INSERT's CPU per span by ~40% (measured on 8 requests of 512 spans).
+        combined = combined.combine_chunks()
         db.register("_incoming", combined)
         try:
             presence = self._presence(group)
@@ -277,7 +291,9 @@ class DuckDBStore:
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A connection of its own to the same database, for another writer thread or a reader."""
-        return self._db.cursor()
+        cur = self._root.cursor()
+        cur.execute(f"USE {CATALOG}")
+        return cur
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -306,14 +322,14 @@ class DuckDBStore:
         return sorted(out, key=lambda c: (c.name, c.type))
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
-        cur = self._db.cursor()
+        cur = self.cursor()
         try:
             return _arrow(cur, sql, params)
         finally:
             cur.close()
 
     def trace(self, env: str, trace_id: str) -> pa.Table:
-        cur = self._db.cursor()
+        cur = self.cursor()
         try:
             lo, hi = cur.execute("SELECT min(ts_min), max(ts_max) FROM trace_index WHERE trace_id = ? AND _env = ?",
                                  [trace_id, env]).fetchall()[0]
@@ -373,7 +389,7 @@ class DuckDBStore:
 
     def delete_older_than(self, cutoff: datetime) -> int:
         naive = cutoff.astimezone(timezone.utc).replace(tzinfo=None)
-        cur = self._db.cursor()
+        cur = self.cursor()
         try:
             cur.execute("BEGIN TRANSACTION")
             n = cur.execute('DELETE FROM spans WHERE "timestamp" < ?', [naive]).fetchall()[0][0]
@@ -393,6 +409,7 @@ class DuckDBStore:
         except duckdb.Error:  # a checkpoint is an optimisation; the WAL already holds every commit
             log.warning("checkpoint on close failed", exc_info=True)
         self._db.close()
+        self._root.close()
 
     def close_sync(self) -> None:
         """For CLI tools that never started an event loop."""
@@ -400,6 +417,7 @@ class DuckDBStore:
             self._closed = True
             self._writer.close()
             self._db.close()
+            self._root.close()
 
 
 def _merge_overflow(existing: pa.ChunkedArray | pa.Array, extra: list[tuple[str, pa.ChunkedArray]]) -> list[str | None]:
