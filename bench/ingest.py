@@ -6,9 +6,11 @@ bounded time. Printed: acknowledged (durably committed) spans/s, request
 latency p50/p99, 429/503 answers, and the server's peak RSS (its decode
 workers included) -- next to the single-process protobuf parse rate and
 parse-and-flatten rate of the same bodies measured in this run. The ratio
-acknowledged / parse-and-flatten is the figure.
+acknowledged / parse-and-flatten is the figure. ``--rate`` offers a fixed
+load instead, for the latency at a given rate.
 
     python bench/ingest.py --duration 60 --clients 4
+    python bench/ingest.py --duration 60 --clients 4 --rate 30000
 """
 
 from __future__ import annotations
@@ -47,9 +49,13 @@ def baseline(bodies: list[bytes], spans: int, seconds: float) -> tuple[float, fl
     return rate(parse_protobuf), rate(lambda b: decode(b, False))
 
 
-def client(port: int, key: str, seed: int, spans: int, seconds: float, connections: int,
+def client(port: int, key: str, seed: int, spans: int, seconds: float, connections: int, interval: float,
            out: "mp.Queue[tuple[int, int, list[float]]]") -> None:
-    """One client process with ``connections`` keep-alive connections, each waiting for its answer."""
+    """One client process with ``connections`` keep-alive connections, each waiting for its answer.
+
+    With ``interval`` > 0 each connection sends on a fixed schedule (one request per interval) and
+    a request's latency counts from its scheduled time, so time spent behind schedule is not hidden.
+    """
     rng = random.Random(seed)
     bodies = [make_request(spans, rng) for _ in range(16)]
     headers = {"content-type": "application/x-protobuf", "x-honeycomb-team": key}
@@ -63,10 +69,15 @@ def client(port: int, key: str, seed: int, spans: int, seconds: float, connectio
         ok = refused = 0
         mine: list[float] = []
         i = offset
+        due = time.perf_counter() + interval * offset / max(connections, 1)
         while time.monotonic() < end:
             body = bodies[i % len(bodies)]
             i += 1
             t0 = time.perf_counter()
+            if interval:
+                if due > t0:
+                    time.sleep(due - t0)
+                t0, due = due, due + interval
             try:
                 conn.request("POST", "/v1/traces", body, headers)
                 resp = conn.getresponse()
@@ -119,12 +130,14 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=4, help="concurrent connections per client process")
     ap.add_argument("--spans", type=int, default=512, help="spans per request")
     ap.add_argument("--decode-workers", type=int, default=None)
+    ap.add_argument("--rate", type=float, default=0.0,
+                    help="offered spans/s over all connections, on a fixed schedule (default: as fast as answers come)")
     args = ap.parse_args()
     args.duration = min(args.duration, 300.0)
 
     rng = random.Random(7)
     bodies = [make_request(args.spans, rng) for _ in range(16)]
-    parse_rate, flatten_rate = baseline(bodies, args.spans, 3.0)
+    before = baseline(bodies, args.spans, 3.0)
 
     data = Path(tempfile.mkdtemp(prefix="apiary-bench-"))
     key = subprocess.run([sys.executable, "-m", "apiary", "keys", "create", "bench", "--data", str(data)],
@@ -157,8 +170,9 @@ def main() -> None:
 
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
+        interval = args.clients * args.connections * args.spans / args.rate if args.rate else 0.0
         q: mp.Queue = mp.Queue()
-        procs = [mp.Process(target=client, args=(port, key, i, args.spans, args.duration, args.connections, q)) for i in range(args.clients)]
+        procs = [mp.Process(target=client, args=(port, key, i, args.spans, args.duration, args.connections, interval, q)) for i in range(args.clients)]
         t0 = time.perf_counter()
         for p in procs:
             p.start()
@@ -176,15 +190,21 @@ def main() -> None:
         server.wait(60)
         shutil.rmtree(data, ignore_errors=True)
 
+    # Measured again once the load is over: this machine's single-core speed drifts by up to 2x within
+    # minutes, so the ratio uses the mean of the two readings and both are printed.
+    after = baseline(bodies, args.spans, 3.0)
+    parse_rate, flatten_rate = (before[0] + after[0]) / 2, (before[1] + after[1]) / 2
     acked = sum(r[0] for r in results)
     refused = sum(r[1] for r in results)
     lat = sorted(x for r in results for x in r[2])
     rate = acked / elapsed
     p50 = statistics.median(lat) * 1000 if lat else float("nan")
     p99 = lat[int(len(lat) * 0.99) - 1] * 1000 if lat else float("nan")
+    offered = f", offered {args.rate:,.0f} spans/s on a fixed schedule" if args.rate else ""
     print(f"machine: {os.cpu_count()} cores; {args.clients} client processes x {args.connections} connections, "
-          f"{args.spans} spans/request, {args.duration:.0f} s")
-    print(f"baseline, one process: parse {parse_rate:,.0f} spans/s; parse+flatten {flatten_rate:,.0f} spans/s")
+          f"{args.spans} spans/request, {args.duration:.0f} s{offered}")
+    print(f"baseline, one process: parse {parse_rate:,.0f} spans/s; parse+flatten {flatten_rate:,.0f} spans/s "
+          f"(mean of {before[1]:,.0f} before the load and {after[1]:,.0f} after)")
     print(f"apiary: acknowledged {rate:,.0f} spans/s ({rate / flatten_rate:.2f}x parse+flatten, {rate / parse_rate:.2f}x parse)")
     print(f"latency: p50 {p50:.1f} ms, p99 {p99:.1f} ms over {len(lat)} requests; refused (429/503): {refused}")
     print(f"peak RSS (server + decode workers): {peak[0] / 1024:.0f} MiB")

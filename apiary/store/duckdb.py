@@ -56,17 +56,17 @@ from apiary.store.group_commit import GroupCommitter
 log = logging.getLogger(__name__)
 
 ENV_COLUMN = "_env"
-#: WAL size that triggers a checkpoint. DuckDB's default (16 MB) checkpoints every ~20,000 spans and
-#: rewrites partly filled row groups each time: measured here, committing 4,096-span groups ran at
-#: 54-68 k spans/s with it, 106 k with 64 MB and 120 k with 256 MB (final checkpoint included).
-#: 64 MB keeps most of that gain while a checkpoint pause, and the WAL replayed after a crash, stay small.
-CHECKPOINT_THRESHOLD = "64MB"
-#: Rows per row group (DuckDB's default is 122,880). A checkpoint that finds the last row group
-#: partly filled rewrites it, and that rewrite grew with the rows already in it: measured here,
-#: checkpoints of 163,840 new spans took 0.3, 0.8 and 1.3 s in turn with the default, 0.2-0.36 s
-#: with 32,768, and a commit's p99 fell from 714 to 327 ms (max 1,246 to 407) while the CPU per
-#: committed span fell 17 %. Smaller groups also give the timestamp zone maps a finer grain.
-ROW_GROUP_SIZE = 32_768
+#: WAL size that triggers a checkpoint (DuckDB's default is 16 MB; ~40,000 spans here), and rows per
+#: row group (DuckDB's default is 122,880). A commit waits for a running checkpoint, and a checkpoint
+#: that finds the last row group partly filled rewrites it, at a cost that grew with the rows already
+#: in it: with the default row groups, checkpoints of 163,840 spans took 0.3, 0.8 and 1.3 s in turn.
+#: ``python bench/commit.py`` here (groups of 3,584 spans, one writer thread), commit p99 / max and
+#: spans/s: 122,880 rows + 64 MB 825 / 1,491 ms, 62,795; 32,768 + 64 MB 293 / 502 ms, 77,967;
+#: 16,384 + 16 MB 249 / 301 ms, 80,290; 8,192 + 16 MB 132 / 180 ms, 82,957. Scans over 10 M spans
+#: took the same time with 8,192 and 32,768 (P90 per 90 s 359 vs 356 ms, JSON filter 536 vs 532 ms);
+#: the file is larger (64 vs 43 bytes per span: compression works per row group).
+CHECKPOINT_THRESHOLD = "16MB"
+ROW_GROUP_SIZE = 8_192
 CATALOG = "apiary"
 SCHEMA_VERSION = 1
 _SQL_TYPES = {"string": "VARCHAR", "integer": "BIGINT", "float": "DOUBLE", "boolean": "BOOLEAN", "timestamp": "TIMESTAMP"}
