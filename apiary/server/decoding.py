@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Callable, TypeVar
 
@@ -27,7 +30,8 @@ INLINE_BELOW_BYTES = 16 * 1024
 class DecodePool:
     def __init__(self, workers: int, max_in_flight: int | None = None) -> None:
         self.workers = workers
-        self._executor = (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        self._executor = (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                              initializer=_exit_with_parent, initargs=(os.getpid(),))
                           if workers > 0 else None)
         self._limit = max_in_flight or max(4, workers * 8)
         self._in_flight = 0
@@ -52,6 +56,20 @@ class DecodePool:
     def close(self) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Worker start-up: leave as soon as the server is gone.
+
+    A server killed outright (SIGKILL, the OOM killer) cannot shut its pool down, and its workers
+    were seen to stay behind idle, ~65 MB each, for good.
+    """
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="apiary-parent-watch", daemon=True).start()
 
 
 def _noop() -> None:

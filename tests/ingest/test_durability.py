@@ -6,6 +6,7 @@ import secrets
 import signal
 import threading
 import time
+from pathlib import Path
 
 import httpx
 
@@ -69,6 +70,26 @@ def test_sigkill_mid_stream_loses_nothing_acknowledged(apiary: ApiaryProcess) ->
     assert len(acked) > 20, "the clients should have been acknowledged many times before the kill"
     apiary.start()
     _check(apiary, acked, sent)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")  # a zombie has exited; only its parent's reaping is left
+
+
+def test_sigkill_leaves_no_decode_worker_behind(apiary: ApiaryProcess) -> None:
+    assert apiary.proc is not None
+    pid = apiary.proc.pid
+    workers = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    assert workers, "the server should have started its decode workers"
+    apiary.stop(signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [w for w in workers if _alive(w)], "decode workers outlived a killed server"
 
 
 def test_sigterm_commits_in_flight_batches(apiary: ApiaryProcess) -> None:
