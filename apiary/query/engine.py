@@ -238,30 +238,31 @@ def _positions(table: pa.Table, keys: list[tuple[Any, ...]]) -> np.ndarray:
     """Each series row's slot, ``_bucket * len(keys) + its group's index in keys``; -1 for a group not in keys.
 
     Every group column is coded by ``index_in`` (nulls match nulls) against that column's values
-    among the keys; the codes are combined in mixed radix and mapped back to key indexes.
+    among the keys. Codes are combined column by column and renumbered by the keys' own codes after
+    each one, so they stay below ``len(keys) ** 2`` however many columns the breakdown has.
     """
     buckets = table.column("_bucket").to_numpy(zero_copy_only=False).astype(np.int64)
     n_groups = len(keys[0]) if keys else 0
     if not n_groups:
         return buckets
-    code = np.zeros(table.num_rows, np.int64)
+    rows = np.zeros(table.num_rows, np.int64)
+    key_codes = np.zeros(len(keys), np.int64)
     missing = np.zeros(table.num_rows, bool)
-    key_code = [0] * len(keys)
-    stride = 1
     for i in range(n_groups):
         column = table.column(f"g{i}")
         values = list(dict.fromkeys(k[i] for k in keys))
         where = {v: n for n, v in enumerate(values)}
         index = pc.index_in(column, value_set=pa.array(values, column.type), skip_nulls=False)
         missing |= index.is_null().to_numpy(zero_copy_only=False)
-        code += pc.fill_null(index, 0).to_numpy(zero_copy_only=False).astype(np.int64) * stride
-        for k, key in enumerate(keys):
-            key_code[k] += where[key[i]] * stride
-        stride *= len(values)
-    slot_of = np.full(stride, -1, np.int64)
-    slot_of[np.array(key_code, np.int64)] = np.arange(len(keys))
-    slot = slot_of[code]
-    return np.where(missing | (slot < 0), -1, buckets * len(keys) + slot)
+        rows = rows * len(values) + pc.fill_null(index, 0).to_numpy(zero_copy_only=False).astype(np.int64)
+        key_codes = key_codes * len(values) + np.array([where[k[i]] for k in keys], np.int64)
+        known, key_codes = np.unique(key_codes, return_inverse=True)
+        at = np.minimum(np.searchsorted(known, rows), len(known) - 1)
+        missing |= known[at] != rows
+        rows = at
+    slot = np.empty(len(keys), np.int64)
+    slot[key_codes] = np.arange(len(keys))  # distinct keys: their final codes are 0 .. len(keys) - 1
+    return np.where(missing, -1, buckets * len(keys) + slot[rows])
 
 
 @contextmanager
