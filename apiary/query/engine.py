@@ -123,8 +123,7 @@ class _Runner:
         self.series_index: list[tuple[int, tuple[Any, ...]]] = []
         zero = {a.label: (0 if a.kind in ("count", "count_distinct") else None) for _, a in self.sql_aggs}
         # Empty points of one group share one dict (never mutated in place: later columns copy it).
-        empty = {key: {**dict(zip(self.group_labels, key)), **zero} for key in series_keys}
-        empties = [empty[key] for key in series_keys]
+        empties = [{**dict(zip(self.group_labels, key)), **zero} for key in series_keys]
         step = timedelta(seconds=q.granularity_s)
         buckets = range(q.buckets if series_keys else 0)
         width = len(series_keys)
