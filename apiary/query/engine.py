@@ -10,6 +10,8 @@ The engine plans, asks the dialect for SQL and hands that SQL to
      "granularity": s, "start_time": unix s, "end_time": unix s}
 
 In ``series`` and ``results`` a HEATMAP's value is its list of counts, one per value bucket.
+``series`` is a ``Series``: columns that read as those point dicts and write
+their own JSON (``result_json.dumps`` sends a result).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -29,6 +31,7 @@ import pyarrow.compute as pc
 from apiary.query.dialects import Dialect, dialect_for
 from apiary.query.plan import SpanQuery, filter_reads_overflow
 from apiary.query.planner import Catalogue, build_plan
+from apiary.query.series import Series
 from apiary.query.spec import QuerySpec, TimeWindow
 from apiary.store.base import Store
 
@@ -67,7 +70,7 @@ def run_query(store: Store, env: str, dataset: str, spec: QuerySpec, now: float 
     started = time.perf_counter()
     q, window = plan_query(store, env, dataset, spec, now)
     runner = _Runner(store, dialect or dialect_for(store.dialect), q, disable_series)
-    with _paused_gc():  # shaping allocates tens of thousands of small dicts, with no cycles among them to collect
+    with _paused_gc():  # a heatmap's cells are tens of thousands of small dicts, with no cycles among them to collect
         data = runner.run()
     data.update(granularity=window.granularity, start_time=window.start, end_time=window.end)
     return QueryOutcome(data, window, (time.perf_counter() - started) * 1000, runner.statements)
@@ -79,6 +82,7 @@ class _Runner:
         self.statements: list[str] = []
         self.group_labels = [g.label for g in q.groups]
         self.sql_aggs = [(j, a) for j, a in enumerate(q.aggregates) if a.kind not in ("heatmap", "concurrency")]
+        self._times: list[str] | None = None
 
     def _run(self, compiled: Any) -> pa.Table:
         self.statements.append(compiled.sql)
@@ -102,11 +106,11 @@ class _Runner:
             totals = [r for r in _rows(self._run(self.dialect.summary(q))) if r["_rows"]]
         keys = [tuple(r[f"g{i}"] for i in range(n_groups)) for r in totals]
         series_keys = [] if self.disable_series else keys[:MAX_SERIES_GROUPS]
-        points: list[dict[str, Any] | None] = [None] * (q.buckets * len(series_keys))
+        series = Series(self._bucket_times() if series_keys else [], series_keys, self.group_labels)
         if series_keys and self.sql_aggs:
             if series_table is None:
                 series_table = self._run(self.dialect.series(q, series_keys if n_groups else None))
-            self._series_points(series_table, series_keys, points)
+            self._series_columns(series_table, series)
 
         results = []
         for key, r in zip(keys, totals):
@@ -118,20 +122,6 @@ class _Runner:
                 if t is not None and t not in examples:
                     examples.append(t)
             results.append({"data": row, "examples": examples})
-
-        series: list[dict[str, Any]] = []
-        self.series_index: list[tuple[int, tuple[Any, ...]]] = []
-        zero = {a.label: (0 if a.kind in ("count", "count_distinct") else None) for _, a in self.sql_aggs}
-        # Empty points of one group share one dict (never mutated in place: later columns copy it).
-        empties = [{**dict(zip(self.group_labels, key)), **zero} for key in series_keys]
-        step = timedelta(seconds=q.granularity_s)
-        buckets = range(q.buckets if series_keys else 0)
-        width = len(series_keys)
-        for b in buckets:
-            when = _iso(q.start + b * step)
-            series.extend([{"time": when, "data": p or e} for p, e in zip(points[b * width:(b + 1) * width], empties)])
-        if any(a.kind in ("heatmap", "concurrency") for a in q.aggregates):  # they add to the points afterwards
-            self.series_index = [(b, key) for b in buckets for key in series_keys]
 
         heatmaps: dict[str, Any] = {}
         group_filter = keys if n_groups else None
@@ -148,80 +138,74 @@ class _Runner:
             results[0]["examples"] = list(dict.fromkeys(c["trace_id"] for c in slowest if c["trace_id"]))[:q.examples]
         return {"series": series, "results": results, "heatmaps": heatmaps}
 
-    def _series_points(self, table: pa.Table, keys: list[tuple[Any, ...]], points: list[dict[str, Any] | None]) -> None:
-        """Series rows -> ``points[bucket * len(keys) + key index]``, read column-wise.
+    def _bucket_times(self) -> list[str]:
+        """Each time bucket's start, as the result writes it."""
+        if self._times is None:
+            q = self.q
+            step = timedelta(seconds=q.granularity_s)
+            if q.start.microsecond or step.microseconds:  # rare: keep the fraction isoformat writes
+                self._times = [_iso(q.start + b * step) for b in range(q.buckets)]
+            else:  # numpy writes a day's ~1,000 stamps in a fraction of isoformat's time
+                stamps = np.datetime64(q.start, "s") + np.arange(q.buckets) * np.timedelta64(int(step.total_seconds()), "s")
+                self._times = [t + "Z" for t in np.datetime_as_string(stamps, unit="s").tolist()]
+        return self._times
 
-        A breakdown over a day has tens of thousands of rows: finding each row's group by hashing
-        its values in Python cost more than the SQL, so Arrow works out the slots, and a struct
-        array's ``to_pylist`` builds the point dicts (half the time of ``dict(zip(...))`` per row).
+    def _series_columns(self, table: pa.Table, series: Series) -> None:
+        """Series rows -> one column per calculation, in point order; a point without a row is empty.
+
+        Arrow works out each row's point (hashing each row's group in Python cost more than the SQL)
+        and scatters the values with one ``take``: no Python object per point.
         """
-        labels = list(self.group_labels)
-        arrays = [table.column(f"g{i}") for i in range(len(labels))]
+        positions = _positions(table, series.keys)
+        inside = (positions >= 0) & (positions < len(series))
+        source = np.full(len(series), -1, np.int64)
+        source[positions[inside]] = np.nonzero(inside)[0]
+        picks = pa.array(source, mask=source < 0)
         for j, a in self.sql_aggs:
-            column = table.column(f"c{j}")
-            if pa.types.is_floating(column.type):  # NaN and infinities are not JSON: no value
-                column = pc.if_else(pc.is_finite(column), column, pa.scalar(None, column.type))
+            column = table.column(f"c{j}").take(picks).combine_chunks()
             if a.kind in ("count", "count_distinct"):
                 column = pc.fill_null(column, 0)
-            labels.append(a.label)
-            arrays.append(column)
-        if len(set(labels)) < len(labels):  # a breakdown named like a calculation: the later one wins, as in a dict
-            columns = [c.to_pylist() for c in arrays]
-            rows: Iterable[dict[str, Any]] = (dict(zip(labels, row)) for row in zip(*columns))
-        else:
-            rows = pa.StructArray.from_arrays([c.combine_chunks() for c in arrays], names=labels).to_pylist()
-        slots = len(points)
-        for position, row in zip(_positions(table, keys).tolist(), rows):
-            if 0 <= position < slots:
-                points[position] = row
+            series.set(a.label, column)
 
     def _heatmap(self, j: int, groups: Sequence[tuple[Any, ...]] | None, results: list[dict[str, Any]],
-                 series: list[dict[str, Any]], keys: list[tuple[Any, ...]]) -> dict[str, Any]:
+                 series: Series, keys: list[tuple[Any, ...]]) -> dict[str, Any]:
         q, label, n = self.q, self.q.aggregates[j].label, self.q.heatmap_buckets
         lo, hi = self._run(self.dialect.bounds(q, j, groups)).to_pylist()[0].values()
         if lo is None:
             for r in results:
                 r["data"][label] = [0] * n
-            for p in series:
-                p["data"][label] = [0] * n
+            series.set(label, [[0] * n for _ in range(len(series))])
             return {"buckets": [], "cells": []}
         width = (hi - lo) / n if hi > lo else 1.0
         table = self._run(self.dialect.heatmap(q, j, groups, lo, width))
-        n_groups = len(q.groups)
-        by_group: dict[tuple[Any, ...], list[int]] = {k: [0] * n for k in keys}
-        by_point: dict[tuple[int, tuple[Any, ...]], list[int]] = {}
-        cells = []
-        times: dict[int, str] = {}  # bucket -> ISO time: tens of thousands of cells share ~1,000 buckets
-        labels = self.group_labels
-        group_cols = [table.column(f"g{i}").to_pylist() for i in range(n_groups)]
-        group_keys = list(zip(*group_cols)) if n_groups else [()] * table.num_rows
-        for bucket, cell_no, count, example, key in zip(table.column("_bucket").to_pylist(), table.column("_cell").to_pylist(),
-                                                         table.column("n").to_pylist(), table.column("_example").to_pylist(),
-                                                         group_keys):
-            counts = by_group.get(key)
-            if counts is not None:
-                counts[cell_no] += count
-            point = by_point.get((bucket, key))
-            if point is None:
-                point = by_point[(bucket, key)] = [0] * n
-            point[cell_no] += count
-            when = times.get(bucket)
-            if when is None:
-                when = times[bucket] = _iso(q.start + timedelta(seconds=bucket * q.granularity_s))
-            cell = {"time": when, "bucket": cell_no, "count": count, "trace_id": example}
-            if n_groups:
-                cell.update(zip(labels, key))
-            cells.append(cell)
-        cells.sort(key=lambda c: (c["time"], c["bucket"]))
-        for key, r in zip(keys, results):
-            r["data"][label] = by_group[key]
-        for p, point in zip(series, self.series_index):
-            p["data"] = {**p["data"], label: by_point.get(point, [0] * n)}
+        # Counts per result group and per series point, added up column-wise by numpy.
+        cell_no = table.column("_cell").to_numpy(zero_copy_only=False).astype(np.int64)
+        count = table.column("n").to_numpy(zero_copy_only=False).astype(np.int64)
+        position = _positions(table, keys)
+        known = position >= 0
+        bucket, group = np.divmod(np.where(known, position, 0), len(keys))
+        per_group = np.zeros((len(keys), n), np.int64)
+        np.add.at(per_group, (group[known], cell_no[known]), count[known])
+        for r, counts in zip(results, per_group.tolist()):
+            r["data"][label] = counts
+        if len(series):
+            width_s = len(series.keys)
+            in_series = known & (group < width_s) & (bucket < len(series.times))
+            per_point = np.zeros((len(series), n), np.int64)
+            np.add.at(per_point, (bucket[in_series] * width_s + group[in_series], cell_no[in_series]), count[in_series])
+            series.set(label, per_point.tolist())
+        # Cells in time order, then value bucket (a stable sort: groups keep the order the SQL gave).
+        table = table.take(pc.sort_indices(table, [("_bucket", "ascending"), ("_cell", "ascending")]))
+        fields = {"time": pa.array(self._bucket_times(), pa.string()).take(table.column("_bucket")), "bucket": table.column("_cell"),
+                  "count": table.column("n"), "trace_id": table.column("_example")}
+        for i, name in enumerate(self.group_labels):  # a breakdown named like a cell field replaces it, as a later dict key would
+            fields[name] = table.column(f"g{i}")
+        cells = pa.StructArray.from_arrays([_one_chunk(f) for f in fields.values()], names=list(fields)).to_pylist()
         return {"buckets": [{"lower": lo + i * width, "upper": lo + (i + 1) * width if i < n - 1 else hi} for i in range(n)],
                 "cells": cells}
 
     def _concurrency(self, j: int, groups: Sequence[tuple[Any, ...]] | None, results: list[dict[str, Any]],
-                     series: list[dict[str, Any]], keys: list[tuple[Any, ...]]) -> None:
+                     series: Series, keys: list[tuple[Any, ...]]) -> None:
         q, label = self.q, self.q.aggregates[j].label
         n_groups = len(q.groups)
         per_point: dict[tuple[int, tuple[Any, ...]], int] = {}
@@ -229,8 +213,7 @@ class _Runner:
             per_point[(r["_bucket"], tuple(r[f"g{i}"] for i in range(n_groups)))] = int(r["v"])
         for key, r in zip(keys, results):
             r["data"][label] = max((v for (b, k), v in per_point.items() if k == key), default=0)
-        for p, point in zip(series, self.series_index):
-            p["data"] = {**p["data"], label: per_point.get(point, 0)}
+        series.set(label, pa.array([per_point.get(slot, 0) for slot in series.slots()], pa.int64()))
 
 
 def _positions(table: pa.Table, keys: list[tuple[Any, ...]]) -> np.ndarray:
@@ -273,6 +256,10 @@ def _paused_gc() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def _one_chunk(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
 
 
 def _rows(table: pa.Table) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from apiary.query import result_json
 from apiary.store.meta import MetaStore
 
 KEEP_RESULTS = 200
@@ -67,18 +68,20 @@ class QueryBook:
         rows = self.meta.execute("SELECT id, dataset, spec FROM query_specs WHERE environment = ? AND id = ?", (env, qid))
         return StoredQuery(rows[0][0], rows[0][1], json.loads(rows[0][2])) if rows else None
 
-    def add_result(self, env: str, dataset: str, qid: str, data: dict[str, Any]) -> str:
+    def add_result(self, env: str, dataset: str, qid: str, data_json: bytes) -> str:
+        """Keep a result's JSON (``result_json.dumps`` of its data); returns its id."""
         rid = secrets.token_hex(6)
         self.meta.execute("INSERT INTO query_results VALUES (?, ?, ?, ?, ?, ?)",
-                          (rid, env, dataset, qid, json.dumps(data, separators=(",", ":")), time.time()))
+                          (rid, env, dataset, qid, data_json.decode(), time.time()))
         self.meta.execute("""DELETE FROM query_results WHERE environment = ? AND created_at < (
                                  SELECT min(created_at) FROM (SELECT created_at FROM query_results WHERE environment = ?
                                  ORDER BY created_at DESC LIMIT ?))""", (env, env, KEEP_RESULTS))
         return rid
 
-    def result(self, env: str, rid: str) -> tuple[str, str, dict[str, Any]] | None:
+    def result(self, env: str, rid: str) -> tuple[str, str, result_json.Stored] | None:
+        """Dataset, query id and the result's JSON, kept as text: it is sent as it was stored."""
         rows = self.meta.execute("SELECT dataset, query_id, data FROM query_results WHERE environment = ? AND id = ?", (env, rid))
-        return (rows[0][0], rows[0][1], json.loads(rows[0][2])) if rows else None
+        return (rows[0][0], rows[0][1], result_json.Stored(rows[0][2])) if rows else None
 
     # -- history --------------------------------------------------------------------------------
 

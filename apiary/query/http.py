@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from apiary.query import result_json
 from apiary.query.engine import DatasetNotFound, plan_query, run_query
 from apiary.query.history import QueryBook
 from apiary.query.spec import SpecError, parse_spec
@@ -98,13 +99,20 @@ async def execute(request: Request, env: str, dataset: str, doc: dict[str, Any],
     except (SpecError, DatasetNotFound) as exc:
         await asyncio.to_thread(book.record_run, env, dataset, qid, doc, 0.0, None, str(exc))
         raise
-    data = outcome.data
-    await asyncio.to_thread(book.record_run, env, dataset, qid, doc, outcome.elapsed_ms, len(data["results"]))
-    rid = await asyncio.to_thread(book.add_result, env, dataset, qid, data)
-    return _result_doc(request, dataset, rid, qid, data, outcome.elapsed_ms)
+    await asyncio.to_thread(book.record_run, env, dataset, qid, doc, outcome.elapsed_ms, len(outcome.data["results"]))
+    text = await asyncio.to_thread(result_json.dumps, outcome.data)  # once, for the history and the answer
+    rid = await asyncio.to_thread(book.add_result, env, dataset, qid, text)
+    return _result_doc(request, dataset, rid, qid, result_json.Stored(text), outcome.elapsed_ms)
 
 
-def _result_doc(request: Request, dataset: str, rid: str, qid: str, data: dict[str, Any],
+class ResultResponse(JSONResponse):
+    """JSON written by orjson, with a result's data spliced in as already-encoded text."""
+
+    def render(self, content: Any) -> bytes:
+        return result_json.dumps(content)
+
+
+def _result_doc(request: Request, dataset: str, rid: str, qid: str, data: result_json.Stored,
                 elapsed_ms: float | None = None) -> dict[str, Any]:
     base = str(request.base_url).rstrip("/")
     doc = {"id": rid, "query_id": qid, "complete": True, "data": data,
@@ -131,7 +139,7 @@ async def create_result(request: Request) -> Response:
         return error(400, str(exc))
     except DatasetNotFound as exc:
         return error(404, str(exc))
-    return JSONResponse(doc, 201)
+    return ResultResponse(doc, 201)
 
 
 async def get_result(request: Request) -> Response:
@@ -142,7 +150,7 @@ async def get_result(request: Request) -> Response:
     found = await asyncio.to_thread(_book(request).result, key.environment, request.path_params["result_id"])
     if found is None or found[0] != dataset:
         return error(404, "query result not found")
-    return JSONResponse(_result_doc(request, dataset, request.path_params["result_id"], found[1], found[2]))
+    return ResultResponse(_result_doc(request, dataset, request.path_params["result_id"], found[1], found[2]))
 
 
 # -- Apiary's own: history and saved queries ---------------------------------------------------------
@@ -223,7 +231,7 @@ async def run_saved(request: Request) -> Response:
         return error(400, str(exc))
     except DatasetNotFound as exc:
         return error(404, str(exc))
-    return JSONResponse(doc, 201)
+    return ResultResponse(doc, 201)
 
 
 routes = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from typing import Any
 
@@ -68,6 +69,36 @@ def test_heatmap_buckets_add_up_to_count_per_time_bucket_and_overall(loaded: Loa
     assert sum(c["count"] for c in hm["cells"]) == 240
     ids = {s["trace.trace_id"] for s in loaded.spans}
     assert all(c["trace_id"] in ids for c in hm["cells"])  # each cell can jump to a trace
+
+
+def test_heatmap_by_group_counts_every_cell_of_every_group_and_point(loaded: Loaded) -> None:
+    data = loaded.query({"calculations": [{"op": "HEATMAP", "column": "duration_ms"}], "breakdowns": ["http.route"],
+                         "granularity": 360})
+    hm = data["heatmaps"]["HEATMAP(duration_ms)"]
+    lo, n = hm["buckets"][0]["lower"], len(hm["buckets"])
+    step = (hm["buckets"][-1]["upper"] - lo) / n
+
+    def cell(d: float) -> int:
+        return min(math.floor((d - lo) / step), n - 1)  # as the SQL does: floor of the divided value
+
+    expected: Counter = Counter()
+    for s in loaded.where(lambda s: True):
+        expected[(int((s["timestamp"] - loaded.start) // 360), s.get("http.route"), cell(s["duration_ms"]))] += 1
+    routes = [r["data"]["http.route"] for r in data["results"]]
+    assert None in routes and len(routes) == len(set(routes)) >= 3
+    for r in data["results"]:
+        route = r["data"]["http.route"]
+        assert r["data"]["HEATMAP(duration_ms)"] == [sum(v for (_, g, c), v in expected.items() if g == route and c == k)
+                                                     for k in range(n)]
+    assert len(data["series"]) == 10 * len(routes)
+    for i, point in enumerate(data["series"]):
+        bucket, g = divmod(i, len(routes))
+        assert point["data"]["http.route"] == routes[g]
+        assert point["data"]["HEATMAP(duration_ms)"] == [expected.get((bucket, routes[g], k), 0) for k in range(n)]
+    cells = hm["cells"]
+    assert [(c["time"], c["bucket"]) for c in cells] == sorted((c["time"], c["bucket"]) for c in cells)
+    times = sorted({p["time"] for p in data["series"]})
+    assert Counter({(times.index(c["time"]), c["http.route"], c["bucket"]): c["count"] for c in cells}) == expected
 
 
 FILTER_CASES = [
