@@ -19,6 +19,7 @@ from __future__ import annotations
 import gc
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -102,6 +103,14 @@ class _Runner:
             is_total = pc.equal(both.column("_total"), 1)
             totals = [r for r in _rows(both.filter(is_total)) if r["_rows"]]
             series_table = both.filter(pc.invert(is_total))
+        elif not n_groups and not self.disable_series and self.sql_aggs and self.store.parallel_reads:
+            # Without breakdowns the series does not wait on the totals: both statements run at once.
+            # Each ends in single-threaded work (an exact percentile's selection), so together they
+            # keep both cores busy: 560-580 against 640-680 ms for P90 per 90 s over 10 M spans.
+            with ThreadPoolExecutor(1) as pool:
+                pending = pool.submit(self._run, self.dialect.series(q, None))
+                totals = [r for r in _rows(self._run(self.dialect.summary(q))) if r["_rows"]]
+                series_table = pending.result()
         else:
             totals = [r for r in _rows(self._run(self.dialect.summary(q))) if r["_rows"]]
         keys = [tuple(r[f"g{i}"] for i in range(n_groups)) for r in totals]

@@ -55,6 +55,8 @@ class DatasetInfo:
 
 class Store(Protocol):
     dialect: str
+    #: Whether ``query`` may be called from several threads at once (the engine then overlaps statements).
+    parallel_reads: bool
 
     async def append(self, env: str, batch: SpanBatch) -> None:
         """Return only once every row of ``batch`` is durably committed."""

@@ -87,6 +87,8 @@ def _core_sql_type(f: pa.Field) -> str:
 
 class DuckDBStore:
     dialect = "duckdb"
+    #: ``query`` opens a cursor of its own each time: statements may run from several threads at once.
+    parallel_reads = True
 
     def __init__(self, path: str | Path, *, max_columns: int = 1000, max_pending_rows: int = 400_000,
                  linger_s: float = 0.02) -> None:

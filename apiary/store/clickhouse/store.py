@@ -92,6 +92,7 @@ def _core_sql_type(f: pa.Field) -> str:
 
 class ClickHouseStore:
     dialect = "clickhouse"
+    parallel_reads = False  # its clients (HTTP session, chdb) are not relied on for concurrent statements
 
     def __init__(self, client: Client | str, *, max_columns: int = 1000, max_pending_rows: int = 400_000,
                  linger_s: float = 0.02, retention_days: float = 0, fsync: bool = True,
