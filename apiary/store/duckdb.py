@@ -458,8 +458,9 @@ def _bulk(db: duckdb.DuckDBPyConnection, sql: str, names: list[str], rows: list[
 def _trace_ranges(spans: pa.Table) -> pa.Table:
     """``trace_index`` rows of a commit: each trace's first and last timestamp.
 
-    Grouped by Arrow rather than by a second DuckDB statement over the whole commit: that
-    statement cost ~2.9 ms of planning and scanning per commit, more than the grouping itself.
+    Grouped by Arrow, so DuckDB inserts a few rows per trace instead of running a GROUP BY over the
+    whole commit. That statement took ~3 ms of a 512-span commit. ``bench/commit.py`` (8,192-row
+    groups): 28.9 -> 27.9 us per span at 512 spans per commit, 11.1 -> 10.5 at 3,584.
     """
     part = spans.select([ENV_COLUMN, "trace.trace_id", "timestamp"])
     part = part.filter(pc.is_valid(part.column("trace.trace_id")))
