@@ -29,6 +29,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -105,19 +106,27 @@ def client(port: int, key: str, seed: int, spans: int, seconds: float, connectio
     out.put((totals[0], totals[1], latencies))
 
 
-def tree_rss_kib(pid: int) -> int:
-    """RSS of a process and all its descendants."""
-    total = 0
+def process_tree(pid: int) -> Iterator[int]:
+    """A process and all its descendants (the decode workers), parent first."""
     stack = [pid]
     while stack:
         p = stack.pop()
+        yield p
+        try:
+            for task in Path(f"/proc/{p}/task").iterdir():
+                stack.extend(int(c) for c in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+
+
+def tree_rss_kib(pid: int) -> int:
+    """RSS of a process and all its descendants."""
+    total = 0
+    for p in process_tree(pid):
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1])
-            for task in Path(f"/proc/{p}/task").iterdir():
-                children = (task / "children").read_text().split()
-                stack.extend(int(c) for c in children)
         except (FileNotFoundError, ProcessLookupError):
             continue
     return total
@@ -127,20 +136,16 @@ def tree_cpu_s(pid: int) -> tuple[float, float]:
     """CPU seconds (user + system) of a process itself and of all its descendants."""
     tick = os.sysconf("SC_CLK_TCK")
     own = children = 0.0
-    stack = [pid]
-    while stack:
-        p = stack.pop()
+    for p in process_tree(pid):
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            cpu = (int(fields[11]) + int(fields[12])) / tick
-            if p == pid:
-                own += cpu
-            else:
-                children += cpu
-            for task in Path(f"/proc/{p}/task").iterdir():
-                stack.extend(int(c) for c in (task / "children").read_text().split())
         except (FileNotFoundError, ProcessLookupError):
             continue
+        cpu = (int(fields[11]) + int(fields[12])) / tick
+        if p == pid:
+            own += cpu
+        else:
+            children += cpu
     return own, children
 
 
