@@ -24,8 +24,12 @@ figures; the README has the latest run):
   groups whose timestamp zone maps overlap that range, so its cost does not
   grow with the data.
 
-Writes go through one writer thread with group commit (see
-``group_commit.py``); reads use their own cursors and never wait on it.
+Writes: a request's spans are committed to the intake log (``intake_log.py``;
+group commit, one fsync for all that queued) and answered; one loader thread
+then loads the log into this file in bulk (``bulk_loader.py``), whole row
+groups at a time under load. Every read first has the loader take in what was
+acknowledged before it, so a read sees every acknowledged span. Reads use
+their own cursors.
 """
 
 from __future__ import annotations
@@ -50,8 +54,11 @@ from apiary.model.span import (
     SpanBatch,
     column_type,
 )
-from apiary.store.base import ColumnInfo, DatasetInfo, StoreUnavailable
+from apiary.model import ipc
+from apiary.store.base import ColumnInfo, DatasetInfo, StoreOverloaded, StoreUnavailable
+from apiary.store.bulk_loader import BulkLoader
 from apiary.store.group_commit import GroupCommitter
+from apiary.store.intake_log import IntakeLog
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +80,11 @@ SCHEMA_VERSION = 1
 _SQL_TYPES = {"string": "VARCHAR", "integer": "BIGINT", "float": "DOUBLE", "boolean": "BOOLEAN", "timestamp": "TIMESTAMP"}
 #: How often a known column's last-seen time is written back (in memory it is always current).
 _LAST_SEEN_FLUSH_S = 60.0
+#: A load waits for a whole row group (DuckDB then writes it straight to the file, not to its WAL:
+#: ``bench/commit.py``, 4.2 against 19 us per span for 512-span commits), or for its oldest batch to
+#: have waited this long, or for a reader.
+LOAD_DELAY_S = 1.0
+MAX_LOAD_ROWS = 4 * ROW_GROUP_SIZE
 
 
 def quote(identifier: str) -> str:
@@ -92,14 +104,11 @@ class DuckDBStore:
 
     def __init__(self, path: str | Path, *, max_columns: int = 1000, max_pending_rows: int = 400_000,
                  linger_s: float = 0.0) -> None:
-        # No linger by default. At a fixed 30,000 spans/s (``bench/ingest.py --rate 30000``), waiting
-        # 20 ms for more rows gave p50 91-100 ms and p99 260-268 ms over three runs; without it, p50
-        # was 53-68 ms and p99 188-228 ms. The price is CPU: 751 instead of 1,847 spans per commit,
-        # so 29 instead of 20 us of server CPU per span, which two cores have to spare at that rate.
-        # At saturation the queue fills each group anyway: 2,700 against 3,900 spans per commit, and
-        # the same throughput within this machine's noise.
+        # No linger by default: the intake log's append is cheap whatever its size, and at a fixed
+        # 30,000 spans/s waiting 20 ms for more requests only added that much to every answer.
         self.path = str(path)
         self.max_columns = max_columns
+        self._max_pending = max_pending_rows
         # The file is attached, not opened directly, because only ATTACH takes a row group size.
         self._root = duckdb.connect(":memory:")
         try:
@@ -116,8 +125,13 @@ class DuckDBStore:
         self._datasets: dict[tuple[str, str], list[datetime]] = {}
         self._create_schema()
         self._load_catalogue()
+        self._intake = IntakeLog(self.path + ".intake")
+        self._replay()
+        self._loader: BulkLoader[tuple[str, SpanBatch]] = BulkLoader(
+            self._load, loaded_seq=self._intake.last_seq, rows=ROW_GROUP_SIZE, delay_s=LOAD_DELAY_S,
+            max_group_rows=MAX_LOAD_ROWS, healthy=self._healthy, set_aside=self._set_aside)
         self._writer: GroupCommitter[tuple[str, SpanBatch]] = GroupCommitter(
-            self._commit, max_pending_rows=max_pending_rows, linger_s=linger_s)
+            self._log_commit, max_pending_rows=max_pending_rows, linger_s=linger_s)
         self._closed = False
 
     # -- schema ---------------------------------------------------------------------------------
@@ -135,6 +149,9 @@ class DuckDBStore:
                       first_seen TIMESTAMP, last_seen TIMESTAMP, PRIMARY KEY (_env, _dataset, name, type))""")
         db.execute("""CREATE TABLE IF NOT EXISTS datasets (_env VARCHAR, name VARCHAR, created_at TIMESTAMP,
                       last_written TIMESTAMP, PRIMARY KEY (_env, name))""")
+        db.execute("CREATE TABLE IF NOT EXISTS intake_state (loaded_seq BIGINT)")
+        if not db.execute("SELECT 1 FROM intake_state").fetchall():
+            db.execute("INSERT INTO intake_state VALUES (0)")
         db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
         if not db.execute("SELECT 1 FROM schema_version").fetchall():
             db.execute("INSERT INTO schema_version VALUES (?)", [SCHEMA_VERSION])
@@ -172,15 +189,68 @@ class DuckDBStore:
             raise StoreUnavailable("store is closed")
         if batch.num_rows == 0:
             return
+        if self._loader.pending_rows + batch.num_rows > self._max_pending:
+            raise StoreOverloaded(retry_after=1)
         await self._writer.submit((env, batch), batch.num_rows)
 
     @property
     def pending_rows(self) -> int:
-        return self._writer.pending_rows
+        return self._writer.pending_rows + self._loader.pending_rows
 
     def writer_stats(self) -> dict[str, int]:
-        w = self._writer
-        return {"pending_rows": w.pending_rows, "commits": w.commits, "committed_rows": w.committed_rows}
+        w, ld = self._writer, self._loader
+        return {"pending_rows": self.pending_rows, "commits": w.commits, "committed_rows": w.committed_rows,
+                "loads": ld.loads, "loaded_rows": ld.loaded_rows}
+
+    def _log_commit(self, group: list[tuple[str, SpanBatch]]) -> None:
+        """The group commit: one append and fsync of the intake log, then the batches queue for loading."""
+        first = self._intake.append([(env, batch.table) for env, batch in group])
+        for n, item in enumerate(group):
+            self._loader.add(first + n, item, item[1].num_rows)
+
+    def _replay(self) -> None:
+        """Load what the intake log holds beyond DuckDB's watermark: spans acknowledged before a crash."""
+        loaded = self._db.execute("SELECT max(loaded_seq) FROM intake_state").fetchall()[0][0] or 0
+        group: list[tuple[str, SpanBatch]] = []
+        rows, upto = 0, loaded
+        for entry in self._intake.replay(loaded):
+            group.append((entry.env, SpanBatch(entry.table)))
+            rows += entry.table.num_rows
+            upto = entry.seq
+            if rows >= MAX_LOAD_ROWS:
+                self._load(group, upto)
+                group, rows = [], 0
+        if group:
+            self._load(group, upto)
+        if upto > loaded:
+            log.info("loaded intake log entries %d..%d (acknowledged before the last stop)", loaded + 1, upto)
+
+    def _healthy(self) -> bool:
+        """Does the database still take a transaction? (Tells a poisoned batch from a broken disk.)"""
+        try:
+            self._db.execute("BEGIN TRANSACTION")
+            self._db.execute("UPDATE intake_state SET loaded_seq = loaded_seq")
+            self._db.execute("COMMIT")
+            return True
+        except duckdb.Error:
+            try:
+                self._db.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
+            return False
+
+    def _set_aside(self, seq: int, item: tuple[str, SpanBatch], exc: BaseException) -> None:
+        """Keep a batch DuckDB refuses in a file of its own, and go on past it."""
+        aside = Path(self._intake.dir) / "set-aside"
+        aside.mkdir(exist_ok=True)
+        env, batch = item
+        table = batch.table.replace_schema_metadata({"environment": env, "error": str(exc)})
+        (aside / f"{seq:016d}.arrows").write_bytes(ipc.to_ipc(table))
+        self._load([], seq)
+
+    def flush(self) -> None:
+        """Return once every acknowledged span is in DuckDB; every read starts with it."""
+        self._loader.flush()
 
     def _physical_table(self, env: str, batch: SpanBatch) -> pa.Table:
         """Rename attribute columns to their physical columns; fold overflowing keys into ``_attrs``."""
@@ -208,8 +278,13 @@ class DuckDBStore:
         arrays.insert(0, pa.chunked_array([pa.array([env] * table.num_rows, pa.string())]))
         return pa.Table.from_arrays(arrays, names=names)
 
-    def _commit(self, group: list[tuple[str, SpanBatch]]) -> None:
+    def _load(self, group: list[tuple[str, SpanBatch]], upto_seq: int) -> None:
+        """One transaction: the group's spans, their traces, the catalogue, and the intake watermark."""
         db = self._db
+        if not group:
+            db.execute("UPDATE intake_state SET loaded_seq = ?", [upto_seq])
+            self._intake.release(upto_seq)
+            return
         tables = [self._physical_table(env, batch) for env, batch in group]
         combined = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
         # DuckDB reads a registered table through the Arrow C stream, chunk by chunk: one contiguous
@@ -224,6 +299,7 @@ class DuckDBStore:
                 db.execute("INSERT INTO spans BY NAME SELECT * FROM _incoming")
                 db.execute("INSERT INTO trace_index SELECT * FROM _traces")
                 self._record_catalogue(presence)
+                db.execute("UPDATE intake_state SET loaded_seq = ?", [upto_seq])
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -231,6 +307,7 @@ class DuckDBStore:
         finally:
             db.unregister("_incoming")
             db.unregister("_traces")
+        self._intake.release(upto_seq)
 
     def _presence(self, group: list[tuple[str, SpanBatch]]) -> dict[tuple[str, str], set[tuple[str, str]]]:
         """Which (name, type) columns each (env, dataset) received in this group.
@@ -308,11 +385,13 @@ class DuckDBStore:
     # -- reading --------------------------------------------------------------------------------
 
     def datasets(self, env: str) -> list[DatasetInfo]:
+        self.flush()
         with self._lock:
             items = [(ds, v[0], v[1]) for (e, ds), v in self._datasets.items() if e == env]
         return sorted((DatasetInfo(ds, c, lw) for ds, c, lw in items), key=lambda d: d.name)
 
     def columns(self, env: str, dataset: str | None) -> list[ColumnInfo]:
+        self.flush()
         merged: dict[tuple[str, str], list[datetime]] = {}
         with self._lock:
             for (e, ds), cols in self._catalogue.items():
@@ -332,6 +411,7 @@ class DuckDBStore:
         return sorted(out, key=lambda c: (c.name, c.type))
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        self.flush()
         cur = self.cursor()
         try:
             return _arrow(cur, sql, params)
@@ -339,6 +419,7 @@ class DuckDBStore:
             cur.close()
 
     def trace(self, env: str, trace_id: str) -> pa.Table:
+        self.flush()
         cur = self.cursor()
         try:
             lo, hi = cur.execute("SELECT min(ts_min), max(ts_max) FROM trace_index WHERE trace_id = ? AND _env = ?",
@@ -399,6 +480,7 @@ class DuckDBStore:
 
     def delete_older_than(self, cutoff: datetime) -> int:
         naive = cutoff.astimezone(timezone.utc).replace(tzinfo=None)
+        self.flush()
         cur = self.cursor()
         try:
             cur.execute("BEGIN TRANSACTION")
@@ -413,7 +495,7 @@ class DuckDBStore:
         if self._closed:
             return
         self._closed = True
-        self._writer.close()
+        self._stop_writing()
         try:
             self._db.execute("CHECKPOINT")
         except duckdb.Error:  # a checkpoint is an optimisation; the WAL already holds every commit
@@ -425,9 +507,15 @@ class DuckDBStore:
         """For CLI tools that never started an event loop."""
         if not self._closed:
             self._closed = True
-            self._writer.close()
+            self._stop_writing()
             self._db.close()
             self._root.close()
+
+    def _stop_writing(self) -> None:
+        """Commit what is queued to the intake log, load the log into DuckDB, then stop both threads."""
+        self._writer.close()
+        self._loader.close()
+        self._intake.close()
 
 
 def _merge_overflow(existing: pa.ChunkedArray | pa.Array, extra: list[tuple[str, pa.ChunkedArray]]) -> list[str | None]:
