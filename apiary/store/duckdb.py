@@ -57,6 +57,7 @@ from apiary.model.span import (
 from apiary.model import ipc
 from apiary.store.base import ColumnInfo, DatasetInfo, StoreOverloaded, StoreUnavailable
 from apiary.store.bulk_loader import BulkLoader
+from apiary.store.duckdb_partitions import Partitions
 from apiary.store.group_commit import GroupCommitter
 from apiary.store.intake_log import IntakeLog
 
@@ -80,7 +81,8 @@ ENV_COLUMN = "_env"
 CHECKPOINT_THRESHOLD = "16MB"
 ROW_GROUP_SIZE = 8_192
 CATALOG = "apiary"
-SCHEMA_VERSION = 1
+#: 2: ``spans`` is a view over partition tables, and ``trace_index`` names each trace's partition.
+SCHEMA_VERSION = 2
 _SQL_TYPES = {"string": "VARCHAR", "integer": "BIGINT", "float": "DOUBLE", "boolean": "BOOLEAN", "timestamp": "TIMESTAMP"}
 #: How often a known column's last-seen time is written back (in memory it is always current).
 _LAST_SEEN_FLUSH_S = 60.0
@@ -123,6 +125,7 @@ class DuckDBStore:
         self._db = self.cursor()
         self._db.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
         self._lock = threading.Lock()  # guards the in-memory catalogue
+        self._write_lock = threading.Lock()  # the loader's transactions against retention's
         self._physical: dict[tuple[str, str], str] = {}
         # (env, dataset) -> (name, type) -> [first_seen, last_seen, last_flushed]
         self._catalogue: dict[tuple[str, str], dict[tuple[str, str], list[datetime]]] = defaultdict(dict)
@@ -145,8 +148,10 @@ class DuckDBStore:
         cols += [f"{quote(f.name)} {_core_sql_type(f)}" for f in CORE_FIELDS]
         cols.append(f"{quote(OVERFLOW_COLUMN)} VARCHAR")
         db = self._db
-        db.execute(f"CREATE TABLE IF NOT EXISTS spans ({', '.join(cols)})")
-        db.execute("CREATE TABLE IF NOT EXISTS trace_index (_env VARCHAR, trace_id VARCHAR, ts_min TIMESTAMP, ts_max TIMESTAMP)")
+        self._partitions = Partitions(db, ", ".join(cols))
+        db.execute("""CREATE TABLE IF NOT EXISTS trace_index (_env VARCHAR, trace_id VARCHAR, ts_min TIMESTAMP,
+                      ts_max TIMESTAMP, part INTEGER)""")
+        db.execute("ALTER TABLE trace_index ADD COLUMN IF NOT EXISTS part INTEGER")  # NULL: partition 1
         db.execute("CREATE INDEX IF NOT EXISTS trace_index_id ON trace_index (trace_id)")
         db.execute("CREATE TABLE IF NOT EXISTS attribute_columns (name VARCHAR, type VARCHAR, physical VARCHAR, PRIMARY KEY (name, type))")
         db.execute("""CREATE TABLE IF NOT EXISTS dataset_columns (_env VARCHAR, _dataset VARCHAR, name VARCHAR, type VARCHAR,
@@ -159,6 +164,8 @@ class DuckDBStore:
         db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
         if not db.execute("SELECT 1 FROM schema_version").fetchall():
             db.execute("INSERT INTO schema_version VALUES (?)", [SCHEMA_VERSION])
+        else:
+            db.execute("UPDATE schema_version SET version = ? WHERE version < ?", [SCHEMA_VERSION, SCHEMA_VERSION])
 
     def _load_catalogue(self) -> None:
         for name, typ, physical in self._db.execute("SELECT name, type, physical FROM attribute_columns").fetchall():
@@ -180,7 +187,7 @@ class DuckDBStore:
             physical = OVERFLOW_COLUMN
         else:
             physical = f"a{attribute_count + 1}"
-            self._db.execute(f"ALTER TABLE spans ADD COLUMN {quote(physical)} {_SQL_TYPES[typ]}")
+            self._partitions.add_column(f"{quote(physical)} {_SQL_TYPES[typ]}")
         self._db.execute("INSERT INTO attribute_columns VALUES (?, ?, ?)", [name, typ, physical])
         with self._lock:
             self._physical[key] = physical
@@ -284,6 +291,10 @@ class DuckDBStore:
 
     def _load(self, group: list[tuple[str, SpanBatch]], upto_seq: int) -> None:
         """One transaction: the group's spans, their traces, the catalogue, and the intake watermark."""
+        with self._write_lock:
+            self._load_locked(group, upto_seq)
+
+    def _load_locked(self, group: list[tuple[str, SpanBatch]], upto_seq: int) -> None:
         db = self._db
         if not group:
             db.execute("UPDATE intake_state SET loaded_seq = ?", [upto_seq])
@@ -298,15 +309,19 @@ class DuckDBStore:
         db.register("_traces", _trace_ranges(combined))
         try:
             presence = self._presence(group)
+            times = pc.min_max(combined.column("timestamp")).as_py()
             db.execute("BEGIN TRANSACTION")
             try:
-                db.execute("INSERT INTO spans BY NAME SELECT * FROM _incoming")
-                db.execute("INSERT INTO trace_index SELECT * FROM _traces")
+                part = self._partitions.for_load(combined.num_rows)
+                db.execute(f"INSERT INTO {part.table} BY NAME SELECT * FROM _incoming")
+                db.execute("INSERT INTO trace_index BY NAME SELECT *, ?::INTEGER AS part FROM _traces", [part.part])
+                self._partitions.loaded(part, combined.num_rows, times["min"], times["max"])
                 self._record_catalogue(presence)
                 db.execute("UPDATE intake_state SET loaded_seq = ?", [upto_seq])
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
+                self._partitions.reload()
                 raise
         finally:
             db.unregister("_incoming")
@@ -426,14 +441,19 @@ class DuckDBStore:
         self.flush()
         cur = self.cursor()
         try:
-            lo, hi = cur.execute("SELECT min(ts_min), max(ts_max) FROM trace_index WHERE trace_id = ? AND _env = ?",
-                                 [trace_id, env]).fetchall()[0]
-            if lo is None:
-                return pa.table({})
-            raw = _arrow(cur, 'SELECT * FROM spans WHERE _env = ? AND "timestamp" BETWEEN ? AND ? AND "trace.trace_id" = ? '
-                         'ORDER BY "timestamp"', [env, lo, hi, trace_id])
+            found = cur.execute("SELECT coalesce(part, 1), min(ts_min), max(ts_max) FROM trace_index "
+                                "WHERE trace_id = ? AND _env = ? GROUP BY 1 ORDER BY 1", [trace_id, env]).fetchall()
+            pieces = []
+            for part, lo, hi in found:
+                table = self._partitions.table_of(part)
+                if table is not None:  # None: dropped by retention since
+                    pieces.append(_arrow(cur, f'SELECT * FROM {table} WHERE _env = ? AND "timestamp" BETWEEN ? AND ? '
+                                              'AND "trace.trace_id" = ? ORDER BY "timestamp"', [env, lo, hi, trace_id]))
         finally:
             cur.close()
+        if not pieces:
+            return pa.table({})
+        raw = pieces[0] if len(pieces) == 1 else pa.concat_tables(pieces, promote_options="default").sort_by("timestamp")
         return self.to_logical(raw)
 
     def to_logical(self, raw: pa.Table) -> pa.Table:
@@ -485,15 +505,26 @@ class DuckDBStore:
     def delete_older_than(self, cutoff: datetime) -> int:
         naive = cutoff.astimezone(timezone.utc).replace(tzinfo=None)
         self.flush()
-        cur = self.cursor()
-        try:
-            cur.execute("BEGIN TRANSACTION")
-            n = cur.execute('DELETE FROM spans WHERE "timestamp" < ?', [naive]).fetchall()[0][0]
-            cur.execute("DELETE FROM trace_index WHERE ts_max < ?", [naive])
-            cur.execute("COMMIT")
-            return int(n)
-        finally:
-            cur.close()
+        with self._write_lock:
+            cur = self.cursor()
+            try:
+                cur.execute("BEGIN TRANSACTION")
+                try:
+                    old = self._partitions.older_than(naive)
+                    n = sum(p.rows for p in old)
+                    self._partitions.drop(cur, old)
+                    for table in self._partitions.tables():
+                        n += cur.execute(f'DELETE FROM {table} WHERE "timestamp" < ?', [naive]).fetchall()[0][0]
+                    cur.execute("DELETE FROM trace_index WHERE ts_max < ?", [naive])
+                    self._partitions.recount(cur)
+                    cur.execute("COMMIT")
+                except BaseException:
+                    cur.execute("ROLLBACK")
+                    self._partitions.reload()
+                    raise
+                return int(n)
+            finally:
+                cur.close()
 
     async def close(self) -> None:
         if self._closed:
