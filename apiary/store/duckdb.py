@@ -3,7 +3,8 @@
 Physical layout, chosen by measurement (``bench/schema.py`` prints the
 figures; the README has the latest run):
 
-* One wide table ``spans``. Core columns keep their Honeycomb names; every
+* One wide table, ``spans`` (a view over partitions of ~8 M rows each:
+  ``duckdb_partitions.py``). Core columns keep their Honeycomb names; every
   attribute key gets its own typed column the first time it arrives
   (``a1``, ``a2`` ... -- DuckDB identifiers are case-insensitive, so the
   attribute name itself cannot be the column name). A filter on a typed
@@ -19,10 +20,10 @@ figures; the README has the latest run):
 * Past ``max_columns`` attribute columns, new keys go into the ``_attrs``
   JSON column (the long tail stays queryable, only slower), so a client
   that invents a key per request cannot grow the table without bound.
-* ``trace_index`` maps a trace id to its time range (one row per commit and
-  trace, ART-indexed). Fetching a trace reads the index, then only the row
-  groups whose timestamp zone maps overlap that range, so its cost does not
-  grow with the data.
+* ``trace_index`` maps a trace id to its partition and time range (one row
+  per load and trace, ART-indexed). Fetching a trace reads the index, then,
+  in that partition alone, only the row groups whose timestamp zone maps
+  overlap that range, so its cost does not grow with the data.
 
 Writes: a request's spans are committed to the intake log (``intake_log.py``;
 group commit, one fsync for all that queued) and answered; one loader thread
