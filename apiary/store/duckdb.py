@@ -447,9 +447,13 @@ class DuckDBStore:
             pieces = []
             for part, lo, hi in found:
                 table = self._partitions.table_of(part)
-                if table is not None:  # None: dropped by retention since
+                if table is None:  # dropped by retention since
+                    continue
+                try:
                     pieces.append(_arrow(cur, f'SELECT * FROM {table} WHERE _env = ? AND "timestamp" BETWEEN ? AND ? '
                                               'AND "trace.trace_id" = ? ORDER BY "timestamp"', [env, lo, hi, trace_id]))
+                except duckdb.CatalogException:  # dropped by retention between the lookup and the read
+                    continue
         finally:
             cur.close()
         if not pieces:
