@@ -112,3 +112,25 @@ def test_a_batch_the_database_refuses_is_set_aside_and_the_others_load(tmp_path:
         again.close_sync()
 
     run(go())
+
+
+def test_a_backlog_past_its_bound_is_refused_and_nothing_taken_is_lost(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    import apiary.store.duckdb as d
+    from apiary.store.base import StoreOverloaded
+
+    monkeypatch.setattr(d, "LOAD_DELAY_S", 3600.0)  # nothing loads until a reader asks
+
+    async def go() -> None:
+        store = DuckDBStore(tmp_path / "spans.duckdb", max_pending_rows=1_000)
+        await store.append("e", batch([{"k": i} for i in range(600)]))
+        try:
+            await store.append("e", batch([{"k": i} for i in range(600)], trace_id="cd" * 16))
+            raise AssertionError("a backlog of 1,200 rows past a bound of 1,000 was taken")
+        except StoreOverloaded as exc:
+            assert exc.retry_after >= 1
+        assert store.count("e") == 600  # the read loads the backlog ...
+        await store.append("e", batch([{"k": i} for i in range(600)], trace_id="cd" * 16))  # ... and room is back
+        assert store.count("e") == 1_200
+        await store.close()
+
+    run(go())
