@@ -72,7 +72,7 @@ class Partitions:
         db.execute("BEGIN TRANSACTION")
         if kind and kind[0][0] == "BASE TABLE":
             db.execute(f"ALTER TABLE {VIEW} RENAME TO {table_name(1)}")
-            rows, lo, hi = db.execute(f'SELECT count(*), min("timestamp"), max("timestamp") FROM {table_name(1)}').fetchall()[0]
+            rows, lo, hi = _extent(db, table_name(1))
         else:
             db.execute(f"CREATE TABLE {table_name(1)} ({columns_sql})")
             rows, lo, hi = 0, None, None
@@ -139,10 +139,16 @@ class Partitions:
     def recount(self, cur: duckdb.DuckDBPyConnection) -> None:
         """After a DELETE: the partitions' rows and time ranges as stored."""
         for p in list(self._parts):
-            rows, lo, hi = cur.execute(f'SELECT count(*), min("timestamp"), max("timestamp") FROM {p.table}').fetchall()[0]
+            rows, lo, hi = _extent(cur, p.table)
             cur.execute("UPDATE span_partitions SET rows = ?, ts_min = ?, ts_max = ? WHERE part = ?", [rows, lo, hi, p.part])
             p.rows, p.ts_min, p.ts_max = rows, lo, hi
 
     def _write_view(self, cur: duckdb.DuckDBPyConnection | None = None) -> None:
         body = " UNION ALL BY NAME ".join(f"SELECT * FROM {t}" for t in self.tables())
         (cur or self._db).execute(f"CREATE OR REPLACE VIEW {VIEW} AS {body}")
+
+
+def _extent(cur: duckdb.DuckDBPyConnection, table: str) -> tuple[int, datetime | None, datetime | None]:
+    """Rows and time range of a partition table, as stored."""
+    rows, lo, hi = cur.execute(f'SELECT count(*), min("timestamp"), max("timestamp") FROM {table}').fetchall()[0]
+    return rows, lo, hi
