@@ -52,11 +52,13 @@ def baseline(bodies: list[bytes], spans: int, seconds: float) -> tuple[float, fl
 
 
 def client(port: int, key: str, seed: int, spans: int, seconds: float, connections: int, interval: float,
-           out: "mp.Queue[tuple[int, int, list[float]]]") -> None:
+           ready: "mp.Queue[int]", go: "mp.Event", out: "mp.Queue[tuple[int, int, list[float], float]]") -> None:
     """One client process with ``connections`` keep-alive connections, each waiting for its answer.
 
     With ``interval`` > 0 each connection sends on a fixed schedule (one request per interval) and
     a request's latency counts from its scheduled time, so time spent behind schedule is not hidden.
+    Bodies are built before ``go``, so building them is neither in the measured window nor in the
+    client CPU reported back.
     """
     rng = random.Random(seed)
     bodies = [make_request(spans, rng) for _ in range(16)]
@@ -64,6 +66,9 @@ def client(port: int, key: str, seed: int, spans: int, seconds: float, connectio
     totals = [0, 0]
     latencies: list[float] = []
     lock = threading.Lock()
+    ready.put(seed)
+    go.wait()
+    cpu0 = time.process_time()
     end = time.monotonic() + seconds
 
     def run(offset: int) -> None:
@@ -104,7 +109,7 @@ def client(port: int, key: str, seed: int, spans: int, seconds: float, connectio
         t.start()
     for t in threads:
         t.join()
-    out.put((totals[0], totals[1], latencies))
+    out.put((totals[0], totals[1], latencies, time.process_time() - cpu0))
 
 
 def process_tree(pid: int) -> Iterator[int]:
@@ -210,11 +215,17 @@ def main() -> None:
         watcher.start()
         interval = args.clients * args.connections * args.spans / args.rate if args.rate else 0.0
         q: mp.Queue = mp.Queue()
-        procs = [mp.Process(target=client, args=(port, key, i, args.spans, args.duration, args.connections, interval, q)) for i in range(args.clients)]
-        t0 = time.perf_counter()
-        cpu0 = tree_cpu_s(server.pid)
+        ready: mp.Queue = mp.Queue()
+        go = mp.Event()
+        procs = [mp.Process(target=client, args=(port, key, i, args.spans, args.duration, args.connections, interval,
+                                                 ready, go, q)) for i in range(args.clients)]
         for p in procs:
             p.start()
+        for _ in procs:
+            ready.get(timeout=120)
+        t0 = time.perf_counter()
+        cpu0 = tree_cpu_s(server.pid)
+        go.set()
         results = [q.get(timeout=args.duration + 120) for _ in procs]
         elapsed = time.perf_counter() - t0
         cpu1 = tree_cpu_s(server.pid)
@@ -250,8 +261,10 @@ def main() -> None:
     print(f"peak RSS (server + decode workers): {peak[0] / 1024:.0f} MiB")
     if acked:
         server_us, workers_us = ((cpu1[i] - cpu0[i]) * 1e6 / acked for i in (0, 1))
+        clients_us = sum(r[3] for r in results) * 1e6 / acked
         print(f"CPU per acknowledged span: server {server_us:.1f} us, decode workers {workers_us:.1f} us "
-              f"(one process's parse+flatten: {1e6 / flatten_rate:.1f} us)")
+              f"(one process's parse+flatten: {1e6 / flatten_rate:.1f} us); the load's clients {clients_us:.1f} us "
+              f"of the same cores")
     if health.get("commits"):
         print(f"group commit: {health['commits']} intake-log appends, {health['committed_rows'] / health['commits']:,.0f} rows each")
         if health.get("loads"):

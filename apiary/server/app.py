@@ -83,7 +83,7 @@ def create_app(settings: Settings, ctx: Apiary | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         context = ctx or open_context(settings)
-        await asyncio.to_thread(context.pool.warm_up)
+        await context.pool.start()
         app.state.apiary = context
         app.state.xray = XRay(context)
         daemon = XRayDaemon(app.state.xray, settings.host, settings.xray_port) if settings.xray_port else None
@@ -108,7 +108,7 @@ def create_app(settings: Settings, ctx: Apiary | None = None) -> Starlette:
                 if extra is not None:
                     await extra.close()
             await context.store.close()
-            context.pool.close()
+            await context.pool.close()
             print("Apiary stopped: every acknowledged batch is committed.", flush=True)
 
     routes = [Route("/api/health", health, methods=["GET"])]

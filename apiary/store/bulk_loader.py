@@ -1,8 +1,9 @@
 """Bulk loading of committed batches into the database, off the request path.
 
 Batches arrive here once the intake log holds them (the request is answered
-then). One loader thread waits until a whole row group's worth has queued,
-or the oldest batch has waited ``delay_s``, or a reader asks for everything
+then). One loader thread waits until ``rows`` have queued (the DuckDB store
+asks for a few whole row groups), or the oldest batch has waited
+``delay_s``, or a reader asks for everything
 (``flush``: reads see every acknowledged span), and loads the lot in one
 transaction. Loads are in log order, and each records the last seq it holds,
 so a crash at any point repeats nothing and skips nothing.

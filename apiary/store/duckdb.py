@@ -87,11 +87,15 @@ SCHEMA_VERSION = 2
 _SQL_TYPES = {"string": "VARCHAR", "integer": "BIGINT", "float": "DOUBLE", "boolean": "BOOLEAN", "timestamp": "TIMESTAMP"}
 #: How often a known column's last-seen time is written back (in memory it is always current).
 _LAST_SEEN_FLUSH_S = 60.0
-#: A load waits for a whole row group (DuckDB then writes it straight to the file, not to its WAL and
-#: again at the checkpoint: ``bench/commit.py``, 5.8-7.5 against 33 us per span for one 512-span
-#: request per transaction), or for its oldest batch to have waited this long, or for a reader.
+#: A load waits for four row groups' worth of rows (DuckDB writes whole row groups straight to the
+#: file, not to its WAL and again at the checkpoint: ``bench/commit.py``, 5.8-7.5 against 33 us per
+#: span for one 512-span request per transaction), or for its oldest batch to have waited this long,
+#: or for a reader. Four, not one: a load also pays ~17 ms whatever its size (8,192 rows 35 ms,
+#: 16,384 55 ms, 24,576 72 ms, in DuckDB alone), and the loader's CPU per span, log append included,
+#: fell from 8.8-9.5 to 7.2-7.3 us at ~32,400 rows per load. A load's last row group is usually
+#: partial, so fewer loads also leave fewer small row groups for scans to walk.
 LOAD_DELAY_S = 1.0
-MAX_LOAD_ROWS = 4 * ROW_GROUP_SIZE
+LOAD_ROWS = 4 * ROW_GROUP_SIZE
 
 
 def quote(identifier: str) -> str:
@@ -136,8 +140,8 @@ class DuckDBStore:
         self._intake = IntakeLog(self.path + ".intake")
         self._replay()
         self._loader: BulkLoader[tuple[str, SpanBatch]] = BulkLoader(
-            self._load, loaded_seq=self._intake.last_seq, rows=ROW_GROUP_SIZE, delay_s=LOAD_DELAY_S,
-            max_group_rows=MAX_LOAD_ROWS, healthy=self._healthy, set_aside=self._set_aside)
+            self._load, loaded_seq=self._intake.last_seq, rows=LOAD_ROWS, delay_s=LOAD_DELAY_S,
+            max_group_rows=LOAD_ROWS, healthy=self._healthy, set_aside=self._set_aside)
         self._writer: GroupCommitter[tuple[str, SpanBatch]] = GroupCommitter(
             self._log_commit, max_pending_rows=max_pending_rows, linger_s=linger_s)
         self._closed = False
@@ -216,7 +220,7 @@ class DuckDBStore:
 
     def _log_commit(self, group: list[tuple[str, SpanBatch]]) -> None:
         """The group commit: one append and fsync of the intake log, then the batches queue for loading."""
-        first = self._intake.append([(env, batch.table) for env, batch in group])
+        first = self._intake.append([(env, batch.ipc_stream()) for env, batch in group])
         for n, item in enumerate(group):
             self._loader.add(first + n, item, item[1].num_rows)
 
@@ -229,7 +233,7 @@ class DuckDBStore:
             group.append((entry.env, SpanBatch(entry.table)))
             rows += entry.table.num_rows
             upto = entry.seq
-            if rows >= MAX_LOAD_ROWS:
+            if rows >= LOAD_ROWS:
                 self._load(group, upto)
                 group, rows = [], 0
         if group:

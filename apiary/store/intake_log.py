@@ -89,22 +89,23 @@ class IntakeLog:
 
     # -- writing --------------------------------------------------------------------------------
 
-    def append(self, records: list[tuple[str, pa.Table]]) -> int:
-        """Write the records as consecutive entries and fsync; returns the seq of the first."""
+    def append(self, records: list[tuple[str, bytes]]) -> int:
+        """Write the records (environment, batch as one Arrow IPC stream) as consecutive entries and
+        fsync; returns the seq of the first."""
         with self._lock:
             return self._append(records)
 
-    def _append(self, records: list[tuple[str, pa.Table]]) -> int:
+    def _append(self, records: list[tuple[str, bytes]]) -> int:
         if self._file is None or self._size >= SEGMENT_BYTES:
             self._roll()
         assert self._file is not None
         first = self.last_seq + 1
         parts: list[bytes] = []
-        for n, (env, table) in enumerate(records):
+        for n, (env, stream) in enumerate(records):
             env_bytes = env.encode()
-            body = _ENV_LEN.pack(len(env_bytes)) + env_bytes + ipc.to_ipc(table)
-            parts.append(_HEADER.pack(_MAGIC, first + n, len(body), zlib.crc32(body)))
-            parts.append(body)
+            prefix = _ENV_LEN.pack(len(env_bytes)) + env_bytes
+            crc = zlib.crc32(stream, zlib.crc32(prefix))
+            parts += (_HEADER.pack(_MAGIC, first + n, len(prefix) + len(stream), crc), prefix, stream)
         blob = b"".join(parts)
         try:
             self._file.write(blob)
