@@ -77,6 +77,32 @@ def test_past_the_column_cap_keys_overflow_but_stay_readable(path: Path) -> None
     run(go())
 
 
+def test_a_column_is_catalogued_only_for_the_datasets_whose_spans_carry_it(path: Path) -> None:
+    def two_services(only_a: object) -> SpanBatch:
+        b = BatchBuilder(3)
+        for i, ds in enumerate(["a", "b", "b"]):
+            b.core["timestamp"][i] = int(datetime.now(timezone.utc).timestamp() * 1_000_000)
+            b.core["trace.trace_id"][i] = "ab" * 16
+            b.core["trace.span_id"][i] = f"{i:016x}"
+            b.core["service.name"][i] = b.dataset[i] = ds
+            b.set_attr(i, "everywhere", i)
+        b.set_attr(0, "only_a", only_a)
+        return b.build()
+
+    async def go() -> None:
+        store = DuckDBStore(path)
+        # Same schema, so the loader takes them as one run holding both datasets.
+        await store.append("e", two_services("x"))
+        await store.append("e", two_services("y"))
+        names = {ds: {c.name for c in store.columns("e", ds)} for ds in ("a", "b")}
+        assert {"only_a", "everywhere"} <= names["a"]
+        assert "everywhere" in names["b"] and "only_a" not in names["b"]
+        assert "trace.parent_id" not in names["a"]  # null in every row: in no dataset
+        await store.close()
+
+    run(go())
+
+
 def test_catalogue_and_rows_survive_reopen(path: Path) -> None:
     async def go() -> None:
         store = DuckDBStore(path)
