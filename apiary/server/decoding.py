@@ -54,8 +54,8 @@ class DecodePool:
         self._limit = max_in_flight or max(4, workers * 8)
         self._in_flight = 0
         # Calls not yet sent: one queue for all workers, so a call waits for whichever worker is
-        # free first. Given out per worker instead, a call stuck behind a slow worker's eight put
-        # the closed-loop p99 at 285 ms against 230.
+        # free first. Given out to the least busy worker at once instead, closed-loop p99s were
+        # 276-288 ms against 237-263 ms this way.
         self._queue: collections.deque[tuple[bytes, asyncio.Future[Any]]] = collections.deque()
         self._channels: list[_Channel] = []
         self._closed = False
