@@ -27,10 +27,10 @@ figures; the README has the latest run):
 
 Writes: a request's spans are committed to the intake log (``intake_log.py``;
 group commit, one fsync for all that queued) and answered; one loader thread
-then loads the log into this file in bulk (``bulk_loader.py``), whole row
-groups at a time under load. Every read first has the loader take in what was
-acknowledged before it, so a read sees every acknowledged span. Reads use
-their own cursors.
+then loads the log into this file in bulk (``bulk_loader.py``), four whole
+row groups at a time under load (``LOAD_ROWS``). Every read first has the
+loader take in what was acknowledged before it, so a read sees every
+acknowledged span. Reads use their own cursors.
 """
 
 from __future__ import annotations
