@@ -64,8 +64,7 @@ class SamplingRule:
     def to_aws(self) -> dict[str, Any]:
         out = asdict(self)
         out["RuleARN"] = self.arn()
-        if not out["Attributes"]:
-            out.pop("Attributes")
+        # AWS always sends Attributes, {} when empty; the Node.js SDK drops a rule whose Attributes is missing.
         return out
 
     def matches(self, service: str = "", service_type: str = "", host: str = "", method: str = "", path: str = "",

@@ -209,7 +209,20 @@ async def get_instance(request: Request) -> Response:
     return ok(instance_json(row))
 
 
+async def unknown_path(request: Request) -> Response:
+    """Any other path under /api/1/ answers in Rollbar's JSON, which the SDKs parse, never Starlette's plain text."""
+    path = request.url.path
+    allowed = sorted({m for r in routes[:-1] if r.path_regex.match(path) for m in (r.methods or ()) if m != "HEAD"})
+    if allowed:
+        return JSONResponse({"err": 1, "message": f"method {request.method} not allowed on {path}: use "
+                                                  f"{' or '.join(allowed)}"}, 405, {"Allow": ", ".join(allowed)})
+    return error(404, f"no Rollbar API endpoint at {path}: items are posted to /api/1/item/")
+
+
 routes = [
+    # The Node.js SDK uses its `endpoint` option as the whole item URL, so the README's `…/api/1/` is posted to as is;
+    # pyrollbar appends `item/` to the same value.
+    Route("/api/1/", post_item, methods=["POST"]),
     Route("/api/1/item/", post_item, methods=["POST"]),
     Route("/api/1/item", post_item, methods=["POST"]),
     Route("/api/1/items", list_items, methods=["GET"]),
@@ -219,4 +232,5 @@ routes = [
     Route("/api/1/item/{item_id}/instances", item_instances, methods=["GET"]),
     Route("/api/1/instance/{instance}", get_instance, methods=["GET"]),
     Route("/api/1/occurrence/{instance}", get_instance, methods=["GET"]),
+    Route("/api/1/{rest:path}", unknown_path, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
 ]
