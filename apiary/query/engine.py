@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -282,7 +283,13 @@ def _rows(table: pa.Table) -> list[dict[str, Any]]:
 def _clean(value: Any) -> Any:
     if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
         return None
+    if isinstance(value, Decimal):  # DuckDB sums integers to a 128-bit integer, which Arrow hands over as a Decimal
+        whole = value == value.to_integral_value()
+        return int(value) if whole and -_INT64 <= value < _INT64 else float(value)
     return value
+
+
+_INT64 = 1 << 63  # orjson writes integers up to 64 bits
 
 
 def _iso(naive_utc: datetime) -> str:

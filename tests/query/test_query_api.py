@@ -297,3 +297,20 @@ def test_guide_recent_traces(loaded: Loaded) -> None:
                          "orders": [{"op": "MAX", "column": "timestamp_s", "order": "descending"}], "limit": 10})
     roots = sorted(loaded.where(lambda s: s["root"]), key=lambda s: s["start_ns"], reverse=True)[:10]
     assert [r["data"]["trace.trace_id"] for r in data["results"]] == [s["trace.trace_id"] for s in roots]
+
+
+def test_sum_of_an_integer_column_is_a_number(loaded: Loaded) -> None:
+    """DuckDB sums BIGINTs to a 128-bit integer, which once reached the JSON encoder as a Decimal and answered 500."""
+    lengths = [s["attrs"]["app.result_length"] for s in loaded.where(lambda s: "app.result_length" in s["attrs"])]
+    row = only(loaded.query({"calculations": [{"op": "SUM", "column": "app.result_length"},
+                                              {"op": "AVG", "column": "app.result_length"}]}))
+    assert row["SUM(app.result_length)"] == sum(lengths) and isinstance(row["SUM(app.result_length)"], int)
+    assert row["AVG(app.result_length)"] == pytest.approx(sum(lengths) / len(lengths))
+    grouped = loaded.query({"calculations": [{"op": "SUM", "column": "http.status_code"}], "breakdowns": ["http.route"],
+                            "granularity": 300})
+    for result in grouped["results"]:
+        route = result["data"]["http.route"]
+        codes = [s["attrs"]["http.status_code"] for s in loaded.where(lambda s: s["attrs"].get("http.route") == route)
+                 if "http.status_code" in s["attrs"]]
+        assert result["data"]["SUM(http.status_code)"] == (sum(codes) if codes else None)
+    assert grouped["series"]
