@@ -98,7 +98,12 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 def cmd_keys_list(args: argparse.Namespace) -> int:
     path = args.data / "meta.sqlite"
     if args.store == "duckdb" and not path.exists():
-        print(f"no data directory at {args.data}", file=sys.stderr)
+        from apiary.demo import DEFAULT_DATA
+
+        hint = "start `apiary serve` once to create it, or pass --data DIR (env APIARY_DATA)"
+        if args.data != DEFAULT_DATA and (DEFAULT_DATA / "meta.sqlite").exists():
+            hint = f"the demo's data is in ./{DEFAULT_DATA}: apiary keys list --data {DEFAULT_DATA}"
+        print(f"apiary keys list: no Apiary data in {args.data} ({hint})", file=sys.stderr)
         return 1
     meta = MetaStore(path) if args.store == "duckdb" else _clickhouse_meta(args)
     for env in meta.environments():
