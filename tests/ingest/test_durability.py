@@ -50,14 +50,17 @@ def _check(apiary: ApiaryProcess, acked: list[str], sent: list[str]) -> None:
     assert sum(d["count"] for d in total) == present * SPANS_PER_REQUEST
 
 
-def _run_clients(apiary: ApiaryProcess, seconds: float, then: int) -> tuple[list[str], list[str]]:
+def _run_clients(apiary: ApiaryProcess, min_acked: int, then: int) -> tuple[list[str], list[str]]:
+    """Stream until ``min_acked`` requests were acknowledged (however slow the machine), then send ``then``."""
     stop = threading.Event()
     acked: list[str] = []
     sent: list[str] = []
     threads = [threading.Thread(target=_client, args=(apiary.url, apiary.key, stop, acked, sent)) for _ in range(6)]
     for t in threads:
         t.start()
-    time.sleep(seconds)
+    deadline = time.monotonic() + 120
+    while len(acked) < min_acked and time.monotonic() < deadline:
+        time.sleep(0.05)
     apiary.stop(then)
     stop.set()
     for t in threads:
@@ -66,8 +69,8 @@ def _run_clients(apiary: ApiaryProcess, seconds: float, then: int) -> tuple[list
 
 
 def test_sigkill_mid_stream_loses_nothing_acknowledged(apiary: ApiaryProcess) -> None:
-    acked, sent = _run_clients(apiary, 2.0, signal.SIGKILL)
-    assert len(acked) > 20, "the clients should have been acknowledged many times before the kill"
+    acked, sent = _run_clients(apiary, 25, signal.SIGKILL)
+    assert len(acked) >= 25, "the clients should have been acknowledged many times before the kill"
     apiary.start()
     _check(apiary, acked, sent)
 
@@ -93,7 +96,7 @@ def test_sigkill_leaves_no_decode_worker_behind(apiary: ApiaryProcess) -> None:
 
 
 def test_sigterm_commits_in_flight_batches(apiary: ApiaryProcess) -> None:
-    acked, sent = _run_clients(apiary, 1.5, signal.SIGTERM)
+    acked, sent = _run_clients(apiary, 15, signal.SIGTERM)
     # uvicorn re-raises the SIGTERM it caught once shutdown is done, so the exit status is the signal's.
     assert apiary.proc is not None and apiary.proc.returncode in (0, -signal.SIGTERM), apiary.output()
     assert "Apiary stopped: every acknowledged batch is committed." in apiary.output()
