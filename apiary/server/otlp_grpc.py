@@ -49,7 +49,7 @@ async def start(ctx: Apiary) -> OtlpGrpcReceiver | None:
     try:
         await receiver.start()
     except OSError as exc:
-        print(f"OTLP/gRPC off: {exc} (another collector or Apiary holds the port?); "
+        print(f"OTLP/gRPC off: {exc.strerror or exc} (another collector or Apiary holds the port?); "
               f"choose another with --otlp-grpc-port", flush=True)
         return None
     return receiver

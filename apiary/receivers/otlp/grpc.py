@@ -23,6 +23,7 @@ one more ``append_metrics`` on the sink.
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
@@ -117,6 +118,23 @@ def address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def _probe(host: str, port: int) -> None:
+    """Raise the system's own OSError ("Address already in use") for a port gRPC could not bind.
+
+    gRPC says only "Failed to bind" (and logs a line of its own); a plain socket bound the way gRPC
+    binds (SO_REUSEADDR, so a port in TIME_WAIT is not mistaken for a busy one) says why.
+    """
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot bind {address(host, port)}: {exc.strerror}") from None
+
+
 class OtlpGrpcReceiver:
     """The gRPC server for `EXPORTS`; start and stop it on the running event loop."""
 
@@ -135,10 +153,11 @@ class OtlpGrpcReceiver:
         server.add_generic_rpc_handlers(tuple(
             grpc.method_handlers_generic_handler(e.service, {"Export": _handler(e, self.sink)}) for e in self.exports))
         where = address(self.host, self.port)
+        _probe(self.host, self.port)
         try:
             bound = server.add_insecure_port(where)
-        except RuntimeError as exc:
-            raise OSError(f"cannot bind {where}: {exc}") from None
+        except RuntimeError:
+            bound = 0
         if not bound:
             raise OSError(f"cannot bind {where}")
         await server.start()
