@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, NoReturn
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
@@ -82,8 +82,9 @@ def trailing_metadata(refusal: Refusal) -> tuple[tuple[str, bytes], ...]:
             ("google.rpc.retryinfo-bin", info.SerializeToString()))
 
 
-async def _abort(context: grpc.aio.ServicerContext, refusal: Refusal) -> None:
+async def _abort(context: grpc.aio.ServicerContext, refusal: Refusal) -> NoReturn:
     await context.abort(_CODES[refusal.grpc_code], refusal.message, trailing_metadata(refusal))
+    raise AssertionError("ServicerContext.abort returned")  # it always raises; this tells type checkers
 
 
 def _metadata(context: grpc.aio.ServicerContext, key: str) -> str | None:
@@ -96,18 +97,18 @@ def _metadata(context: grpc.aio.ServicerContext, key: str) -> str | None:
 def _handler(export: Export, sink: OtlpSink) -> grpc.RpcMethodHandler:
     async def handle(body: bytes, context: grpc.aio.ServicerContext) -> bytes:
         key = _metadata(context, KEY_HEADER)
-        env = sink.environment(key)
-        if env is None:
-            await _abort(context, unknown_key() if key else missing_key())
-        limit = sink.max_body_bytes
         try:
-            batch = await sink.decode(len(body), export.decoder, body, None, False, limit)
-            await export.append(sink, env, batch)
+            env = sink.environment(key)  # a key store that cannot be reached is UNAVAILABLE, not UNKNOWN
+            if env is not None:
+                batch = await sink.decode(len(body), export.decoder, body, None, False, sink.max_body_bytes)
+                await export.append(sink, env, batch)
         except Exception as exc:
             refusal = refusal_for(exc, export.noun)
             if refusal is None:
                 raise
             await _abort(context, refusal)
+        if env is None:
+            await _abort(context, unknown_key() if key else missing_key())
         return export.response(batch).SerializeToString()
 
     # No (de)serializers: the handler takes and returns the messages' bytes.
