@@ -29,6 +29,7 @@ def _store_arg(p: argparse.ArgumentParser, default: str | None) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from apiary.receivers.otlp.grpc import address as otlp_grpc_address
     from apiary.server.app import create_app, open_context
 
     settings = Settings()
@@ -45,6 +46,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings.xray_port = args.xray_port
     if args.xray_env is not None:
         settings.xray_env = args.xray_env
+    if args.otlp_grpc_port is not None:
+        settings.otlp_grpc_port = args.otlp_grpc_port
     if args.store is not None:
         settings.store = args.store
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -61,13 +64,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     base = f"http://{settings.host}:{settings.port}"
     stored = settings.data_dir if settings.store == "duckdb" else settings.store
     lines = [f"Apiary listening on {base} (data in {stored})"]
+    grpc_base = f"http://{otlp_grpc_address(settings.host, settings.otlp_grpc_port)}" if settings.otlp_grpc_port else ""
+    if grpc_base:
+        lines.append(f"OTLP/gRPC on {grpc_base}")
     if first_key:
         lines += ["", "Created environment 'dev'. Its API key (shown only this once, stored hashed):", f"    {first_key}"]
     key_hint = first_key or "<your key: apiary keys create dev>"
-    lines += ["", "Point the OpenTelemetry SDK at it:",
+    lines += ["", "Point the OpenTelemetry SDK at it, over OTLP/HTTP:",
+              "    export OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
               f"    export OTEL_EXPORTER_OTLP_ENDPOINT={base}",
               f"    export OTEL_EXPORTER_OTLP_HEADERS=x-honeycomb-team={key_hint}",
-              "    export OTEL_SERVICE_NAME=backend-flask", ""]
+              "    export OTEL_SERVICE_NAME=backend-flask"]
+    if grpc_base:
+        lines += ["or over OTLP/gRPC:",
+                  "    export OTEL_EXPORTER_OTLP_PROTOCOL=grpc",
+                  f"    export OTEL_EXPORTER_OTLP_ENDPOINT={grpc_base}",
+                  f"    export OTEL_EXPORTER_OTLP_HEADERS=x-honeycomb-team={key_hint}"]
+    lines.append("")
     print("\n".join(lines), flush=True)
     config = uvicorn.Config(create_app(settings, ctx), host=settings.host, port=settings.port, log_level=args.log_level,
                             access_log=False, lifespan="on", timeout_graceful_shutdown=10)
@@ -173,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="X-Ray daemon port: UDP segments and TCP sampling (env APIARY_XRAY_PORT, default 2000; 0 = off)")
     serve.add_argument("--xray-env", default=None,
                        help="environment for the daemon's segments (env APIARY_XRAY_ENV, default: the first one created)")
+    serve.add_argument("--otlp-grpc-port", type=int, default=None,
+                       help="OTLP/gRPC port, on the same --host (env APIARY_OTLP_GRPC_PORT, default 4317; 0 = off)")
     _store_arg(serve, None)
     serve.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
     serve.set_defaults(func=cmd_serve)

@@ -12,6 +12,13 @@ load instead, for the latency at a given rate.
     python bench/ingest.py --duration 60 --clients 4
     python bench/ingest.py --duration 60 --clients 4 --rate 30000
     python bench/ingest.py --duration 60 --clients 4 --at-baseline
+
+``--protocol grpc`` loads the same server over OTLP/HTTP and over OTLP/gRPC (the TraceService on its
+own port, one channel per connection) in turns -- HTTP, gRPC, gRPC, HTTP, each ``--duration`` in all --
+and prints gRPC's rate as a ratio to HTTP's and to the same baseline:
+
+    python bench/ingest.py --protocol grpc --duration 20 --clients 4
+    python bench/ingest.py --protocol grpc --duration 20 --clients 4 --at-baseline
 """
 
 from __future__ import annotations
@@ -23,12 +30,12 @@ import os
 import random
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -51,7 +58,50 @@ def baseline(bodies: list[bytes], spans: int, seconds: float) -> tuple[float, fl
     return rate(parse_protobuf), rate(lambda b: decode(b, False))
 
 
-def client(port: int, key: str, seed: int, spans: int, seconds: float, connections: int, interval: float,
+TRACE_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+
+class HttpSender:
+    """One keep-alive OTLP/HTTP connection: ``send`` is True when acknowledged, else the seconds to back off."""
+
+    def __init__(self, port: int, key: str) -> None:
+        self.port, self.headers = port, {"content-type": "application/x-protobuf", "x-honeycomb-team": key}
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def send(self, body: bytes) -> bool | float:
+        try:
+            self.conn.request("POST", "/v1/traces", body, self.headers)
+            resp = self.conn.getresponse()
+            resp.read()
+        except (OSError, http.client.HTTPException):
+            self.conn.close()
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            raise ConnectionError from None
+        return True if resp.status == 200 else float(resp.getheader("Retry-After") or 1)
+
+
+class GrpcSender:
+    """One gRPC channel (one HTTP/2 connection) calling TraceService/Export with the prebuilt bytes."""
+
+    def __init__(self, port: int, key: str) -> None:
+        import grpc
+
+        self.grpc = grpc
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)])
+        self.export = self.channel.unary_unary(TRACE_EXPORT)  # bytes in, bytes out
+        self.metadata = (("x-honeycomb-team", key),)
+
+    def send(self, body: bytes) -> bool | float:
+        try:
+            self.export(body, metadata=self.metadata, timeout=30)
+        except self.grpc.RpcError as exc:
+            if exc.code() in (self.grpc.StatusCode.RESOURCE_EXHAUSTED, self.grpc.StatusCode.UNAVAILABLE):
+                return 1.0
+            raise ConnectionError(str(exc)) from None
+        return True
+
+
+def client(protocol: str, port: int, key: str, seed: int, spans: int, seconds: float, connections: int, interval: float,
            ready: "mp.Queue[int]", go: "mp.Event", out: "mp.Queue[tuple[int, int, list[float], float]]") -> None:
     """One client process with ``connections`` keep-alive connections, each waiting for its answer.
 
@@ -62,7 +112,6 @@ def client(port: int, key: str, seed: int, spans: int, seconds: float, connectio
     """
     rng = random.Random(seed)
     bodies = [make_request(spans, rng) for _ in range(16)]
-    headers = {"content-type": "application/x-protobuf", "x-honeycomb-team": key}
     totals = [0, 0]
     latencies: list[float] = []
     lock = threading.Lock()
@@ -72,7 +121,7 @@ def client(port: int, key: str, seed: int, spans: int, seconds: float, connectio
     end = time.monotonic() + seconds
 
     def run(offset: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        sender = (GrpcSender if protocol == "grpc" else HttpSender)(port, key)
         ok = refused = 0
         mine: list[float] = []
         i = offset
@@ -86,19 +135,15 @@ def client(port: int, key: str, seed: int, spans: int, seconds: float, connectio
                     time.sleep(due - t0)
                 t0, due = due, due + interval
             try:
-                conn.request("POST", "/v1/traces", body, headers)
-                resp = conn.getresponse()
-                resp.read()
-            except (OSError, http.client.HTTPException):
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                answer = sender.send(body)
+            except ConnectionError:
                 continue
             mine.append(time.perf_counter() - t0)
-            if resp.status == 200:
+            if answer is True:
                 ok += spans
             else:
                 refused += 1
-                time.sleep(min(float(resp.getheader("Retry-After") or 1), 1.0) * 0.1)
+                time.sleep(min(answer, 1.0) * 0.1)
         with lock:
             totals[0] += ok
             totals[1] += refused
@@ -155,9 +200,81 @@ def tree_cpu_s(pid: int) -> tuple[float, float]:
     return own, children
 
 
+@dataclass
+class Phase:
+    """One protocol's load: what was acknowledged and refused, the latencies, and the CPU it cost."""
+
+    protocol: str
+    acked: int
+    refused: int
+    latencies: list[float]
+    elapsed: float
+    server_cpu: float
+    workers_cpu: float
+    clients_cpu: float
+    peak_rss_kib: int
+
+    @classmethod
+    def merge(cls, turns: list["Phase"]) -> "Phase":
+        return cls(turns[0].protocol, sum(t.acked for t in turns), sum(t.refused for t in turns),
+                   [x for t in turns for x in t.latencies], sum(t.elapsed for t in turns),
+                   sum(t.server_cpu for t in turns), sum(t.workers_cpu for t in turns),
+                   sum(t.clients_cpu for t in turns), max(t.peak_rss_kib for t in turns))
+
+    @property
+    def rate(self) -> float:
+        return self.acked / self.elapsed
+
+    def p(self, q: float) -> float:
+        lat = sorted(self.latencies)
+        return lat[max(int(len(lat) * q) - 1, 0)] * 1000 if lat else float("nan")
+
+
+def load(protocol: str, port: int, key: str, server_pid: int, args: argparse.Namespace, interval: float) -> Phase:
+    peak = [0]
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], tree_rss_kib(server_pid))
+            time.sleep(0.25)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    q: mp.Queue = mp.Queue()
+    ready: mp.Queue = mp.Queue()
+    go = mp.Event()
+    procs = [mp.Process(target=client, args=(protocol, port, key, i, args.spans, args.duration, args.connections,
+                                             interval, ready, go, q)) for i in range(args.clients)]
+    for p in procs:
+        p.start()
+    for _ in procs:
+        ready.get(timeout=120)
+    t0 = time.perf_counter()
+    cpu0 = tree_cpu_s(server_pid)
+    go.set()
+    results = [q.get(timeout=args.duration + 120) for _ in procs]
+    elapsed = time.perf_counter() - t0
+    cpu1 = tree_cpu_s(server_pid)
+    for p in procs:
+        p.join()
+    stop.set()
+    watcher.join()
+    return Phase(protocol, sum(r[0] for r in results), sum(r[1] for r in results), [x for r in results for x in r[2]],
+                 elapsed, cpu1[0] - cpu0[0], cpu1[1] - cpu0[1], sum(r[3] for r in results), peak[0])
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--duration", type=float, default=20.0, help="seconds of load (bounded)")
+    ap.add_argument("--duration", type=float, default=20.0, help="seconds of load per protocol (bounded)")
     ap.add_argument("--clients", type=int, default=4, help="client processes")
     ap.add_argument("--connections", type=int, default=4, help="concurrent connections per client process")
     ap.add_argument("--spans", type=int, default=512, help="spans per request")
@@ -166,8 +283,11 @@ def main() -> None:
                     help="offered spans/s over all connections, on a fixed schedule (default: as fast as answers come)")
     ap.add_argument("--at-baseline", action="store_true",
                     help="offer the parse+flatten rate measured just before the load: the issue's 'p99 at that rate'")
+    ap.add_argument("--protocol", choices=["http", "grpc"], default="http",
+                    help="http: OTLP/HTTP alone; grpc: OTLP/HTTP, then OTLP/gRPC, on the same server in the same run")
     args = ap.parse_args()
     args.duration = min(args.duration, 300.0)
+    protocols = ["http", "grpc"] if args.protocol == "grpc" else ["http"]
 
     rng = random.Random(7)
     bodies = [make_request(args.spans, rng) for _ in range(16)]
@@ -178,15 +298,13 @@ def main() -> None:
     data = Path(tempfile.mkdtemp(prefix="apiary-bench-"))
     key = subprocess.run([sys.executable, "-m", "apiary", "keys", "create", "bench", "--data", str(data)],
                          check=True, capture_output=True, text=True).stdout.strip()
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "apiary", "serve", "--data", str(data), "--port", str(port)]
+    port, grpc_port = free_port(), free_port()
+    cmd = [sys.executable, "-m", "apiary", "serve", "--data", str(data), "--port", str(port),
+           "--otlp-grpc-port", str(grpc_port if "grpc" in protocols else 0)]
     if args.decode_workers is not None:
         cmd += ["--decode-workers", str(args.decode_workers)]
     server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    phases: list[Phase] = []
     try:
         for _ in range(300):
             try:
@@ -198,44 +316,20 @@ def main() -> None:
                 time.sleep(0.1)
         # Warm-up, untimed: the first requests add the attribute columns and start the decode
         # workers' imports, which took the first ~0.5 s of a run past 250 ms for every connection.
-        warm = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        for body in bodies:
-            warm.request("POST", "/v1/traces", body, {"content-type": "application/x-protobuf", "x-honeycomb-team": key})
-            warm.getresponse().read()
-        warm.close()
-        peak = [0]
-        stop = threading.Event()
-
-        def watch() -> None:
-            while not stop.is_set():
-                peak[0] = max(peak[0], tree_rss_kib(server.pid))
-                time.sleep(0.25)
-
-        watcher = threading.Thread(target=watch, daemon=True)
-        watcher.start()
+        for protocol in protocols:
+            warm = (GrpcSender(grpc_port, key) if protocol == "grpc" else HttpSender(port, key))
+            for body in bodies:
+                assert warm.send(body) is True, f"the {protocol} warm-up was refused"
         interval = args.clients * args.connections * args.spans / args.rate if args.rate else 0.0
-        q: mp.Queue = mp.Queue()
-        ready: mp.Queue = mp.Queue()
-        go = mp.Event()
-        procs = [mp.Process(target=client, args=(port, key, i, args.spans, args.duration, args.connections, interval,
-                                                 ready, go, q)) for i in range(args.clients)]
-        for p in procs:
-            p.start()
-        for _ in procs:
-            ready.get(timeout=120)
-        t0 = time.perf_counter()
-        cpu0 = tree_cpu_s(server.pid)
-        go.set()
-        results = [q.get(timeout=args.duration + 120) for _ in procs]
-        elapsed = time.perf_counter() - t0
-        cpu1 = tree_cpu_s(server.pid)
-        for p in procs:
-            p.join()
+        # The two protocols take turns (HTTP, gRPC, gRPC, HTTP), half their time each turn: this machine's
+        # speed drifts within a run, and neither protocol should have all the fast (or slow) minutes.
+        order = protocols + protocols[::-1] if len(protocols) > 1 else protocols
+        turn = argparse.Namespace(**{**vars(args), "duration": args.duration / (len(order) // len(protocols))})
+        turns = [load(p, grpc_port if p == "grpc" else port, key, server.pid, turn, interval) for p in order]
+        phases = [Phase.merge([t for t in turns if t.protocol == p]) for p in protocols]
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         c.request("GET", "/api/health")
         health = __import__("json").loads(c.getresponse().read())
-        stop.set()
-        watcher.join()
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(60)
@@ -245,26 +339,23 @@ def main() -> None:
     # 40,410 after in one run here), so the ratio uses the mean of the two readings and prints both.
     after = baseline(bodies, args.spans, 3.0)
     parse_rate, flatten_rate = (before[0] + after[0]) / 2, (before[1] + after[1]) / 2
-    acked = sum(r[0] for r in results)
-    refused = sum(r[1] for r in results)
-    lat = sorted(x for r in results for x in r[2])
-    rate = acked / elapsed
-    p50 = statistics.median(lat) * 1000 if lat else float("nan")
-    p99 = lat[int(len(lat) * 0.99) - 1] * 1000 if lat else float("nan")
     offered = f", offered {args.rate:,.0f} spans/s on a fixed schedule" if args.rate else ""
     print(f"machine: {os.cpu_count()} cores; {args.clients} client processes x {args.connections} connections, "
-          f"{args.spans} spans/request, {args.duration:.0f} s{offered}")
+          f"{args.spans} spans/request, {args.duration:.0f} s per protocol{offered}")
     print(f"baseline, one process: parse {parse_rate:,.0f} spans/s; parse+flatten {flatten_rate:,.0f} spans/s "
           f"(mean of {before[1]:,.0f} before the load and {after[1]:,.0f} after)")
-    print(f"apiary: acknowledged {rate:,.0f} spans/s ({rate / flatten_rate:.2f}x parse+flatten, {rate / parse_rate:.2f}x parse)")
-    print(f"latency: p50 {p50:.1f} ms, p99 {p99:.1f} ms over {len(lat)} requests; refused (429/503): {refused}")
-    print(f"peak RSS (server + decode workers): {peak[0] / 1024:.0f} MiB")
-    if acked:
-        server_us, workers_us = ((cpu1[i] - cpu0[i]) * 1e6 / acked for i in (0, 1))
-        clients_us = sum(r[3] for r in results) * 1e6 / acked
-        print(f"CPU per acknowledged span: server {server_us:.1f} us, decode workers {workers_us:.1f} us "
-              f"(one process's parse+flatten: {1e6 / flatten_rate:.1f} us); the load's clients {clients_us:.1f} us "
-              f"of the same cores")
+    names = {"http": "OTLP/HTTP", "grpc": "OTLP/gRPC"}
+    for ph in phases:
+        versus = f", {ph.rate / phases[0].rate:.2f}x OTLP/HTTP" if ph is not phases[0] else ""
+        print(f"{names[ph.protocol]}: acknowledged {ph.rate:,.0f} spans/s ({ph.rate / flatten_rate:.2f}x parse+flatten, "
+              f"{ph.rate / parse_rate:.2f}x parse{versus})")
+        print(f"    latency: p50 {ph.p(0.5):.1f} ms, p99 {ph.p(0.99):.1f} ms over {len(ph.latencies)} requests; "
+              f"refused (429/503, RESOURCE_EXHAUSTED/UNAVAILABLE): {ph.refused}")
+        print(f"    peak RSS (server + decode workers): {ph.peak_rss_kib / 1024:.0f} MiB")
+        if ph.acked:
+            print(f"    CPU per acknowledged span: server {ph.server_cpu * 1e6 / ph.acked:.1f} us, decode workers "
+                  f"{ph.workers_cpu * 1e6 / ph.acked:.1f} us (one process's parse+flatten: {1e6 / flatten_rate:.1f} us); "
+                  f"the load's clients {ph.clients_cpu * 1e6 / ph.acked:.1f} us of the same cores")
     if health.get("commits"):
         print(f"group commit: {health['commits']} intake-log appends, {health['committed_rows'] / health['commits']:,.0f} rows each")
         if health.get("loads"):

@@ -47,8 +47,8 @@ class ApiaryProcess:
         cmd = [sys.executable, "-m", "apiary", "serve", "--data", str(self.data_dir), "--port", str(self.port),
                "--host", "127.0.0.1", *self.extra_args]
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True,
-                                     # Tests never take the real X-Ray daemon port; an X-Ray test passes --xray-port.
-                                     env={**os.environ, "APIARY_XRAY_PORT": "0", **self.env})
+                                     # Tests never take the real X-Ray daemon or OTLP/gRPC port; their tests pass the flags.
+                                     env={**os.environ, "APIARY_XRAY_PORT": "0", "APIARY_OTLP_GRPC_PORT": "0", **self.env})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

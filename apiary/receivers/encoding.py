@@ -11,18 +11,20 @@ import zlib
 
 from starlette.requests import Request
 
+from apiary.receivers.refusals import MalformedPayload, PayloadTooLarge, UnsupportedPayload
 
-class BodyTooLarge(ValueError):
+
+class BodyTooLarge(PayloadTooLarge):
     @classmethod
     def over(cls, limit: int) -> "BodyTooLarge":
         return cls(f"request body exceeds the limit of {limit} bytes (after decompression); send smaller batches")
 
 
-class UnsupportedEncoding(ValueError):
+class UnsupportedEncoding(UnsupportedPayload):
     pass
 
 
-class BadEncoding(ValueError):
+class BadEncoding(MalformedPayload):
     pass
 
 

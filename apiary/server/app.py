@@ -23,7 +23,7 @@ from apiary.receivers.otlp import http as otlp_http
 from apiary.receivers.xray import api as xray_api
 from apiary.receivers.xray.daemon import Daemon as XRayDaemon
 from apiary.receivers.xray.service import XRay
-from apiary.server import traces_api, ui_routes
+from apiary.server import otlp_grpc, traces_api, ui_routes
 from apiary.server.context import Apiary
 from apiary.server.decoding import DecodePool
 from apiary.server.settings import Settings
@@ -95,6 +95,7 @@ def create_app(settings: Settings, ctx: Apiary | None = None) -> Starlette:
                       f"choose another with --xray-port", flush=True)
                 daemon = None
         app.state.xray_daemon = daemon
+        otlp_grpc_receiver = await otlp_grpc.start(context)
         task = asyncio.create_task(_retention_loop(context)) if settings.retention_days > 0 else None
         try:
             yield
@@ -103,6 +104,8 @@ def create_app(settings: Settings, ctx: Apiary | None = None) -> Starlette:
                 task.cancel()
             if daemon:
                 await daemon.stop()
+            if otlp_grpc_receiver:
+                await otlp_grpc_receiver.stop()
             # Every acknowledged batch is already committed; this commits what is still queued.
             for extra in (context.logs, context.errors):
                 if extra is not None:

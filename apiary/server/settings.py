@@ -34,6 +34,8 @@ class Settings:
     xray_port: int = field(default_factory=lambda: int(_env("XRAY_PORT", "2000")))
     #: Environment the daemon's segments go to; empty means the first environment created.
     xray_env: str = field(default_factory=lambda: _env("XRAY_ENV", ""))
+    #: OTLP/gRPC port (TraceService, LogsService) on ``host``; 0 turns it off.
+    otlp_grpc_port: int = field(default_factory=lambda: int(_env("OTLP_GRPC_PORT", "4317")))
     #: Span store: ``duckdb`` (embedded, in the data directory), ``clickhouse://host:8123/db``, or ``chdb:///path`` (tests).
     store: str = field(default_factory=lambda: _env("STORE", "duckdb"))
 

@@ -9,34 +9,32 @@ a ``google.rpc.Status`` whose message tells the user what to fix; 429 and
 from __future__ import annotations
 
 from google.protobuf import json_format
-from google.rpc import status_pb2
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from google.rpc import code_pb2, status_pb2
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from apiary.receivers.encoding import BadEncoding, BodyTooLarge, UnsupportedEncoding, read_body
+from apiary.receivers.encoding import read_body
 from apiary.receivers.otlp import logs as otlp_logs
-from apiary.receivers.otlp.traces import PayloadError, decode_request
+from apiary.receivers.otlp import traces as otlp_traces
+from apiary.receivers.otlp.auth import KEY_HEADER, missing_key, unknown_key
+from apiary.receivers.refusals import Refusal, refusal_for
 from apiary.server.context import Apiary
-from apiary.store.base import StoreOverloaded, StoreUnavailable
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
-KEY_HEADER = "x-honeycomb-team"
 
 
-def _status(code: int, message: str, as_json: bool, retry_after: int | None = None) -> Response:
-    msg = status_pb2.Status(code=_grpc_code(code), message=message)
-    headers = {"Retry-After": str(retry_after)} if retry_after else None
+def _refused(refusal: Refusal, as_json: bool) -> Response:
+    msg = status_pb2.Status(code=refusal.grpc_code, message=refusal.message)
+    headers = {"Retry-After": str(refusal.retry_after)} if refusal.retry_after else None
     if as_json:
-        return Response(json_format.MessageToJson(msg, indent=None), code, headers, media_type=JSON)
-    return Response(msg.SerializeToString(), code, headers, media_type=PROTOBUF)
+        return Response(json_format.MessageToJson(msg, indent=None), refusal.http_status, headers, media_type=JSON)
+    return Response(msg.SerializeToString(), refusal.http_status, headers, media_type=PROTOBUF)
 
 
-def _grpc_code(http: int) -> int:
-    return {400: 3, 401: 16, 403: 7, 413: 3, 415: 3, 429: 8, 503: 14}.get(http, 2)
+def _unsupported_type(ctype: str) -> Refusal:
+    return Refusal(415, code_pb2.INVALID_ARGUMENT, f"unsupported Content-Type {ctype or '(none)'!r}: send {PROTOBUF} or {JSON}")
 
 
 async def export_traces(request: Request) -> Response:
@@ -44,34 +42,22 @@ async def export_traces(request: Request) -> Response:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     as_json = ctype == JSON
     if ctype not in (PROTOBUF, JSON):
-        return _status(415, f"unsupported Content-Type {ctype or '(none)'!r}: send {PROTOBUF} or {JSON}", False)
+        return _refused(_unsupported_type(ctype), False)
     key = request.headers.get(KEY_HEADER)
-    if not key:
-        return _status(401, f"missing API key: set the {KEY_HEADER} header "
-                            f"(OTEL_EXPORTER_OTLP_HEADERS={KEY_HEADER}=<your Apiary key>)", as_json)
     api_key = ctx.authenticate(key)
     if api_key is None:
-        return _status(401, f"unknown API key in the {KEY_HEADER} header: check OTEL_EXPORTER_OTLP_HEADERS "
-                            f"(`apiary keys list` shows the keys of each environment)", as_json)
+        return _refused(unknown_key() if key else missing_key(), as_json)
     limit = ctx.settings.max_body_bytes
     try:
         body = await read_body(request, limit)
-        batch = await ctx.pool.run(len(body), decode_request, body, request.headers.get("content-encoding"), as_json, limit)
+        batch = await ctx.pool.run(len(body), otlp_traces.decode_request, body, request.headers.get("content-encoding"), as_json, limit)
         await ctx.store.append(api_key.environment, batch)
-    except BodyTooLarge as exc:
-        return _status(413, str(exc), as_json)
-    except UnsupportedEncoding as exc:
-        return _status(415, str(exc), as_json)
-    except (PayloadError, BadEncoding) as exc:
-        return _status(400, str(exc), as_json)
-    except StoreOverloaded as exc:
-        return _status(429, "too many spans waiting to be committed; retry later", as_json, exc.retry_after)
-    except StoreUnavailable as exc:
-        return _status(503, str(exc), as_json, exc.retry_after)
-    resp = ExportTraceServiceResponse()
-    if batch.rejected:
-        resp.partial_success.rejected_spans = batch.rejected
-        resp.partial_success.error_message = "; ".join(batch.errors)
+    except Exception as exc:
+        refusal = refusal_for(exc, "spans")
+        if refusal is None:
+            raise
+        return _refused(refusal, as_json)
+    resp = otlp_traces.export_response(batch)
     if as_json:
         return Response(json_format.MessageToJson(resp, indent=None), 200, media_type=JSON)
     return Response(resp.SerializeToString(), 200, media_type=PROTOBUF)
@@ -83,32 +69,26 @@ async def export_logs(request: Request) -> Response:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     as_json = ctype == JSON
     if ctype not in (PROTOBUF, JSON):
-        return _status(415, f"unsupported Content-Type {ctype or '(none)'!r}: send {PROTOBUF} or {JSON}", False)
-    api_key = ctx.authenticate(request.headers.get(KEY_HEADER))
+        return _refused(_unsupported_type(ctype), False)
+    key = request.headers.get(KEY_HEADER)
+    api_key = ctx.authenticate(key)
     if api_key is None:
-        return _status(401, f"missing or unknown API key in the {KEY_HEADER} header: check OTEL_EXPORTER_OTLP_HEADERS "
-                            f"(`apiary keys list` shows the keys of each environment)", as_json)
+        return _refused(unknown_key() if key else missing_key(), as_json)
     if ctx.logs is None:
-        return _status(503, "the log store is not open", as_json, 5)
+        return _refused(Refusal(503, code_pb2.UNAVAILABLE, "the log store is not open", 5), as_json)
     limit = ctx.settings.max_body_bytes
     try:
         body = await read_body(request, limit)
         batch = otlp_logs.decode_request(body, request.headers.get("content-encoding"), as_json, limit)
-        for group, stream in {(g, s) for g, s in zip(batch.table.column("log_group").to_pylist(),
-                                                      batch.table.column("log_stream").to_pylist())}:
+        for group, stream in otlp_logs.streams(batch):
             await ctx.logs.ensure_stream(api_key.environment, group, stream)
         await ctx.logs.append(api_key.environment, batch)
-    except BodyTooLarge as exc:
-        return _status(413, str(exc), as_json)
-    except UnsupportedEncoding as exc:
-        return _status(415, str(exc), as_json)
-    except (PayloadError, BadEncoding) as exc:
-        return _status(400, str(exc), as_json)
-    except StoreOverloaded as exc:
-        return _status(429, "too many log records waiting to be committed; retry later", as_json, exc.retry_after)
-    except StoreUnavailable as exc:
-        return _status(503, str(exc), as_json, exc.retry_after)
-    resp = ExportLogsServiceResponse()
+    except Exception as exc:
+        refusal = refusal_for(exc, "log records")
+        if refusal is None:
+            raise
+        return _refused(refusal, as_json)
+    resp = otlp_logs.export_response(batch)
     if as_json:
         return Response(json_format.MessageToJson(resp, indent=None), 200, media_type=JSON)
     return Response(resp.SerializeToString(), 200, media_type=PROTOBUF)

@@ -15,7 +15,7 @@ from typing import Any
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest, ExportLogsServiceResponse
 
 from apiary.model.log import LogBatch, build_batch, json_object, trace_context
 from apiary.model.span import UNKNOWN_SERVICE
@@ -83,6 +83,17 @@ def to_batch(req: ExportLogsServiceRequest, now_us: int | None = None) -> LogBat
     return build_batch(rows)
 
 
+def streams(batch: LogBatch) -> set[tuple[str, str]]:
+    """The (log group, log stream) pairs a batch writes to, which the log store must know before the append."""
+    table = batch.table
+    return set(zip(table.column("log_group").to_pylist(), table.column("log_stream").to_pylist()))
+
+
 def decode_request(body: bytes, content_encoding: str | None, json_body: bool, limit: int) -> LogBatch:
     """Raw body in, batch out (or a PayloadError / encoding error); pure, like the trace decoder."""
     return to_batch(parse(decompress(body, content_encoding, limit), json_body))
+
+
+def export_response(batch: LogBatch) -> ExportLogsServiceResponse:
+    """The answer to a committed request; the decoder refuses no single record, so never a partial success."""
+    return ExportLogsServiceResponse()

@@ -18,10 +18,11 @@ from typing import Any
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
 
 from apiary.model.builder import BatchBuilder
 from apiary.receivers.encoding import decompress
+from apiary.receivers.refusals import MalformedPayload
 from apiary.model.span import UNKNOWN_SERVICE, SpanBatch
 from apiary.receivers.otlp.values import any_value, attributes
 
@@ -29,7 +30,7 @@ SPAN_KINDS = {0: "unspecified", 1: "internal", 2: "server", 3: "client", 4: "pro
 _ERROR = 2
 
 
-class PayloadError(ValueError):
+class PayloadError(MalformedPayload):
     """The body is not a valid OTLP request; the message says what to fix."""
 
 
@@ -237,3 +238,12 @@ def decode(body: bytes, json_body: bool) -> SpanBatch:
 def decode_request(body: bytes, content_encoding: str | None, json_body: bool, limit: int) -> SpanBatch:
     """Entry point for the decode workers: raw body in, batch out (or a PayloadError/encoding error)."""
     return decode(decompress(body, content_encoding, limit), json_body)
+
+
+def export_response(batch: SpanBatch) -> ExportTraceServiceResponse:
+    """The answer to a committed request: ``partial_success`` names the spans refused and why."""
+    resp = ExportTraceServiceResponse()
+    if batch.rejected:
+        resp.partial_success.rejected_spans = batch.rejected
+        resp.partial_success.error_message = "; ".join(batch.errors)
+    return resp

@@ -1,0 +1,172 @@
+"""OTLP/gRPC: the ``Export`` methods of the collector services, on their own port (4317 by default).
+
+The OTel SDKs' default exporter, the Collector and the Go, Java and .NET
+SDKs speak OTLP over gRPC. The server is ``grpc.aio`` on the HTTP server's
+event loop, and every method is a generic handler with no request
+deserializer: it is handed the message's bytes, which go to the same decode
+workers as an OTLP/HTTP body (parsing there, not on the loop, is what keeps
+the loop free) and then to the same store. gRPC's own framing handles
+``grpc-encoding: gzip`` and the size limit: a message past
+``max_body_bytes``, compressed or once inflated, is refused by gRPC with
+RESOURCE_EXHAUSTED before a handler sees it.
+
+A request is answered OK only once its records are committed. Refusals come
+from `apiary.receivers.refusals`, as for OTLP/HTTP; the retryable ones
+(RESOURCE_EXHAUSTED when overloaded, UNAVAILABLE) carry a
+``google.rpc.RetryInfo`` both inside the ``grpc-status-details-bin`` status,
+where the Go and Java exporters read it, and as ``google.rpc.retryinfo-bin``,
+where the Python exporter reads it.
+
+Each service is one row of `EXPORTS`: the metrics service is one more row and
+one more ``append_metrics`` on the sink.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, NoReturn
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.protobuf.message import Message
+from google.rpc import error_details_pb2, status_pb2
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+from apiary.receivers.otlp import logs as otlp_logs
+from apiary.receivers.otlp import traces as otlp_traces
+from apiary.receivers.otlp.auth import KEY_HEADER, missing_key, unknown_key
+from apiary.receivers.otlp.sink import OtlpSink
+from apiary.receivers.refusals import Refusal, refusal_for
+
+DEFAULT_PORT = 4317
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+@dataclass(frozen=True)
+class Export:
+    """One collector service's ``Export`` method: where its bytes are decoded and where the batch goes."""
+
+    service: str
+    #: Pure ``(body, content_encoding, json_body, limit) -> batch``, run on the decode workers.
+    decoder: Callable[[bytes, str | None, bool, int], Any]
+    append: Callable[[OtlpSink, str, Any], Awaitable[None]]
+    response: Callable[[Any], Message]
+    #: What the records are called in an overload message.
+    noun: str
+
+
+def _service(module: Any, name: str) -> str:
+    return module.DESCRIPTOR.services_by_name[name].full_name
+
+
+EXPORTS: tuple[Export, ...] = (
+    Export(_service(trace_service_pb2, "TraceService"), otlp_traces.decode_request,
+           lambda sink, env, batch: sink.append_spans(env, batch), otlp_traces.export_response, "spans"),
+    Export(_service(logs_service_pb2, "LogsService"), otlp_logs.decode_request,
+           lambda sink, env, batch: sink.append_logs(env, batch), otlp_logs.export_response, "log records"),
+)
+
+
+def trailing_metadata(refusal: Refusal) -> tuple[tuple[str, bytes], ...]:
+    """The ``google.rpc.Status`` (with RetryInfo when retrying helps) that rich-error clients decode."""
+    status = status_pb2.Status(code=refusal.grpc_code, message=refusal.message)
+    if not refusal.retry_after:
+        return (("grpc-status-details-bin", status.SerializeToString()),)
+    info = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=refusal.retry_after))
+    detail = any_pb2.Any()
+    detail.Pack(info)
+    status.details.append(detail)
+    return (("grpc-status-details-bin", status.SerializeToString()),
+            ("google.rpc.retryinfo-bin", info.SerializeToString()))
+
+
+async def _abort(context: grpc.aio.ServicerContext, refusal: Refusal) -> NoReturn:
+    await context.abort(_CODES[refusal.grpc_code], refusal.message, trailing_metadata(refusal))
+    raise AssertionError("ServicerContext.abort returned")  # it always raises; this tells type checkers
+
+
+def _metadata(context: grpc.aio.ServicerContext, key: str) -> str | None:
+    for item in context.invocation_metadata() or ():
+        if item.key == key:
+            return item.value if isinstance(item.value, str) else None
+    return None
+
+
+def _handler(export: Export, sink: OtlpSink) -> grpc.RpcMethodHandler:
+    async def handle(body: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        key = _metadata(context, KEY_HEADER)
+        try:
+            env = sink.environment(key)  # a key store that cannot be reached is UNAVAILABLE, not UNKNOWN
+            if env is not None:
+                batch = await sink.decode(len(body), export.decoder, body, None, False, sink.max_body_bytes)
+                await export.append(sink, env, batch)
+        except Exception as exc:
+            refusal = refusal_for(exc, export.noun)
+            if refusal is None:
+                raise
+            await _abort(context, refusal)
+        if env is None:
+            await _abort(context, unknown_key() if key else missing_key())
+        return export.response(batch).SerializeToString()
+
+    # No (de)serializers: the handler takes and returns the messages' bytes.
+    return grpc.unary_unary_rpc_method_handler(handle)
+
+
+def address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _probe(host: str, port: int) -> None:
+    """Raise the system's own OSError ("Address already in use") for a port gRPC could not bind.
+
+    gRPC says only "Failed to bind" (and logs a line of its own); a plain socket bound the way gRPC
+    binds (SO_REUSEADDR, so a port in TIME_WAIT is not mistaken for a busy one) says why.
+    """
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot bind {address(host, port)}: {exc.strerror}") from None
+
+
+class OtlpGrpcReceiver:
+    """The gRPC server for `EXPORTS`; start and stop it on the running event loop."""
+
+    def __init__(self, sink: OtlpSink, host: str, port: int, exports: tuple[Export, ...] = EXPORTS) -> None:
+        self.sink, self.host, self.port, self.exports = sink, host, port, exports
+        self._server: grpc.aio.Server | None = None
+
+    async def start(self) -> int:
+        """Bind and serve; the port bound (useful with port 0). OSError when the port cannot be bound."""
+        server = grpc.aio.server(options=[
+            ("grpc.max_receive_message_length", self.sink.max_body_bytes),
+            # gRPC sets SO_REUSEPORT by default, so a second server on a busy port would bind silently
+            # and share its connections; without it a busy port is an error we can report.
+            ("grpc.so_reuseport", 0),
+        ])
+        server.add_generic_rpc_handlers(tuple(
+            grpc.method_handlers_generic_handler(e.service, {"Export": _handler(e, self.sink)}) for e in self.exports))
+        where = address(self.host, self.port)
+        _probe(self.host, self.port)
+        try:
+            bound = server.add_insecure_port(where)
+        except RuntimeError:
+            bound = 0
+        if not bound:
+            raise OSError(f"cannot bind {where}")
+        await server.start()
+        self._server, self.port = server, bound
+        return bound
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Refuse new calls and let those running finish (each then holds a committed answer)."""
+        if self._server is not None:
+            await self._server.stop(grace)
+            self._server = None

@@ -1,0 +1,32 @@
+"""The narrow view of the server an OTLP transport gets: check a key, decode off the loop, append.
+
+The gRPC receiver is handed one of these rather than the server's context,
+so it cannot reach anything else (the DESIGN's "narrow sink"). One
+``append_*`` per signal; the MetricsService adds ``append_metrics``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol, TypeVar
+
+from apiary.model.log import LogBatch
+from apiary.model.span import SpanBatch
+
+T = TypeVar("T")
+
+
+class OtlpSink(Protocol):
+    #: Largest request accepted, after decompression (``APIARY_MAX_BODY_BYTES``).
+    max_body_bytes: int
+
+    def environment(self, key: str | None) -> str | None:
+        """The environment an ingest key writes to, or None for a missing or unknown key."""
+
+    async def decode(self, size: int, decoder: Callable[..., T], *args: Any) -> T:
+        """Run a pure decoder on the decode workers (inline below their threshold); raises StoreOverloaded past the in-flight bound."""
+
+    async def append_spans(self, env: str, batch: SpanBatch) -> None:
+        """Return once every span of ``batch`` is committed."""
+
+    async def append_logs(self, env: str, batch: LogBatch) -> None:
+        """Return once every record of ``batch`` is committed."""

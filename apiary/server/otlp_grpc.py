@@ -1,0 +1,55 @@
+"""The OTLP/gRPC port, started beside the HTTP port on the same event loop, fed through a narrow sink."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, TypeVar
+
+from apiary.model.log import LogBatch
+from apiary.model.span import SpanBatch
+from apiary.receivers.otlp import logs as otlp_logs
+from apiary.receivers.otlp.grpc import OtlpGrpcReceiver
+from apiary.server.context import Apiary
+from apiary.store.base import StoreUnavailable
+
+T = TypeVar("T")
+
+
+class ContextSink:
+    """`OtlpSink` over the server's context: the same key checks, decode pool and stores as OTLP/HTTP."""
+
+    def __init__(self, ctx: Apiary) -> None:
+        self._ctx = ctx
+        self.max_body_bytes = ctx.settings.max_body_bytes
+
+    def environment(self, key: str | None) -> str | None:
+        found = self._ctx.authenticate(key)
+        return found.environment if found is not None else None
+
+    async def decode(self, size: int, decoder: Callable[..., T], *args: Any) -> T:
+        return await self._ctx.pool.run(size, decoder, *args)
+
+    async def append_spans(self, env: str, batch: SpanBatch) -> None:
+        await self._ctx.store.append(env, batch)
+
+    async def append_logs(self, env: str, batch: LogBatch) -> None:
+        logs = self._ctx.logs
+        if logs is None:
+            raise StoreUnavailable("the log store is not open", retry_after=5)
+        for group, stream in otlp_logs.streams(batch):
+            await logs.ensure_stream(env, group, stream)
+        await logs.append(env, batch)
+
+
+async def start(ctx: Apiary) -> OtlpGrpcReceiver | None:
+    """The running receiver, or None when it is off (port 0) or its port is taken (said on stdout, not fatal)."""
+    settings = ctx.settings
+    if not settings.otlp_grpc_port:
+        return None
+    receiver = OtlpGrpcReceiver(ContextSink(ctx), settings.host, settings.otlp_grpc_port)
+    try:
+        await receiver.start()
+    except OSError as exc:
+        print(f"OTLP/gRPC off: {exc.strerror or exc} (another collector or Apiary holds the port?); "
+              f"choose another with --otlp-grpc-port", flush=True)
+        return None
+    return receiver
