@@ -9,7 +9,6 @@ turns into ``ClientError`` with the same code.
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Awaitable, Callable
@@ -18,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from apiary.input_limits import InputError, load_json
 from apiary.model.ids import normalise_trace_id
 from apiary.receivers import aws_sigv4
 from apiary.receivers.encoding import BodyTooLarge, read_body
@@ -91,7 +91,9 @@ def operation(fn: Callable[[Call], Awaitable[dict[str, Any]]]) -> Callable[[Requ
                 raise AwsError("InvalidRequestException", str(exc), 413) from None
             env, can_read = _authenticate(ctx, request, body)
             try:
-                params = json.loads(body or b"{}")
+                params = load_json(body or b"{}", "request body")
+            except InputError as exc:
+                raise AwsError("InvalidRequestException", str(exc)) from None
             except (ValueError, UnicodeDecodeError) as exc:
                 raise AwsError("InvalidRequestException", f"request body is not valid JSON: {exc}") from None
             if not isinstance(params, dict):
