@@ -35,12 +35,15 @@ MAX_WINDOW_S = 24 * 3600 * 31
 
 
 class AwsError(Exception):
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
+    def __init__(self, code: str, message: str, status: int = 400, retry_after: int | None = None) -> None:
         super().__init__(message)
-        self.code, self.message, self.status = code, message, status
+        self.code, self.message, self.status, self.retry_after = code, message, status, retry_after
 
     def response(self) -> Response:
-        return JSONResponse({"message": self.message}, self.status, {"x-amzn-ErrorType": self.code})
+        headers = {"x-amzn-ErrorType": self.code}
+        if self.retry_after:
+            headers["Retry-After"] = str(self.retry_after)
+        return JSONResponse({"message": self.message}, self.status, headers)
 
 
 @dataclass
@@ -103,10 +106,11 @@ def operation(fn: Callable[[Call], Awaitable[dict[str, Any]]]) -> Callable[[Requ
             return exc.response()
         except (FilterError, RuleError, GroupError, queries.BadToken) as exc:
             return AwsError(getattr(exc, "code", "InvalidRequestException"), str(exc)).response()
-        except StoreOverloaded:
-            return AwsError("ThrottledException", "too many segments waiting to be committed; retry later", 429).response()
+        except StoreOverloaded as exc:
+            return AwsError("ThrottledException", "too many segments waiting to be committed; retry later", 429,
+                            exc.retry_after).response()
         except StoreUnavailable as exc:
-            return AwsError("ServiceUnavailableException", str(exc), 503).response()
+            return AwsError("ServiceUnavailableException", str(exc), 503, exc.retry_after).response()
     return endpoint
 
 
