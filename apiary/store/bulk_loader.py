@@ -86,9 +86,10 @@ class BulkLoader(Generic[T]):
                 return True
             self._flush_to = max(self._flush_to, target)
             self._cond.notify_all()
-            if self.failing:  # the database refuses loads (disk full): waiting would only delay the answer
-                return False
             while self._loaded_seq < target and self._thread.is_alive():
+                if self.failing:  # the database refuses loads (disk full): waiting would only delay the answer
+                    log.warning("read goes ahead with %d acknowledged rows not loaded yet: loads fail", self._pending_rows)
+                    return False
                 left = deadline - time.monotonic()
                 if left <= 0:
                     log.warning("read goes ahead with %d acknowledged rows not loaded yet", self._pending_rows)
