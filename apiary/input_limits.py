@@ -34,6 +34,8 @@ MAX_EXPRESSION_DEPTH = 50
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
 #: A ``\uD800``-``\uDFFF`` escape: the only way a lone surrogate gets into valid UTF-8 JSON.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_NEGATION = re.compile(r"(?<![\w.$@])not\b|!(?!=)", re.I)
+_NEGATION_RUN = re.compile(r"(?:(?:(?<![\w.$@])not\b|!(?!=))\s*)+", re.I)
 _OPEN = (ord("["), ord("{"))
 _CLOSE = (ord("]"), ord("}"))
 
@@ -137,10 +139,19 @@ def expression_depth(text: str, opening: str = "([{", closing: str = ")]}") -> i
     return deepest
 
 
+def prefix_run(text: str) -> int:
+    """The longest run of prefix negations (``not not not ...``, ``! ! !``): each is a level of nesting too."""
+    return max((len(_NEGATION.findall(m.group(0))) for m in _NEGATION_RUN.finditer(text)), default=0)
+
+
 def check_expression(text: str, language: str, max_depth: int = MAX_EXPRESSION_DEPTH) -> None:
-    """Raise `InputError` when ``text`` nests deeper than ``max_depth`` or holds a lone surrogate."""
-    depth = expression_depth(text)
+    """Raise `InputError` when ``text`` nests deeper than ``max_depth`` or holds a lone surrogate.
+
+    Nesting is bracket depth plus the longest run of negations, an upper bound on how deep the
+    parse tree goes, so no grammar's tree walk reaches Python's recursion limit.
+    """
+    depth = expression_depth(text) + prefix_run(text)
     if depth > max_depth:
-        raise InputError(f"{language} nests {depth} levels of brackets; at most {max_depth} are accepted")
+        raise InputError(f"{language} nests {depth} levels of brackets and negations; at most {max_depth} are accepted")
     if not _encodable(text):
         raise InputError(f"{language} is not valid Unicode (it holds a lone UTF-16 surrogate)")

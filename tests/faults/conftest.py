@@ -1,4 +1,4 @@
-"""A server per store for the fault and bad-value tests: the embedded DuckDB one and ClickHouse (through chdb)."""
+"""Servers for the fault tests: one per store for the bad-value rules, one with every receiver for the fuzz tests."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import Iterator
 import pytest
 
 from tests.clickhouse.conftest import clickhouse_url, drop_database
-from tests.server import ApiaryProcess, create_key
+from tests.faults.fuzz_support import LOG_GROUP, aws_client
+from tests.server import ApiaryProcess, create_key, free_port
 
 
 def _create_key(store: str) -> str:
@@ -36,3 +37,20 @@ def store_apiary(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         proc.stop()
         if url:
             drop_database(url)
+
+
+@pytest.fixture(scope="module")
+def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiaryProcess]:
+    """One DuckDB server with the X-Ray daemon and a log group, for a fuzz module."""
+    data = tmp_path_factory.mktemp("fuzz") / "data"
+    udp = free_port()
+    proc = ApiaryProcess(data, key=create_key(data), extra_args=["--xray-port", str(udp), "--decode-workers", "0"])
+    proc.xray_port = udp  # type: ignore[attr-defined]
+    proc.start()
+    logs = aws_client(proc, "logs")
+    logs.create_log_group(logGroupName=LOG_GROUP)
+    logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName="s")
+    try:
+        yield proc
+    finally:
+        proc.stop()

@@ -11,7 +11,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ParamValidationError
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
@@ -31,6 +31,7 @@ DEEP_JSON = b"[" * 100_000 + b"]" * 100_000
 DEEP_OBJECT = b'{"a":' * 5_000 + b"1" + b"}" * 5_000
 LONE_SURROGATE = '"\\ud800"'
 NESTED_PARENS = "(" * 300 + "a" + ")" * 300
+LOG_GROUP = "fuzz-group"
 
 
 def no_server_error(r: httpx.Response) -> httpx.Response:
@@ -60,7 +61,10 @@ def no_aws_server_error(call: Any, **params: Any) -> dict[str, Any] | None:
     """Run a boto3 call; an AWS error is fine when it is not a 5xx (a dropped connection raises)."""
     try:
         return call(**params)
+    except ParamValidationError:  # refused by botocore before sending: nothing reached the server
+        return None
     except ClientError as exc:
         status = exc.response["ResponseMetadata"]["HTTPStatusCode"]
         assert status < 500, f"{status}: {exc}"
         return None
+

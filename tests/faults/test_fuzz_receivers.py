@@ -10,39 +10,21 @@ import json
 import secrets
 import socket
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
-import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tests.faults.fuzz_support import (
-    DEEP_JSON, DEEP_OBJECT, FUZZ, LONE_SURROGATE, aws_client, dumps, json_values, no_server_error, signed,
+    DEEP_JSON, DEEP_OBJECT, FUZZ, LOG_GROUP, LONE_SURROGATE, dumps, json_values, no_server_error, signed,
 )
-from tests.server import ApiaryProcess, create_key, free_port
+from tests.server import ApiaryProcess
 
 TRACE_ID = "5759e988bd862e3fe1be46a994272793"
 SPAN_ID = "53995c3f42cd8ad8"
-LOG_GROUP = "fuzz-group"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiaryProcess]:
-    data = tmp_path_factory.mktemp("fuzz") / "data"
-    udp = free_port()
-    proc = ApiaryProcess(data, key=create_key(data), extra_args=["--xray-port", str(udp), "--decode-workers", "0"])
-    proc.xray_port = udp  # type: ignore[attr-defined]
-    proc.start()
-    logs = aws_client(proc, "logs")
-    logs.create_log_group(logGroupName=LOG_GROUP)
-    logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName="s")
-    try:
-        yield proc
-    finally:
-        proc.stop()
 
 
 # -- OTLP ---------------------------------------------------------------------------------------
@@ -85,9 +67,9 @@ def _otlp_json(kind: str) -> st.SearchStrategy[dict[str, Any]]:
                                           inner: [{leaf: [{**item, **f}]}]}]})
 
 
-def _post_otlp(server: ApiaryProcess, path: str, body: bytes, ctype: str) -> None:
-    r = no_server_error(httpx.post(f"{server.url}{path}", content=body, timeout=30,
-                                   headers={"content-type": ctype, "x-honeycomb-team": server.key}))
+def _post_otlp(fuzz_server: ApiaryProcess, path: str, body: bytes, ctype: str) -> None:
+    r = no_server_error(httpx.post(f"{fuzz_server.url}{path}", content=body, timeout=30,
+                                   headers={"content-type": ctype, "x-honeycomb-team": fuzz_server.key}))
     if r.status_code == 400:
         assert r.content  # a google.rpc.Status that says what to fix
 
@@ -95,8 +77,8 @@ def _post_otlp(server: ApiaryProcess, path: str, body: bytes, ctype: str) -> Non
 @FUZZ
 @given(st.binary(max_size=300) | _spliced(_valid_traces()))
 @example(b"\x0a" * 2000)  # nested length-delimited fields
-def test_otlp_traces_protobuf(server: ApiaryProcess, body: bytes) -> None:
-    _post_otlp(server, "/v1/traces", body, "application/x-protobuf")
+def test_otlp_traces_protobuf(fuzz_server: ApiaryProcess, body: bytes) -> None:
+    _post_otlp(fuzz_server, "/v1/traces", body, "application/x-protobuf")
 
 
 @FUZZ
@@ -110,8 +92,8 @@ def test_otlp_traces_protobuf(server: ApiaryProcess, body: bytes) -> None:
           % (TRACE_ID, SPAN_ID)).encode())
 @example(('{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"%s","spanId":"%s","name":"n",'
           '"startTimeUnixNano":"18446744073709551615","endTimeUnixNano":"0"}]}]}]}' % (TRACE_ID, SPAN_ID)).encode())
-def test_otlp_traces_json(server: ApiaryProcess, body: bytes) -> None:
-    _post_otlp(server, "/v1/traces", body, "application/json")
+def test_otlp_traces_json(fuzz_server: ApiaryProcess, body: bytes) -> None:
+    _post_otlp(fuzz_server, "/v1/traces", body, "application/json")
 
 
 @FUZZ
@@ -121,9 +103,9 @@ def test_otlp_traces_json(server: ApiaryProcess, body: bytes) -> None:
          + b"{}" + b"}]}}" * 400 + b"}]}]}]}")
 @example(b'{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"stringValue":"\\udfff"}}]}]}]}')
 @example(b'{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"timeUnixNano":"18446744073709551615","body":{"doubleValue":"NaN"}}]}]}]}')
-def test_otlp_logs_protobuf_and_json(server: ApiaryProcess, body: bytes) -> None:
+def test_otlp_logs_protobuf_and_json(fuzz_server: ApiaryProcess, body: bytes) -> None:
     ctype = "application/json" if body[:1] in (b"{", b"[") else "application/x-protobuf"
-    _post_otlp(server, "/v1/logs", body, ctype)
+    _post_otlp(fuzz_server, "/v1/logs", body, ctype)
 
 
 # -- Honeycomb events -----------------------------------------------------------------------------
@@ -141,11 +123,11 @@ honeycomb_fields = st.dictionaries(st.sampled_from(["name", "duration_ms", "trac
 @example(b'{"duration_ms": NaN, "app.x": Infinity, "app.y": -Infinity}', None)
 @example(b'{"app.big": 1' + b"0" * 400 + b"}", None)
 @example(b'{"name": "t"}', "18446744073709551615")
-def test_honeycomb_single_event(server: ApiaryProcess, body: bytes, event_time: str | None) -> None:
-    headers = {"X-Honeycomb-Team": server.key, "content-type": "application/json"}
+def test_honeycomb_single_event(fuzz_server: ApiaryProcess, body: bytes, event_time: str | None) -> None:
+    headers = {"X-Honeycomb-Team": fuzz_server.key, "content-type": "application/json"}
     if event_time is not None:
         headers["X-Honeycomb-Event-Time"] = event_time
-    no_server_error(httpx.post(f"{server.url}/1/events/fuzz", content=body, headers=headers, timeout=30))
+    no_server_error(httpx.post(f"{fuzz_server.url}/1/events/fuzz", content=body, headers=headers, timeout=30))
 
 
 @FUZZ
@@ -156,9 +138,9 @@ def test_honeycomb_single_event(server: ApiaryProcess, body: bytes, event_time: 
 @example(('[{"data": {"name": %s}}]' % LONE_SURROGATE).encode())
 @example(b'[{"data": {"name": "t"}, "time": 1e300}, {"data": {"name": "u"}, "time": "2500-01-01T00:00:00Z"}]')
 @example(b'[{"data": {"name": "t"}, "time": NaN, "samplerate": 1e400}]')
-def test_honeycomb_batch(server: ApiaryProcess, body: bytes) -> None:
-    r = no_server_error(httpx.post(f"{server.url}/1/batch/fuzz", content=body, timeout=30,
-                                   headers={"X-Honeycomb-Team": server.key, "content-type": "application/json"}))
+def test_honeycomb_batch(fuzz_server: ApiaryProcess, body: bytes) -> None:
+    r = no_server_error(httpx.post(f"{fuzz_server.url}/1/batch/fuzz", content=body, timeout=30,
+                                   headers={"X-Honeycomb-Team": fuzz_server.key, "content-type": "application/json"}))
     if r.status_code == 200:
         assert all(a["status"] in (202, 400) for a in r.json())
 
@@ -183,13 +165,13 @@ segment_docs = (st.dictionaries(st.sampled_from(["http", "aws", "annotations", "
 @example([json.dumps(_segment({"start_time": 16725225600.0, "end_time": 16725225601.0}))])
 @example([json.dumps(_segment({"annotations": {"n": float("nan")}, "metadata": {"d": {"x": float("inf")}}}))])
 @example([json.dumps(_segment({"subsegments": [{}] * 3, "metadata": json.loads("[" * 90 + "]" * 90)}))])
-def test_xray_put_trace_segments(server: ApiaryProcess, documents: list[str]) -> None:
+def test_xray_put_trace_segments(fuzz_server: ApiaryProcess, documents: list[str]) -> None:
     body = json.dumps({"TraceSegmentDocuments": documents}).encode()
-    no_server_error(signed(server, "xray", "/TraceSegments", body, {"Content-Type": "application/json"}))
+    no_server_error(signed(fuzz_server, "xray", "/TraceSegments", body, {"Content-Type": "application/json"}))
 
 
-def test_xray_udp_daemon_survives_any_datagram(server: ApiaryProcess) -> None:
-    addr = ("127.0.0.1", server.xray_port)  # type: ignore[attr-defined]
+def test_xray_udp_daemon_survives_any_datagram(fuzz_server: ApiaryProcess) -> None:
+    addr = ("127.0.0.1", fuzz_server.xray_port)  # type: ignore[attr-defined]
     header = b'{"format": "json", "version": 1}\n'
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         @FUZZ
@@ -207,7 +189,7 @@ def test_xray_udp_daemon_survives_any_datagram(server: ApiaryProcess) -> None:
     tid = marker["trace_id"].replace("-", "")[1:]
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        r = httpx.get(f"{server.url}/api/traces/{tid}", headers={"x-honeycomb-team": server.key}, timeout=30)
+        r = httpx.get(f"{fuzz_server.url}/api/traces/{tid}", headers={"x-honeycomb-team": fuzz_server.key}, timeout=30)
         if r.status_code == 200:
             break
         time.sleep(0.2)
@@ -233,8 +215,8 @@ logs_params = st.dictionaries(st.sampled_from(["logGroupName", "logStreamName", 
 @example("FilterLogEvents", dumps({"logGroupName": LOG_GROUP, "filterPattern": "(" * 300 + "a" + ")" * 300}))
 @example("StartQuery", dumps({"logGroupName": LOG_GROUP, "startTime": 0, "endTime": 2**62,
                               "queryString": "filter " + "(" * 300 + "@message like /a/" + ")" * 300}))
-def test_cloudwatch_logs_operations(server: ApiaryProcess, operation: str, body: bytes) -> None:
-    r = no_server_error(signed(server, "logs", "/", body, {"X-Amz-Target": f"Logs_20140328.{operation}",
+def test_cloudwatch_logs_operations(fuzz_server: ApiaryProcess, operation: str, body: bytes) -> None:
+    r = no_server_error(signed(fuzz_server, "logs", "/", body, {"X-Amz-Target": f"Logs_20140328.{operation}",
                                                            "Content-Type": "application/x-amz-json-1.1"}))
     if r.status_code >= 400:
         assert r.json()["__type"]  # AWS's error shape, which botocore turns into the client's exception
@@ -253,7 +235,7 @@ rollbar_items = st.fixed_dictionaries({"data": st.dictionaries(
 @example(b'{"data": {"body": {"message": {"body": ' + DEEP_OBJECT + b"}}}}")
 @example(('{"data": {"environment": "x", "body": {"message": {"body": %s}}}}' % LONE_SURROGATE).encode())
 @example(b'{"data": {"environment": "x", "timestamp": 1e300, "body": {"message": {"body": "m"}}, "custom": {"v": NaN}}}')
-def test_rollbar_items(server: ApiaryProcess, body: bytes) -> None:
-    r = no_server_error(httpx.post(f"{server.url}/api/1/item/", content=body, timeout=30,
-                                   headers={"X-Rollbar-Access-Token": server.key, "content-type": "application/json"}))
+def test_rollbar_items(fuzz_server: ApiaryProcess, body: bytes) -> None:
+    r = no_server_error(httpx.post(f"{fuzz_server.url}/api/1/item/", content=body, timeout=30,
+                                   headers={"X-Rollbar-Access-Token": fuzz_server.key, "content-type": "application/json"}))
     assert "err" in r.json()  # Rollbar's answer shape, success or not

@@ -80,6 +80,8 @@ async def logs_api(request: Request) -> Response:
         result = await op(Call(env, region, params, ctx.logs))
     except AwsError as exc:
         return exc.response()
+    except RecursionError:  # a backstop: every parser checks nesting first (``apiary.input_limits``)
+        return AwsError("InvalidParameterException", "the request nests too deeply to be parsed").response()
     except BodyTooLarge:
         return AwsError("InvalidParameterException", f"Request body exceeds {MAX_BODY} bytes; a PutLogEvents batch "
                         "may carry at most 1,048,576 bytes of events", 413).response()
