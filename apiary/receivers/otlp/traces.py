@@ -6,7 +6,7 @@ key (span attributes win over resource attributes), and one further event per
 span event (``meta.annotation_type = span_event``) and per link
 (``meta.annotation_type = link``) tied to the span by ``trace.parent_id``.
 
-Bad values (``docs/bad-values.md``): a span whose start or end is past
+Bad values (``docs/faults.md``): a span whose start or end is past
 2262-04-11 (the end of a signed 64-bit nanosecond count), or whose span id
 repeats one earlier in the same trace and request, is refused and counted in
 ``partial_success``; a start of 0 (unset) puts the span at its end time, or
