@@ -8,11 +8,18 @@ An attribute column takes the type of the first value seen. Integers and
 floats mixed in one column become floats; any other clash (a string where an
 integer column already exists) sends that one value to the row's ``_attrs``
 JSON object instead of losing it or retyping the column.
+
+Values no column can hold are defined here, once for every receiver: NaN and
++-Infinity are dropped (the attribute is null for that row), an integer past
+64 bits becomes a float (past a double's range, its decimal text), NaN/Infinity inside an array or object value become
+JSON ``null``, and ``duration_ms`` is never negative (an end before the start
+gives 0, as Honeycomb shows such a span) nor non-finite (null).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import pyarrow as pa
@@ -55,11 +62,12 @@ class BatchBuilder:
         """Store one attribute value, keeping its type where the column allows it."""
         if value is None:
             return
+        value = _storable(value)
+        if value is None:
+            return
         if key in CORE_NAMES or key in INTERNAL_NAMES:
             self.overflow.setdefault(row, {})[key] = value
             return
-        if not isinstance(value, (str, int, float, bool)):
-            value = json.dumps(value, default=str, separators=(",", ":"))
         col = self.attrs.get(key)
         kind = value_kind(value)
         if col is None:
@@ -82,14 +90,15 @@ class BatchBuilder:
         """The same value for rows ``start..stop`` (resource attributes), where not already set."""
         if start >= stop or value is None:
             return
+        value = _storable(value)
+        if value is None:
+            return
         if key in CORE_NAMES or key in INTERNAL_NAMES:
             for row in range(start, stop):
                 self.overflow.setdefault(row, {})[key] = value
             return
         col = self.attrs.get(key)
         if col is None:
-            if not isinstance(value, (str, int, float, bool)):
-                value = json.dumps(value, default=str, separators=(",", ":"))
             self.attrs[key] = col = [None] * self.rows
             self.kinds[key] = value_kind(value)
             col[start:stop] = [value] * (stop - start)
@@ -102,6 +111,10 @@ class BatchBuilder:
         """The finished batch; ``keep`` lists the row indexes to keep when some were rejected."""
         arrays: list[pa.Array] = []
         names: list[str] = []
+        durations = self.core["duration_ms"]
+        for i, d in enumerate(durations):
+            if d is not None and not 0 <= d < math.inf:
+                durations[i] = None if d != d or d in (math.inf, -math.inf) else 0.0
         for f in CORE_FIELDS:
             arrays.append(pa.array(_take(self.core[f.name], keep), type=f.type))
             names.append(f.name)
@@ -119,6 +132,37 @@ class BatchBuilder:
             arrays.append(pa.array(values, type=_ARROW_OF_KIND[self.kinds[key]]))
             names.append(key)
         return SpanBatch(pa.Table.from_arrays(arrays, names=names), rejected, errors or [])
+
+
+def _storable(value: Any) -> Any:
+    """The value as a column can hold it (see the module docstring); None when it cannot be kept."""
+    if isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, int):
+        if -(2**63) <= value < 2**63:
+            return value
+        return float(value) if abs(value) < 2**1023 else str(value)
+    return json_text(value)
+
+
+def json_text(value: Any) -> str:
+    """Compact JSON for an array or object value, NaN and Infinity inside it written as ``null``."""
+    try:
+        return json.dumps(value, default=str, separators=(",", ":"), allow_nan=False)
+    except ValueError:  # NaN or Infinity somewhere inside
+        return json.dumps(_finite_json(value), default=str, separators=(",", ":"))
+
+
+def _finite_json(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_json(v) for v in value]
+    return value
 
 
 def _take(values: list[Any], keep: list[int] | None) -> list[Any]:

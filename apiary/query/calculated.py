@@ -10,6 +10,7 @@ from typing import Callable
 from lark import Lark, Token, Tree
 from lark.exceptions import LarkError
 
+from apiary.input_limits import InputError, check_expression
 from apiary.query.plan import BOOLEAN, FLOAT, INTEGER, NUMERIC, STRING, TIMESTAMP, Call, Column, Expr, Literal
 
 
@@ -68,7 +69,10 @@ def parse_expression(text: str, resolve: Callable[[str, str | None], Column],
                      event_timestamp: Column | None = None) -> Expr:
     """``resolve(name, wanted_type)`` looks a ``$column`` up (raising ValueError for an unknown one)."""
     try:
+        check_expression(text, "calculated field")
         tree = _parser().parse(text)
+    except InputError as exc:
+        raise ExpressionError(str(exc)) from None
     except LarkError as exc:
         raise ExpressionError(f"cannot parse {text!r}: {str(exc).splitlines()[0]}") from None
     return _build(tree, resolve, event_timestamp)

@@ -9,7 +9,6 @@ again. ``/api/queries/history`` and ``/api/queries/saved`` are Apiary's own.
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 from urllib.parse import unquote
 
@@ -17,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from apiary.input_limits import InputError, load_json
 from apiary.query import result_json
 from apiary.query.engine import DatasetNotFound, plan_query, run_query
 from apiary.query.history import QueryBook
@@ -42,7 +42,9 @@ async def _json(request: Request) -> Any:
     if len(body) > _MAX_SPEC_BYTES:
         raise SpecError("query body is larger than 1 MiB")
     try:
-        return json.loads(body or b"{}")
+        return load_json(body or b"{}", "query spec")
+    except InputError as exc:
+        raise SpecError(str(exc)) from None
     except ValueError as exc:
         raise SpecError(f"body is not valid JSON: {exc}") from None
 

@@ -9,11 +9,14 @@ dataset's columns (``apiary.query.planner``).
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from apiary.model.timestamps import MAX_TIMESTAMP_US
 
 PERCENTILES: dict[str, float] = {
     "P001": 0.001, "P01": 0.01, "P05": 0.05, "P10": 0.10, "P20": 0.20, "P25": 0.25, "P50": 0.50, "P75": 0.75,
@@ -29,6 +32,8 @@ LIST_FILTER_OPS = ("in", "not-in")
 HAVING_OPS = ("=", "!=", ">", ">=", "<", "<=")
 
 DEFAULT_TIME_RANGE = 7200
+#: Unix seconds of 2262-04-11, the last time the stores hold (``apiary.model.timestamps``).
+MAX_TIME_S = MAX_TIMESTAMP_US // 1_000_000
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
 MAX_ITEMS = 100
@@ -40,6 +45,15 @@ Scalar = str | int | float | bool
 
 class SpecError(ValueError):
     """A spec Apiary cannot run; the message names the field to fix."""
+
+
+def _check_number(v: Any) -> Any:
+    """Numbers a column can be compared with: finite, integers within 64 bits."""
+    if isinstance(v, float) and not math.isfinite(v):
+        raise ValueError("NaN and Infinity are not values a column holds")
+    if isinstance(v, int) and not isinstance(v, bool) and not -(2**63) <= v < 2**63:
+        raise ValueError(f"{v} does not fit a 64-bit integer")
+    return v
 
 
 def _choice(value: Any, allowed: tuple[str, ...], what: str) -> str:
@@ -101,6 +115,8 @@ class Filter(_Model):
                 raise ValueError(f"{self.op} takes at most {MAX_ITEMS} values")
         elif self.value is None or isinstance(self.value, list):
             raise ValueError(f"{self.op} needs a single value")
+        for v in self.value if isinstance(self.value, list) else [self.value]:
+            _check_number(v)
         return self
 
 
@@ -129,6 +145,11 @@ class Having(_Model):
     op: str
     value: int | float
 
+    @field_validator("value")
+    @classmethod
+    def _finite(cls, v: int | float) -> int | float:
+        return _check_number(v)
+
     @field_validator("calculate_op", mode="before")
     @classmethod
     def _calc(cls, v: Any) -> str:
@@ -153,10 +174,10 @@ class QuerySpec(_Model):
     orders: list[Order] = Field(default_factory=list, max_length=MAX_ITEMS)
     havings: list[Having] = Field(default_factory=list, max_length=MAX_ITEMS)
     limit: int | None = Field(default=None, ge=1, le=MAX_LIMIT)
-    time_range: int | None = Field(default=None, ge=1)
-    start_time: int | None = Field(default=None, ge=0)
-    end_time: int | None = Field(default=None, ge=0)
-    granularity: int | None = Field(default=None, ge=1)
+    time_range: int | None = Field(default=None, ge=1, le=MAX_TIME_S)
+    start_time: int | None = Field(default=None, ge=0, le=MAX_TIME_S)
+    end_time: int | None = Field(default=None, ge=0, le=MAX_TIME_S)
+    granularity: int | None = Field(default=None, ge=1, le=MAX_TIME_S)
     calculated_fields: list[CalculatedField] = Field(default_factory=list, max_length=MAX_ITEMS)
 
     @field_validator("filter_combination", mode="before")
@@ -208,6 +229,11 @@ class QuerySpec(_Model):
             else:
                 end = int(now if now is not None else time.time()) + 1  # include this very second
                 start = end - span
+        # Nothing is stored before 1970 or after 2262 (``apiary.model.timestamps``): a window reaching
+        # past either end is cut there, so no date outside what the stores hold reaches SQL.
+        start, end = max(0, start), min(end, MAX_TIME_S)
+        if end <= start:
+            raise SpecError(f"the time range {start}..{end} lies outside 1970-01-01..2262-04-11, the times Apiary keeps")
         length = end - start
         lo, hi = max(1, -(-length // 1000)), max(1, length // 10)
         if self.granularity is None:

@@ -26,6 +26,7 @@ from apiary.receivers.xray.service import XRay
 from apiary.server import otlp_grpc, traces_api, ui_routes
 from apiary.server.context import Apiary
 from apiary.server.decoding import DecodePool
+from apiary.server.freshness_header import FreshnessHeader
 from apiary.server.settings import Settings
 from apiary.store.duckdb import DuckDBStore
 from apiary.store.duckdb_errors import DuckDBErrorStore
@@ -120,7 +121,7 @@ def create_app(settings: Settings, ctx: Apiary | None = None) -> Starlette:
     routes += query_http.routes
     routes += xray_api.routes
     routes += ui_routes.routes  # last: the UI's pages must never shadow an API path
-    middleware = []
+    middleware = [Middleware(FreshnessHeader)]
     if settings.cors_origins:
         middleware.append(Middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["POST", "GET", "OPTIONS"],
                                      allow_headers=["*"], max_age=600))

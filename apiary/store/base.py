@@ -7,6 +7,7 @@ this small is what lets a second backend exist at all.
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, Sequence
@@ -30,6 +31,36 @@ class StoreUnavailable(Exception):
     def __init__(self, message: str, retry_after: int = 5) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+#: Seconds a client is asked to wait after a failed commit. The OTel Python exporter waits what
+#: Retry-After says between attempts, for at most its timeout (10 s by default): 2 s gives it five
+#: attempts to find the disk freed, where 5 s gave two.
+RETRY_AFTER_FAILURE_S = 2
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """ENOSPC (or a quota), whether Python raised it or a database reports it in its message."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc)
+    return "No space left on device" in text or "Disk quota exceeded" in text
+
+
+def as_unavailable(exc: BaseException) -> Exception:
+    """The exception a receiver answers for a commit that failed: 503 with Retry-After in its protocol.
+
+    A failed commit stored nothing of the request, and the client still holds the data: telling it
+    to retry (OTLP's UNAVAILABLE, AWS's ServiceUnavailableException) loses nothing, where a 500 made
+    OTLP exporters drop the batch.
+    """
+    if isinstance(exc, (StoreOverloaded, StoreUnavailable)):
+        return exc
+    if is_disk_full(exc):
+        return StoreUnavailable("the server's disk is full: nothing of this request was stored; "
+                                "retry once space is freed", retry_after=RETRY_AFTER_FAILURE_S)
+    return StoreUnavailable(f"the store could not commit this request ({type(exc).__name__}): nothing of it "
+                            "was stored; retry", retry_after=RETRY_AFTER_FAILURE_S)
 
 
 @dataclass(frozen=True)

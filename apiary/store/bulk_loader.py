@@ -12,7 +12,11 @@ A batch the database refuses alone, while the database itself still takes
 transactions, is handed to ``set_aside`` (kept on disk, reported) so that one
 poisoned batch cannot stop every later one; if the database refuses
 everything (disk full, say), the loader waits and tries again, and the
-request path meanwhile answers 503 once the backlog reaches its bound.
+request path meanwhile answers 503 once the backlog reaches its bound. A
+batch refused for want of disk space is never set aside: it is not at fault,
+and setting it aside would hide acknowledged spans from every read. While
+loads fail, ``flush`` returns at once (False) so that reads answer with what
+is loaded, marked as behind, instead of hanging for the timeout.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import threading
 import time
 from collections import deque
 from typing import Callable, Generic, TypeVar
+
+from apiary.store.base import is_disk_full
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +54,8 @@ class BulkLoader(Generic[T]):
         self._flush_to = loaded_seq
         self._cond = threading.Condition()
         self._closing = False
+        #: The last load failed and waits to be tried again: reads answer at once with what is loaded.
+        self.failing = False
         self.loads = 0
         self.loaded_rows = 0
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -79,6 +87,9 @@ class BulkLoader(Generic[T]):
             self._flush_to = max(self._flush_to, target)
             self._cond.notify_all()
             while self._loaded_seq < target and self._thread.is_alive():
+                if self.failing:  # the database refuses loads (disk full): waiting would only delay the answer
+                    log.warning("read goes ahead with %d acknowledged rows not loaded yet: loads fail", self._pending_rows)
+                    return False
                 left = deadline - time.monotonic()
                 if left <= 0:
                     log.warning("read goes ahead with %d acknowledged rows not loaded yet", self._pending_rows)
@@ -123,6 +134,7 @@ class BulkLoader(Generic[T]):
                 for _ in range(done):
                     _seq, _item, n, _t = self._queue.popleft()
                     self._pending_rows -= n
+                self.failing = done < len(group)
                 if done:
                     self._loaded_seq = group[done - 1][0]
                     self.loads += 1
@@ -142,7 +154,7 @@ class BulkLoader(Generic[T]):
             try:
                 self._load([item], seq)
             except Exception as exc:  # noqa: BLE001
-                if not self._healthy():
+                if is_disk_full(exc) or not self._healthy():
                     log.exception("the database takes no transaction; loading again in %.0f s", _RETRY_S)
                     return i
                 log.exception("batch %d refused by the database; set aside", seq)

@@ -62,6 +62,7 @@ from apiary.store.bulk_loader import BulkLoader
 from apiary.store.duckdb_partitions import Partitions
 from apiary.store.group_commit import GroupCommitter
 from apiary.store.intake_log import IntakeLog
+from apiary.store.read_freshness import note_unloaded
 
 log = logging.getLogger(__name__)
 
@@ -217,10 +218,15 @@ class DuckDBStore:
     def writer_stats(self) -> dict[str, int]:
         w, ld = self._writer, self._loader
         return {"pending_rows": self.pending_rows, "commits": w.commits, "committed_rows": w.committed_rows,
-                "loads": ld.loads, "loaded_rows": ld.loaded_rows}
+                "loads": ld.loads, "loaded_rows": ld.loaded_rows, "unloaded_rows": ld.pending_rows,
+                "loads_failing": int(ld.failing)}
 
     def _log_commit(self, group: list[tuple[str, SpanBatch]]) -> None:
-        """The group commit: one append and fsync of the intake log, then the batches queue for loading."""
+        """The group commit: one append and fsync of the intake log, then the batches queue for loading.
+
+        An append that fails (ENOSPC) is cut back and not acknowledged; the next starts a new segment,
+        so the write path recovers by itself once space is freed (``IntakeLog.append``).
+        """
         first = self._intake.append([(env, batch.ipc_stream()) for env, batch in group])
         for n, item in enumerate(group):
             self._loader.add(first + n, item, item[1].num_rows)
@@ -266,8 +272,13 @@ class DuckDBStore:
         self._load([], seq)
 
     def flush(self) -> None:
-        """Return once every acknowledged span is in DuckDB; every read starts with it."""
-        self._loader.flush()
+        """Return once every acknowledged span is in DuckDB; every read starts with it.
+
+        When DuckDB refuses loads (disk full), return at once and note how many acknowledged rows the
+        read will miss (``read_freshness``): the answer is then marked as behind.
+        """
+        if not self._loader.flush():
+            note_unloaded(self._loader.pending_rows)
 
     def _layout(self, schema: pa.Schema) -> "_Layout":
         """How a batch of this schema maps onto the spans table; worked out once per schema.

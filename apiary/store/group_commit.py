@@ -4,7 +4,9 @@ A transaction costs a WAL write and an fsync whatever its size, so one per
 request caps ingest at a few hundred requests per second. One writer thread
 takes everything that queued up while the previous commit ran and commits it
 together; every waiting request is then answered. If the group fails, each
-batch is retried alone so one poisoned batch fails only its own request.
+batch is retried alone so one poisoned batch fails only its own request. A
+failed request is answered `StoreUnavailable` (503 with Retry-After in every
+protocol): nothing of it was stored, and the client still holds it.
 
 The queue is bounded in rows: past the bound, ``submit`` refuses at once
 (the receiver answers 429/503 with Retry-After) instead of letting memory
@@ -20,7 +22,7 @@ import time
 from collections import deque
 from typing import Callable, Generic, TypeVar
 
-from apiary.store.base import StoreOverloaded, StoreUnavailable
+from apiary.store.base import StoreOverloaded, StoreUnavailable, as_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +121,7 @@ class GroupCommitter(Generic[T]):
             with self._cond:
                 self._pending_rows -= sum(p.rows for p in group)
             for p, err in zip(group, results):
-                p.loop.call_soon_threadsafe(_settle, p.future, err)
+                p.loop.call_soon_threadsafe(_settle, p.future, None if err is None else as_unavailable(err))
 
     def close(self) -> None:
         """Commit everything already queued, then stop the writer thread."""

@@ -15,10 +15,16 @@ and the batch as one Arrow IPC stream. An append is acknowledged only once
 fsync returns, so a torn entry at a segment's end was never acknowledged:
 replay stops there and cuts it off. A segment goes once every entry in it
 is in DuckDB.
+
+A failed append (ENOSPC, EIO) is not acknowledged: it is cut back off its
+segment when the disk allows, the segment is closed, and the next append
+starts a new one, so appends work again, without a restart, as soon as
+space is freed (``tests/ingest/test_disk_full.py``).
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import struct
@@ -108,8 +114,7 @@ class IntakeLog:
             parts += (_HEADER.pack(_MAGIC, first + n, len(prefix) + len(stream), crc), prefix, stream)
         blob = b"".join(parts)
         try:
-            self._file.write(blob)
-            self._file.flush()
+            _write_all(self._file, blob)
             os.fsync(self._file.fileno())
         except OSError:
             # Not acknowledged: cut the segment back to its last acknowledged entry if the disk lets
@@ -151,19 +156,34 @@ class IntakeLog:
         self._close_file()
         first = self.last_seq + 1
         path = self._path(first)
-        self._file = open(path, "ab")
+        # Unbuffered: a write that fails (ENOSPC) leaves nothing in a Python buffer for ``close`` to
+        # flush and fail on again, which had left a closed file in place and failed every later append.
+        self._file = open(path, "ab", buffering=0)
         self._size = path.stat().st_size
         if first not in self._segments:
             self._segments.append(first)
         _fsync_dir(self.dir)
 
     def _close_file(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        file, self._file = self._file, None
+        if file is not None:
+            try:
+                file.close()
+            except OSError:  # unbuffered: nothing is lost; the descriptor is released either way
+                log.warning("intake log: closing a segment failed", exc_info=True)
 
     def _path(self, first: int) -> Path:
         return self.dir / f"{first:016d}.log"
+
+
+def _write_all(file: BinaryIO, blob: bytes) -> None:
+    """An unbuffered write may take part of the bytes: write the rest until all are written."""
+    view = memoryview(blob)
+    while view:
+        written = file.write(view)
+        if not written:
+            raise OSError(errno.ENOSPC, "no byte written")
+        view = view[written:]
 
 
 def _read_entry(data: bytes, offset: int) -> tuple[int, bytes, int] | None:

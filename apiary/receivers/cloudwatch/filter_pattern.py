@@ -24,6 +24,8 @@ from typing import Any, Callable
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import LarkError
 
+from apiary.input_limits import InputError, check_expression
+
 _PARSER = Lark(Path(__file__).with_name("filter_pattern.lark").read_text(), parser="lalr", maybe_placeholders=False)
 
 
@@ -350,7 +352,10 @@ def parse(pattern: str | None) -> Pattern:
     if not text:
         return Pattern("all")
     try:
+        check_expression(text, "filter pattern")
         tree = _PARSER.parse(text)
+    except InputError as exc:
+        raise PatternError(f"Invalid filter pattern: {exc}") from None
     except LarkError as exc:
         raise PatternError(f"Invalid filter pattern {text!r}: {_describe(exc)}") from None
     builder = _BuildSpace() if text.startswith("[") else _Build()

@@ -7,13 +7,13 @@ names the environment, the signature proves the sender holds the key.
 
 from __future__ import annotations
 
-import json
 import logging
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from apiary.input_limits import InputError, load_json
 from apiary.receivers import aws_sigv4
 from apiary.receivers.cloudwatch.errors import CONTENT_TYPE, AwsError
 from apiary.receivers.cloudwatch.operations import OPERATIONS, Call
@@ -70,7 +70,9 @@ async def logs_api(request: Request) -> Response:
         env, region = _authenticate(ctx, request, raw)
         body = decompress(raw, request.headers.get("content-encoding"), MAX_BODY)
         try:
-            params = json.loads(body or b"{}")
+            params = load_json(body or b"{}", "request body")
+        except InputError as exc:
+            raise AwsError("SerializationException", str(exc)) from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise AwsError("SerializationException", f"request body is not valid JSON: {exc}") from None
         if not isinstance(params, dict):
@@ -78,6 +80,8 @@ async def logs_api(request: Request) -> Response:
         result = await op(Call(env, region, params, ctx.logs))
     except AwsError as exc:
         return exc.response()
+    except RecursionError:  # a backstop: every parser checks nesting first (``apiary.input_limits``)
+        return AwsError("InvalidParameterException", "the request nests too deeply to be parsed").response()
     except BodyTooLarge:
         return AwsError("InvalidParameterException", f"Request body exceeds {MAX_BODY} bytes; a PutLogEvents batch "
                         "may carry at most 1,048,576 bytes of events", 413).response()

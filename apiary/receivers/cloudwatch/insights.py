@@ -28,6 +28,8 @@ from typing import Any
 from lark import Lark, Token, Tree
 from lark.exceptions import LarkError
 
+from apiary.input_limits import InputError, check_expression
+
 log = logging.getLogger(__name__)
 _PARSER = Lark(Path(__file__).with_name("insights.lark").read_text(), parser="lalr", propagate_positions=True)
 
@@ -469,7 +471,10 @@ def _unquote(s: str) -> str:
 
 def compile_query(text: str, default_limit: int | None = None) -> Compiled:
     try:
+        check_expression(text, "query")
         tree = _PARSER.parse(text)
+    except InputError as exc:
+        raise QueryError(str(exc)) from None
     except LarkError as exc:
         col = getattr(exc, "column", None)
         tok = getattr(exc, "token", None)

@@ -8,13 +8,15 @@ so libhoney-built traces and OTLP spans are queried the same way.
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime, timezone
 from typing import Any
 
+from apiary.input_limits import InputError
+from apiary.input_limits import load_json as load_bounded_json
 from apiary.model.builder import BatchBuilder
 from apiary.model.span import CORE_FIELDS, SpanBatch
+from apiary.model.timestamps import MAX_TIMESTAMP_TEXT, finite, int64, us_in_range
 
 _CORE_KINDS: dict[str, type | tuple[type, ...]] = {}
 for _f in CORE_FIELDS:
@@ -29,20 +31,34 @@ class EventError(ValueError):
 
 
 def parse_time(value: Any) -> int | None:
-    """RFC 3339 text or Unix seconds -> microseconds since the epoch."""
+    """RFC 3339 text or Unix seconds -> microseconds since the epoch; None (unset: the time received) for 0.
+
+    A time before 1970 or after 2262-04-11 is refused (`apiary.model.timestamps`).
+    """
+    us = _time_us(value)
+    if us is None or us == 0:
+        return None
+    if not us_in_range(us):
+        raise EventError(f"time {value!r} is outside the times Apiary keeps (1970-01-01 to {MAX_TIMESTAMP_TEXT})")
+    return us
+
+
+def _time_us(value: Any) -> int | None:
     if value is None or value == "":
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return int(value * 1_000_000)
+        return _seconds_to_us(value)
     if isinstance(value, str):
         text = value.strip()
         try:
-            return int(float(text) * 1_000_000)
+            seconds: float | None = float(text)
         except ValueError:
-            pass
+            seconds = None
+        if seconds is not None:
+            return _seconds_to_us(seconds)
         try:
             dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
+        except (ValueError, OverflowError):
             raise EventError(f"time {value!r} is not RFC 3339 (e.g. 2024-01-02T03:04:05.678Z) or Unix seconds") from None
         if dt.tzinfo is None:
             dt = dt.replace(tzinfo=timezone.utc)
@@ -50,9 +66,17 @@ def parse_time(value: Any) -> int | None:
     raise EventError(f"time {value!r} must be a string or a number")
 
 
+def _seconds_to_us(seconds: float) -> int:
+    if not finite(seconds) or abs(seconds) > 1e12:  # Unix seconds past year 33658: out of range either way
+        raise EventError(f"time {seconds!r} is outside the times Apiary keeps (1970-01-01 to {MAX_TIMESTAMP_TEXT})")
+    return int(seconds * 1_000_000)
+
+
 def load_json(body: bytes) -> Any:
     try:
-        return json.loads(body)
+        return load_bounded_json(body)
+    except InputError as exc:
+        raise EventError(str(exc)) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise EventError(f"body is not valid JSON: {exc}") from None
 
@@ -67,7 +91,8 @@ def to_batch(dataset: str, events: list[tuple[dict[str, Any], int | None, int | 
         b.dataset[row] = dataset
         for key, value in fields.items():
             kind = _CORE_KINDS.get(key)
-            if kind is not None and isinstance(value, kind) and not (kind is not bool and isinstance(value, bool)):
+            if (kind is not None and isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
+                    and (not isinstance(value, int) or int64(value))):
                 core[key][row] = float(value) if key == "duration_ms" else value
             else:
                 b.set_attr(row, key, value)

@@ -9,7 +9,6 @@ trace; a record without them may still carry one in its body.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -17,10 +16,12 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest, ExportLogsServiceResponse
 
+from apiary.model.builder import json_text
 from apiary.model.log import LogBatch, build_batch, json_object, trace_context
 from apiary.model.span import UNKNOWN_SERVICE
+from apiary.model.timestamps import MAX_TIMESTAMP_NS
 from apiary.receivers.encoding import decompress
-from apiary.receivers.otlp.traces import PayloadError, _hex_ids_to_base64
+from apiary.receivers.otlp.traces import PayloadError, _hex_ids_to_base64, load_body
 from apiary.receivers.otlp.values import any_value, attributes
 
 DEFAULT_STREAM = "otlp"
@@ -34,10 +35,7 @@ def parse(body: bytes, json_body: bool) -> ExportLogsServiceRequest:
         except DecodeError as exc:
             raise PayloadError(f"body is not a valid ExportLogsServiceRequest protobuf: {exc}") from None
         return req
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise PayloadError(f"body is not valid JSON: {exc}") from None
+    doc = load_body(body)
     if not isinstance(doc, dict):
         raise PayloadError("body must be a JSON object with a resourceLogs array")
     _hex_ids_to_base64(doc)
@@ -60,7 +58,7 @@ def to_batch(req: ExportLogsServiceRequest, now_us: int | None = None) -> LogBat
         for sl in rl.scope_logs:
             for rec in sl.log_records:
                 body = any_value(rec.body)
-                message = body if isinstance(body, str) else json.dumps(body, default=str, separators=(",", ":"))
+                message = body if isinstance(body, str) else json_text(body)
                 tid = rec.trace_id.hex() if len(rec.trace_id) == 16 and any(rec.trace_id) else None
                 sid = rec.span_id.hex() if len(rec.span_id) == 8 and any(rec.span_id) else None
                 if tid is None and message:
@@ -68,7 +66,8 @@ def to_batch(req: ExportLogsServiceRequest, now_us: int | None = None) -> LogBat
                 attrs = {**{k: v for k, v in res.items() if k != "service.name"}, **attributes(rec.attributes)}
                 if sl.scope.name:
                     attrs["otel.scope.name"] = sl.scope.name
-                ts = rec.time_unix_nano or rec.observed_time_unix_nano
+                # A time past 2262-04-11 (``apiary.model.timestamps``) falls back like an unset one.
+                ts = next((t for t in (rec.time_unix_nano, rec.observed_time_unix_nano) if 0 < t <= MAX_TIMESTAMP_NS), 0)
                 rows["timestamp"].append(ts // 1000 if ts else now)
                 rows["ingestion_time"].append(now)
                 rows["log_group"].append(group)
@@ -78,7 +77,7 @@ def to_batch(req: ExportLogsServiceRequest, now_us: int | None = None) -> LogBat
                 rows["severity_number"].append(rec.severity_number or None)
                 rows["trace_id"].append(tid)
                 rows["span_id"].append(sid)
-                rows["attributes"].append(json.dumps(attrs, default=str, separators=(",", ":")) if attrs else None)
+                rows["attributes"].append(json_text(attrs) if attrs else None)
                 rows["source"].append("otlp")
     return build_batch(rows)
 

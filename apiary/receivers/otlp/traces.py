@@ -6,6 +6,13 @@ key (span attributes win over resource attributes), and one further event per
 span event (``meta.annotation_type = span_event``) and per link
 (``meta.annotation_type = link``) tied to the span by ``trace.parent_id``.
 
+Bad values (``docs/faults.md``): a span whose start or end is past
+2262-04-11 (the end of a signed 64-bit nanosecond count), or whose span id
+repeats one earlier in the same trace and request, is refused and counted in
+``partial_success``; a start of 0 (unset) puts the span at its end time, or
+at the time received, with duration 0; an end before the start gives
+duration 0; NaN and Infinity attribute values are dropped.
+
 This module runs in the decode worker processes, so it is pure: bytes in,
 Arrow table out.
 """
@@ -13,17 +20,20 @@ Arrow table out.
 from __future__ import annotations
 
 import base64
-import json
+import time
+from math import isfinite
 from typing import Any
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
 
+from apiary.input_limits import InputError, load_json
 from apiary.model.builder import BatchBuilder
 from apiary.receivers.encoding import decompress
 from apiary.receivers.refusals import MalformedPayload
 from apiary.model.span import UNKNOWN_SERVICE, SpanBatch
+from apiary.model.timestamps import MAX_TIMESTAMP_NS, MAX_TIMESTAMP_TEXT
 from apiary.receivers.otlp.values import any_value, attributes
 
 SPAN_KINDS = {0: "unspecified", 1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
@@ -64,11 +74,18 @@ def _hex_ids_to_base64(node: Any) -> None:
             _hex_ids_to_base64(item)
 
 
-def parse_json(body: bytes) -> ExportTraceServiceRequest:
+def load_body(body: bytes) -> Any:
+    """The OTLP/JSON body as Python values, depth-limited and valid Unicode (`apiary.input_limits`)."""
     try:
-        doc = json.loads(body)
+        return load_json(body)
+    except InputError as exc:
+        raise PayloadError(str(exc)) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise PayloadError(f"body is not valid JSON: {exc}") from None
+
+
+def parse_json(body: bytes) -> ExportTraceServiceRequest:
+    doc = load_body(body)
     if not isinstance(doc, dict):
         raise PayloadError("body must be a JSON object with a resourceSpans array")
     _hex_ids_to_base64(doc)
@@ -104,6 +121,8 @@ def to_batch(req: ExportTraceServiceRequest) -> SpanBatch:
     rejected = 0
     errors: list[str] = []
     bad_rows: list[tuple[int, int]] = []
+    seen: set[tuple[bytes, bytes]] = set()
+    received_ns = time.time_ns()
     for rs in req.resource_spans:
         res_attrs = attributes(rs.resource.attributes)
         service = res_attrs.get("service.name")
@@ -126,11 +145,29 @@ def to_batch(req: ExportTraceServiceRequest) -> SpanBatch:
                     bad_rows.append((row, row + width))
                     row += width
                     continue
+                start = span.start_time_unix_nano
+                end = span.end_time_unix_nano
+                problem = None
+                if start > MAX_TIMESTAMP_NS or end > MAX_TIMESTAMP_NS:
+                    problem = (f"start_time_unix_nano {start} / end_time_unix_nano {end} is after {MAX_TIMESTAMP_TEXT}, "
+                               f"the last time a signed 64-bit nanosecond count holds")
+                elif (tid_b, sid_b) in seen:
+                    problem = (f"span_id {sid_b.hex()} appears twice in trace {tid_b.hex()} in this request; "
+                               f"the first was kept")
+                if problem is not None:
+                    rejected += 1
+                    if len(errors) < 5:
+                        errors.append(f"span {span.name!r} rejected: {problem}")
+                    bad_rows.append((row, row + width))
+                    row += width
+                    continue
+                seen.add((tid_b, sid_b))
+                if start == 0:  # unset: the span is put at its end, or at the time it was received
+                    start = end if end else received_ns
+                    end = start
                 tid = tid_b.hex()
                 sid = sid_b.hex()
                 pid = span.parent_span_id.hex() or None
-                start = span.start_time_unix_nano
-                end = span.end_time_unix_nano
                 status = span.status
                 code = status.code
                 c_ts[row] = start // 1000
@@ -171,7 +208,7 @@ def to_batch(req: ExportTraceServiceRequest) -> SpanBatch:
                                 col[row] = v.int_value
                                 continue
                         elif which == "double_value":
-                            if kind == 2:
+                            if kind == 2 and isfinite(v.double_value):
                                 col[row] = v.double_value
                                 continue
                         elif which == "bool_value":
@@ -182,7 +219,8 @@ def to_batch(req: ExportTraceServiceRequest) -> SpanBatch:
                 span_row = row
                 row += 1
                 for ev in span.events:
-                    c_ts[row] = ev.time_unix_nano // 1000
+                    ev_time = ev.time_unix_nano
+                    c_ts[row] = (ev_time if 0 < ev_time <= MAX_TIMESTAMP_NS else start) // 1000
                     c_dur[row] = 0.0
                     c_tid[row] = tid
                     c_pid[row] = sid

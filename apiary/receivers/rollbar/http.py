@@ -14,13 +14,13 @@ lacks the scope), 413 (too large), 422 (JSON but not an item), 429 (slow down).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from apiary.input_limits import InputError, load_json
 from apiary.model.error import LEVELS, STATUSES
 from apiary.receivers.encoding import BadEncoding, BodyTooLarge, UnsupportedEncoding, decompress, read_body
 from apiary.receivers.rollbar.items import CLIENT_PLATFORMS, PayloadError, decode
@@ -64,7 +64,9 @@ async def post_item(request: Request) -> Response:
     except (UnsupportedEncoding, BadEncoding) as exc:
         return error(400, str(exc))
     try:
-        payload = json.loads(body)
+        payload = load_json(body)
+    except InputError as exc:
+        return error(400, f"invalid JSON: {exc}")
     except (ValueError, UnicodeDecodeError):
         return error(400, "invalid JSON: the body must be a JSON object {\"access_token\": ..., \"data\": {...}}")
     token = request.headers.get(TOKEN_HEADER) or (payload.get("access_token") if isinstance(payload, dict) else None)
@@ -167,7 +169,7 @@ async def patch_item(request: Request) -> Response:
         return key
     ctx: Apiary = request.app.state.apiary
     try:
-        body = json.loads(await read_body(request, 64 * 1024) or b"{}")
+        body = load_json(await read_body(request, 64 * 1024) or b"{}")
     except (ValueError, UnicodeDecodeError, BodyTooLarge):
         return error(400, "invalid JSON body: send {\"status\": \"resolved\"} or {\"status\": \"muted\"}")
     status, level = body.get("status") if isinstance(body, dict) else None, body.get("level") if isinstance(body, dict) else None

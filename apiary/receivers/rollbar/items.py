@@ -9,13 +9,14 @@ class and frames, else the message.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid as uuidlib
 from typing import Any
 
+from apiary.model.builder import json_text
 from apiary.model.error import ErrorOccurrence, item_key, normalise_level
 from apiary.model.ids import is_span_id, normalise_trace_id
+from apiary.model.timestamps import MAX_TIMESTAMP_US
 
 CLIENT_PLATFORMS = {"browser", "android", "ios", "flash", "client"}
 
@@ -101,7 +102,9 @@ def decode(payload: Any, now: float | None = None) -> ErrorOccurrence:
         title = title if isinstance(title, str) else (title[0] if title else "(empty message)")
     fingerprint = data.get("fingerprint")
     ts = data.get("timestamp")
-    ts_s = float(ts) if isinstance(ts, (int, float)) and not isinstance(ts, bool) else (now or time.time())
+    # A timestamp of 0 or outside 1970..2262 (``apiary.model.timestamps``) is taken as unset: the time received.
+    ts_s = float(ts) if isinstance(ts, (int, float)) and not isinstance(ts, bool) and 0 < ts * 1e6 <= MAX_TIMESTAMP_US \
+        else (now or time.time())
     uid = data.get("uuid")
     try:
         uid = str(uuidlib.UUID(str(uid))) if uid else str(uuidlib.uuid4())
@@ -120,4 +123,4 @@ def decode(payload: Any, now: float | None = None) -> ErrorOccurrence:
         platform=str(data["platform"]) if data.get("platform") else None,
         language=str(data["language"]) if data.get("language") else None,
         exception_class=exc_class, trace_id=trace_id, span_id=span_id,
-        data=json.dumps(data, default=str, separators=(",", ":")))
+        data=json_text(data))  # NaN and Infinity as null: the read API answers strict JSON

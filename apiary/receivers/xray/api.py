@@ -9,7 +9,6 @@ turns into ``ClientError`` with the same code.
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Awaitable, Callable
@@ -18,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from apiary.input_limits import InputError, load_json
 from apiary.model.ids import normalise_trace_id
 from apiary.receivers import aws_sigv4
 from apiary.receivers.encoding import BodyTooLarge, read_body
@@ -35,12 +35,15 @@ MAX_WINDOW_S = 24 * 3600 * 31
 
 
 class AwsError(Exception):
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
+    def __init__(self, code: str, message: str, status: int = 400, retry_after: int | None = None) -> None:
         super().__init__(message)
-        self.code, self.message, self.status = code, message, status
+        self.code, self.message, self.status, self.retry_after = code, message, status, retry_after
 
     def response(self) -> Response:
-        return JSONResponse({"message": self.message}, self.status, {"x-amzn-ErrorType": self.code})
+        headers = {"x-amzn-ErrorType": self.code}
+        if self.retry_after:
+            headers["Retry-After"] = str(self.retry_after)
+        return JSONResponse({"message": self.message}, self.status, headers)
 
 
 @dataclass
@@ -91,7 +94,9 @@ def operation(fn: Callable[[Call], Awaitable[dict[str, Any]]]) -> Callable[[Requ
                 raise AwsError("InvalidRequestException", str(exc), 413) from None
             env, can_read = _authenticate(ctx, request, body)
             try:
-                params = json.loads(body or b"{}")
+                params = load_json(body or b"{}", "request body")
+            except InputError as exc:
+                raise AwsError("InvalidRequestException", str(exc)) from None
             except (ValueError, UnicodeDecodeError) as exc:
                 raise AwsError("InvalidRequestException", f"request body is not valid JSON: {exc}") from None
             if not isinstance(params, dict):
@@ -101,10 +106,11 @@ def operation(fn: Callable[[Call], Awaitable[dict[str, Any]]]) -> Callable[[Requ
             return exc.response()
         except (FilterError, RuleError, GroupError, queries.BadToken) as exc:
             return AwsError(getattr(exc, "code", "InvalidRequestException"), str(exc)).response()
-        except StoreOverloaded:
-            return AwsError("ThrottledException", "too many segments waiting to be committed; retry later", 429).response()
+        except StoreOverloaded as exc:
+            return AwsError("ThrottledException", "too many segments waiting to be committed; retry later", 429,
+                            exc.retry_after).response()
         except StoreUnavailable as exc:
-            return AwsError("ServiceUnavailableException", str(exc), 503).response()
+            return AwsError("ServiceUnavailableException", str(exc), 503, exc.retry_after).response()
     return endpoint
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import socket
 import threading
@@ -30,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from apiary.input_limits import load_json
 from apiary.model.span import SpanBatch
 from apiary.receivers.xray.segments import SegmentError, parse_datagram, to_batch
 from apiary.receivers.xray.service import XRay
@@ -205,8 +205,8 @@ class Daemon:
         if len(body) > MAX_HTTP_BODY:
             return _error("request body is too large")
         try:
-            params = json.loads(body or b"{}")
-        except ValueError:
+            params = load_json(body or b"{}")
+        except ValueError:  # InputError is one
             return _error("request body is not JSON")
         if not isinstance(params, dict):
             return _error("request body must be a JSON object")

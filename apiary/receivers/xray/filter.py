@@ -17,6 +17,8 @@ from typing import Union
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, VisitError
 
+from apiary.input_limits import InputError, check_expression
+
 MAX_LENGTH = 2000
 
 #: keyword -> value type it compares with ("number", "string", "boolean")
@@ -203,6 +205,10 @@ def parse(expression: str) -> Node | None:
         return None
     if len(expression) > MAX_LENGTH:
         raise FilterError(f"longer than {MAX_LENGTH} characters")
+    try:
+        check_expression(expression, "the expression")
+    except InputError as exc:
+        raise FilterError(str(exc)) from None
     try:
         tree = _parser().parse(expression)
         return _ToAst().transform(tree)

@@ -27,7 +27,9 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
+from apiary.input_limits import InputError, load_json
 from apiary.model.builder import BatchBuilder
+from apiary.model.timestamps import MAX_TIMESTAMP_TEXT, MAX_TIMESTAMP_US
 from apiary.model.ids import xray_to_w3c
 from apiary.model.span import UNKNOWN_SERVICE, SpanBatch
 
@@ -59,7 +61,7 @@ def parse_datagram(data: bytes) -> tuple[dict[str, Any], str]:
     if not sep:
         raise SegmentError('datagram has no header line: expected {"format": "json", "version": 1} and a newline')
     try:
-        header = json.loads(head)
+        header = load_json(head, "datagram header")
     except (ValueError, UnicodeDecodeError):
         raise SegmentError("datagram header is not JSON") from None
     if not isinstance(header, dict) or header.get("format") != "json" or header.get("version") != 1:
@@ -77,7 +79,9 @@ def parse_document(text: bytes | str) -> dict[str, Any]:
     if size > MAX_DOCUMENT_BYTES:
         raise SegmentError(f"segment document of {size} bytes is larger than X-Ray's {MAX_DOCUMENT_BYTES} byte limit")
     try:
-        doc = json.loads(text)
+        doc = load_json(text, "segment document")
+    except InputError as exc:
+        raise SegmentError(str(exc)) from None
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise SegmentError(f"segment document is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
@@ -108,6 +112,8 @@ def validate(doc: dict[str, Any], *, top: bool, depth: int = 0) -> None:
     start = doc.get("start_time")
     if not _number(start) or start <= 0:
         raise SegmentError(f"segment {sid}: 'start_time' must be epoch seconds, got {start!r}", sid)
+    if start * 1e6 > MAX_TIMESTAMP_US or (_number(doc.get("end_time")) and doc["end_time"] * 1e6 > MAX_TIMESTAMP_US):
+        raise SegmentError(f"segment {sid}: 'start_time' and 'end_time' must be before {MAX_TIMESTAMP_TEXT}", sid)
     end = doc.get("end_time")
     if end is None:
         if doc.get("in_progress") is not True:
