@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Iterator
 
 import boto3
 import pytest
 
 from tests.server import ApiaryProcess
+from tests.stores import STORES, running
 
 
 @pytest.fixture(autouse=True)
@@ -33,3 +35,10 @@ def logs(aws_env: ApiaryProcess) -> Iterator[Any]:
     client = boto3.session.Session().client("logs")
     yield client
     client.close()
+
+
+@pytest.fixture(params=STORES)
+def apiary(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ApiaryProcess]:
+    """The same stories on each store."""
+    with running(request.param, tmp_path) as proc:
+        yield proc
