@@ -1,49 +1,86 @@
-"""One server fixture for every store: the same user story runs on DuckDB and on ClickHouse.
+"""One server per store for a module's tests: the same user stories run on DuckDB and on ClickHouse.
 
 ``chdb`` is ClickHouse's engine in the server process (or a real server when
-``APIARY_CLICKHOUSE_URL`` is set, see ``tests/clickhouse/conftest.py``).
-chdb lets one process at a time open its directory, so every key a test
-needs is created before the server starts.
+``APIARY_CLICKHOUSE_URL`` is set, see ``tests/clickhouse/conftest.py``). A
+chdb server takes tens of seconds to start on a busy machine, so a module
+shares one server per store, and each test gets an environment of its own
+(keys never see another environment's data, so tests cannot see each
+other's groups or items). chdb lets one process at a time open its
+directory: every key is created before the server starts.
 """
 
 from __future__ import annotations
 
 import contextlib
-import subprocess
-import sys
+import dataclasses
 from pathlib import Path
 from typing import Iterator
 
 from tests.clickhouse.conftest import clickhouse_url, drop_database
-from tests.server import ApiaryProcess, create_key
+from tests.server import ApiaryProcess
 
 STORES = ["duckdb", "chdb"]
 
 
-def _key(data_dir: Path, store_url: str | None, env: str, ingest_only: bool) -> str:
-    if store_url is None:
-        return create_key(data_dir, env, ingest_only=ingest_only)
-    cmd = [sys.executable, "-m", "apiary", "keys", "create", env, "--store", store_url, "--data", str(data_dir)]
-    if ingest_only:
-        cmd.append("--ingest-only")
-    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip()
+@dataclasses.dataclass
+class Tenant:
+    """A running server seen through one environment: ``key`` reads and writes, ``ingest_key`` only writes."""
+
+    server: ApiaryProcess
+    key: str
+    ingest_key: str
+    store: str
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def data_dir(self) -> Path:
+        return self.server.data_dir
+
+
+class StoreServer:
+    """An ``apiary serve`` on one store with ``tenants`` environments created up front; `take` hands one out."""
+
+    def __init__(self, store: str, server: ApiaryProcess, keys: list[tuple[str, str]]) -> None:
+        self.store, self.server, self._keys = store, server, list(keys)
+
+    def take(self) -> Tenant:
+        if not self._keys:
+            raise RuntimeError("no environment left: raise `tenants` for this module's server")
+        key, ingest_key = self._keys.pop(0)
+        return Tenant(self.server, key, ingest_key, self.store)
+
+
+def _create_keys(data_dir: Path, url: str | None, tenants: int) -> list[tuple[str, str]]:
+    if url is None:
+        from apiary.store.meta import MetaStore
+
+        data_dir.mkdir(parents=True, exist_ok=True)
+        meta = MetaStore(data_dir / "meta.sqlite")
+        return [(meta.create_key(f"t{i}"), meta.create_key(f"t{i}", can_read=False)) for i in range(tenants)]
+    from apiary.store.clickhouse import ClickHouseMeta, connect
+
+    client = connect(url)
+    try:
+        ch = ClickHouseMeta(client)
+        return [(ch.create_key(f"t{i}"), ch.create_key(f"t{i}", can_read=False)) for i in range(tenants)]
+    finally:
+        client.close()  # the server opens the directory next
 
 
 @contextlib.contextmanager
-def running(store: str, tmp_path: Path, extra_args: list[str] | None = None,
-            env: dict[str, str] | None = None) -> Iterator[ApiaryProcess]:
-    """A server on ``store`` with a ``dev`` environment: ``key`` reads and writes, ``ingest_key`` only writes."""
+def running(store: str, tmp_path: Path, tenants: int = 8, extra_args: list[str] | None = None,
+            env: dict[str, str] | None = None) -> Iterator[StoreServer]:
     data_dir = tmp_path / "data"
     url = clickhouse_url(tmp_path) if store == "chdb" else None
-    key = _key(data_dir, url, "dev", False)
-    ingest_key = _key(data_dir, url, "dev", True)
+    keys = _create_keys(data_dir, url, tenants)
     args = (["--store", url] if url else []) + list(extra_args or [])
-    proc = ApiaryProcess(data_dir, key=key, extra_args=args, env=dict(env or {}))
-    proc.ingest_key = ingest_key  # type: ignore[attr-defined]
-    proc.store = store  # type: ignore[attr-defined]
-    proc.start(timeout=90)
+    proc = ApiaryProcess(data_dir, key=keys[0][0], extra_args=args, env=dict(env or {}))
+    proc.start(timeout=120)
     try:
-        yield proc
+        yield StoreServer(store, proc, keys)
     finally:
         proc.stop()
         if url:

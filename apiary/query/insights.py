@@ -410,7 +410,10 @@ class _Compiler:
         for o in node.children:
             e = self.expr(o.children[0])
             direction = str(o.children[1]).upper() if len(o.children) > 1 else "ASC"
-            self.order.append((e.sql, e.params, direction))
+            if e.kind == "any":  # a discovered field: numbers sort as numbers (latency 110 after 90), then text
+                num = self.num(e)
+                self.order.append((num.sql, num.params, f"{direction} NULLS LAST"))
+            self.order.append((e.sql, e.params, f"{direction} NULLS LAST"))
 
     def cmd_limit(self, node: Tree) -> None:
         n = int(str(node.children[0]))

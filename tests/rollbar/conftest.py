@@ -1,12 +1,10 @@
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from tests.server import ApiaryProcess
-from tests.stores import STORES, running
+from tests.stores import STORES, StoreServer, Tenant, running
 
 
 @pytest.fixture(autouse=True)
@@ -15,8 +13,14 @@ def no_xray_daemon(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("APIARY_XRAY_PORT", "0")
 
 
-@pytest.fixture(params=STORES)
-def apiary(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ApiaryProcess]:
-    """The same stories on each store."""
-    with running(request.param, tmp_path) as proc:
-        yield proc
+@pytest.fixture(scope="module", params=STORES)
+def store_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoreServer]:
+    """One server per store for this module's tests."""
+    with running(request.param, tmp_path_factory.mktemp(request.param)) as server:
+        yield server
+
+
+@pytest.fixture
+def apiary(store_server: StoreServer) -> Tenant:
+    """The same stories on each store; each test in an environment of its own."""
+    return store_server.take()
