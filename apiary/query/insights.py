@@ -237,8 +237,7 @@ class _Compiler:
                 raise QueryError("bin() needs @timestamp, which is not available here")
             if unit in _UNITS_MONTHS:
                 return _Expr(self.d.bin_months(ts, "?"), [n * _UNITS_MONTHS[unit]], "time")
-            width = n * _UNITS_US[unit]
-            return _Expr(self.d.bin_us(ts, "?"), [width] * self.d.bin_us(ts, "?").count("?"), "time")
+            return _Expr(self.d.bin_us(ts, "?"), [n * _UNITS_US[unit]], "time")
         exprs = [self.expr(a) for a in args]
         if fn == "ispresent":
             return _Expr(f"({exprs[0].sql} IS NOT NULL)", exprs[0].params, "bool")

@@ -145,7 +145,8 @@ class ClickHouseLogDialect(LogDialect):
         return f"lengthUTF8({text})"
 
     def bin_us(self, ts: str, width_us: str) -> str:
-        return f"fromUnixTimestamp64Micro(intDiv(toUnixTimestamp64Micro({ts}), {width_us}) * {width_us}, 'UTC')"
+        us = f"toUnixTimestamp64Micro({ts})"
+        return f"fromUnixTimestamp64Micro({us} - ({us} % {width_us}), 'UTC')"
 
     def bin_months(self, ts: str, months: str) -> str:
         return f"toDateTime64(toStartOfInterval({ts}, toIntervalMonth({months})), 6, 'UTC')"
