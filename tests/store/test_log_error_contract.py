@@ -203,7 +203,7 @@ def test_error_items_occurrences_status_and_retention(open_stores: Stores) -> No
 def test_insights_answers_alike_on_every_store(open_stores: Stores) -> None:
     t0 = NOW.replace(second=0) - timedelta(minutes=30)
     lines = [(t0 + timedelta(seconds=20 * i), json.dumps({"level": ["INFO", "ERROR"][i % 2], "latency": i * 10,
-                                                         "path": f"/api/{i}"})) for i in range(12)]
+                                                         "path": f"/api/{i}", "cached?": i == 4})) for i in range(12)]
     lines += [(t0 + timedelta(seconds=20 * i + 1), f"plain line {i}") for i in range(6)]
     lines.sort()
 
@@ -231,6 +231,8 @@ def test_insights_answers_alike_on_every_store(open_stores: Stores) -> None:
                       'by level | sort level')
         assert [(r["level"], r["a"], r["m"], r["first"]) for r in rows] == [
             ("ERROR", 60.0, 110.0, "/api/1"), ("INFO", 50.0, 100.0, "/api/0")]
+        rows, _ = ask("filter `cached?` = 'true' | fields path as `where?`")  # a '?' in names is no placeholder
+        assert [r["where?"] for r in rows] == ["/api/4"]
         await close(logs, errors, done)
 
     run(go())
