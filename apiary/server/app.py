@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from datetime import datetime, timedelta, timezone
-from typing import AsyncIterator
+from typing import AsyncIterator, Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -45,15 +46,16 @@ async def retention_pass(ctx: Apiary) -> None:
     """Spans, logs and errors past ``--retention-days``; log events past their group's own retention."""
     days = ctx.settings.retention_days
     cutoff = datetime.now(timezone.utc) - timedelta(days=days)
-    steps = []
+    logs, errors = ctx.logs, ctx.errors
+    steps: list[tuple[str, Callable[[], Awaitable[int]]]] = []
     if days > 0:
-        steps.append(("spans", lambda: asyncio.to_thread(ctx.store.delete_older_than, cutoff)))
-        if ctx.logs is not None:
-            steps.append(("log events", lambda: ctx.logs.delete_older_than(cutoff)))  # type: ignore[union-attr]
-        if ctx.errors is not None:
-            steps.append(("error occurrences", lambda: ctx.errors.delete_older_than(cutoff)))  # type: ignore[union-attr]
-    if ctx.logs is not None:
-        steps.append(("log events past their group's retention", ctx.logs.delete_expired))
+        steps.append(("spans", functools.partial(asyncio.to_thread, ctx.store.delete_older_than, cutoff)))
+        if logs is not None:
+            steps.append(("log events", functools.partial(logs.delete_older_than, cutoff)))
+        if errors is not None:
+            steps.append(("error occurrences", functools.partial(errors.delete_older_than, cutoff)))
+    if logs is not None:
+        steps.append(("log events past their group's retention", logs.delete_expired))
     for what, step in steps:
         try:
             removed = await step()
