@@ -179,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--decode-workers", type=int, default=None,
                        help="processes decoding request bodies (env APIARY_DECODE_WORKERS, default: one per core; 0 = inline)")
     serve.add_argument("--retention-days", type=float, default=None,
-                       help="delete spans older than this (env APIARY_RETENTION_DAYS, default 0 = keep everything)")
+                       help="delete spans, log events and error occurrences older than this "
+                            "(env APIARY_RETENTION_DAYS, default 0 = keep everything)")
     serve.add_argument("--cors-origin", action="append", default=None,
                        help="browser origin allowed to send OTLP, repeatable (env APIARY_CORS_ORIGINS, comma-separated)")
     serve.add_argument("--xray-port", type=int, default=None,

@@ -34,7 +34,7 @@ with atheris.instrument_imports():
     from apiary.query.spec import SpecError, parse_spec
     from apiary.receivers.cloudwatch.filter_pattern import PatternError
     from apiary.receivers.cloudwatch.filter_pattern import parse as parse_pattern
-    from apiary.receivers.cloudwatch.insights import QueryError, compile_query
+    from apiary.query.insights import QueryError, compile_query
     from apiary.receivers.encoding import BadEncoding, BodyTooLarge
     from apiary.receivers.honeycomb.events import EventError, batch_events, single_event
     from apiary.receivers.otlp import logs as otlp_logs

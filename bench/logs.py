@@ -1,7 +1,10 @@
 """CloudWatch Logs: PutLogEvents events/s (10,000-event batches) and FilterLogEvents latency, Apiary beside moto_server.
 
-Both servers run in this process's machine, on loopback, driven by the same boto3 calls:
-    python bench/logs.py [--events 10000000] [--moto-events 1000000] [--filters 5]
+Every server runs on this machine, on loopback, driven by the same boto3 calls, one after the other:
+Apiary on each store of --stores (DuckDB; ClickHouse through chdb, its engine in the server process),
+optionally Apiary as of an earlier commit (--baseline-rev, on DuckDB: what this code changed), and moto.
+    python bench/logs.py [--events 10000000] [--moto-events 1000000] [--filters 5] [--stores duckdb,chdb]
+                         [--baseline-rev HEAD~1]
 
 Prints the N used. moto keeps events in Python lists and scans them per filter call, so it
 is given at most --moto-events of the same events; the ratio compares unequal N in moto's favour.
@@ -10,7 +13,9 @@ is given at most --moto-events of the same events; the ratio compares unequal N 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import socket
 import statistics
 import subprocess
@@ -18,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 import boto3
 import httpx
@@ -86,47 +92,79 @@ def run(name: str, client: object, data: list[list[dict[str, object]]], filters:
     return out
 
 
+@contextlib.contextmanager
+def apiary_server(tmp: Path, store: str, source: Path = ROOT) -> Iterator[object]:
+    """``apiary serve`` on ``store`` (``duckdb`` or ``chdb``) from the code in ``source``; yields a boto3 logs client."""
+    data_dir = tmp / f"data-{store}-{source.name}"
+    store_args = ["--store", f"chdb://{tmp / f'chdb-{source.name}'}"] if store == "chdb" else []
+    env = {**os.environ, "PYTHONPATH": str(source), "APIARY_XRAY_PORT": "0"}
+    key = subprocess.run([sys.executable, "-m", "apiary", "keys", "create", "bench", "--data", str(data_dir), *store_args],
+                         check=True, capture_output=True, text=True, cwd=source, env=env).stdout.strip()
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "apiary", "serve", "--data", str(data_dir), "--port", str(port),
+                             *store_args], cwd=source, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait(f"http://127.0.0.1:{port}/api/health", proc)
+        yield boto3.session.Session().client("logs", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                                             aws_access_key_id=key, aws_secret_access_key=key, config=CFG)
+    finally:
+        proc.terminate()
+        proc.wait(60)
+
+
+def checkout(rev: str, tmp: Path) -> Path:
+    """The ``apiary`` package as of ``rev``, unpacked under ``tmp`` (run with the same installed dependencies)."""
+    dest = tmp / f"rev-{rev.replace('/', '_').replace('~', '_')}"
+    dest.mkdir()
+    archive = subprocess.run(["git", "archive", rev, "apiary"], cwd=ROOT, check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
+
+
+CFG = Config(retries={"max_attempts": 1}, read_timeout=600)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=200_000)
     ap.add_argument("--moto-events", type=int, default=1_000_000,
                     help="events given to moto (at most --events): it scans Python lists, 10 M would take most of an hour")
     ap.add_argument("--filters", type=int, default=5, help="FilterLogEvents calls per pattern (median reported)")
+    ap.add_argument("--stores", default="duckdb,chdb", help="Apiary's stores to measure, comma-separated")
+    ap.add_argument("--baseline-rev", default="", help="also measure Apiary as of this git revision, on DuckDB")
     args = ap.parse_args()
     start_ms = int(time.time() * 1000) - 3_600_000
     data = batches(args.events, start_ms)
-    procs = []
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            data_dir = Path(tmp) / "data"
-            key = subprocess.run([sys.executable, "-m", "apiary", "keys", "create", "bench", "--data", str(data_dir)],
-                                 check=True, capture_output=True, text=True, cwd=ROOT).stdout.strip()
-            ap_port, moto_port = free_port(), free_port()
-            procs.append(subprocess.Popen([sys.executable, "-m", "apiary", "serve", "--data", str(data_dir), "--port",
-                                           str(ap_port)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-            procs.append(subprocess.Popen([sys.executable, "-m", "moto.server", "-p", str(moto_port)],
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-            wait(f"http://127.0.0.1:{ap_port}/api/health", procs[0])
-            wait(f"http://127.0.0.1:{moto_port}/", procs[1])
-            cfg = Config(retries={"max_attempts": 1}, read_timeout=600)
-            apiary = boto3.session.Session().client("logs", endpoint_url=f"http://127.0.0.1:{ap_port}", region_name="us-east-1",
-                                                    aws_access_key_id=key, aws_secret_access_key=key, config=cfg)
-            moto = boto3.session.Session().client("logs", endpoint_url=f"http://127.0.0.1:{moto_port}", region_name="us-east-1",
-                                                  aws_access_key_id="testing", aws_secret_access_key="testing", config=cfg)
-            moto_n = min(args.moto_events, args.events)
-            print(f"N = {args.events:,} events for Apiary, {moto_n:,} for moto, in PutLogEvents calls of up to {BATCH:,}; "
-                  f"FilterLogEvents limit=100, median of {args.filters} calls per pattern")
-            a = run("apiary", apiary, data, args.filters)
+    moto_n = min(args.moto_events, args.events)
+    print(f"N = {args.events:,} events for Apiary, {moto_n:,} for moto, in PutLogEvents calls of up to {BATCH:,}; "
+          f"FilterLogEvents limit=100, median of {args.filters} calls per pattern")
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        runs = [(f"apiary {store}", store, ROOT) for store in args.stores.split(",") if store]
+        if args.baseline_rev:
+            runs.append((f"{args.baseline_rev} duckdb", "duckdb", checkout(args.baseline_rev, tmp)))
+        for name, store, source in runs:
+            with apiary_server(tmp, store, source) as client:
+                results[name] = run(name, client, data, args.filters)
+        moto_port = free_port()
+        moto_proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-p", str(moto_port)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait(f"http://127.0.0.1:{moto_port}/", moto_proc)
+            moto = boto3.session.Session().client("logs", endpoint_url=f"http://127.0.0.1:{moto_port}",
+                                                  region_name="us-east-1", aws_access_key_id="testing",
+                                                  aws_secret_access_key="testing", config=CFG)
             m = run("moto", moto, data[:-(-moto_n // BATCH)], args.filters)
-            print(f"{'':28}{'apiary':>12}{'moto_server':>14}{'ratio':>9}")
-            for k in a:
-                better = a[k] / m[k] if k.startswith("put") else m[k] / a[k]
-                print(f"{k:28}{a[k]:12.1f}{m[k]:14.1f}{better:8.1f}x")
-            print("(ratio > 1: Apiary faster)")
-    finally:
-        for p in procs:
-            p.terminate()
-            p.wait(30)
+        finally:
+            moto_proc.terminate()
+            moto_proc.wait(30)
+    names = list(results)
+    print(f"{'':22}" + "".join(f"{n:>18}" for n in names) + f"{'moto_server':>14}  ratio to moto (> 1: Apiary faster)")
+    for k in m:
+        ratios = [results[n][k] / m[k] if k.startswith("put") else m[k] / results[n][k] for n in names]
+        print(f"{k:22}" + "".join(f"{results[n][k]:18.1f}" for n in names) + f"{m[k]:14.1f}  "
+              + "  ".join(f"{r:.1f}x" for r in ratios))
 
 
 if __name__ == "__main__":

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from datetime import datetime, timedelta, timezone
-from typing import AsyncIterator
+from typing import AsyncIterator, Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -42,16 +43,33 @@ async def health(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok", **stats})
 
 
+async def retention_pass(ctx: Apiary) -> None:
+    """Spans, logs and errors past ``--retention-days``; log events past their group's own retention."""
+    days = ctx.settings.retention_days
+    cutoff = datetime.now(timezone.utc) - timedelta(days=days)
+    logs, errors = ctx.logs, ctx.errors
+    steps: list[tuple[str, Callable[[], Awaitable[int]]]] = []
+    if days > 0:
+        steps.append(("spans", functools.partial(asyncio.to_thread, ctx.store.delete_older_than, cutoff)))
+        if logs is not None:
+            steps.append(("log events", functools.partial(logs.delete_older_than, cutoff)))
+        if errors is not None:
+            steps.append(("error occurrences", functools.partial(errors.delete_older_than, cutoff)))
+    if logs is not None:
+        steps.append(("log events past their group's retention", logs.delete_expired))
+    for what, step in steps:
+        try:
+            removed = await step()
+            if removed:
+                log.info("retention: deleted %d %s", removed, what)
+        except Exception:  # noqa: BLE001 - retention must never take the server down
+            log.exception("retention pass failed for %s", what)
+
+
 async def _retention_loop(ctx: Apiary) -> None:
     while True:
-        cutoff = datetime.now(timezone.utc) - timedelta(days=ctx.settings.retention_days)
-        try:
-            removed = await asyncio.to_thread(ctx.store.delete_older_than, cutoff)
-            if removed:
-                log.info("retention: deleted %d rows older than %s", removed, cutoff.isoformat())
-        except Exception:  # noqa: BLE001 - retention must never take the server down
-            log.exception("retention pass failed")
-        await asyncio.sleep(3600)
+        await retention_pass(ctx)
+        await asyncio.sleep(ctx.settings.retention_interval_s)
 
 
 def open_context(settings: Settings) -> Apiary:
@@ -67,17 +85,16 @@ def open_context(settings: Settings) -> Apiary:
 
 
 def _open_clickhouse_context(settings: Settings) -> Apiary:
-    """Spans, environments and keys in ClickHouse; logs and errors stay in this node's DuckDB file for now."""
-    from apiary.store.clickhouse import ClickHouseMeta, ClickHouseStore, connect
+    """Spans, logs, errors, environments and keys in ClickHouse."""
+    from apiary.store.clickhouse import ClickHouseErrorStore, ClickHouseLogStore, ClickHouseMeta, ClickHouseStore, connect
 
     client = connect(settings.store)
-    local = DuckDBStore(settings.spans_path, max_columns=settings.max_columns, max_pending_rows=settings.max_pending_rows)
     store = ClickHouseStore(client, max_columns=settings.max_columns, max_pending_rows=settings.max_pending_rows,
-                            retention_days=settings.retention_days, on_close=[local.close_sync])
+                            retention_days=settings.retention_days)
     meta = ClickHouseMeta(client, MetaStore(settings.meta_path))
-    logs = DuckDBLogStore(local, max_pending_rows=settings.max_pending_rows)
+    logs = ClickHouseLogStore(client, max_pending_rows=settings.max_pending_rows)
     return Apiary(settings, meta, store, DecodePool(settings.decode_workers), logs=logs,  # type: ignore[arg-type]
-                  errors=DuckDBErrorStore(local))
+                  errors=ClickHouseErrorStore(client))
 
 
 def create_app(settings: Settings, ctx: Apiary | None = None) -> Starlette:
@@ -97,7 +114,7 @@ def create_app(settings: Settings, ctx: Apiary | None = None) -> Starlette:
                 daemon = None
         app.state.xray_daemon = daemon
         otlp_grpc_receiver = await otlp_grpc.start(context)
-        task = asyncio.create_task(_retention_loop(context)) if settings.retention_days > 0 else None
+        task = asyncio.create_task(_retention_loop(context))
         try:
             yield
         finally:

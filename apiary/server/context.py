@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
-
+from apiary.receivers.cloudwatch.insights import Registry
 from apiary.server.decoding import DecodePool
 from apiary.server.settings import Settings
-from apiary.store.base import Store
+from apiary.store.base import ErrorStore, LogStore, Store
 from apiary.store.meta import ApiKey, MetaStore
 
 _CACHE_TTL_S = 30.0
@@ -20,9 +19,11 @@ class Apiary:
     meta: MetaStore
     store: Store
     pool: DecodePool
-    #: The log store (CloudWatch Logs, OTLP logs) and the error store (Rollbar), in the span store's file.
-    logs: Any = None
-    errors: Any = None
+    #: The log store (CloudWatch Logs, OTLP logs) and the error store (Rollbar), in the span store's database.
+    logs: LogStore | None = None
+    errors: ErrorStore | None = None
+    #: Logs Insights queries started on this server (StartQuery -> GetQueryResults).
+    insights: Registry = field(default_factory=Registry)
     _key_cache: dict[str, tuple[float, ApiKey]] = field(default_factory=dict)
 
     def authenticate(self, key: str | None) -> ApiKey | None:

@@ -26,8 +26,10 @@ class Settings:
     max_pending_rows: int = field(default_factory=lambda: int(_env("MAX_PENDING_ROWS", "400000")))
     #: Typed attribute columns before new keys go to the overflow JSON column.
     max_columns: int = field(default_factory=lambda: int(_env("MAX_COLUMNS", "1000")))
-    #: Delete spans older than this many days (0 keeps everything).
+    #: Delete spans, log events and error occurrences older than this many days (0 keeps everything).
     retention_days: float = field(default_factory=lambda: float(_env("RETENTION_DAYS", "0")))
+    #: Seconds between retention passes (server-wide and log groups' own retention).
+    retention_interval_s: float = field(default_factory=lambda: float(_env("RETENTION_INTERVAL_S", "3600")))
     #: Browser origins allowed to send OTLP (CORS), e.g. a front end on http://127.0.0.1:3000.
     cors_origins: list[str] = field(default_factory=lambda: [o for o in _env("CORS_ORIGINS", "").split(",") if o])
     #: UDP (segments) and TCP (sampling) port of the built-in X-Ray daemon; 0 turns it off.

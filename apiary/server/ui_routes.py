@@ -347,7 +347,7 @@ async def log_events(request: Request) -> Response:
 
 async def log_insights(request: Request) -> Response:
     """Body ``{"query": ..., "groups": [...], "start": epoch s, "end": epoch s}``: run a Logs Insights query now."""
-    from apiary.receivers.cloudwatch.insights import QueryError
+    from apiary.query.insights import QueryError
 
     found = _need_store(request, "logs")
     if isinstance(found, Response):
@@ -438,9 +438,8 @@ async def error_items(request: Request) -> Response:
     now = datetime.now(timezone.utc)
     start = now.replace(second=0, microsecond=0, minute=0 if now.minute < 30 else 30)
     start = datetime.fromtimestamp(start.timestamp() - (SPARK_BUCKETS - 1) * SPARK_BUCKET_S, timezone.utc)
-    ctx = _ctx(request)
-    spark = await asyncio.to_thread(queries.error_sparklines, ctx.logs, env, [i.id for i in items], start,
-                                    SPARK_BUCKET_S, SPARK_BUCKETS) if ctx.logs is not None else {}
+    spark = await asyncio.to_thread(queries.error_sparklines, errors, env, [i.id for i in items], start,
+                                    SPARK_BUCKET_S, SPARK_BUCKETS)
     return JSONResponse({"environment": env, "spark": {"start": _ts(start.timestamp()), "bucket_s": SPARK_BUCKET_S},
                          "items": [{**_item_json(i), "sparkline": spark.get(i.id, [])} for i in items]})
 

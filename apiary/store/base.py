@@ -1,8 +1,10 @@
-"""The small interface every span store implements (DuckDB embedded, ClickHouse scale-out).
+"""The small interfaces every store implements (DuckDB embedded, ClickHouse scale-out), one per signal.
 
-Receivers only ``append``; read paths only ask for columns, datasets, one
-trace, or run SQL the query compiler produced for ``dialect``. Keeping it
-this small is what lets a second backend exist at all.
+Receivers only ``append`` (or ``report``); read paths only ask for columns,
+datasets, one trace, or run SQL the query compiler produced for ``dialect``.
+Keeping them this small is what lets a second backend exist at all. `Store`
+holds spans, `LogStore` log events with their groups and streams (CloudWatch
+Logs' catalogue), `ErrorStore` error items and their occurrences (Rollbar's).
 """
 
 from __future__ import annotations
@@ -10,10 +12,15 @@ from __future__ import annotations
 import errno
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
+
+if TYPE_CHECKING:
+    from apiary.query.filter_pattern import MessageFilter
 
 import pyarrow as pa
 
+from apiary.model.error import ErrorOccurrence
+from apiary.model.log import LogBatch
 from apiary.model.span import SpanBatch
 
 
@@ -107,5 +114,141 @@ class Store(Protocol):
         """Run SQL compiled for ``dialect``; values only ever travel in ``params``."""
 
     def delete_older_than(self, cutoff: datetime) -> int: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class LogGroup:
+    name: str
+    created_ms: int
+    retention_days: int | None = None
+    stored_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class LogStream:
+    log_group: str
+    name: str
+    created_ms: int
+    first_event_ms: int | None = None
+    last_event_ms: int | None = None
+    last_ingestion_ms: int | None = None
+    stored_bytes: int = 0
+
+
+class LogStore(Protocol):
+    """Log events of groups and streams. Events are ordered by (timestamp, seq); ``seq`` is the commit order."""
+
+    dialect: str
+
+    def group(self, env: str, name: str) -> LogGroup | None: ...
+
+    def groups(self, env: str, prefix: str = "") -> list[LogGroup]: ...
+
+    def stream(self, env: str, group: str, name: str) -> LogStream | None: ...
+
+    def streams(self, env: str, group: str, prefix: str = "") -> list[LogStream]: ...
+
+    async def create_group(self, env: str, name: str) -> bool:
+        """False when it already exists."""
+
+    async def create_stream(self, env: str, group: str, name: str) -> bool: ...
+
+    async def ensure_stream(self, env: str, group: str, name: str) -> None: ...
+
+    async def delete_group(self, env: str, name: str) -> None: ...
+
+    async def delete_stream(self, env: str, group: str, name: str) -> None: ...
+
+    async def put_retention(self, env: str, group: str, days: int | None) -> None: ...
+
+    async def append(self, env: str, batch: LogBatch) -> None:
+        """Return only once every row is durably committed; the rows' groups and streams must exist."""
+
+    def events(self, env: str, group: str, streams: Sequence[str] | None = None, *, start_ms: int | None = None,
+               end_ms: int | None = None, after: tuple[int, int] | None = None,
+               before: tuple[int, int] | None = None, descending: bool = False, limit: int = 10_000,
+               message_filter: MessageFilter | None = None, detail: bool = False) -> pa.Table:
+        """``seq``, ``timestamp_us``, ``ingestion_ms``, ``log_stream``, ``message`` (+ ``trace_id``, ``span_id``,
+        ``severity_text`` with ``detail``) in (timestamp, seq) order; ``after``/``before`` are exclusive positions."""
+
+    def events_after_seq(self, env: str, group: str, streams: Sequence[str] | None, after_seq: int, limit: int,
+                         message_filter: MessageFilter | None = None) -> pa.Table:
+        """Events committed after ``after_seq``, in commit order, with the columns of ``events(detail=True)``."""
+
+    def max_seq(self, env: str, group: str) -> int: ...
+
+    def event_counts(self, env: str) -> dict[tuple[str, str], int]:
+        """Events per (group, stream)."""
+
+    def trace_logs(self, env: str, trace_id: str, limit: int = 1000) -> pa.Table: ...
+
+    def count(self, env: str | None = None) -> int: ...
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        """Run SQL compiled for ``dialect`` (bound already by its `LogDialect`)."""
+
+    async def delete_expired(self) -> int:
+        """Remove events older than their group's retention (PutRetentionPolicy); groups without one keep theirs."""
+
+    async def delete_older_than(self, cutoff: datetime) -> int:
+        """Remove every event older than ``cutoff`` (the server-wide retention)."""
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ErrorItem:
+    env: str
+    id: int
+    counter: int
+    key: str
+    title: str
+    level: str
+    status: str
+    environment: str
+    framework: str | None
+    platform: str | None
+    language: str | None
+    total_occurrences: int
+    first_occurrence_id: int
+    first_occurrence_timestamp: float
+    last_occurrence_id: int
+    last_occurrence_timestamp: float
+    activating_occurrence_id: int
+    last_activated_timestamp: float
+    last_resolved_timestamp: float | None = None
+    last_muted_timestamp: float | None = None
+    last_trace_id: str | None = None
+
+
+class ErrorStore(Protocol):
+    """Error items (occurrences grouped by key) and their occurrences."""
+
+    dialect: str
+
+    async def report(self, env: str, occurrences: list[ErrorOccurrence]) -> None:
+        """Return once the occurrences and their items' new state are committed."""
+
+    async def set_status(self, env: str, item_id: int, status: str | None, level: str | None) -> ErrorItem | None: ...
+
+    def item(self, env: str, item_id: int) -> ErrorItem | None: ...
+
+    def items(self, env: str, status: str | None = None, level: str | None = None,
+              environment: str | None = None) -> list[ErrorItem]: ...
+
+    def occurrences(self, env: str, item_id: int, limit: int = 20, offset: int = 0) -> list[dict[str, Any]]: ...
+
+    def occurrence(self, env: str, ident: str) -> dict[str, Any] | None:
+        """By occurrence id (digits) or by the client's uuid."""
+
+    def trace_errors(self, env: str, trace_id: str) -> list[dict[str, Any]]: ...
+
+    def occurrence_counts(self, env: str, item_ids: list[int], start: datetime, bucket_s: int) -> list[dict[str, Any]]:
+        """``item_id``, ``b`` (bucket index from ``start``), ``n`` -- the errors page's sparklines."""
+
+    async def delete_older_than(self, cutoff: datetime) -> int:
+        """Remove occurrences older than ``cutoff``, and items with none left."""
 
     async def close(self) -> None: ...

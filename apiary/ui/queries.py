@@ -13,7 +13,8 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from apiary.store.base import Store
+from apiary.query import insights
+from apiary.store.base import ErrorStore, LogStore, Store
 
 #: Rows that are spans (not span events or links).
 _IS_SPAN = '"meta.annotation_type" IS NULL'
@@ -108,20 +109,15 @@ def service_map(store: Store, env: str, seconds: int, now: datetime | None = Non
     return {"start": _iso(start), "end": _iso(end), "nodes": nodes, "edges": edges}
 
 
-# -- logs (the log store's DuckDB file) ------------------------------------------------------------
+# -- logs and errors (the log and error stores, on either backend) --------------------------------
 
-#: Extra columns of a log event the UI shows beside the message.
-_LOG_EXTRA = ", trace_id, span_id, severity_text"
 #: A filter pattern the SQL prefilter cannot decide alone is checked line by line; one request reads at most this many.
 LOG_SCAN_BUDGET = 100_000
 
 
-def log_catalogue(logs: Any, env: str) -> list[dict[str, Any]]:
+def log_catalogue(logs: LogStore, env: str) -> list[dict[str, Any]]:
     """Log groups, each with its streams: event counts, bytes, first/last event and last ingestion."""
-    counts: dict[tuple[str, str], int] = {}
-    for r in logs.query("SELECT log_group, log_stream, count(*) AS n FROM logs WHERE _env = ? GROUP BY 1, 2",
-                        [env]).to_pylist():
-        counts[(r["log_group"], r["log_stream"])] = r["n"]
+    counts = logs.event_counts(env)
     out = []
     for g in logs.groups(env):
         streams = []
@@ -143,14 +139,14 @@ def _log_json(row: dict[str, Any]) -> dict[str, Any]:
             "trace_id": row.get("trace_id"), "span_id": row.get("span_id")}
 
 
-def log_events(logs: Any, env: str, group: str, streams: list[str] | None, pattern: Any, *, limit: int = 200,
+def log_events(logs: LogStore, env: str, group: str, streams: list[str] | None, pattern: Any, *, limit: int = 200,
                start_ms: int | None = None, end_ms: int | None = None) -> dict[str, Any]:
     """The newest ``limit`` events matching a parsed filter pattern, oldest first, and a cursor for `log_tail`.
 
     The cursor is the highest ``seq`` of the group (the store's commit order), so a tail sees every event
     committed after this call, whatever its timestamp.
     """
-    where, params = pattern.prefilter()
+    message_filter = pattern.prefilter()
     exact = pattern.exact_in_sql
     found: list[dict[str, Any]] = []
     before = None
@@ -159,7 +155,7 @@ def log_events(logs: Any, env: str, group: str, streams: list[str] | None, patte
     while len(found) < limit:
         chunk = (limit - len(found)) if exact else 5000
         rows = logs.events(env, group, streams, start_ms=start_ms, end_ms=end_ms, before=before, descending=True,
-                           limit=chunk, where=where, where_params=params, columns=_LOG_EXTRA).to_pylist()
+                           limit=chunk, message_filter=message_filter, detail=True).to_pylist()
         for r in rows:
             if exact or pattern.matches(r["message"]):
                 found.append(r)
@@ -172,29 +168,19 @@ def log_events(logs: Any, env: str, group: str, streams: list[str] | None, patte
         if scanned >= LOG_SCAN_BUDGET:
             truncated = True
             break
-    top = logs.query("SELECT max(seq) FROM logs WHERE _env = ? AND log_group = ?", [env, group]).column(0)[0].as_py()
+    top = logs.max_seq(env, group)
     found.reverse()
-    return {"events": [_log_json(r) for r in found], "cursor": top or 0, "scanned": scanned, "truncated": truncated}
+    return {"events": [_log_json(r) for r in found], "cursor": top, "scanned": scanned, "truncated": truncated}
 
 
-def log_tail(logs: Any, env: str, group: str, streams: list[str] | None, pattern: Any, after_seq: int,
+def log_tail(logs: LogStore, env: str, group: str, streams: list[str] | None, pattern: Any, after_seq: int,
              limit: int = 500) -> dict[str, Any]:
     """Events committed after ``after_seq`` (in commit order) that match the pattern, and the new cursor."""
-    where, params = pattern.prefilter()
-    sql = [f'SELECT seq, epoch_us("timestamp") AS timestamp_us, log_stream, message{_LOG_EXTRA} FROM logs '
-           "WHERE _env = ? AND log_group = ? AND seq > ?"]
-    args: list[Any] = [env, group, after_seq]
-    if streams is not None:
-        sql.append("AND list_contains(?, log_stream)")
-        args.append(list(streams))
-    if where:
-        sql.append(f"AND ({where})")
-        args += list(params)
-    sql.append("ORDER BY seq LIMIT ?")
-    args.append(limit if pattern.exact_in_sql else 5000)
+    rows = logs.events_after_seq(env, group, streams, after_seq, limit if pattern.exact_in_sql else 5000,
+                                 pattern.prefilter())
     cursor = after_seq
     matched: list[dict[str, Any]] = []
-    for r in logs.query(" ".join(sql), args).to_pylist():
+    for r in rows.to_pylist():
         if pattern.exact_in_sql or pattern.matches(r["message"]):
             if len(matched) == limit:
                 break
@@ -213,11 +199,9 @@ def _json_value(v: Any) -> Any:
     return str(v)
 
 
-def insights_run(logs: Any, env: str, text: str, groups: list[str], start_s: int, end_s: int) -> dict[str, Any]:
-    """Run a Logs Insights query now (compiled by the Insights compiler, as StartQuery does); rows as JSON values."""
-    from apiary.receivers.cloudwatch import insights
-
-    compiled = insights.compile_query(text)
+def insights_run(logs: LogStore, env: str, text: str, groups: list[str], start_s: int, end_s: int) -> dict[str, Any]:
+    """Run a Logs Insights query now (compiled for the store's dialect, as StartQuery does); rows as JSON values."""
+    compiled = insights.compile_query(text, None, logs.dialect)
     sql, params, counts_sql, counts_params = insights.to_sql(compiled, env, groups, start_s, end_s)
     table = logs.query(sql, params)
     counts = logs.query(counts_sql, counts_params).to_pylist()[0]
@@ -227,7 +211,7 @@ def insights_run(logs: Any, env: str, text: str, groups: list[str], start_s: int
             "statistics": {k: int(counts[c] or 0) for k, c in (("matched", "matched"), ("scanned", "scanned"), ("bytes", "size"))}}
 
 
-def trace_logs(logs: Any, env: str, trace_id: str, limit: int = 1000) -> list[dict[str, Any]]:
+def trace_logs(logs: LogStore, env: str, trace_id: str, limit: int = 1000) -> list[dict[str, Any]]:
     out = []
     for r in logs.trace_logs(env, trace_id, limit).to_pylist():
         out.append({"timestamp": _iso(r["timestamp"]), "group": r["log_group"], "stream": r["log_stream"],
@@ -235,22 +219,11 @@ def trace_logs(logs: Any, env: str, trace_id: str, limit: int = 1000) -> list[di
     return out
 
 
-# -- errors (the error store's tables, in the same DuckDB file as the logs) -------------------------
-
-def error_sparklines(logs: Any, env: str, item_ids: list[int], start: datetime, bucket_s: int,
+def error_sparklines(errors: ErrorStore, env: str, item_ids: list[int], start: datetime, bucket_s: int,
                      buckets: int) -> dict[int, list[int]]:
     """Per item, occurrences per ``bucket_s`` seconds from ``start`` (``buckets`` values, zeros included)."""
-    if not item_ids:
-        return {}
-    marks = ", ".join("?" for _ in item_ids)
-    begin = _naive(start)
-    rows = logs.query(
-        f"""SELECT item_id, CAST(floor((epoch_us("timestamp") - epoch_us(CAST(? AS TIMESTAMP))) / ?) AS BIGINT) AS b,
-                   count(*) AS n
-            FROM error_occurrences WHERE _env = ? AND "timestamp" >= ? AND item_id IN ({marks})
-            GROUP BY 1, 2""", [begin, bucket_s * 1_000_000, env, begin, *item_ids]).to_pylist()
     out = {i: [0] * buckets for i in item_ids}
-    for r in rows:
+    for r in errors.occurrence_counts(env, item_ids, start, bucket_s):
         if 0 <= r["b"] < buckets:
             out[r["item_id"]][r["b"]] += r["n"]
     return out

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from botocore.config import Config
 
-from tests.server import ApiaryProcess
+from tests.stores import Tenant
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ def test_too_old_and_too_new_events_are_rejected_not_fatal(logs: Any, stream: li
     assert stored(logs) == stream + ["fresh"]
 
 
-def test_malformed_json_unknown_key_and_bad_signature(aws_env: ApiaryProcess, logs: Any, stream: list[str]) -> None:
+def test_malformed_json_unknown_key_and_bad_signature(aws_env: Tenant, logs: Any, stream: list[str]) -> None:
     r = httpx.post(aws_env.url + "/", content=b'{"logGroupName": ', headers={
         "X-Amz-Target": "Logs_20140328.DescribeLogGroups", "Content-Type": "application/x-amz-json-1.1"})
     assert r.status_code == 400 and r.json()["__type"] == "MissingAuthenticationTokenException"

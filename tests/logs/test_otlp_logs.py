@@ -12,10 +12,10 @@ from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
-from tests.server import ApiaryProcess
+from tests.stores import Tenant
 
 
-def test_sdk_log_exporter_lands_with_trace_ids(aws_env: ApiaryProcess, logs: Any) -> None:
+def test_sdk_log_exporter_lands_with_trace_ids(aws_env: Tenant, logs: Any) -> None:
     provider = LoggerProvider(resource=Resource.create({"service.name": "backend-flask", "host.name": "laptop"}))
     exporter = OTLPLogExporter(endpoint=f"{aws_env.url}/v1/logs", headers={"x-honeycomb-team": aws_env.key})
     provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))

@@ -9,10 +9,10 @@ from typing import Any
 import watchtower
 from flask import Flask, request
 
-from tests.server import ApiaryProcess
+from tests.stores import Tenant
 
 
-def test_flask_app_logs_reach_the_cruddur_group(aws_env: ApiaryProcess, logs: Any) -> None:
+def test_flask_app_logs_reach_the_cruddur_group(aws_env: Tenant, logs: Any) -> None:
     LOGGER = logging.getLogger("cruddur.backend")
     LOGGER.setLevel(logging.DEBUG)
     LOGGER.propagate = False

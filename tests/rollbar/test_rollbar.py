@@ -12,7 +12,7 @@ import rollbar
 import rollbar.contrib.flask
 from flask import Flask, got_request_exception
 
-from tests.server import ApiaryProcess, create_key
+from tests.stores import Tenant
 
 TRACE_ID = "5759e988bd862e3fe1be46a994272793"
 
@@ -22,7 +22,7 @@ class HomeError(RuntimeError):
 
 
 @pytest.fixture
-def app(apiary: ApiaryProcess) -> Iterator[Flask]:
+def app(apiary: Tenant) -> Iterator[Flask]:
     app = Flask(__name__)
     rollbar._initialized = False  # pyrollbar ignores a second init in one process; each test has its own server
     rollbar.init(apiary.key, "production", root=os.path.dirname(os.path.realpath(__file__)),
@@ -43,18 +43,18 @@ def app(apiary: ApiaryProcess) -> Iterator[Flask]:
     got_request_exception.disconnect(rollbar.contrib.flask.report_exception, app)
 
 
-def api(apiary: ApiaryProcess, path: str, key: str | None = None, **kw: Any) -> httpx.Response:
+def api(apiary: Tenant, path: str, key: str | None = None, **kw: Any) -> httpx.Response:
     return httpx.request(kw.pop("method", "GET"), f"{apiary.url}/api/1/{path}",
                          headers={"X-Rollbar-Access-Token": key or apiary.key}, **kw)
 
 
-def items(apiary: ApiaryProcess) -> list[dict[str, Any]]:
+def items(apiary: Tenant) -> list[dict[str, Any]]:
     r = api(apiary, "items")
     assert r.status_code == 200 and r.json()["err"] == 0
     return r.json()["result"]["items"]
 
 
-def test_failures_become_one_item_with_n_occurrences_linked_to_traces(apiary: ApiaryProcess, app: Flask) -> None:
+def test_failures_become_one_item_with_n_occurrences_linked_to_traces(apiary: Tenant, app: Flask) -> None:
     client = app.test_client()
     n = 4
     for i in range(n):
@@ -80,7 +80,7 @@ def test_failures_become_one_item_with_n_occurrences_linked_to_traces(apiary: Ap
     assert latest["span_id"] == "00f067aa0ba902b7" and latest["trace_url"] == f"/api/traces/{latest['trace_id']}"
 
 
-def test_message_resolve_and_reactivate(apiary: ApiaryProcess, app: Flask) -> None:
+def test_message_resolve_and_reactivate(apiary: Tenant, app: Flask) -> None:
     client = app.test_client()
     assert client.get("/rollbar/test").status_code == 200
     [item] = items(apiary)
@@ -98,7 +98,7 @@ def _item(body: dict[str, Any], **data: Any) -> dict[str, Any]:
     return {"data": {"environment": "production", "body": body, "platform": "linux", "language": "python", **data}}
 
 
-def test_bad_input_gets_rollbars_errors_and_stores_nothing(apiary: ApiaryProcess) -> None:
+def test_bad_input_gets_rollbars_errors_and_stores_nothing(apiary: Tenant) -> None:
     url = f"{apiary.url}/api/1/item/"
     good = _item({"message": {"body": "kept"}}, fingerprint="keep-me")
     assert httpx.post(url, json=good, headers={"X-Rollbar-Access-Token": apiary.key}).json()["err"] == 0
@@ -114,7 +114,7 @@ def test_bad_input_gets_rollbars_errors_and_stores_nothing(apiary: ApiaryProcess
     assert r.status_code == 422 and "data.body" in r.json()["message"]
     r = httpx.post(url, json=_item({"message": {"body": "x" * (2 * 1024 * 1024)}}), headers={"X-Rollbar-Access-Token": apiary.key})
     assert r.status_code == 413 and r.json()["err"] == 1
-    client_token = create_key(apiary.data_dir, "dev", ingest_only=True)  # Rollbar's post_client_item kind
+    client_token = apiary.ingest_key  # Rollbar's post_client_item kind
     r = httpx.post(url, json=good, headers={"X-Rollbar-Access-Token": client_token})
     assert r.status_code == 403 and "post_client_item" in r.json()["message"]
     browser = _item({"message": {"body": "from a browser"}}, platform="browser")

@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import boto3
 import httpx
@@ -20,6 +20,7 @@ import pytest
 from botocore.config import Config
 
 from tests.server import ApiaryProcess, create_key
+from tests.stores import STORES, Tenant, running
 from tests.ui import data
 
 expect = pytest.importorskip("playwright.sync_api").expect
@@ -32,13 +33,20 @@ STREAMS = ("backend-flask-1", "backend-flask-2")
 N_EVENTS = 24  # one every 20 s over the last 8 minutes; every 4th is an ERROR
 
 
-def aws(apiary: ApiaryProcess, service: str) -> Any:
+@pytest.fixture(params=STORES)
+def on_each_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Tenant]:
+    """The logs and errors pages read the log and error stores: the same story on DuckDB and on ClickHouse."""
+    with running(request.param, tmp_path, tenants=1) as server:
+        yield server.take()
+
+
+def aws(apiary: ApiaryProcess | Tenant, service: str) -> Any:
     return boto3.session.Session().client(service, endpoint_url=apiary.url, region_name="us-east-1",
                                           aws_access_key_id=apiary.key, aws_secret_access_key=apiary.key,
                                           config=Config(retries={"max_attempts": 1}))
 
 
-def send_logs(apiary: ApiaryProcess, now_ms: int) -> list[dict[str, Any]]:
+def send_logs(apiary: ApiaryProcess | Tenant, now_ms: int) -> list[dict[str, Any]]:
     """The log lines of two streams; returns every event sent (timestamp, message, stream)."""
     logs = aws(apiary, "logs")
     logs.create_log_group(logGroupName=GROUP)
@@ -65,7 +73,7 @@ def send_logs(apiary: ApiaryProcess, now_ms: int) -> list[dict[str, Any]]:
     return out
 
 
-def rollbar_item(apiary: ApiaryProcess, *, message: str = "boom", span: str = "c000000000000004") -> dict[str, Any]:
+def rollbar_item(apiary: ApiaryProcess | Tenant, *, message: str = "boom", span: str = "c000000000000004") -> dict[str, Any]:
     """One occurrence as pyrollbar posts it from a Flask request handler."""
     payload = {"access_token": apiary.key, "data": {
         "environment": "production", "level": "error", "language": "python", "framework": "flask", "platform": "linux",
@@ -85,7 +93,7 @@ def rollbar_item(apiary: ApiaryProcess, *, message: str = "boom", span: str = "c
     return r.json()
 
 
-def rollbar_api(apiary: ApiaryProcess, path: str) -> Any:
+def rollbar_api(apiary: ApiaryProcess | Tenant, path: str) -> Any:
     r = httpx.get(f"{apiary.url}/api/1/{path}", headers={"X-Rollbar-Access-Token": apiary.key}, timeout=10)
     r.raise_for_status()
     return r.json()["result"]
@@ -95,7 +103,8 @@ def rows(page, selector: str) -> list[str]:  # noqa: ANN001
     return [r.inner_text() for r in page.locator(selector).all()]
 
 
-def test_logs_page_groups_filter_insights_tail_and_trace_link(apiary: ApiaryProcess, page, artifacts: Path) -> None:  # noqa: ANN001
+def test_logs_page_groups_filter_insights_tail_and_trace_link(on_each_store: Tenant, page, artifacts: Path) -> None:  # noqa: ANN001
+    apiary = on_each_store
     data.send(apiary.url, apiary.key)
     now_ms = int(time.time() * 1000)
     sent = send_logs(apiary, now_ms)
@@ -170,7 +179,8 @@ def test_logs_page_groups_filter_insights_tail_and_trace_link(apiary: ApiaryProc
     assert page.locator("#tab-logs").inner_text() == "Logs (1)"
 
 
-def test_errors_pages_and_trace_view_logs_and_errors(apiary: ApiaryProcess, page, artifacts: Path) -> None:  # noqa: ANN001
+def test_errors_pages_and_trace_view_logs_and_errors(on_each_store: Tenant, page, artifacts: Path) -> None:  # noqa: ANN001
+    apiary = on_each_store
     data.send(apiary.url, apiary.key)
     for _ in range(3):
         rollbar_item(apiary)

@@ -7,9 +7,8 @@ pattern's line must start with ``{``). Term patterns are exact in SQL alone;
 JSON and space-delimited patterns are narrowed in SQL, then decided here,
 line by line -- their semantics (wildcards, numbers compared as numbers,
 fields split on spaces but not inside quotes or brackets) are CloudWatch's,
-not SQL's. The SQL is written here rather than by the query compiler
-because the condition only ever applies to the ``message`` column; its
-values travel as parameters.
+not SQL's. The prefilter is a `MessageFilter`, which ``apiary.query``
+renders in the store's dialect.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import LarkError
 
 from apiary.input_limits import InputError, check_expression
+from apiary.query.filter_pattern import MessageFilter
 
 _PARSER = Lark(Path(__file__).with_name("filter_pattern.lark").read_text(), parser="lalr", maybe_placeholders=False)
 
@@ -52,25 +52,10 @@ class Pattern:
     def exact_in_sql(self) -> bool:
         return self.kind in ("all", "terms")
 
-    def prefilter(self) -> tuple[str, list[Any]]:
-        """SQL condition on ``message`` (parameters alongside) that every matching line satisfies."""
-        conds: list[str] = []
-        params: list[Any] = []
-        for t in self.required + self.hints:
-            conds.append("contains(message, ?)")
-            params.append(t)
-        if self.optional:
-            conds.append("(" + " OR ".join("contains(message, ?)" for _ in self.optional) + ")")
-            params += self.optional
-        for t in self.excluded:
-            conds.append("NOT contains(message, ?)")
-            params.append(t)
-        for r in self.regexes:
-            conds.append("regexp_matches(message, ?)")
-            params.append(r)
-        if self.kind == "json":
-            conds.append("starts_with(ltrim(message), '{')")
-        return " AND ".join(conds), params
+    def prefilter(self) -> MessageFilter:
+        """What the store can check in SQL on ``message``: every matching line passes it."""
+        return MessageFilter(required=tuple(self.required + self.hints), any_of=tuple(self.optional),
+                             excluded=tuple(self.excluded), regexes=tuple(self.regexes), json_object=self.kind == "json")
 
     def matches(self, message: str) -> bool:
         if self.kind in ("all", "terms"):

@@ -77,7 +77,7 @@ async def logs_api(request: Request) -> Response:
             raise AwsError("SerializationException", f"request body is not valid JSON: {exc}") from None
         if not isinstance(params, dict):
             raise AwsError("SerializationException", "request body must be a JSON object")
-        result = await op(Call(env, region, params, ctx.logs))
+        result = await op(Call(env, region, params, ctx.logs, ctx.insights))
     except AwsError as exc:
         return exc.response()
     except RecursionError:  # a backstop: every parser checks nesting first (``apiary.input_limits``)

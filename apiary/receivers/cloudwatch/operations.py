@@ -12,11 +12,12 @@ import re
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
+from apiary.query import insights
 from apiary.receivers.cloudwatch import events as put_events
-from apiary.receivers.cloudwatch import insights
 from apiary.receivers.cloudwatch.errors import AwsError, group_not_found, invalid, stream_not_found
 from apiary.receivers.cloudwatch.filter_pattern import PatternError, parse
-from apiary.store.duckdb_logs import DuckDBLogStore, LogGroup, LogStream
+from apiary.receivers.cloudwatch.insights import Registry
+from apiary.store.base import LogGroup, LogStore, LogStream
 
 ACCOUNT = "000000000000"
 _GROUP_NAME = re.compile(r"^[\.\-_/#A-Za-z0-9]{1,512}$")
@@ -31,7 +32,9 @@ class Call:
     env: str
     region: str
     params: dict[str, Any]
-    logs: DuckDBLogStore
+    logs: LogStore
+    #: This server's Logs Insights queries.
+    queries: Registry
 
     def str(self, name: str, required: bool = False) -> str | None:
         v = self.params.get(name)
@@ -295,7 +298,7 @@ async def filter_log_events(call: Call) -> dict[str, Any]:
         raise invalid(str(exc)) from None
     token = call.str("nextToken")
     after = _position(token, "t/") if token else None
-    where, where_params = pattern.prefilter()
+    message_filter = pattern.prefilter()
     start_ms, end_ms = call.int("startTime"), call.int("endTime")
 
     def scan() -> tuple[list[dict[str, Any]], tuple[int, int] | None]:
@@ -306,7 +309,7 @@ async def filter_log_events(call: Call) -> dict[str, Any]:
             want = limit - len(out)
             chunk = want + 1 if pattern.exact_in_sql else max(want * 4, 5000)
             rows = call.logs.events(call.env, g.name, names, start_ms=start_ms, end_ms=end_ms, after=pos,
-                                    limit=chunk, where=where, where_params=where_params)
+                                    limit=chunk, message_filter=message_filter)
             d = rows.to_pydict()
             n = rows.num_rows
             for i in range(n):
@@ -357,16 +360,16 @@ async def start_query(call: Call) -> dict[str, Any]:
         raise invalid("endTime must be greater than or equal to startTime")
     text = call.str("queryString", required=True) or ""
     try:
-        compiled = insights.compile_query(text, call.int("limit", 1, 10_000))
+        compiled = insights.compile_query(text, call.int("limit", 1, 10_000), call.logs.dialect)
     except insights.QueryError as exc:
         raise AwsError("MalformedQueryException", str(exc)) from None
-    query_id = insights.REGISTRY.start(call.env, call.logs, groups, start, end, compiled)
+    query_id = call.queries.start(call.env, call.logs, groups, start, end, compiled)
     return {"queryId": query_id}
 
 
 async def get_query_results(call: Call) -> dict[str, Any]:
     query_id = call.str("queryId", required=True) or ""
-    q = insights.REGISTRY.get(call.env, query_id)
+    q = call.queries.get(call.env, query_id)
     if q is None:
         raise AwsError("ResourceNotFoundException", f"Query does not exist: {query_id}")
     await q.wait(timeout=0.5)
@@ -375,14 +378,14 @@ async def get_query_results(call: Call) -> dict[str, Any]:
 
 async def stop_query(call: Call) -> dict[str, Any]:
     query_id = call.str("queryId", required=True) or ""
-    q = insights.REGISTRY.get(call.env, query_id)
+    q = call.queries.get(call.env, query_id)
     if q is None:
         raise AwsError("ResourceNotFoundException", f"Query does not exist: {query_id}")
     return {"success": q.stop()}
 
 
 async def describe_queries(call: Call) -> dict[str, Any]:
-    return {"queries": [q.summary() for q in insights.REGISTRY.list(call.env)]}
+    return {"queries": [q.summary() for q in call.queries.list(call.env)]}
 
 
 OPERATIONS: dict[str, Callable[[Call], Awaitable[dict[str, Any]]]] = {

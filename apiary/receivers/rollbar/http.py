@@ -26,7 +26,7 @@ from apiary.receivers.encoding import BadEncoding, BodyTooLarge, UnsupportedEnco
 from apiary.receivers.rollbar.items import CLIENT_PLATFORMS, PayloadError, decode
 from apiary.server.context import Apiary
 from apiary.store.base import StoreOverloaded, StoreUnavailable
-from apiary.store.duckdb_errors import ErrorItem
+from apiary.store.base import ErrorItem
 from apiary.store.meta import ApiKey
 
 TOKEN_HEADER = "X-Rollbar-Access-Token"

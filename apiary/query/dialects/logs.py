@@ -1,0 +1,214 @@
+"""How the log and error read paths spell SQL in each store's dialect.
+
+The log languages (CloudWatch filter patterns, Logs Insights) and the log
+and error stores' own reads are written once, with ``?`` placeholders and
+calls on a `LogDialect` wherever DuckDB and ClickHouse spell a function
+differently. ``bind`` turns the finished text into what the store's client
+takes: DuckDB keeps ``?``; ClickHouse gets typed ``{pN:Type}`` parameters,
+bound server-side, so a user's value never becomes SQL text either way.
+
+Both dialects answer alike where the engines differ: a JSON value missing
+from a line is NULL (ClickHouse's ``JSON_VALUE`` answers '' and is mapped
+back), percentiles interpolate between the closest ranks (``quantile_cont`` /
+``quantileExactInclusive``), and time bins start at the Unix epoch.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+
+class LogDialect:
+    """DuckDB's spelling; `ClickHouseLogDialect` overrides what differs. Arguments are SQL fragments."""
+
+    name = "duckdb"
+
+    def contains(self, text: str, needle: str) -> str:
+        return f"contains({text}, {needle})"
+
+    def regex_match(self, text: str, pattern: str) -> str:
+        return f"regexp_matches({text}, {pattern})"
+
+    def regex_extract(self, text: str, pattern: str, group: int) -> str:
+        return f"nullif(regexp_extract({text}, {pattern}, {int(group)}), '')"
+
+    def starts_with_brace(self, text: str) -> str:
+        """Whether a line is a JSON object at first sight (CloudWatch's test for a structured line)."""
+        return f"starts_with(ltrim({text}), '{{')"
+
+    def json_valid(self, text: str) -> str:
+        return f"json_valid({text})"
+
+    def json_text(self, doc: str, path: str) -> str:
+        """The value at a JSONPath (``$.a.b``) as text; NULL when missing."""
+        return f"json_extract_string({doc}, {path})"
+
+    def in_array(self, array: str, value: str) -> str:
+        return f"list_contains({array}, {value})"
+
+    def epoch_us(self, ts: str) -> str:
+        return f"epoch_us({ts})"
+
+    def epoch_ms(self, ts: str) -> str:
+        return f"epoch_ms({ts})"
+
+    def from_epoch_us(self, us: str) -> str:
+        return f"make_timestamp({us})"
+
+    def to_double(self, value: str) -> str:
+        return f"TRY_CAST({value} AS DOUBLE)"
+
+    def to_boolean(self, value: str) -> str:
+        return f"TRY_CAST({value} AS BOOLEAN)"
+
+    def to_timestamp(self, value: str) -> str:
+        return f"TRY_CAST({value} AS TIMESTAMP)"
+
+    def to_text(self, value: str) -> str:
+        return f"CAST({value} AS VARCHAR)"
+
+    def text_length(self, text: str) -> str:
+        return f"length({text})"
+
+    def ln(self, value: str) -> str:
+        return f"ln({value})"
+
+    def bin_us(self, ts: str, width_us: str) -> str:
+        """``ts`` down to a multiple of ``width_us`` microseconds since the epoch."""
+        return f"time_bucket(to_microseconds(CAST({width_us} AS BIGINT)), {ts}, TIMESTAMP '1970-01-01')"
+
+    def bin_months(self, ts: str, months: str) -> str:
+        return f"time_bucket(to_months(CAST({months} AS INTEGER)), {ts}, TIMESTAMP '1970-01-01')"
+
+    def percentile(self, value: str, fraction: float) -> str:
+        """``fraction`` is a number the compiler checked, written as a constant (ClickHouse requires one)."""
+        return f"quantile_cont({value}, {float(fraction)!r})"
+
+    def arg_at(self, fn: str, value: str, key: str) -> str:
+        """``arg_min``/``arg_max``: ``value`` of the row with the least/greatest ``key``."""
+        return f"{fn}({value}, {key})"
+
+    def stddev(self, value: str) -> str:
+        return f"stddev_samp({value})"
+
+    def bind(self, sql: str, params: list[Any]) -> tuple[str, list[Any]]:
+        return sql, params
+
+
+class ClickHouseLogDialect(LogDialect):
+    name = "clickhouse"
+
+    def contains(self, text: str, needle: str) -> str:
+        return f"(position({text}, {needle}) > 0)"
+
+    def regex_match(self, text: str, pattern: str) -> str:
+        return f"match({text}, {pattern})"
+
+    def regex_extract(self, text: str, pattern: str, group: int) -> str:
+        return f"nullIf(regexpExtract({text}, {pattern}, {int(group)}), '')"
+
+    def starts_with_brace(self, text: str) -> str:
+        return f"startsWith(trimLeft({text}), '{{')"
+
+    def json_valid(self, text: str) -> str:
+        return f"isValidJSON({text})"
+
+    def json_text(self, doc: str, path: str) -> str:
+        return f"nullIf(JSON_VALUE({doc}, {path}), '')"
+
+    def in_array(self, array: str, value: str) -> str:
+        return f"has({array}, {value})"
+
+    def epoch_us(self, ts: str) -> str:
+        return f"toUnixTimestamp64Micro({ts})"
+
+    def epoch_ms(self, ts: str) -> str:
+        return f"toUnixTimestamp64Milli({ts})"
+
+    def from_epoch_us(self, us: str) -> str:
+        return f"fromUnixTimestamp64Micro({us}, 'UTC')"
+
+    def to_double(self, value: str) -> str:
+        return f"accurateCastOrNull({value}, 'Float64')"
+
+    def to_boolean(self, value: str) -> str:
+        return f"accurateCastOrNull({value}, 'Bool')"
+
+    def to_timestamp(self, value: str) -> str:
+        return f"parseDateTime64BestEffortOrNull(toString({value}), 6, 'UTC')"
+
+    def to_text(self, value: str) -> str:
+        return f"toString({value})"
+
+    def text_length(self, text: str) -> str:
+        return f"lengthUTF8({text})"
+
+    def bin_us(self, ts: str, width_us: str) -> str:
+        us = f"toUnixTimestamp64Micro({ts})"
+        return f"fromUnixTimestamp64Micro({us} - ({us} % {width_us}), 'UTC')"
+
+    def bin_months(self, ts: str, months: str) -> str:
+        return f"toDateTime64(toStartOfInterval({ts}, toIntervalMonth({months})), 6, 'UTC')"
+
+    def percentile(self, value: str, fraction: float) -> str:
+        return f"quantileExactInclusive({float(fraction)!r})({value})"
+
+    def arg_at(self, fn: str, value: str, key: str) -> str:
+        return f"{'argMin' if fn == 'arg_min' else 'argMax'}({value}, {key})"
+
+    def stddev(self, value: str) -> str:
+        return f"stddevSamp({value})"
+
+    def bind(self, sql: str, params: list[Any]) -> tuple[str, list[Any]]:
+        """Each ``?`` outside quotes becomes ``{pN:Type}``, typed from its value (`ClickHouseStore.query` binds pN)."""
+        out: list[str] = []
+        n = 0
+        quote: str | None = None
+        for ch in sql:
+            if quote is not None:
+                if ch == quote:
+                    quote = None
+            elif ch in ("'", '"', "`"):
+                quote = ch
+            elif ch == "?":
+                out.append(f"{{p{n + 1}:{_clickhouse_type(params[n])}}}")
+                n += 1
+                continue
+            out.append(ch)
+        if n != len(params):
+            raise ValueError(f"{n} placeholders for {len(params)} parameters")
+        return "".join(out), [_clickhouse_value(p) for p in params]
+
+
+def _clickhouse_type(value: Any) -> str:
+    if value is None:
+        return "Nullable(String)"
+    if isinstance(value, bool):
+        return "Bool"
+    if isinstance(value, int):
+        return "Int64"
+    if isinstance(value, float):
+        return "Float64"
+    if isinstance(value, datetime):
+        return "DateTime64(6, 'UTC')"
+    if isinstance(value, (list, tuple)):
+        inner = {_clickhouse_type(v) for v in value} or {"String"}
+        return f"Array({inner.pop() if len(inner) == 1 else 'String'})"
+    return "String"
+
+
+def _clickhouse_value(value: Any) -> Any:
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def log_dialect_for(name: str) -> LogDialect:
+    if name == "duckdb":
+        return LogDialect()
+    if name == "clickhouse":
+        return ClickHouseLogDialect()
+    raise ValueError(f"no SQL dialect {name!r}")
