@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from apiary.model.span import CORE_NAMES
 from apiary.query.dialects import Compiled
 from apiary.query.plan import (
-    BOOLEAN, FLOAT, INTEGER, STRING, TIMESTAMP, Aggregate, Call, Column, Expr, InList, Literal, Source, SpanQuery,
+    BOOLEAN, FLOAT, INTEGER, STRING, TIMESTAMP, Aggregate, Call, Column, Expr, InList, Literal, SEPARATE_KINDS, SeriesColumns,
+    Source, SpanQuery, histogram_rows,
 )
 
 TS = "DateTime64(6, 'UTC')"
@@ -71,6 +72,24 @@ class _Render:
             value = value.astimezone(timezone.utc).replace(tzinfo=None)
         self.params.append(value)
         return f"{{p{len(self.params)}:{sql_type or _type_of(value)}}}"
+
+    def float_param(self, value: float) -> str:
+        return self.param(float(value), "Float64")
+
+    def increment(self, value: str, c: SeriesColumns, ts: str, q: SpanQuery, partition: Sequence[str] = ()) -> str:
+        """As the DuckDB dialect's: what a metric point adds to its series, resets counted from zero."""
+        start = self.expr(c.start_us)
+        window = (f"OVER (PARTITION BY {', '.join([self.expr(c.series), *partition])} ORDER BY {ts} "
+                  f"ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)")
+        prev = f"anyLast({value}) {window}"
+        prev_start = f"anyLast(if(({value}) IS NOT NULL, {start}, NULL)) {window}"
+        temporality = self.expr(c.temporality)
+        return (f"CASE WHEN ({value}) IS NULL OR NOT coalesce({self.expr(c.monotonic)}, false) THEN NULL "
+                f"WHEN {temporality} = {self.param('delta', 'String')} THEN {value} "
+                f"WHEN {temporality} != {self.param('cumulative', 'String')} THEN NULL "
+                f"WHEN {prev} IS NULL THEN if({start} >= {self.param(_epoch_us(q.start), 'Int64')}, {value}, NULL) "
+                f"WHEN NOT ({start} <=> {prev_start}) OR ({value}) < {prev} THEN {value} "
+                f"ELSE ({value}) - {prev} END")
 
     # -- expressions ----------------------------------------------------------------------------
 
@@ -144,7 +163,7 @@ class _Render:
         return f"toUnixTimestamp64Micro({ts})"
 
     def base(self, q: SpanQuery, *, args: bool = True, groups: Sequence[tuple[Any, ...]] | None = None,
-             extra: Sequence[tuple[str, str]] = ()) -> str:
+             extra: Sequence[tuple[str, str]] = (), conditions: Sequence[Expr] = ()) -> str:
         """The filtered rows, with ``_bucket``, ``g*``, ``v*`` (aggregate arguments), ``_tid``, ``_dur``."""
         ts = self.expr(q.timestamp)
         cols = [f"intDiv({self.micros(ts)} - {self.param(_epoch_us(q.start))}, {self.param(q.granularity_s * 1_000_000)}) AS _bucket"]
@@ -154,7 +173,9 @@ class _Render:
                 if a.arg is None:
                     continue
                 value = self.expr(a.arg)
-                if a.kind.startswith("rate_"):
+                if a.counter is not None:
+                    value = self.increment(value, a.counter, ts, q)
+                elif a.kind.startswith("rate_"):
                     part = ", ".join(self.expr(g.expr) for g in q.groups)
                     window = (f"OVER ({'PARTITION BY ' + part + ' ' if part else ''}ORDER BY {ts} "
                               f"ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)")
@@ -170,6 +191,7 @@ class _Render:
             where.append(f"_dataset IN ({', '.join(self.param(d, 'String') for d in q.datasets)})")
         if q.where is not None:
             where.append(self.expr(q.where))
+        where += [self.expr(c) for c in conditions]
         sql = f"SELECT {', '.join(cols)} FROM spans WHERE {' AND '.join(where)}"
         if groups is not None and q.groups:
             # Null-safe membership: has() compares NULL equal to NULL, as DuckDB's IS NOT DISTINCT FROM does.
@@ -192,8 +214,20 @@ class _Render:
             return f"{a.kind[5:]}({v})"
         raise ValueError(f"{a.kind} is not a summary aggregate")
 
-    def aggregates(self, q: SpanQuery) -> list[str]:
-        return [f"{self.aggregate(j, a)} AS c{j}" for j, a in enumerate(q.aggregates) if a.kind not in ("heatmap", "concurrency")]
+    def aggregates(self, q: SpanQuery, per_s: Callable[[], str] | None = None) -> list[str]:
+        """``per_s`` renders the seconds a RATE divides by (the window's in a summary, the bucket's in a series)."""
+        out = []
+        for j, a in enumerate(q.aggregates):
+            if a.kind in SEPARATE_KINDS:
+                continue
+            if a.kind == "increase":
+                out.append(f"sum(v{j}) AS c{j}")
+            elif a.kind == "rate":
+                seconds = per_s() if per_s else self.float_param((q.end - q.start).total_seconds())
+                out.append(f"sum(v{j}) / {seconds} AS c{j}")
+            else:
+                out.append(f"{self.aggregate(j, a)} AS c{j}")
+        return out
 
 
 class ClickHouseDialect:
@@ -223,14 +257,17 @@ class ClickHouseDialect:
         r = _Render()
         base = r.base(q, groups=groups)
         keys = ["_bucket"] + [f"g{i}" for i in range(len(q.groups))]
-        sql = f"SELECT {', '.join(keys + r.aggregates(q))}, count() AS _rows FROM ({base}) GROUP BY {', '.join(keys)}"
+        aggs = r.aggregates(q, lambda: r.float_param(q.granularity_s))
+        sql = f"SELECT {', '.join(keys + aggs)}, count() AS _rows FROM ({base}) GROUP BY {', '.join(keys)}"
         return Compiled(sql, r.params)
 
     def totals_and_series(self, q: SpanQuery) -> Compiled:
         assert not q.groups and not q.having
         r = _Render()
         base = r.base(q)
-        cols = ["_bucket", "grouping(_bucket) AS _total"] + r.aggregates(q) + ["count() AS _rows", _examples(q)]
+        per_s = lambda: (f"(CASE WHEN grouping(_bucket) = 1 THEN {r.float_param((q.end - q.start).total_seconds())} "  # noqa: E731
+                         f"ELSE {r.float_param(q.granularity_s)} END)")
+        cols = ["_bucket", "grouping(_bucket) AS _total"] + r.aggregates(q, per_s) + ["count() AS _rows", _examples(q)]
         return Compiled(f"SELECT {', '.join(cols)} FROM ({base}) GROUP BY GROUPING SETS ((_bucket), ()) "
                         "SETTINGS group_by_use_nulls = 1", r.params)
 
@@ -248,6 +285,19 @@ class ClickHouseDialect:
                 f"{int(q.heatmap_buckets) - 1}) AS _cell")
         sql = (f"SELECT {', '.join(keys)}, {cell}, count() AS n, any(_tid) AS _example FROM ({base}) "
                f"WHERE v{aggregate} IS NOT NULL GROUP BY {', '.join(keys)}, _cell")
+        return Compiled(sql, r.params)
+
+    def histogram_buckets(self, q: SpanQuery, aggregate: int, groups: Sequence[tuple[Any, ...]] | None) -> Compiled:
+        r = _Render()
+        a = q.aggregates[aggregate]
+        assert a.buckets is not None and a.counter is not None and a.metric is not None
+        ts, lower, upper = r.expr(q.timestamp), r.expr(a.buckets.lower), r.expr(a.buckets.upper)
+        n = r.increment(r.expr(a.buckets.count), a.counter, ts, q, [lower, upper])
+        base = r.base(q, args=False, groups=groups, extra=[("_lo", lower), ("_hi", upper), ("_n", n)],
+                      conditions=histogram_rows(a))
+        keys = ["_bucket"] + [f"g{i}" for i in range(len(q.groups))]
+        sql = (f"SELECT {', '.join(keys)}, _lo, _hi, toFloat64(sum(_n)) AS n FROM ({base}) WHERE _n IS NOT NULL "
+               f"GROUP BY {', '.join(keys)}, _lo, _hi")
         return Compiled(sql, r.params)
 
     def concurrency(self, q: SpanQuery, groups: Sequence[tuple[Any, ...]] | None) -> Compiled:

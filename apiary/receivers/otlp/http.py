@@ -11,6 +11,7 @@ from __future__ import annotations
 from google.protobuf import json_format
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,6 +19,7 @@ from starlette.routing import Route
 
 from apiary.receivers.encoding import BadEncoding, BodyTooLarge, UnsupportedEncoding, read_body
 from apiary.receivers.otlp import logs as otlp_logs
+from apiary.receivers.otlp import metrics as otlp_metrics
 from apiary.receivers.otlp.traces import PayloadError, decode_request
 from apiary.server.context import Apiary
 from apiary.store.base import StoreOverloaded, StoreUnavailable
@@ -114,4 +116,42 @@ async def export_logs(request: Request) -> Response:
     return Response(resp.SerializeToString(), 200, media_type=PROTOBUF)
 
 
-routes = [Route("/v1/traces", export_traces, methods=["POST"]), Route("/v1/logs", export_logs, methods=["POST"])]
+async def export_metrics(request: Request) -> Response:
+    """``POST /v1/metrics``: the same checks and answers as traces; data points become rows of the span store."""
+    ctx: Apiary = request.app.state.apiary
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    as_json = ctype == JSON
+    if ctype not in (PROTOBUF, JSON):
+        return _status(415, f"unsupported Content-Type {ctype or '(none)'!r}: send {PROTOBUF} or {JSON}", False)
+    api_key = ctx.authenticate(request.headers.get(KEY_HEADER))
+    if api_key is None:
+        return _status(401, f"missing or unknown API key in the {KEY_HEADER} header: check OTEL_EXPORTER_OTLP_HEADERS "
+                            f"(`apiary keys list` shows the keys of each environment)", as_json)
+    limit = ctx.settings.max_body_bytes
+    try:
+        body = await read_body(request, limit)
+        batch = await ctx.pool.run(len(body), otlp_metrics.decode_request, body, request.headers.get("content-encoding"),
+                                   as_json, limit)
+        if batch.num_rows:
+            await ctx.store.append(api_key.environment, batch)
+    except BodyTooLarge as exc:
+        return _status(413, str(exc), as_json)
+    except UnsupportedEncoding as exc:
+        return _status(415, str(exc), as_json)
+    except (PayloadError, BadEncoding) as exc:
+        return _status(400, str(exc), as_json)
+    except StoreOverloaded as exc:
+        return _status(429, "too many data points waiting to be committed; retry later", as_json, exc.retry_after)
+    except StoreUnavailable as exc:
+        return _status(503, str(exc), as_json, exc.retry_after)
+    resp = ExportMetricsServiceResponse()
+    if batch.rejected:
+        resp.partial_success.rejected_data_points = batch.rejected
+        resp.partial_success.error_message = "; ".join(batch.errors)
+    if as_json:
+        return Response(json_format.MessageToJson(resp, indent=None), 200, media_type=JSON)
+    return Response(resp.SerializeToString(), 200, media_type=PROTOBUF)
+
+
+routes = [Route("/v1/traces", export_traces, methods=["POST"]), Route("/v1/logs", export_logs, methods=["POST"]),
+          Route("/v1/metrics", export_metrics, methods=["POST"])]

@@ -1,0 +1,156 @@
+"""OTel SDK metrics in, exact answers out of the Query Data API, on DuckDB and on ClickHouse (chdb).
+
+The numbers a test expects are the ones ``conftest.load`` fed the SDK's instruments.
+"""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
+from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality, Metric, ResourceMetrics
+
+from tests.metrics.conftest import FAST_MS, SLOW_MS, Known
+
+
+def by(results: list[dict], key: str) -> dict:
+    return {r["data"][key]: r["data"] for r in results}
+
+
+def test_a_cumulative_counter_gives_its_increase_and_rate_per_series(known: Known) -> None:
+    data = known.query({"calculations": [{"op": "INCREASE", "column": "orders"}, {"op": "RATE", "column": "orders"}],
+                        "breakdowns": ["route"]})
+    rows = by(data["results"], "route")
+    assert rows["/a"]["INCREASE(orders)"] == known.expected["orders_a"]
+    assert rows["/b"]["INCREASE(orders)"] == known.expected["orders_b"]
+    window = known.end - known.start
+    assert rows["/b"]["RATE(orders)"] == pytest.approx(known.expected["orders_b"] / window)
+    # Per time bucket, the rate is that bucket's increase over its seconds; the buckets add up to the whole.
+    per_bucket = [p["data"]["RATE(orders)"] or 0 for p in data["series"] if p["data"]["route"] == "/b"]
+    assert sum(per_bucket) * data["granularity"] == pytest.approx(known.expected["orders_b"])
+
+
+def test_delta_sums_add_up_as_sent(known: Known) -> None:
+    data = known.query({"calculations": [{"op": "SUM", "column": "charges"}, {"op": "INCREASE", "column": "charges"}],
+                        "breakdowns": ["card"]}, "payments")
+    rows = by(data["results"], "card")
+    assert rows["visa"]["SUM(charges)"] == known.expected["charges_visa"]
+    assert rows["visa"]["INCREASE(charges)"] == known.expected["charges_visa"]
+    assert rows["amex"]["INCREASE(charges)"] == known.expected["charges_amex"]
+
+
+def test_an_up_down_counter_is_a_level_not_a_rate(known: Known) -> None:
+    data = known.query({"calculations": [{"op": "RATE", "column": "in_flight"}, {"op": "MIN", "column": "in_flight"},
+                                         {"op": "MAX", "column": "in_flight"}]})
+    row = data["results"][0]["data"]
+    assert row["RATE(in_flight)"] is None
+    assert (row["MIN(in_flight)"], row["MAX(in_flight)"]) == (known.expected["in_flight"], 3)
+
+
+def test_an_observable_gauge_keeps_its_values(known: Known) -> None:
+    data = known.query({"calculations": [{"op": "AVG", "column": "temperature"}, {"op": "MAX", "column": "temperature"}],
+                        "breakdowns": ["room"], "filters": [{"column": "temperature", "op": "exists"}]})
+    rows = by(data["results"], "room")
+    assert rows["a"]["AVG(temperature)"] == 21.5
+    assert rows["b"]["MAX(temperature)"] == 19.0
+
+
+@pytest.mark.parametrize("dataset,metric,count", [("checkout", "latency", "latency_count"),
+                                                  ("payments", "charge_ms", "charge_ms_count")])
+def test_histogram_percentiles_come_from_merged_buckets(known: Known, dataset: str, metric: str, count: str) -> None:
+    calcs = [{"op": "HISTOGRAM_P50", "column": metric}, {"op": "HISTOGRAM_P99", "column": metric},
+             {"op": "INCREASE", "column": f"{metric}.count"}, {"op": "MAX", "column": f"{metric}.max"}]
+    row = known.query({"calculations": calcs}, dataset)["results"][0]["data"]
+    # Cumulative points are not added up as they stand: the count grew to 100, not 50 + 100 + 100 ...
+    assert row[f"INCREASE({metric}.count)"] == known.expected[count]
+    assert 0 < row[f"HISTOGRAM_P50({metric})"] <= 5  # FAST_MS falls in the SDK's (0, 5] bucket
+    assert 250 < row[f"HISTOGRAM_P99({metric})"] <= 500  # SLOW_MS in (250, 500]
+    assert row[f"MAX({metric}.max)"] == SLOW_MS
+    assert FAST_MS < SLOW_MS
+
+
+def test_histogram_percentile_splits_by_an_attribute_and_over_time(known: Known) -> None:
+    data = known.query({"calculations": [{"op": "HISTOGRAM_P90", "column": "latency"}], "breakdowns": ["route"],
+                        "filters": [{"column": "meta.metric", "op": "=", "value": "latency"},
+                                    {"column": "meta.annotation_type", "op": "=", "value": "histogram_bucket"}]})
+    rows = by(data["results"], "route")
+    assert set(rows) == {"/a", "/b"}
+    assert all(0 < r["HISTOGRAM_P90(latency)"] <= 5 for r in rows.values())
+    points = [p["data"]["HISTOGRAM_P90(latency)"] for p in data["series"]]
+    assert any(v is not None for v in points) and all(v is None or 0 < v <= 5 for v in points)
+
+
+def test_a_counter_reset_gives_no_negative_rate(known: Known) -> None:
+    data = known.query({"calculations": [{"op": "INCREASE", "column": "jobs"}, {"op": "RATE", "column": "jobs"}],
+                        "granularity": 1}, "worker")
+    assert data["results"][0]["data"]["INCREASE(jobs)"] == known.expected["jobs"]
+    rates = [p["data"]["RATE(jobs)"] for p in data["series"] if p["data"]["RATE(jobs)"] is not None]
+    assert rates and min(rates) >= 0
+
+
+def test_instruments_are_listed_with_their_metadata(known: Known) -> None:
+    data = known.query({"breakdowns": ["meta.metric", "meta.metric.type", "meta.metric.unit", "meta.metric.description",
+                                       "meta.temporality", "meta.monotonic"],
+                        "filters": [{"column": "meta.annotation_type", "op": "=", "value": "instrument"}]})
+    instruments = {r["data"]["meta.metric"]: r["data"] for r in data["results"]}
+    assert instruments["orders"]["meta.metric.type"] == "sum"
+    assert instruments["orders"]["meta.monotonic"] is True
+    assert instruments["orders"]["meta.temporality"] == "cumulative"
+    assert instruments["orders"]["meta.metric.description"] == "orders placed"
+    assert instruments["in_flight"]["meta.monotonic"] is False
+    assert instruments["latency"]["meta.metric.type"] == "histogram"
+    assert instruments["latency"]["meta.metric.unit"] == "ms"
+    assert instruments["temperature"]["meta.metric.type"] == "gauge"
+
+
+def test_an_exemplar_links_a_point_to_its_trace(known: Known) -> None:
+    data = known.query({"breakdowns": ["exemplar.trace_id", "meta.metric"],
+                        "filters": [{"column": "meta.annotation_type", "op": "=", "value": "exemplar"},
+                                    {"column": "exemplar.trace_id", "op": "exists"}]})
+    linked = {(r["data"]["exemplar.trace_id"], r["data"]["meta.metric"]) for r in data["results"]}
+    assert (known.trace_id, "latency") in linked
+    trace = httpx.get(f"{known.server.url}/api/traces/{known.trace_id}", headers=known.headers(), timeout=30)
+    assert trace.status_code == 200, trace.text
+
+
+def test_metric_rows_are_marked_apart_from_spans(known: Known) -> None:
+    data = known.query({"breakdowns": ["meta.signal_type"]})
+    signals = {r["data"]["meta.signal_type"] for r in data["results"]}
+    assert signals == {"metric", "trace"}
+
+
+def _post(known: Known, body: bytes, ctype: str = "application/x-protobuf", key: str | None = None) -> httpx.Response:
+    return httpx.post(f"{known.server.url}/v1/metrics", content=body, timeout=30,
+                      headers={"content-type": ctype, "x-honeycomb-team": known.server.key if key is None else key})
+
+
+def test_bad_input_is_refused_and_changes_nothing(known: Known) -> None:
+    before = known.rows("payments")
+    bad = _post(known, b"\x0a\xff\xff\xff\xff\x0f")
+    assert bad.status_code == 400 and b"ExportMetricsServiceRequest" in bad.content
+    bad_json = _post(known, b'{"resourceMetrics": [', "application/json")
+    assert bad_json.status_code == 400 and "not valid JSON" in bad_json.json()["message"]
+    unknown = _post(known, ExportMetricsServiceRequest().SerializeToString(), key="not-a-key")
+    assert unknown.status_code == 401
+    assert known.rows("payments") == before
+
+
+def test_points_that_cannot_be_stored_are_reported_as_partial_success(known: Known) -> None:
+    req = ExportMetricsServiceRequest(resource_metrics=[ResourceMetrics()])
+    rm = req.resource_metrics[0]
+    rm.resource.attributes.add(key="service.name").value.string_value = "payments"
+    metric: Metric = rm.scope_metrics.add().metrics.add(name="refunds")
+    metric.histogram.aggregation_temporality = AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA
+    ok = metric.histogram.data_points.add(time_unix_nano=known.start * 10**9 + 1, count=1, bucket_counts=[1, 0],
+                                          explicit_bounds=[10.0])
+    ok.sum = 2.0
+    metric.histogram.data_points.add(time_unix_nano=known.start * 10**9 + 1, count=1, bucket_counts=[1, 0, 0],
+                                     explicit_bounds=[10.0])
+    r = _post(known, req.SerializeToString())
+    assert r.status_code == 200
+    resp = ExportMetricsServiceResponse.FromString(r.content)
+    assert resp.partial_success.rejected_data_points == 1
+    assert "bucket_counts" in resp.partial_success.error_message
