@@ -9,7 +9,14 @@ parse-and-flatten rate of the same bodies measured in this run. The ratio
 acknowledged / parse-and-flatten is the figure. ``--rate`` offers a fixed
 load instead, for the latency at a given rate.
 
+``--signal metrics`` posts ExportMetricsServiceRequest bodies to
+``/v1/metrics`` instead (512 data points, a quarter of them 16-bucket
+histograms; ``bench/synth.py``) and counts data points; ``--signal both``
+runs the span load and then the metrics load, each on a fresh server, and
+prints data points/s against spans/s of the same run.
+
     python bench/ingest.py --duration 60 --clients 4
+    python bench/ingest.py --signal both --duration 30 --clients 4
     python bench/ingest.py --duration 60 --clients 4 --rate 30000
     python bench/ingest.py --duration 60 --clients 4 --at-baseline
 """
@@ -22,7 +29,7 @@ import multiprocessing as mp
 import os
 import random
 import shutil
-import signal
+import signal as signal_mod
 import statistics
 import subprocess
 import sys
@@ -35,11 +42,21 @@ from typing import Iterator
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.synth import make_request  # noqa: E402
+from bench.synth import make_metrics_request, make_request  # noqa: E402
+from apiary.receivers.otlp import metrics as otlp_metrics  # noqa: E402
 from apiary.receivers.otlp.traces import decode, parse_protobuf  # noqa: E402
 
+PATHS = {"traces": "/v1/traces", "metrics": "/v1/metrics"}
+UNITS = {"traces": "spans", "metrics": "data points"}
 
-def baseline(bodies: list[bytes], spans: int, seconds: float) -> tuple[float, float]:
+
+def make_body(signal: str, items: int, rng: random.Random, histogram_share: float) -> bytes:
+    if signal == "metrics":
+        return make_metrics_request(items, rng, histogram_share=histogram_share)
+    return make_request(items, rng)
+
+
+def baseline(bodies: list[bytes], spans: int, seconds: float, signal: str = "traces") -> tuple[float, float]:
     def rate(fn) -> float:  # noqa: ANN001
         n, t0 = 0, time.perf_counter()
         while time.perf_counter() - t0 < seconds:
@@ -48,11 +65,14 @@ def baseline(bodies: list[bytes], spans: int, seconds: float) -> tuple[float, fl
                 n += spans
         return n / (time.perf_counter() - t0)
 
+    if signal == "metrics":
+        return rate(lambda b: otlp_metrics.parse(b, False)), rate(lambda b: otlp_metrics.decode(b, False))
     return rate(parse_protobuf), rate(lambda b: decode(b, False))
 
 
 def client(port: int, key: str, seed: int, spans: int, seconds: float, connections: int, interval: float,
-           ready: "mp.Queue[int]", go: "mp.Event", out: "mp.Queue[tuple[int, int, list[float], float]]") -> None:
+           ready: "mp.Queue[int]", go: "mp.Event", out: "mp.Queue[tuple[int, int, list[float], float]]",
+           signal: str = "traces", histogram_share: float = 0.25) -> None:
     """One client process with ``connections`` keep-alive connections, each waiting for its answer.
 
     With ``interval`` > 0 each connection sends on a fixed schedule (one request per interval) and
@@ -61,8 +81,9 @@ def client(port: int, key: str, seed: int, spans: int, seconds: float, connectio
     client CPU reported back.
     """
     rng = random.Random(seed)
-    bodies = [make_request(spans, rng) for _ in range(16)]
+    bodies = [make_body(signal, spans, rng, histogram_share) for _ in range(16)]
     headers = {"content-type": "application/x-protobuf", "x-honeycomb-team": key}
+    path = PATHS[signal]
     totals = [0, 0]
     latencies: list[float] = []
     lock = threading.Lock()
@@ -86,7 +107,7 @@ def client(port: int, key: str, seed: int, spans: int, seconds: float, connectio
                     time.sleep(due - t0)
                 t0, due = due, due + interval
             try:
-                conn.request("POST", "/v1/traces", body, headers)
+                conn.request("POST", path, body, headers)
                 resp = conn.getresponse()
                 resp.read()
             except (OSError, http.client.HTTPException):
@@ -157,23 +178,36 @@ def tree_cpu_s(pid: int) -> tuple[float, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--duration", type=float, default=20.0, help="seconds of load (bounded)")
+    ap.add_argument("--duration", type=float, default=20.0, help="seconds of load (bounded), per signal")
     ap.add_argument("--clients", type=int, default=4, help="client processes")
     ap.add_argument("--connections", type=int, default=4, help="concurrent connections per client process")
-    ap.add_argument("--spans", type=int, default=512, help="spans per request")
+    ap.add_argument("--spans", type=int, default=512, help="spans (or metric data points) per request")
     ap.add_argument("--decode-workers", type=int, default=None)
     ap.add_argument("--rate", type=float, default=0.0,
                     help="offered spans/s over all connections, on a fixed schedule (default: as fast as answers come)")
     ap.add_argument("--at-baseline", action="store_true",
                     help="offer the parse+flatten rate measured just before the load: the issue's 'p99 at that rate'")
+    ap.add_argument("--signal", choices=("traces", "metrics", "both"), default="traces",
+                    help="what the clients send: OTLP spans, OTLP metric data points, or one load of each in turn")
+    ap.add_argument("--histogram-share", type=float, default=0.25, help="share of metric data points that are histograms")
     args = ap.parse_args()
     args.duration = min(args.duration, 300.0)
+    acked_rates = {}
+    for signal in (("traces", "metrics") if args.signal == "both" else (args.signal,)):
+        acked_rates[signal] = run(signal, args)
+    if len(acked_rates) == 2:
+        spans, points = acked_rates["traces"], acked_rates["metrics"]
+        print(f"== same run: {points:,.0f} data points/s against {spans:,.0f} spans/s acknowledged "
+              f"({points / spans:.2f}x)")
 
+
+def run(signal: str, args: argparse.Namespace) -> float:
+    """One load of one signal against a fresh server; prints its figures and returns the acknowledged rate."""
+    unit = UNITS[signal]
     rng = random.Random(7)
-    bodies = [make_request(args.spans, rng) for _ in range(16)]
-    before = baseline(bodies, args.spans, 3.0)
-    if args.at_baseline:
-        args.rate = before[1]
+    bodies = [make_body(signal, args.spans, rng, args.histogram_share) for _ in range(16)]
+    before = baseline(bodies, args.spans, 3.0, signal)
+    rate_offered = before[1] if args.at_baseline else args.rate
 
     data = Path(tempfile.mkdtemp(prefix="apiary-bench-"))
     key = subprocess.run([sys.executable, "-m", "apiary", "keys", "create", "bench", "--data", str(data)],
@@ -200,7 +234,7 @@ def main() -> None:
         # workers' imports, which took the first ~0.5 s of a run past 250 ms for every connection.
         warm = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         for body in bodies:
-            warm.request("POST", "/v1/traces", body, {"content-type": "application/x-protobuf", "x-honeycomb-team": key})
+            warm.request("POST", PATHS[signal], body, {"content-type": "application/x-protobuf", "x-honeycomb-team": key})
             warm.getresponse().read()
         warm.close()
         peak = [0]
@@ -213,12 +247,12 @@ def main() -> None:
 
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
-        interval = args.clients * args.connections * args.spans / args.rate if args.rate else 0.0
+        interval = args.clients * args.connections * args.spans / rate_offered if rate_offered else 0.0
         q: mp.Queue = mp.Queue()
         ready: mp.Queue = mp.Queue()
         go = mp.Event()
         procs = [mp.Process(target=client, args=(port, key, i, args.spans, args.duration, args.connections, interval,
-                                                 ready, go, q)) for i in range(args.clients)]
+                                                 ready, go, q, signal, args.histogram_share)) for i in range(args.clients)]
         for p in procs:
             p.start()
         for _ in procs:
@@ -237,13 +271,13 @@ def main() -> None:
         stop.set()
         watcher.join()
     finally:
-        server.send_signal(signal.SIGTERM)
+        server.send_signal(signal_mod.SIGTERM)
         server.wait(60)
         shutil.rmtree(data, ignore_errors=True)
 
     # Measured again once the load is over: this machine's single-core speed drifts (26,056 before and
     # 40,410 after in one run here), so the ratio uses the mean of the two readings and prints both.
-    after = baseline(bodies, args.spans, 3.0)
+    after = baseline(bodies, args.spans, 3.0, signal)
     parse_rate, flatten_rate = (before[0] + after[0]) / 2, (before[1] + after[1]) / 2
     acked = sum(r[0] for r in results)
     refused = sum(r[1] for r in results)
@@ -251,24 +285,26 @@ def main() -> None:
     rate = acked / elapsed
     p50 = statistics.median(lat) * 1000 if lat else float("nan")
     p99 = lat[int(len(lat) * 0.99) - 1] * 1000 if lat else float("nan")
-    offered = f", offered {args.rate:,.0f} spans/s on a fixed schedule" if args.rate else ""
+    offered = f", offered {rate_offered:,.0f} {unit}/s on a fixed schedule" if rate_offered else ""
+    print(f"== {signal} (POST {PATHS[signal]})")
     print(f"machine: {os.cpu_count()} cores; {args.clients} client processes x {args.connections} connections, "
-          f"{args.spans} spans/request, {args.duration:.0f} s{offered}")
-    print(f"baseline, one process: parse {parse_rate:,.0f} spans/s; parse+flatten {flatten_rate:,.0f} spans/s "
+          f"{args.spans} {unit}/request, {args.duration:.0f} s{offered}")
+    print(f"baseline, one process: parse {parse_rate:,.0f} {unit}/s; parse+flatten {flatten_rate:,.0f} {unit}/s "
           f"(mean of {before[1]:,.0f} before the load and {after[1]:,.0f} after)")
-    print(f"apiary: acknowledged {rate:,.0f} spans/s ({rate / flatten_rate:.2f}x parse+flatten, {rate / parse_rate:.2f}x parse)")
+    print(f"apiary: acknowledged {rate:,.0f} {unit}/s ({rate / flatten_rate:.2f}x parse+flatten, {rate / parse_rate:.2f}x parse)")
     print(f"latency: p50 {p50:.1f} ms, p99 {p99:.1f} ms over {len(lat)} requests; refused (429/503): {refused}")
     print(f"peak RSS (server + decode workers): {peak[0] / 1024:.0f} MiB")
     if acked:
         server_us, workers_us = ((cpu1[i] - cpu0[i]) * 1e6 / acked for i in (0, 1))
         clients_us = sum(r[3] for r in results) * 1e6 / acked
-        print(f"CPU per acknowledged span: server {server_us:.1f} us, decode workers {workers_us:.1f} us "
+        print(f"CPU per acknowledged {unit[:-1]}: server {server_us:.1f} us, decode workers {workers_us:.1f} us "
               f"(one process's parse+flatten: {1e6 / flatten_rate:.1f} us); the load's clients {clients_us:.1f} us "
               f"of the same cores")
     if health.get("commits"):
         print(f"group commit: {health['commits']} intake-log appends, {health['committed_rows'] / health['commits']:,.0f} rows each")
         if health.get("loads"):
             print(f"bulk load: {health['loads']} DuckDB transactions, {health['loaded_rows'] / health['loads']:,.0f} rows each")
+    return rate
 
 
 if __name__ == "__main__":
