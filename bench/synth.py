@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import random
 import time
 
@@ -109,7 +110,10 @@ def make_metrics_request(points: int, rng: random.Random, service: str | None = 
     for i in range(histograms):
         p = duration.histogram.data_points.add(start_time_unix_nano=start_ns, time_unix_nano=now_ns)
         p.attributes.extend(labels(i))
-        counts = [rng.randrange(20) for _ in range(len(DEFAULT_BOUNDS) + 1)]
+        # A minute's requests of one route: log-normal latencies (median ~20 ms) fill a few neighbouring buckets.
+        counts = [0] * (len(DEFAULT_BOUNDS) + 1)
+        for _ in range(rng.randrange(1, 60)):
+            counts[bisect.bisect_left(DEFAULT_BOUNDS, rng.lognormvariate(3.0, 0.8))] += 1
         p.explicit_bounds.extend(DEFAULT_BOUNDS)
         p.bucket_counts.extend(counts)
         p.count = sum(counts)

@@ -34,6 +34,8 @@ DELTA = {Counter: AggregationTemporality.DELTA, Histogram: AggregationTemporalit
          UpDownCounter: AggregationTemporality.DELTA}
 #: 90 fast requests and 10 slow ones: the SDK's default buckets put them in (0, 5] and (250, 500] ms.
 FAST_MS, SLOW_MS = 3.0, 300.0
+#: Recorded in the last export only, into the (50, 75] bucket.
+MID_MS = 60.0
 
 
 @dataclass
@@ -42,6 +44,7 @@ class Known:
     start: int
     end: int = 0
     trace_id: str = ""
+    after_first_export: int = 0
     expected: dict[str, Any] = field(default_factory=dict)
 
     def headers(self) -> dict[str, str]:
@@ -97,6 +100,7 @@ def load(server: ApiaryProcess) -> Known:
         latency.record(SLOW_MS, {"route": "/a"})
     cumulative.force_flush()
     time.sleep(1.1)
+    known.after_first_export = int(time.time())
     orders.add(2, {"route": "/a"})
     in_flight.add(-1)
     for _ in range(45):
@@ -108,8 +112,10 @@ def load(server: ApiaryProcess) -> Known:
     cumulative.force_flush()
     time.sleep(1.1)
     orders.add(10, {"route": "/b"})
+    for _ in range(2):  # a bucket of the /a series that was empty until now
+        latency.record(MID_MS, {"route": "/a"})
     cumulative.force_flush()
-    known.expected.update(orders_a=7, orders_b=13, in_flight=2, latency_count=100)
+    known.expected.update(orders_a=7, orders_b=13, in_flight=2, latency_count=102)
 
     # Delta temporality: each export carries only what happened since the previous one.
     delta = provider(server, "payments", DELTA)

@@ -84,10 +84,13 @@ class _Render:
         prev = f"anyLast({value}) {window}"
         prev_start = f"anyLast(if(({value}) IS NOT NULL, {start}, NULL)) {window}"
         temporality = self.expr(c.temporality)
+        # Histogram buckets are stored only when not empty: one first seen after an earlier point of its series
+        # (same start) was empty until then, so all of it is new.
+        earlier = f" OR min({ts}) OVER (PARTITION BY {self.expr(c.series)}, {start}) < {ts}" if partition else ""
         return (f"CASE WHEN ({value}) IS NULL OR NOT coalesce({self.expr(c.monotonic)}, false) THEN NULL "
                 f"WHEN {temporality} = {self.param('delta', 'String')} THEN {value} "
                 f"WHEN {temporality} != {self.param('cumulative', 'String')} THEN NULL "
-                f"WHEN {prev} IS NULL THEN if({start} >= {self.param(_epoch_us(q.start), 'Int64')}, {value}, NULL) "
+                f"WHEN {prev} IS NULL THEN if({start} >= {self.param(_epoch_us(q.start), 'Int64')}{earlier}, {value}, NULL) "
                 f"WHEN NOT ({start} <=> {prev_start}) OR ({value}) < {prev} THEN {value} "
                 f"ELSE ({value}) - {prev} END")
 

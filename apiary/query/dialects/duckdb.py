@@ -60,10 +60,13 @@ class _Render:
         prev = f"lag({value} IGNORE NULLS) {window}"
         prev_start = f"lag(CASE WHEN ({value}) IS NOT NULL THEN {start} END IGNORE NULLS) {window}"
         temporality = self.expr(c.temporality)
+        # Histogram buckets are stored only when not empty: one first seen after an earlier point of its series
+        # (same start) was empty until then, so all of it is new.
+        earlier = f" OR min({ts}) OVER (PARTITION BY {self.expr(c.series)}, {start}) < {ts}" if partition else ""
         return (f"CASE WHEN ({value}) IS NULL OR NOT coalesce({self.expr(c.monotonic)}, false) THEN NULL "
                 f"WHEN {temporality} = {self.param('delta')} THEN {value} "
                 f"WHEN {temporality} <> {self.param('cumulative')} THEN NULL "
-                f"WHEN {prev} IS NULL THEN CASE WHEN {start} >= {self.param(_epoch_us(q.start))} THEN {value} END "
+                f"WHEN {prev} IS NULL THEN CASE WHEN {start} >= {self.param(_epoch_us(q.start))}{earlier} THEN {value} END "
                 f"WHEN {start} IS DISTINCT FROM {prev_start} OR ({value}) < {prev} THEN {value} "
                 f"ELSE ({value}) - {prev} END")
 
