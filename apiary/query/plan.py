@@ -81,24 +81,14 @@ class SeriesColumns:
 
 
 @dataclass(frozen=True)
-class BucketColumns:
-    """A histogram's bucket rows: the row marker, the metric they belong to, and each bucket's bounds and count."""
-
-    annotation: Column
-    metric: Column
-    lower: Column
-    upper: Column
-    count: Column
-
-
-@dataclass(frozen=True)
 class Aggregate:
     """``kind``: count, count_distinct, sum, avg, min, max, quantile (with ``q``), concurrency,
     rate_avg, rate_sum, rate_max (per-second rate of change of ``arg`` between consecutive rows of a group),
     heatmap (value buckets of ``arg``);
     for metric data points (``counter`` set): increase (what a monotonic sum grew by, resets counted from
     zero, delta points summed as sent), rate (that increase per second of the time bucket or window);
-    histogram_quantile (``q`` of the merged buckets of the histogram ``metric``)."""
+    histogram_quantile (``q`` of the merged buckets of the histogram ``metric``, read from ``buckets``: the text
+    column ``<metric>.buckets``, ``lower,upper,count`` per non-empty bucket, ``;`` between them)."""
 
     kind: str
     label: str
@@ -106,7 +96,7 @@ class Aggregate:
     q: float | None = None
     type: str = FLOAT
     counter: SeriesColumns | None = None
-    buckets: BucketColumns | None = None
+    buckets: Column | None = None
     metric: str | None = None
 
 
@@ -182,10 +172,3 @@ def filter_reads_overflow(q: SpanQuery) -> bool:
     computes totals and series in one pass over the matching rows rather than two scans.
     """
     return any(s.json_key is not None for c in columns_of(q.where) for s in c.sources)
-
-
-def histogram_rows(a: Aggregate) -> list[Expr]:
-    """Conditions that keep the bucket rows of the histogram a ``histogram_quantile`` aggregate reads."""
-    assert a.buckets is not None and a.metric is not None
-    return [Call("eq", (a.buckets.annotation, Literal("histogram_bucket", STRING)), BOOLEAN),
-            Call("eq", (a.buckets.metric, Literal(a.metric, STRING)), BOOLEAN)]

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 from apiary.model.span import CORE_FIELDS, column_type
 from apiary.query.calculated import ExpressionError, parse_expression
 from apiary.query.plan import (
-    BOOLEAN, FLOAT, INTEGER, NUMERIC, STRING, TIMESTAMP, Aggregate, BucketColumns, Call, Column, Expr, Group, HavingTerm,
+    BOOLEAN, FLOAT, INTEGER, NUMERIC, STRING, TIMESTAMP, Aggregate, Call, Column, Expr, Group, HavingTerm,
     InList, Literal, OrderTerm, SEPARATE_KINDS, SeriesColumns, Source, SpanQuery,
 )
 from apiary.query.spec import DEFAULT_LIMIT, HISTOGRAM_PERCENTILES, PERCENTILES, QuerySpec, SpecError, TimeWindow
@@ -32,7 +32,6 @@ _SIMPLE_AGGREGATES = {"SUM": "sum", "AVG": "avg", "MAX": "max", "MIN": "min", "H
                       "RATE_AVG": "rate_avg", "RATE_SUM": "rate_sum", "RATE_MAX": "rate_max"}
 #: Columns every OTLP metric row has (``apiary.receivers.otlp.metrics``).
 _SERIES_COLUMNS = ("meta.series", "meta.start_time_us", "meta.temporality", "meta.monotonic")
-_BUCKET_COLUMNS = ("meta.annotation_type", "meta.metric", "meta.bucket.lower", "meta.bucket.upper", "meta.bucket.count")
 
 
 class Catalogue:
@@ -189,12 +188,9 @@ class _Planner:
     def _histogram(self, op: str, col: str | None, label: str, where: str) -> Aggregate:
         counter = SeriesColumns(*self._metric_columns(_SERIES_COLUMNS, label, where))
         try:
-            buckets = BucketColumns(*self._metric_columns(_BUCKET_COLUMNS, label, where))
-        except SpecError:
-            raise SpecError(f"{where}: {label} needs histogram buckets, and {self.catalogue.where} has no "
-                            "histogram metric") from None
-        if f"{col}.count" not in self.catalogue.sources:
-            raise SpecError(f"{where}: {label}: {col!r} is not a histogram metric of {self.catalogue.where}")
+            buckets = self.catalogue.column(f"{col}.buckets", STRING)
+        except KeyError:
+            raise SpecError(f"{where}: {label}: {col!r} is not a histogram metric of {self.catalogue.where}") from None
         return Aggregate("histogram_quantile", label, q=HISTOGRAM_PERCENTILES[op], counter=counter, buckets=buckets,
                          metric=col)
 

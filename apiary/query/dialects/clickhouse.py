@@ -31,7 +31,7 @@ from apiary.model.span import CORE_NAMES
 from apiary.query.dialects import Compiled
 from apiary.query.plan import (
     BOOLEAN, FLOAT, INTEGER, STRING, TIMESTAMP, Aggregate, Call, Column, Expr, InList, Literal, SEPARATE_KINDS, SeriesColumns,
-    Source, SpanQuery, histogram_rows,
+    Source, SpanQuery,
 )
 
 TS = "DateTime64(6, 'UTC')"
@@ -76,18 +76,21 @@ class _Render:
     def float_param(self, value: float) -> str:
         return self.param(float(value), "Float64")
 
-    def increment(self, value: str, c: SeriesColumns, ts: str, q: SpanQuery, partition: Sequence[str] = ()) -> str:
+    def series_columns(self, c: SeriesColumns) -> tuple[str, str, str, str]:
+        """SQL of a metric row's series id, start time, temporality and monotonicity."""
+        return self.expr(c.series), self.expr(c.start_us), self.expr(c.temporality), self.expr(c.monotonic)
+
+    def increment(self, value: str, ts: str, q: SpanQuery, series: str, start: str, temporality: str, monotonic: str,
+                  partition: Sequence[str] = ()) -> str:
         """As the DuckDB dialect's: what a metric point adds to its series, resets counted from zero."""
-        start = self.expr(c.start_us)
-        window = (f"OVER (PARTITION BY {', '.join([self.expr(c.series), *partition])} ORDER BY {ts} "
+        window = (f"OVER (PARTITION BY {', '.join([series, *partition])} ORDER BY {ts} "
                   f"ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)")
         prev = f"anyLast({value}) {window}"
         prev_start = f"anyLast(if(({value}) IS NOT NULL, {start}, NULL)) {window}"
-        temporality = self.expr(c.temporality)
         # Histogram buckets are stored only when not empty: one first seen after an earlier point of its series
         # (same start) was empty until then, so all of it is new.
-        earlier = f" OR min({ts}) OVER (PARTITION BY {self.expr(c.series)}, {start}) < {ts}" if partition else ""
-        return (f"CASE WHEN ({value}) IS NULL OR NOT coalesce({self.expr(c.monotonic)}, false) THEN NULL "
+        earlier = f" OR min({ts}) OVER (PARTITION BY {series}, {start}) < {ts}" if partition else ""
+        return (f"CASE WHEN ({value}) IS NULL OR NOT coalesce({monotonic}, false) THEN NULL "
                 f"WHEN {temporality} = {self.param('delta', 'String')} THEN {value} "
                 f"WHEN {temporality} != {self.param('cumulative', 'String')} THEN NULL "
                 f"WHEN {prev} IS NULL THEN if({start} >= {self.param(_epoch_us(q.start), 'Int64')}{earlier}, {value}, NULL) "
@@ -177,7 +180,7 @@ class _Render:
                     continue
                 value = self.expr(a.arg)
                 if a.counter is not None:
-                    value = self.increment(value, a.counter, ts, q)
+                    value = self.increment(value, ts, q, *self.series_columns(a.counter))
                 elif a.kind.startswith("rate_"):
                     part = ", ".join(self.expr(g.expr) for g in q.groups)
                     window = (f"OVER ({'PARTITION BY ' + part + ' ' if part else ''}ORDER BY {ts} "
@@ -293,14 +296,21 @@ class ClickHouseDialect:
     def histogram_buckets(self, q: SpanQuery, aggregate: int, groups: Sequence[tuple[Any, ...]] | None) -> Compiled:
         r = _Render()
         a = q.aggregates[aggregate]
-        assert a.buckets is not None and a.counter is not None and a.metric is not None
-        ts, lower, upper = r.expr(q.timestamp), r.expr(a.buckets.lower), r.expr(a.buckets.upper)
-        n = r.increment(r.expr(a.buckets.count), a.counter, ts, q, [lower, upper])
-        base = r.base(q, args=False, groups=groups, extra=[("_lo", lower), ("_hi", upper), ("_n", n)],
-                      conditions=histogram_rows(a))
-        keys = ["_bucket"] + [f"g{i}" for i in range(len(q.groups))]
-        sql = (f"SELECT {', '.join(keys)}, _lo, _hi, toFloat64(sum(_n)) AS n FROM ({base}) WHERE _n IS NOT NULL "
-               f"GROUP BY {', '.join(keys)}, _lo, _hi")
+        assert a.buckets is not None and a.counter is not None
+        series, start, temporality, monotonic = r.series_columns(a.counter)
+        base = r.base(q, args=False, groups=groups, conditions=[Call("not_null", (a.buckets,), BOOLEAN)], extra=[
+            ("_ts", r.expr(q.timestamp)), ("_b", r.expr(a.buckets)), ("_series", series), ("_start", start),
+            ("_temp", temporality), ("_mono", monotonic)])
+        keys = ", ".join(["_bucket"] + [f"g{i}" for i in range(len(q.groups))])
+        # One row per bucket of each point (the text column holds ``lower,upper,count;...``), then each bucket's
+        # increase within its series, as INCREASE computes it for a counter.
+        exploded = f"SELECT *, arrayJoin(splitByChar(';', ifNull(_b, ''))) AS _e FROM ({base})"
+        parsed = (f"SELECT {keys}, _ts, _series, _start, _temp, _mono, toFloat64OrNull(splitByChar(',', _e)[1]) AS _lo, "
+                  f"toFloat64OrNull(splitByChar(',', _e)[2]) AS _hi, toInt64OrNull(splitByChar(',', _e)[3]) AS _c "
+                  f"FROM ({exploded}) WHERE _e != ''")
+        n = r.increment("_c", "_ts", q, "_series", "_start", "_temp", "_mono", ["_lo", "_hi"])
+        sql = (f"SELECT {keys}, _lo, _hi, toFloat64(sum(_n)) AS n FROM (SELECT {keys}, _lo, _hi, {n} AS _n FROM ({parsed})) "
+               f"WHERE _n IS NOT NULL GROUP BY {keys}, _lo, _hi")
         return Compiled(sql, r.params)
 
     def concurrency(self, q: SpanQuery, groups: Sequence[tuple[Any, ...]] | None) -> Compiled:

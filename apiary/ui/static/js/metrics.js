@@ -26,7 +26,7 @@ function chartSpec(inst, split) {
     const ops = split ? ["HISTOGRAM_P90"] : PERCENTILES;
     return { caption: split ? "P90 from merged buckets" : "P50 / P90 / P99 from merged buckets",
       calculations: ops.map((op) => ({ op, column: name })),
-      filters: [IS("meta.metric", name), IS("meta.annotation_type", "histogram_bucket")] };
+      filters: [{ column: `${name}.buckets`, op: "exists" }] };
   }
   if (type === "sum" && inst["meta.monotonic"]) {
     return { caption: "rate per second", calculations: [{ op: "RATE", column: name }], filters: [{ column: name, op: "exists" }] };
