@@ -98,6 +98,12 @@ class BatchBuilder:
             if col[row] is None:
                 self.set_attr(row, key, value)
 
+    def grow(self, extra: int) -> None:
+        """Room for ``extra`` more rows: for a receiver that cannot count its rows cheaply beforehand."""
+        for col in (*self.core.values(), self.dataset, *self.attrs.values()):
+            col.extend([None] * extra)
+        self.rows += extra
+
     def truncate(self, rows: int) -> None:
         """Keep only the first ``rows`` rows: for a receiver that sized the builder by an upper bound."""
         if rows >= self.rows:

@@ -99,16 +99,18 @@ def _points(metric: Any) -> tuple[str | None, Iterable[Any]]:
     return which, getattr(metric, which).data_points
 
 
-def _upper_bound(rm_list: Iterable[Any]) -> int:
-    """Rows a request can need at most: points, exemplars, one instrument row per metric."""
+def _point_count(rm_list: Iterable[Any]) -> int:
+    """Rows a request needs at least: a row per point (fewer when points share one) and per metric.
+
+    Counted from the repeated fields' lengths, not point by point: walking every point here cost ~8 us of a
+    point's ~100 us decode. Exemplar rows, rarer, grow the builder as they come.
+    """
     total = 0
     for rm in rm_list:
         for sm in rm.scope_metrics:
             for metric in sm.metrics:
-                total += 1
-                which, points = _points(metric)
-                for p in points:
-                    total += 1 + len(getattr(p, "exemplars", ()))  # summaries have none
+                which = metric.WhichOneof("data")
+                total += 1 + (len(getattr(metric, which).data_points) if which else 0)
     return total
 
 
@@ -143,6 +145,8 @@ class _Rows:
 
     def new(self, ts_us: int, service: str, scope: tuple[str | None, str | None], annotation: str | None) -> int:
         row = self.used
+        if row == self.b.rows:
+            self.b.grow(max(64, row // 4))
         self.used += 1
         self.ts[row] = ts_us
         self.service[row] = service
@@ -185,10 +189,10 @@ class _Rows:
 
 def to_batch(req: ExportMetricsServiceRequest) -> SpanBatch:
     """Flatten every data point into rows; points that cannot be stored are counted as rejected."""
-    total = _upper_bound(req.resource_metrics)
-    b = BatchBuilder(total)
+    b = BatchBuilder(_point_count(req.resource_metrics))
     rows = _Rows(b)
     set_attr = b.set_attr
+    edges: dict[tuple[float, ...], list[str]] = {}
     rejected = 0
     errors: list[str] = []
 
@@ -263,7 +267,11 @@ def to_batch(req: ExportMetricsServiceRequest) -> SpanBatch:
                             set_attr(row, f"{name}.min", p.min)
                         if p.HasField("max"):
                             set_attr(row, f"{name}.max", p.max)
-                        set_attr(row, f"{name}.buckets", bucket_text(_buckets(which, p)))
+                        if which == "histogram":
+                            text = _explicit_bucket_text(p, edges)
+                        else:
+                            text = bucket_text(_buckets(which, p))
+                        set_attr(row, f"{name}.buckets", text or None)
                     for ex in getattr(p, "exemplars", ()):
                         ex_attrs = {**attrs, **attributes(ex.filtered_attributes)}
                         r = rows.related(EXEMPLAR_ROW, name, (ex.time_unix_nano // 1000) or ts, service, scope, ex_attrs,
@@ -299,6 +307,16 @@ def bucket_text(buckets: Iterable[tuple[float, float, int]]) -> str:
     query layer reads it so).
     """
     return ";".join(f"{lower!r},{upper!r},{count}" for lower, upper, count in buckets if count)
+
+
+def _explicit_bucket_text(p: Any, edges: dict[tuple[float, ...], list[str]]) -> str:
+    """``bucket_text`` of an explicit-bounds point, with each distinct bounds list rendered once per request."""
+    bounds = tuple(p.explicit_bounds)
+    text = edges.get(bounds)
+    if text is None:
+        rendered = ["-inf", *(repr(b) for b in bounds), "inf"]
+        text = edges[bounds] = [f"{rendered[i]},{rendered[i + 1]}," for i in range(len(bounds) + 1)]
+    return ";".join(f"{text[i]}{c}" for i, c in enumerate(p.bucket_counts) if c)
 
 
 def _buckets(which: str, p: Any) -> Iterable[tuple[float, float, int]]:
