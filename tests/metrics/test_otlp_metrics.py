@@ -5,8 +5,17 @@ The numbers a test expects are the ones ``conftest.load`` fed the SDK's instrume
 
 from __future__ import annotations
 
+import gzip
+import json
+import time
+
 import httpx
 import pytest
+from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
     ExportMetricsServiceResponse,
@@ -166,3 +175,45 @@ def test_points_that_cannot_be_stored_are_reported_as_partial_success(known: Kno
     resp = ExportMetricsServiceResponse.FromString(r.content)
     assert resp.partial_success.rejected_data_points == 1
     assert "bucket_counts" in resp.partial_success.error_message
+
+
+def test_otlp_json_with_gzip_and_hex_exemplar_ids(known: Known) -> None:
+    now_ns = (known.end - 3) * 10**9
+    doc = {"resourceMetrics": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "browser"}}]},
+        "scopeMetrics": [{"scope": {"name": "web"}, "metrics": [{
+            "name": "clicks", "unit": "{click}",
+            "sum": {"aggregationTemporality": 1, "isMonotonic": True, "dataPoints": [{
+                "asInt": "6", "startTimeUnixNano": str(now_ns - 10**9), "timeUnixNano": str(now_ns),
+                "attributes": [{"key": "button", "value": {"stringValue": "buy"}}],
+                "exemplars": [{"asInt": "1", "timeUnixNano": str(now_ns), "traceId": "5b8efff798038103d269b633813fc60c",
+                               "spanId": "eee19b7ec3c1b174"}]}]}}]}]}]}
+    body = gzip.compress(json.dumps(doc).encode())
+    r = httpx.post(f"{known.server.url}/v1/metrics", content=body, timeout=30,
+                   headers={"content-type": "application/json", "content-encoding": "gzip",
+                            "x-honeycomb-team": known.server.key})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/json"), r.text
+    assert known.query({"calculations": [{"op": "SUM", "column": "clicks"}]}, "browser")["results"][0]["data"] == {"SUM(clicks)": 6}
+    ex = known.query({"breakdowns": ["exemplar.trace_id", "exemplar.span_id"],
+                      "filters": [{"column": "meta.annotation_type", "op": "=", "value": "exemplar"}]}, "browser")
+    assert ex["results"][0]["data"]["exemplar.trace_id"] == "5b8efff798038103d269b633813fc60c"
+    assert ex["results"][0]["data"]["exemplar.span_id"] == "eee19b7ec3c1b174"
+
+
+def test_a_large_sdk_export_goes_through_the_decode_workers(known: Known) -> None:
+    """600 series in one export: a body past the inline-decode threshold (16 KiB), so a decode worker parses it."""
+    exporter = OTLPMetricExporter(endpoint=f"{known.server.url}/v1/metrics", headers={"x-honeycomb-team": known.server.key})
+    copy = InMemoryMetricReader()
+    meter_provider = MeterProvider(resource=Resource.create({"service.name": "fleet"}), metric_readers=[
+        PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000), copy])
+    beats = meter_provider.get_meter("fleet").create_counter("heartbeats")
+    for i in range(600):
+        beats.add(i % 7 + 1, {"device": f"d{i:04d}", "firmware": f"v{i % 13}"})
+    assert len(encode_metrics(copy.get_metrics_data()).SerializeToString()) > 16 * 1024  # what the exporter sends too
+    assert meter_provider.force_flush()
+    meter_provider.shutdown()
+    row = known.query({"calculations": [{"op": "INCREASE", "column": "heartbeats"},
+                                        {"op": "COUNT_DISTINCT", "column": "device"}],
+                       "end_time": int(time.time()) + 2}, "fleet")["results"][0]["data"]
+    assert row["INCREASE(heartbeats)"] == sum(i % 7 + 1 for i in range(600))
+    assert row["COUNT_DISTINCT(device)"] == pytest.approx(600, rel=0.05)  # DuckDB's is HyperLogLog, approximate
