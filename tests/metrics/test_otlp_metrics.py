@@ -15,6 +15,7 @@ from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metr
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
@@ -217,3 +218,36 @@ def test_a_large_sdk_export_goes_through_the_decode_workers(known: Known) -> Non
                        "end_time": int(time.time()) + 2}, "fleet")["results"][0]["data"]
     assert row["INCREASE(heartbeats)"] == sum(i % 7 + 1 for i in range(600))
     assert row["COUNT_DISTINCT(device)"] == pytest.approx(600, rel=0.05)  # DuckDB's is HyperLogLog, approximate
+
+
+def test_an_exponential_histogram_and_a_summary(known: Known) -> None:
+    """The SDK's exponential histogram (through a View), and a summary as a Prometheus bridge sends one."""
+    exporter = OTLPMetricExporter(endpoint=f"{known.server.url}/v1/metrics", headers={"x-honeycomb-team": known.server.key})
+    meter_provider = MeterProvider(
+        resource=Resource.create({"service.name": "uploads"}),
+        metric_readers=[PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)],
+        views=[View(instrument_name="upload_kb", aggregation=ExponentialBucketHistogramAggregation())])
+    sizes = meter_provider.get_meter("uploads").create_histogram("upload_kb", unit="KiBy")
+    values = [100.0] * 80 + [5000.0] * 20
+    for v in values:
+        sizes.record(v)
+    meter_provider.shutdown()
+
+    req = ExportMetricsServiceRequest()
+    rm = req.resource_metrics.add()
+    rm.resource.attributes.add(key="service.name").value.string_value = "uploads"
+    summary = rm.scope_metrics.add().metrics.add(name="rpc_seconds").summary
+    point = summary.data_points.add(time_unix_nano=time.time_ns(), count=10, sum=2.5)
+    point.quantile_values.add(quantile=0.5, value=0.2)
+    point.quantile_values.add(quantile=0.99, value=0.9)
+    assert _post(known, req.SerializeToString()).status_code == 200
+
+    calcs = [{"op": "HISTOGRAM_P50", "column": "upload_kb"}, {"op": "HISTOGRAM_P99", "column": "upload_kb"},
+             {"op": "INCREASE", "column": "upload_kb.count"}, {"op": "MAX", "column": "rpc_seconds.p99"},
+             {"op": "SUM", "column": "rpc_seconds.count"}]
+    row = known.query({"calculations": calcs, "end_time": int(time.time()) + 2}, "uploads")["results"][0]["data"]
+    # The SDK picks the finest scale that fits 160 buckets: each bucket is well under 10 % wide here.
+    assert row["HISTOGRAM_P50(upload_kb)"] == pytest.approx(100.0, rel=0.1)
+    assert row["HISTOGRAM_P99(upload_kb)"] == pytest.approx(5000.0, rel=0.1)
+    assert row["INCREASE(upload_kb.count)"] == len(values)
+    assert (row["MAX(rpc_seconds.p99)"], row["SUM(rpc_seconds.count)"]) == (0.9, 10)

@@ -271,8 +271,11 @@ class ClickHouseDialect:
         assert not q.groups and not q.having
         r = _Render()
         base = r.base(q)
-        per_s = lambda: (f"(CASE WHEN grouping(_bucket) = 1 THEN {r.float_param((q.end - q.start).total_seconds())} "  # noqa: E731
-                         f"ELSE {r.float_param(q.granularity_s)} END)")
+
+        def per_s() -> str:  # a RATE's seconds: the window's on the totals row, the bucket's on the others
+            window = r.float_param((q.end - q.start).total_seconds())
+            return f"(CASE WHEN grouping(_bucket) = 1 THEN {window} ELSE {r.float_param(q.granularity_s)} END)"
+
         cols = ["_bucket", "grouping(_bucket) AS _total"] + r.aggregates(q, per_s) + ["count() AS _rows", _examples(q)]
         return Compiled(f"SELECT {', '.join(cols)} FROM ({base}) GROUP BY GROUPING SETS ((_bucket), ()) "
                         "SETTINGS group_by_use_nulls = 1", r.params)

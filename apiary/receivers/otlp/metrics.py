@@ -139,7 +139,8 @@ class _Rows:
         self.used = 0
         self._by_key: dict[tuple[Any, ...], int] = {}
         c = builder.core
-        self.ts, self.service, self.signal, self.annotation = c["timestamp"], c["service.name"], c["meta.signal_type"], c["meta.annotation_type"]
+        self.ts, self.service = c["timestamp"], c["service.name"]
+        self.signal, self.annotation = c["meta.signal_type"], c["meta.annotation_type"]
         self.lib_name, self.lib_version = c["library.name"], c["library.version"]
         self.dataset = builder.dataset
 
