@@ -228,7 +228,6 @@ class _Runner:
             r["data"][label] = max((v for (b, k), v in per_point.items() if k == key), default=0)
         series.set(label, pa.array([per_point.get(slot, 0) for slot in series.slots()], pa.int64()))
 
-
     def _histogram_quantile(self, j: int, groups: Sequence[tuple[Any, ...]] | None, results: list[dict[str, Any]],
                             series: Series, keys: list[tuple[Any, ...]]) -> None:
         """Bucket increases from SQL; merged per result group and per series point, then interpolated."""

@@ -15,6 +15,10 @@ pytestmark = pytest.mark.timeout(120)
 def test_metrics_view_lists_instruments_draws_charts_and_an_exemplar_opens_its_trace(
         apiary: ApiaryProcess, page, artifacts: Path) -> None:  # noqa: ANN001
     known = load(apiary)
+    page.goto(apiary.url + "/")  # the home page counts spans: the one span, not the metric rows beside it
+    page.wait_for_selector(".env-panel[data-env=dev] tr[data-dataset=checkout]")
+    assert page.locator(".env-panel[data-env=dev] tr[data-dataset=checkout] .spans").inner_text() == "1"
+
     page.goto(apiary.url + "/metrics?dataset=checkout")
     page.wait_for_selector("body[data-rendered=metrics]")
     rows = {r.get_attribute("data-metric"): [c.inner_text() for c in r.locator("td").all()]
