@@ -251,3 +251,11 @@ def test_an_exponential_histogram_and_a_summary(known: Known) -> None:
     assert row["HISTOGRAM_P99(upload_kb)"] == pytest.approx(5000.0, rel=0.1)
     assert row["INCREASE(upload_kb.count)"] == len(values)
     assert (row["MAX(rpc_seconds.p99)"], row["SUM(rpc_seconds.count)"]) == (0.9, 10)
+
+
+def test_metric_operators_on_the_wrong_column_are_refused_with_the_reason(known: Known) -> None:
+    for calc, reason in (({"op": "HISTOGRAM_P99", "column": "orders"}, "'orders' is not a histogram metric"),
+                         ({"op": "RATE", "column": "route"}, "needs a numeric column")):
+        r = httpx.post(f"{known.server.url}/1/queries/checkout", headers=known.headers(), timeout=30,
+                       json={"start_time": known.start, "end_time": known.end, "calculations": [calc]})
+        assert r.status_code == 400 and reason in r.text, r.text
