@@ -107,6 +107,21 @@ class BatchBuilder:
             if col[row] is None:
                 self.set_attr(row, key, value)
 
+    def grow(self, extra: int) -> None:
+        """Room for ``extra`` more rows: for a receiver that cannot count its rows cheaply beforehand."""
+        for col in (*self.core.values(), self.dataset, *self.attrs.values()):
+            col.extend([None] * extra)
+        self.rows += extra
+
+    def truncate(self, rows: int) -> None:
+        """Keep only the first ``rows`` rows: for a receiver that sized the builder by an upper bound."""
+        if rows >= self.rows:
+            return
+        for col in (*self.core.values(), self.dataset, *self.attrs.values()):
+            del col[rows:]
+        self.overflow = {r: v for r, v in self.overflow.items() if r < rows}
+        self.rows = rows
+
     def build(self, rejected: int = 0, errors: list[str] | None = None, keep: list[int] | None = None) -> SpanBatch:
         """The finished batch; ``keep`` lists the row indexes to keep when some were rejected."""
         arrays: list[pa.Array] = []

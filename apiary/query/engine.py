@@ -31,7 +31,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from apiary.query.dialects import Dialect, dialect_for
-from apiary.query.plan import SpanQuery, filter_reads_overflow
+from apiary.query.histograms import bucket_quantile
+from apiary.query.plan import SEPARATE_KINDS, SpanQuery, filter_reads_overflow
 from apiary.query.planner import Catalogue, build_plan
 from apiary.query.series import Series
 from apiary.query.spec import QuerySpec, TimeWindow
@@ -83,7 +84,7 @@ class _Runner:
         self.store, self.dialect, self.q, self.disable_series = store, dialect, q, disable_series
         self.statements: list[str] = []
         self.group_labels = [g.label for g in q.groups]
-        self.sql_aggs = [(j, a) for j, a in enumerate(q.aggregates) if a.kind not in ("heatmap", "concurrency")]
+        self.sql_aggs = [(j, a) for j, a in enumerate(q.aggregates) if a.kind not in SEPARATE_KINDS]
         self._times: list[str] | None = None
 
     def _run(self, compiled: Any) -> pa.Table:
@@ -141,6 +142,8 @@ class _Runner:
                 heatmaps[a.label] = self._heatmap(j, group_filter, results, series, keys)
             elif a.kind == "concurrency" and keys:
                 self._concurrency(j, group_filter, results, series, keys)
+            elif a.kind == "histogram_quantile" and keys:
+                self._histogram_quantile(j, group_filter, results, series, keys)
         if heatmap_only:
             hm = next(iter(heatmaps.values()), None)
             if hm is None or not hm["cells"]:
@@ -225,6 +228,29 @@ class _Runner:
         for key, r in zip(keys, results):
             r["data"][label] = max((v for (b, k), v in per_point.items() if k == key), default=0)
         series.set(label, pa.array([per_point.get(slot, 0) for slot in series.slots()], pa.int64()))
+
+    def _histogram_quantile(self, j: int, groups: Sequence[tuple[Any, ...]] | None, results: list[dict[str, Any]],
+                            series: Series, keys: list[tuple[Any, ...]]) -> None:
+        """Bucket increases from SQL; merged per result group and per series point, then interpolated."""
+        a = self.q.aggregates[j]
+        table = self._run(self.dialect.histogram_buckets(self.q, j, groups))
+        position = _positions(table, keys)
+        per_group: list[list[tuple[float, float, float]]] = [[] for _ in keys]
+        per_point: dict[int, list[tuple[float, float, float]]] = {}
+        width_s = len(series.keys)
+        for pos, lo, hi, n in zip(position.tolist(), table.column("_lo").to_pylist(), table.column("_hi").to_pylist(),
+                                  table.column("n").to_pylist()):
+            if pos < 0 or lo is None or hi is None:
+                continue
+            bucket, group = divmod(pos, len(keys))
+            per_group[group].append((lo, hi, n))
+            if group < width_s and bucket < len(series.times):
+                per_point.setdefault(bucket * width_s + group, []).append((lo, hi, n))
+        for r, buckets in zip(results, per_group):
+            r["data"][a.label] = bucket_quantile(buckets, a.q or 0.0)
+        if len(series):
+            series.set(a.label, pa.array([bucket_quantile(per_point.get(i, ()), a.q or 0.0) for i in range(len(series))],
+                                         pa.float64()))
 
 
 def _positions(table: pa.Table, keys: list[tuple[Any, ...]]) -> np.ndarray:

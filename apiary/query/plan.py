@@ -70,16 +70,38 @@ Expr = Union[Column, Literal, Call, InList]
 
 
 @dataclass(frozen=True)
+class SeriesColumns:
+    """Where a metric row keeps what turns cumulative values into increases (``apiary.receivers.otlp.metrics``):
+    its time series, start time (µs), temporality (``delta`` / ``cumulative``) and monotonicity."""
+
+    series: Column
+    start_us: Column
+    temporality: Column
+    monotonic: Column
+
+
+@dataclass(frozen=True)
 class Aggregate:
     """``kind``: count, count_distinct, sum, avg, min, max, quantile (with ``q``), concurrency,
     rate_avg, rate_sum, rate_max (per-second rate of change of ``arg`` between consecutive rows of a group),
-    heatmap (value buckets of ``arg``)."""
+    heatmap (value buckets of ``arg``);
+    for metric data points (``counter`` set): increase (what a monotonic sum grew by, resets counted from
+    zero, delta points summed as sent), rate (that increase per second of the time bucket or window);
+    histogram_quantile (``q`` of the merged buckets of the histogram ``metric``, read from ``buckets``: the text
+    column ``<metric>.buckets``, ``lower,upper,count`` per non-empty bucket, ``;`` between them)."""
 
     kind: str
     label: str
     arg: Expr | None = None
     q: float | None = None
     type: str = FLOAT
+    counter: SeriesColumns | None = None
+    buckets: Column | None = None
+    metric: str | None = None
+
+
+#: Aggregates the summary query cannot order or filter by (computed by queries of their own).
+SEPARATE_KINDS = ("heatmap", "concurrency", "histogram_quantile")
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ from typing import Any, Sequence
 from apiary.model.span import CORE_FIELDS, column_type
 from apiary.query.calculated import ExpressionError, parse_expression
 from apiary.query.plan import (
-    BOOLEAN, FLOAT, INTEGER, NUMERIC, STRING, TIMESTAMP, Aggregate, Call, Column, Expr, Group, HavingTerm, InList, Literal,
-    OrderTerm, Source, SpanQuery,
+    BOOLEAN, FLOAT, INTEGER, NUMERIC, STRING, TIMESTAMP, Aggregate, Call, Column, Expr, Group, HavingTerm,
+    InList, Literal, OrderTerm, SEPARATE_KINDS, SeriesColumns, Source, SpanQuery,
 )
-from apiary.query.spec import DEFAULT_LIMIT, PERCENTILES, QuerySpec, SpecError, TimeWindow
+from apiary.query.spec import DEFAULT_LIMIT, HISTOGRAM_PERCENTILES, PERCENTILES, QuerySpec, SpecError, TimeWindow
 from apiary.store.base import ColumnInfo
 
 _CORE_SOURCES: dict[str, Source] = {f.name: Source(column_type(f.type), f.name) for f in CORE_FIELDS}
@@ -30,8 +30,8 @@ _MATCH = {"starts-with": ("starts_with", False), "does-not-start-with": ("starts
           "contains": ("contains", False), "does-not-contain": ("contains", True)}
 _SIMPLE_AGGREGATES = {"SUM": "sum", "AVG": "avg", "MAX": "max", "MIN": "min", "HEATMAP": "heatmap",
                       "RATE_AVG": "rate_avg", "RATE_SUM": "rate_sum", "RATE_MAX": "rate_max"}
-#: Aggregates the summary query cannot order or filter by (computed by queries of their own).
-SEPARATE_KINDS = ("heatmap", "concurrency")
+#: Columns every OTLP metric row has (``apiary.receivers.otlp.metrics``).
+_SERIES_COLUMNS = ("meta.series", "meta.start_time_us", "meta.temporality", "meta.monotonic")
 
 
 class Catalogue:
@@ -158,6 +158,8 @@ class _Planner:
             return Aggregate("count", label, type=INTEGER)
         if op == "CONCURRENCY":
             return Aggregate("concurrency", label, type=INTEGER)
+        if op in HISTOGRAM_PERCENTILES:
+            return self._histogram(op, col, label, where)
         expr = self.operand(col, None, f"{where}.column")
         if op == "COUNT_DISTINCT":
             return Aggregate("count_distinct", label, expr, type=INTEGER)
@@ -169,9 +171,28 @@ class _Planner:
         expr = self.operand(col, wanted, f"{where}.column")
         if op in PERCENTILES:
             return Aggregate("quantile", label, expr, q=PERCENTILES[op], type=FLOAT)
+        if op in ("RATE", "INCREASE"):
+            counter = SeriesColumns(*self._metric_columns(_SERIES_COLUMNS, label, where))
+            return Aggregate(op.lower(), label, self.operand(col, FLOAT, f"{where}.column"), type=FLOAT, counter=counter)
         kind = _SIMPLE_AGGREGATES[op]
         result = wanted if kind in ("sum", "min", "max") else FLOAT
         return Aggregate(kind, label, expr, type=result)
+
+    def _metric_columns(self, names: Sequence[str], label: str, where: str) -> list[Column]:
+        try:
+            return [self.catalogue.column(n) for n in names]
+        except KeyError:
+            raise SpecError(f"{where}: {label} works on OTLP metrics (POST /v1/metrics), and {self.catalogue.where} "
+                            "has no metric data points") from None
+
+    def _histogram(self, op: str, col: str | None, label: str, where: str) -> Aggregate:
+        counter = SeriesColumns(*self._metric_columns(_SERIES_COLUMNS, label, where))
+        try:
+            buckets = self.catalogue.column(f"{col}.buckets", STRING)
+        except KeyError:
+            raise SpecError(f"{where}: {label}: {col!r} is not a histogram metric of {self.catalogue.where}") from None
+        return Aggregate("histogram_quantile", label, q=HISTOGRAM_PERCENTILES[op], counter=counter, buckets=buckets,
+                         metric=col)
 
     # -- filters --------------------------------------------------------------------------------
 

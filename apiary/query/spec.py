@@ -24,7 +24,11 @@ PERCENTILES: dict[str, float] = {
 }
 NO_COLUMN_OPS = ("COUNT", "CONCURRENCY")
 NUMERIC_OPS = ("SUM", "AVG", "MAX", "MIN", "HEATMAP", "RATE_AVG", "RATE_SUM", "RATE_MAX", *PERCENTILES)
-CALCULATION_OPS = (*NO_COLUMN_OPS, "COUNT_DISTINCT", *NUMERIC_OPS)
+#: Percentiles of an OTLP histogram metric, from its merged buckets: ``HISTOGRAM_P99(http.server.duration)``.
+HISTOGRAM_PERCENTILES: dict[str, float] = {f"HISTOGRAM_{name}": q for name, q in PERCENTILES.items()}
+#: Operators on OTLP metric columns, aware of temporality and counter resets.
+METRIC_OPS = ("RATE", "INCREASE", *HISTOGRAM_PERCENTILES)
+CALCULATION_OPS = (*NO_COLUMN_OPS, "COUNT_DISTINCT", *NUMERIC_OPS, *METRIC_OPS)
 FILTER_OPS = ("=", "!=", ">", ">=", "<", "<=", "starts-with", "does-not-start-with", "ends-with", "does-not-end-with",
               "contains", "does-not-contain", "exists", "does-not-exist", "in", "not-in")
 VALUELESS_FILTER_OPS = ("exists", "does-not-exist")

@@ -31,6 +31,10 @@ class ContextSink:
     async def append_spans(self, env: str, batch: SpanBatch) -> None:
         await self._ctx.store.append(env, batch)
 
+    async def append_metrics(self, env: str, batch: SpanBatch) -> None:
+        if batch.num_rows:  # a request of only rejected points commits nothing
+            await self._ctx.store.append(env, batch)
+
     async def append_logs(self, env: str, batch: LogBatch) -> None:
         logs = self._ctx.logs
         if logs is None:

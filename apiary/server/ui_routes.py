@@ -36,7 +36,8 @@ from apiary.store.meta import ApiKey
 from apiary.ui import queries
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "ui" / "static"
-PAGES = ("/", "/trace/{trace_id}", "/query", "/services", "/history", "/settings", "/logs", "/errors", "/errors/{item_id}", "/xray")
+PAGES = ("/", "/trace/{trace_id}", "/query", "/services", "/history", "/settings", "/logs", "/errors", "/errors/{item_id}", "/xray",
+         "/metrics")
 UI_HEADER = "X-Apiary-UI"
 MAX_SERVICE_MAP_S = 7 * 86400
 

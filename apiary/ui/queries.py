@@ -16,8 +16,8 @@ from typing import Any
 from apiary.query import insights
 from apiary.store.base import ErrorStore, LogStore, Store
 
-#: Rows that are spans (not span events or links).
-_IS_SPAN = '"meta.annotation_type" IS NULL'
+#: Rows that are spans (not span events or links, nor OTLP metric points, which share the datasets).
+_IS_SPAN = '("meta.annotation_type" IS NULL AND coalesce("meta.signal_type", \'\') <> \'metric\')'
 _IS_ROOT = '("trace.parent_id" IS NULL OR "trace.parent_id" = \'\')'
 
 

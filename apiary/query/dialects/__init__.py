@@ -35,6 +35,10 @@ class Dialect(Protocol):
                 lo: float, width: float) -> Compiled:
         """``_bucket``, ``g0..gN``, ``_cell`` (value bucket), ``n``, ``_example``."""
 
+    def histogram_buckets(self, q: SpanQuery, aggregate: int, groups: Sequence[tuple[Any, ...]] | None) -> Compiled:
+        """``_bucket``, ``g0..gN``, ``_lo``, ``_hi``, ``n``: what each histogram bucket of the aggregate's metric
+        grew by in each time bucket (cumulative points turned into increases, as for INCREASE)."""
+
     def concurrency(self, q: SpanQuery, groups: Sequence[tuple[Any, ...]] | None) -> Compiled:
         """``_bucket``, ``g0..gN``, ``v``: most spans in progress at once in each time bucket."""
 

@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from apiary.model.span import CORE_NAMES
 from apiary.query.dialects import Compiled
 from apiary.query.plan import (
-    BOOLEAN, FLOAT, INTEGER, STRING, TIMESTAMP, Aggregate, Call, Column, Expr, InList, Literal, Source, SpanQuery,
+    BOOLEAN, FLOAT, INTEGER, STRING, TIMESTAMP, Aggregate, Call, Column, Expr, InList, Literal, SEPARATE_KINDS, SeriesColumns,
+    Source, SpanQuery,
 )
 
 TS = "DateTime64(6, 'UTC')"
@@ -71,6 +72,30 @@ class _Render:
             value = value.astimezone(timezone.utc).replace(tzinfo=None)
         self.params.append(value)
         return f"{{p{len(self.params)}:{sql_type or _type_of(value)}}}"
+
+    def float_param(self, value: float) -> str:
+        return self.param(float(value), "Float64")
+
+    def series_columns(self, c: SeriesColumns) -> tuple[str, str, str, str]:
+        """SQL of a metric row's series id, start time, temporality and monotonicity."""
+        return self.expr(c.series), self.expr(c.start_us), self.expr(c.temporality), self.expr(c.monotonic)
+
+    def increment(self, value: str, ts: str, q: SpanQuery, series: str, start: str, temporality: str, monotonic: str,
+                  partition: Sequence[str] = ()) -> str:
+        """As the DuckDB dialect's: what a metric point adds to its series, resets counted from zero."""
+        window = (f"OVER (PARTITION BY {', '.join([series, *partition])} ORDER BY {ts} "
+                  f"ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)")
+        prev = f"anyLast({value}) {window}"
+        prev_start = f"anyLast(if(({value}) IS NOT NULL, {start}, NULL)) {window}"
+        # Histogram buckets are stored only when not empty: one first seen after an earlier point of its series
+        # (same start) was empty until then, so all of it is new.
+        earlier = f" OR min({ts}) OVER (PARTITION BY {series}, {start}) < {ts}" if partition else ""
+        return (f"CASE WHEN ({value}) IS NULL OR NOT coalesce({monotonic}, false) THEN NULL "
+                f"WHEN {temporality} = {self.param('delta', 'String')} THEN {value} "
+                f"WHEN {temporality} != {self.param('cumulative', 'String')} THEN NULL "
+                f"WHEN {prev} IS NULL THEN if({start} >= {self.param(_epoch_us(q.start), 'Int64')}{earlier}, {value}, NULL) "
+                f"WHEN NOT ({start} <=> {prev_start}) OR ({value}) < {prev} THEN {value} "
+                f"ELSE ({value}) - {prev} END")
 
     # -- expressions ----------------------------------------------------------------------------
 
@@ -144,7 +169,7 @@ class _Render:
         return f"toUnixTimestamp64Micro({ts})"
 
     def base(self, q: SpanQuery, *, args: bool = True, groups: Sequence[tuple[Any, ...]] | None = None,
-             extra: Sequence[tuple[str, str]] = ()) -> str:
+             extra: Sequence[tuple[str, str]] = (), conditions: Sequence[Expr] = ()) -> str:
         """The filtered rows, with ``_bucket``, ``g*``, ``v*`` (aggregate arguments), ``_tid``, ``_dur``."""
         ts = self.expr(q.timestamp)
         cols = [f"intDiv({self.micros(ts)} - {self.param(_epoch_us(q.start))}, {self.param(q.granularity_s * 1_000_000)}) AS _bucket"]
@@ -154,7 +179,9 @@ class _Render:
                 if a.arg is None:
                     continue
                 value = self.expr(a.arg)
-                if a.kind.startswith("rate_"):
+                if a.counter is not None:
+                    value = self.increment(value, ts, q, *self.series_columns(a.counter))
+                elif a.kind.startswith("rate_"):
                     part = ", ".join(self.expr(g.expr) for g in q.groups)
                     window = (f"OVER ({'PARTITION BY ' + part + ' ' if part else ''}ORDER BY {ts} "
                               f"ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)")
@@ -170,6 +197,7 @@ class _Render:
             where.append(f"_dataset IN ({', '.join(self.param(d, 'String') for d in q.datasets)})")
         if q.where is not None:
             where.append(self.expr(q.where))
+        where += [self.expr(c) for c in conditions]
         sql = f"SELECT {', '.join(cols)} FROM spans WHERE {' AND '.join(where)}"
         if groups is not None and q.groups:
             # Null-safe membership: has() compares NULL equal to NULL, as DuckDB's IS NOT DISTINCT FROM does.
@@ -192,8 +220,20 @@ class _Render:
             return f"{a.kind[5:]}({v})"
         raise ValueError(f"{a.kind} is not a summary aggregate")
 
-    def aggregates(self, q: SpanQuery) -> list[str]:
-        return [f"{self.aggregate(j, a)} AS c{j}" for j, a in enumerate(q.aggregates) if a.kind not in ("heatmap", "concurrency")]
+    def aggregates(self, q: SpanQuery, per_s: Callable[[], str] | None = None) -> list[str]:
+        """``per_s`` renders the seconds a RATE divides by (the window's in a summary, the bucket's in a series)."""
+        out = []
+        for j, a in enumerate(q.aggregates):
+            if a.kind in SEPARATE_KINDS:
+                continue
+            if a.kind == "increase":
+                out.append(f"sum(v{j}) AS c{j}")
+            elif a.kind == "rate":
+                seconds = per_s() if per_s else self.float_param((q.end - q.start).total_seconds())
+                out.append(f"sum(v{j}) / {seconds} AS c{j}")
+            else:
+                out.append(f"{self.aggregate(j, a)} AS c{j}")
+        return out
 
 
 class ClickHouseDialect:
@@ -223,14 +263,20 @@ class ClickHouseDialect:
         r = _Render()
         base = r.base(q, groups=groups)
         keys = ["_bucket"] + [f"g{i}" for i in range(len(q.groups))]
-        sql = f"SELECT {', '.join(keys + r.aggregates(q))}, count() AS _rows FROM ({base}) GROUP BY {', '.join(keys)}"
+        aggs = r.aggregates(q, lambda: r.float_param(q.granularity_s))
+        sql = f"SELECT {', '.join(keys + aggs)}, count() AS _rows FROM ({base}) GROUP BY {', '.join(keys)}"
         return Compiled(sql, r.params)
 
     def totals_and_series(self, q: SpanQuery) -> Compiled:
         assert not q.groups and not q.having
         r = _Render()
         base = r.base(q)
-        cols = ["_bucket", "grouping(_bucket) AS _total"] + r.aggregates(q) + ["count() AS _rows", _examples(q)]
+
+        def per_s() -> str:  # a RATE's seconds: the window's on the totals row, the bucket's on the others
+            window = r.float_param((q.end - q.start).total_seconds())
+            return f"(CASE WHEN grouping(_bucket) = 1 THEN {window} ELSE {r.float_param(q.granularity_s)} END)"
+
+        cols = ["_bucket", "grouping(_bucket) AS _total"] + r.aggregates(q, per_s) + ["count() AS _rows", _examples(q)]
         return Compiled(f"SELECT {', '.join(cols)} FROM ({base}) GROUP BY GROUPING SETS ((_bucket), ()) "
                         "SETTINGS group_by_use_nulls = 1", r.params)
 
@@ -248,6 +294,26 @@ class ClickHouseDialect:
                 f"{int(q.heatmap_buckets) - 1}) AS _cell")
         sql = (f"SELECT {', '.join(keys)}, {cell}, count() AS n, any(_tid) AS _example FROM ({base}) "
                f"WHERE v{aggregate} IS NOT NULL GROUP BY {', '.join(keys)}, _cell")
+        return Compiled(sql, r.params)
+
+    def histogram_buckets(self, q: SpanQuery, aggregate: int, groups: Sequence[tuple[Any, ...]] | None) -> Compiled:
+        r = _Render()
+        a = q.aggregates[aggregate]
+        assert a.buckets is not None and a.counter is not None
+        series, start, temporality, monotonic = r.series_columns(a.counter)
+        base = r.base(q, args=False, groups=groups, conditions=[Call("not_null", (a.buckets,), BOOLEAN)], extra=[
+            ("_ts", r.expr(q.timestamp)), ("_b", r.expr(a.buckets)), ("_series", series), ("_start", start),
+            ("_temp", temporality), ("_mono", monotonic)])
+        keys = ", ".join(["_bucket"] + [f"g{i}" for i in range(len(q.groups))])
+        # One row per bucket of each point (the text column holds ``lower,upper,count;...``), then each bucket's
+        # increase within its series, as INCREASE computes it for a counter.
+        exploded = f"SELECT *, arrayJoin(splitByChar(';', ifNull(_b, ''))) AS _e FROM ({base})"
+        parsed = (f"SELECT {keys}, _ts, _series, _start, _temp, _mono, toFloat64OrNull(splitByChar(',', _e)[1]) AS _lo, "
+                  f"toFloat64OrNull(splitByChar(',', _e)[2]) AS _hi, toInt64OrNull(splitByChar(',', _e)[3]) AS _c "
+                  f"FROM ({exploded}) WHERE _e != ''")
+        n = r.increment("_c", "_ts", q, "_series", "_start", "_temp", "_mono", ["_lo", "_hi"])
+        sql = (f"SELECT {keys}, _lo, _hi, toFloat64(sum(_n)) AS n FROM (SELECT {keys}, _lo, _hi, {n} AS _n FROM ({parsed})) "
+               f"WHERE _n IS NOT NULL GROUP BY {keys}, _lo, _hi")
         return Compiled(sql, r.params)
 
     def concurrency(self, q: SpanQuery, groups: Sequence[tuple[Any, ...]] | None) -> Compiled:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from apiary.model.span import CORE_NAMES
 from apiary.query.dialects import Compiled
 from apiary.query.plan import (
-    BOOLEAN, FLOAT, INTEGER, STRING, TIMESTAMP, Aggregate, Call, Column, Expr, InList, Literal, Source, SpanQuery,
+    BOOLEAN, FLOAT, INTEGER, STRING, TIMESTAMP, Aggregate, Call, Column, Expr, InList, Literal, SEPARATE_KINDS, SeriesColumns,
+    Source, SpanQuery,
 )
 
 _SQL_TYPE = {STRING: "VARCHAR", INTEGER: "BIGINT", FLOAT: "DOUBLE", BOOLEAN: "BOOLEAN", TIMESTAMP: "TIMESTAMP"}
@@ -46,6 +47,31 @@ class _Render:
     def param(self, value: Any) -> str:
         self.params.append(value)
         return f"${len(self.params)}"
+
+    def float_param(self, value: float) -> str:
+        return f"CAST({self.param(float(value))} AS DOUBLE)"
+
+    def series_columns(self, c: SeriesColumns) -> tuple[str, str, str, str]:
+        """SQL of a metric row's series id, start time, temporality and monotonicity."""
+        return self.expr(c.series), self.expr(c.start_us), self.expr(c.temporality), self.expr(c.monotonic)
+
+    def increment(self, value: str, ts: str, q: SpanQuery, series: str, start: str, temporality: str, monotonic: str,
+                  partition: Sequence[str] = ()) -> str:
+        """What a metric point adds to its series: a delta point its value; a cumulative one the growth since the
+        series' previous point, or its whole value after a reset (a new start time, or a value that fell) and
+        when its series started inside the window. Gauges and up-down counters add nothing (NULL)."""
+        window = f"OVER (PARTITION BY {', '.join([series, *partition])} ORDER BY {ts})"
+        prev = f"lag({value} IGNORE NULLS) {window}"
+        prev_start = f"lag(CASE WHEN ({value}) IS NOT NULL THEN {start} END IGNORE NULLS) {window}"
+        # Histogram buckets are stored only when not empty: one first seen after an earlier point of its series
+        # (same start) was empty until then, so all of it is new.
+        earlier = f" OR min({ts}) OVER (PARTITION BY {series}, {start}) < {ts}" if partition else ""
+        return (f"CASE WHEN ({value}) IS NULL OR NOT coalesce({monotonic}, false) THEN NULL "
+                f"WHEN {temporality} = {self.param('delta')} THEN {value} "
+                f"WHEN {temporality} <> {self.param('cumulative')} THEN NULL "
+                f"WHEN {prev} IS NULL THEN CASE WHEN {start} >= {self.param(_epoch_us(q.start))}{earlier} THEN {value} END "
+                f"WHEN {start} IS DISTINCT FROM {prev_start} OR ({value}) < {prev} THEN {value} "
+                f"ELSE ({value}) - {prev} END")
 
     # -- expressions ----------------------------------------------------------------------------
 
@@ -101,7 +127,7 @@ class _Render:
     # -- the filtered rows ----------------------------------------------------------------------
 
     def base(self, q: SpanQuery, *, args: bool = True, groups: Sequence[tuple[Any, ...]] | None = None,
-             extra: Sequence[tuple[str, str]] = ()) -> str:
+             extra: Sequence[tuple[str, str]] = (), conditions: Sequence[Expr] = ()) -> str:
         """The filtered rows, with ``_bucket``, ``g*``, ``v*`` (aggregate arguments), ``_tid``, ``_dur``."""
         ts = self.expr(q.timestamp)
         start_us = _epoch_us(q.start)
@@ -112,7 +138,9 @@ class _Render:
                 if a.arg is None:
                     continue
                 value = self.expr(a.arg)
-                if a.kind.startswith("rate_"):
+                if a.counter is not None:
+                    value = self.increment(value, ts, q, *self.series_columns(a.counter))
+                elif a.kind.startswith("rate_"):
                     part = ", ".join(self.expr(g.expr) for g in q.groups)
                     window = f"OVER ({'PARTITION BY ' + part + ' ' if part else ''}ORDER BY {ts})"
                     # Between consecutive rows that have a value: rows without one do not break the sequence.
@@ -127,6 +155,7 @@ class _Render:
             where.append(f"_dataset IN ({', '.join(self.param(d) for d in q.datasets)})")
         if q.where is not None:
             where.append(self.expr(q.where))
+        where += [self.expr(c) for c in conditions]
         sql = f"SELECT {', '.join(cols)} FROM spans WHERE {' AND '.join(where)}"
         if groups is not None and q.groups:
             sql = f"SELECT b.* FROM ({sql}) b SEMI JOIN ({self.group_list(q, groups)}) k ON " + " AND ".join(
@@ -146,6 +175,8 @@ class _Render:
             return "count(*)"
         if a.kind == "count_distinct":
             return f"approx_count_distinct({v})"
+        if a.kind == "sum" and a.type == INTEGER:  # DuckDB widens an integer sum to HUGEINT, which JSON cannot take
+            return f"CAST(sum({v}) AS BIGINT)"
         if a.kind in ("sum", "avg", "min", "max"):
             return f"{a.kind}({v})"
         if a.kind == "quantile":
@@ -154,8 +185,20 @@ class _Render:
             return f"{a.kind[5:]}({v})"
         raise ValueError(f"{a.kind} is not a summary aggregate")
 
-    def aggregates(self, q: SpanQuery) -> list[str]:
-        return [f"{self.aggregate(j, a)} AS c{j}" for j, a in enumerate(q.aggregates) if a.kind not in ("heatmap", "concurrency")]
+    def aggregates(self, q: SpanQuery, per_s: Callable[[], str] | None = None) -> list[str]:
+        """``per_s`` renders the seconds a RATE divides by (the window's in a summary, the bucket's in a series)."""
+        out = []
+        for j, a in enumerate(q.aggregates):
+            if a.kind in SEPARATE_KINDS:
+                continue
+            if a.kind == "increase":
+                out.append(f"sum(v{j}) AS c{j}")
+            elif a.kind == "rate":
+                seconds = per_s() if per_s else self.float_param((q.end - q.start).total_seconds())
+                out.append(f"sum(v{j}) / {seconds} AS c{j}")
+            else:
+                out.append(f"{self.aggregate(j, a)} AS c{j}")
+        return out
 
 
 class DuckDBDialect:
@@ -185,14 +228,20 @@ class DuckDBDialect:
         r = _Render()
         base = r.base(q, groups=groups)
         keys = ["_bucket"] + [f"g{i}" for i in range(len(q.groups))]
-        sql = f"SELECT {', '.join(keys + r.aggregates(q))}, count(*) AS _rows FROM ({base}) GROUP BY {', '.join(keys)}"
+        aggs = r.aggregates(q, lambda: r.float_param(q.granularity_s))
+        sql = f"SELECT {', '.join(keys + aggs)}, count(*) AS _rows FROM ({base}) GROUP BY {', '.join(keys)}"
         return Compiled(sql, r.params)
 
     def totals_and_series(self, q: SpanQuery) -> Compiled:
         assert not q.groups and not q.having
         r = _Render()
         base = r.base(q)
-        cols = ["_bucket", "GROUPING(_bucket) AS _total"] + r.aggregates(q) + [
+
+        def per_s() -> str:  # a RATE's seconds: the window's on the totals row, the bucket's on the others
+            window = r.float_param((q.end - q.start).total_seconds())
+            return f"(CASE WHEN GROUPING(_bucket) = 1 THEN {window} ELSE {r.float_param(q.granularity_s)} END)"
+
+        cols = ["_bucket", "GROUPING(_bucket) AS _total"] + r.aggregates(q, per_s) + [
             "count(*) AS _rows", f"{_examples(q)} AS _examples"]
         return Compiled(f"SELECT {', '.join(cols)} FROM ({base}) GROUP BY GROUPING SETS ((_bucket), ())", r.params)
 
@@ -210,6 +259,26 @@ class DuckDBDialect:
                 f"{int(q.heatmap_buckets) - 1}) AS _cell")
         sql = (f"SELECT {', '.join(keys)}, {cell}, count(*) AS n, any_value(_tid) AS _example FROM ({base}) "
                f"WHERE v{aggregate} IS NOT NULL GROUP BY ALL")
+        return Compiled(sql, r.params)
+
+    def histogram_buckets(self, q: SpanQuery, aggregate: int, groups: Sequence[tuple[Any, ...]] | None) -> Compiled:
+        r = _Render()
+        a = q.aggregates[aggregate]
+        assert a.buckets is not None and a.counter is not None
+        series, start, temporality, monotonic = r.series_columns(a.counter)
+        base = r.base(q, args=False, groups=groups, conditions=[Call("not_null", (a.buckets,), BOOLEAN)], extra=[
+            ("_ts", r.expr(q.timestamp)), ("_b", r.expr(a.buckets)), ("_series", series), ("_start", start),
+            ("_temp", temporality), ("_mono", monotonic)])
+        keys = ", ".join(["_bucket"] + [f"g{i}" for i in range(len(q.groups))])
+        # One row per bucket of each point (the text column holds ``lower,upper,count;...``), then each bucket's
+        # increase within its series, as INCREASE computes it for a counter.
+        exploded = f"SELECT *, unnest(string_split(_b, ';')) AS _e FROM ({base})"
+        parsed = (f"SELECT {keys}, _ts, _series, _start, _temp, _mono, TRY_CAST(split_part(_e, ',', 1) AS DOUBLE) AS _lo, "
+                  f"TRY_CAST(split_part(_e, ',', 2) AS DOUBLE) AS _hi, TRY_CAST(split_part(_e, ',', 3) AS BIGINT) AS _c "
+                  f"FROM ({exploded})")
+        n = r.increment("_c", "_ts", q, "_series", "_start", "_temp", "_mono", ["_lo", "_hi"])
+        sql = (f"SELECT {keys}, _lo, _hi, CAST(sum(_n) AS DOUBLE) AS n FROM (SELECT {keys}, _lo, _hi, {n} AS _n FROM ({parsed})) "
+               f"WHERE _n IS NOT NULL GROUP BY {keys}, _lo, _hi")
         return Compiled(sql, r.params)
 
     def concurrency(self, q: SpanQuery, groups: Sequence[tuple[Any, ...]] | None) -> Compiled:

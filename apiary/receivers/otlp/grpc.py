@@ -17,8 +17,7 @@ from `apiary.receivers.refusals`, as for OTLP/HTTP; the retryable ones
 where the Go and Java exporters read it, and as ``google.rpc.retryinfo-bin``,
 where the Python exporter reads it.
 
-Each service is one row of `EXPORTS`: the metrics service is one more row and
-one more ``append_metrics`` on the sink.
+Each service is one row of `EXPORTS`.
 """
 
 from __future__ import annotations
@@ -32,9 +31,11 @@ from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from apiary.receivers.otlp import logs as otlp_logs
+from apiary.receivers.otlp import metrics as otlp_metrics
 from apiary.receivers.otlp import traces as otlp_traces
 from apiary.receivers.otlp.auth import KEY_HEADER, missing_key, unknown_key
 from apiary.receivers.otlp.sink import OtlpSink
@@ -66,6 +67,8 @@ EXPORTS: tuple[Export, ...] = (
            lambda sink, env, batch: sink.append_spans(env, batch), otlp_traces.export_response, "spans"),
     Export(_service(logs_service_pb2, "LogsService"), otlp_logs.decode_request,
            lambda sink, env, batch: sink.append_logs(env, batch), otlp_logs.export_response, "log records"),
+    Export(_service(metrics_service_pb2, "MetricsService"), otlp_metrics.decode_request,
+           lambda sink, env, batch: sink.append_metrics(env, batch), otlp_metrics.export_response, "data points"),
 )
 
 

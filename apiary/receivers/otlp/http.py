@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from apiary.receivers.encoding import read_body
 from apiary.receivers.otlp import logs as otlp_logs
+from apiary.receivers.otlp import metrics as otlp_metrics
 from apiary.receivers.otlp import traces as otlp_traces
 from apiary.receivers.otlp.auth import KEY_HEADER, missing_key, unknown_key
 from apiary.receivers.refusals import Refusal, refusal_for
@@ -94,4 +95,34 @@ async def export_logs(request: Request) -> Response:
     return Response(resp.SerializeToString(), 200, media_type=PROTOBUF)
 
 
-routes = [Route("/v1/traces", export_traces, methods=["POST"]), Route("/v1/logs", export_logs, methods=["POST"])]
+async def export_metrics(request: Request) -> Response:
+    """``POST /v1/metrics``: the same checks and answers as traces; data points become rows of the span store."""
+    ctx: Apiary = request.app.state.apiary
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    as_json = ctype == JSON
+    if ctype not in (PROTOBUF, JSON):
+        return _refused(_unsupported_type(ctype), False)
+    key = request.headers.get(KEY_HEADER)
+    api_key = ctx.authenticate(key)
+    if api_key is None:
+        return _refused(unknown_key() if key else missing_key(), as_json)
+    limit = ctx.settings.max_body_bytes
+    try:
+        body = await read_body(request, limit)
+        batch = await ctx.pool.run(len(body), otlp_metrics.decode_request, body, request.headers.get("content-encoding"),
+                                   as_json, limit)
+        if batch.num_rows:
+            await ctx.store.append(api_key.environment, batch)
+    except Exception as exc:
+        refusal = refusal_for(exc, "data points")
+        if refusal is None:
+            raise
+        return _refused(refusal, as_json)
+    resp = otlp_metrics.export_response(batch)
+    if as_json:
+        return Response(json_format.MessageToJson(resp, indent=None), 200, media_type=JSON)
+    return Response(resp.SerializeToString(), 200, media_type=PROTOBUF)
+
+
+routes = [Route("/v1/traces", export_traces, methods=["POST"]), Route("/v1/logs", export_logs, methods=["POST"]),
+          Route("/v1/metrics", export_metrics, methods=["POST"])]

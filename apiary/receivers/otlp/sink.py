@@ -2,7 +2,7 @@
 
 The gRPC receiver is handed one of these rather than the server's context,
 so it cannot reach anything else (the DESIGN's "narrow sink"). One
-``append_*`` per signal; the MetricsService adds ``append_metrics``.
+``append_*`` per signal.
 """
 
 from __future__ import annotations
@@ -30,3 +30,6 @@ class OtlpSink(Protocol):
 
     async def append_logs(self, env: str, batch: LogBatch) -> None:
         """Return once every record of ``batch`` is committed."""
+
+    async def append_metrics(self, env: str, batch: SpanBatch) -> None:
+        """Return once every data point row of ``batch`` (metric points are rows of the span store) is committed."""

@@ -13,6 +13,7 @@ const PAGES = [
   [/^\/errors$/, "errors", () => import("./errors.js")],
   [/^\/errors\/(\d+)$/, "errors", () => import("./errors.js")],
   [/^\/xray$/, "xray", () => import("./xray.js")],
+  [/^\/metrics$/, "metrics", () => import("./metrics.js")],
 ];
 
 const main = document.getElementById("main");

@@ -19,15 +19,17 @@ function niceMax(v) {
 
 /**
  * lines: [{label, colour, points: [[ms, value|null], ...]}]; start/end in ms.
+ * dots (optional): [{t: ms, v: value, title, onClick}] drawn over the lines (a metric's exemplars).
  * Returns an element; hovering shows every line's value at the nearest time.
  */
-export function lineChart({ title, lines, start, end, height = 190 }) {
+export function lineChart({ title, lines, start, end, height = 190, dots = [] }) {
   const box = h("div", { class: "chart line-chart", "data-title": title }, h("div", { class: "title" }, title));
   const width = Math.max(400, (document.getElementById("main")?.clientWidth || 1000) - 60);
   const plotW = width - PAD.left - PAD.right;
   const plotH = height - PAD.top - PAD.bottom;
   let maxV = 0;
   for (const l of lines) for (const [, v] of l.points) if (v !== null && v > maxV) maxV = v;
+  for (const d of dots) if (d.v > maxV) maxV = d.v;
   const yMax = niceMax(maxV);
   const x = (t) => PAD.left + ((t - start) / Math.max(end - start, 1)) * plotW;
   const y = (v) => PAD.top + plotH - (v / yMax) * plotH;
@@ -46,15 +48,25 @@ export function lineChart({ title, lines, start, end, height = 190 }) {
     const colour = l.colour || seriesColour(i);
     let d = "";
     let pen = false;
-    for (const [t, v] of l.points) {
-      if (v === null || v === undefined) { pen = false; continue; }
+    const lone = [];  // a value with no neighbour draws no line: mark it, or a sparse series looks empty
+    l.points.forEach(([t, v], k) => {
+      if (v === null || v === undefined) { pen = false; return; }
+      const next = l.points[k + 1];
+      if (!pen && (next === undefined || next[1] === null || next[1] === undefined)) lone.push([t, v]);
       d += `${pen ? "L" : "M"}${x(t).toFixed(1)},${y(v).toFixed(1)}`;
       pen = true;
-    }
+    });
     svg.append(s("path", { d, fill: "none", stroke: colour, "stroke-width": 1.6, class: "series", "data-label": l.label }));
+    for (const [t, v] of lone) svg.append(s("circle", { cx: x(t).toFixed(1), cy: y(v).toFixed(1), r: 2.5, fill: colour, class: "lone" }));
   });
   const cursor = s("line", { y1: PAD.top, y2: PAD.top + plotH, stroke: "#9aa1ad", visibility: "hidden" });
   svg.append(cursor);
+  for (const d of dots) {
+    const dot = s("circle", { cx: x(d.t).toFixed(1), cy: y(Math.max(d.v || 0, 0)).toFixed(1), r: 4.5, class: "exemplar" },
+      s("title", null, d.title || ""));
+    if (d.onClick) dot.addEventListener("click", d.onClick);
+    svg.append(dot);
+  }
   const tip = h("div", { class: "hover-tip", hidden: true });
   box.append(svg, tip);
   if (lines.length > 1) {
