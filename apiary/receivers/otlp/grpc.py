@@ -41,7 +41,6 @@ from apiary.receivers.otlp.auth import KEY_HEADER, missing_key, unknown_key
 from apiary.receivers.otlp.sink import OtlpSink
 from apiary.receivers.refusals import Refusal, refusal_for
 
-DEFAULT_PORT = 4317
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
 
 
