@@ -51,7 +51,8 @@ def is_disk_full(exc: BaseException) -> bool:
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return True
     text = str(exc)
-    return "No space left on device" in text or "Disk quota exceeded" in text
+    # DuckDB says ENOSPC in words; ClickHouse reserves space first and says NOT_ENOUGH_SPACE (code 243).
+    return any(sign in text for sign in ("No space left on device", "Disk quota exceeded", "NOT_ENOUGH_SPACE"))
 
 
 def as_unavailable(exc: BaseException) -> Exception:
