@@ -61,3 +61,7 @@ def planted(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         server.stop()
         if url:
             drop_database(url)
+
+
+# The UI tests' headless Chromium and page (fails a test on any JavaScript error).
+from tests.ui.conftest import browser, page  # noqa: E402,F401

@@ -89,6 +89,12 @@ def planted_traces() -> dict[str, PlantedTrace]:
             _s("b", "api", "b", 20, 250, "root"),
             _s("b1", "api", "b1", 30, 240, "b"),
             _s("c", "api", "c", 260, 290, "root")]),
+        # Two failed retries, then success: errors to step through.
+        PlantedTrace("two_errors", 510, [
+            _s("root", "web", "GET /flaky", 0, 90),
+            _s("retry1", "api", "retry", 10, 30, "root", error=True),
+            _s("retry2", "api", "retry", 40, 60, "root", error=True),
+            _s("ok", "api", "fetch", 60, 80, "root")]),
         # Two runs of one request for compare: "work" takes 40 ms, then 140 ms; the second adds a cache call.
         PlantedTrace("compare_fast", 540, [
             _s("root", "web", "GET /compare", 0, 60),

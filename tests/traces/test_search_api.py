@@ -22,7 +22,7 @@ def test_conditions_are_matched_by_any_span_of_the_trace(planted: Planted) -> No
         {"column": "db.rows", "op": ">=", "value": 3}]}}, "match": "c and d"})
     assert found(doc) == planted.ids("db_under_checkout", "db_beside_checkout")
     either = planted.search({"spans": {"e": {"error": True}, "r": {"name": "GET /report"}}, "match": "e or r"})
-    assert found(either) == planted.ids("checkout_error", "one_long_span")
+    assert found(either) == planted.ids("checkout_error", "two_errors", "one_long_span")
 
 
 def test_absence_has_a_and_no_b(planted: Planted) -> None:
@@ -71,7 +71,7 @@ def test_trace_duration_and_span_duration_are_not_confused(planted: Planted) -> 
     assert [t["trace_id"] for t in both["traces"]] == [planted.traces["long_trace_short_spans"].trace_id,
                                                        planted.traces["one_long_span"].trace_id]
     short = planted.search({"max_trace_duration_ms": 100})
-    assert found(short) == planted.ids("browse", "compare_fast")
+    assert found(short) == planted.ids("browse", "two_errors", "compare_fast")
 
 
 def test_a_trace_id_is_found_outside_the_time_range(planted: Planted) -> None:
