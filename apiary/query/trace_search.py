@@ -138,20 +138,6 @@ def has_under(m: Match) -> bool:
     return isinstance(m, Logic) and any(has_under(a) for a in m.args)
 
 
-def required(m: Match) -> set[int]:
-    """Conditions every matching trace must have a span for (lets SQL pick candidate traces first)."""
-    if isinstance(m, Has):
-        return {m.index}
-    if isinstance(m, Under):
-        return {m.inner, m.outer}
-    if isinstance(m, Logic) and m.op == "and":
-        return set().union(*(required(a) for a in m.args))
-    if isinstance(m, Logic) and m.op == "or":
-        sets = [required(a) for a in m.args]
-        return set.intersection(*sets) if sets else set()
-    return set()
-
-
 def evaluate(m: Match, has: Sequence[bool], under: dict[tuple[int, int], bool]) -> bool:
     if isinstance(m, Has):
         return bool(has[m.index])
@@ -197,12 +183,6 @@ class TraceSearchPlan:
     @property
     def exact_in_sql(self) -> bool:
         return not has_under(self.match)
-
-    @property
-    def prefilter(self) -> int | None:
-        """A condition every result has: its spans name the candidate traces before any grouping."""
-        need = sorted(required(self.match))
-        return need[0] if need else None
 
 
 def _number(value: Any, where: str) -> float | None:
@@ -345,8 +325,7 @@ def search_traces(store: Store, env: str, doc: Any, now: float | None = None) ->
     statements: list[str] = []
     compiled = dialect.search(plan)
     statements.append(compiled.sql)
-    table = store.query(compiled.sql, compiled.params)
-    rows = _rows(table)
+    rows = _rows(store.query(compiled.sql, compiled.params))
     if plan.exact_in_sql:
         matched = int(rows[0]["_matched"]) if rows else 0
     else:
@@ -355,7 +334,12 @@ def search_traces(store: Store, env: str, doc: Any, now: float | None = None) ->
         matched = len(rows)
         rows.sort(key=_sort_key(plan.order))
         rows = rows[:plan.limit]
-    traces = [_trace_row(r) for r in rows]
+    traces: list[dict[str, Any]] = []
+    if rows:  # the shown columns, for the returned traces only
+        compiled = dialect.summaries(plan, [r["_tid"] for r in rows])
+        statements.append(compiled.sql)
+        shown = {r["_tid"]: r for r in _rows(store.query(compiled.sql, compiled.params))}
+        traces = [_trace_row(shown[r["_tid"]]) for r in rows if r["_tid"] in shown]
     data = {"traces": traces, "matched": matched, "returned": len(traces),
             "elapsed_ms": round((time.perf_counter() - started) * 1000, 3)}
     if plan.start is not None and plan.end is not None:

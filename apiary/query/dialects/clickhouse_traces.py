@@ -32,20 +32,10 @@ class ClickHouseTraces:
     def search(self, plan: TraceSearchPlan) -> Compiled:
         r = _Render()
         where = _span_rows(r, plan, plan.trace_ids)
-        first = plan.prefilter
-        if first is not None:
-            inner = _span_rows(r, plan, plan.trace_ids) + [f"coalesce(toUInt8({r.expr(plan.conditions[first])}), 0) = 1"]
-            where.append(f"{_TID} IN (SELECT {_TID} FROM spans WHERE {' AND '.join(inner)})")
         cols = [f"assumeNotNull({_TID}) AS _tid", f"toUnixTimestamp64Micro({_TS}) AS _s",
                 f"toUnixTimestamp64Micro({_TS}) + toInt64(ifNull(duration_ms, 0) * 1000) AS _e",
-                "name AS _name", "`service.name` AS _svc", "toUInt8(ifNull(`error`, false)) AS _err",
-                "toUInt8(ifNull(`trace.parent_id`, '') = '') AS _root",
                 *(_flag(r, plan, i) for i in range(len(plan.conditions)))]
-        per_trace = ["_tid", "min(_s) AS start_us", "max(_e) AS end_us", "count() AS spans",
-                     "countIf(_err = 1) AS errors", "max(_root) AS has_root",
-                     "if(max(_root) = 1, argMinIf(_name, _s, _root = 1), argMin(_name, _s)) AS root_name",
-                     "if(max(_root) = 1, argMinIf(_svc, _s, _root = 1), argMin(_svc, _s)) AS root_service",
-                     "arraySort(groupUniqArray(_svc)) AS services"]
+        per_trace = ["_tid", "min(_s) AS start_us", "max(_e) AS end_us"]
         per_trace += [f"max(m{i}) AS h{i}" for i in range(len(plan.conditions))]
         judged = [render_match(plan.sql_match)]
         if plan.min_trace_ms is not None:
@@ -61,6 +51,21 @@ class ClickHouseTraces:
         else:
             sql += f"SELECT * FROM t WHERE {' AND '.join(judged)}"
         return Compiled(sql, r.params)
+
+    def summaries(self, plan: TraceSearchPlan, trace_ids: Sequence[str]) -> Compiled:
+        r = _Render()
+        where = _span_rows(r, plan, trace_ids)
+        cols = [f"assumeNotNull({_TID}) AS _tid", f"toUnixTimestamp64Micro({_TS}) AS _s",
+                f"toUnixTimestamp64Micro({_TS}) + toInt64(ifNull(duration_ms, 0) * 1000) AS _e",
+                "name AS _name", "`service.name` AS _svc", "toUInt8(ifNull(`error`, false)) AS _err",
+                "toUInt8(ifNull(`trace.parent_id`, '') = '') AS _root"]
+        per_trace = ["_tid", "min(_s) AS start_us", "max(_e) AS end_us", "count() AS spans",
+                     "countIf(_err = 1) AS errors", "max(_root) AS has_root",
+                     "if(max(_root) = 1, argMinIf(_name, _s, _root = 1), argMin(_name, _s)) AS root_name",
+                     "if(max(_root) = 1, argMinIf(_svc, _s, _root = 1), argMin(_svc, _s)) AS root_service",
+                     "arraySort(groupUniqArray(_svc)) AS services"]
+        return Compiled(f"SELECT {', '.join(per_trace)} FROM (SELECT {', '.join(cols)} FROM spans WHERE {' AND '.join(where)}) "
+                        "GROUP BY _tid", r.params)
 
     def spans_of(self, plan: TraceSearchPlan, trace_ids: Sequence[str], conditions: Sequence[int]) -> Compiled:
         r = _Render()

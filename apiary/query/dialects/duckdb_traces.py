@@ -29,21 +29,10 @@ class DuckDBTraces:
     def search(self, plan: TraceSearchPlan) -> Compiled:
         r = _Render()
         where = _span_rows(r, plan, plan.trace_ids)
-        first = plan.prefilter
-        if first is not None:
-            # Candidate traces first: a trace without a span matching this condition cannot match.
-            inner = _span_rows(r, plan, plan.trace_ids) + [r.expr(plan.conditions[first])]
-            where.append(f"{_TID} IN (SELECT {_TID} FROM spans WHERE {' AND '.join(inner)})")
         flags = [f"coalesce({r.expr(c)}, false) AS m{i}" for i, c in enumerate(plan.conditions)]
         cols = [f"{_TID} AS _tid", f"epoch_us({_TS}) AS _s",
-                f"epoch_us({_TS}) + CAST(coalesce(duration_ms, 0) * 1000 AS BIGINT) AS _e",
-                "name AS _name", '"service.name" AS _svc', "coalesce(error, false) AS _err",
-                "coalesce(\"trace.parent_id\", '') = '' AS _root", *flags]
-        per_trace = ["_tid", "min(_s) AS start_us", "max(_e) AS end_us", "count(*) AS spans",
-                     "count(*) FILTER (WHERE _err) AS errors", "bool_or(_root) AS has_root",
-                     "CASE WHEN bool_or(_root) THEN arg_min(_name, _s) FILTER (WHERE _root) ELSE arg_min(_name, _s) END AS root_name",
-                     "CASE WHEN bool_or(_root) THEN arg_min(_svc, _s) FILTER (WHERE _root) ELSE arg_min(_svc, _s) END AS root_service",
-                     "list_sort(list_distinct(list(_svc))) AS services"]
+                f"epoch_us({_TS}) + CAST(coalesce(duration_ms, 0) * 1000 AS BIGINT) AS _e", *flags]
+        per_trace = ["_tid", "min(_s) AS start_us", "max(_e) AS end_us"]
         per_trace += [f"bool_or(m{i}) AS h{i}" for i in range(len(plan.conditions))]
         judged = [render_match(plan.sql_match)]
         if plan.min_trace_ms is not None:
@@ -59,6 +48,21 @@ class DuckDBTraces:
         else:
             sql += f"SELECT * FROM t WHERE {' AND '.join(judged)}"
         return Compiled(sql, r.params)
+
+    def summaries(self, plan: TraceSearchPlan, trace_ids: Sequence[str]) -> Compiled:
+        r = _Render()
+        where = _span_rows(r, plan, trace_ids)
+        cols = [f"{_TID} AS _tid", f"epoch_us({_TS}) AS _s",
+                f"epoch_us({_TS}) + CAST(coalesce(duration_ms, 0) * 1000 AS BIGINT) AS _e",
+                "name AS _name", '"service.name" AS _svc', "coalesce(error, false) AS _err",
+                "coalesce(\"trace.parent_id\", '') = '' AS _root"]
+        per_trace = ["_tid", "min(_s) AS start_us", "max(_e) AS end_us", "count(*) AS spans",
+                     "count(*) FILTER (WHERE _err) AS errors", "bool_or(_root) AS has_root",
+                     "CASE WHEN bool_or(_root) THEN arg_min(_name, _s) FILTER (WHERE _root) ELSE arg_min(_name, _s) END AS root_name",
+                     "CASE WHEN bool_or(_root) THEN arg_min(_svc, _s) FILTER (WHERE _root) ELSE arg_min(_svc, _s) END AS root_service",
+                     "list_sort(list_distinct(list(_svc))) AS services"]
+        return Compiled(f"SELECT {', '.join(per_trace)} FROM (SELECT {', '.join(cols)} FROM spans WHERE {' AND '.join(where)}) "
+                        "GROUP BY _tid", r.params)
 
     def spans_of(self, plan: TraceSearchPlan, trace_ids: Sequence[str], conditions: Sequence[int]) -> Compiled:
         r = _Render()
