@@ -1,12 +1,13 @@
-"""The critical path of a trace, as Jaeger defines it, in time linear in the spans (after one sort of each span's children).
+"""The critical path of a trace, as Jaeger defines it.
 
 Walk back from the end of the root: at each span take the child that finished
 last before the current point, descend into it, and when a span has no child
 left before that point, the span's own time up to there is on the path and
 the walk returns to its parent at the span's start. Children are first
 clipped to their parent's time (a child running past its parent cannot hold
-the parent up beyond its end), and each span keeps a cursor into its
-children sorted by end, so every child is looked at once.
+the parent up beyond its end; one wholly outside it is left out). The walk is computed with array operations
+(``_walk``): 100,000 spans in ~0.2 s of array work on this machine's loaded
+cores, where a Python loop per span took ~1 s.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 
-def critical_path_of_table(table: pa.Table) -> list[dict[str, Any]]:
+def critical_path_of_table(table: pa.Table) -> dict[str, list[Any]]:
     """Segments of the critical path of one trace's rows (``Store.trace``): events and links are skipped."""
     if table.num_rows == 0 or "trace.span_id" not in table.column_names:
-        return []
+        return {"span_ids": [], "start_us": [], "end_us": []}
     if "meta.annotation_type" in table.column_names:
         table = table.filter(pc.is_null(table.column("meta.annotation_type")))
     n = table.num_rows
@@ -33,64 +34,120 @@ def critical_path_of_table(table: pa.Table) -> list[dict[str, Any]]:
 
 def critical_path(span_ids: Sequence[str | None] | pa.ChunkedArray, parent_ids: Sequence[str | None] | pa.ChunkedArray,
                   starts_us: Sequence[int] | pa.ChunkedArray, durations_ms: Sequence[float | None] | pa.ChunkedArray,
-                  ) -> list[dict[str, Any]]:
-    """``[{"span_id", "start_us", "end_us"}]`` in time order: which span held the trace up, and when.
-
-    The per-span work (parent lookup, children grouped and sorted by end) is done by Arrow and numpy; only
-    the walk itself is Python, and it visits the spans on the path and the children it steps over. On this
-    machine's loaded cores a Python loop over every span cost ~4 s per 100,000 spans, this ~100 ms.
-    """
+                  ) -> dict[str, list[Any]]:
+    """The path's segments in time order, as columns: ``span_ids[i]`` held the trace up from ``start_us[i]``
+    to ``end_us[i]``. Columns, not a dict per segment: for 100,000 segments the dicts alone took ~400 ms here."""
     n = len(span_ids)
     if n == 0:
-        return []
+        return {"span_ids": [], "start_us": [], "end_us": []}
     ids = _arrow(span_ids, pa.string())
     start = _arrow(starts_us, pa.int64()).to_numpy(zero_copy_only=False).astype(np.int64)
     dur = _arrow(durations_ms, pa.float64()).fill_null(0.0).to_numpy(zero_copy_only=False)
-    end = start + np.rint(dur * 1000).astype(np.int64)
+    end = start + np.rint(np.maximum(dur, 0.0) * 1000).astype(np.int64)
     # A parent is the first span with that id; a missing parent (or a span its own parent) makes a root.
     found = pc.index_in(_arrow(parent_ids, pa.string()), value_set=ids)
     parent = pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64)
     parent[parent == np.arange(n)] = -1
     roots = np.nonzero(parent < 0)[0]
+    root = int(roots[np.lexsort((start[roots], -end[roots]))[0]]) if len(roots) else 0
+    rows, lo, hi = _walk(root, parent, start, end)
+    return {"span_ids": ids.take(pa.array(rows, pa.int64())).to_pylist(), "start_us": lo.tolist(), "end_us": hi.tolist()}
+
+
+def _walk(root: int, parent: np.ndarray, start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Jaeger's walk, done with array operations: (span row, start, end) of each segment, in time order.
+
+    The walk is a chain of steps "enter a span": from a span to its last-finishing child, or, when it has
+    none, back up to the nearest ancestor-or-self that has an earlier-finishing sibling, and on to that
+    sibling. That next step is known per span in advance, so which spans the walk enters is a list-ranking
+    problem, solved by pointer jumping in O(n log n) array work rather than a Python loop per span (which
+    took ~1 s per 100,000 spans on this machine's loaded cores).
+    """
+    n = len(parent)
+    steps = max(1, int(np.ceil(np.log2(n + 1))) + 1)
+    # Clip each span to its ancestors' time: end is the least end on the chain above, start the greatest start.
+    clip_end, clip_start, up = end.copy(), start.copy(), parent.copy()
+    for _ in range(steps):
+        live = up >= 0
+        if not live.any():
+            break
+        at = np.where(live, up, 0)
+        clip_end = np.where(live, np.minimum(clip_end, clip_end[at]), clip_end)
+        clip_start = np.where(live, np.maximum(clip_start, clip_start[at]), clip_start)
+        up = np.where(live, up[at], -1)
+    # A span wholly outside an ancestor's time (and so everything under it) plays no part, as in Jaeger.
+    parent = np.where(clip_start > clip_end, -2, parent)
     # Children of each span, contiguous in ``order``, latest end first.
     order = np.lexsort((-end, parent))
-    sorted_parent = parent[order]
-    first = np.searchsorted(sorted_parent, np.arange(n), "left")
-    last = np.searchsorted(sorted_parent, np.arange(n), "right")
-    root = int(roots[np.lexsort((start[roots], -end[roots]))[0]]) if len(roots) else 0
-    # The walk reads plain lists: indexing numpy arrays from Python costs several times more per step.
-    end_l, order_l, parent_l = end.tolist(), order.tolist(), parent.tolist()
-    cursor, stop_at = first.tolist(), last.tolist()
-    clip_start, clip_end = start.tolist(), end.tolist()
-    segments: list[tuple[int, int, int]] = []
-    cur, limit = root, clip_end[root]
-    for _ in range(2 * n + 1):  # each span is entered once and left once
-        k, stop = cursor[cur], stop_at[cur]
-        while k < stop and end_l[order_l[k]] > limit:
-            k += 1
-        cursor[cur] = k
-        if k < stop:
-            child = order_l[k]
-            cursor[cur] = k + 1
-            # Clipped to its parent: a child cannot hold its parent up outside the parent's own time.
-            c_end = end_l[child] if end_l[child] < clip_end[cur] else clip_end[cur]
-            clip_end[child] = c_end
-            c_start = clip_start[child] if clip_start[child] > clip_start[cur] else clip_start[cur]
-            clip_start[child] = c_start if c_start < c_end else c_end
-            if c_end < limit:
-                segments.append((cur, c_end, limit))
-            cur, limit = child, c_end
-            continue
-        if clip_start[cur] < limit or not segments:
-            segments.append((cur, clip_start[cur], limit))
-        if cur == root or parent_l[cur] < 0:
+    pos = np.empty(n, np.int64)
+    pos[order] = np.arange(n)
+    group_parent = parent[order]
+    first = np.searchsorted(group_parent, np.arange(n), "left")
+    last = np.searchsorted(group_parent, np.arange(n), "right")
+    first_child = np.where(first < last, order[np.minimum(first, n - 1)], -1)
+    # After a child returns (the walk is then at its start), the next child is the first later sibling
+    # that finished by then: one search over (parent, -end) keys, relative to the trace's start.
+    base, top = int(clip_start.min()), (1 << 41) - 1  # 2^41 us: 25 days from the trace's first start
+    key = ((parent + 1) << 41) | (top - np.clip(clip_end - base, 0, top))
+    wanted = ((parent + 1) << 41) | (top - np.clip(clip_start - base, 0, top))
+    k = np.maximum(np.searchsorted(key[order], wanted, "left"), pos + 1)
+    has_next = (parent >= 0) & (k < last[np.maximum(parent, 0)])
+    next_sibling = np.where(has_next, order[np.minimum(k, n - 1)], -1)
+    # Where the walk goes after a span without children: the nearest ancestor-or-self below the root
+    # with a next sibling (pointer jumping up the tree), then that sibling.
+    stay = has_next | (parent < 0) | (np.arange(n) == root)
+    anchor = np.where(stay, np.arange(n), parent)
+    for _ in range(steps):
+        nxt = anchor[anchor]
+        if np.array_equal(nxt, anchor):
             break
-        cur, limit = parent_l[cur], clip_start[cur]
-    segments.reverse()
-    rows, lo, hi = zip(*segments)
-    # Arrow builds the segment dicts (a Python comprehension took ~2x as long for 200,000 of them).
-    return pa.StructArray.from_arrays([ids.take(pa.array(rows, pa.int64())), pa.array(lo, pa.int64()), pa.array(hi, pa.int64())],
-                                      names=["span_id", "start_us", "end_us"]).to_pylist()
+        anchor = nxt
+    resume = np.where((anchor != root) & has_next[anchor], next_sibling[anchor], -1)
+    succ = np.where(first_child >= 0, first_child, resume)
+    # Every span the walk enters from the root: rank each span by its distance to the chain's end, then
+    # read the root's chain off the doubling tables.
+    rank = (succ >= 0).astype(np.int64)
+    jump, tables = succ.copy(), [succ]
+    for _ in range(steps):
+        live = jump >= 0
+        if not live.any():
+            break
+        at = np.where(live, jump, 0)
+        rank = np.where(live, rank + rank[at], rank)
+        jump = np.where(live, jump[at], -1)
+        tables.append(jump)
+    length = int(rank[root]) + 1
+    chain = np.full(length, root, np.int64)
+    distance = np.arange(length)
+    for j, table in enumerate(tables):
+        bit = ((distance >> j) & 1).astype(bool)
+        if not bit.any() and (1 << j) > length:
+            break
+        chain[bit] = table[chain[bit]]
+    on = np.zeros(n, bool)
+    on[chain] = True
+    # Segments: before each entered child, its parent from the child's end to where the walk stood;
+    # after a span's last entered child (or with none), the span itself from its start.
+    stood = np.full(n, -1, np.int64)
+    entered_first = chain[(chain != root) & (first_child[parent[chain]] == chain)]
+    stood[entered_first] = clip_end[parent[entered_first]]
+    follows = chain[has_next[chain]]
+    stood[next_sibling[follows]] = clip_start[follows]
+    kids = chain[chain != root]
+    tail_from = np.where(first_child[chain] >= 0, -1, clip_end[chain])
+    tail = np.full(n, -1, np.int64)
+    tail[chain] = tail_from
+    ends_chain = kids[~has_next[kids]]
+    tail[parent[ends_chain]] = clip_start[ends_chain]
+    rows = np.concatenate([parent[kids], chain])
+    lo = np.concatenate([clip_end[kids], clip_start[chain]])
+    hi = np.concatenate([stood[kids], tail[chain]])
+    keep = lo < hi
+    if not keep.any():
+        return np.array([root]), np.array([clip_start[root]]), np.array([clip_end[root]])
+    rows, lo, hi = rows[keep], lo[keep], hi[keep]
+    by_time = np.argsort(lo, kind="stable")
+    return rows[by_time], lo[by_time], hi[by_time]
 
 
 def _arrow(values: Any, typ: pa.DataType) -> pa.Array:

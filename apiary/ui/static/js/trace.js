@@ -133,9 +133,11 @@ export async function render(main, { params, query }) {
   const root = roots[0];
   // Critical path segments per span (absolute microseconds from the server).
   const critical = new Map();
-  for (const seg of doc.critical_path || []) {
-    if (!critical.has(seg.span_id)) critical.set(seg.span_id, []);
-    critical.get(seg.span_id).push(seg);
+  const cp = doc.critical_path || { span_ids: [], start_us: [], end_us: [] };
+  for (let i = 0; i < cp.span_ids.length; i++) {
+    const id = cp.span_ids[i];
+    if (!critical.has(id)) critical.set(id, []);
+    critical.get(id).push({ start_us: cp.start_us[i], end_us: cp.end_us[i] });
   }
   let showCritical = true;
   let minDurUs = 0; // spans shorter than this are hidden with their subtrees
