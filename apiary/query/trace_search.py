@@ -39,7 +39,7 @@ from lark import Lark, Token, Tree
 from lark.exceptions import LarkError
 
 from apiary.model.ids import normalise_trace_id
-from apiary.query.plan import BOOLEAN, Call, Column, Expr, Literal, STRING, Source
+from apiary.query.plan import BOOLEAN, Call, Expr, Literal
 from apiary.query.planner import Catalogue, _Planner
 from apiary.query.spec import SpecError, parse_spec
 from apiary.store.base import Store
@@ -428,7 +428,3 @@ def _trace_row(r: dict[str, Any]) -> dict[str, Any]:
 def _iso(naive: datetime) -> str:
     return naive.replace(tzinfo=timezone.utc).isoformat().replace("+00:00", "Z")
 
-
-# Neutral column references the dialects share (core columns, always physical).
-def core_column(name: str, typ: str = STRING) -> Column:
-    return Column(name, (Source(typ, name),), typ)
