@@ -23,6 +23,8 @@ def critical_path_of_table(table: pa.Table) -> dict[str, list[Any]]:
     """Segments of the critical path of one trace's rows (``Store.trace``): events and links are skipped."""
     if table.num_rows == 0 or "trace.span_id" not in table.column_names:
         return {"span_ids": [], "start_us": [], "end_us": []}
+    table = table.select([c for c in ("trace.span_id", "trace.parent_id", "timestamp", "duration_ms", "meta.annotation_type")
+                          if c in table.column_names])  # filter the five columns used, not every attribute
     if "meta.annotation_type" in table.column_names:
         table = table.filter(pc.is_null(table.column("meta.annotation_type")))
     n = table.num_rows
@@ -45,7 +47,7 @@ def critical_path(span_ids: Sequence[str | None] | pa.ChunkedArray, parent_ids: 
     dur = _arrow(durations_ms, pa.float64()).fill_null(0.0).to_numpy(zero_copy_only=False)
     end = start + np.rint(np.maximum(dur, 0.0) * 1000).astype(np.int64)
     # A parent is the first span with that id; a missing parent (or a span its own parent) makes a root.
-    found = pc.index_in(_arrow(parent_ids, pa.string()), value_set=ids)
+    found = pc.index_in(_arrow(parent_ids, pa.string()), value_set=ids, skip_nulls=True)
     parent = pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64)
     parent[parent == np.arange(n)] = -1
     roots = np.nonzero(parent < 0)[0]

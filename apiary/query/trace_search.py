@@ -35,6 +35,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence, Union
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from lark import Lark, Token, Tree
 from lark.exceptions import LarkError
 
@@ -356,59 +359,52 @@ def _sort_key(order: str) -> Any:
 
 def _check_under(store: Store, dialect: Any, plan: TraceSearchPlan,
                  candidates: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
-    """Exact truth of every ``a under b`` on the candidate traces, walking each trace's parent links once."""
+    """Exact truth of every ``a under b`` on the candidate traces, from the parent links of their spans.
+
+    Array work, not a loop per span: each span's parent is found by (trace, span id), and "has an ancestor
+    matching b" is spread down the trees by pointer jumping, so the cost grows with the spans fetched, times
+    the log of the trees' depth.
+    """
     if not candidates:
         return [], []
     pairs = sorted(set(unders(plan.match)))
     used = sorted({i for p in pairs for i in p})
     compiled = dialect.spans_of(plan, [r["_tid"] for r in candidates], used)
     table = store.query(compiled.sql, compiled.params)
-    tids = table.column("_tid").to_pylist()
-    sids = table.column("_sid").to_pylist()
-    pids = table.column("_pid").to_pylist()
-    flags = {i: table.column(f"m{i}").to_pylist() for i in used}
-    by_trace: dict[str, list[int]] = {}
-    for n, t in enumerate(tids):
-        by_trace.setdefault(t, []).append(n)
+    tids = table.column("_tid").combine_chunks().cast(pa.string())
+    own = pc.binary_join_element_wise(tids, table.column("_sid").combine_chunks().cast(pa.string()), "/")
+    up = pc.binary_join_element_wise(tids, table.column("_pid").combine_chunks().cast(pa.string()), "/")
+    parent = pc.fill_null(pc.index_in(up, value_set=own, skip_nulls=True), -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    parent[parent == np.arange(len(parent))] = -1
+    trace_no = pc.index_in(tids, value_set=pa.array([r["_tid"] for r in candidates], pa.string()))
+    trace_no = pc.fill_null(trace_no, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    flags = {i: table.column(f"m{i}").to_numpy(zero_copy_only=False).astype(bool) for i in used}
+    truth: dict[tuple[int, int], np.ndarray] = {}
+    for inner, outer in pairs:
+        hit = flags[inner] & _below(parent, flags[outer]) & (trace_no >= 0)
+        per_trace = np.zeros(len(candidates), bool)
+        per_trace[trace_no[hit]] = True
+        truth[(inner, outer)] = per_trace
     kept = []
-    for r in candidates:
-        members = by_trace.get(r["_tid"], [])
-        index = {sids[n]: n for n in members if sids[n]}
-        truth = {p: _descends(members, index, pids, flags[p[0]], flags[p[1]]) for p in pairs}
+    for n, r in enumerate(candidates):
         has = [bool(r[f"h{i}"]) for i in range(len(plan.conditions))]
-        if evaluate(plan.match, has, truth):
+        if evaluate(plan.match, has, {p: bool(t[n]) for p, t in truth.items()}):
             kept.append(r)
     return kept, [compiled.sql]
 
 
-def _descends(members: list[int], index: dict[str, int], pids: list[Any], inner: list[Any], outer: list[Any]) -> bool:
-    """Is some span flagged ``inner`` below one flagged ``outer``? Each span's answer is memoised: linear."""
-    below: dict[int, bool] = {}  # span row -> has an ancestor flagged outer
-
-    def ancestor_flagged(n: int) -> bool:
-        path = []
-        seen = set()
-        cur = n
-        result = False
-        while True:
-            if cur in below:
-                result = below[cur]
-                break
-            parent = index.get(pids[cur]) if pids[cur] else None
-            if parent is None or parent in seen:
-                result = False
-                break
-            seen.add(cur)
-            path.append(cur)
-            if outer[parent]:
-                result = True
-                break
-            cur = parent
-        for p in path:
-            below[p] = result
-        return result
-
-    return any(inner[n] and ancestor_flagged(n) for n in members)
+def _below(parent: np.ndarray, flagged: np.ndarray) -> np.ndarray:
+    """Per span: does some ancestor have the flag? (An OR along each chain of parents, by pointer jumping.)"""
+    seen = np.where(parent >= 0, flagged[np.maximum(parent, 0)], False)
+    up = parent.copy()
+    for _ in range(64):  # doubling: 64 rounds reach any depth; stops once every chain has reached its top
+        live = up >= 0
+        if not live.any():
+            break
+        at = np.where(live, up, 0)
+        seen = seen | (live & seen[at])
+        up = np.where(live, up[at], -1)
+    return seen
 
 
 def _rows(table: Any) -> list[dict[str, Any]]:

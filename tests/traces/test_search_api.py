@@ -17,6 +17,13 @@ def test_a_span_under_another_lists_exactly_those_traces(planted: Planted) -> No
     assert doc["matched"] == 2 and doc["returned"] == 2
 
 
+def test_under_reaches_any_depth_and_can_be_negated(planted: Planted) -> None:
+    deep = planted.search({"spans": {"d": {"name": "db-query"}, "r": {"name": "POST /checkout"}}, "match": "d under r"})
+    assert found(deep) == planted.ids("db_under_checkout", "db_beside_checkout")  # a grandchild counts
+    elsewhere = planted.search({"spans": {"c": {"name": "checkout"}, "d": {"name": "db-query"}}, "match": "d and not d under c"})
+    assert found(elsewhere) == planted.ids("db_beside_checkout", "browse") and elsewhere["matched"] == 2
+
+
 def test_conditions_are_matched_by_any_span_of_the_trace(planted: Planted) -> None:
     doc = planted.search({"spans": {"c": {"name": "checkout"}, "d": {"name": "db-query", "where": [
         {"column": "db.rows", "op": ">=", "value": 3}]}}, "match": "c and d"})
