@@ -162,7 +162,7 @@ async def trace(request: Request) -> Response:
             return envs
         candidates = envs
 
-    def work() -> tuple[str, Any, list[Any], list[Any], list[Any]] | None:
+    def work() -> tuple[str, Any, list[Any], list[Any], dict[str, Any]] | None:
         for e in candidates:
             table = ctx.store.trace(e, trace_id)
             logs = queries.trace_logs(ctx.logs, e, trace_id) if ctx.logs is not None else []
@@ -548,7 +548,7 @@ class _AppView:
 
 
 class HoneycombForUI:
-    """``/ui/api/hc/...``: the Honeycomb query and columns APIs (and query history) for the UI.
+    """``/ui/api/hc/...``: the Honeycomb query and columns APIs (and query history, trace search and compare) for the UI.
 
     With a key (non-loopback mode) a call passes through unchanged. In open mode it acts for the
     ``env`` parameter's environment: the handlers see a read key of that environment that exists
