@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -65,7 +66,7 @@ def cases(window: dict[str, int]) -> list[tuple[str, dict[str, Any]]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--spans", type=int, default=10_000_000)
-    ap.add_argument("--data", type=Path, default=Path("/tmp/apiary-bench-trace-search"))
+    ap.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "apiary-bench-trace-search")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--store", choices=["duckdb", "clickhouse"], default="duckdb")
     ap.add_argument("--load-only", action="store_true", help="build the store and stop")
