@@ -217,6 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     query_commands.add_parsers(sub)
 
+    from apiary.query import trace_commands
+
+    trace_commands.add_parser(sub)
+
     from apiary import demo
 
     demo.add_parser(sub)

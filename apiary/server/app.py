@@ -24,7 +24,7 @@ from apiary.receivers.otlp import http as otlp_http
 from apiary.receivers.xray import api as xray_api
 from apiary.receivers.xray.daemon import Daemon as XRayDaemon
 from apiary.receivers.xray.service import XRay
-from apiary.server import otlp_grpc, traces_api, ui_routes
+from apiary.server import otlp_grpc, trace_search_api, traces_api, ui_routes
 from apiary.server.context import Apiary
 from apiary.server.decoding import DecodePool
 from apiary.server.freshness_header import FreshnessHeader
@@ -133,7 +133,7 @@ def create_app(settings: Settings, ctx: Apiary | None = None) -> Starlette:
             print("Apiary stopped: every acknowledged batch is committed.", flush=True)
 
     routes = [Route("/api/health", health, methods=["GET"])]
-    routes += otlp_http.routes + honeycomb_http.routes + traces_api.routes
+    routes += otlp_http.routes + honeycomb_http.routes + trace_search_api.routes + traces_api.routes
     routes += rollbar_http.routes + cloudwatch_http.routes
     routes += query_http.routes
     routes += xray_api.routes

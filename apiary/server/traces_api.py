@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from apiary.model.critical_path import critical_path_of_table
 from apiary.model.ids import normalise_trace_id
 from apiary.model.trace import rows_to_spans
 from apiary.receivers.honeycomb.http import authenticate, error
@@ -27,7 +28,8 @@ async def get_trace(request: Request) -> Response:
     table = await asyncio.to_thread(ctx.store.trace, key.environment, trace_id)
     if table.num_rows == 0:
         return error(404, f"trace {trace_id} not found in environment {key.environment!r}")
-    return JSONResponse({"trace_id": trace_id, "environment": key.environment, "spans": rows_to_spans(table)})
+    spans, path = await asyncio.to_thread(lambda: (rows_to_spans(table), critical_path_of_table(table)))
+    return JSONResponse({"trace_id": trace_id, "environment": key.environment, "spans": spans, "critical_path": path})
 
 
 async def list_datasets(request: Request) -> Response:

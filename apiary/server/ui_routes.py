@@ -28,6 +28,7 @@ from starlette.routing import Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
+from apiary.model.critical_path import critical_path_of_table
 from apiary.model.ids import normalise_trace_id
 from apiary.model.trace import rows_to_spans
 from apiary.receivers.honeycomb.http import KEY_HEADER, authenticate, column_json, error, get_columns
@@ -36,8 +37,8 @@ from apiary.store.meta import ApiKey
 from apiary.ui import queries
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "ui" / "static"
-PAGES = ("/", "/trace/{trace_id}", "/query", "/services", "/history", "/settings", "/logs", "/errors", "/errors/{item_id}", "/xray",
-         "/metrics")
+PAGES = ("/", "/trace/{trace_id}", "/traces", "/compare/{a}/{b}", "/query", "/services", "/history", "/settings", "/logs",
+         "/errors", "/errors/{item_id}", "/xray", "/metrics")
 UI_HEADER = "X-Apiary-UI"
 MAX_SERVICE_MAP_S = 7 * 86400
 
@@ -162,20 +163,20 @@ async def trace(request: Request) -> Response:
             return envs
         candidates = envs
 
-    def work() -> tuple[str, Any, list[Any], list[Any]] | None:
+    def work() -> tuple[str, Any, list[Any], list[Any], dict[str, Any]] | None:
         for e in candidates:
             table = ctx.store.trace(e, trace_id)
             logs = queries.trace_logs(ctx.logs, e, trace_id) if ctx.logs is not None else []
             errs = _trace_errors(ctx, e, trace_id)
             if table.num_rows or logs or errs:
-                return e, rows_to_spans(table) if table.num_rows else [], logs, errs
+                return e, rows_to_spans(table) if table.num_rows else [], logs, errs, critical_path_of_table(table)
         return None
 
     found = await asyncio.to_thread(work)
     if found is None:
         return error(404, f"trace {trace_id} not found")
     return JSONResponse({"trace_id": trace_id, "environment": found[0], "spans": found[1], "logs": found[2],
-                         "errors": found[3]})
+                         "errors": found[3], "critical_path": found[4]})
 
 
 def _trace_errors(ctx: Apiary, env: str, trace_id: str) -> list[dict[str, Any]]:
@@ -547,7 +548,7 @@ class _AppView:
 
 
 class HoneycombForUI:
-    """``/ui/api/hc/...``: the Honeycomb query and columns APIs (and query history) for the UI.
+    """``/ui/api/hc/...``: the Honeycomb query and columns APIs (and query history, trace search and compare) for the UI.
 
     With a key (non-loopback mode) a call passes through unchanged. In open mode it acts for the
     ``env`` parameter's environment: the handlers see a read key of that environment that exists
@@ -560,8 +561,10 @@ class HoneycombForUI:
     def router(self) -> Router:
         if self._router is None:
             from apiary.query import http as query_http  # imported late: the UI works while it is absent
+            from apiary.server import trace_search_api
 
-            self._router = Router(routes=[*query_http.routes, Route("/1/columns/{dataset:path}", get_columns, methods=["GET"])])
+            self._router = Router(routes=[*query_http.routes, *trace_search_api.routes,
+                                          Route("/1/columns/{dataset:path}", get_columns, methods=["GET"])])
         return self._router
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

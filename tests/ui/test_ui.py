@@ -162,7 +162,10 @@ def test_query_builder_heatmap_traces_save_history_and_shared_link(apiary: Apiar
     page.locator("table.summary tbody tr").first.click()
     page.wait_for_selector("table.traces tbody tr")
     assert page.locator("table.traces tbody tr").count() == min(20, len(ok))  # the 20 slowest
-    assert page.locator("table.traces tbody tr").first.locator("td").nth(1).inner_text() == "55.0 ms"
+    first = page.locator("table.traces tbody tr").first  # the same rows as every trace list: root, service, duration ...
+    assert first.locator("td.duration").inner_text() == "55.0 ms"
+    assert first.locator("td.root-name").inner_text() == "GET /api/messages"
+    assert first.locator("td.root-service").inner_text() == "backend-flask" and first.locator("td.spans").inner_text() == "1"
 
     # the heatmap: select the slow stripe (top value bucket, whole time axis), open its one trace
     heat_spec = {"calculations": [{"op": "HEATMAP", "column": "duration_ms"}], "filters": [{"column": "http.route", "op": "=", "value": "/api/messages"}],

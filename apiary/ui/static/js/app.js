@@ -5,6 +5,8 @@ import { api, session, storedKey, storeKey, currentEnv, rememberEnv, link, ApiEr
 const PAGES = [
   [/^\/$/, "home", () => import("./home.js")],
   [/^\/trace\/([^/]+)$/, "trace", () => import("./trace.js")],
+  [/^\/traces$/, "traces", () => import("./traces.js")],
+  [/^\/compare\/([^/]+)\/([^/]+)$/, "traces", () => import("./compare.js")],
   [/^\/query$/, "query", () => import("./query.js")],
   [/^\/services$/, "services", () => import("./services.js")],
   [/^\/history$/, "history", () => import("./history.js")],

@@ -4,6 +4,7 @@ import { h, clear, copyButton, setChildren } from "./dom.js";
 import { api, link, session } from "./api.js";
 import { lineChart, heatmap } from "./charts.js";
 import { fmtNumber, fmtDuration, isoMicros, seriesColour } from "./format.js";
+import { rowsFor, traceTable } from "./tracelist.js";
 
 const OPS = ["COUNT", "CONCURRENCY", "COUNT_DISTINCT", "SUM", "AVG", "MAX", "MIN", "HEATMAP", "P001", "P01", "P05", "P10", "P20",
   "P25", "P50", "P75", "P80", "P90", "P95", "P99", "P999", "RATE_AVG", "RATE_SUM", "RATE_MAX"];
@@ -370,15 +371,10 @@ export async function render(main, { query }) {
     setChildren(tracesBox, h("h2", null, caption), h("p", { class: "muted" }, "Loading traces…"));
     try {
       const doc = await api("/ui/api/traces_for", { method: "POST", body: { dataset, query: narrowed } });
-      const rows = doc.results.filter((r) => r.data["trace.trace_id"]);
+      const ids = doc.results.map((r) => r.data["trace.trace_id"]).filter(Boolean);
+      const rows = await rowsFor(ids); // the same rows as every trace list: root, service, start, duration, spans, errors
       setChildren(tracesBox, h("h2", null, caption),
-        rows.length ? h("table", { class: "grid traces" },
-          h("thead", null, h("tr", null, h("th", null, "Trace"), h("th", { class: "num" }, "Slowest span"), h("th", { class: "num" }, "Matching spans"))),
-          h("tbody", null, rows.map((r) => h("tr", null,
-            h("td", null, h("a", { href: link(`/trace/${r.data["trace.trace_id"]}`), class: "mono trace-link" }, r.data["trace.trace_id"])),
-            h("td", { class: "num" }, fmtDuration(r.data["MAX(duration_ms)"])),
-            h("td", { class: "num" }, fmtNumber(r.data.COUNT))))))
-          : h("p", { class: "muted" }, "No traces match."));
+        rows.length ? traceTable(rows) : h("p", { class: "muted" }, "No traces match."));
     } catch (err) {
       setChildren(tracesBox, h("h2", null, caption), h("p", { class: "error-text" }, err.message));
     }

@@ -1,4 +1,6 @@
-// The trace view: a virtualised waterfall (span tree on a shared time axis), a minimap and a span detail panel.
+// The trace view: a virtualised waterfall (span tree on a shared time axis), a minimap and a span detail panel;
+// the critical path (computed by the server, Jaeger's definition) drawn on the bars, search and filter inside the trace,
+// stepping through its errors, and hiding spans shorter than a duration.
 import { h, clear, copyButton, setChildren } from "./dom.js";
 import { api, link } from "./api.js";
 import { fmtDuration, fmtTime, isoMicros, serviceColour } from "./format.js";
@@ -127,7 +129,35 @@ export async function render(main, { params, query }) {
   for (const n of nodes) services.set(n.service, (services.get(n.service) || 0) + 1);
   const colour = new Map([...services.keys()].map((s) => [s, serviceColour(s)]));
   const errors = nodes.filter((n) => n.err).length;
+  const errorNodes = nodes.filter((n) => n.err); // depth-first order: stepping follows the tree
   const root = roots[0];
+  // Critical path segments per span (absolute microseconds from the server).
+  const critical = new Map();
+  const cp = doc.critical_path || { span_ids: [], start_us: [], end_us: [] };
+  for (let i = 0; i < cp.span_ids.length; i++) {
+    const id = cp.span_ids[i];
+    if (!critical.has(id)) critical.set(id, []);
+    critical.get(id).push({ start_us: cp.start_us[i], end_us: cp.end_us[i] });
+  }
+  let showCritical = true;
+  let minDurUs = 0; // spans shorter than this are hidden with their subtrees
+  let searchText = "";
+  let onlyMatches = false;
+  let matches = []; // nodes matching searchText, depth-first order
+  let matchSet = new Set();
+  let matchAt = -1;
+  let errorAt = -1;
+  const haystacks = new Map();
+  const haystack = (n) => {
+    let t = haystacks.get(n);
+    if (t === undefined) {
+      const parts = [n.name, n.service];
+      for (const [k, v] of Object.entries(n.sp)) if (k !== "events" && k !== "links" && v !== null && typeof v !== "object") parts.push(`${k}=${v}`);
+      t = parts.join("\n").toLowerCase();
+      haystacks.set(n, t);
+    }
+    return t;
+  };
 
   let visible = [];
   let selected = null;
@@ -150,17 +180,36 @@ export async function render(main, { params, query }) {
     h("span", { class: "span-count" }, `${nodes.length} spans`),
     errors ? h("span", { class: "badge err" }, `${errors} error${errors > 1 ? "s" : ""}`) : null,
     h("span", { class: "muted" }, fmtTime(root && root.sp.timestamp)),
+    critical.size ? h("span", { class: "cp-legend", title: "Spans on the critical path: what held the trace up" },
+      h("span", { class: "cp-swatch" }), `critical path: ${critical.size} span${critical.size > 1 ? "s" : ""}`) : null,
     h("span", { class: "legend" }, [...services].map(([s, c]) =>
       h("span", { class: "legend-item" }, h("span", { class: "swatch", style: { background: colour.get(s) } }), `${s} (${c})`))));
+  const cpBox = h("input", { type: "checkbox", id: "show-critical", checked: true });
+  cpBox.addEventListener("change", () => { showCritical = cpBox.checked; lastDraw = null; draw(); });
+  const searchBox = h("input", { type: "search", id: "trace-search", placeholder: "Find spans: name, service or attribute text" });
+  const onlyBox = h("input", { type: "checkbox", id: "only-matches" });
+  const minDurBox = h("input", { type: "number", id: "min-duration", min: "0", step: "any", placeholder: "0", class: "narrow" });
   const toolbar = h("div", { class: "toolbar" },
     h("button", { type: "button", id: "jump-root", onclick: () => jumpTo(root) }, "Jump to root"),
     h("button", { type: "button", id: "first-span", onclick: () => jumpTo(nodes.reduce((a, b) => (b.start < a.start ? b : a))) }, "First span"),
     h("button", { type: "button", id: "last-span", onclick: () => jumpTo(nodes.reduce((a, b) => (b.start + b.dur > a.start + a.dur ? b : a))) }, "Last span"),
     h("button", { type: "button", id: "expand-all", onclick: () => { for (const n of nodes) n.collapsed = false; refresh(); } }, "Expand all"),
     h("button", { type: "button", id: "collapse-all", onclick: () => { for (const n of nodes) n.collapsed = n.children.length > 0 && n.depth >= 0; refresh(); } }, "Collapse all"),
+    h("label", { class: "cp-toggle" }, cpBox, " critical path"),
     h("span", { class: "grow" }),
     h("span", { class: "muted" }, doc.environment),
     copyButton(() => location.href, "copy link"));
+  const finder = h("div", { class: "toolbar trace-finder" },
+    searchBox, h("span", { class: "match-count muted" }),
+    h("button", { type: "button", id: "prev-match", class: "small", onclick: () => stepMatch(-1) }, "◀"),
+    h("button", { type: "button", id: "next-match", class: "small", onclick: () => stepMatch(1) }, "▶"),
+    h("label", null, onlyBox, " only matches"),
+    h("span", { class: "sep" }),
+    h("span", { class: "error-step muted" }, errors ? `${errors} error${errors > 1 ? "s" : ""}` : "no errors"),
+    h("button", { type: "button", id: "prev-error", class: "small", disabled: !errors, onclick: () => stepError(-1) }, "◀ error"),
+    h("button", { type: "button", id: "next-error", class: "small", disabled: !errors, onclick: () => stepError(1) }, "error ▶"),
+    h("span", { class: "sep" }),
+    h("label", { title: "Hide spans shorter than this (and what is under them)" }, "hide spans under ", minDurBox, " ms"));
   const waterfall = h("section", { class: "waterfall" }, minimap, axis, scroller);
   const spanName = (id) => { const n = nodes.find((x) => x.id === id); return n ? n.name : null; };
   const layout = h("div", { class: "trace-layout" }, waterfall, detail);
@@ -181,7 +230,7 @@ export async function render(main, { params, query }) {
     if (name === "spans") refresh();
   }
   for (const [k, b] of Object.entries(tabButtons)) b.addEventListener("click", () => showTab(k));
-  setChildren(main, head, h("div", { class: "tabs" }, Object.values(tabButtons)), toolbar, layout, logsPanel, errorsPanel);
+  setChildren(main, head, h("div", { class: "tabs" }, Object.values(tabButtons)), toolbar, finder, layout, logsPanel, errorsPanel);
 
   // -- axis ----------------------------------------------------------------------------------------
   const step = niceStep(total, 6);
@@ -190,13 +239,29 @@ export async function render(main, { params, query }) {
   }
 
   // -- rows ----------------------------------------------------------------------------------------
+  /** With "only matches", the matching spans and their ancestors; otherwise null (every span). */
+  function keptByFilter() {
+    if (!onlyMatches || !searchText) return null;
+    const keep = new Set();
+    for (const m of matches) for (let p = m; p && !keep.has(p); p = p.parent) keep.add(p);
+    return keep;
+  }
+
   function computeVisible() {
     visible = [];
+    const keep = keptByFilter();
     const stack = roots.slice().reverse();
     while (stack.length) {
       const n = stack.pop();
+      if (keep && !keep.has(n)) continue;
       visible.push(n);
-      if (!n.collapsed) for (let i = n.children.length - 1; i >= 0; i--) stack.push(n.children[i]);
+      n.shortHidden = 0;
+      if (n.collapsed) continue;
+      for (let i = n.children.length - 1; i >= 0; i--) {
+        const c = n.children[i];
+        if (minDurUs > 0 && c.dur < minDurUs && !(keep && matchSet.has(c))) { n.shortHidden += 1 + c.desc; continue; }
+        stack.push(c);
+      }
     }
     visible.forEach((n, i) => { n.row = i; });
     for (const n of nodes) if (!visible[n.row] || visible[n.row] !== n) n.row = -1;
@@ -215,19 +280,26 @@ export async function render(main, { params, query }) {
     const lane = h("div", { class: "lane" },
       h("div", { class: n.err ? "bar error" : "bar", style: { left: `${left}%`, width: `${width}%`, background: c } }),
       h("span", { class: "dur", style: { left: `calc(${left + width}% + 4px)` } }, fmtDuration(n.dur / 1000)));
+    const segs = showCritical ? critical.get(n.id) : null;
+    if (segs) for (const seg of segs) {
+      lane.append(h("div", { class: "cp-seg", title: `critical path: ${fmtDuration((seg.end_us - seg.start_us) / 1000)}`,
+        style: { left: `${((seg.start_us - t0) / total) * 100}%`, width: `${Math.max(((seg.end_us - seg.start_us) / total) * 100, 0.15)}%` } }));
+    }
     const events = n.sp.events || [];
     for (let i = 0; i < Math.min(events.length, 20); i++) {
       const at = ((isoMicros(events[i].timestamp) - t0) / total) * 100;
       lane.append(h("span", { class: "event", title: events[i].name || "event", style: { left: `${at}%` } }));
     }
     const row = h("div", {
-      class: n === selected ? "wf-row selected" : "wf-row", style: { top: `${n.row * ROW_H}px` },
+      class: ["wf-row", n === selected ? "selected" : "", segs ? "critical" : "", matchSet.has(n) ? "match" : ""].filter(Boolean).join(" "),
+      style: { top: `${n.row * ROW_H}px` },
       "data-span-id": n.id || "", "data-depth": String(n.depth),
     },
     h("div", { class: "names", style: { paddingLeft: `${4 + n.depth * 14}px` } }, toggle,
       h("span", { class: "swatch", style: { background: c } }),
       h("span", { class: "span-name" }, n.name),
       n.collapsed && n.desc ? h("span", { class: "kids" }, `+${n.desc}`) : null,
+      !n.collapsed && n.shortHidden ? h("span", { class: "kids short", title: "spans hidden: shorter than the threshold" }, `+${n.shortHidden} short`) : null,
       n.err ? h("span", { class: "err-mark", title: "error" }, "!") : null,
       logsBySpan.has(n.id) ? h("span", { class: "log-mark", title: `${logsBySpan.get(n.id).length} log line(s)` }, `L${logsBySpan.get(n.id).length}`) : null,
       errorsBySpan.has(n.id) ? h("span", { class: "error-mark", title: `${errorsBySpan.get(n.id).length} error occurrence(s)` },
@@ -304,6 +376,8 @@ export async function render(main, { params, query }) {
     let changed = false;
     for (let p = n.parent; p; p = p.parent) if (p.collapsed) { p.collapsed = false; changed = true; }
     if (changed) refresh();
+    if (n.row < 0 && minDurUs > 0) { minDurUs = 0; minDurBox.value = ""; refresh(); } // hidden as short: show everything again
+    if (n.row < 0 && onlyMatches) { onlyMatches = false; onlyBox.checked = false; refresh(); }
     scrollToRow(n.row);
     select(n);
   }
@@ -363,6 +437,42 @@ export async function render(main, { params, query }) {
         l["trace.link.trace_id"] ? h("a", { href: link(`/trace/${l["trace.link.trace_id"]}`) }, `trace ${l["trace.link.trace_id"]}`) : null,
         fieldsTable(Object.entries(l).filter(([k]) => !["events", "links", "meta.annotation_type", "meta.signal_type"].includes(k)))))));
   }
+
+  // -- search, errors, short spans ---------------------------------------------------------------------
+  const matchCount = finder.querySelector(".match-count");
+  const errorStep = finder.querySelector(".error-step");
+
+  function applySearch() {
+    searchText = searchBox.value.trim().toLowerCase();
+    matches = searchText ? nodes.filter((n) => haystack(n).includes(searchText)) : [];
+    matchSet = new Set(matches);
+    matchAt = -1;
+    matchCount.textContent = searchText ? `${matches.length} of ${nodes.length} spans match` : "";
+    refresh();
+    if (matches.length) stepMatch(1);
+  }
+
+  function stepMatch(dir) {
+    if (!matches.length) return;
+    matchAt = (matchAt + dir + matches.length) % matches.length;
+    matchCount.textContent = `${matchAt + 1} of ${matches.length} matching spans (of ${nodes.length})`;
+    jumpTo(matches[matchAt]);
+  }
+
+  function stepError(dir) {
+    if (!errorNodes.length) return;
+    errorAt = (errorAt + dir + errorNodes.length) % errorNodes.length;
+    errorStep.textContent = `error ${errorAt + 1} of ${errorNodes.length}`;
+    jumpTo(errorNodes[errorAt]);
+  }
+
+  let searchTimer = null;
+  searchBox.addEventListener("input", () => { clearTimeout(searchTimer); searchTimer = setTimeout(applySearch, 150); });
+  searchBox.addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter") { ev.preventDefault(); clearTimeout(searchTimer); if (searchBox.value.trim().toLowerCase() !== searchText) applySearch(); else stepMatch(ev.shiftKey ? -1 : 1); }
+  });
+  onlyBox.addEventListener("change", () => { onlyMatches = onlyBox.checked; refresh(); });
+  minDurBox.addEventListener("input", () => { minDurUs = Math.max(0, Number(minDurBox.value) || 0) * 1000; refresh(); });
 
   // -- interaction ---------------------------------------------------------------------------------
   scroller.addEventListener("scroll", schedule, { passive: true });
