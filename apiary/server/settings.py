@@ -36,6 +36,18 @@ class Settings:
     xray_env: str = field(default_factory=lambda: _env("XRAY_ENV", ""))
     #: Span store: ``duckdb`` (embedded, in the data directory), ``clickhouse://host:8123/db``, or ``chdb:///path`` (tests).
     store: str = field(default_factory=lambda: _env("STORE", "duckdb"))
+    #: ``network`` makes every listener ask for a key even on a loopback address; empty follows ``host``.
+    exposure_asked: str = field(default_factory=lambda: _env("EXPOSURE", ""))
+    #: Where the X-Ray daemon listens; empty means ``host``. Under network exposure the daemon, which
+    #: cannot ask for a key, stays off unless this is given (and ``xray_env``): an explicit opt-in.
+    xray_daemon_host: str = field(default_factory=lambda: _env("XRAY_DAEMON_HOST", ""))
+
+    @property
+    def exposure(self) -> str:
+        """``loopback`` or ``network``: see `apiary.permissions.exposure`."""
+        from apiary.permissions import exposure
+
+        return exposure(self.host, self.exposure_asked)
 
     @property
     def spans_path(self) -> Path:

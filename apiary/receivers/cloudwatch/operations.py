@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
+from apiary.permissions import Permission, needs
 from apiary.receivers.cloudwatch import events as put_events
 from apiary.receivers.cloudwatch import insights
 from apiary.receivers.cloudwatch.errors import AwsError, group_not_found, invalid, stream_not_found
@@ -19,6 +20,9 @@ from apiary.receivers.cloudwatch.filter_pattern import PatternError, parse
 from apiary.store.duckdb_logs import DuckDBLogStore, LogGroup, LogStream
 
 ACCOUNT = "000000000000"
+# What each operation needs (`apiary.permissions`): creating a group or stream is part of sending, as
+# watchtower does it on first use and AWS's agent policies allow it to writers; reading, querying,
+# deleting and retention are not.
 _GROUP_NAME = re.compile(r"^[\.\-_/#A-Za-z0-9]{1,512}$")
 _RETENTION_DAYS = {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
                    3288, 3653}
@@ -118,6 +122,7 @@ def _page(items: list[Any], key: Callable[[Any], str], token: str | None, limit:
 
 # -- groups and streams ---------------------------------------------------------------------------
 
+@needs(Permission.INGEST)
 async def create_log_group(call: Call) -> dict[str, Any]:
     name = call.group_name()
     if not _GROUP_NAME.match(name):
@@ -128,6 +133,7 @@ async def create_log_group(call: Call) -> dict[str, Any]:
     return {}
 
 
+@needs(Permission.CONFIGURE)
 async def delete_log_group(call: Call) -> dict[str, Any]:
     g = call.existing_group()
     await call.logs.delete_group(call.env, g.name)
@@ -142,6 +148,7 @@ def _stream_name(call: Call) -> str:
     return name
 
 
+@needs(Permission.INGEST)
 async def create_log_stream(call: Call) -> dict[str, Any]:
     g = call.existing_group()
     name = _stream_name(call)
@@ -150,6 +157,7 @@ async def create_log_stream(call: Call) -> dict[str, Any]:
     return {}
 
 
+@needs(Permission.CONFIGURE)
 async def delete_log_stream(call: Call) -> dict[str, Any]:
     g = call.existing_group()
     name = _stream_name(call)
@@ -159,6 +167,7 @@ async def delete_log_stream(call: Call) -> dict[str, Any]:
     return {}
 
 
+@needs(Permission.READ)
 async def describe_log_groups(call: Call) -> dict[str, Any]:
     prefix = call.str("logGroupNamePrefix") or ""
     pattern = call.str("logGroupNamePattern")
@@ -175,6 +184,7 @@ async def describe_log_groups(call: Call) -> dict[str, Any]:
     return out
 
 
+@needs(Permission.READ)
 async def describe_log_streams(call: Call) -> dict[str, Any]:
     g = call.existing_group()
     prefix = call.str("logStreamNamePrefix") or ""
@@ -200,6 +210,7 @@ async def describe_log_streams(call: Call) -> dict[str, Any]:
     return out
 
 
+@needs(Permission.CONFIGURE)
 async def put_retention_policy(call: Call) -> dict[str, Any]:
     g = call.existing_group()
     days = call.int("retentionInDays")
@@ -210,6 +221,7 @@ async def put_retention_policy(call: Call) -> dict[str, Any]:
     return {}
 
 
+@needs(Permission.CONFIGURE)
 async def delete_retention_policy(call: Call) -> dict[str, Any]:
     g = call.existing_group()
     await call.logs.put_retention(call.env, g.name, None)
@@ -218,6 +230,7 @@ async def delete_retention_policy(call: Call) -> dict[str, Any]:
 
 # -- events ---------------------------------------------------------------------------------------
 
+@needs(Permission.INGEST)
 async def put_log_events(call: Call) -> dict[str, Any]:
     g = call.existing_group()
     name = _stream_name(call)
@@ -249,6 +262,7 @@ def _token(prefix: str, pos: tuple[int, int]) -> str:
     return f"{prefix}{pos[0]}-{pos[1]}"
 
 
+@needs(Permission.READ)
 async def get_log_events(call: Call) -> dict[str, Any]:
     g = call.existing_group()
     name = _stream_name(call)
@@ -278,6 +292,7 @@ async def get_log_events(call: Call) -> dict[str, Any]:
     return {"events": events, "nextForwardToken": forward, "nextBackwardToken": backward}
 
 
+@needs(Permission.READ)
 async def filter_log_events(call: Call) -> dict[str, Any]:
     g = call.existing_group()
     names = call.params.get("logStreamNames")
@@ -340,6 +355,7 @@ async def filter_log_events(call: Call) -> dict[str, Any]:
 
 # -- Logs Insights --------------------------------------------------------------------------------
 
+@needs(Permission.READ)
 async def start_query(call: Call) -> dict[str, Any]:
     names = call.params.get("logGroupNames") or call.params.get("logGroupIdentifiers")
     if names is None and call.params.get("logGroupName"):
@@ -364,6 +380,7 @@ async def start_query(call: Call) -> dict[str, Any]:
     return {"queryId": query_id}
 
 
+@needs(Permission.READ)
 async def get_query_results(call: Call) -> dict[str, Any]:
     query_id = call.str("queryId", required=True) or ""
     q = insights.REGISTRY.get(call.env, query_id)
@@ -373,6 +390,7 @@ async def get_query_results(call: Call) -> dict[str, Any]:
     return q.response()
 
 
+@needs(Permission.READ)
 async def stop_query(call: Call) -> dict[str, Any]:
     query_id = call.str("queryId", required=True) or ""
     q = insights.REGISTRY.get(call.env, query_id)
@@ -381,6 +399,7 @@ async def stop_query(call: Call) -> dict[str, Any]:
     return {"success": q.stop()}
 
 
+@needs(Permission.READ)
 async def describe_queries(call: Call) -> dict[str, Any]:
     return {"queries": [q.summary() for q in insights.REGISTRY.list(call.env)]}
 

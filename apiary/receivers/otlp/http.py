@@ -8,6 +8,8 @@ a ``google.rpc.Status`` whose message tells the user what to fix; 429 and
 
 from __future__ import annotations
 
+from typing import Any
+
 from google.protobuf import json_format
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
@@ -16,11 +18,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from apiary.permissions import Permission, Refusal, needs, permission_of, resolve
 from apiary.receivers.encoding import BadEncoding, BodyTooLarge, UnsupportedEncoding, read_body
 from apiary.receivers.otlp import logs as otlp_logs
 from apiary.receivers.otlp.traces import PayloadError, decode_request
 from apiary.server.context import Apiary
 from apiary.store.base import StoreOverloaded, StoreUnavailable
+from apiary.store.meta import ApiKey
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -39,20 +43,29 @@ def _grpc_code(http: int) -> int:
     return {400: 3, 401: 16, 403: 7, 413: 3, 415: 3, 429: 8, 503: 14}.get(http, 2)
 
 
+def _authorize(request: Request, endpoint: Any, as_json: bool) -> ApiKey | Response:
+    """The key if it may do what ``endpoint`` `needs`; else a ``Status``: UNAUTHENTICATED 401 or PERMISSION_DENIED 403."""
+    ctx: Apiary = request.app.state.apiary
+    try:
+        key = resolve(request.headers.get(KEY_HEADER), permission_of(endpoint), ctx.authenticate,
+                      f"POST {request.url.path}", f"the {KEY_HEADER} header "
+                      f"(OTEL_EXPORTER_OTLP_HEADERS={KEY_HEADER}=<your Apiary key>)")
+    except Refusal as exc:
+        return _status(403 if exc.authenticated else 401, exc.message, as_json)
+    assert key is not None
+    return key
+
+
+@needs(Permission.INGEST)
 async def export_traces(request: Request) -> Response:
     ctx: Apiary = request.app.state.apiary
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     as_json = ctype == JSON
     if ctype not in (PROTOBUF, JSON):
         return _status(415, f"unsupported Content-Type {ctype or '(none)'!r}: send {PROTOBUF} or {JSON}", False)
-    key = request.headers.get(KEY_HEADER)
-    if not key:
-        return _status(401, f"missing API key: set the {KEY_HEADER} header "
-                            f"(OTEL_EXPORTER_OTLP_HEADERS={KEY_HEADER}=<your Apiary key>)", as_json)
-    api_key = ctx.authenticate(key)
-    if api_key is None:
-        return _status(401, f"unknown API key in the {KEY_HEADER} header: check OTEL_EXPORTER_OTLP_HEADERS "
-                            f"(`apiary keys list` shows the keys of each environment)", as_json)
+    api_key = _authorize(request, export_traces, as_json)
+    if isinstance(api_key, Response):
+        return api_key
     limit = ctx.settings.max_body_bytes
     try:
         body = await read_body(request, limit)
@@ -77,6 +90,7 @@ async def export_traces(request: Request) -> Response:
     return Response(resp.SerializeToString(), 200, media_type=PROTOBUF)
 
 
+@needs(Permission.INGEST)
 async def export_logs(request: Request) -> Response:
     """``POST /v1/logs``: the same checks and answers as traces, into the log store."""
     ctx: Apiary = request.app.state.apiary
@@ -84,10 +98,9 @@ async def export_logs(request: Request) -> Response:
     as_json = ctype == JSON
     if ctype not in (PROTOBUF, JSON):
         return _status(415, f"unsupported Content-Type {ctype or '(none)'!r}: send {PROTOBUF} or {JSON}", False)
-    api_key = ctx.authenticate(request.headers.get(KEY_HEADER))
-    if api_key is None:
-        return _status(401, f"missing or unknown API key in the {KEY_HEADER} header: check OTEL_EXPORTER_OTLP_HEADERS "
-                            f"(`apiary keys list` shows the keys of each environment)", as_json)
+    api_key = _authorize(request, export_logs, as_json)
+    if isinstance(api_key, Response):
+        return api_key
     if ctx.logs is None:
         return _status(503, "the log store is not open", as_json, 5)
     limit = ctx.settings.max_body_bytes
