@@ -1,10 +1,12 @@
 """The web UI: its pages (one HTML shell; the front end routes by path), static files and ``/ui/api/*`` JSON.
 
-Auth follows where the server listens. Bound to loopback (the default) only
-this machine can connect, so the UI needs no login, sees every environment
-and acts for the one named by an ``env`` parameter. Bound to any other
-address, every ``/ui/api`` call needs a read key in ``X-Honeycomb-Team`` and
-sees only that key's environment, exactly as the Honeycomb APIs do.
+Auth follows the server's exposure (`apiary.permissions.exposure`). Under
+loopback exposure (the default) only this machine can connect, so the UI needs
+no login, sees every environment and acts for the one named by an ``env``
+parameter. Under network exposure (any other address, or ``--exposure
+network``) every ``/ui/api`` call needs a key holding what the call `needs`
+in ``X-Honeycomb-Team`` and sees only that key's environment, exactly as the
+Honeycomb APIs do. `ui_guarded` is that one check for every JSON route.
 
 In the open (loopback) mode two guards stand in for the key: the ``Host``
 header must name a loopback address (so a web page cannot reach the API

@@ -169,3 +169,15 @@ def server(store: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.
         s.proc.stop()
         if store == "clickhouse":
             drop_database(s.store)
+
+
+@pytest.fixture(scope="module")
+def seeded(store: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One seeded server per store, loopback exposure: for the stories told with the real clients."""
+    s = start(tmp_path_factory.mktemp(f"clients-{store}"), store, "loopback")
+    try:
+        yield s
+    finally:
+        s.proc.stop()
+        if store == "clickhouse":
+            drop_database(s.store)
