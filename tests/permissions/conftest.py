@@ -7,6 +7,7 @@ follows that setting (which defaults from ``--host``), so the tests never bind a
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -74,12 +75,10 @@ def aws(url: str, service: str, key: str | None, path: str, body: bytes, target:
 
 
 def logs_call(server: Server, key: str | None, op: str, params: dict[str, Any]) -> httpx.Response:
-    import json
     return aws(server.url, "logs", key, "/", json.dumps(params).encode(), f"Logs_20140328.{op}")
 
 
 def xray_call(server: Server, key: str | None, path: str, params: dict[str, Any]) -> httpx.Response:
-    import json
     return aws(server.url, "xray", key, path, json.dumps(params).encode())
 
 

@@ -93,8 +93,8 @@ def test_ingest_only_key_sends_segments_but_cannot_read_or_configure_xray(seeded
     assert "by-writer" not in {g["GroupName"] for g in reader.get_groups()["Groups"]}
     rules = {r["SamplingRule"]["RuleName"] for r in reader.get_sampling_rules()["SamplingRuleRecords"]}
     assert f"{SECRET}-rule" in rules and "by-writer" not in rules
-    summaries = reader.get_trace_summaries(StartTime=now - 60, EndTime=now + 60)["TraceSummaries"]
-    assert any(s["Id"] == doc.split('"')[3] for s in summaries)
+    trace_id = doc.split('"')[3]
+    assert [t["Id"] for t in reader.batch_get_traces(TraceIds=[trace_id])["Traces"]] == [trace_id]
 
 
 def test_otel_exporter_with_an_ingest_only_key_sends_and_the_key_cannot_read_it_back(seeded: Server) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -23,9 +23,6 @@ from apiary.receivers.cloudwatch.operations import OPERATIONS
 from apiary.server.app import create_app
 from apiary.server.settings import Settings
 from tests.permissions.conftest import (LOG_GROUP, SECRET, SERVICE, TRACE_ID, XRAY_TRACE_ID, Server, aws, rule_doc)
-
-Body = Callable[[Server, str], Any]
-
 
 @dataclass(frozen=True)
 class Op:
