@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -16,7 +19,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from apiary.receivers import aws_sigv4
-from tests.permissions.conftest import LOG_GROUP, Server
+from tests.permissions.conftest import LOG_GROUP, SECRET, Server
 
 MISMATCH = "The request signature we calculated does not match the signature you provided."
 
@@ -125,3 +128,24 @@ def test_an_amazonaws_host_must_name_the_signed_region() -> None:
     assert exc.value.message.strip() == "Credential should be scoped to a valid region."
     headers = signed(url, key, b"{}", {"X-Amz-Target": "Logs_20140328.DescribeLogGroups"}, region="eu-west-1")
     assert aws_sigv4.verify("POST", "/", "", headers, b"{}", lambda k: k, service="logs").region == "eu-west-1"
+
+
+def awscli(server: Server, key: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": key, "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_PAGER": ""}
+    env.pop("AWS_PROFILE", None)
+    return subprocess.run([sys.executable, "-m", "awscli", *args, "--endpoint-url", server.url, "--output", "json"],
+                          capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_awscli_still_signs_what_the_server_verifies_and_hears_the_refusals(seeded: Server) -> None:
+    done = awscli(seeded, seeded.keys.read, "xray", "create-group", "--group-name", "from-cli")
+    assert done.returncode == 0, done.stderr
+    done = awscli(seeded, seeded.keys.read, "logs", "filter-log-events", "--log-group-name", LOG_GROUP)
+    assert done.returncode == 0 and SECRET in done.stdout, done.stderr
+    done = awscli(seeded, seeded.keys.ingest, "logs", "delete-log-group", "--log-group-name", LOG_GROUP)
+    assert done.returncode != 0 and "(AccessDeniedException) when calling the DeleteLogGroup operation" in done.stderr
+    done = awscli(seeded, seeded.keys.ingest, "xray", "delete-group", "--group-name", "from-cli")
+    assert done.returncode != 0 and "(AccessDeniedException) when calling the DeleteGroup operation" in done.stderr
+    done = awscli(seeded, seeded.keys.read, "xray", "get-group", "--group-name", "from-cli")
+    assert done.returncode == 0 and json.loads(done.stdout)["Group"]["GroupName"] == "from-cli"
