@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import secrets
 from datetime import datetime, timezone
 from pathlib import Path
@@ -131,9 +132,9 @@ async def config(request: Request) -> Response:
             return envs
         return JSONResponse({"auth": "none", "environments": envs})
     key = authorize(request, Permission.READ)
-    if isinstance(key, Response):
+    if isinstance(key, Response):  # the front end asks for a key again, saying why this one will not do
         return JSONResponse({"auth": "key", "environments": [],
-                             "key_error": "unknown key" if request.headers.get(KEY_HEADER) else None})
+                             "key_error": json.loads(key.body)["error"] if request.headers.get(KEY_HEADER) else None})
     return JSONResponse({"auth": "key", "environments": [key.environment]})
 
 
