@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from apiary.permissions import exposure as exposure_of
+
 DEFAULT_PORT = 4318
 DEFAULT_MAX_BODY = 20 * 1024 * 1024  # compressed or not; OTLP batches are far smaller
 
@@ -45,9 +47,7 @@ class Settings:
     @property
     def exposure(self) -> str:
         """``loopback`` or ``network``: see `apiary.permissions.exposure`."""
-        from apiary.permissions import exposure
-
-        return exposure(self.host, self.exposure_asked)
+        return exposure_of(self.host, self.exposure_asked)
 
     @property
     def spans_path(self) -> Path:
