@@ -122,11 +122,12 @@ def test_xray_refuses_a_logs_scope_and_accepts_any_region_it_was_signed_for(seed
 def test_an_amazonaws_host_must_name_the_signed_region() -> None:
     key = "k" * 32
     url = "https://logs.eu-west-1.amazonaws.com/"
-    headers = signed(url, key, b"{}", {"X-Amz-Target": "Logs_20140328.DescribeLogGroups"}, region="us-east-1")
+    target = {"X-Amz-Target": "Logs_20140328.DescribeLogGroups", "Host": "logs.eu-west-1.amazonaws.com"}
+    headers = signed(url, key, b"{}", target, region="us-east-1")
     with pytest.raises(aws_sigv4.SignatureError) as exc:
         aws_sigv4.verify("POST", "/", "", headers, b"{}", lambda k: k, service="logs")
     assert exc.value.message.strip() == "Credential should be scoped to a valid region."
-    headers = signed(url, key, b"{}", {"X-Amz-Target": "Logs_20140328.DescribeLogGroups"}, region="eu-west-1")
+    headers = signed(url, key, b"{}", target, region="eu-west-1")
     assert aws_sigv4.verify("POST", "/", "", headers, b"{}", lambda k: k, service="logs").region == "eu-west-1"
 
 
