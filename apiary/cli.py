@@ -50,6 +50,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings.otlp_grpc_port = args.otlp_grpc_port
     if args.store is not None:
         settings.store = args.store
+    if args.exposure is not None:
+        settings.exposure_asked = args.exposure
+    if args.xray_daemon_host is not None:
+        settings.xray_daemon_host = args.xray_daemon_host
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
         ctx = open_context(settings)
@@ -189,6 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="environment for the daemon's segments (env APIARY_XRAY_ENV, default: the first one created)")
     serve.add_argument("--otlp-grpc-port", type=int, default=None,
                        help="OTLP/gRPC port, on the same --host (env APIARY_OTLP_GRPC_PORT, default 4317; 0 = off)")
+    serve.add_argument("--exposure", choices=["loopback", "network"], default=None,
+                       help="network: every listener asks for a key (the UI too) or is off, even on a loopback "
+                            "address (env APIARY_EXPOSURE, default: loopback for a loopback --host, else network)")
+    serve.add_argument("--xray-daemon-host", default=None,
+                       help="address of the X-Ray daemon, which takes no key; under network exposure it is off "
+                            "unless this and --xray-env are given (env APIARY_XRAY_DAEMON_HOST, default --host)")
     _store_arg(serve, None)
     serve.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
     serve.set_defaults(func=cmd_serve)

@@ -21,7 +21,8 @@ from apiary.query import result_json
 from apiary.query.engine import DatasetNotFound, plan_query, run_query
 from apiary.query.history import QueryBook
 from apiary.query.spec import SpecError, parse_spec
-from apiary.receivers.honeycomb.http import authenticate, error
+from apiary.permissions import Permission, needs
+from apiary.receivers.honeycomb.http import error, guarded
 from apiary.server.context import Apiary
 from apiary.store.meta import ApiKey
 
@@ -53,10 +54,6 @@ def _dataset(request: Request) -> str:
     return unquote(request.path_params["dataset"])
 
 
-async def _read_key(request: Request) -> ApiKey | Response:
-    return authenticate(request, read=True)
-
-
 async def _validate(request: Request, env: str, dataset: str, doc: Any) -> dict[str, Any]:
     """Check a spec against the dataset's columns too, so a bad query fails when created, not only when run."""
     ctx: Apiary = request.app.state.apiary
@@ -65,10 +62,8 @@ async def _validate(request: Request, env: str, dataset: str, doc: Any) -> dict[
     return doc
 
 
-async def create_query(request: Request) -> Response:
-    key = await _read_key(request)
-    if isinstance(key, Response):
-        return key
+@needs(Permission.READ)
+async def create_query(request: Request, key: ApiKey) -> Response:
     dataset = _dataset(request)
     try:
         doc = await _validate(request, key.environment, dataset, await _json(request))
@@ -80,10 +75,8 @@ async def create_query(request: Request) -> Response:
     return JSONResponse({"id": qid, **doc})
 
 
-async def get_query(request: Request) -> Response:
-    key = await _read_key(request)
-    if isinstance(key, Response):
-        return key
+@needs(Permission.READ)
+async def get_query(request: Request, key: ApiKey) -> Response:
     found = _book(request).spec(key.environment, request.path_params["query_id"])
     if found is None or found.dataset != _dataset(request):
         return error(404, "query not found")
@@ -124,10 +117,8 @@ def _result_doc(request: Request, dataset: str, rid: str, qid: str, data: result
     return doc
 
 
-async def create_result(request: Request) -> Response:
-    key = await _read_key(request)
-    if isinstance(key, Response):
-        return key
+@needs(Permission.READ)
+async def create_result(request: Request, key: ApiKey) -> Response:
     dataset = _dataset(request)
     try:
         body = await _json(request)
@@ -144,10 +135,8 @@ async def create_result(request: Request) -> Response:
     return ResultResponse(doc, 201)
 
 
-async def get_result(request: Request) -> Response:
-    key = await _read_key(request)
-    if isinstance(key, Response):
-        return key
+@needs(Permission.READ)
+async def get_result(request: Request, key: ApiKey) -> Response:
     dataset = _dataset(request)
     found = await asyncio.to_thread(_book(request).result, key.environment, request.path_params["result_id"])
     if found is None or found[0] != dataset:
@@ -158,10 +147,8 @@ async def get_result(request: Request) -> Response:
 # -- Apiary's own: history and saved queries ---------------------------------------------------------
 
 
-async def list_history(request: Request) -> Response:
-    key = await _read_key(request)
-    if isinstance(key, Response):
-        return key
+@needs(Permission.READ)
+async def list_history(request: Request, key: ApiKey) -> Response:
     try:
         limit = max(1, min(1000, int(request.query_params.get("limit", "50"))))
     except ValueError:
@@ -169,17 +156,13 @@ async def list_history(request: Request) -> Response:
     return JSONResponse({"history": await asyncio.to_thread(_book(request).history, key.environment, limit)})
 
 
-async def list_saved(request: Request) -> Response:
-    key = await _read_key(request)
-    if isinstance(key, Response):
-        return key
+@needs(Permission.READ)
+async def list_saved(request: Request, key: ApiKey) -> Response:
     return JSONResponse({"saved": await asyncio.to_thread(_book(request).saved, key.environment)})
 
 
-async def save_query(request: Request) -> Response:
-    key = await _read_key(request)
-    if isinstance(key, Response):
-        return key
+@needs(Permission.CONFIGURE)
+async def save_query(request: Request, key: ApiKey) -> Response:
     try:
         body = await _json(request)
         if not isinstance(body, dict):
@@ -203,26 +186,20 @@ async def _saved_one(request: Request, key: ApiKey) -> dict[str, Any] | None:
     return found[0] if found else None
 
 
-async def get_saved(request: Request) -> Response:
-    key = await _read_key(request)
-    if isinstance(key, Response):
-        return key
+@needs(Permission.READ)
+async def get_saved(request: Request, key: ApiKey) -> Response:
     found = await _saved_one(request, key)
     return JSONResponse(found) if found else error(404, "no saved query by that name")
 
 
-async def delete_saved(request: Request) -> Response:
-    key = await _read_key(request)
-    if isinstance(key, Response):
-        return key
+@needs(Permission.CONFIGURE)
+async def delete_saved(request: Request, key: ApiKey) -> Response:
     gone = await asyncio.to_thread(_book(request).delete, key.environment, unquote(request.path_params["name"]))
     return Response(status_code=204) if gone else error(404, "no saved query by that name")
 
 
-async def run_saved(request: Request) -> Response:
-    key = await _read_key(request)
-    if isinstance(key, Response):
-        return key
+@needs(Permission.READ)
+async def run_saved(request: Request, key: ApiKey) -> Response:
     found = await _saved_one(request, key)
     if not found:
         return error(404, "no saved query by that name")
@@ -237,14 +214,14 @@ async def run_saved(request: Request) -> Response:
 
 
 routes = [
-    Route("/1/queries/{dataset}", create_query, methods=["POST"]),
-    Route("/1/queries/{dataset}/{query_id}", get_query, methods=["GET"]),
-    Route("/1/query_results/{dataset}", create_result, methods=["POST"]),
-    Route("/1/query_results/{dataset}/{result_id}", get_result, methods=["GET"]),
-    Route("/api/queries/history", list_history, methods=["GET"]),
-    Route("/api/queries/saved", list_saved, methods=["GET"]),
-    Route("/api/queries/saved", save_query, methods=["POST"]),
-    Route("/api/queries/saved/{name}", get_saved, methods=["GET"]),
-    Route("/api/queries/saved/{name}", delete_saved, methods=["DELETE"]),
-    Route("/api/queries/saved/{name}/run", run_saved, methods=["POST"]),
+    Route("/1/queries/{dataset}", guarded(create_query), methods=["POST"]),
+    Route("/1/queries/{dataset}/{query_id}", guarded(get_query), methods=["GET"]),
+    Route("/1/query_results/{dataset}", guarded(create_result), methods=["POST"]),
+    Route("/1/query_results/{dataset}/{result_id}", guarded(get_result), methods=["GET"]),
+    Route("/api/queries/history", guarded(list_history), methods=["GET"]),
+    Route("/api/queries/saved", guarded(list_saved), methods=["GET"]),
+    Route("/api/queries/saved", guarded(save_query), methods=["POST"]),
+    Route("/api/queries/saved/{name}", guarded(get_saved), methods=["GET"]),
+    Route("/api/queries/saved/{name}", guarded(delete_saved), methods=["DELETE"]),
+    Route("/api/queries/saved/{name}/run", guarded(run_saved), methods=["POST"]),
 ]

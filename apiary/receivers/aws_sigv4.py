@@ -10,7 +10,15 @@ documented one (the same botocore's ``SigV4Auth`` signs with):
 
 Usage::
 
-    access_key = verify("POST", "/TraceSummaries", "", headers, body, lookup_secret)
+    access_key = verify("POST", "/TraceSummaries", "", headers, body, lookup_secret, service="xray")
+
+As AWS verifies it for its JSON services (X-Ray, CloudWatch Logs): the payload hash in the canonical
+request is always the server's own SHA-256 of the body, so a body swapped under a captured signature
+fails; an ``X-Amz-Content-SHA256`` header that disagrees with the body, ``UNSIGNED-PAYLOAD`` included
+(which AWS accepts from S3 clients only), is refused before the signature is computed. The scope's
+service must be the API's (``logs``, ``xray``); its region may be any AWS-shaped region name, but it is
+the one the signing key was derived from, and a ``Host`` of ``<service>.<region>.amazonaws.com`` must
+name the same region.
 
 ``lookup_secret(access_key_id)`` answers the secret, or None for an unknown key.
 The answer is a `Verified`: a ``str`` (the access key id) that also carries ``.access_key_id``,
@@ -32,6 +40,10 @@ ALGORITHM = "AWS4-HMAC-SHA256"
 #: AWS refuses requests signed more than 15 minutes away from its clock.
 MAX_SKEW = timedelta(minutes=15)
 _AUTH = re.compile(r"^AWS4-HMAC-SHA256\s+(.*)$", re.S)
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$")
+_AWS_HOST = re.compile(r"^([a-z0-9-]+)\.([a-z0-9-]+)\.amazonaws\.com(:\d+)?$")
+MISMATCH = ("The request signature we calculated does not match the signature you provided. "
+            "Check your AWS Secret Access Key and signing method.")
 
 
 class SigV4Error(Exception):
@@ -68,11 +80,11 @@ class Verified(str):
 
 
 def verify(request_method: str, path: str, query: str, headers: Mapping[str, str], body: bytes,
-           lookup_secret: Callable[[str], str | None], *, now: datetime | None = None) -> Verified:
+           lookup_secret: Callable[[str], str | None], *, service: str, now: datetime | None = None) -> Verified:
     """Check the request's SigV4 ``Authorization`` header; return the access key id it was signed with.
 
-    ``path`` is the path as sent (still percent-encoded), ``query`` the raw query string and
-    ``headers`` the request headers (any case).
+    ``path`` is the path as sent (still percent-encoded), ``query`` the raw query string,
+    ``headers`` the request headers (any case) and ``service`` the signing name of the API answering.
     """
     lower = {k.lower(): v for k, v in headers.items()}
     auth = lower.get("authorization")
@@ -95,7 +107,12 @@ def verify(request_method: str, path: str, query: str, headers: Mapping[str, str
     if len(scope_parts) != 5 or scope_parts[4] != "aws4_request":
         raise SignatureError("IncompleteSignatureException",
                          "Credential must look like <key>/<yyyymmdd>/<region>/<service>/aws4_request", 400)
-    access_key, date, region, service, _ = scope_parts
+    access_key, date, region, scoped_service, _ = scope_parts
+    if scoped_service != service:
+        raise SignatureError("InvalidSignatureException", f"Credential should be scoped to correct service: '{service}'. ")
+    on_aws = _AWS_HOST.match(lower.get("host", ""))
+    if not _REGION.match(region) or (on_aws and on_aws.group(2) != region):
+        raise SignatureError("InvalidSignatureException", "Credential should be scoped to a valid region. ")
     amz_date = lower.get("x-amz-date", "")
     try:
         signed_at = datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
@@ -114,20 +131,23 @@ def verify(request_method: str, path: str, query: str, headers: Mapping[str, str
     signed_headers = parts["SignedHeaders"].lower().split(";")
     if "host" not in signed_headers:
         raise SignatureError("InvalidSignatureException", "SignedHeaders must include host")
+    body_hash = hashlib.sha256(body).hexdigest()
+    claimed = lower.get("x-amz-content-sha256")
+    if claimed is not None and claimed.lower() != body_hash:
+        # Not S3: the body is always hashed here, so a claimed hash is a signature over another payload.
+        raise SignatureError("InvalidSignatureException", MISMATCH + " The payload must be signed: "
+                             "X-Amz-Content-SHA256 does not match the body" +
+                             (" (UNSIGNED-PAYLOAD is accepted by S3 only)" if claimed == "UNSIGNED-PAYLOAD" else ""))
     scope = f"{date}/{region}/{service}/aws4_request"
-    expected = signature(secret, request_method, path, query, lower, signed_headers, body, amz_date, scope)
+    expected = signature(secret, request_method, path, query, lower, signed_headers, body_hash, amz_date, scope)
     if not hmac.compare_digest(expected, parts["Signature"].lower()):
-        raise SignatureError("InvalidSignatureException", "The request signature we calculated does not match the "
-                         "signature you provided. Check your AWS Secret Access Key and signing method.")
+        raise SignatureError("InvalidSignatureException", MISMATCH)
     return Verified(access_key, region, service)
 
 
 def signature(secret: str, method: str, path: str, query: str, lower_headers: Mapping[str, str],
-              signed_headers: list[str], body: bytes, amz_date: str, scope: str) -> str:
-    """The hex signature a client holding ``secret`` computes for this request."""
-    payload_hash = lower_headers.get("x-amz-content-sha256") or hashlib.sha256(body).hexdigest()
-    if payload_hash == "UNSIGNED-PAYLOAD":
-        payload_hash = "UNSIGNED-PAYLOAD"
+              signed_headers: list[str], payload_hash: str, amz_date: str, scope: str) -> str:
+    """The hex signature a client holding ``secret`` computes for a request whose body hashes to ``payload_hash``."""
     canonical = "\n".join([
         method.upper(),
         quote(path or "/", safe="/~"),

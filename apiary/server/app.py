@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from apiary.permissions import Permission, daemon_host, needs
 from apiary.receivers.cloudwatch import http as cloudwatch_http
 from apiary.query import http as query_http
 from apiary.receivers.honeycomb import http as honeycomb_http
@@ -37,6 +38,7 @@ from apiary.store.meta import MetaStore
 log = logging.getLogger("apiary")
 
 
+@needs(Permission.PUBLIC)
 async def health(request: Request) -> JSONResponse:
     ctx: Apiary = request.app.state.apiary
     stats = ctx.store.writer_stats() if hasattr(ctx.store, "writer_stats") else {}
@@ -104,12 +106,15 @@ def create_app(settings: Settings, ctx: Apiary | None = None) -> Starlette:
         await context.pool.start()
         app.state.apiary = context
         app.state.xray = XRay(context)
-        daemon = XRayDaemon(app.state.xray, settings.host, settings.xray_port) if settings.xray_port else None
+        xray_host, why_off = daemon_host(settings.host, settings.exposure, settings.xray_daemon_host, settings.xray_env)
+        if settings.xray_port and xray_host is None:
+            print(why_off, flush=True)
+        daemon = XRayDaemon(app.state.xray, xray_host, settings.xray_port) if settings.xray_port and xray_host else None
         if daemon:
             try:
                 await daemon.start()
             except OSError as exc:  # another daemon (or Apiary) holds the port: serve everything else
-                print(f"X-Ray daemon off: cannot bind {settings.host}:{settings.xray_port} ({exc}); "
+                print(f"X-Ray daemon off: cannot bind {xray_host}:{settings.xray_port} ({exc}); "
                       f"choose another with --xray-port", flush=True)
                 daemon = None
         app.state.xray_daemon = daemon

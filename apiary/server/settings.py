@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from apiary.permissions import exposure as exposure_of
+
 DEFAULT_PORT = 4318
 DEFAULT_MAX_BODY = 20 * 1024 * 1024  # compressed or not; OTLP batches are far smaller
 
@@ -40,6 +42,16 @@ class Settings:
     otlp_grpc_port: int = field(default_factory=lambda: int(_env("OTLP_GRPC_PORT", "4317")))
     #: Span store: ``duckdb`` (embedded, in the data directory), ``clickhouse://host:8123/db``, or ``chdb:///path`` (tests).
     store: str = field(default_factory=lambda: _env("STORE", "duckdb"))
+    #: ``network`` makes every listener ask for a key even on a loopback address; empty follows ``host``.
+    exposure_asked: str = field(default_factory=lambda: _env("EXPOSURE", ""))
+    #: Where the X-Ray daemon listens; empty means ``host``. Under network exposure the daemon, which
+    #: cannot ask for a key, stays off unless this is given (and ``xray_env``): an explicit opt-in.
+    xray_daemon_host: str = field(default_factory=lambda: _env("XRAY_DAEMON_HOST", ""))
+
+    @property
+    def exposure(self) -> str:
+        """``loopback`` or ``network``: see `apiary.permissions.exposure`."""
+        return exposure_of(self.host, self.exposure_asked)
 
     @property
     def spans_path(self) -> Path:

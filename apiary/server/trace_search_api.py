@@ -15,17 +15,17 @@ from apiary.model.trace import rows_to_spans
 from apiary.model.trace_compare import compare_traces
 from apiary.query.spec import SpecError
 from apiary.query.trace_search import search_traces
-from apiary.receivers.honeycomb.http import authenticate, error
+from apiary.permissions import Permission, needs
+from apiary.receivers.honeycomb.http import error, guarded
+from apiary.store.meta import ApiKey
 from apiary.server.context import Apiary
 
 _MAX_BODY = 1 << 20
 
 
-async def search(request: Request) -> Response:
+@needs(Permission.READ)
+async def search(request: Request, key: ApiKey) -> Response:
     ctx: Apiary = request.app.state.apiary
-    key = authenticate(request, read=True)
-    if isinstance(key, Response):
-        return key
     body = await request.body()
     if len(body) > _MAX_BODY:
         return error(413, "a trace search is at most 1 MiB")
@@ -40,11 +40,9 @@ async def search(request: Request) -> Response:
     return JSONResponse({"environment": key.environment, **outcome.data})
 
 
-async def compare(request: Request) -> Response:
+@needs(Permission.READ)
+async def compare(request: Request, key: ApiKey) -> Response:
     ctx: Apiary = request.app.state.apiary
-    key = authenticate(request, read=True)
-    if isinstance(key, Response):
-        return key
     try:
         ids = [normalise_trace_id(request.path_params[p]) for p in ("a", "b")]
     except ValueError as exc:
@@ -79,6 +77,6 @@ def _head(trace_id: str, spans: list[dict]) -> dict:
 
 
 routes = [
-    Route("/api/traces/search", search, methods=["POST"]),
-    Route("/api/traces/compare/{a}/{b}", compare, methods=["GET"]),
+    Route("/api/traces/search", guarded(search), methods=["POST"]),
+    Route("/api/traces/compare/{a}/{b}", guarded(compare), methods=["GET"]),
 ]

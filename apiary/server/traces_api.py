@@ -12,15 +12,15 @@ from starlette.routing import Route
 from apiary.model.critical_path import critical_path_of_table
 from apiary.model.ids import normalise_trace_id
 from apiary.model.trace import rows_to_spans
-from apiary.receivers.honeycomb.http import authenticate, error
+from apiary.permissions import Permission, needs
+from apiary.receivers.honeycomb.http import error, guarded
 from apiary.server.context import Apiary
+from apiary.store.meta import ApiKey
 
 
-async def get_trace(request: Request) -> Response:
+@needs(Permission.READ)
+async def get_trace(request: Request, key: ApiKey) -> Response:
     ctx: Apiary = request.app.state.apiary
-    key = authenticate(request, read=True)
-    if isinstance(key, Response):
-        return key
     try:
         trace_id = normalise_trace_id(request.path_params["trace_id"])
     except ValueError as exc:
@@ -32,12 +32,10 @@ async def get_trace(request: Request) -> Response:
     return JSONResponse({"trace_id": trace_id, "environment": key.environment, "spans": spans, "critical_path": path})
 
 
-async def list_datasets(request: Request) -> Response:
+@needs(Permission.READ)
+async def list_datasets(request: Request, key: ApiKey) -> Response:
     """The key's environment's datasets with row counts and last write, for the home page and scripts."""
     ctx: Apiary = request.app.state.apiary
-    key = authenticate(request, read=True)
-    if isinstance(key, Response):
-        return key
     counts = await asyncio.to_thread(ctx.store.span_counts, key.environment)
     return JSONResponse({"environment": key.environment, "datasets": [
         {"name": d.name, "count": counts.get(d.name, 0), "created_at": _iso(d.created_at), "last_written": _iso(d.last_written)}
@@ -49,6 +47,6 @@ def _iso(dt: datetime) -> str:
 
 
 routes = [
-    Route("/api/traces/{trace_id}", get_trace, methods=["GET"]),
-    Route("/api/datasets", list_datasets, methods=["GET"]),
+    Route("/api/traces/{trace_id}", guarded(get_trace), methods=["GET"]),
+    Route("/api/datasets", guarded(list_datasets), methods=["GET"]),
 ]

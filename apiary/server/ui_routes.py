@@ -1,10 +1,12 @@
 """The web UI: its pages (one HTML shell; the front end routes by path), static files and ``/ui/api/*`` JSON.
 
-Auth follows where the server listens. Bound to loopback (the default) only
-this machine can connect, so the UI needs no login, sees every environment
-and acts for the one named by an ``env`` parameter. Bound to any other
-address, every ``/ui/api`` call needs a read key in ``X-Honeycomb-Team`` and
-sees only that key's environment, exactly as the Honeycomb APIs do.
+Auth follows the server's exposure (`apiary.permissions.exposure`). Under
+loopback exposure (the default) only this machine can connect, so the UI needs
+no login, sees every environment and acts for the one named by an ``env``
+parameter. Under network exposure (any other address, or ``--exposure
+network``) every ``/ui/api`` call needs a key holding what the call `needs`
+in ``X-Honeycomb-Team`` and sees only that key's environment, exactly as the
+Honeycomb APIs do. `ui_guarded` is that one check for every JSON route.
 
 In the open (loopback) mode two guards stand in for the key: the ``Host``
 header must name a loopback address (so a web page cannot reach the API
@@ -16,11 +18,12 @@ CORS preflight that is refused).
 from __future__ import annotations
 
 import asyncio
-import ipaddress
+import functools
+import json
 import secrets
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -31,7 +34,8 @@ from starlette.types import Receive, Scope, Send
 from apiary.model.critical_path import critical_path_of_table
 from apiary.model.ids import normalise_trace_id
 from apiary.model.trace import rows_to_spans
-from apiary.receivers.honeycomb.http import KEY_HEADER, authenticate, column_json, error, get_columns
+from apiary.permissions import LOOPBACK, Permission, is_loopback, needs, permission_of
+from apiary.receivers.honeycomb.http import KEY_HEADER, authorize, column_json, error, get_columns, guarded
 from apiary.server.context import Apiary
 from apiary.store.meta import ApiKey
 from apiary.ui import queries
@@ -43,43 +47,55 @@ UI_HEADER = "X-Apiary-UI"
 MAX_SERVICE_MAP_S = 7 * 86400
 
 
-def is_loopback(host: str) -> bool:
-    host = host.strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def open_mode(ctx: Apiary) -> bool:
-    """No login needed: the server is reachable from this machine only."""
-    return is_loopback(ctx.settings.host)
+    """No login needed: the server is reachable from this machine only (loopback exposure)."""
+    return ctx.settings.exposure == LOOPBACK
 
 
 def _ctx(request: Request) -> Apiary:
     return request.app.state.apiary
 
 
-def environments_in_scope(request: Request) -> list[str] | Response:
-    """Every environment (open mode) or the key's one."""
+def _scope(request: Request, need: Permission) -> list[str] | Response:
+    """The environments a UI call may act in: every one (open mode) or the key's, if it holds ``need``."""
     ctx = _ctx(request)
     if open_mode(ctx):
         if not is_loopback(request.url.hostname or ""):
             return error(403, "the UI without a key answers only requests addressed to a loopback host")
+        if request.method not in ("GET", "HEAD") and request.headers.get(UI_HEADER) != "1":
+            return error(403, f"UI writes need the {UI_HEADER}: 1 header")
         return ctx.meta.environments()
-    key = authenticate(request, read=True)
+    key = authorize(request, need)
     if isinstance(key, Response):
         return key
     return [key.environment]
 
 
+def ui_guarded(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    """The route endpoint for a UI JSON call: it runs once `_scope` lets it, for what ``endpoint`` `needs`."""
+    need = permission_of(endpoint)
+
+    @functools.wraps(endpoint)
+    async def run(request: Request) -> Response:
+        if need is not Permission.PUBLIC:
+            envs = _scope(request, need)
+            if isinstance(envs, Response):
+                return envs
+            request.state.environments = envs
+        return await endpoint(request)
+
+    run.permission = need  # type: ignore[attr-defined]
+    return run
+
+
+def environments_in_scope(request: Request) -> list[str]:
+    """Every environment (open mode) or the key's one, as `ui_guarded` found them."""
+    return request.state.environments
+
+
 def environment(request: Request) -> str | Response:
     """The environment a UI call acts for: ``env`` if given and in scope, else the first one."""
     envs = environments_in_scope(request)
-    if isinstance(envs, Response):
-        return envs
     wanted = request.query_params.get("env")
     if wanted:
         if wanted not in envs:
@@ -90,18 +106,13 @@ def environment(request: Request) -> str | Response:
     return envs[0]
 
 
-def _write_allowed(request: Request) -> Response | None:
-    if request.headers.get(UI_HEADER) != "1":
-        return error(403, f"UI writes need the {UI_HEADER}: 1 header")
-    return None
-
-
 # -- pages ----------------------------------------------------------------------------------------
 
 
 _shell_cache: dict[str, str] = {}
 
 
+@needs(Permission.PUBLIC)  # the same HTML shell for every page; its data comes from the guarded JSON calls
 async def page(request: Request) -> Response:
     html = _shell_cache.get("index")
     if html is None:
@@ -114,24 +125,24 @@ async def page(request: Request) -> Response:
 # -- JSON -----------------------------------------------------------------------------------------
 
 
+@needs(Permission.PUBLIC)  # what the front end asks first: whether it needs a key, and if the one it has will do
 async def config(request: Request) -> Response:
     ctx = _ctx(request)
     if open_mode(ctx):
-        envs = environments_in_scope(request)
+        envs = _scope(request, Permission.READ)
         if isinstance(envs, Response):
             return envs
         return JSONResponse({"auth": "none", "environments": envs})
-    key = ctx.authenticate(request.headers.get(KEY_HEADER))
-    if key is None or not key.can_read:
+    key = authorize(request, Permission.READ)
+    if isinstance(key, Response):  # the front end asks for a key again, saying why this one will not do
         return JSONResponse({"auth": "key", "environments": [],
-                             "key_error": "unknown key" if request.headers.get(KEY_HEADER) else None})
+                             "key_error": json.loads(key.body)["error"] if request.headers.get(KEY_HEADER) else None})
     return JSONResponse({"auth": "key", "environments": [key.environment]})
 
 
+@needs(Permission.READ)
 async def home(request: Request) -> Response:
     envs = environments_in_scope(request)
-    if isinstance(envs, Response):
-        return envs
     env = environment(request)
     if isinstance(env, Response):
         return env
@@ -146,6 +157,7 @@ async def home(request: Request) -> Response:
     return JSONResponse(await asyncio.to_thread(work))
 
 
+@needs(Permission.READ)
 async def trace(request: Request) -> Response:
     ctx = _ctx(request)
     try:
@@ -158,10 +170,7 @@ async def trace(request: Request) -> Response:
             return env
         candidates = [env]
     else:  # a bare /trace/<id> link: look in every environment
-        envs = environments_in_scope(request)
-        if isinstance(envs, Response):
-            return envs
-        candidates = envs
+        candidates = environments_in_scope(request)
 
     def work() -> tuple[str, Any, list[Any], list[Any], dict[str, Any]] | None:
         for e in candidates:
@@ -190,6 +199,7 @@ def _trace_errors(ctx: Apiary, env: str, trace_id: str) -> list[dict[str, Any]]:
     return out
 
 
+@needs(Permission.READ)
 async def columns(request: Request) -> Response:
     env = environment(request)
     if isinstance(env, Response):
@@ -199,6 +209,7 @@ async def columns(request: Request) -> Response:
     return JSONResponse([column_json(c) for c in cols])
 
 
+@needs(Permission.READ)
 async def datasets(request: Request) -> Response:
     env = environment(request)
     if isinstance(env, Response):
@@ -206,6 +217,7 @@ async def datasets(request: Request) -> Response:
     return JSONResponse({"environment": env, "datasets": [d.name for d in _ctx(request).store.datasets(env)]})
 
 
+@needs(Permission.READ)
 async def services(request: Request) -> Response:
     env = environment(request)
     if isinstance(env, Response):
@@ -218,10 +230,9 @@ async def services(request: Request) -> Response:
     return JSONResponse({"environment": env, "time_range": seconds, **doc})
 
 
+@needs(Permission.READ)
 async def settings_doc(request: Request) -> Response:
     envs = environments_in_scope(request)
-    if isinstance(envs, Response):
-        return envs
     ctx = _ctx(request)
     out = []
     for e in envs:
@@ -233,17 +244,13 @@ async def settings_doc(request: Request) -> Response:
                          "environments": out})
 
 
+@needs(Permission.CONFIGURE)
 async def create_key(request: Request) -> Response:
     """Open mode only: a new key for an environment, shown once (the store keeps its digest)."""
     ctx = _ctx(request)
     if not open_mode(ctx):
         return error(403, "create keys with `apiary keys create` on the server")
     envs = environments_in_scope(request)
-    if isinstance(envs, Response):
-        return envs
-    denied = _write_allowed(request)
-    if denied:
-        return denied
     try:
         body = await request.json()
     except ValueError:
@@ -255,6 +262,7 @@ async def create_key(request: Request) -> Response:
     return JSONResponse({"environment": env, "key": key}, 201)
 
 
+@needs(Permission.READ)
 async def traces_for(request: Request) -> Response:
     """Traces behind part of a query result (a heatmap region, a table row): the engine run directly, kept out of the history.
 
@@ -267,9 +275,6 @@ async def traces_for(request: Request) -> Response:
     env = environment(request)
     if isinstance(env, Response):
         return env
-    denied = _write_allowed(request)
-    if denied:
-        return denied
     try:
         body = await request.json()
         spec = parse_spec(body.get("query") if isinstance(body, dict) else None)
@@ -306,6 +311,7 @@ def _need_store(request: Request, signal: str) -> tuple[str, Any] | Response:
     return env, store
 
 
+@needs(Permission.READ)
 async def log_groups(request: Request) -> Response:
     found = _need_store(request, "logs")
     if isinstance(found, Response):
@@ -315,6 +321,7 @@ async def log_groups(request: Request) -> Response:
     return JSONResponse({"environment": env, "groups": groups})
 
 
+@needs(Permission.READ)
 async def log_events(request: Request) -> Response:
     """Newest events of a group (``cursor`` absent) or those committed after ``cursor`` (the live tail).
 
@@ -347,6 +354,7 @@ async def log_events(request: Request) -> Response:
     return JSONResponse({"environment": env, "group": group, **doc})
 
 
+@needs(Permission.READ)
 async def log_insights(request: Request) -> Response:
     """Body ``{"query": ..., "groups": [...], "start": epoch s, "end": epoch s}``: run a Logs Insights query now."""
     from apiary.query.insights import QueryError
@@ -355,9 +363,6 @@ async def log_insights(request: Request) -> Response:
     if isinstance(found, Response):
         return found
     env, logs = found
-    denied = _write_allowed(request)  # a POST: same guard as every UI write
-    if denied:
-        return denied
     try:
         body = await request.json()
     except ValueError:
@@ -428,6 +433,7 @@ def _occurrence_json(row: dict[str, Any]) -> dict[str, Any]:
             "custom": data.get("custom"), "environment": data.get("environment"), "framework": data.get("framework")}
 
 
+@needs(Permission.READ)
 async def error_items(request: Request) -> Response:
     found = _need_store(request, "errors")
     if isinstance(found, Response):
@@ -446,6 +452,7 @@ async def error_items(request: Request) -> Response:
                          "items": [{**_item_json(i), "sparkline": spark.get(i.id, [])} for i in items]})
 
 
+@needs(Permission.READ)
 async def error_item(request: Request) -> Response:
     found = _need_store(request, "errors")
     if isinstance(found, Response):
@@ -464,15 +471,13 @@ async def error_item(request: Request) -> Response:
                          "occurrences": [_occurrence_json(r) for r in rows]})
 
 
+@needs(Permission.CONFIGURE)
 async def error_item_status(request: Request) -> Response:
     """Body ``{"status": "resolved" | "muted" | "active"}``: through the error store, as Rollbar's PATCH does."""
     found = _need_store(request, "errors")
     if isinstance(found, Response):
         return found
     env, errors = found
-    denied = _write_allowed(request)
-    if denied:
-        return denied
     try:
         body = await request.json()
         item_id = int(request.path_params["item_id"])
@@ -487,6 +492,7 @@ async def error_item_status(request: Request) -> Response:
     return JSONResponse({"environment": env, "item": _item_json(item)})
 
 
+@needs(Permission.READ)
 async def xray_doc(request: Request) -> Response:
     """X-Ray groups (with filter expressions) and sampling rules with the statistics SDKs reported in the last hour."""
     env = environment(request)
@@ -564,19 +570,21 @@ class HoneycombForUI:
             from apiary.server import trace_search_api
 
             self._router = Router(routes=[*query_http.routes, *trace_search_api.routes,
-                                          Route("/1/columns/{dataset:path}", get_columns, methods=["GET"])])
+                                          Route("/1/columns/{dataset:path}", guarded(get_columns), methods=["GET"])])
         return self._router
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         ctx = _ctx(request)
         if open_mode(ctx):
+            envs = _scope(request, Permission.READ)
+            if isinstance(envs, Response):
+                await envs(scope, receive, send)
+                return
+            request.state.environments = envs
             env = environment(request)
             if isinstance(env, Response):
                 await env(scope, receive, send)
-                return
-            if request.method not in ("GET", "HEAD") and request.headers.get(UI_HEADER) != "1":
-                await error(403, f"UI writes need the {UI_HEADER}: 1 header")(scope, receive, send)
                 return
             token = secrets.token_urlsafe(24)
             key = ApiKey(0, env, "ui", True, datetime.now(timezone.utc))
@@ -589,22 +597,22 @@ class HoneycombForUI:
 
 routes = [
     *(Route(p, page, methods=["GET"]) for p in PAGES),
-    Route("/ui/api/config", config, methods=["GET"]),
-    Route("/ui/api/home", home, methods=["GET"]),
-    Route("/ui/api/trace/{trace_id}", trace, methods=["GET"]),
-    Route("/ui/api/columns", columns, methods=["GET"]),
-    Route("/ui/api/datasets", datasets, methods=["GET"]),
-    Route("/ui/api/services", services, methods=["GET"]),
-    Route("/ui/api/settings", settings_doc, methods=["GET"]),
-    Route("/ui/api/keys", create_key, methods=["POST"]),
-    Route("/ui/api/traces_for", traces_for, methods=["POST"]),
-    Route("/ui/api/logs/groups", log_groups, methods=["GET"]),
-    Route("/ui/api/logs/events", log_events, methods=["GET"]),
-    Route("/ui/api/logs/insights", log_insights, methods=["POST"]),
-    Route("/ui/api/errors/items", error_items, methods=["GET"]),
-    Route("/ui/api/errors/items/{item_id}", error_item, methods=["GET"]),
-    Route("/ui/api/errors/items/{item_id}/status", error_item_status, methods=["POST"]),
-    Route("/ui/api/xray", xray_doc, methods=["GET"]),
+    Route("/ui/api/config", ui_guarded(config), methods=["GET"]),
+    Route("/ui/api/home", ui_guarded(home), methods=["GET"]),
+    Route("/ui/api/trace/{trace_id}", ui_guarded(trace), methods=["GET"]),
+    Route("/ui/api/columns", ui_guarded(columns), methods=["GET"]),
+    Route("/ui/api/datasets", ui_guarded(datasets), methods=["GET"]),
+    Route("/ui/api/services", ui_guarded(services), methods=["GET"]),
+    Route("/ui/api/settings", ui_guarded(settings_doc), methods=["GET"]),
+    Route("/ui/api/keys", ui_guarded(create_key), methods=["POST"]),
+    Route("/ui/api/traces_for", ui_guarded(traces_for), methods=["POST"]),
+    Route("/ui/api/logs/groups", ui_guarded(log_groups), methods=["GET"]),
+    Route("/ui/api/logs/events", ui_guarded(log_events), methods=["GET"]),
+    Route("/ui/api/logs/insights", ui_guarded(log_insights), methods=["POST"]),
+    Route("/ui/api/errors/items", ui_guarded(error_items), methods=["GET"]),
+    Route("/ui/api/errors/items/{item_id}", ui_guarded(error_item), methods=["GET"]),
+    Route("/ui/api/errors/items/{item_id}/status", ui_guarded(error_item_status), methods=["POST"]),
+    Route("/ui/api/xray", ui_guarded(xray_doc), methods=["GET"]),
     Mount("/ui/api/hc", app=HoneycombForUI()),
     Mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="ui-static"),
 ]

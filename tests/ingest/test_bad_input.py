@@ -114,7 +114,7 @@ def test_ingest_only_key_cannot_read(apiary: ApiaryProcess) -> None:
     writer = create_key(apiary.data_dir, "dev", ingest_only=True)
     assert post(apiary, request(service="w").SerializeToString(), key=writer).status_code == 200
     r = httpx.get(f"{apiary.url}/api/datasets", headers={"x-honeycomb-team": writer})
-    assert r.status_code == 401 and "--ingest-only" in r.json()["error"]
+    assert r.status_code == 403 and "--ingest-only" in r.json()["error"]
 
 
 def test_partial_success_rejects_only_invalid_spans(apiary: ApiaryProcess, seeded: dict[str, int]) -> None:

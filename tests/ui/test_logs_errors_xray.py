@@ -296,7 +296,7 @@ def test_xray_page_lists_groups_and_rules_with_sdk_statistics(apiary: ApiaryProc
 def test_bound_beyond_loopback_each_key_sees_its_own_logs_errors_and_rules(data_dir: Path) -> None:
     key = create_key(data_dir, "dev")
     other = create_key(data_dir, "staging")
-    proc = ApiaryProcess(data_dir, key=key, extra_args=["--host", "0.0.0.0"]).start()
+    proc = ApiaryProcess(data_dir, key=key, extra_args=["--exposure", "network"]).start()  # on 127.0.0.1
     try:
         send_logs(proc, int(time.time() * 1000))
         rollbar_item(proc)

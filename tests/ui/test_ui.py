@@ -255,7 +255,7 @@ def test_large_trace_renders_only_visible_rows(apiary: ApiaryProcess, page) -> N
 def test_bound_beyond_loopback_the_ui_asks_for_a_key(data_dir: Path, page, artifacts: Path) -> None:  # noqa: ANN001
     key = create_key(data_dir, "dev")
     other_key = create_key(data_dir, "staging")
-    proc = ApiaryProcess(data_dir, key=key, extra_args=["--host", "0.0.0.0"]).start()
+    proc = ApiaryProcess(data_dir, key=key, extra_args=["--exposure", "network"]).start()  # on 127.0.0.1
     try:
         data.send(proc.url, key)
         assert httpx.get(f"{proc.url}/ui/api/home").status_code == 401

@@ -8,13 +8,15 @@ names the environment, the signature proves the sender holds the key.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from apiary.input_limits import InputError, load_json
-from apiary.receivers import aws_sigv4
+from apiary.permissions import permission_of
+from apiary.receivers import aws_auth
 from apiary.receivers.cloudwatch.errors import CONTENT_TYPE, AwsError
 from apiary.receivers.cloudwatch.operations import OPERATIONS, Call
 from apiary.receivers.encoding import BadEncoding, BodyTooLarge, UnsupportedEncoding, decompress, read_body
@@ -23,34 +25,20 @@ from apiary.store.base import StoreOverloaded, StoreUnavailable
 
 log = logging.getLogger(__name__)
 TARGET_PREFIX = "Logs_20140328."
+SERVICE = "logs"  # the SigV4 signing name
 #: PutLogEvents carries at most 1 MiB of events; JSON escaping can roughly double that.
 MAX_BODY = 4 * 1024 * 1024
 
 
-def _authenticate(ctx: Apiary, request: Request, body: bytes) -> tuple[str, str]:
-    """(environment, region) of a correctly signed request; AwsError otherwise."""
-    if "authorization" not in request.headers:
-        raise AwsError("MissingAuthenticationTokenException", "Missing Authentication Token: sign the request with "
-                       "SigV4, using an Apiary key as AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
-    environments: dict[str, str] = {}
-
-    def lookup_secret(access_key_id: str) -> str | None:
-        found = ctx.authenticate(access_key_id)
-        if found is None:
-            return None
-        environments[access_key_id] = found.environment
-        return access_key_id  # the key is its own secret
-
+def _authorize(ctx: Apiary, request: Request, body: bytes, action: str, op: Any) -> tuple[str, str]:
+    """(environment, region) of a correctly signed request whose key may run ``op``; AwsError otherwise."""
     try:
-        raw_path = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
-        result = aws_sigv4.verify(request.method, raw_path, request.url.query, dict(request.headers), body,
-                                  lookup_secret)
-    except aws_sigv4.UnknownAccessKey:
-        raise AwsError("UnrecognizedClientException", "The security token included in the request is invalid. "
-                       "Use an Apiary key (`apiary keys list`) as AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.") from None
-    except aws_sigv4.SigV4Error as exc:
-        raise AwsError(exc.code, exc.message) from None
-    return environments[result.access_key_id], result.region
+        key, region = aws_auth.authorize(
+            ctx.authenticate, request.method, request.scope.get("raw_path", b"").decode("latin-1") or request.url.path,
+            request.url.query, dict(request.headers), body, service=SERVICE, action=action, need=permission_of(op))
+    except aws_auth.AwsDenied as exc:
+        raise AwsError(exc.code, exc.message) from None  # AWS's JSON 1.1 services answer these with 400
+    return key.environment, region
 
 
 async def logs_api(request: Request) -> Response:
@@ -67,7 +55,7 @@ async def logs_api(request: Request) -> Response:
         return AwsError("ServiceUnavailableException", "the log store is not open", 503).response()
     try:
         raw = await read_body(request, MAX_BODY)
-        env, region = _authenticate(ctx, request, raw)
+        env, region = _authorize(ctx, request, raw, target[len(TARGET_PREFIX):], op)
         body = decompress(raw, request.headers.get("content-encoding"), MAX_BODY)
         try:
             params = load_json(body or b"{}", "request body")

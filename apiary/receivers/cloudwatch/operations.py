@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
+from apiary.permissions import Permission, needs
 from apiary.query import insights
 from apiary.receivers.cloudwatch import events as put_events
 from apiary.receivers.cloudwatch.errors import AwsError, group_not_found, invalid, stream_not_found
@@ -20,6 +21,9 @@ from apiary.receivers.cloudwatch.insights import Registry
 from apiary.store.base import LogGroup, LogStore, LogStream
 
 ACCOUNT = "000000000000"
+# What each operation needs (`apiary.permissions`): creating a group or stream is part of sending, as
+# watchtower does it on first use and AWS's agent policies allow it to writers; reading, querying,
+# deleting and retention are not.
 _GROUP_NAME = re.compile(r"^[\.\-_/#A-Za-z0-9]{1,512}$")
 _RETENTION_DAYS = {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
                    3288, 3653}
@@ -121,6 +125,7 @@ def _page(items: list[Any], key: Callable[[Any], str], token: str | None, limit:
 
 # -- groups and streams ---------------------------------------------------------------------------
 
+@needs(Permission.INGEST)
 async def create_log_group(call: Call) -> dict[str, Any]:
     name = call.group_name()
     if not _GROUP_NAME.match(name):
@@ -131,6 +136,7 @@ async def create_log_group(call: Call) -> dict[str, Any]:
     return {}
 
 
+@needs(Permission.CONFIGURE)
 async def delete_log_group(call: Call) -> dict[str, Any]:
     g = call.existing_group()
     await call.logs.delete_group(call.env, g.name)
@@ -145,6 +151,7 @@ def _stream_name(call: Call) -> str:
     return name
 
 
+@needs(Permission.INGEST)
 async def create_log_stream(call: Call) -> dict[str, Any]:
     g = call.existing_group()
     name = _stream_name(call)
@@ -153,6 +160,7 @@ async def create_log_stream(call: Call) -> dict[str, Any]:
     return {}
 
 
+@needs(Permission.CONFIGURE)
 async def delete_log_stream(call: Call) -> dict[str, Any]:
     g = call.existing_group()
     name = _stream_name(call)
@@ -162,6 +170,7 @@ async def delete_log_stream(call: Call) -> dict[str, Any]:
     return {}
 
 
+@needs(Permission.READ)
 async def describe_log_groups(call: Call) -> dict[str, Any]:
     prefix = call.str("logGroupNamePrefix") or ""
     pattern = call.str("logGroupNamePattern")
@@ -178,6 +187,7 @@ async def describe_log_groups(call: Call) -> dict[str, Any]:
     return out
 
 
+@needs(Permission.READ)
 async def describe_log_streams(call: Call) -> dict[str, Any]:
     g = call.existing_group()
     prefix = call.str("logStreamNamePrefix") or ""
@@ -203,6 +213,7 @@ async def describe_log_streams(call: Call) -> dict[str, Any]:
     return out
 
 
+@needs(Permission.CONFIGURE)
 async def put_retention_policy(call: Call) -> dict[str, Any]:
     g = call.existing_group()
     days = call.int("retentionInDays")
@@ -213,6 +224,7 @@ async def put_retention_policy(call: Call) -> dict[str, Any]:
     return {}
 
 
+@needs(Permission.CONFIGURE)
 async def delete_retention_policy(call: Call) -> dict[str, Any]:
     g = call.existing_group()
     await call.logs.put_retention(call.env, g.name, None)
@@ -221,6 +233,7 @@ async def delete_retention_policy(call: Call) -> dict[str, Any]:
 
 # -- events ---------------------------------------------------------------------------------------
 
+@needs(Permission.INGEST)
 async def put_log_events(call: Call) -> dict[str, Any]:
     g = call.existing_group()
     name = _stream_name(call)
@@ -252,6 +265,7 @@ def _token(prefix: str, pos: tuple[int, int]) -> str:
     return f"{prefix}{pos[0]}-{pos[1]}"
 
 
+@needs(Permission.READ)
 async def get_log_events(call: Call) -> dict[str, Any]:
     g = call.existing_group()
     name = _stream_name(call)
@@ -281,6 +295,7 @@ async def get_log_events(call: Call) -> dict[str, Any]:
     return {"events": events, "nextForwardToken": forward, "nextBackwardToken": backward}
 
 
+@needs(Permission.READ)
 async def filter_log_events(call: Call) -> dict[str, Any]:
     g = call.existing_group()
     names = call.params.get("logStreamNames")
@@ -343,6 +358,7 @@ async def filter_log_events(call: Call) -> dict[str, Any]:
 
 # -- Logs Insights --------------------------------------------------------------------------------
 
+@needs(Permission.READ)
 async def start_query(call: Call) -> dict[str, Any]:
     names = call.params.get("logGroupNames") or call.params.get("logGroupIdentifiers")
     if names is None and call.params.get("logGroupName"):
@@ -367,6 +383,7 @@ async def start_query(call: Call) -> dict[str, Any]:
     return {"queryId": query_id}
 
 
+@needs(Permission.READ)
 async def get_query_results(call: Call) -> dict[str, Any]:
     query_id = call.str("queryId", required=True) or ""
     q = call.queries.get(call.env, query_id)
@@ -376,6 +393,7 @@ async def get_query_results(call: Call) -> dict[str, Any]:
     return q.response()
 
 
+@needs(Permission.READ)
 async def stop_query(call: Call) -> dict[str, Any]:
     query_id = call.str("queryId", required=True) or ""
     q = call.queries.get(call.env, query_id)
@@ -384,6 +402,7 @@ async def stop_query(call: Call) -> dict[str, Any]:
     return {"success": q.stop()}
 
 
+@needs(Permission.READ)
 async def describe_queries(call: Call) -> dict[str, Any]:
     return {"queries": [q.summary() for q in call.queries.list(call.env)]}
 

@@ -6,14 +6,16 @@ Answers follow Honeycomb: JSON ``{"error": "..."}`` bodies, 401 for a bad
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
-from typing import Any
+from typing import Any, Awaitable, Callable
 from urllib.parse import unquote
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from apiary.permissions import Permission, Refusal, needs, permission_of, resolve
 from apiary.receivers.encoding import BadEncoding, BodyTooLarge, UnsupportedEncoding, decompress, read_body
 from apiary.receivers.honeycomb.events import EventError, batch_events, single_event
 from apiary.server.context import Apiary
@@ -28,17 +30,43 @@ def error(status: int, message: str, retry_after: int | None = None) -> JSONResp
     return JSONResponse({"error": message}, status, headers)
 
 
-def authenticate(request: Request, *, read: bool = False) -> ApiKey | JSONResponse:
+def refused(exc: Refusal) -> JSONResponse:
+    """Honeycomb's answer: 401 for a missing or unknown key, 403 for a key without the permission."""
+    return error(403 if exc.authenticated else 401, exc.message)
+
+
+def authorize(request: Request, need: Permission) -> ApiKey | JSONResponse:
+    """The ``X-Honeycomb-Team`` key if it may do ``need`` (`apiary.permissions.resolve`), else the refusal."""
     ctx: Apiary = request.app.state.apiary
-    key = request.headers.get(KEY_HEADER)
-    if not key:
-        return error(401, f"missing API key: set the {KEY_HEADER} header")
-    found = ctx.authenticate(key)
-    if found is None:
-        return error(401, f"unknown API key - check the {KEY_HEADER} header")
-    if read and not found.can_read:
-        return error(401, "this API key can only send data; use a key created without --ingest-only to read")
-    return found
+    try:
+        key = resolve(request.headers.get(KEY_HEADER), need, ctx.authenticate, f"{request.method} {request.url.path}",
+                      f"the {KEY_HEADER} header")
+    except Refusal as exc:
+        return refused(exc)
+    assert key is not None, "a keyed route declared PUBLIC"
+    return key
+
+
+KeyedEndpoint = Callable[[Request, ApiKey], Awaitable[Response]]
+
+
+def guarded(endpoint: KeyedEndpoint) -> Callable[[Request], Awaitable[Response]]:
+    """The route endpoint for ``endpoint(request, key)``: it runs once the key holds what ``endpoint`` `needs`.
+
+    Every route keyed by ``X-Honeycomb-Team`` (Honeycomb's APIs, Apiary's own JSON API) is built with it, so
+    a route without a declared permission cannot be built at all.
+    """
+    need = permission_of(endpoint)
+
+    @functools.wraps(endpoint)
+    async def run(request: Request) -> Response:
+        key = authorize(request, need)
+        if isinstance(key, Response):
+            return key
+        return await endpoint(request, key)
+
+    run.permission = need  # type: ignore[attr-defined]
+    return run
 
 
 async def _body(request: Request) -> bytes:
@@ -48,11 +76,8 @@ async def _body(request: Request) -> bytes:
     return decompress(raw, request.headers.get("content-encoding"), limit)
 
 
-async def _ingest(request: Request, batch_mode: bool) -> Response:
+async def _ingest(request: Request, key: ApiKey, batch_mode: bool) -> Response:
     ctx: Apiary = request.app.state.apiary
-    key = authenticate(request)
-    if isinstance(key, Response):
-        return key
     dataset = unquote(request.path_params["dataset"]).strip()
     if not dataset:
         return error(400, "dataset name in the URL is empty")
@@ -80,12 +105,14 @@ async def _ingest(request: Request, batch_mode: bool) -> Response:
     return Response(status_code=200)
 
 
-async def post_event(request: Request) -> Response:
-    return await _ingest(request, batch_mode=False)
+@needs(Permission.INGEST)
+async def post_event(request: Request, key: ApiKey) -> Response:
+    return await _ingest(request, key, batch_mode=False)
 
 
-async def post_batch(request: Request) -> Response:
-    return await _ingest(request, batch_mode=True)
+@needs(Permission.INGEST)
+async def post_batch(request: Request, key: ApiKey) -> Response:
+    return await _ingest(request, key, batch_mode=True)
 
 
 def _iso(dt: datetime) -> str:
@@ -97,11 +124,9 @@ def column_json(c: ColumnInfo) -> dict[str, Any]:
             "last_written": _iso(c.last_seen), "created_at": _iso(c.first_seen), "updated_at": _iso(c.last_seen)}
 
 
-async def get_columns(request: Request) -> Response:
+@needs(Permission.READ)
+async def get_columns(request: Request, key: ApiKey) -> Response:
     ctx: Apiary = request.app.state.apiary
-    key = authenticate(request, read=True)
-    if isinstance(key, Response):
-        return key
     dataset = unquote(request.path_params["dataset"])
     if dataset == "__all__":
         cols = ctx.store.columns(key.environment, None)
@@ -118,10 +143,8 @@ async def get_columns(request: Request) -> Response:
     return JSONResponse([column_json(c) for c in cols])
 
 
-async def get_auth(request: Request) -> Response:
-    key = authenticate(request)
-    if isinstance(key, Response):
-        return key
+@needs(Permission.INGEST)  # as Honeycomb's /1/auth: any valid key may ask what it is
+async def get_auth(request: Request, key: ApiKey) -> Response:
     return JSONResponse({
         "id": str(key.id),
         "type": "configuration" if key.can_read else "ingest",
@@ -132,8 +155,8 @@ async def get_auth(request: Request) -> Response:
 
 
 routes = [
-    Route("/1/events/{dataset:path}", post_event, methods=["POST"]),
-    Route("/1/batch/{dataset:path}", post_batch, methods=["POST"]),
-    Route("/1/columns/{dataset:path}", get_columns, methods=["GET"]),
-    Route("/1/auth", get_auth, methods=["GET"]),
+    Route("/1/events/{dataset:path}", guarded(post_event), methods=["POST"]),
+    Route("/1/batch/{dataset:path}", guarded(post_batch), methods=["POST"]),
+    Route("/1/columns/{dataset:path}", guarded(get_columns), methods=["GET"]),
+    Route("/1/auth", guarded(get_auth), methods=["GET"]),
 ]

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from apiary.permissions import Permission, needs
 from apiary.receivers.encoding import read_body
 from apiary.receivers.otlp import logs as otlp_logs
 from apiary.receivers.otlp import metrics as otlp_metrics
@@ -38,6 +39,7 @@ def _unsupported_type(ctype: str) -> Refusal:
     return Refusal(415, code_pb2.INVALID_ARGUMENT, f"unsupported Content-Type {ctype or '(none)'!r}: send {PROTOBUF} or {JSON}")
 
 
+@needs(Permission.INGEST)
 async def export_traces(request: Request) -> Response:
     ctx: Apiary = request.app.state.apiary
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -64,6 +66,7 @@ async def export_traces(request: Request) -> Response:
     return Response(resp.SerializeToString(), 200, media_type=PROTOBUF)
 
 
+@needs(Permission.INGEST)
 async def export_logs(request: Request) -> Response:
     """``POST /v1/logs``: the same checks and answers as traces, into the log store."""
     ctx: Apiary = request.app.state.apiary
@@ -95,6 +98,7 @@ async def export_logs(request: Request) -> Response:
     return Response(resp.SerializeToString(), 200, media_type=PROTOBUF)
 
 
+@needs(Permission.INGEST)
 async def export_metrics(request: Request) -> Response:
     """``POST /v1/metrics``: the same checks and answers as traces; data points become rows of the span store."""
     ctx: Apiary = request.app.state.apiary

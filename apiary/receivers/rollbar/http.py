@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from apiary.input_limits import InputError, load_json
 from apiary.model.error import LEVELS, STATUSES
+from apiary.permissions import Permission, Refusal, needs, permission_of, resolve
 from apiary.receivers.encoding import BadEncoding, BodyTooLarge, UnsupportedEncoding, decompress, read_body
 from apiary.receivers.rollbar.items import CLIENT_PLATFORMS, PayloadError, decode
 from apiary.server.context import Apiary
@@ -43,15 +44,23 @@ def ok(result: Any) -> JSONResponse:
     return JSONResponse({"err": 0, "result": result})
 
 
-def _key(ctx: Apiary, token: str | None) -> ApiKey | JSONResponse:
-    if not token:
-        return error(401, f"access token required: send an Apiary key in the {TOKEN_HEADER} header or as access_token")
-    found = ctx.authenticate(token)
-    if found is None:
-        return error(401, "invalid access token: use an Apiary key (`apiary keys list`)")
-    return found
+def _authorize(ctx: Apiary, token: str | None, endpoint: Any) -> ApiKey | JSONResponse:
+    """The token's key if it holds what ``endpoint`` `needs`; Rollbar's 401 (no or unknown token) or 403 otherwise."""
+    need = permission_of(endpoint)
+    try:
+        key = resolve(token, need, ctx.authenticate, endpoint.__name__, f"the {TOKEN_HEADER} header or as access_token")
+    except Refusal as exc:
+        if exc.kind == "missing":
+            return error(401, f"access token required: send an Apiary key in the {TOKEN_HEADER} header or as access_token")
+        if exc.kind == "unknown":
+            return error(401, "invalid access token: use an Apiary key (`apiary keys list`)")
+        return error(403, f"access token does not have {need.value} scope: a post_client_item token (an ingest-only "
+                          "Apiary key) may only report items; use a full Apiary key")
+    assert key is not None
+    return key
 
 
+@needs(Permission.INGEST)
 async def post_item(request: Request) -> Response:
     ctx: Apiary = request.app.state.apiary
     if ctx.errors is None:
@@ -70,7 +79,7 @@ async def post_item(request: Request) -> Response:
     except (ValueError, UnicodeDecodeError):
         return error(400, "invalid JSON: the body must be a JSON object {\"access_token\": ..., \"data\": {...}}")
     token = request.headers.get(TOKEN_HEADER) or (payload.get("access_token") if isinstance(payload, dict) else None)
-    key = _key(ctx, token if isinstance(token, str) else None)
+    key = _authorize(ctx, token if isinstance(token, str) else None, post_item)
     if isinstance(key, Response):
         return key
     try:
@@ -90,16 +99,11 @@ async def post_item(request: Request) -> Response:
     return ok({"id": None, "uuid": occurrence.uuid})
 
 
-def _read_key(request: Request) -> ApiKey | JSONResponse:
+def _read_key(request: Request, endpoint: Any) -> ApiKey | JSONResponse:
     ctx: Apiary = request.app.state.apiary
     if ctx.errors is None:
         return error(503, "the error store is not open", 5)
-    key = _key(ctx, request.headers.get(TOKEN_HEADER) or request.query_params.get("access_token"))
-    if isinstance(key, Response):
-        return key
-    if not key.can_read:
-        return error(403, "access token does not have read scope: use a full Apiary key, not an ingest-only one")
-    return key
+    return _authorize(ctx, request.headers.get(TOKEN_HEADER) or request.query_params.get("access_token"), endpoint)
 
 
 def item_json(item: ErrorItem) -> dict[str, Any]:
@@ -134,8 +138,9 @@ def _item_id(request: Request) -> int | None:
         return None
 
 
+@needs(Permission.READ)
 async def list_items(request: Request) -> Response:
-    key = _read_key(request)
+    key = _read_key(request, list_items)
     if isinstance(key, Response):
         return key
     ctx: Apiary = request.app.state.apiary
@@ -151,8 +156,9 @@ async def list_items(request: Request) -> Response:
     return ok({"items": [item_json(i) for i in chosen], "page": page, "total_count": len(items)})
 
 
+@needs(Permission.READ)
 async def get_item(request: Request) -> Response:
-    key = _read_key(request)
+    key = _read_key(request, get_item)
     if isinstance(key, Response):
         return key
     ctx: Apiary = request.app.state.apiary
@@ -163,8 +169,9 @@ async def get_item(request: Request) -> Response:
     return ok(item_json(item))
 
 
+@needs(Permission.CONFIGURE)
 async def patch_item(request: Request) -> Response:
-    key = _read_key(request)
+    key = _read_key(request, patch_item)
     if isinstance(key, Response):
         return key
     ctx: Apiary = request.app.state.apiary
@@ -187,8 +194,9 @@ async def patch_item(request: Request) -> Response:
     return ok(item_json(item))
 
 
+@needs(Permission.READ)
 async def item_instances(request: Request) -> Response:
-    key = _read_key(request)
+    key = _read_key(request, item_instances)
     if isinstance(key, Response):
         return key
     ctx: Apiary = request.app.state.apiary
@@ -200,8 +208,9 @@ async def item_instances(request: Request) -> Response:
     return ok({"instances": [instance_json(r) for r in rows], "page": page})
 
 
+@needs(Permission.READ)
 async def get_instance(request: Request) -> Response:
-    key = _read_key(request)
+    key = _read_key(request, get_instance)
     if isinstance(key, Response):
         return key
     ctx: Apiary = request.app.state.apiary

@@ -19,8 +19,10 @@ from starlette.routing import Route
 
 from apiary.input_limits import InputError, load_json
 from apiary.model.ids import normalise_trace_id
-from apiary.receivers import aws_sigv4
+from apiary.permissions import Permission, needs, permission_of
+from apiary.receivers import aws_auth
 from apiary.receivers.encoding import BodyTooLarge, read_body
+from apiary.receivers.honeycomb.http import error, guarded
 from apiary.receivers.xray import queries
 from apiary.receivers.xray.filter import FilterError, parse
 from apiary.receivers.xray.groups import GroupError
@@ -28,10 +30,12 @@ from apiary.receivers.xray.service import XRay
 from apiary.sampling.rules import RuleError, rule_from_request
 from apiary.server.context import Apiary
 from apiary.store.base import StoreOverloaded, StoreUnavailable
+from apiary.store.meta import ApiKey
 
 #: PutTraceSegments takes at most 64 KiB per document; a request of many is bounded here.
 MAX_BODY = 8 * 1024 * 1024
 MAX_WINDOW_S = 24 * 3600 * 31
+SERVICE = "xray"  # the SigV4 signing name
 
 
 class AwsError(Exception):
@@ -50,13 +54,7 @@ class AwsError(Exception):
 class Call:
     xray: XRay
     env: str
-    can_read: bool
     params: dict[str, Any]
-
-    def need_read(self) -> None:
-        if not self.can_read:
-            raise AwsError("AccessDeniedException", "this Apiary key can only send data; use a key created "
-                           "without --ingest-only to read", 403)
 
 
 def _xray(request: Request) -> XRay:
@@ -66,25 +64,21 @@ def _xray(request: Request) -> XRay:
     return xray
 
 
-def _authenticate(ctx: Apiary, request: Request, body: bytes) -> tuple[str, bool]:
-    found: dict[str, Any] = {}
-
-    def lookup_secret(access_key_id: str) -> str | None:
-        key = ctx.authenticate(access_key_id)
-        if key is None:
-            return None
-        found["key"] = key
-        return access_key_id  # an Apiary key is its own secret
-
+def _authorize(ctx: Apiary, request: Request, body: bytes, action: str, need: Permission) -> str:
+    """The environment of a correctly signed request whose key may do ``need``; AwsError otherwise."""
     try:
-        aws_sigv4.verify(request.method, request.scope.get("raw_path", b"").decode("latin-1") or request.url.path,
-                         request.url.query, dict(request.headers), body, lookup_secret)
-    except aws_sigv4.SigV4Error as exc:
-        raise AwsError(exc.code, exc.message, 403 if exc.status == 403 else exc.status) from None
-    return found["key"].environment, found["key"].can_read
+        key, _region = aws_auth.authorize(
+            ctx.authenticate, request.method, request.scope.get("raw_path", b"").decode("latin-1") or request.url.path,
+            request.url.query, dict(request.headers), body, service=SERVICE, action=action, need=need)
+    except aws_auth.AwsDenied as exc:
+        # REST-JSON: a refused signature or permission is a 403, a malformed Authorization header a 400.
+        raise AwsError(exc.code, exc.message, 400 if exc.code == "IncompleteSignatureException" else 403) from None
+    return key.environment
 
 
-def operation(fn: Callable[[Call], Awaitable[dict[str, Any]]]) -> Callable[[Request], Awaitable[Response]]:
+def operation(fn: Callable[[Call], Awaitable[dict[str, Any]]], action: str) -> Callable[[Request], Awaitable[Response]]:
+    need = permission_of(fn)  # declared, or the route is never built
+
     async def endpoint(request: Request) -> Response:
         ctx: Apiary = request.app.state.apiary
         try:
@@ -92,7 +86,7 @@ def operation(fn: Callable[[Call], Awaitable[dict[str, Any]]]) -> Callable[[Requ
                 body = await read_body(request, MAX_BODY)
             except BodyTooLarge as exc:
                 raise AwsError("InvalidRequestException", str(exc), 413) from None
-            env, can_read = _authenticate(ctx, request, body)
+            env = _authorize(ctx, request, body, action, need)
             try:
                 params = load_json(body or b"{}", "request body")
             except InputError as exc:
@@ -101,7 +95,7 @@ def operation(fn: Callable[[Call], Awaitable[dict[str, Any]]]) -> Callable[[Requ
                 raise AwsError("InvalidRequestException", f"request body is not valid JSON: {exc}") from None
             if not isinstance(params, dict):
                 raise AwsError("InvalidRequestException", "request body must be a JSON object")
-            return JSONResponse(await fn(Call(_xray(request), env, can_read, params)))
+            return JSONResponse(await fn(Call(_xray(request), env, params)))
         except AwsError as exc:
             return exc.response()
         except (FilterError, RuleError, GroupError, queries.BadToken) as exc:
@@ -151,6 +145,7 @@ def _trace_ids(params: dict[str, Any]) -> list[str]:
 
 # -- traces ---------------------------------------------------------------------------------------
 
+@needs(Permission.INGEST)
 async def put_trace_segments(call: Call) -> dict[str, Any]:
     docs = call.params.get("TraceSegmentDocuments")
     if not isinstance(docs, list):
@@ -158,8 +153,8 @@ async def put_trace_segments(call: Call) -> dict[str, Any]:
     return {"UnprocessedTraceSegments": await call.xray.put_documents(call.env, docs)}
 
 
+@needs(Permission.READ)
 async def get_trace_summaries(call: Call) -> dict[str, Any]:
-    call.need_read()
     start, end = _window(call.params)
     node = parse(call.params.get("FilterExpression") or "")
     sampling = None
@@ -176,8 +171,8 @@ async def get_trace_summaries(call: Call) -> dict[str, Any]:
     return out
 
 
+@needs(Permission.READ)
 async def batch_get_traces(call: Call) -> dict[str, Any]:
-    call.need_read()
     traces, unprocessed = [], []
     for tid in _trace_ids(call.params):
         try:
@@ -194,8 +189,8 @@ async def batch_get_traces(call: Call) -> dict[str, Any]:
     return {"Traces": traces, "UnprocessedTraceIds": unprocessed}
 
 
+@needs(Permission.READ)
 async def get_trace_graph(call: Call) -> dict[str, Any]:
-    call.need_read()
     ids = []
     for tid in _trace_ids(call.params):
         try:
@@ -223,8 +218,8 @@ def _trace_range(store: Any, env: str, ids: list[str]) -> tuple[datetime | None,
     return lo, hi + timedelta(seconds=1)
 
 
+@needs(Permission.READ)
 async def get_service_graph(call: Call) -> dict[str, Any]:
-    call.need_read()
     start, end = _window(call.params)
     node = None
     group_name = call.params.get("GroupName") or (
@@ -240,41 +235,52 @@ async def get_service_graph(call: Call) -> dict[str, Any]:
 
 # -- groups ---------------------------------------------------------------------------------------
 
+@needs(Permission.CONFIGURE)
 async def create_group(call: Call) -> dict[str, Any]:
     return {"Group": (await asyncio.to_thread(call.xray.groups.create, call.env, call.params)).to_aws()}
 
 
+@needs(Permission.READ)
 async def get_group(call: Call) -> dict[str, Any]:
     from apiary.receivers.xray.groups import name_of
     return {"Group": (await asyncio.to_thread(call.xray.groups.get, call.env, name_of(call.params))).to_aws()}
 
 
+@needs(Permission.READ)
 async def get_groups(call: Call) -> dict[str, Any]:
     return {"Groups": [g.to_aws() for g in await asyncio.to_thread(call.xray.groups.list, call.env)]}
 
 
+@needs(Permission.CONFIGURE)
 async def update_group(call: Call) -> dict[str, Any]:
     return {"Group": (await asyncio.to_thread(call.xray.groups.update, call.env, call.params)).to_aws()}
 
 
+@needs(Permission.CONFIGURE)
 async def delete_group(call: Call) -> dict[str, Any]:
     await asyncio.to_thread(call.xray.groups.delete, call.env, call.params)
     return {}
 
 
 # -- sampling -------------------------------------------------------------------------------------
+# Reading the rules and reporting statistics for targets is what a daemon does while sending, so an
+# ingest-only key may (AWS's AWSXRayDaemonWriteAccess policy grants the same two); creating, changing
+# and deleting rules is configuration, and the statistic summaries are a read.
 
+@needs(Permission.CONFIGURE)
 async def create_sampling_rule(call: Call) -> dict[str, Any]:
     rule = rule_from_request(call.params.get("SamplingRule"), creating=True)
     record = await asyncio.to_thread(call.xray.rules.create, call.env, rule)
     return {"SamplingRuleRecord": record.to_aws()}
 
 
+@needs(Permission.INGEST)
 async def get_sampling_rules(call: Call) -> dict[str, Any]:
     records = await asyncio.to_thread(call.xray.rules.list, call.env)
     return {"SamplingRuleRecords": [r.to_aws() for r in records]}
 
 
+@needs(Permission.CONFIGURE)
 async def update_sampling_rule(call: Call) -> dict[str, Any]:
     changes = call.params.get("SamplingRuleUpdate")
     if not isinstance(changes, dict):
@@ -283,11 +289,13 @@ async def update_sampling_rule(call: Call) -> dict[str, Any]:
     return {"SamplingRuleRecord": record.to_aws()}
 
 
+@needs(Permission.CONFIGURE)
 async def delete_sampling_rule(call: Call) -> dict[str, Any]:
     record = await asyncio.to_thread(call.xray.rules.delete, call.env, call.params)
     return {"SamplingRuleRecord": record.to_aws()}
 
 
+@needs(Permission.INGEST)
 async def get_sampling_targets(call: Call) -> dict[str, Any]:
     docs = call.params.get("SamplingStatisticsDocuments")
     if not isinstance(docs, list) or not all(isinstance(d, dict) for d in docs):
@@ -295,6 +303,7 @@ async def get_sampling_targets(call: Call) -> dict[str, Any]:
     return await asyncio.to_thread(call.xray.targets.report, call.env, docs)
 
 
+@needs(Permission.READ)
 async def get_sampling_statistic_summaries(call: Call) -> dict[str, Any]:
     return {"SamplingStatisticSummaries": await asyncio.to_thread(call.xray.targets.summaries, call.env)}
 
@@ -318,17 +327,24 @@ _OPERATIONS: dict[str, Callable[[Call], Awaitable[dict[str, Any]]]] = {
     "/SamplingStatisticSummaries": get_sampling_statistic_summaries,
 }
 
-async def daemon_stats(request: Request) -> Response:
-    """Apiary's own view of the built-in daemon: datagrams received, stored, malformed, dropped."""
-    ctx: Apiary = request.app.state.apiary
-    key = ctx.authenticate(request.headers.get("x-honeycomb-team"))
-    if key is None or not key.can_read:
-        return JSONResponse({"error": "a read key is required in X-Honeycomb-Team"}, 401)
+@needs(Permission.READ)
+async def daemon_stats(request: Request, key: ApiKey) -> Response:
+    """Apiary's own view of the built-in daemon: datagrams received, stored, malformed, dropped.
+
+    Shown only to a read key of the environment the daemon sends to: the counts (and the last malformed
+    datagram's error) are that environment's traffic.
+    """
     daemon = getattr(request.app.state, "xray_daemon", None)
     if daemon is None:
-        return JSONResponse({"error": "the X-Ray daemon is off (--xray-port 0)"}, 404)
+        return error(404, "the X-Ray daemon is off (--xray-port 0, or network exposure without --xray-daemon-host)")
+    if daemon.xray.daemon_env() != key.environment:
+        return error(404, f"the X-Ray daemon does not send to environment {key.environment!r}")
     return JSONResponse(daemon.stats())
 
 
-routes = [Route(path, operation(fn), methods=["POST"]) for path, fn in _OPERATIONS.items()]
-routes.append(Route("/api/xray/daemon", daemon_stats, methods=["GET"]))
+ACTIONS = {"/TraceSegments": "PutTraceSegments", "/TraceSummaries": "GetTraceSummaries", "/Traces": "BatchGetTraces",
+           "/TraceGraph": "GetTraceGraph", "/ServiceGraph": "GetServiceGraph", "/Groups": "GetGroups",
+           "/SamplingTargets": "GetSamplingTargets"}
+
+routes = [Route(path, operation(fn, ACTIONS.get(path, path[1:])), methods=["POST"]) for path, fn in _OPERATIONS.items()]
+routes.append(Route("/api/xray/daemon", guarded(daemon_stats), methods=["GET"]))

@@ -10,6 +10,11 @@ TCP: the SDK's centralized-sampling calls (``POST /GetSamplingRules``,
 ``POST /SamplingTargets``), unsigned, as the daemon proxies them, served by a
 second uvicorn server on the same event loop (its signal handling left to
 the main server).
+
+Neither side carries a credential, so the daemon cannot ask for a key: it
+listens only where `apiary.permissions.daemon_host` allows (under loopback
+exposure, or under network exposure when the operator names its address and
+the one environment it feeds).
 """
 
 from __future__ import annotations
