@@ -250,7 +250,6 @@ async def create_key(request: Request) -> Response:
     ctx = _ctx(request)
     if not open_mode(ctx):
         return error(403, "create keys with `apiary keys create` on the server")
-    envs = environments_in_scope(request)
     try:
         body = await request.json()
     except ValueError:

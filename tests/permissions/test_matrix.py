@@ -96,18 +96,32 @@ QUERY_OPS = [
 ]
 
 UI = "?env=dev"
+def otlp_metric(_: Server, __: str) -> dict[str, Any]:
+    point = {"timeUnixNano": str(now() * 1_000_000_000), "asInt": "1"}
+    return {"resourceMetrics": [{"scopeMetrics": [{"metrics": [{"name": "matrix.gauge", "gauge": {"dataPoints": [point]}}]}]}]}
+
+
+TRACE_OPS = [
+    Op("honeycomb", "POST", "/api/traces/search", "read", body={}),
+    Op("honeycomb", "GET", "/api/traces/compare/{a}/{b}", "read", f"/api/traces/compare/{TRACE_ID}/{TRACE_ID}",
+       foreign=404),
+]
+
 TABLE: list[Op] = [
     Op("public", "GET", "/api/health", "public"),
     Op("otlp", "POST", "/v1/traces", "ingest", body=OTLP_SPAN),
     Op("otlp", "POST", "/v1/logs", "ingest", body=OTLP_LOG),
+    Op("otlp", "POST", "/v1/metrics", "ingest", body=otlp_metric),
     Op("honeycomb", "POST", "/1/events/{dataset:path}", "ingest", "/1/events/matrix", {"a": 1}),
     Op("honeycomb", "POST", "/1/batch/{dataset:path}", "ingest", "/1/batch/matrix", [{"data": {"a": 1}}]),
     Op("honeycomb", "GET", "/1/auth", "ingest"),
     *QUERY_OPS,
     Op("honeycomb", "GET", "/api/traces/{trace_id}", "read", f"/api/traces/{TRACE_ID}", foreign=404),
+    *TRACE_OPS,
     Op("honeycomb", "GET", "/api/datasets", "read"),
     # The daemon is off on these servers (the next module tests it on); the answer is still keyed.
     Op("honeycomb", "GET", "/api/xray/daemon", "read", ok=404),
+    Op("rollbar", "POST", "/api/1/", "ingest", body=ITEM),  # the Node.js SDK posts items to its endpoint as given
     Op("rollbar", "POST", "/api/1/item/", "ingest", body=ITEM),
     Op("rollbar", "POST", "/api/1/item", "ingest", body=ITEM),
     Op("rollbar", "GET", "/api/1/items", "read"),
@@ -118,6 +132,9 @@ TABLE: list[Op] = [
     Op("rollbar", "GET", "/api/1/item/{item_id}/instances", "read", "/api/1/item/{item_id}/instances", foreign=404),
     Op("rollbar", "GET", "/api/1/instance/{instance}", "read", "/api/1/instance/{instance}", foreign=404),
     Op("rollbar", "GET", "/api/1/occurrence/{instance}", "read", "/api/1/occurrence/{instance}", foreign=404),
+    # Any other Rollbar path: Rollbar's JSON 404, whoever asks.
+    *(Op("public", m, "/api/1/{rest:path}", "public", "/api/1/deploys", ok=404)
+      for m in ("GET", "POST", "PUT", "PATCH", "DELETE")),
     cw("CreateLogGroup", "ingest", lambda s, c: {"logGroupName": f"new-{c}"}),
     cw("CreateLogStream", "ingest", lambda s, c: {"logGroupName": LOG_GROUP, "logStreamName": f"new-{c}"}, **NOT_FOUND),
     cw("PutLogEvents", "ingest", lambda s, c: {"logGroupName": LOG_GROUP, "logStreamName": "s", "logEvents": [
@@ -153,8 +170,9 @@ TABLE: list[Op] = [
        **XRAY_MISSING),
     xr("/DeleteSamplingRule", "configure", {"RuleName": "doomed-rule"}, **XRAY_MISSING),
     *(Op("public", "GET", p, "public", p.replace("{trace_id}", TRACE_ID).replace("{item_id}", "1"))
-      for p in ("/", "/trace/{trace_id}", "/query", "/services", "/history", "/settings", "/logs", "/errors",
-                "/errors/{item_id}", "/xray")),
+      for p in ("/", "/trace/{trace_id}", "/traces", "/query", "/services", "/history", "/settings", "/logs", "/errors",
+                "/errors/{item_id}", "/xray", "/metrics")),
+    Op("public", "GET", "/compare/{a}/{b}", "public", f"/compare/{TRACE_ID}/{TRACE_ID}"),
     Op("public", "GET", "/ui/static/{path}", "public", "/ui/static/app.css"),
     Op("public", "GET", "/ui/api/config", "public"),
     Op("ui", "GET", "/ui/api/home", "read", "/ui/api/home" + UI, foreign=403),
@@ -180,7 +198,7 @@ TABLE: list[Op] = [
     # Under loopback exposure every cell may delete, so each deletes a saved query of its own.
     *(replace(op, proto="ui", route="/ui/api/hc" + op.route,
               path="/ui/api/hc" + (op.path or op.route).replace("doomed-saved", "doomed-saved-{cell}") + UI)
-      for op in QUERY_OPS),
+      for op in (*QUERY_OPS, *TRACE_OPS)),
 ]
 
 CELLS = ["none", "unknown", "other", "ingest", "read"]
