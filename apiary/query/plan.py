@@ -150,3 +150,23 @@ def filter_reads_overflow(q: SpanQuery) -> bool:
     computes totals and series in one pass over the matching rows rather than two scans.
     """
     return any(s.json_key is not None for c in columns_of(q.where) for s in c.sources)
+
+
+@dataclass(frozen=True)
+class Facet:
+    """One column BubbleUp compares: by its values, or (``bins`` > 0) by a histogram of ``bins`` equal buckets from ``lo``."""
+
+    column: Column
+    lo: float = 0.0
+    width: float = 1.0
+    bins: int = 0
+
+
+@dataclass(frozen=True)
+class BubbleUp:
+    """The rows of ``rows`` (a query's datasets, window and WHERE), split by ``selection`` into the selection
+    (true) and the baseline (false or unknown), and the columns to compare between the two."""
+
+    rows: SpanQuery
+    selection: Expr
+    columns: tuple[Column, ...]

@@ -30,7 +30,8 @@ from typing import Any, Sequence
 from apiary.model.span import CORE_NAMES
 from apiary.query.dialects import Compiled
 from apiary.query.plan import (
-    BOOLEAN, FLOAT, INTEGER, STRING, TIMESTAMP, Aggregate, Call, Column, Expr, InList, Literal, Source, SpanQuery,
+    BOOLEAN, FLOAT, INTEGER, NUMERIC, STRING, TIMESTAMP, Aggregate, BubbleUp, Call, Column, Expr, Facet, InList, Literal,
+    Source, SpanQuery,
 )
 
 TS = "DateTime64(6, 'UTC')"
@@ -266,6 +267,38 @@ class ClickHouseDialect:
                f"SELECT intDiv(t - {start_us}, {r.param(q.granularity_s * 1_000_000)}) AS _bucket, {gsel}max(c) AS v "
                f"FROM run WHERE t >= {start_us} AND t < {r.param(_epoch_us(q.end))} GROUP BY _bucket{''.join(', ' + x for x in g)}")
         return Compiled(sql, r.params)
+
+
+    def bubbleup_profile(self, b: BubbleUp) -> Compiled:
+        r = _Render()
+        base = r.base(b.rows, args=False, extra=_bubbleup_keys(r, b, [Facet(c) for c in b.columns]))
+        cols = ["_sel", "count() AS n"]
+        for i, c in enumerate(b.columns):
+            cols += [f"count(k{i}) AS s{i}", f"uniq(k{i}) AS d{i}"]
+            if c.type in NUMERIC:
+                cols += [f"min(k{i}) AS lo{i}", f"max(k{i}) AS hi{i}"]
+        return Compiled(f"SELECT {', '.join(cols)} FROM ({base}) GROUP BY _sel", r.params)
+
+    def bubbleup_counts(self, b: BubbleUp, facets: Sequence[Facet]) -> Compiled:
+        r = _Render()
+        base = r.base(b.rows, args=False, extra=_bubbleup_keys(r, b, facets))
+        keys = [f"k{i}" for i in range(len(facets))]
+        cols = ["_sel", *keys, *(f"grouping({k}) AS g{i}" for i, k in enumerate(keys)), "count() AS n"]
+        sets = ", ".join(f"(_sel, {k})" for k in keys)
+        return Compiled(f"SELECT {', '.join(cols)} FROM ({base}) GROUP BY GROUPING SETS ({sets}) "
+                        "SETTINGS group_by_use_nulls = 1", r.params)
+
+
+def _bubbleup_keys(r: _Render, b: BubbleUp, facets: Sequence[Facet]) -> list[tuple[str, str]]:
+    """``_sel`` (NULL counts as outside the selection) and each facet's key: its value or its histogram bucket."""
+    keys = [("_sel", f"coalesce({r.expr(b.selection)}, false)")]
+    for i, f in enumerate(facets):
+        value = r.expr(f.column)
+        if f.bins:
+            value = (f"least(toInt64(floor(({value} - {r.param(float(f.lo), 'Float64')}) / "
+                     f"{r.param(float(f.width), 'Float64')})), {int(f.bins) - 1})")
+        keys.append((f"k{i}", value))
+    return keys
 
 
 def _examples(q: SpanQuery) -> str:

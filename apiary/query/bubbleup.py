@@ -1,0 +1,257 @@
+"""BubbleUp: which columns set a selection of a query's rows apart from the rest of them.
+
+A *selection* (a rectangle drawn on a heatmap -- a time range and a value range
+of one column --, chart points -- a time range and breakdown values as filters
+--, or any filter list) splits the rows a query reads (its datasets, time range
+and WHERE) into the selection and the *baseline*: every other row of the query.
+For each column the two sides get a distribution: counts of each value for
+strings, booleans and numbers with few values; a histogram over the same
+buckets on both sides for other numbers; present / missing for columns with
+more distinct values than are worth listing, or a value of their own on most rows (ids). Missing values are counted on
+every column, so an attribute that only the selection has stands out.
+
+The score of a column is the total variation distance between its two
+distributions, ``0.5 * sum(|share in selection - share in baseline|)`` over
+every value (or bucket) and the missing value: 0 when the shares match, 1 when
+no value occurs on both sides. Columns are ranked by it, highest first. The
+columns the selection is defined by differ by construction and are left out.
+
+Two statements answer it, whatever the number of columns: a profile (rows per
+side, non-null counts, distinct estimates, numeric ranges) and one scan that
+counts every column's values per side, one grouping set per column.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from apiary.query.dialects import Dialect, dialect_for
+from apiary.query.engine import ALL_DATASETS, catalogue_for
+from apiary.query.plan import BOOLEAN, NUMERIC, TIMESTAMP, BubbleUp, Call, Column, Expr, Facet, Literal, columns_of
+from apiary.query.planner import DATASET_PSEUDO_COLUMN, build_plan, planner_for, _naive
+from apiary.query.spec import MAX_ITEMS, Filter, QuerySpec, SpecError, describe, parse_spec
+from apiary.store.base import Store
+
+#: Histogram buckets of a numeric column (a number with at most this many distinct values is counted by value).
+HISTOGRAM_BINS = 20
+#: Past this many distinct values (estimated) a column is compared by presence only: listing ids says nothing.
+MAX_VALUES = 10_000
+#: Values listed per side; both sides list the union of each side's most frequent ones.
+TOP_VALUES = 10
+
+
+class Selection(BaseModel):
+    """The selected rows, as the parts given, all of which must hold."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    start_time: float | None = Field(default=None, ge=0)
+    end_time: float | None = Field(default=None, ge=0)
+    column: str | None = None
+    min: float | None = None
+    max: float | None = None
+    filters: list[Filter] = Field(default_factory=list, max_length=MAX_ITEMS)
+
+    @model_validator(mode="after")
+    def _parts(self) -> "Selection":
+        if self.start_time is not None and self.end_time is not None and self.end_time <= self.start_time:
+            raise ValueError(f"end_time ({self.end_time:g}) must be after start_time ({self.start_time:g})")
+        if self.column is None and (self.min is not None or self.max is not None):
+            raise ValueError("min and max need the column they bound")
+        if self.column is not None and self.min is None and self.max is None:
+            raise ValueError(f"give min, max or both for column {self.column!r}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min:g}) is greater than max ({self.max:g})")
+        if self.column is None and self.start_time is None and self.end_time is None and not self.filters:
+            raise ValueError("select rows by a time range, a column's value range or filters")
+        return self
+
+
+@dataclass
+class BubbleUpOutcome:
+    data: dict[str, Any]
+    elapsed_ms: float
+    sql: list[str]
+
+
+def parse_selection(doc: Any) -> Selection:
+    if not isinstance(doc, dict):
+        raise SpecError('selection: give {"start_time", "end_time", "column", "min", "max"} or {"filters": [...]}')
+    try:
+        return Selection.model_validate(doc)
+    except ValidationError as exc:
+        raise SpecError("selection: " + describe(exc)) from None
+
+
+def plan_bubbleup(store: Store, env: str, dataset: str, spec: QuerySpec, selection: Selection,
+                  now: float | None = None) -> BubbleUp:
+    """The query's rows, the selection as a predicate, the columns to compare; SpecError names what is wrong."""
+    window = spec.window(now)
+    datasets, catalogue = catalogue_for(store, env, dataset)
+    q = build_plan(spec, catalogue, env, datasets, window)
+    rows = replace(q, groups=(), aggregates=(), having=(), order=())
+    p = planner_for(spec, catalogue)
+    parts: list[Expr] = []
+    timestamp = catalogue.column("timestamp")
+    if selection.start_time is not None:
+        parts.append(Call("ge", (timestamp, Literal(_naive_us(selection.start_time), TIMESTAMP)), BOOLEAN))
+    if selection.end_time is not None:
+        parts.append(Call("lt", (timestamp, Literal(_naive_us(selection.end_time), TIMESTAMP)), BOOLEAN))
+    if selection.column is not None:
+        value = p.operand(selection.column, None, "selection.column")
+        if value.type not in NUMERIC:
+            raise SpecError(f"selection.column: {selection.column!r} is a {value.type} column; a value range needs a numeric one")
+        if selection.min is not None:
+            parts.append(Call("ge", (value, Literal(float(selection.min), "float")), BOOLEAN))
+        if selection.max is not None:
+            parts.append(Call("le", (value, Literal(float(selection.max), "float")), BOOLEAN))
+    for i, f in enumerate(selection.filters):
+        parts.append(p.filter(f.column, f.op, f.value, f"selection.filters[{i}]"))
+    predicate = parts[0] if len(parts) == 1 else Call("and", tuple(parts), BOOLEAN)
+    own = {c.name for c in columns_of(predicate)}
+    names = [n for n in sorted(catalogue.sources) if n not in own and n != DATASET_PSEUDO_COLUMN]
+    if dataset == ALL_DATASETS:
+        names.append(DATASET_PSEUDO_COLUMN)
+    columns = tuple(c for c in (catalogue.column(n) for n in names) if c.type != TIMESTAMP)
+    return BubbleUp(rows, predicate, columns)
+
+
+def _naive_us(unix_s: float) -> Any:
+    whole = int(math.floor(unix_s))
+    return _naive(whole).replace(microsecond=int(round((unix_s - whole) * 1_000_000)) % 1_000_000)
+
+
+def run_bubbleup(store: Store, env: str, dataset: str, spec: QuerySpec, selection: Selection,
+                 now: float | None = None, dialect: Dialect | None = None) -> BubbleUpOutcome:
+    started = time.perf_counter()
+    b = plan_bubbleup(store, env, dataset, spec, selection, now)
+    dialect = dialect or dialect_for(store.dialect)
+    statements: list[str] = []
+
+    def run(compiled: Any) -> pa.Table:
+        statements.append(compiled.sql)
+        return store.query(compiled.sql, compiled.params)
+
+    profile = _profile(run(dialect.bubbleup_profile(b)), b.columns)
+    n_sel, n_base = profile["n"]
+    facets: list[tuple[int, Facet, str]] = []  # (column index, facet, kind)
+    presence: list[int] = []
+    for i, c in enumerate(b.columns):
+        if not sum(profile[f"s{i}"]):
+            continue  # never set in these rows: nothing to compare
+        distinct, lo, hi = profile[f"d{i}"], profile.get(f"lo{i}"), profile.get(f"hi{i}")
+        if c.type in NUMERIC and distinct > HISTOGRAM_BINS and hi > lo:
+            facets.append((i, Facet(c, float(lo), (float(hi) - float(lo)) / HISTOGRAM_BINS, HISTOGRAM_BINS), "histogram"))
+        elif distinct > MAX_VALUES or (c.type not in NUMERIC and distinct > HISTOGRAM_BINS and 2 * distinct > sum(profile[f"s{i}"])):
+            presence.append(i)  # ids: a value of their own on most rows, which says nothing about either side
+        else:
+            facets.append((i, Facet(c), "values"))
+    out: list[dict[str, Any]] = []
+    if not n_sel or not n_base:  # one side is empty: nothing to compare it with
+        facets, presence = [], []
+    counts = run(dialect.bubbleup_counts(b, [f for _, f, _ in facets])) if facets else None
+    for k, (i, facet, kind) in enumerate(facets):
+        sel, base = _counts(counts, k) if counts is not None else ({}, {})
+        out.append(_compare(b.columns[i], kind, facet, sel, base, profile, i, n_sel, n_base))
+    for i in presence:
+        present_sel, present_base = profile[f"s{i}"]
+        out.append(_compare(b.columns[i], "presence", None, {True: present_sel}, {True: present_base}, profile, i, n_sel, n_base))
+    out.sort(key=lambda c: (-c["score"], c["column"]))
+    data = {"selection_count": n_sel, "baseline_count": n_base, "columns": out}
+    return BubbleUpOutcome(data, (time.perf_counter() - started) * 1000, statements)
+
+
+def _profile(table: pa.Table, columns: tuple[Column, ...]) -> dict[str, Any]:
+    """The profile's two rows (selection, baseline) as one: counts as (selection, baseline) pairs, distinct values
+    as the larger side's estimate (a lower bound of the whole), ranges over both sides."""
+    rows = {bool(r["_sel"]): r for r in table.to_pylist()}
+    sides = [rows.get(True, {}), rows.get(False, {})]
+    out: dict[str, Any] = {"n": tuple(int(r.get("n") or 0) for r in sides)}
+    for i, c in enumerate(columns):
+        out[f"s{i}"] = tuple(int(r.get(f"s{i}") or 0) for r in sides)
+        out[f"d{i}"] = max(int(r.get(f"d{i}") or 0) for r in sides)
+        if c.type in NUMERIC:
+            los = [r[f"lo{i}"] for r in sides if r.get(f"lo{i}") is not None]
+            his = [r[f"hi{i}"] for r in sides if r.get(f"hi{i}") is not None]
+            out[f"lo{i}"], out[f"hi{i}"] = (min(los), max(his)) if los else (None, None)
+    return out
+
+
+def _counts(table: pa.Table, k: int) -> tuple[dict[Any, int], dict[Any, int]]:
+    """Facet ``k``'s non-null keys -> rows, in the selection and in the baseline."""
+    mine = table.filter(pc.and_(pc.equal(table.column(f"g{k}"), 0), pc.is_valid(table.column(f"k{k}"))))
+    sel: dict[Any, int] = {}
+    base: dict[Any, int] = {}
+    for side, key, n in zip(mine.column("_sel").to_pylist(), mine.column(f"k{k}").to_pylist(), mine.column("n").to_pylist()):
+        (sel if side else base)[key] = int(n)
+    return sel, base
+
+
+def _compare(column: Column, kind: str, facet: Facet | None, sel: dict[Any, int], base: dict[Any, int],
+             profile: dict[str, Any], i: int, n_sel: int, n_base: int) -> dict[str, Any]:
+    missing_sel, missing_base = n_sel - profile[f"s{i}"][0], n_base - profile[f"s{i}"][1]
+    score = 0.0
+    if n_sel and n_base:
+        keys = set(sel) | set(base)
+        score = 0.5 * (sum(abs(sel.get(v, 0) / n_sel - base.get(v, 0) / n_base) for v in keys)
+                       + abs(missing_sel / n_sel - missing_base / n_base))
+
+    def share(n: int, total: int) -> float:
+        return n / total if total else 0.0
+
+    if kind == "histogram":
+        assert facet is not None
+        edges = [(facet.lo + j * facet.width, facet.lo + (j + 1) * facet.width) for j in range(facet.bins)]
+        edges[-1] = (edges[-1][0], facet.lo + facet.width * facet.bins)
+        shown: list[Any] = list(range(facet.bins))
+    elif kind == "values":
+        top = sorted(sel, key=lambda v: (-sel[v], str(v)))[:TOP_VALUES] + sorted(base, key=lambda v: (-base[v], str(v)))[:TOP_VALUES]
+        shown = sorted(set(top), key=lambda v: (-sel.get(v, 0), -base.get(v, 0), str(v)))
+    else:
+        shown = [True]
+
+    def side(counts: dict[Any, int], missing: int, total: int) -> list[dict[str, Any]]:
+        entries = []
+        for v in shown:
+            n = counts.get(v, 0)
+            if kind == "histogram":
+                entries.append({"lower": edges[v][0], "upper": edges[v][1], "count": n, "share": share(n, total)})
+            elif kind == "values":
+                entries.append({"value": v, "count": n, "share": share(n, total)})
+            else:
+                entries.append({"present": True, "count": n, "share": share(n, total)})
+        if missing_sel or missing_base:
+            entries.append({"value": None, "count": missing, "share": share(missing, total)})
+        return entries
+
+    doc: dict[str, Any] = {"column": column.name, "type": column.type, "kind": kind, "score": round(score, 6),
+                           "distinct": profile[f"d{i}"],
+                           "selection": side(sel, missing_sel, n_sel), "baseline": side(base, missing_base, n_base)}
+    if kind == "values":
+        doc["other_values"] = {"selection": sum(sel.values()) - sum(sel.get(v, 0) for v in shown),
+                               "baseline": sum(base.values()) - sum(base.get(v, 0) for v in shown)}
+    return doc
+
+
+def parse_request(doc: Any) -> tuple[str, QuerySpec, Selection]:
+    """``{"dataset", "query", "selection"}`` -> its parts; SpecError names the field to fix."""
+    if not isinstance(doc, dict):
+        raise SpecError('give {"dataset": ..., "query": {...}, "selection": {...}}')
+    unknown = set(doc) - {"dataset", "query", "selection"}
+    if unknown:
+        raise SpecError(f"{sorted(unknown)[0]}: unknown field")
+    dataset = doc.get("dataset", ALL_DATASETS)
+    if not isinstance(dataset, str) or not dataset:
+        raise SpecError("dataset: give the dataset (or __all__)")
+    try:
+        spec = parse_spec(doc.get("query", {}))
+    except SpecError as exc:
+        raise SpecError(f"query: {exc}") from None
+    return dataset, spec, parse_selection(doc.get("selection"))
