@@ -211,6 +211,27 @@ def test_a_time_range_of_chart_points_and_ids_compared_by_presence(shop: Shop) -
     assert span_ids["selection"] == [{"present": True, "count": 12, "share": 1.0}]
 
 
+def test_the_cli_prints_the_ranked_columns(shop: Shop) -> None:
+    cmd = [sys.executable, "-m", "apiary", "bubbleup", "--url", shop.server.url, "--key", shop.server.key, "--dataset", DATASET,
+           "--where", "http.route != /api/home", "--select-column", "duration_ms", "--min", "500", "--max", "2000",
+           "--start", str(shop.start), "--end", str(shop.end), "--columns", "3"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    rows = [s for s in shop.spans if s["http.route"] != "/api/home"]
+    slow = sum(1 for s in rows if s["duration_ms"] >= 500)
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"{slow} selected events against {len(rows) - slow} in the rest of the query"
+    headings = [line for line in lines if line[:1].isdigit() and "(" in line]
+    assert headings == ["1.00  app.only_slow  (values, string)", "1.00  app.user_id  (values, string)",
+                        "1.00  http.status_code  (values, integer)"]
+    user = lines[lines.index(headings[1]) + 2]
+    assert user.split() == ["londo", str(slow), "100.0%", "0", "0.0%"]
+    assert "more columns (--columns N shows more)" in done.stdout
+    bad = subprocess.run(cmd[:-2] + ["--min", "3000"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1
+    assert "apiary bubbleup: selection: min (3000) is greater than max (2000) (HTTP 400)" in bad.stderr
+
+
 def test_a_selection_with_no_rows_answers_counts_and_no_columns(shop: Shop) -> None:
     doc = shop.bubbleup({"column": "duration_ms", "min": 5000, "max": 6000})
     assert (doc["selection_count"], doc["baseline_count"], doc["columns"]) == (0, 200, [])
