@@ -10,15 +10,22 @@ buckets on both sides for other numbers; present / missing for columns with
 more distinct values than are worth listing, or a value of their own on most rows (ids). Missing values are counted on
 every column, so an attribute that only the selection has stands out.
 
-The score of a column is the total variation distance between its two
-distributions, ``0.5 * sum(|share in selection - share in baseline|)`` over
-every value (or bucket) and the missing value: 0 when the shares match, 1 when
-no value occurs on both sides. Columns are ranked by it, highest first. The
+The score of a column is the largest difference in share between the two sides
+of any one of its values (or buckets, or the missing value): 0 when the shares
+match, 1 when a value is on every row of one side and on none of the other. It
+stays near 0 for a column of many values that differ by chance -- 400 selected
+spans spread over 1,000 user ids scored 0.66 as a total variation distance,
+about 0.01 this way. Columns are ranked by it, highest first. The
 columns the selection is defined by differ by construction and are left out.
 
-Two statements answer it, whatever the number of columns: a profile (rows per
-side, non-null counts, distinct estimates, numeric ranges) and one scan that
-counts every column's values per side, one grouping set per column.
+Three statements answer it, whatever the number of columns: the rows on each
+side, a profile (non-null counts, distinct estimates, numeric ranges) and one
+scan that counts every column's values per side, one grouping set per column.
+Past ``BASELINE_SAMPLE`` baseline rows the last two read every selected row but
+only the baseline's in ``SAMPLE_SLICES`` short slices of time spread over the
+window, as many rows as ``BASELINE_SAMPLE`` in all; the answer says how many
+baseline rows were compared (``baseline_compared``), and the baseline's counts
+are counts of that sample.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -34,7 +42,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from apiary.query.dialects import Dialect, dialect_for
 from apiary.query.engine import ALL_DATASETS, catalogue_for
-from apiary.query.plan import BOOLEAN, NUMERIC, TIMESTAMP, BubbleUp, Call, Column, Expr, Facet, Literal, columns_of
+from apiary.query.plan import (
+    BOOLEAN, NUMERIC, TIMESTAMP, BubbleUp, Call, Column, Expr, Facet, Literal, columns_of,
+)
 from apiary.query.planner import DATASET_PSEUDO_COLUMN, build_plan, planner_for, _naive
 from apiary.query.spec import MAX_ITEMS, Filter, QuerySpec, SpecError, describe, parse_spec
 from apiary.store.base import Store
@@ -45,6 +55,12 @@ HISTOGRAM_BINS = 20
 MAX_VALUES = 10_000
 #: Values listed per side; both sides list the union of each side's most frequent ones.
 TOP_VALUES = 10
+#: Past this many baseline rows, the baseline is compared through a sample of about this many (the selection never
+#: is): a share measured on 500,000 rows is within 0.15 % of the whole's (two standard errors), and at 10 M spans
+#: the counting scan reads a twentieth of the rows.
+BASELINE_SAMPLE = 500_000
+#: Slices of time the baseline sample is read from: 24 over a day is a few minutes of every hour.
+SAMPLE_SLICES = 24
 
 
 class Selection(BaseModel):
@@ -139,33 +155,53 @@ def run_bubbleup(store: Store, env: str, dataset: str, spec: QuerySpec, selectio
         statements.append(compiled.sql)
         return store.query(compiled.sql, compiled.params)
 
-    profile = _profile(run(dialect.bubbleup_profile(b)), b.columns)
-    n_sel, n_base = profile["n"]
+    n_sel, n_base = _profile(run(dialect.bubbleup_profile(replace(b, columns=()))), ())["n"]
+    if not n_sel or not n_base:  # one side is empty: nothing to compare it with
+        data = {"selection_count": n_sel, "baseline_count": n_base, "baseline_compared": n_base, "columns": []}
+        return BubbleUpOutcome(data, (time.perf_counter() - started) * 1000, statements)
+    profiled = b
+    if n_base > BASELINE_SAMPLE:
+        # The profile only sorts the columns (values, histogram, ids) and sets histogram edges: a tenth of the
+        # sample does (values beyond its range fall in the first or last bucket).
+        b = replace(b, baseline_slices=baseline_slices(b.rows.start, b.rows.end, BASELINE_SAMPLE / n_base))
+        profiled = replace(b, baseline_slices=baseline_slices(b.rows.start, b.rows.end, BASELINE_SAMPLE / n_base / 10))
+    profile = _profile(run(dialect.bubbleup_profile(profiled)), b.columns)
     facets: list[tuple[int, Facet, str]] = []  # (column index, facet, kind)
-    presence: list[int] = []
     for i, c in enumerate(b.columns):
-        if not sum(profile[f"s{i}"]):
+        present = sum(profile[f"s{i}"])
+        if not present:
             continue  # never set in these rows: nothing to compare
         distinct, lo, hi = profile[f"d{i}"], profile.get(f"lo{i}"), profile.get(f"hi{i}")
         if c.type in NUMERIC and distinct > HISTOGRAM_BINS and hi > lo:
             facets.append((i, Facet(c, float(lo), (float(hi) - float(lo)) / HISTOGRAM_BINS, HISTOGRAM_BINS), "histogram"))
-        elif distinct > MAX_VALUES or (c.type not in NUMERIC and distinct > HISTOGRAM_BINS and 2 * distinct > sum(profile[f"s{i}"])):
-            presence.append(i)  # ids: a value of their own on most rows, which says nothing about either side
+        elif distinct > MAX_VALUES or (c.type not in NUMERIC and distinct > HISTOGRAM_BINS and 2 * distinct > present):
+            # ids: a value of their own on most rows, which says nothing about either side
+            facets.append((i, Facet(c, presence=True), "presence"))
         else:
             facets.append((i, Facet(c), "values"))
     out: list[dict[str, Any]] = []
-    if not n_sel or not n_base:  # one side is empty: nothing to compare it with
-        facets, presence = [], []
-    counts = run(dialect.bubbleup_counts(b, [f for _, f, _ in facets])) if facets else None
-    for k, (i, facet, kind) in enumerate(facets):
-        sel, base = _counts(counts, k) if counts is not None else ({}, {})
-        out.append(_compare(b.columns[i], kind, facet, sel, base, profile, i, n_sel, n_base))
-    for i in presence:
-        present_sel, present_base = profile[f"s{i}"]
-        out.append(_compare(b.columns[i], "presence", None, {True: present_sel}, {True: present_base}, profile, i, n_sel, n_base))
+    n_compared = profile["n"][1]
+    if facets:
+        counts = run(dialect.bubbleup_counts(b, [f for _, f, _ in facets]))
+        n_compared = _compared(counts)
+        for k, (i, facet, kind) in enumerate(facets):
+            sel, base = _counts(counts, k)
+            out.append(_compare(b.columns[i], kind, facet, sel, base, profile[f"d{i}"], n_sel, n_compared))
     out.sort(key=lambda c: (-c["score"], c["column"]))
-    data = {"selection_count": n_sel, "baseline_count": n_base, "columns": out}
+    data = {"selection_count": n_sel, "baseline_count": n_base, "baseline_compared": n_compared, "columns": out}
     return BubbleUpOutcome(data, (time.perf_counter() - started) * 1000, statements)
+
+
+def baseline_slices(start: datetime, end: datetime, fraction: float) -> tuple[tuple[datetime, datetime], ...]:
+    """``SAMPLE_SLICES`` slices of time spread evenly over the window, ``fraction`` of it in all.
+
+    A sample by time range is read from the row groups of those times only (the store keeps spans in time order):
+    a row-by-row sample reads every row group, and the scan was most of the cost -- 5.0 of 7.3 s for the profile
+    of 10 M spans on a busy machine, for a hash-of-the-start-time sample of 10 %.
+    """
+    step = (end - start) / SAMPLE_SLICES
+    width = max(step * fraction, timedelta(microseconds=1))
+    return tuple((start + step * j, start + step * j + width) for j in range(SAMPLE_SLICES))
 
 
 def _profile(table: pa.Table, columns: tuple[Column, ...]) -> dict[str, Any]:
@@ -184,9 +220,15 @@ def _profile(table: pa.Table, columns: tuple[Column, ...]) -> dict[str, Any]:
     return out
 
 
+def _compared(table: pa.Table) -> int:
+    """Baseline rows counted: the rows of the first facet's grouping set on the baseline side."""
+    mine = table.filter(pc.and_(pc.equal(table.column("g0"), 0), pc.invert(table.column("_sel").cast(pa.bool_()))))
+    return int(pc.sum(mine.column("n")).as_py() or 0)
+
+
 def _counts(table: pa.Table, k: int) -> tuple[dict[Any, int], dict[Any, int]]:
-    """Facet ``k``'s non-null keys -> rows, in the selection and in the baseline."""
-    mine = table.filter(pc.and_(pc.equal(table.column(f"g{k}"), 0), pc.is_valid(table.column(f"k{k}"))))
+    """Facet ``k``'s keys (None: missing) -> rows, in the selection and in the baseline."""
+    mine = table.filter(pc.equal(table.column(f"g{k}"), 0))
     sel: dict[Any, int] = {}
     base: dict[Any, int] = {}
     for side, key, n in zip(mine.column("_sel").to_pylist(), mine.column(f"k{k}").to_pylist(), mine.column("n").to_pylist()):
@@ -194,20 +236,15 @@ def _counts(table: pa.Table, k: int) -> tuple[dict[Any, int], dict[Any, int]]:
     return sel, base
 
 
-def _compare(column: Column, kind: str, facet: Facet | None, sel: dict[Any, int], base: dict[Any, int],
-             profile: dict[str, Any], i: int, n_sel: int, n_base: int) -> dict[str, Any]:
-    missing_sel, missing_base = n_sel - profile[f"s{i}"][0], n_base - profile[f"s{i}"][1]
-    score = 0.0
-    if n_sel and n_base:
-        keys = set(sel) | set(base)
-        score = 0.5 * (sum(abs(sel.get(v, 0) / n_sel - base.get(v, 0) / n_base) for v in keys)
-                       + abs(missing_sel / n_sel - missing_base / n_base))
+def _compare(column: Column, kind: str, facet: Facet, sel: dict[Any, int], base: dict[Any, int], distinct: int,
+             n_sel: int, n_base: int) -> dict[str, Any]:
+    score = max(abs(sel.get(v, 0) / n_sel - base.get(v, 0) / n_base) for v in set(sel) | set(base))
+    missing_sel, missing_base = sel.pop(None, 0), base.pop(None, 0)
 
     def share(n: int, total: int) -> float:
         return n / total if total else 0.0
 
     if kind == "histogram":
-        assert facet is not None
         edges = [(facet.lo + j * facet.width, facet.lo + (j + 1) * facet.width) for j in range(facet.bins)]
         edges[-1] = (edges[-1][0], facet.lo + facet.width * facet.bins)
         shown: list[Any] = list(range(facet.bins))
@@ -232,7 +269,7 @@ def _compare(column: Column, kind: str, facet: Facet | None, sel: dict[Any, int]
         return entries
 
     doc: dict[str, Any] = {"column": column.name, "type": column.type, "kind": kind, "score": round(score, 6),
-                           "distinct": profile[f"d{i}"],
+                           "distinct": distinct,
                            "selection": side(sel, missing_sel, n_sel), "baseline": side(base, missing_base, n_base)}
     if kind == "values":
         doc["other_values"] = {"selection": sum(sel.values()) - sum(sel.get(v, 0) for v in shown),

@@ -154,12 +154,14 @@ def filter_reads_overflow(q: SpanQuery) -> bool:
 
 @dataclass(frozen=True)
 class Facet:
-    """One column BubbleUp compares: by its values, or (``bins`` > 0) by a histogram of ``bins`` equal buckets from ``lo``."""
+    """One column BubbleUp compares: by its values, by a histogram of ``bins`` equal buckets from ``lo`` (``bins`` > 0),
+    or (``presence``) by whether it has a value at all."""
 
     column: Column
     lo: float = 0.0
     width: float = 1.0
     bins: int = 0
+    presence: bool = False
 
 
 @dataclass(frozen=True)
@@ -170,3 +172,6 @@ class BubbleUp:
     rows: SpanQuery
     selection: Expr
     columns: tuple[Column, ...]
+    #: When given, the baseline is read only in these (start, end) slices of the window, as a sample read by time
+    #: range (which skips whole row groups); selected rows are always all read.
+    baseline_slices: tuple[tuple[datetime, datetime], ...] = ()

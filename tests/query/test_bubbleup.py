@@ -101,7 +101,7 @@ def shop(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
 
 
 def expected(rows: list[dict[str, Any]], in_selection: Callable[[dict[str, Any]], bool], column: str) -> dict[str, Any]:
-    """Counts per value (or histogram bucket) and missing, per side, and the total variation distance between them."""
+    """Counts per value (or histogram bucket) and missing, per side, and the largest difference in share between them."""
     sel = [s for s in rows if in_selection(s)]
     base = [s for s in rows if not in_selection(s)]
     present = [s[column] for s in rows if s.get(column) is not None]
@@ -117,7 +117,7 @@ def expected(rows: list[dict[str, Any]], in_selection: Callable[[dict[str, Any]]
             return v
     counts = [Counter(key(s[column]) if s.get(column) is not None else None for s in side) for side in (sel, base)]
     keys = set(counts[0]) | set(counts[1])
-    score = 0.5 * sum(abs(counts[0][k] / len(sel) - counts[1][k] / len(base)) for k in keys)
+    score = max(abs(counts[0][k] / len(sel) - counts[1][k] / len(base)) for k in keys)
     return {"selection": counts[0], "baseline": counts[1], "n": (len(sel), len(base)), "score": score,
             "histogram": numeric and len(set(present)) > BINS}
 

@@ -43,8 +43,8 @@ class Dialect(Protocol):
         ``s{i}`` (non-null values), ``d{i}`` (distinct values, estimated), and for numbers ``lo{i}``, ``hi{i}``."""
 
     def bubbleup_counts(self, b: BubbleUp, facets: Sequence[Facet]) -> Compiled:
-        """One scan, one grouping set per facet ``i``: ``_sel``, ``k{i}`` (a value, or a histogram bucket
-        0..bins-1), ``g{i}`` (0 on the rows of facet ``i``'s set, as SQL's GROUPING), ``n``."""
+        """One scan, one grouping set per facet ``i``: ``_sel``, ``k{i}`` (a value, a histogram bucket 0..bins-1, or
+        true for any value; NULL for none), ``g{i}`` (0 on the rows of facet ``i``'s set, as SQL's GROUPING), ``n``."""
 
 
 def dialect_for(name: str) -> Dialect:

@@ -9,6 +9,7 @@ constants (percentile fractions, bucket counts), never a user's value.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any, Sequence
 
@@ -233,7 +234,7 @@ class DuckDBDialect:
 
     def bubbleup_profile(self, b: BubbleUp) -> Compiled:
         r = _Render()
-        base = r.base(b.rows, args=False, extra=_bubbleup_keys(r, b, [Facet(c) for c in b.columns]))
+        base = _bubbleup_rows(r, b, [Facet(c) for c in b.columns])
         cols = ["_sel", "count(*) AS n"]
         for i, c in enumerate(b.columns):
             cols += [f"count(k{i}) AS s{i}", f"approx_count_distinct(k{i}) AS d{i}"]
@@ -243,23 +244,34 @@ class DuckDBDialect:
 
     def bubbleup_counts(self, b: BubbleUp, facets: Sequence[Facet]) -> Compiled:
         r = _Render()
-        base = r.base(b.rows, args=False, extra=_bubbleup_keys(r, b, facets))
+        base = _bubbleup_rows(r, b, facets)
         keys = [f"k{i}" for i in range(len(facets))]
         cols = ["_sel", *keys, *(f"GROUPING({k}) AS g{i}" for i, k in enumerate(keys)), "count(*) AS n"]
         sets = ", ".join(f"(_sel, {k})" for k in keys)
         return Compiled(f"SELECT {', '.join(cols)} FROM ({base}) GROUP BY GROUPING SETS ({sets})", r.params)
 
 
-def _bubbleup_keys(r: _Render, b: BubbleUp, facets: Sequence[Facet]) -> list[tuple[str, str]]:
-    """``_sel`` (NULL counts as outside the selection) and each facet's key: its value or its histogram bucket."""
-    keys = [("_sel", f"coalesce({r.expr(b.selection)}, false)")]
+def _bubbleup_rows(r: _Render, b: BubbleUp, facets: Sequence[Facet]) -> str:
+    """The rows compared: ``_sel`` (NULL counts as outside the selection) and each facet's key (its value or its
+    histogram bucket); with ``b.baseline_slices``, every selected row and the baseline's in those slices of time."""
+    keys = []
     for i, f in enumerate(facets):
         value = r.expr(f.column)
         if f.bins:
-            value = (f"least(CAST(floor(({value} - {r.param(float(f.lo))}) / {r.param(float(f.width))}) AS BIGINT), "
-                     f"{int(f.bins) - 1})")
+            value = (f"greatest(least(CAST(floor(({value} - {r.param(float(f.lo))}) / {r.param(float(f.width))}) AS BIGINT), "
+                     f"{int(f.bins) - 1}), 0)")
+        elif f.presence:
+            value = f"(CASE WHEN {value} IS NOT NULL THEN true END)"
         keys.append((f"k{i}", value))
-    return keys
+    if not b.baseline_slices:
+        return r.base(b.rows, args=False, extra=[("_sel", f"coalesce({r.expr(b.selection)}, false)"), *keys])
+    unselected = Call("not", (Call("coalesce", (b.selection, Literal(False, BOOLEAN)), BOOLEAN),), BOOLEAN)
+    chosen, rest = ((part if b.rows.where is None else Call("and", (b.rows.where, part), BOOLEAN))
+                    for part in (b.selection, unselected))
+    parts = [r.base(replace(b.rows, where=chosen), args=False, extra=[("_sel", "true"), *keys])]
+    parts += [r.base(replace(b.rows, start=start, end=end, where=rest), args=False, extra=[("_sel", "false"), *keys])
+              for start, end in b.baseline_slices]
+    return " UNION ALL ".join(parts)
 
 
 def _examples(q: SpanQuery) -> str:
