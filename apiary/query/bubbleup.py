@@ -160,7 +160,8 @@ def run_bubbleup(store: Store, env: str, dataset: str, spec: QuerySpec, selectio
         statements.append(compiled.sql)
         return store.query(compiled.sql, compiled.params)
 
-    n_sel, n_base = _profile(run(dialect.bubbleup_profile(replace(b, columns=()))), ())["n"]
+    sides = _profile(run(dialect.bubbleup_profile(replace(b, columns=()))), ())
+    n_sel, n_base = sides["n"]
     if not n_sel or not n_base:  # one side is empty: nothing to compare it with
         data = {"selection_count": n_sel, "baseline_count": n_base, "baseline_compared": n_base, "columns": []}
         return BubbleUpOutcome(data, (time.perf_counter() - started) * 1000, statements)
@@ -168,8 +169,12 @@ def run_bubbleup(store: Store, env: str, dataset: str, spec: QuerySpec, selectio
     if n_base > BASELINE_SAMPLE:
         # The profile only sorts the columns (values, histogram, ids) and sets histogram edges: a tenth of the
         # sample does (values beyond its range fall in the first or last bucket).
-        b = replace(b, baseline_slices=baseline_slices(b.rows.start, b.rows.end, BASELINE_SAMPLE / n_base))
-        profiled = replace(b, baseline_slices=baseline_slices(b.rows.start, b.rows.end, BASELINE_SAMPLE / n_base / 10))
+        # Slices over the baseline's own first to last span, not the whole window: a week's query over a day of
+        # spans would otherwise read most of its slices from empty days.
+        first, last = sides["t"]
+        last += timedelta(microseconds=1)
+        b = replace(b, baseline_slices=baseline_slices(first, last, BASELINE_SAMPLE / n_base))
+        profiled = replace(b, baseline_slices=baseline_slices(first, last, BASELINE_SAMPLE / n_base / 10))
     profile = _profile(run(dialect.bubbleup_profile(profiled)), b.columns)
     facets: list[tuple[int, Facet, str]] = []  # (column index, facet, kind)
     for i, c in enumerate(b.columns):
@@ -224,6 +229,7 @@ def _profile(table: pa.Table, columns: tuple[Column, ...]) -> dict[str, Any]:
     rows = {bool(r["_sel"]): r for r in table.to_pylist()}
     sides = [rows.get(True, {}), rows.get(False, {})]
     out: dict[str, Any] = {"n": tuple(int(r.get("n") or 0) for r in sides)}
+    out["t"] = (_naive_utc(sides[1].get("t0")), _naive_utc(sides[1].get("t1")))  # the baseline's
     for i, c in enumerate(columns):
         out[f"s{i}"] = tuple(int(r.get(f"s{i}") or 0) for r in sides)
         out[f"d{i}"] = max(int(r.get(f"d{i}") or 0) for r in sides)
@@ -232,6 +238,13 @@ def _profile(table: pa.Table, columns: tuple[Column, ...]) -> dict[str, Any]:
             his = [r[f"hi{i}"] for r in sides if r.get(f"hi{i}") is not None]
             out[f"lo{i}"], out[f"hi{i}"] = (min(los), max(his)) if los else (None, None)
     return out
+
+
+def _naive_utc(value: Any) -> Any:
+    """A store's timestamp as the plan's naive UTC (DuckDB hands back naive UTC, ClickHouse an aware one)."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value
 
 
 def _compared(table: pa.Table) -> int:

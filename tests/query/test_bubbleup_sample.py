@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -22,7 +22,7 @@ from apiary.query.spec import parse_spec
 from tests.clickhouse.conftest import clickhouse_url, drop_database
 
 PLANS = ["free", "team", "enterprise"]
-START = 1_780_000_000  # a fixed window: 2 h from here
+START = 1_780_000_000  # spans over 2 h from here, queried over 6 h
 
 
 def _spans() -> list[dict[str, Any]]:
@@ -66,14 +66,18 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
             drop_database(clickhouse_url(tmp_path))
 
 
+def _naive(ts_us: int) -> datetime:
+    return datetime(1970, 1, 1) + timedelta(microseconds=ts_us)
+
+
 def _in(slices: tuple[tuple[datetime, datetime], ...], ts_us: int) -> bool:
-    at = datetime.fromtimestamp(ts_us / 1e6, timezone.utc).replace(tzinfo=None)
-    return any(a <= at < z for a, z in slices)
+    return any(a <= _naive(ts_us) < z for a, z in slices)
 
 
 def test_past_the_threshold_the_baseline_is_the_spans_of_the_sample_slices(store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bubbleup, "BASELINE_SAMPLE", 600)
-    spec = parse_spec({"calculations": [{"op": "HEATMAP", "column": "duration_ms"}], "start_time": START, "end_time": START + 7200})
+    spec = parse_spec({"calculations": [{"op": "HEATMAP", "column": "duration_ms"}], "start_time": START - 3600,
+                       "end_time": START + 5 * 3600})
     selection = bubbleup.parse_selection({"column": "duration_ms", "min": 500, "max": 2000})
     outcome = bubbleup.run_bubbleup(store, "dev", "shop", spec, selection)
     doc = outcome.data
@@ -82,8 +86,9 @@ def test_past_the_threshold_the_baseline_is_the_spans_of_the_sample_slices(store
     chosen = [s for s in spans if 500 <= s["duration_ms"] <= 2000]
     rest = [s for s in spans if not 500 <= s["duration_ms"] <= 2000]
     assert (doc["selection_count"], doc["baseline_count"]) == (len(chosen), len(rest)) == (60, 2940)
-    rows = bubbleup.plan_bubbleup(store, "dev", "shop", spec, selection).rows
-    slices = bubbleup.baseline_slices(rows.start, rows.end, 600 / len(rest))
+    # The slices cover the baseline's first to last span, not the query's empty hours around them.
+    first, last = _naive(rest[0]["ts_us"]), _naive(rest[-1]["ts_us"] + 1)
+    slices = bubbleup.baseline_slices(first, last, 600 / len(rest))
     sampled = [s for s in rest if _in(slices, s["ts_us"])]
     assert doc["baseline_compared"] == len(sampled) and 500 < len(sampled) < 700
     assert len(outcome.sql) == 3
@@ -96,7 +101,7 @@ def test_past_the_threshold_the_baseline_is_the_spans_of_the_sample_slices(store
     flag = by_name["app.flag"]
     assert {e["value"]: e["count"] for e in flag["baseline"]} == dict(Counter(s["app.flag"] for s in sampled))
     # Histogram edges come from the profile's tenth of the sample (and every selected span); the counts from the sample.
-    profiled = chosen + [s for s in rest if _in(bubbleup.baseline_slices(rows.start, rows.end, 60 / len(rest)), s["ts_us"])]
+    profiled = chosen + [s for s in rest if _in(bubbleup.baseline_slices(first, last, 60 / len(rest)), s["ts_us"])]
     lo, hi = min(s["app.n"] for s in profiled), max(s["app.n"] for s in profiled)
     width = (hi - lo) / bubbleup.HISTOGRAM_BINS
     n = by_name["app.n"]

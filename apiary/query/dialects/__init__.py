@@ -39,7 +39,8 @@ class Dialect(Protocol):
         """``_bucket``, ``g0..gN``, ``v``: most spans in progress at once in each time bucket."""
 
     def bubbleup_profile(self, b: BubbleUp) -> Compiled:
-        """A row per side of the selection: ``_sel``, ``n`` (its rows) and per column ``i`` of ``b.columns``:
+        """A row per side of the selection: ``_sel``, ``n`` (its rows), ``t0``, ``t1`` (its first and last start time)
+        and per column ``i`` of ``b.columns``:
         ``s{i}`` (non-null values), ``d{i}`` (distinct values, estimated), and for numbers ``lo{i}``, ``hi{i}``."""
 
     def bubbleup_counts(self, b: BubbleUp, facets: Sequence[Facet]) -> Compiled:

@@ -235,7 +235,7 @@ class DuckDBDialect:
     def bubbleup_profile(self, b: BubbleUp) -> Compiled:
         r = _Render()
         base = _bubbleup_rows(r, b, [Facet(c) for c in b.columns])
-        cols = ["_sel", "count(*) AS n"]
+        cols = ["_sel", "count(*) AS n", "min(_ts) AS t0", "max(_ts) AS t1"]
         for i, c in enumerate(b.columns):
             cols += [f"count(k{i}) AS s{i}", f"approx_count_distinct(k{i}) AS d{i}"]
             if c.type in NUMERIC:
@@ -254,7 +254,7 @@ class DuckDBDialect:
 def _bubbleup_rows(r: _Render, b: BubbleUp, facets: Sequence[Facet]) -> str:
     """The rows compared: ``_sel`` (NULL counts as outside the selection) and each facet's key (its value or its
     histogram bucket); with ``b.baseline_slices``, every selected row and the baseline's in those slices of time."""
-    keys = []
+    keys = [("_ts", r.expr(b.rows.timestamp))]
     for i, f in enumerate(facets):
         value = r.expr(f.column)
         if f.bins:
