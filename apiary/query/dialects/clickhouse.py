@@ -269,7 +269,6 @@ class ClickHouseDialect:
                f"FROM run WHERE t >= {start_us} AND t < {r.param(_epoch_us(q.end))} GROUP BY _bucket{''.join(', ' + x for x in g)}")
         return Compiled(sql, r.params)
 
-
     def bubbleup_profile(self, b: BubbleUp) -> Compiled:
         r = _Render()
         base = _bubbleup_rows(r, b, [Facet(c) for c in b.columns])

@@ -231,7 +231,6 @@ class DuckDBDialect:
                f"FROM run WHERE t >= {r.param(start_us)} AND t < {r.param(_epoch_us(q.end))} GROUP BY ALL")
         return Compiled(sql, r.params)
 
-
     def bubbleup_profile(self, b: BubbleUp) -> Compiled:
         r = _Render()
         base = _bubbleup_rows(r, b, [Facet(c) for c in b.columns])
