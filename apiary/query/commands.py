@@ -222,3 +222,7 @@ def add_parsers(sub: Any) -> None:
     rm.add_argument("name")
     _connection(rm)
     rm.set_defaults(func=cmd_delete)
+
+    from apiary.query import bubbleup_text
+
+    bubbleup_text.add_parser(sub, _connection)

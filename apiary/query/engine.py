@@ -57,14 +57,17 @@ class QueryOutcome:
 
 def plan_query(store: Store, env: str, dataset: str, spec: QuerySpec, now: float | None = None) -> tuple[SpanQuery, TimeWindow]:
     window = spec.window(now)
-    if dataset == ALL_DATASETS:
-        datasets, where = None, f"environment {env!r}"
-    else:
-        if dataset not in {d.name for d in store.datasets(env)}:
-            raise DatasetNotFound(f"dataset {dataset!r} not found in environment {env!r}")
-        datasets, where = (dataset,), f"dataset {dataset!r}"
-    catalogue = Catalogue(store.columns(env, None if datasets is None else dataset), where)
+    datasets, catalogue = catalogue_for(store, env, dataset)
     return build_plan(spec, catalogue, env, datasets, window), window
+
+
+def catalogue_for(store: Store, env: str, dataset: str) -> tuple[tuple[str, ...] | None, Catalogue]:
+    """The datasets a query reads (None: all of the environment) and their columns; DatasetNotFound if unknown."""
+    if dataset == ALL_DATASETS:
+        return None, Catalogue(store.columns(env, None), f"environment {env!r}")
+    if dataset not in {d.name for d in store.datasets(env)}:
+        raise DatasetNotFound(f"dataset {dataset!r} not found in environment {env!r}")
+    return (dataset,), Catalogue(store.columns(env, dataset), f"dataset {dataset!r}")
 
 
 def run_query(store: Store, env: str, dataset: str, spec: QuerySpec, now: float | None = None,

@@ -3,7 +3,7 @@
 ``POST /1/queries/{dataset}`` stores a spec and returns its id;
 ``POST /1/query_results/{dataset}`` runs it (synchronously: the answer is
 ``complete`` at once) and ``GET /1/query_results/{dataset}/{id}`` fetches it
-again. ``/api/queries/history`` and ``/api/queries/saved`` are Apiary's own.
+again. ``/api/queries/history``, ``/api/queries/saved`` and ``/api/bubbleup`` are Apiary's own.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from apiary.input_limits import InputError, load_json
 from apiary.query import result_json
+from apiary.query.bubbleup import parse_request, run_bubbleup
 from apiary.query.engine import DatasetNotFound, plan_query, run_query
 from apiary.query.history import QueryBook
 from apiary.query.spec import SpecError, parse_spec
@@ -213,6 +214,20 @@ async def run_saved(request: Request, key: ApiKey) -> Response:
     return ResultResponse(doc, 201)
 
 
+@needs(Permission.READ)
+async def bubbleup(request: Request, key: ApiKey) -> Response:
+    """``POST /api/bubbleup``: how a selection of a query's rows differs from the rest, column by column."""
+    ctx: Apiary = request.app.state.apiary
+    try:
+        dataset, spec, selection = parse_request(await _json(request))
+        outcome = await asyncio.to_thread(run_bubbleup, ctx.store, key.environment, dataset, spec, selection)
+    except SpecError as exc:
+        return error(400, str(exc))
+    except DatasetNotFound as exc:
+        return error(404, str(exc))
+    return JSONResponse({**outcome.data, "elapsed_ms": round(outcome.elapsed_ms, 3)})
+
+
 routes = [
     Route("/1/queries/{dataset}", guarded(create_query), methods=["POST"]),
     Route("/1/queries/{dataset}/{query_id}", guarded(get_query), methods=["GET"]),
@@ -224,4 +239,5 @@ routes = [
     Route("/api/queries/saved/{name}", guarded(get_saved), methods=["GET"]),
     Route("/api/queries/saved/{name}", guarded(delete_saved), methods=["DELETE"]),
     Route("/api/queries/saved/{name}/run", guarded(run_saved), methods=["POST"]),
+    Route("/api/bubbleup", guarded(bubbleup), methods=["POST"]),
 ]

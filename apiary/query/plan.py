@@ -172,3 +172,28 @@ def filter_reads_overflow(q: SpanQuery) -> bool:
     computes totals and series in one pass over the matching rows rather than two scans.
     """
     return any(s.json_key is not None for c in columns_of(q.where) for s in c.sources)
+
+
+@dataclass(frozen=True)
+class Facet:
+    """One column BubbleUp compares: by its values, by a histogram of ``bins`` equal buckets from ``lo`` (``bins`` > 0),
+    or (``presence``) by whether it has a value at all."""
+
+    column: Column
+    lo: float = 0.0
+    width: float = 1.0
+    bins: int = 0
+    presence: bool = False
+
+
+@dataclass(frozen=True)
+class BubbleUp:
+    """The rows of ``rows`` (a query's datasets, window and WHERE), split by ``selection`` into the selection
+    (true) and the baseline (false or unknown), and the columns to compare between the two."""
+
+    rows: SpanQuery
+    selection: Expr
+    columns: tuple[Column, ...]
+    #: When given, the baseline is read only in these (start, end) slices of the window, as a sample read by time
+    #: range (which skips whole row groups); selected rows are always all read.
+    baseline_slices: tuple[tuple[datetime, datetime], ...] = ()

@@ -106,6 +106,11 @@ def build_plan(spec: QuerySpec, catalogue: Catalogue, env: str, datasets: tuple[
         limit=spec.limit or DEFAULT_LIMIT)
 
 
+def planner_for(spec: QuerySpec, catalogue: Catalogue) -> "_Planner":
+    """Column and filter resolution on their own (with the spec's calculated fields), for plans built around a query."""
+    return _Planner(spec, catalogue)
+
+
 def _naive(ts: int) -> datetime:
     return datetime.fromtimestamp(ts, timezone.utc).replace(tzinfo=None)
 

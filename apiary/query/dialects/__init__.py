@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple, Protocol, Sequence
 
-from apiary.query.plan import SpanQuery
+from apiary.query.plan import BubbleUp, Facet, SpanQuery
 
 
 class Compiled(NamedTuple):
@@ -41,6 +41,15 @@ class Dialect(Protocol):
 
     def concurrency(self, q: SpanQuery, groups: Sequence[tuple[Any, ...]] | None) -> Compiled:
         """``_bucket``, ``g0..gN``, ``v``: most spans in progress at once in each time bucket."""
+
+    def bubbleup_profile(self, b: BubbleUp) -> Compiled:
+        """A row per side of the selection: ``_sel``, ``n`` (its rows), ``t0``, ``t1`` (its first and last start time)
+        and per column ``i`` of ``b.columns``:
+        ``s{i}`` (non-null values), ``d{i}`` (distinct values, estimated), and for numbers ``lo{i}``, ``hi{i}``."""
+
+    def bubbleup_counts(self, b: BubbleUp, facets: Sequence[Facet]) -> Compiled:
+        """One scan, one grouping set per facet ``i``: ``_sel``, ``k{i}`` (a value, a histogram bucket 0..bins-1, or
+        true for any value; NULL for none), ``g{i}`` (0 on the rows of facet ``i``'s set, as SQL's GROUPING), ``n``."""
 
 
 def dialect_for(name: str) -> Dialect:

@@ -24,13 +24,15 @@ Where the engines differ, this side bends to DuckDB's answers:
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 
 from apiary.model.span import CORE_NAMES
 from apiary.query.dialects import Compiled
 from apiary.query.plan import (
-    BOOLEAN, FLOAT, INTEGER, STRING, TIMESTAMP, Aggregate, Call, Column, Expr, InList, Literal, SEPARATE_KINDS, SeriesColumns,
+    BOOLEAN, FLOAT, INTEGER, NUMERIC, STRING, TIMESTAMP, Aggregate, BubbleUp, Call, Column, Expr, Facet, InList, Literal,
+    SEPARATE_KINDS, SeriesColumns,
     Source, SpanQuery,
 )
 
@@ -332,6 +334,48 @@ class ClickHouseDialect:
                f"SELECT intDiv(t - {start_us}, {r.param(q.granularity_s * 1_000_000)}) AS _bucket, {gsel}max(c) AS v "
                f"FROM run WHERE t >= {start_us} AND t < {r.param(_epoch_us(q.end))} GROUP BY _bucket{''.join(', ' + x for x in g)}")
         return Compiled(sql, r.params)
+
+    def bubbleup_profile(self, b: BubbleUp) -> Compiled:
+        r = _Render()
+        base = _bubbleup_rows(r, b, [Facet(c) for c in b.columns])
+        cols = ["_sel", "count() AS n", "min(_ts) AS t0", "max(_ts) AS t1"]
+        for i, c in enumerate(b.columns):
+            cols += [f"count(k{i}) AS s{i}", f"uniq(k{i}) AS d{i}"]
+            if c.type in NUMERIC:
+                cols += [f"min(k{i}) AS lo{i}", f"max(k{i}) AS hi{i}"]
+        return Compiled(f"SELECT {', '.join(cols)} FROM ({base}) GROUP BY _sel", r.params)
+
+    def bubbleup_counts(self, b: BubbleUp, facets: Sequence[Facet]) -> Compiled:
+        r = _Render()
+        base = _bubbleup_rows(r, b, facets)
+        keys = [f"k{i}" for i in range(len(facets))]
+        cols = ["_sel", *keys, *(f"grouping({k}) AS g{i}" for i, k in enumerate(keys)), "count() AS n"]
+        sets = ", ".join(f"(_sel, {k})" for k in keys)
+        return Compiled(f"SELECT {', '.join(cols)} FROM ({base}) GROUP BY GROUPING SETS ({sets}) "
+                        "SETTINGS group_by_use_nulls = 1", r.params)
+
+
+def _bubbleup_rows(r: _Render, b: BubbleUp, facets: Sequence[Facet]) -> str:
+    """The rows compared: ``_sel`` (NULL counts as outside the selection) and each facet's key (its value or its
+    histogram bucket); with ``b.baseline_slices``, every selected row and the baseline's in those slices of time."""
+    keys = [("_ts", r.expr(b.rows.timestamp))]
+    for i, f in enumerate(facets):
+        value = r.expr(f.column)
+        if f.bins:
+            value = (f"greatest(least(toInt64(floor(({value} - {r.param(float(f.lo), 'Float64')}) / "
+                     f"{r.param(float(f.width), 'Float64')})), {int(f.bins) - 1}), 0)")
+        elif f.presence:
+            value = f"(CASE WHEN {value} IS NOT NULL THEN true END)"
+        keys.append((f"k{i}", value))
+    if not b.baseline_slices:
+        return r.base(b.rows, args=False, extra=[("_sel", f"coalesce({r.expr(b.selection)}, false)"), *keys])
+    unselected = Call("not", (Call("coalesce", (b.selection, Literal(False, BOOLEAN)), BOOLEAN),), BOOLEAN)
+    chosen, rest = ((part if b.rows.where is None else Call("and", (b.rows.where, part), BOOLEAN))
+                    for part in (b.selection, unselected))
+    parts = [r.base(replace(b.rows, where=chosen), args=False, extra=[("_sel", "true"), *keys])]
+    parts += [r.base(replace(b.rows, start=start, end=end, where=rest), args=False, extra=[("_sel", "false"), *keys])
+              for start, end in b.baseline_slices]
+    return " UNION ALL ".join(parts)
 
 
 def _examples(q: SpanQuery) -> str:

@@ -9,13 +9,15 @@ constants (percentile fractions, bucket counts), never a user's value.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 
 from apiary.model.span import CORE_NAMES
 from apiary.query.dialects import Compiled
 from apiary.query.plan import (
-    BOOLEAN, FLOAT, INTEGER, STRING, TIMESTAMP, Aggregate, Call, Column, Expr, InList, Literal, SEPARATE_KINDS, SeriesColumns,
+    BOOLEAN, FLOAT, INTEGER, NUMERIC, STRING, TIMESTAMP, Aggregate, BubbleUp, Call, Column, Expr, Facet, InList, Literal,
+    SEPARATE_KINDS, SeriesColumns,
     Source, SpanQuery,
 )
 
@@ -297,6 +299,47 @@ class DuckDBDialect:
                f"SELECT (t - {r.param(start_us)}) // {r.param(q.granularity_s * 1_000_000)} AS _bucket, {gsel}max(c) AS v "
                f"FROM run WHERE t >= {r.param(start_us)} AND t < {r.param(_epoch_us(q.end))} GROUP BY ALL")
         return Compiled(sql, r.params)
+
+    def bubbleup_profile(self, b: BubbleUp) -> Compiled:
+        r = _Render()
+        base = _bubbleup_rows(r, b, [Facet(c) for c in b.columns])
+        cols = ["_sel", "count(*) AS n", "min(_ts) AS t0", "max(_ts) AS t1"]
+        for i, c in enumerate(b.columns):
+            cols += [f"count(k{i}) AS s{i}", f"approx_count_distinct(k{i}) AS d{i}"]
+            if c.type in NUMERIC:
+                cols += [f"min(k{i}) AS lo{i}", f"max(k{i}) AS hi{i}"]
+        return Compiled(f"SELECT {', '.join(cols)} FROM ({base}) GROUP BY _sel", r.params)
+
+    def bubbleup_counts(self, b: BubbleUp, facets: Sequence[Facet]) -> Compiled:
+        r = _Render()
+        base = _bubbleup_rows(r, b, facets)
+        keys = [f"k{i}" for i in range(len(facets))]
+        cols = ["_sel", *keys, *(f"GROUPING({k}) AS g{i}" for i, k in enumerate(keys)), "count(*) AS n"]
+        sets = ", ".join(f"(_sel, {k})" for k in keys)
+        return Compiled(f"SELECT {', '.join(cols)} FROM ({base}) GROUP BY GROUPING SETS ({sets})", r.params)
+
+
+def _bubbleup_rows(r: _Render, b: BubbleUp, facets: Sequence[Facet]) -> str:
+    """The rows compared: ``_sel`` (NULL counts as outside the selection) and each facet's key (its value or its
+    histogram bucket); with ``b.baseline_slices``, every selected row and the baseline's in those slices of time."""
+    keys = [("_ts", r.expr(b.rows.timestamp))]
+    for i, f in enumerate(facets):
+        value = r.expr(f.column)
+        if f.bins:
+            value = (f"greatest(least(CAST(floor(({value} - {r.param(float(f.lo))}) / {r.param(float(f.width))}) AS BIGINT), "
+                     f"{int(f.bins) - 1}), 0)")
+        elif f.presence:
+            value = f"(CASE WHEN {value} IS NOT NULL THEN true END)"
+        keys.append((f"k{i}", value))
+    if not b.baseline_slices:
+        return r.base(b.rows, args=False, extra=[("_sel", f"coalesce({r.expr(b.selection)}, false)"), *keys])
+    unselected = Call("not", (Call("coalesce", (b.selection, Literal(False, BOOLEAN)), BOOLEAN),), BOOLEAN)
+    chosen, rest = ((part if b.rows.where is None else Call("and", (b.rows.where, part), BOOLEAN))
+                    for part in (b.selection, unselected))
+    parts = [r.base(replace(b.rows, where=chosen), args=False, extra=[("_sel", "true"), *keys])]
+    parts += [r.base(replace(b.rows, start=start, end=end, where=rest), args=False, extra=[("_sel", "false"), *keys])
+              for start, end in b.baseline_slices]
+    return " UNION ALL ".join(parts)
 
 
 def _examples(q: SpanQuery) -> str:

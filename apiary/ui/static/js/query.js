@@ -3,6 +3,7 @@
 import { h, clear, copyButton, setChildren } from "./dom.js";
 import { api, link, session } from "./api.js";
 import { lineChart, heatmap } from "./charts.js";
+import { bubbleUp } from "./bubbleup.js";
 import { fmtNumber, fmtDuration, isoMicros, seriesColour } from "./format.js";
 import { rowsFor, traceTable } from "./tracelist.js";
 
@@ -247,6 +248,7 @@ export async function render(main, { query }) {
   const saveName = h("input", { name: "save-name", placeholder: "name to save as" });
   const results = h("div", { class: "results" });
   const tracesBox = h("div", { class: "traces-list" });
+  const bubbleBox = h("div", { class: "bubbleup" });
   const form = h("form", { class: "query-form" },
     h("div", { class: "toolbar" }, h("label", null, "Dataset ", dsSelect), h("label", null, "Time ", rangeSelect), customBox,
       h("label", null, "Granularity ", granSelect), h("span", { class: "grow" }),
@@ -264,7 +266,7 @@ export async function render(main, { query }) {
     columnsList);
   form.addEventListener("submit", (ev) => { ev.preventDefault(); run(); });
   form.addEventListener("keydown", (ev) => { if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); run(); } });
-  setChildren(main, h("h1", null, "Query"), form, results, tracesBox);
+  setChildren(main, h("h1", null, "Query"), form, results, bubbleBox, tracesBox);
   fill(spec);
   loadColumns();
 
@@ -288,6 +290,7 @@ export async function render(main, { query }) {
     status.textContent = "Running…";
     status.classList.remove("error-text");
     clear(tracesBox);
+    clear(bubbleBox);
     const ds = encodeURIComponent(dataset);
     try {
       const created = await api(`/ui/api/hc/1/queries/${ds}`, { method: "POST", body: spec });
@@ -324,7 +327,10 @@ export async function render(main, { query }) {
         const heat = data.heatmaps?.[label] || { buckets: [], cells: [] };
         results.append(heatmap({ title: label, heat, start: startMs, end: endMs, granularityS: data.granularity,
           isDuration: c.column === "duration_ms",
-          onSelect: (rg) => listTraces(sp, data, {}, rg, c.column, `${fmtNumber(rg.count)} events in the selected region`) }));
+          onSelect: (rg) => {
+            listTraces(sp, data, {}, rg, c.column, `${fmtNumber(rg.count)} events in the selected region`);
+            explain(sp, rg, c.column);
+          } }));
         continue;
       }
       const lines = [...byGroup].slice(0, 30).map(([k, pts], i) => ({
@@ -350,6 +356,16 @@ export async function render(main, { query }) {
         return tr;
       })));
     results.append(h("h2", null, "Results"), data.results.length ? table : h("p", { class: "muted" }, "No results in this time range."));
+  }
+
+  // A dragged region against the rest of the query; a value's WHERE or GROUP BY button refines the query and reruns it.
+  function explain(sp, rg, column) {
+    if (rg.lower === undefined || rg.upper === undefined) return;
+    const selection = { start_time: rg.startMs / 1000, end_time: rg.endMs / 1000, column, min: rg.lower, max: rg.upper };
+    bubbleUp(bubbleBox, { dataset, spec: sp, selection,
+      caption: `${column} ${fmtNumber(rg.lower)} – ${fmtNumber(rg.upper)}`,
+      onWhere: (fs) => { for (const f of fs) addFilter(f); run(); },
+      onGroupBy: (col) => { if (!currentGroups().includes(col)) addGroup(col); refreshChoices(); run(); } });
   }
 
   async function listTraces(sp, data, groupValues, region, column, caption) {
