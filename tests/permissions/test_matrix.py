@@ -93,6 +93,9 @@ QUERY_OPS = [
     Op("honeycomb", "POST", "/api/queries/saved/{name}/run", "read", f"/api/queries/saved/{SECRET}-saved/run", ok=201,
        foreign=404),
     Op("honeycomb", "GET", "/1/columns/{dataset:path}", "read", f"/1/columns/{SERVICE}", foreign=404),
+    Op("honeycomb", "POST", "/api/bubbleup", "read", body={
+        "dataset": SERVICE, "query": SPEC, "selection": {"filters": [{"column": "duration_ms", "op": ">", "value": 0}]}},
+       foreign=404),
 ]
 
 UI = "?env=dev"
