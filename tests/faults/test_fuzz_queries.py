@@ -140,3 +140,17 @@ def test_logs_insights_queries(seeded: ApiaryProcess, query: str) -> None:
                                   queryString=query)
     if started is not None:
         no_aws_server_error(logs.get_query_results, queryId=started["queryId"])
+
+
+@pytest.mark.parametrize("start, end", [(0, 2**62), (-(2**62), 0), (2**40, 2**41)])
+def test_logs_insights_with_absurd_times_completes(seeded: ApiaryProcess, start: int, end: int) -> None:
+    logs = aws_client(seeded, "logs")
+    started = no_aws_server_error(logs.start_query, logGroupName=LOG_GROUP, startTime=start, endTime=end,
+                                  queryString="stats count(*) by bin(1h)")
+    if started is not None:
+        for _ in range(20):
+            results = no_aws_server_error(logs.get_query_results, queryId=started["queryId"])
+            if results is None or results["status"] != "Running":
+                break
+            time.sleep(0.1)
+        assert results is None or results["status"] == "Complete"

@@ -215,6 +215,11 @@ logs_params = st.dictionaries(st.sampled_from(["logGroupName", "logStreamName", 
 @example("FilterLogEvents", dumps({"logGroupName": LOG_GROUP, "filterPattern": "(" * 300 + "a" + ")" * 300}))
 @example("StartQuery", dumps({"logGroupName": LOG_GROUP, "startTime": 0, "endTime": 2**62,
                               "queryString": "filter " + "(" * 300 + "@message like /a/" + ")" * 300}))
+@example("StartQuery", b'{"logGroupName": 1}')
+@example("StartQuery", dumps({"logGroupName": LOG_GROUP, "startTime": -(2**62), "endTime": 2**62,
+                              "queryString": "stats count(*) by bin(1s)"}))
+@example("GetLogEvents", dumps({"logGroupName": LOG_GROUP, "logStreamName": "s", "startTime": -(2**62),
+                                "endTime": 2**62, "limit": 2**62}))
 def test_cloudwatch_logs_operations(fuzz_server: ApiaryProcess, operation: str, body: bytes) -> None:
     r = no_server_error(signed(fuzz_server, "logs", "/", body, {"X-Amz-Target": f"Logs_20140328.{operation}",
                                                            "Content-Type": "application/x-amz-json-1.1"}))

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
+from apiary.model.timestamps import MAX_TIMESTAMP_US
 from apiary.permissions import Permission, needs
 from apiary.query import insights
 from apiary.receivers.cloudwatch import events as put_events
@@ -358,13 +359,17 @@ async def filter_log_events(call: Call) -> dict[str, Any]:
 
 # -- Logs Insights --------------------------------------------------------------------------------
 
+#: Unix seconds of the last time the stores hold.
+MAX_TIME_S = MAX_TIMESTAMP_US // 1_000_000
+
+
 @needs(Permission.READ)
 async def start_query(call: Call) -> dict[str, Any]:
     names = call.params.get("logGroupNames") or call.params.get("logGroupIdentifiers")
     if names is None and call.params.get("logGroupName"):
         names = [call.params["logGroupName"]]
-    if not names or not isinstance(names, list):
-        raise invalid("StartQuery needs logGroupName, logGroupNames or logGroupIdentifiers")
+    if not names or not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise invalid("StartQuery needs logGroupName, logGroupNames or logGroupIdentifiers (strings)")
     groups = [_from_identifier(n) or "" for n in names]
     for n in groups:
         if call.logs.group(call.env, n) is None:
@@ -374,6 +379,9 @@ async def start_query(call: Call) -> dict[str, Any]:
         raise invalid("StartQuery needs startTime and endTime (seconds since the epoch)")
     if end < start:
         raise invalid("endTime must be greater than or equal to startTime")
+    # Nothing is stored outside 1970..2262 (``apiary.model.timestamps``): cut the window there, so no
+    # time the database cannot represent reaches the query.
+    start, end = min(max(start, 0), MAX_TIME_S), min(max(end, 0), MAX_TIME_S)
     text = call.str("queryString", required=True) or ""
     try:
         compiled = insights.compile_query(text, call.int("limit", 1, 10_000), call.logs.dialect)
