@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Iterator
 
@@ -8,6 +9,8 @@ import pytest
 from tests.server import ApiaryProcess, create_key
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+# Servers started in-process or by the demo take no fixed OTLP/gRPC port (4317); gRPC tests pass --otlp-grpc-port.
+os.environ.setdefault("APIARY_OTLP_GRPC_PORT", "0")
 
 
 @pytest.fixture
