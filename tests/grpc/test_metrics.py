@@ -22,6 +22,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
     ExportMetricsServiceResponse,
 )
+from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricExporter, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
@@ -208,3 +209,24 @@ def test_bad_input_to_the_metrics_service_changes_nothing(loaded: Loaded) -> Non
     assert loaded.rows() == before
     assert loaded.rows(server.keys["staging"]) == staging_before
     assert "bad-input" not in server.counts()
+
+
+def test_points_that_cannot_be_stored_are_partial_success_over_grpc_too(loaded: Loaded) -> None:
+    """A histogram point whose bucket counts do not fit its bounds is refused alone; its sibling is stored."""
+    req = ExportMetricsServiceRequest()
+    rm = req.resource_metrics.add()
+    rm.resource.attributes.add(key="service.name").value.string_value = "refunds-grpc"
+    histogram = rm.scope_metrics.add().metrics.add(name="refund_ms", unit="ms").histogram
+    histogram.aggregation_temporality = AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA
+    at = (loaded.start + 1) * 10**9
+    histogram.data_points.add(time_unix_nano=at, count=3, sum=12.0, bucket_counts=[2, 1], explicit_bounds=[5.0])
+    histogram.data_points.add(time_unix_nano=at, count=1, bucket_counts=[1, 0, 0], explicit_bounds=[5.0])
+    with grpc.insecure_channel(loaded.server.grpc_target) as channel:
+        export = channel.unary_unary(METRICS_EXPORT, response_deserializer=ExportMetricsServiceResponse.FromString)
+        resp = export(req.SerializeToString(), metadata=[("x-honeycomb-team", loaded.server.key)],
+                      compression=grpc.Compression.Gzip, timeout=60)
+    assert resp.partial_success.rejected_data_points == 1
+    assert "bucket_counts" in resp.partial_success.error_message
+    row = loaded.results("refunds-grpc", {"calculations": [{"op": "SUM", "column": "refund_ms.count"},
+                                                           {"op": "SUM", "column": "refund_ms.sum"}]})
+    assert row == [{"SUM(refund_ms.count)": 3, "SUM(refund_ms.sum)": 12.0}]
