@@ -19,6 +19,14 @@ and prints gRPC's rate as a ratio to HTTP's and to the same baseline:
 
     python bench/ingest.py --protocol grpc --duration 20 --clients 4
     python bench/ingest.py --protocol grpc --duration 20 --clients 4 --at-baseline
+
+``--signal metrics`` sends ExportMetricsServiceRequest bodies instead (512 data points, a quarter of them
+16-bucket histograms; ``bench/synth.py``) to ``POST /v1/metrics`` or ``MetricsService/Export`` and counts
+data points; ``--signal both`` runs the span load and then the metrics load, each on a fresh server, and
+prints data points/s against spans/s of the same run (per protocol, with ``--protocol grpc``):
+
+    python bench/ingest.py --signal both --duration 20 --clients 4
+    python bench/ingest.py --signal both --protocol grpc --duration 20 --clients 4
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ import multiprocessing as mp
 import os
 import random
 import shutil
-import signal
+import signal as signals
 import subprocess
 import sys
 import tempfile
@@ -42,11 +50,25 @@ from typing import Iterator
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.synth import make_request  # noqa: E402
+from bench.synth import make_metrics_request, make_request  # noqa: E402
+from apiary.receivers.otlp import metrics as otlp_metrics  # noqa: E402
 from apiary.receivers.otlp.traces import decode, parse_protobuf  # noqa: E402
 
+#: Per signal: the OTLP/HTTP path, the OTLP/gRPC method, and what its items are called.
+PATHS = {"traces": "/v1/traces", "metrics": "/v1/metrics"}
+EXPORTS = {"traces": "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+           "metrics": "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"}
+UNITS = {"traces": "spans", "metrics": "data points"}
 
-def baseline(bodies: list[bytes], spans: int, seconds: float) -> tuple[float, float]:
+
+def make_body(signal: str, items: int, rng: random.Random, histogram_share: float) -> bytes:
+    if signal == "metrics":
+        return make_metrics_request(items, rng, histogram_share=histogram_share)
+    return make_request(items, rng)
+
+
+def baseline(bodies: list[bytes], spans: int, seconds: float, signal: str = "traces") -> tuple[float, float]:
+    """One process's parse rate and parse-and-flatten rate of ``bodies``, items/s."""
     def rate(fn) -> float:  # noqa: ANN001
         n, t0 = 0, time.perf_counter()
         while time.perf_counter() - t0 < seconds:
@@ -55,22 +77,22 @@ def baseline(bodies: list[bytes], spans: int, seconds: float) -> tuple[float, fl
                 n += spans
         return n / (time.perf_counter() - t0)
 
+    if signal == "metrics":
+        return rate(lambda b: otlp_metrics.parse(b, False)), rate(lambda b: otlp_metrics.decode(b, False))
     return rate(parse_protobuf), rate(lambda b: decode(b, False))
-
-
-TRACE_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
 class HttpSender:
     """One keep-alive OTLP/HTTP connection: ``send`` is True when acknowledged, else the seconds to back off."""
 
-    def __init__(self, port: int, key: str) -> None:
+    def __init__(self, port: int, key: str, signal: str = "traces") -> None:
         self.port, self.headers = port, {"content-type": "application/x-protobuf", "x-honeycomb-team": key}
+        self.path = PATHS[signal]
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
 
     def send(self, body: bytes) -> bool | float:
         try:
-            self.conn.request("POST", "/v1/traces", body, self.headers)
+            self.conn.request("POST", self.path, body, self.headers)
             resp = self.conn.getresponse()
             resp.read()
         except (OSError, http.client.HTTPException):
@@ -81,14 +103,14 @@ class HttpSender:
 
 
 class GrpcSender:
-    """One gRPC channel (one HTTP/2 connection) calling TraceService/Export with the prebuilt bytes."""
+    """One gRPC channel (one HTTP/2 connection) calling the signal's ``Export`` with the prebuilt bytes."""
 
-    def __init__(self, port: int, key: str) -> None:
+    def __init__(self, port: int, key: str, signal: str = "traces") -> None:
         import grpc
 
         self.grpc = grpc
         self.channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)])
-        self.export = self.channel.unary_unary(TRACE_EXPORT)  # bytes in, bytes out
+        self.export = self.channel.unary_unary(EXPORTS[signal])  # bytes in, bytes out
         self.metadata = (("x-honeycomb-team", key),)
 
     def send(self, body: bytes) -> bool | float:
@@ -101,7 +123,8 @@ class GrpcSender:
         return True
 
 
-def client(protocol: str, port: int, key: str, seed: int, spans: int, seconds: float, connections: int, interval: float,
+def client(protocol: str, signal: str, histogram_share: float, port: int, key: str, seed: int, spans: int,
+           seconds: float, connections: int, interval: float,
            ready: "mp.Queue[int]", go: "mp.Event", out: "mp.Queue[tuple[int, int, list[float], float]]") -> None:
     """One client process with ``connections`` keep-alive connections, each waiting for its answer.
 
@@ -111,7 +134,7 @@ def client(protocol: str, port: int, key: str, seed: int, spans: int, seconds: f
     client CPU reported back.
     """
     rng = random.Random(seed)
-    bodies = [make_request(spans, rng) for _ in range(16)]
+    bodies = [make_body(signal, spans, rng, histogram_share) for _ in range(16)]
     totals = [0, 0]
     latencies: list[float] = []
     lock = threading.Lock()
@@ -121,7 +144,7 @@ def client(protocol: str, port: int, key: str, seed: int, spans: int, seconds: f
     end = time.monotonic() + seconds
 
     def run(offset: int) -> None:
-        sender = (GrpcSender if protocol == "grpc" else HttpSender)(port, key)
+        sender = (GrpcSender if protocol == "grpc" else HttpSender)(port, key, signal)
         ok = refused = 0
         mine: list[float] = []
         i = offset
@@ -230,7 +253,8 @@ class Phase:
         return lat[max(int(len(lat) * q) - 1, 0)] * 1000 if lat else float("nan")
 
 
-def load(protocol: str, port: int, key: str, server_pid: int, args: argparse.Namespace, interval: float) -> Phase:
+def load(protocol: str, signal: str, port: int, key: str, server_pid: int, args: argparse.Namespace,
+         interval: float) -> Phase:
     peak = [0]
     stop = threading.Event()
 
@@ -244,8 +268,9 @@ def load(protocol: str, port: int, key: str, server_pid: int, args: argparse.Nam
     q: mp.Queue = mp.Queue()
     ready: mp.Queue = mp.Queue()
     go = mp.Event()
-    procs = [mp.Process(target=client, args=(protocol, port, key, i, args.spans, args.duration, args.connections,
-                                             interval, ready, go, q)) for i in range(args.clients)]
+    procs = [mp.Process(target=client, args=(protocol, signal, args.histogram_share, port, key, i, args.spans,
+                                             args.duration, args.connections, interval, ready, go, q))
+             for i in range(args.clients)]
     for p in procs:
         p.start()
     for _ in procs:
@@ -274,26 +299,41 @@ def free_port() -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--duration", type=float, default=20.0, help="seconds of load per protocol (bounded)")
+    ap.add_argument("--duration", type=float, default=20.0, help="seconds of load per protocol and signal (bounded)")
     ap.add_argument("--clients", type=int, default=4, help="client processes")
     ap.add_argument("--connections", type=int, default=4, help="concurrent connections per client process")
-    ap.add_argument("--spans", type=int, default=512, help="spans per request")
+    ap.add_argument("--spans", type=int, default=512, help="spans (or metric data points) per request")
     ap.add_argument("--decode-workers", type=int, default=None)
     ap.add_argument("--rate", type=float, default=0.0,
-                    help="offered spans/s over all connections, on a fixed schedule (default: as fast as answers come)")
+                    help="offered spans (or data points)/s over all connections, on a fixed schedule "
+                         "(default: as fast as answers come)")
     ap.add_argument("--at-baseline", action="store_true",
                     help="offer the parse+flatten rate measured just before the load: the issue's 'p99 at that rate'")
     ap.add_argument("--protocol", choices=["http", "grpc"], default="http",
                     help="http: OTLP/HTTP alone; grpc: OTLP/HTTP, then OTLP/gRPC, on the same server in the same run")
+    ap.add_argument("--signal", choices=["traces", "metrics", "both"], default="traces",
+                    help="what the clients send: OTLP spans, OTLP metric data points, or one load of each in turn")
+    ap.add_argument("--histogram-share", type=float, default=0.25, help="share of metric data points that are histograms")
     args = ap.parse_args()
     args.duration = min(args.duration, 300.0)
     protocols = ["http", "grpc"] if args.protocol == "grpc" else ["http"]
+    signal_list = ["traces", "metrics"] if args.signal == "both" else [args.signal]
+    rates = {signal: run(signal, protocols, args) for signal in signal_list}
+    if len(rates) == 2:
+        names = {"http": "OTLP/HTTP", "grpc": "OTLP/gRPC"}
+        for protocol in protocols:
+            spans, points = rates["traces"][protocol], rates["metrics"][protocol]
+            print(f"== same run, {names[protocol]}: {points:,.0f} data points/s against {spans:,.0f} spans/s "
+                  f"acknowledged ({points / spans:.2f}x)")
 
+
+def run(signal: str, protocols: list[str], args: argparse.Namespace) -> dict[str, float]:
+    """One signal's load on a fresh server, every protocol in turn; prints its figures, returns each one's rate."""
+    unit = UNITS[signal]
     rng = random.Random(7)
-    bodies = [make_request(args.spans, rng) for _ in range(16)]
-    before = baseline(bodies, args.spans, 3.0)
-    if args.at_baseline:
-        args.rate = before[1]
+    bodies = [make_body(signal, args.spans, rng, args.histogram_share) for _ in range(16)]
+    before = baseline(bodies, args.spans, 3.0, signal)
+    rate_offered = before[1] if args.at_baseline else args.rate
 
     data = Path(tempfile.mkdtemp(prefix="apiary-bench-"))
     key = subprocess.run([sys.executable, "-m", "apiary", "keys", "create", "bench", "--data", str(data)],
@@ -317,49 +357,51 @@ def main() -> None:
         # Warm-up, untimed: the first requests add the attribute columns and start the decode
         # workers' imports, which took the first ~0.5 s of a run past 250 ms for every connection.
         for protocol in protocols:
-            warm = (GrpcSender(grpc_port, key) if protocol == "grpc" else HttpSender(port, key))
+            warm = (GrpcSender(grpc_port, key, signal) if protocol == "grpc" else HttpSender(port, key, signal))
             for body in bodies:
                 assert warm.send(body) is True, f"the {protocol} warm-up was refused"
-        interval = args.clients * args.connections * args.spans / args.rate if args.rate else 0.0
+        interval = args.clients * args.connections * args.spans / rate_offered if rate_offered else 0.0
         # The two protocols take turns (HTTP, gRPC, gRPC, HTTP), half their time each turn: this machine's
         # speed drifts within a run, and neither protocol should have all the fast (or slow) minutes.
         order = protocols + protocols[::-1] if len(protocols) > 1 else protocols
         turn = argparse.Namespace(**{**vars(args), "duration": args.duration / (len(order) // len(protocols))})
-        turns = [load(p, grpc_port if p == "grpc" else port, key, server.pid, turn, interval) for p in order]
+        turns = [load(p, signal, grpc_port if p == "grpc" else port, key, server.pid, turn, interval) for p in order]
         phases = [Phase.merge([t for t in turns if t.protocol == p]) for p in protocols]
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         c.request("GET", "/api/health")
         health = __import__("json").loads(c.getresponse().read())
     finally:
-        server.send_signal(signal.SIGTERM)
+        server.send_signal(signals.SIGTERM)
         server.wait(60)
         shutil.rmtree(data, ignore_errors=True)
 
     # Measured again once the load is over: this machine's single-core speed drifts (26,056 before and
     # 40,410 after in one run here), so the ratio uses the mean of the two readings and prints both.
-    after = baseline(bodies, args.spans, 3.0)
+    after = baseline(bodies, args.spans, 3.0, signal)
     parse_rate, flatten_rate = (before[0] + after[0]) / 2, (before[1] + after[1]) / 2
-    offered = f", offered {args.rate:,.0f} spans/s on a fixed schedule" if args.rate else ""
+    offered = f", offered {rate_offered:,.0f} {unit}/s on a fixed schedule" if rate_offered else ""
+    print(f"== {signal} (POST {PATHS[signal]}{', ' + EXPORTS[signal] if 'grpc' in protocols else ''})")
     print(f"machine: {os.cpu_count()} cores; {args.clients} client processes x {args.connections} connections, "
-          f"{args.spans} spans/request, {args.duration:.0f} s per protocol{offered}")
-    print(f"baseline, one process: parse {parse_rate:,.0f} spans/s; parse+flatten {flatten_rate:,.0f} spans/s "
+          f"{args.spans} {unit}/request, {args.duration:.0f} s per protocol{offered}")
+    print(f"baseline, one process: parse {parse_rate:,.0f} {unit}/s; parse+flatten {flatten_rate:,.0f} {unit}/s "
           f"(mean of {before[1]:,.0f} before the load and {after[1]:,.0f} after)")
     names = {"http": "OTLP/HTTP", "grpc": "OTLP/gRPC"}
     for ph in phases:
         versus = f", {ph.rate / phases[0].rate:.2f}x OTLP/HTTP" if ph is not phases[0] else ""
-        print(f"{names[ph.protocol]}: acknowledged {ph.rate:,.0f} spans/s ({ph.rate / flatten_rate:.2f}x parse+flatten, "
+        print(f"{names[ph.protocol]}: acknowledged {ph.rate:,.0f} {unit}/s ({ph.rate / flatten_rate:.2f}x parse+flatten, "
               f"{ph.rate / parse_rate:.2f}x parse{versus})")
         print(f"    latency: p50 {ph.p(0.5):.1f} ms, p99 {ph.p(0.99):.1f} ms over {len(ph.latencies)} requests; "
               f"refused (429/503, RESOURCE_EXHAUSTED/UNAVAILABLE): {ph.refused}")
         print(f"    peak RSS (server + decode workers): {ph.peak_rss_kib / 1024:.0f} MiB")
         if ph.acked:
-            print(f"    CPU per acknowledged span: server {ph.server_cpu * 1e6 / ph.acked:.1f} us, decode workers "
+            print(f"    CPU per acknowledged {unit[:-1]}: server {ph.server_cpu * 1e6 / ph.acked:.1f} us, decode workers "
                   f"{ph.workers_cpu * 1e6 / ph.acked:.1f} us (one process's parse+flatten: {1e6 / flatten_rate:.1f} us); "
                   f"the load's clients {ph.clients_cpu * 1e6 / ph.acked:.1f} us of the same cores")
     if health.get("commits"):
         print(f"group commit: {health['commits']} intake-log appends, {health['committed_rows'] / health['commits']:,.0f} rows each")
         if health.get("loads"):
             print(f"bulk load: {health['loads']} DuckDB transactions, {health['loaded_rows'] / health['loads']:,.0f} rows each")
+    return {ph.protocol: ph.rate for ph in phases}
 
 
 if __name__ == "__main__":
