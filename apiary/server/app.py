@@ -26,9 +26,12 @@ from apiary.receivers.xray.service import XRay
 from apiary.server import traces_api, ui_routes
 from apiary.server.context import Apiary
 from apiary.server.decoding import DecodePool
+from apiary.server.guard import Guard
+from apiary.receivers.body_budget import BodyBudget
 from apiary.server.settings import Settings
 from apiary.store.duckdb import DuckDBStore
 from apiary.store.duckdb_errors import DuckDBErrorStore
+from apiary.store.base import StoreUnavailable
 from apiary.store.duckdb_logs import DuckDBLogStore
 from apiary.store.meta import MetaStore
 
@@ -39,6 +42,12 @@ async def health(request: Request) -> JSONResponse:
     ctx: Apiary = request.app.state.apiary
     stats = ctx.store.writer_stats() if hasattr(ctx.store, "writer_stats") else {}
     return JSONResponse({"status": "ok", **stats})
+
+
+async def unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """A store that cannot answer completely (a read whose acknowledged rows are not loaded yet) says so."""
+    retry_after = getattr(exc, "retry_after", 5)
+    return JSONResponse({"error": str(exc)}, 503, headers={"Retry-After": str(retry_after)})
 
 
 async def _retention_loop(ctx: Apiary) -> None:
@@ -58,7 +67,8 @@ def open_context(settings: Settings) -> Apiary:
     if settings.store != "duckdb":
         return _open_clickhouse_context(settings)
     meta = MetaStore(settings.meta_path)
-    store = DuckDBStore(settings.spans_path, max_columns=settings.max_columns, max_pending_rows=settings.max_pending_rows)
+    store = DuckDBStore(settings.spans_path, max_columns=settings.max_columns, max_pending_rows=settings.max_pending_rows,
+                        max_env_columns=settings.max_env_columns)
     pool = DecodePool(settings.decode_workers)
     logs = DuckDBLogStore(store, max_pending_rows=settings.max_pending_rows)
     errors = DuckDBErrorStore(store)
@@ -72,7 +82,7 @@ def _open_clickhouse_context(settings: Settings) -> Apiary:
     client = connect(settings.store)
     local = DuckDBStore(settings.spans_path, max_columns=settings.max_columns, max_pending_rows=settings.max_pending_rows)
     store = ClickHouseStore(client, max_columns=settings.max_columns, max_pending_rows=settings.max_pending_rows,
-                            retention_days=settings.retention_days, on_close=[local.close_sync])
+                            max_env_columns=settings.max_env_columns, retention_days=settings.retention_days, on_close=[local.close_sync])
     meta = ClickHouseMeta(client, MetaStore(settings.meta_path))
     logs = DuckDBLogStore(local, max_pending_rows=settings.max_pending_rows)
     return Apiary(settings, meta, store, DecodePool(settings.decode_workers), logs=logs,  # type: ignore[arg-type]
@@ -121,4 +131,10 @@ def create_app(settings: Settings, ctx: Apiary | None = None) -> Starlette:
     if settings.cors_origins:
         middleware.append(Middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["POST", "GET", "OPTIONS"],
                                      allow_headers=["*"], max_age=600))
-    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
+                    exception_handlers={StoreUnavailable: unavailable})
+    # Guard goes outside Starlette's own error middleware, so that even a 500 carries its headers.
+    budget = app.state.body_budget = BodyBudget(settings.max_inflight_bytes)
+    stack = app.build_middleware_stack
+    app.build_middleware_stack = lambda: Guard(stack(), budget, settings.body_timeout_s)  # type: ignore[method-assign]
+    return app

@@ -59,10 +59,10 @@ async def _ingest(request: Request, batch_mode: bool) -> Response:
     try:
         body = await _body(request)
         if batch_mode:
-            batch, answers = batch_events(dataset, body)
+            batch, answers = batch_events(dataset, body, ctx.settings.span_limits)
         else:
             batch = single_event(dataset, body, request.headers.get("X-Honeycomb-Event-Time"),
-                                 request.headers.get("X-Honeycomb-Samplerate"))
+                                 request.headers.get("X-Honeycomb-Samplerate"), ctx.settings.span_limits)
             answers = []
         await ctx.store.append(key.environment, batch)
     except BodyTooLarge as exc:
