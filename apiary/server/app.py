@@ -26,12 +26,11 @@ from apiary.receivers.xray.service import XRay
 from apiary.server import traces_api, ui_routes
 from apiary.server.context import Apiary
 from apiary.server.decoding import DecodePool
-from apiary.server.guard import Guard
-from apiary.receivers.body_budget import BodyBudget
+from apiary.server.guard import EXCEPTION_HANDLERS, Guard
+from apiary.receivers.body_budget import SCOPE_KEY as BODY_ALLOWANCE, BodyBudget
 from apiary.server.settings import Settings
 from apiary.store.duckdb import DuckDBStore
 from apiary.store.duckdb_errors import DuckDBErrorStore
-from apiary.store.base import StoreUnavailable
 from apiary.store.duckdb_logs import DuckDBLogStore
 from apiary.store.meta import MetaStore
 
@@ -41,13 +40,10 @@ log = logging.getLogger("apiary")
 async def health(request: Request) -> JSONResponse:
     ctx: Apiary = request.app.state.apiary
     stats = ctx.store.writer_stats() if hasattr(ctx.store, "writer_stats") else {}
+    budget = request.app.state.body_budget
+    stats.update(body_bytes_in_flight=budget.used - request.scope[BODY_ALLOWANCE].held,
+                 body_bytes_refused=budget.refused)
     return JSONResponse({"status": "ok", **stats})
-
-
-async def unavailable(request: Request, exc: Exception) -> JSONResponse:
-    """A store that cannot answer completely (a read whose acknowledged rows are not loaded yet) says so."""
-    retry_after = getattr(exc, "retry_after", 5)
-    return JSONResponse({"error": str(exc)}, 503, headers={"Retry-After": str(retry_after)})
 
 
 async def _retention_loop(ctx: Apiary) -> None:
@@ -132,7 +128,7 @@ def create_app(settings: Settings, ctx: Apiary | None = None) -> Starlette:
         middleware.append(Middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["POST", "GET", "OPTIONS"],
                                      allow_headers=["*"], max_age=600))
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
-                    exception_handlers={StoreUnavailable: unavailable})
+                    exception_handlers=EXCEPTION_HANDLERS)
     # Guard goes outside Starlette's own error middleware, so that even a 500 carries its headers.
     budget = app.state.body_budget = BodyBudget(settings.max_inflight_bytes)
     stack = app.build_middleware_stack

@@ -5,7 +5,8 @@
   frame options (the static app shell at ``/ui/static/index.html`` was served
   without them, while the page routes set them). It also gives each request its
   ``BodyAllowance`` of the server's body budget and gives the bytes back once the
-  response is sent; a body that does not arrive in time is answered 408.
+  response is sent; a body that does not arrive in time is answered 408
+  (``EXCEPTION_HANDLERS``).
 * ``HeaderTimeoutProtocol`` (uvicorn's HTTP protocol with one timer more):
   uvicorn closes idle keep-alive connections but never times out a request's
   headers, so 1,200 slowloris connections sending a header byte now and then
@@ -19,11 +20,13 @@ import asyncio
 from typing import Any
 
 from starlette.datastructures import MutableHeaders
-from starlette.responses import PlainTextResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from apiary.receivers.body_budget import SCOPE_KEY, BodyAllowance, BodyBudget, BodyTimeout
+from apiary.store.base import StoreUnavailable
 
 #: The UI's policy: its own scripts and styles only, never framed.
 CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
@@ -47,12 +50,9 @@ class Guard:
             return
         allowance = BodyAllowance(self.budget, self.body_timeout_s)
         scope[SCOPE_KEY] = allowance
-        started = False
 
         async def send_secured(message: Message) -> None:
-            nonlocal started
             if message["type"] == "http.response.start":
-                started = True
                 headers = MutableHeaders(scope=message)
                 for name, value in SECURITY_HEADERS:
                     if name.decode() not in headers:
@@ -61,13 +61,21 @@ class Guard:
 
         try:
             await self.app(scope, receive, send_secured)
-        except BodyTimeout as exc:
-            if started:
-                raise
-            await PlainTextResponse(f"{exc}; send the whole body promptly", 408,
-                                    headers={"Connection": "close"})(scope, receive, send_secured)
         finally:
             allowance.release()
+
+
+async def body_too_slow(request: Request, exc: Exception) -> Response:
+    return PlainTextResponse(f"{exc}; send the whole body promptly", 408, headers={"Connection": "close"})
+
+
+async def store_unavailable(request: Request, exc: Exception) -> Response:
+    """A store that cannot answer completely (a read whose acknowledged rows are not loaded yet) says so."""
+    return JSONResponse({"error": str(exc)}, 503, headers={"Retry-After": str(getattr(exc, "retry_after", 5))})
+
+
+#: For ``Starlette(exception_handlers=...)``: what reaches no receiver's own handling.
+EXCEPTION_HANDLERS = {BodyTimeout: body_too_slow, StoreUnavailable: store_unavailable}
 
 
 class HeaderTimeoutProtocol(HttpToolsProtocol):
