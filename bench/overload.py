@@ -20,7 +20,7 @@ import http.client
 import json
 import random
 import secrets
-import select
+import selectors
 import shutil
 import socket
 import statistics
@@ -189,14 +189,20 @@ def main() -> None:
                 except OSError:
                     break
             live = set(slow_socks)
+            sel = selectors.DefaultSelector()  # epoll: select() stops at descriptor 1024
+            for s in slow_socks:
+                sel.register(s, selectors.EVENT_READ)
             while live and not stop.is_set():
-                readable, _, _ = select.select(list(live), [], [], 0.5)
-                for s in readable:
+                for event, _ in sel.select(0.5):
+                    s = event.fileobj
+                    if s not in live:
+                        continue
                     try:
                         gone = s.recv(4096) == b""
                     except OSError:
                         gone = True
                     if gone:
+                        sel.unregister(s)
                         live.discard(s)
                         closed_at.append(time.monotonic() - t0)
                 for s in list(live):
@@ -205,6 +211,7 @@ def main() -> None:
                     except BlockingIOError:
                         pass
                     except OSError:
+                        sel.unregister(s)
                         live.discard(s)
                         closed_at.append(time.monotonic() - t0)
                 time.sleep(1.0)
