@@ -63,6 +63,7 @@ class Calm:
         self.port, self.key = port, key
         self.acknowledged = 0
         self.incomplete = 0
+        self.parts: list[tuple[float, float, float]] = []
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
 
     def _call(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> tuple[int, bytes, float]:
@@ -92,6 +93,7 @@ class Calm:
             status, data, ms_run = self._call("POST", "/1/query_results/__all__", json.dumps({"query_id": qid}).encode(),
                                               {"content-type": "application/json"})
             read.append(ms_datasets + ms_create + ms_run)
+            self.parts.append((ms_datasets, ms_create, ms_run))
         return ingest, read, statuses
 
 
@@ -118,6 +120,7 @@ def main() -> None:
         calm.run(3.0, small, 20)  # warm-up: the calm environment's columns, the workers' imports
         solo_ingest, solo_read, solo_status = calm.run(args.duration, small, 20)
         solo_incomplete = calm.incomplete
+        solo_parts, calm.parts = calm.parts, []
 
         stop = threading.Event()
         flood_answers: collections.Counter[int] = collections.Counter()
@@ -159,6 +162,10 @@ def main() -> None:
     print(f"  calm answers alone {dict(collections.Counter(solo_status))}, flooded {dict(collections.Counter(flooded_status))}; "
           f"reads missing acknowledged spans: {solo_incomplete} alone, {calm.incomplete - solo_incomplete} flooded")
     print(f"  flood answers: {dict(flood_answers)}")
+    for name, parts in (("alone", solo_parts), ("flooded", calm.parts)):
+        medians = [statistics.median(p[i] for p in parts) for i in range(3)] if parts else []
+        print(f"  read medians {name}: " + ", ".join(f"{n} {m:.1f} ms" for n, m in
+                                                   zip(("/api/datasets", "POST /1/queries", "POST /1/query_results"), medians)))
 
 
 if __name__ == "__main__":

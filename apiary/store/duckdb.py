@@ -99,6 +99,16 @@ _LAST_SEEN_FLUSH_S = 60.0
 #: usually partial, so fewer loads also leave fewer small row groups (57 against 72 bytes per span).
 LOAD_DELAY_S = 1.0
 LOAD_ROWS = 4 * ROW_GROUP_SIZE
+#: The loader's work for a wide batch grows with its columns (layout, overflow folding, a catalogue
+#: row per key) far more than with its rows: ``bench/fairness.py``'s flood span (1,023 columns after
+#: the attribute cap, one row) took ~0.12 s to load, against ~2.5 ms for a 512-span request of ~30
+#: columns. A batch's cost is therefore its columns past ``WIDE_COLUMNS`` (ordinary batches cost
+#: nothing and are bounded by rows as before); an environment may have ``ENV_PENDING_COST`` of it
+#: queued, about one such span, before it is answered 429, and a costly batch is loaded at once
+#: rather than after ``LOAD_DELAY_S``. So what another environment's read waits for is bounded.
+WIDE_COLUMNS = 256
+ENV_PENDING_COST = 1024
+LOAD_COST_TRIGGER = 1
 
 
 def quote(identifier: str) -> str:
@@ -152,7 +162,7 @@ class DuckDBStore:
         self._replay()
         self._loader: BulkLoader[tuple[str, SpanBatch]] = BulkLoader(
             self._load, loaded_seq=self._intake.last_seq, rows=LOAD_ROWS, delay_s=LOAD_DELAY_S,
-            max_group_rows=LOAD_ROWS, healthy=self._healthy, set_aside=self._set_aside)
+            max_group_rows=LOAD_ROWS, healthy=self._healthy, set_aside=self._set_aside, cost_trigger=LOAD_COST_TRIGGER)
         self._writer: GroupCommitter[tuple[str, SpanBatch]] = GroupCommitter(
             self._log_commit, max_pending_rows=max_pending_rows, linger_s=linger_s)
         self._closed = False
@@ -241,7 +251,15 @@ class DuckDBStore:
             return
         if self._loader.pending_rows + batch.num_rows > self._max_pending:
             raise StoreOverloaded(retry_after=1)
-        await self._writer.submit((env, batch), batch.num_rows)
+        cost = _load_cost(batch)
+        if cost and not self._loader.reserve(env, cost, ENV_PENDING_COST):  # this environment's share of the loader
+            raise StoreOverloaded(retry_after=1)
+        try:
+            await self._writer.submit((env, batch), batch.num_rows)
+        except BaseException:
+            if cost:
+                self._loader.unreserve(env, cost)
+            raise
 
     @property
     def pending_rows(self) -> int:
@@ -256,7 +274,7 @@ class DuckDBStore:
         """The group commit: one append and fsync of the intake log, then the batches queue for loading."""
         first = self._intake.append([(env, batch.ipc_stream()) for env, batch in group])
         for n, item in enumerate(group):
-            self._loader.add(first + n, item, item[1].num_rows)
+            self._loader.add(first + n, item, item[1].num_rows, key=item[0], cost=_load_cost(item[1]))
 
     def _replay(self) -> None:
         """Load what the intake log holds beyond DuckDB's watermark: spans acknowledged before a crash."""
@@ -649,6 +667,10 @@ class DuckDBStore:
         self._writer.close()
         self._loader.close()
         self._intake.close()
+
+
+def _load_cost(batch: SpanBatch) -> int:
+    return max(0, batch.table.num_columns - WIDE_COLUMNS)
 
 
 def _merge_overflow(existing: pa.ChunkedArray | pa.Array, extra: list[tuple[str, pa.ChunkedArray]]) -> list[str | None]:
