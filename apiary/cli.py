@@ -187,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="string values cut to this many bytes (env APIARY_MAX_VALUE_BYTES, default 65535)")
     limits.add_argument("--max-inflight-bytes", type=int, default=None,
                         help="request body bytes held at once by all receivers; past it 429 + Retry-After "
-                             "(env APIARY_MAX_INFLIGHT_BYTES, default 134217728)")
+                             "(env APIARY_MAX_INFLIGHT_BYTES, default 67108864)")
     limits.add_argument("--header-timeout", dest="header_timeout_s", type=float, default=None,
                         help="seconds to receive a request's headers before the connection is closed "
                              "(env APIARY_HEADER_TIMEOUT, default 10)")
