@@ -107,8 +107,8 @@ class BulkLoader(Generic[T]):
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Wait until everything added before this call is loaded; False if that took past the timeout.
 
-        The timeout only matters when the database refuses every load: a read then answers with what
-        is loaded rather than hang.
+        The timeout only matters when the database refuses every load, or a load takes that long: the
+        caller then says its answer would be incomplete rather than hang.
         """
         deadline = time.monotonic() + timeout_s
         with self._cond:
@@ -120,7 +120,7 @@ class BulkLoader(Generic[T]):
             while self._loaded_seq < target and self._thread.is_alive():
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    log.warning("read goes ahead with %d acknowledged rows not loaded yet", self._pending_rows)
+                    log.warning("a read waited %.1f s for %d acknowledged rows to be loaded", timeout_s, self._pending_rows)
                     return False
                 self._cond.wait(min(left, 0.5))
             return self._loaded_seq >= target

@@ -123,6 +123,8 @@ def _core_sql_type(f: pa.Field) -> str:
 
 class DuckDBStore:
     dialect = "duckdb"
+    #: How long a read waits for acknowledged rows to be loaded before it answers 503 instead.
+    read_wait_s = 30.0
     #: ``query`` opens a cursor of its own each time: statements may run from several threads at once.
     parallel_reads = True
 
@@ -322,7 +324,7 @@ class DuckDBStore:
         A read never answers without rows that were acknowledged: if they are still not loaded after
         the loader's wait (only when the database refuses loads), it fails with 503 and Retry-After.
         """
-        if not self._loader.flush():
+        if not self._loader.flush(self.read_wait_s):
             raise StoreUnavailable(f"{self._loader.pending_rows} acknowledged spans are not loaded yet, so this "
                                    "read would be incomplete; retry shortly", retry_after=5)
 
