@@ -252,7 +252,7 @@ def main() -> None:
           f"(goal < 1,024 MiB): server process {split[0] / 1024:,.0f} MiB, decode workers {split[1] / 1024:,.0f} MiB")
     for name, counter in answers.items():
         print(f"  {name:16} " + ", ".join(f"{label} x{n}" for label, n in counter.most_common()))
-    print(f"  body bytes refused by the budget (server count): {health.get('body_bytes_refused')}")
+    print(f"  bodies refused by the budget (server count): {health.get('bodies_refused')}")
     if closed_at:
         print(f"slowloris: {len(closed_at)} of {len(slow_socks)} connections closed by the server, "
               f"median {statistics.median(closed_at):.1f} s, last {max(closed_at):.1f} s after they opened")

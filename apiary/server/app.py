@@ -42,7 +42,7 @@ async def health(request: Request) -> JSONResponse:
     stats = ctx.store.writer_stats() if hasattr(ctx.store, "writer_stats") else {}
     budget = request.app.state.body_budget
     stats.update(body_bytes_in_flight=budget.used - request.scope[BODY_ALLOWANCE].held,
-                 body_bytes_refused=budget.refused)
+                 bodies_refused=budget.refused)
     return JSONResponse({"status": "ok", **stats})
 
 
