@@ -54,6 +54,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings.exposure_asked = args.exposure
     if args.xray_daemon_host is not None:
         settings.xray_daemon_host = args.xray_daemon_host
+    for name in ("max_env_columns", "max_span_attributes", "max_value_bytes", "max_inflight_bytes",
+                 "header_timeout_s", "body_timeout_s"):
+        if getattr(args, name) is not None:
+            setattr(settings, name, getattr(args, name))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
         ctx = open_context(settings)
@@ -86,8 +90,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
                   f"    export OTEL_EXPORTER_OTLP_HEADERS=x-honeycomb-team={key_hint}"]
     lines.append("")
     print("\n".join(lines), flush=True)
+    from apiary.server.guard import protocol_with_header_timeout
+
     config = uvicorn.Config(create_app(settings, ctx), host=settings.host, port=settings.port, log_level=args.log_level,
-                            access_log=False, lifespan="on", timeout_graceful_shutdown=10)
+                            access_log=False, lifespan="on", timeout_graceful_shutdown=10,
+                            http=protocol_with_header_timeout(settings.header_timeout_s))
     server = uvicorn.Server(config)
     server.run()
     return 0 if server.started else 1
@@ -200,6 +207,24 @@ def build_parser() -> argparse.ArgumentParser:
                        help="address of the X-Ray daemon, which takes no key; under network exposure it is off "
                             "unless this and --xray-env are given (env APIARY_XRAY_DAEMON_HOST, default --host)")
     _store_arg(serve, None)
+    limits = serve.add_argument_group("limits (per environment, and for the server as a whole)")
+    limits.add_argument("--max-env-columns", type=int, default=None,
+                        help="typed attribute columns per environment; past it new keys go to the overflow JSON column "
+                             "(env APIARY_MAX_ENV_COLUMNS, default 250; APIARY_MAX_COLUMNS, 1000, bounds them all)")
+    limits.add_argument("--max-span-attributes", type=int, default=None,
+                        help="attributes kept per span, the rest dropped with a partial_success warning "
+                             "(env APIARY_MAX_SPAN_ATTRIBUTES, default 1000)")
+    limits.add_argument("--max-value-bytes", type=int, default=None,
+                        help="string values cut to this many bytes (env APIARY_MAX_VALUE_BYTES, default 65535)")
+    limits.add_argument("--max-inflight-bytes", type=int, default=None,
+                        help="request body bytes held at once by all receivers; past it 429 + Retry-After "
+                             "(env APIARY_MAX_INFLIGHT_BYTES, default 67108864)")
+    limits.add_argument("--header-timeout", dest="header_timeout_s", type=float, default=None,
+                        help="seconds to receive a request's headers before the connection is closed "
+                             "(env APIARY_HEADER_TIMEOUT, default 10)")
+    limits.add_argument("--body-timeout", dest="body_timeout_s", type=float, default=None,
+                        help="seconds to receive a request's body before it is answered 408 "
+                             "(env APIARY_BODY_TIMEOUT, default 60)")
     serve.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
     serve.set_defaults(func=cmd_serve)
 

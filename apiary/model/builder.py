@@ -14,6 +14,12 @@ Values no column can hold are defined here, once for every receiver: NaN and
 64 bits becomes a float (past a double's range, its decimal text), NaN/Infinity inside an array or object value become
 JSON ``null``, and ``duration_ms`` is never negative (an end before the start
 gives 0, as Honeycomb shows such a span) nor non-finite (null).
+
+Limits (``apiary.model.limits``) apply here, in the decoder, so their cost
+falls on the request that sent the outsized span: past ``max_attributes`` on
+one row the remaining attributes are dropped, and strings longer than
+``max_value_bytes`` are cut there, as Honeycomb does. The batch's ``errors``
+then say so, and OTLP answers with a ``partial_success`` warning.
 """
 
 from __future__ import annotations
@@ -23,7 +29,9 @@ import math
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from apiary.model.limits import DEFAULT, SpanLimits, truncate_utf8
 from apiary.model.span import (
     CORE_FIELDS,
     CORE_NAMES,
@@ -50,8 +58,12 @@ def value_kind(value: Any) -> int:
 class BatchBuilder:
     """Collects ``rows`` rows; core and attribute values are set by row index."""
 
-    def __init__(self, rows: int) -> None:
+    def __init__(self, rows: int, limits: SpanLimits = DEFAULT) -> None:
         self.rows = rows
+        self.limits = limits
+        self.counts = [0] * rows  # attributes kept per row
+        self.dropped = 0  # attributes past the per-span cap
+        self.truncated = 0  # values cut to max_value_bytes
         self.core: dict[str, list[Any]] = {f.name: [None] * rows for f in CORE_FIELDS}
         self.dataset: list[str | None] = [None] * rows
         self.attrs: dict[str, list[Any]] = {}
@@ -65,6 +77,13 @@ class BatchBuilder:
         value = _storable(value)
         if value is None:
             return
+        kept = self.counts[row]
+        if kept >= self.limits.max_attributes:
+            self.dropped += 1
+            return
+        self.counts[row] = kept + 1
+        if value.__class__ is str and len(value) * 4 > self.limits.max_value_bytes:
+            value = self._cut(value)
         if key in CORE_NAMES or key in INTERNAL_NAMES:
             self.overflow.setdefault(row, {})[key] = value
             return
@@ -86,6 +105,24 @@ class BatchBuilder:
                     return
         col[row] = value
 
+    def set_raw(self, row: int, key: str, value: str) -> None:
+        """A value kept whole and outside the attribute count (the X-Ray segment document, which
+        X-Ray's own read API returns verbatim and which X-Ray already caps at 64 KB)."""
+        kept = self.counts[row]
+        limits, self.limits = self.limits, SpanLimits(kept + 1, 1 << 62)
+        try:
+            self.set_attr(row, key, value)
+        finally:
+            self.limits = limits
+            self.counts[row] = kept
+
+    def _cut(self, value: str) -> str:
+        cut = truncate_utf8(value, self.limits.max_value_bytes)
+        if cut is None:
+            return value
+        self.truncated += 1
+        return cut
+
     def fill_attr(self, start: int, stop: int, key: str, value: Any) -> None:
         """The same value for rows ``start..stop`` (resource attributes), where not already set."""
         if start >= stop or value is None:
@@ -93,12 +130,18 @@ class BatchBuilder:
         value = _storable(value)
         if value is None:
             return
-        if key in CORE_NAMES or key in INTERNAL_NAMES:
-            for row in range(start, stop):
-                self.overflow.setdefault(row, {})[key] = value
-            return
+        counts, cap = self.counts, self.limits.max_attributes
         col = self.attrs.get(key)
+        if key in CORE_NAMES or key in INTERNAL_NAMES or any(counts[row] >= cap for row in range(start, stop)):
+            for row in range(start, stop):  # row by row, each against its own count
+                if col is None or col[row] is None:
+                    self.set_attr(row, key, value)
+            return
         if col is None:
+            if value.__class__ is str and len(value) * 4 > self.limits.max_value_bytes:
+                value = self._cut(value)
+            for row in range(start, stop):
+                counts[row] += 1
             self.attrs[key] = col = [None] * self.rows
             self.kinds[key] = value_kind(value)
             col[start:stop] = [value] * (stop - start)
@@ -111,6 +154,7 @@ class BatchBuilder:
         """Room for ``extra`` more rows: for a receiver that cannot count its rows cheaply beforehand."""
         for col in (*self.core.values(), self.dataset, *self.attrs.values()):
             col.extend([None] * extra)
+        self.counts.extend([0] * extra)
         self.rows += extra
 
     def truncate(self, rows: int) -> None:
@@ -119,6 +163,7 @@ class BatchBuilder:
             return
         for col in (*self.core.values(), self.dataset, *self.attrs.values()):
             del col[rows:]
+        del self.counts[rows:]
         self.overflow = {r: v for r, v in self.overflow.items() if r < rows}
         self.rows = rows
 
@@ -131,7 +176,12 @@ class BatchBuilder:
             if d is not None and not 0 <= d < math.inf:
                 durations[i] = None if d != d or d in (math.inf, -math.inf) else 0.0
         for f in CORE_FIELDS:
-            arrays.append(pa.array(_take(self.core[f.name], keep), type=f.type))
+            array = pa.array(_take(self.core[f.name], keep), type=f.type)
+            if pa.types.is_string(f.type) and len(array):
+                longest = pc.max(pc.binary_length(array)).as_py()  # vectorised: no per-row Python work
+                if longest is not None and longest > self.limits.max_value_bytes:
+                    array = pa.array([None if v is None else self._cut(v) for v in array.to_pylist()], f.type)
+            arrays.append(array)
             names.append(f.name)
         arrays.append(pa.array(_take(self.dataset, keep), type=pa.string()))
         names.append(DATASET_COLUMN)
@@ -146,7 +196,17 @@ class BatchBuilder:
                 continue
             arrays.append(pa.array(values, type=_ARROW_OF_KIND[self.kinds[key]]))
             names.append(key)
-        return SpanBatch(pa.Table.from_arrays(arrays, names=names), rejected, errors or [])
+        return SpanBatch(pa.Table.from_arrays(arrays, names=names), rejected, [*(errors or []), *self.warnings()])
+
+    def warnings(self) -> list[str]:
+        """What the limits changed, for the protocol's partial-success answer."""
+        out = []
+        if self.dropped:
+            out.append(f"{self.dropped} attributes dropped: a span keeps at most {self.limits.max_attributes} "
+                       f"(APIARY_MAX_SPAN_ATTRIBUTES)")
+        if self.truncated:
+            out.append(f"{self.truncated} values truncated to {self.limits.max_value_bytes} bytes (APIARY_MAX_VALUE_BYTES)")
+        return out
 
 
 def _storable(value: Any) -> Any:

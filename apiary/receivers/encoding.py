@@ -7,10 +7,13 @@ memory whole.
 
 from __future__ import annotations
 
+import asyncio
+import time
 import zlib
 
 from starlette.requests import Request
 
+from apiary.receivers.body_budget import SCOPE_KEY, BodyAllowance, BodyTimeout
 from apiary.receivers.refusals import MalformedPayload, PayloadTooLarge, UnsupportedPayload
 
 
@@ -55,15 +58,38 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refusing as soon as it passes ``limit`` bytes on the wire."""
+    """The raw body, refusing as soon as it passes ``limit`` bytes on the wire.
+
+    Its bytes count against the server's body budget (``body_budget.py``) before they are buffered:
+    the declared Content-Length at once, or chunk by chunk without one. ``BodyOverBudget`` (a
+    ``StoreOverloaded``: every receiver answers it 429 with Retry-After) when they do not fit, and
+    ``BodyTimeout`` when the body takes longer than the body timeout to arrive.
+    """
+    allowance: BodyAllowance | None = request.scope.get(SCOPE_KEY)
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    expected = int(declared) if declared and declared.isdigit() else None
+    if expected is not None and expected > limit:
         raise BodyTooLarge.over(limit)
+    if allowance is not None and expected:
+        allowance.take(expected, expected)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge.over(limit)
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout_at(_loop_deadline(allowance)):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise BodyTooLarge.over(limit)
+                if allowance is not None and (expected is None or size > expected):
+                    allowance.take(len(chunk), size)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BodyTimeout(f"request body not received within {allowance.timeout_s if allowance else 0:g} s") from None
     return b"".join(chunks)
+
+
+def _loop_deadline(allowance: BodyAllowance | None) -> float | None:
+    """The allowance's monotonic deadline on the event loop's clock (None: no deadline)."""
+    if allowance is None:
+        return None
+    return asyncio.get_running_loop().time() + (allowance.deadline - time.monotonic())

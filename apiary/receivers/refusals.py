@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from google.rpc import code_pb2
 
+from apiary.receivers.body_budget import BodyOverBudget
 from apiary.store.base import StoreOverloaded, StoreUnavailable
 
 
@@ -48,6 +49,8 @@ def refusal_for(exc: BaseException, noun: str = "records") -> Refusal | None:
         return Refusal(415, code_pb2.INVALID_ARGUMENT, str(exc))
     if isinstance(exc, MalformedPayload):
         return Refusal(400, code_pb2.INVALID_ARGUMENT, str(exc))
+    if isinstance(exc, BodyOverBudget):  # the bytes in flight, not the store: its message says which limit
+        return Refusal(429, code_pb2.RESOURCE_EXHAUSTED, str(exc), exc.retry_after)
     if isinstance(exc, StoreOverloaded):
         return Refusal(429, code_pb2.RESOURCE_EXHAUSTED, f"too many {noun} waiting to be committed; retry later",
                        exc.retry_after)

@@ -28,7 +28,9 @@ from apiary.receivers.xray.service import XRay
 from apiary.server import otlp_grpc, trace_search_api, traces_api, ui_routes
 from apiary.server.context import Apiary
 from apiary.server.decoding import DecodePool
+from apiary.receivers.body_budget import SCOPE_KEY as BODY_ALLOWANCE, BodyBudget
 from apiary.server.freshness_header import FreshnessHeader
+from apiary.server.guard import EXCEPTION_HANDLERS, Guard
 from apiary.server.settings import Settings
 from apiary.store.duckdb import DuckDBStore
 from apiary.store.duckdb_errors import DuckDBErrorStore
@@ -42,6 +44,9 @@ log = logging.getLogger("apiary")
 async def health(request: Request) -> JSONResponse:
     ctx: Apiary = request.app.state.apiary
     stats = ctx.store.writer_stats() if hasattr(ctx.store, "writer_stats") else {}
+    budget = request.app.state.body_budget
+    stats.update(body_bytes_in_flight=budget.used - request.scope[BODY_ALLOWANCE].held,
+                 bodies_refused=budget.refused)
     return JSONResponse({"status": "ok", **stats})
 
 
@@ -79,7 +84,8 @@ def open_context(settings: Settings) -> Apiary:
     if settings.store != "duckdb":
         return _open_clickhouse_context(settings)
     meta = MetaStore(settings.meta_path)
-    store = DuckDBStore(settings.spans_path, max_columns=settings.max_columns, max_pending_rows=settings.max_pending_rows)
+    store = DuckDBStore(settings.spans_path, max_columns=settings.max_columns, max_pending_rows=settings.max_pending_rows,
+                        max_env_columns=settings.max_env_columns)
     pool = DecodePool(settings.decode_workers)
     logs = DuckDBLogStore(store, max_pending_rows=settings.max_pending_rows)
     errors = DuckDBErrorStore(store)
@@ -92,7 +98,7 @@ def _open_clickhouse_context(settings: Settings) -> Apiary:
 
     client = connect(settings.store)
     store = ClickHouseStore(client, max_columns=settings.max_columns, max_pending_rows=settings.max_pending_rows,
-                            retention_days=settings.retention_days)
+                            max_env_columns=settings.max_env_columns, retention_days=settings.retention_days)
     meta = ClickHouseMeta(client, MetaStore(settings.meta_path))
     logs = ClickHouseLogStore(client, max_pending_rows=settings.max_pending_rows)
     return Apiary(settings, meta, store, DecodePool(settings.decode_workers), logs=logs,  # type: ignore[arg-type]
@@ -147,4 +153,10 @@ def create_app(settings: Settings, ctx: Apiary | None = None) -> Starlette:
     if settings.cors_origins:
         middleware.append(Middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["POST", "GET", "OPTIONS"],
                                      allow_headers=["*"], max_age=600))
-    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
+                    exception_handlers=EXCEPTION_HANDLERS)
+    # Guard goes outside Starlette's own error middleware, so that even a 500 carries its headers.
+    budget = app.state.body_budget = BodyBudget(settings.max_inflight_bytes)
+    stack = app.build_middleware_stack
+    app.build_middleware_stack = lambda: Guard(stack(), budget, settings.body_timeout_s)  # type: ignore[method-assign]
+    return app

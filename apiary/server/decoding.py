@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ctypes
 import logging
 import multiprocessing
 import pickle
@@ -230,12 +231,28 @@ def _serve(sock: socket.socket) -> None:
             try:
                 fn, args = pickle.loads(stream.read(length))
                 out = pickle.dumps((True, fn(*args)), protocol=pickle.HIGHEST_PROTOCOL)
+                del fn, args
+                if length > _TRIM_AFTER_BYTES:
+                    _trim()
             except Exception as exc:
                 try:
                     out = pickle.dumps((False, exc), protocol=pickle.HIGHEST_PROTOCOL)
                 except Exception:
                     out = pickle.dumps((False, RuntimeError(f"{type(exc).__name__}: {exc}")))
             sock.sendall(_LEN.pack(len(out)) + out)
+
+
+#: After decoding a body this large, hand the freed heap back to the system: glibc keeps it resident
+#: otherwise. Measured on one 19 MiB OTLP body: a process at 93 MiB stayed at 254 MiB once the batch
+#: was freed, and fell to 172 MiB (the body itself still held) after ``malloc_trim``.
+_TRIM_AFTER_BYTES = 4 * 1024 * 1024
+
+
+def _trim() -> None:
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
 
 
 def _ready() -> None:

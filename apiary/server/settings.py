@@ -6,10 +6,15 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from apiary.model.limits import MAX_ATTRIBUTES, MAX_VALUE_BYTES, SpanLimits
 from apiary.permissions import exposure as exposure_of
 
 DEFAULT_PORT = 4318
 DEFAULT_MAX_BODY = 20 * 1024 * 1024  # compressed or not; OTLP batches are far smaller
+#: Three bodies at the size limit (a 512-span OTLP batch is ~100 KB). ``bench/overload.py`` (40 senders
+#: of 19 MiB bodies on every receiver, 1,200 slowloris connections): peak RSS of the server tree 802 MiB
+#: at 64 MiB, 965-1,039 MiB at 128 MiB.
+DEFAULT_INFLIGHT = 64 * 1024 * 1024
 
 
 def _env(name: str, default: str) -> str:
@@ -28,6 +33,17 @@ class Settings:
     max_pending_rows: int = field(default_factory=lambda: int(_env("MAX_PENDING_ROWS", "400000")))
     #: Typed attribute columns before new keys go to the overflow JSON column.
     max_columns: int = field(default_factory=lambda: int(_env("MAX_COLUMNS", "1000")))
+    #: Typed attribute columns one environment may take; past it its new keys go to the overflow column.
+    max_env_columns: int = field(default_factory=lambda: int(_env("MAX_ENV_COLUMNS", "250")))
+    #: Attributes kept per span; the rest are dropped and the answer says so (OTLP partial_success).
+    max_span_attributes: int = field(default_factory=lambda: int(_env("MAX_SPAN_ATTRIBUTES", str(MAX_ATTRIBUTES))))
+    #: String values are cut to this many bytes, as Honeycomb does.
+    max_value_bytes: int = field(default_factory=lambda: int(_env("MAX_VALUE_BYTES", str(MAX_VALUE_BYTES))))
+    #: Request body bytes held at once across every receiver; past it, 429 with Retry-After.
+    max_inflight_bytes: int = field(default_factory=lambda: int(_env("MAX_INFLIGHT_BYTES", str(DEFAULT_INFLIGHT))))
+    #: Seconds a client may take to send a request's headers, and then to send its body.
+    header_timeout_s: float = field(default_factory=lambda: float(_env("HEADER_TIMEOUT", "10")))
+    body_timeout_s: float = field(default_factory=lambda: float(_env("BODY_TIMEOUT", "60")))
     #: Delete spans, log events and error occurrences older than this many days (0 keeps everything).
     retention_days: float = field(default_factory=lambda: float(_env("RETENTION_DAYS", "0")))
     #: Seconds between retention passes (server-wide and log groups' own retention).
@@ -52,6 +68,10 @@ class Settings:
     def exposure(self) -> str:
         """``loopback`` or ``network``: see `apiary.permissions.exposure`."""
         return exposure_of(self.host, self.exposure_asked)
+
+    @property
+    def span_limits(self) -> SpanLimits:
+        return SpanLimits(self.max_span_attributes, self.max_value_bytes)
 
     @property
     def spans_path(self) -> Path:

@@ -117,9 +117,8 @@ async def page(request: Request) -> Response:
     html = _shell_cache.get("index")
     if html is None:
         html = _shell_cache["index"] = (STATIC_DIR / "index.html").read_text()
-    return HTMLResponse(html, headers={"Cache-Control": "no-cache", "X-Frame-Options": "DENY",
-                                       "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
-                                       "style-src 'self' 'unsafe-inline'; object-src 'none'; frame-ancestors 'none'"})
+    # The CSP and frame options come from the Guard middleware, as on every response.
+    return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
 
 
 # -- JSON -----------------------------------------------------------------------------------------

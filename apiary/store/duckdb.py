@@ -20,6 +20,9 @@ figures; the README has the latest run):
 * Past ``max_columns`` attribute columns, new keys go into the ``_attrs``
   JSON column (the long tail stays queryable, only slower), so a client
   that invents a key per request cannot grow the table without bound.
+  Each environment may take at most ``max_env_columns`` of them
+  (``env_columns`` records which), so one environment inventing keys sends
+  its own to ``_attrs`` without using up the columns of the others.
 * ``trace_index`` maps a trace id to its partition and time range (one row
   per load and trace, ART-indexed). Fetching a trace reads the index, then,
   in that partition alone, only the row groups whose timestamp zone maps
@@ -97,6 +100,16 @@ _LAST_SEEN_FLUSH_S = 60.0
 #: usually partial, so fewer loads also leave fewer small row groups (57 against 72 bytes per span).
 LOAD_DELAY_S = 1.0
 LOAD_ROWS = 4 * ROW_GROUP_SIZE
+#: The loader's work for a wide batch grows with its columns (layout, overflow folding, a catalogue
+#: row per key) far more than with its rows: ``bench/fairness.py``'s flood span (1,023 columns after
+#: the attribute cap, one row) took ~0.12 s to load, against ~2.5 ms for a 512-span request of ~30
+#: columns. A batch's cost is therefore its columns past ``WIDE_COLUMNS`` (ordinary batches cost
+#: nothing and are bounded by rows as before); an environment may have ``ENV_PENDING_COST`` of it
+#: queued, about one such span, before it is answered 429, and a costly batch is loaded at once
+#: rather than after ``LOAD_DELAY_S``. So what another environment's read waits for is bounded.
+WIDE_COLUMNS = 256
+ENV_PENDING_COST = 1024
+LOAD_COST_TRIGGER = 1
 
 
 def quote(identifier: str) -> str:
@@ -111,15 +124,18 @@ def _core_sql_type(f: pa.Field) -> str:
 
 class DuckDBStore:
     dialect = "duckdb"
+    #: How long a read waits for acknowledged rows to be loaded before it answers 503 instead.
+    read_wait_s = 30.0
     #: ``query`` opens a cursor of its own each time: statements may run from several threads at once.
     parallel_reads = True
 
     def __init__(self, path: str | Path, *, max_columns: int = 1000, max_pending_rows: int = 400_000,
-                 linger_s: float = 0.0) -> None:
+                 linger_s: float = 0.0, max_env_columns: int | None = None) -> None:
         # No linger by default: the intake log's append is cheap whatever its size, and at a fixed
         # 30,000 spans/s waiting 20 ms for more requests only added that much to every answer.
         self.path = str(path)
         self.max_columns = max_columns
+        self.max_env_columns = max_columns if max_env_columns is None else max_env_columns
         self._max_pending = max_pending_rows
         # The file is attached, not opened directly, because only ATTACH takes a row group size.
         self._root = duckdb.connect(":memory:")
@@ -133,7 +149,13 @@ class DuckDBStore:
         self._lock = threading.Lock()  # guards the in-memory catalogue
         self._write_lock = threading.Lock()  # the loader's transactions against retention's
         self._physical: dict[tuple[str, str], str] = {}
-        self._layouts: dict[pa.Schema, _Layout] = {}
+        self._layouts: dict[tuple[str, pa.Schema], _Layout] = {}
+        self._typed_columns = 0
+        # Catalogue rows a layout adds, written in one statement each: one INSERT per key took ~3 ms.
+        self._new_columns: list[list[str]] = []
+        self._new_grants: list[list[str]] = []
+        #: env -> the (name, type) keys that have a typed column for that environment
+        self._env_columns: dict[str, set[tuple[str, str]]] = defaultdict(set)
         # (env, dataset) -> (name, type) -> [first_seen, last_seen, last_flushed]
         self._catalogue: dict[tuple[str, str], dict[tuple[str, str], list[datetime]]] = defaultdict(dict)
         self._datasets: dict[tuple[str, str], list[datetime]] = {}
@@ -143,7 +165,7 @@ class DuckDBStore:
         self._replay()
         self._loader: BulkLoader[tuple[str, SpanBatch]] = BulkLoader(
             self._load, loaded_seq=self._intake.last_seq, rows=LOAD_ROWS, delay_s=LOAD_DELAY_S,
-            max_group_rows=LOAD_ROWS, healthy=self._healthy, set_aside=self._set_aside)
+            max_group_rows=LOAD_ROWS, healthy=self._healthy, set_aside=self._set_aside, cost_trigger=LOAD_COST_TRIGGER)
         self._writer: GroupCommitter[tuple[str, SpanBatch]] = GroupCommitter(
             self._log_commit, max_pending_rows=max_pending_rows, linger_s=linger_s)
         self._closed = False
@@ -163,6 +185,13 @@ class DuckDBStore:
         db.execute("CREATE TABLE IF NOT EXISTS attribute_columns (name VARCHAR, type VARCHAR, physical VARCHAR, PRIMARY KEY (name, type))")
         db.execute("""CREATE TABLE IF NOT EXISTS dataset_columns (_env VARCHAR, _dataset VARCHAR, name VARCHAR, type VARCHAR,
                       first_seen TIMESTAMP, last_seen TIMESTAMP, PRIMARY KEY (_env, _dataset, name, type))""")
+        if not db.execute("SELECT 1 FROM duckdb_tables() WHERE database_name = ? AND table_name = 'env_columns'",
+                          [CATALOG]).fetchall():
+            # Before per-environment caps every environment used every typed column it had written.
+            db.execute("CREATE TABLE env_columns (_env VARCHAR, name VARCHAR, type VARCHAR, PRIMARY KEY (_env, name, type))")
+            db.execute(f"""INSERT INTO env_columns SELECT DISTINCT d._env, d.name, d.type FROM dataset_columns d
+                           JOIN attribute_columns a ON a.name = d.name AND a.type = d.type
+                           WHERE a.physical <> '{OVERFLOW_COLUMN}'""")
         db.execute("""CREATE TABLE IF NOT EXISTS datasets (_env VARCHAR, name VARCHAR, created_at TIMESTAMP,
                       last_written TIMESTAMP, PRIMARY KEY (_env, name))""")
         db.execute("CREATE TABLE IF NOT EXISTS intake_state (loaded_seq BIGINT)")
@@ -177,28 +206,44 @@ class DuckDBStore:
     def _load_catalogue(self) -> None:
         for name, typ, physical in self._db.execute("SELECT name, type, physical FROM attribute_columns").fetchall():
             self._physical[(name, typ)] = physical
+            self._typed_columns += physical != OVERFLOW_COLUMN
+        for env, name, typ in self._db.execute("SELECT _env, name, type FROM env_columns").fetchall():
+            self._env_columns[env].add((name, typ))
         for env, ds, name, typ, first, last in self._db.execute(
                 "SELECT _env, _dataset, name, type, first_seen, last_seen FROM dataset_columns").fetchall():
             self._catalogue[(env, ds)][(name, typ)] = [_utc(first), _utc(last), _utc(last)]
         for env, name, created, last in self._db.execute("SELECT _env, name, created_at, last_written FROM datasets").fetchall():
             self._datasets[(env, name)] = [_utc(created), _utc(last), _utc(last)]
 
-    def _physical_for(self, name: str, typ: str) -> str | None:
-        """The column for (name, type), adding it if the cap allows; None means overflow."""
+    def _physical_for(self, env: str, name: str, typ: str) -> str | None:
+        """The column for (name, type) in ``env``, adding it if both caps allow; None means overflow.
+
+        A key past a cap costs nothing to remember: it is simply not granted, so it overflows each
+        time. Recording every overflowing key used to cost a statement per key, and counting the
+        columns walked the whole map for each: a span of 100,000 attributes held the loader (and
+        every environment's reads behind it) for minutes.
+        """
         key = (name, typ)
-        found = self._physical.get(key)
-        if found is not None:
-            return None if found == OVERFLOW_COLUMN else found
-        attribute_count = sum(1 for p in self._physical.values() if p != OVERFLOW_COLUMN)
-        if attribute_count >= self.max_columns:
-            physical = OVERFLOW_COLUMN
-        else:
-            physical = f"a{attribute_count + 1}"
-            self._partitions.add_column(f"{quote(physical)} {_SQL_TYPES[typ]}")
-        self._db.execute("INSERT INTO attribute_columns VALUES (?, ?, ?)", [name, typ, physical])
+        granted = self._env_columns.get(env)
+        if granted is not None and key in granted:
+            return self._physical[key]
+        if granted is not None and len(granted) >= self.max_env_columns:
+            return None
+        physical = self._physical.get(key)
+        if physical == OVERFLOW_COLUMN:  # overflowed for everyone before per-environment caps
+            return None
+        if physical is None:
+            if self._typed_columns >= self.max_columns:
+                return None
+            physical = f"a{self._typed_columns + 1}"
+            self._new_columns.append([name, typ, physical])
+            self._typed_columns += 1
+            with self._lock:
+                self._physical[key] = physical
+        self._new_grants.append([env, name, typ])
         with self._lock:
-            self._physical[key] = physical
-        return None if physical == OVERFLOW_COLUMN else physical
+            self._env_columns[env].add(key)
+        return physical
 
     # -- writing --------------------------------------------------------------------------------
 
@@ -209,7 +254,15 @@ class DuckDBStore:
             return
         if self._loader.pending_rows + batch.num_rows > self._max_pending:
             raise StoreOverloaded(retry_after=1)
-        await self._writer.submit((env, batch), batch.num_rows)
+        cost = _load_cost(batch)
+        if cost and not self._loader.reserve(env, cost, ENV_PENDING_COST):  # this environment's share of the loader
+            raise StoreOverloaded(retry_after=1)
+        try:
+            await self._writer.submit((env, batch), batch.num_rows)
+        except BaseException:
+            if cost:
+                self._loader.unreserve(env, cost)
+            raise
 
     @property
     def pending_rows(self) -> int:
@@ -229,7 +282,7 @@ class DuckDBStore:
         """
         first = self._intake.append([(env, batch.ipc_stream()) for env, batch in group])
         for n, item in enumerate(group):
-            self._loader.add(first + n, item, item[1].num_rows)
+            self._loader.add(first + n, item, item[1].num_rows, key=item[0], cost=_load_cost(item[1]))
 
     def _replay(self) -> None:
         """Load what the intake log holds beyond DuckDB's watermark: spans acknowledged before a crash."""
@@ -274,13 +327,20 @@ class DuckDBStore:
     def flush(self) -> None:
         """Return once every acknowledged span is in DuckDB; every read starts with it.
 
-        When DuckDB refuses loads (disk full), return at once and note how many acknowledged rows the
-        read will miss (``read_freshness``): the answer is then marked as behind.
+        A read never answers without saying it lacks acknowledged rows. When DuckDB refuses loads
+        (disk full), it answers at once with what is loaded and notes how many acknowledged rows it
+        misses (``read_freshness``: the answer is marked as behind). When loads are only slow (a costly
+        batch ahead in the log), it waits ``read_wait_s`` and then fails with 503 and Retry-After.
         """
-        if not self._loader.flush():
+        if self._loader.flush(self.read_wait_s):
+            return
+        if self._loader.failing:
             note_unloaded(self._loader.pending_rows)
+            return
+        raise StoreUnavailable(f"{self._loader.pending_rows} acknowledged spans are not loaded yet, so this "
+                               "read would be incomplete; retry shortly", retry_after=5)
 
-    def _layout(self, schema: pa.Schema) -> "_Layout":
+    def _layout(self, env: str, schema: pa.Schema) -> "_Layout":
         """How a batch of this schema maps onto the spans table; worked out once per schema.
 
         Requests from one service share a schema, and a column's physical name never changes once
@@ -288,7 +348,7 @@ class DuckDBStore:
         With ``_runs``, renaming and the catalogue's null counts fell from ~0.9 to ~0.2 us per span
         of the loader's CPU, all of it holding the GIL the event loop needs.
         """
-        layout = self._layouts.get(schema)
+        layout = self._layouts.get((env, schema))
         if layout is not None:
             return layout
         names, overflow, timestamps, present = [ENV_COLUMN], [], [], []
@@ -301,20 +361,47 @@ class DuckDBStore:
                     timestamps.append(i)
                 names.append(f.name)
                 continue
-            physical = self._physical_for(f.name, typ)
+            physical = self._physical_for(env, f.name, typ)
             if physical is None:
                 overflow.append(i)
             else:
                 names.append(physical)
+        if self._new_columns or self._new_grants:
+            self._add_columns()
         layout = _Layout(names, overflow, timestamps, present, schema.get_field_index(OVERFLOW_COLUMN))
         if len(self._layouts) >= 1000:
             self._layouts.clear()
-        self._layouts[schema] = layout
+        self._layouts[(env, schema)] = layout
         return layout
+
+    def _add_columns(self) -> None:
+        """The columns and grants a layout added, in one transaction: one commit per ALTER cost ~2.5 ms."""
+        columns, grants = self._new_columns, self._new_grants
+        self._new_columns, self._new_grants = [], []
+        db = self._db
+        db.execute("BEGIN TRANSACTION")
+        try:
+            for name, typ, physical in columns:
+                self._partitions.add_column(f"{quote(physical)} {_SQL_TYPES[typ]}")
+            if columns:
+                _bulk(db, "INSERT OR IGNORE INTO attribute_columns SELECT * FROM _rows", ["name", "type", "physical"], columns)
+            if grants:
+                _bulk(db, "INSERT OR IGNORE INTO env_columns SELECT * FROM _rows", ["_env", "name", "type"], grants)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            with self._lock:  # forget what was not written, so the next load tries again
+                for name, typ, _ in columns:
+                    self._physical.pop((name, typ), None)
+                for env, name, typ in grants:
+                    self._env_columns[env].discard((name, typ))
+            self._typed_columns -= len(columns)
+            self._layouts.clear()
+            raise
 
     def _physical_table(self, env: str, table: pa.Table) -> pa.Table:
         """Rename attribute columns to their physical columns; fold overflowing keys into ``_attrs``."""
-        layout = self._layout(table.schema)
+        layout = self._layout(env, table.schema)
         arrays: list[pa.Array | pa.ChunkedArray] = table.columns
         for i in layout.timestamps:
             arrays[i] = arrays[i].cast(pa.timestamp("us"))
@@ -377,7 +464,7 @@ class DuckDBStore:
             datasets = table.column(DATASET_COLUMN)
             every = [present[(env, ds)] for ds in pc.unique(datasets).to_pylist() if ds is not None]
             arrays, rows = table.columns, table.num_rows
-            for i, column in self._layout(table.schema).present:
+            for i, column in self._layout(env, table.schema).present:
                 nulls = arrays[i].null_count
                 if nulls == rows:
                     continue
@@ -458,7 +545,7 @@ class DuckDBStore:
                 for key, (first, last, _) in cols.items():
                     have = merged.get(key)
                     merged[key] = [first, last] if have is None else [min(have[0], first), max(have[1], last)]
-            physical = dict(self._physical)
+            physical = {k: self._physical[k] for k in self._env_columns.get(env, ())}
         out = []
         for (name, typ), (first, last) in merged.items():
             if name in CORE_NAMES:
@@ -594,6 +681,10 @@ class DuckDBStore:
         self._writer.close()
         self._loader.close()
         self._intake.close()
+
+
+def _load_cost(batch: SpanBatch) -> int:
+    return max(0, batch.table.num_columns - WIDE_COLUMNS)
 
 
 def _merge_overflow(existing: pa.ChunkedArray | pa.Array, extra: list[tuple[str, pa.ChunkedArray]]) -> list[str | None]:

@@ -15,6 +15,7 @@ from typing import Any
 from apiary.input_limits import InputError
 from apiary.input_limits import load_json as load_bounded_json
 from apiary.model.builder import BatchBuilder
+from apiary.model.limits import DEFAULT, SpanLimits
 from apiary.model.span import CORE_FIELDS, SpanBatch
 from apiary.model.timestamps import MAX_TIMESTAMP_TEXT, finite, int64, us_in_range
 
@@ -81,10 +82,11 @@ def load_json(body: bytes) -> Any:
         raise EventError(f"body is not valid JSON: {exc}") from None
 
 
-def to_batch(dataset: str, events: list[tuple[dict[str, Any], int | None, int | None]]) -> SpanBatch:
+def to_batch(dataset: str, events: list[tuple[dict[str, Any], int | None, int | None]],
+             limits: SpanLimits = DEFAULT) -> SpanBatch:
     """``events`` are (fields, time in us or None, sample rate or None)."""
     now_us = time.time_ns() // 1000
-    b = BatchBuilder(len(events))
+    b = BatchBuilder(len(events), limits)
     core = b.core
     for row, (fields, ts, sample_rate) in enumerate(events):
         core["timestamp"][row] = ts if ts is not None else now_us
@@ -101,7 +103,8 @@ def to_batch(dataset: str, events: list[tuple[dict[str, Any], int | None, int | 
     return b.build()
 
 
-def single_event(dataset: str, body: bytes, event_time: str | None, sample_rate: str | None) -> SpanBatch:
+def single_event(dataset: str, body: bytes, event_time: str | None, sample_rate: str | None,
+                 limits: SpanLimits = DEFAULT) -> SpanBatch:
     fields = load_json(body)
     if not isinstance(fields, dict):
         raise EventError("an event must be a JSON object of fields")
@@ -111,10 +114,10 @@ def single_event(dataset: str, body: bytes, event_time: str | None, sample_rate:
             rate = int(sample_rate)
         except ValueError:
             raise EventError(f"X-Honeycomb-Samplerate {sample_rate!r} is not an integer") from None
-    return to_batch(dataset, [(fields, parse_time(event_time), rate)])
+    return to_batch(dataset, [(fields, parse_time(event_time), rate)], limits)
 
 
-def batch_events(dataset: str, body: bytes) -> tuple[SpanBatch, list[dict[str, Any]]]:
+def batch_events(dataset: str, body: bytes, limits: SpanLimits = DEFAULT) -> tuple[SpanBatch, list[dict[str, Any]]]:
     """The batch of valid events, and Honeycomb's per-event answer list (202 or 400 with a reason)."""
     doc = load_json(body)
     if not isinstance(doc, list):
@@ -132,4 +135,4 @@ def batch_events(dataset: str, body: bytes) -> tuple[SpanBatch, list[dict[str, A
             answers.append({"status": 202})
         except EventError as exc:
             answers.append({"status": 400, "error": str(exc)})
-    return to_batch(dataset, good), answers
+    return to_batch(dataset, good, limits), answers

@@ -83,11 +83,11 @@ async def _ingest(request: Request, key: ApiKey, batch_mode: bool) -> Response:
         return error(400, "dataset name in the URL is empty")
     try:
         body = await _body(request)
-        if batch_mode:
-            batch, answers = batch_events(dataset, body)
+        if batch_mode:  # a large batch is parsed in a decode worker, off the event loop, as OTLP bodies are
+            batch, answers = await ctx.pool.run(len(body), batch_events, dataset, body, ctx.settings.span_limits)
         else:
             batch = single_event(dataset, body, request.headers.get("X-Honeycomb-Event-Time"),
-                                 request.headers.get("X-Honeycomb-Samplerate"))
+                                 request.headers.get("X-Honeycomb-Samplerate"), ctx.settings.span_limits)
             answers = []
         await ctx.store.append(key.environment, batch)
     except BodyTooLarge as exc:

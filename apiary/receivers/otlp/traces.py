@@ -30,6 +30,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from apiary.input_limits import InputError, load_json
 from apiary.model.builder import BatchBuilder
+from apiary.model.limits import DEFAULT, SpanLimits
 from apiary.receivers.encoding import decompress
 from apiary.receivers.refusals import MalformedPayload
 from apiary.model.span import UNKNOWN_SERVICE, SpanBatch
@@ -97,14 +98,15 @@ def parse_json(body: bytes) -> ExportTraceServiceRequest:
     return req
 
 
-def to_batch(req: ExportTraceServiceRequest) -> SpanBatch:
+def to_batch(req: ExportTraceServiceRequest, limits: SpanLimits = DEFAULT) -> SpanBatch:
     """Flatten every span (and its events and links) into rows; invalid spans are rejected, not stored."""
     total = 0
     for rs in req.resource_spans:
         for ss in rs.scope_spans:
             for span in ss.spans:
                 total += 1 + len(span.events) + len(span.links)
-    b = BatchBuilder(total)
+    b = BatchBuilder(total, limits)
+    counts, cap, max_bytes = b.counts, limits.max_attributes, limits.max_value_bytes
     core = b.core
     c_ts, c_dur, c_tid, c_sid, c_pid = (
         core["timestamp"], core["duration_ms"], core["trace.trace_id"], core["trace.span_id"], core["trace.parent_id"])
@@ -191,7 +193,13 @@ def to_batch(req: ExportTraceServiceRequest) -> SpanBatch:
                 if scope_attrs:
                     for k, v in scope_attrs.items():
                         set_attr(row, k, v)
-                for kv in span.attributes:
+                span_attrs = span.attributes
+                room = cap - counts[row]
+                if len(span_attrs) > room:  # past the per-span cap: the rest are counted, never decoded
+                    b.dropped += len(span_attrs) - max(room, 0)
+                    span_attrs = span_attrs[:max(room, 0)]
+                fast = 0
+                for kv in span_attrs:
                     # Inlined fast path for scalar values of an existing column of the same type.
                     v = kv.value
                     which = v.WhichOneof("value")
@@ -201,21 +209,28 @@ def to_batch(req: ExportTraceServiceRequest) -> SpanBatch:
                         kind = kinds[key]
                         if which == "string_value":
                             if kind == 0:
-                                col[row] = v.string_value
-                                continue
+                                text = v.string_value
+                                if len(text) * 4 <= max_bytes:
+                                    col[row] = text
+                                    fast += 1
+                                    continue
                         elif which == "int_value":
                             if kind == 1:
                                 col[row] = v.int_value
+                                fast += 1
                                 continue
                         elif which == "double_value":
                             if kind == 2 and isfinite(v.double_value):
                                 col[row] = v.double_value
+                                fast += 1
                                 continue
                         elif which == "bool_value":
                             if kind == 3:
                                 col[row] = v.bool_value
+                                fast += 1
                                 continue
                     set_attr(row, key, any_value(v))
+                counts[row] += fast
                 span_row = row
                 row += 1
                 for ev in span.events:
@@ -268,20 +283,24 @@ def to_batch(req: ExportTraceServiceRequest) -> SpanBatch:
     return b.build(rejected, errors, keep)
 
 
-def decode(body: bytes, json_body: bool) -> SpanBatch:
+def decode(body: bytes, json_body: bool, limits: SpanLimits = DEFAULT) -> SpanBatch:
     req = parse_json(body) if json_body else parse_protobuf(body)
-    return to_batch(req)
+    return to_batch(req, limits)
 
 
-def decode_request(body: bytes, content_encoding: str | None, json_body: bool, limit: int) -> SpanBatch:
+def decode_request(body: bytes, content_encoding: str | None, json_body: bool, limit: int,
+                   limits: SpanLimits = DEFAULT) -> SpanBatch:
     """Entry point for the decode workers: raw body in, batch out (or a PayloadError/encoding error)."""
-    return decode(decompress(body, content_encoding, limit), json_body)
+    return decode(decompress(body, content_encoding, limit), json_body, limits)
 
 
 def export_response(batch: SpanBatch) -> ExportTraceServiceResponse:
-    """The answer to a committed request: ``partial_success`` names the spans refused and why."""
+    """The answer to a committed request: ``partial_success`` names the spans refused and why.
+
+    With none refused, a message alone is a warning (attributes dropped, values cut by the span limits).
+    """
     resp = ExportTraceServiceResponse()
-    if batch.rejected:
+    if batch.rejected or batch.errors:
         resp.partial_success.rejected_spans = batch.rejected
         resp.partial_success.error_message = "; ".join(batch.errors)
     return resp

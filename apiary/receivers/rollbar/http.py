@@ -72,6 +72,8 @@ async def post_item(request: Request) -> Response:
         return error(413, f"request entity too large: items may be at most {MAX_PAYLOAD} bytes")
     except (UnsupportedEncoding, BadEncoding) as exc:
         return error(400, str(exc))
+    except StoreOverloaded as exc:  # the server's body budget is spent for now
+        return error(429, f"rate limit reached: {exc}", exc.retry_after)
     try:
         payload = load_json(body)
     except InputError as exc:
@@ -177,6 +179,8 @@ async def patch_item(request: Request) -> Response:
     ctx: Apiary = request.app.state.apiary
     try:
         body = load_json(await read_body(request, 64 * 1024) or b"{}")
+    except StoreOverloaded as exc:
+        return error(429, f"rate limit reached: {exc}", exc.retry_after)
     except (ValueError, UnicodeDecodeError, BodyTooLarge):
         return error(400, "invalid JSON body: send {\"status\": \"resolved\"} or {\"status\": \"muted\"}")
     status, level = body.get("status") if isinstance(body, dict) else None, body.get("level") if isinstance(body, dict) else None

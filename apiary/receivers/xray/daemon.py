@@ -112,7 +112,7 @@ class SegmentListener:
 
     def _hand_off(self, docs: list[tuple[dict[str, Any], str]]) -> None:
         try:
-            batch = to_batch(docs, self.xray.names)
+            batch = to_batch(docs, self.xray.names, self.xray.ctx.settings.span_limits)
         except Exception:  # noqa: BLE001
             self.stats.dropped += len(docs)
             log.exception("X-Ray daemon: could not map %d segments", len(docs))

@@ -29,6 +29,7 @@ from typing import Any
 
 from apiary.input_limits import InputError, load_json
 from apiary.model.builder import BatchBuilder
+from apiary.model.limits import DEFAULT, SpanLimits
 from apiary.model.timestamps import MAX_TIMESTAMP_TEXT, MAX_TIMESTAMP_US
 from apiary.model.ids import xray_to_w3c
 from apiary.model.span import UNKNOWN_SERVICE, SpanBatch
@@ -152,7 +153,8 @@ class SegmentNames:
                 self._names.popitem(last=False)
 
 
-def to_batch(docs: list[tuple[dict[str, Any], str]], names: SegmentNames | None = None) -> SpanBatch:
+def to_batch(docs: list[tuple[dict[str, Any], str]], names: SegmentNames | None = None,
+             limits: SpanLimits = DEFAULT) -> SpanBatch:
     """Validated documents (with their original text) -> one `SpanBatch`, one row per (sub)segment."""
     names = names or SegmentNames()
     flat: list[tuple[dict[str, Any], dict[str, Any] | None, str, str, str | None]] = []
@@ -160,7 +162,7 @@ def to_batch(docs: list[tuple[dict[str, Any], str]], names: SegmentNames | None 
         is_sub = doc.get("type") == "subsegment"
         service = doc["name"] if not is_sub else (names.get(doc.get("parent_id")) or UNKNOWN_SERVICE)
         _flatten(doc, None, service, flat, names, raw)
-    b = BatchBuilder(len(flat))
+    b = BatchBuilder(len(flat), limits)
     core = b.core
     for row, (ent, parent, service, trace_id, raw) in enumerate(flat):
         top = raw is not None
@@ -188,7 +190,7 @@ def to_batch(docs: list[tuple[dict[str, Any], str]], names: SegmentNames | None 
         b.dataset[row] = service
         _attributes(b, row, ent, is_segment, fault, error, throttle)
         if top:
-            b.set_attr(row, "xray.segment_document", raw)
+            b.set_raw(row, "xray.segment_document", raw)
     return b.build()
 
 

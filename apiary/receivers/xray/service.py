@@ -44,5 +44,5 @@ class XRay:
                     item["Id"] = exc.segment_id
                 unprocessed.append(item)
         if good:
-            await self.ctx.store.append(env, to_batch(good, self.names))
+            await self.ctx.store.append(env, to_batch(good, self.names, self.ctx.settings.span_limits))
         return unprocessed

@@ -11,7 +11,8 @@ Layout (``docs/scale-out.md`` has the DDL and a clustered variant):
   ``LowCardinality``: dictionary-encoded, compared as integers.
 * Attribute keys get typed columns as they arrive, with the DuckDB store's
   catalogue semantics: (name, type) -> physical column, a second type gets a
-  second column, past ``max_columns`` keys go to the ``_attrs`` JSON column.
+  second column, past ``max_columns`` keys go to the ``_attrs`` JSON column,
+  and one environment takes at most ``max_env_columns`` of them (``env_columns``).
   A physical name is a hash of (name, type) (``a_<12 hex>``), so several
   Apiary nodes adding the same key concurrently agree on the column and
   ``ADD COLUMN IF NOT EXISTS`` makes the race harmless.
@@ -96,9 +97,12 @@ class ClickHouseStore:
 
     def __init__(self, client: Client | str, *, max_columns: int = 1000, max_pending_rows: int = 400_000,
                  linger_s: float = 0.02, retention_days: float = 0, fsync: bool = True,
-                 on_close: Sequence[Callable[[], Any]] = ()) -> None:
+                 on_close: Sequence[Callable[[], Any]] = (), max_env_columns: int | None = None) -> None:
         self.client = connect(client) if isinstance(client, str) else client
         self.max_columns = max_columns
+        self.max_env_columns = max_columns if max_env_columns is None else max_env_columns
+        #: env -> the (name, type) keys that have a typed column for that environment
+        self._env_columns: dict[str, set[tuple[str, str]]] = defaultdict(set)
         self._on_close = list(on_close)
         self._lock = threading.Lock()
         self._physical: dict[tuple[str, str], str] = {}
@@ -135,6 +139,16 @@ class ClickHouseStore:
                       SETTINGS non_replicated_deduplication_window = 1000{durable}""")
         c.command("""CREATE TABLE IF NOT EXISTS attribute_columns (name String, type LowCardinality(String), physical String)
                      ENGINE = ReplacingMergeTree ORDER BY (name, type, physical)""")
+        if not c.query_arrow("SELECT count() AS n FROM system.tables WHERE database = currentDatabase() "
+                             "AND name = 'env_columns'").column(0)[0].as_py():
+            c.command("""CREATE TABLE IF NOT EXISTS env_columns (_env String, name String, type LowCardinality(String))
+                         ENGINE = ReplacingMergeTree ORDER BY (_env, name, type)""")
+            has_catalogue = c.query_arrow("SELECT count() AS n FROM system.tables WHERE database = currentDatabase() "
+                                          "AND name = 'dataset_columns'").column(0)[0].as_py()
+            if has_catalogue:  # before per-environment caps every environment used every typed column it wrote
+                c.command(f"""INSERT INTO env_columns SELECT DISTINCT d._env, d.name, d.type FROM dataset_columns AS d
+                              INNER JOIN attribute_columns AS a ON a.name = d.name AND a.type = d.type
+                              WHERE a.physical != '{OVERFLOW_COLUMN}'""")
         c.command(f"""CREATE TABLE IF NOT EXISTS dataset_columns (_env String, _dataset String, name String,
                       type LowCardinality(String), first_seen SimpleAggregateFunction(min, {TS}),
                       last_seen SimpleAggregateFunction(max, {TS}))
@@ -150,31 +164,49 @@ class ClickHouseStore:
     def _load_physical(self) -> None:
         """The shared (name, type) -> column map. A column beats overflow when two nodes raced ('a_' > '_attrs')."""
         t = self.client.query_arrow("SELECT name, type, max(physical) AS physical FROM attribute_columns GROUP BY name, type")
+        grants = self.client.query_arrow("SELECT DISTINCT _env, name, type FROM env_columns")
         with self._lock:
             for name, typ, physical in zip(*(t.column(i).to_pylist() for i in range(3))):
                 self._physical[(name, typ)] = physical
+            for env, name, typ in zip(*(grants.column(i).to_pylist() for i in range(3))):
+                self._env_columns[env].add((name, typ))
 
-    def _physical_for(self, name: str, typ: str, reloaded: list[bool]) -> str | None:
-        """The column for (name, type), adding it if the cap allows; None means overflow."""
+    def _physical_for(self, env: str, name: str, typ: str, reloaded: list[bool]) -> str | None:
+        """The column for (name, type) in ``env``, adding it if both caps allow; None means overflow.
+
+        As in the DuckDB store, a key past a cap is not recorded (that was a statement per key), and
+        the typed columns are counted once per commit, not once per key.
+        """
         key = (name, typ)
-        found = self._physical.get(key)
-        if found is None and not reloaded[0]:
+        granted = self._env_columns.get(env)
+        if (granted is None or key not in granted) and not reloaded[0]:
             self._load_physical()  # another node may have added it
             reloaded[0] = True
-            found = self._physical.get(key)
-        if found is not None:
-            return None if found == OVERFLOW_COLUMN else found
-        attribute_count = sum(1 for p in self._physical.values() if p != OVERFLOW_COLUMN)
-        if attribute_count >= self.max_columns:
-            physical = OVERFLOW_COLUMN
-        else:
+            granted = self._env_columns.get(env)
+        if granted is not None and key in granted and key in self._physical:
+            return self._physical[key]
+        if granted is not None and len(granted) >= self.max_env_columns:
+            return None
+        physical = self._physical.get(key)
+        if physical == OVERFLOW_COLUMN:  # overflowed for everyone before per-environment caps
+            return None
+        if physical is None:
+            if reloaded[1] is None:
+                reloaded[1] = sum(1 for p in self._physical.values() if p != OVERFLOW_COLUMN)
+            if reloaded[1] >= self.max_columns:
+                return None
             physical = physical_name(name, typ)
             self.client.command(f"ALTER TABLE spans ADD COLUMN IF NOT EXISTS {quote(physical)} {_SQL_TYPES[typ]}")
-        self.client.command("INSERT INTO attribute_columns VALUES ({n:String}, {t:String}, {p:String})",
-                            {"n": name, "t": typ, "p": physical})
+            self.client.command("INSERT INTO attribute_columns VALUES ({n:String}, {t:String}, {p:String})",
+                                {"n": name, "t": typ, "p": physical})
+            reloaded[1] += 1
+            with self._lock:
+                self._physical[key] = physical
+        self.client.command("INSERT INTO env_columns VALUES ({e:String}, {n:String}, {t:String})",
+                            {"e": env, "n": name, "t": typ})
         with self._lock:
-            self._physical[key] = physical
-        return None if physical == OVERFLOW_COLUMN else physical
+            self._env_columns[env].add(key)
+        return physical
 
     # -- writing --------------------------------------------------------------------------------
 
@@ -193,7 +225,7 @@ class ClickHouseStore:
         w = self._writer
         return {"pending_rows": w.pending_rows, "commits": w.commits, "committed_rows": w.committed_rows}
 
-    def _physical_table(self, env: str, batch: SpanBatch, reloaded: list[bool]) -> pa.Table:
+    def _physical_table(self, env: str, batch: SpanBatch, reloaded: list[Any]) -> pa.Table:
         table = batch.table
         names: list[str] = []
         arrays: list[Any] = []
@@ -207,7 +239,7 @@ class ClickHouseStore:
                 names.append(name)
                 arrays.append(col)
                 continue
-            physical = self._physical_for(name, column_type(col.type), reloaded)
+            physical = self._physical_for(env, name, column_type(col.type), reloaded)
             if physical is None:
                 overflow.append((name, col))
             else:
@@ -221,7 +253,7 @@ class ClickHouseStore:
         return pa.Table.from_arrays(arrays, names=names)
 
     def _commit(self, group: list[tuple[str, SpanBatch]]) -> None:
-        reloaded = [False]
+        reloaded: list[Any] = [False, None]  # catalogue reloaded this commit; typed columns counted
         tables = [self._physical_table(env, batch, reloaded) for env, batch in group]
         combined = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
         combined = combined.combine_chunks()
@@ -301,7 +333,7 @@ class ClickHouseStore:
                 if e == env and (dataset is None or ds == dataset):
                     for key, v in cols.items():
                         mine[key] = max(mine.get(key, v[1]), v[1])
-            physical = dict(self._physical)
+            physical = {k: self._physical[k] for k in self._env_columns.get(env, ()) if k in self._physical}
         out = []
         for name, typ, first, last in rows:
             first, last = _utc(first), _utc(last)

@@ -1,0 +1,172 @@
+"""Fairness between environments: one floods with 100,000-attribute spans, another ingests and reads.
+
+The calm environment sends a small OTLP export (20 spans) and then reads (``/api/datasets`` counts,
+then a Honeycomb COUNT query), in a loop, first alone and then while ``--flooders`` threads of the
+flooding environment post 100,000-attribute spans (new keys in each) as fast as they are answered.
+Printed: the calm environment's ingest and read p50/p99 alone and while flooded, the ratios (goal
+p99 <= 2x), whether every read held every acknowledged span, and the flood's answers.
+
+    python bench/fairness.py --duration 30 --flooders 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import http.client
+import json
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue  # noqa: E402
+
+from bench.overload import pct, start_server  # noqa: E402
+from bench.synth import make_request  # noqa: E402
+
+
+def wide_span(prefix: str, attributes: int) -> bytes:
+    req = ExportTraceServiceRequest()
+    rs = req.resource_spans.add()
+    rs.resource.attributes.append(KeyValue(key="service.name", value=AnyValue(string_value="flood")))
+    span = rs.scope_spans.add().spans.add()
+    span.trace_id = random.randbytes(16)
+    span.span_id = random.randbytes(8)
+    span.name = "wide"
+    span.start_time_unix_nano = time.time_ns()
+    span.end_time_unix_nano = span.start_time_unix_nano + 1_000_000
+    for i in range(attributes):
+        span.attributes.append(KeyValue(key=f"{prefix}.{i}", value=AnyValue(int_value=i)))
+    return req.SerializeToString()
+
+
+def keys(data: Path, env: str, ingest_only: bool = False) -> str:
+    cmd = [sys.executable, "-m", "apiary", "keys", "create", env, "--data", str(data)]
+    return subprocess.run(cmd + (["--ingest-only"] if ingest_only else []), check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+class Calm:
+    """The calm environment's loop: ingest, then read, each timed; reads checked against what was acknowledged."""
+
+    def __init__(self, port: int, key: str) -> None:
+        self.port, self.key = port, key
+        self.acknowledged = 0
+        self.incomplete = 0
+        self.parts: list[tuple[float, float, float]] = []
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+
+    def _call(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> tuple[int, bytes, float]:
+        t0 = time.perf_counter()
+        self.conn.request(method, path, body, {"x-honeycomb-team": self.key, **headers})
+        resp = self.conn.getresponse()
+        data = resp.read()
+        return resp.status, data, (time.perf_counter() - t0) * 1000
+
+    def run(self, seconds: float, bodies: list[bytes], spans: int) -> tuple[list[float], list[float], list[int]]:
+        ingest, read, statuses = [], [], []
+        end = time.monotonic() + seconds
+        i = 0
+        while time.monotonic() < end:
+            status, _, ms = self._call("POST", "/v1/traces", bodies[i % len(bodies)], {"content-type": "application/x-protobuf"})
+            i += 1
+            statuses.append(status)
+            ingest.append(ms)
+            if status == 200:
+                self.acknowledged += spans
+            status, data, ms_datasets = self._call("GET", "/api/datasets", None, {})
+            seen = sum(d["count"] for d in json.loads(data)["datasets"]) if status == 200 else -1
+            self.incomplete += seen != self.acknowledged
+            spec = json.dumps({"calculations": [{"op": "COUNT"}], "time_range": 7200}).encode()
+            status, data, ms_create = self._call("POST", "/1/queries/__all__", spec, {"content-type": "application/json"})
+            qid = json.loads(data)["id"]
+            status, data, ms_run = self._call("POST", "/1/query_results/__all__", json.dumps({"query_id": qid}).encode(),
+                                              {"content-type": "application/json"})
+            read.append(ms_datasets + ms_create + ms_run)
+            self.parts.append((ms_datasets, ms_create, ms_run))
+        return ingest, read, statuses
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--duration", type=float, default=30.0, help="seconds alone, then as many flooded (each at most 60)")
+    ap.add_argument("--flooders", type=int, default=2, help="threads posting 100,000-attribute spans")
+    ap.add_argument("--attributes", type=int, default=100_000)
+    ap.add_argument("--server-arg", action="append", default=[], help="extra `apiary serve` argument (repeatable)")
+    args = ap.parse_args()
+    args.duration = min(args.duration, 60.0)
+
+    data = Path(tempfile.mkdtemp(prefix="apiary-fairness-"))
+    calm_key, flood_key = keys(data, "calm"), keys(data, "flood", ingest_only=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    rng = random.Random(5)
+    small = [make_request(20, rng) for _ in range(8)]
+    wide = [wide_span(f"f{n}", args.attributes) for n in range(16)]
+    server = start_server(data, port, args.server_arg)
+    try:
+        calm = Calm(port, calm_key)
+        calm.run(3.0, small, 20)  # warm-up: the calm environment's columns, the workers' imports
+        solo_ingest, solo_read, solo_status = calm.run(args.duration, small, 20)
+        solo_incomplete = calm.incomplete
+        solo_parts, calm.parts = calm.parts, []
+
+        stop = threading.Event()
+        flood_answers: collections.Counter[int] = collections.Counter()
+
+        def flood(n: int) -> None:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+            i = n
+            while not stop.is_set():
+                conn.request("POST", "/v1/traces", wide[i % len(wide)],
+                             {"content-type": "application/x-protobuf", "x-honeycomb-team": flood_key})
+                resp = conn.getresponse()
+                resp.read()
+                flood_answers[resp.status] += 1
+                i += args.flooders
+
+        threads = [threading.Thread(target=flood, args=(n,), daemon=True) for n in range(args.flooders)]
+        for t in threads:
+            t.start()
+        time.sleep(1.0)
+        flooded_ingest, flooded_read, flooded_status = calm.run(args.duration, small, 20)
+        stop.set()
+        for t in threads:
+            t.join(timeout=300)
+    finally:
+        server.terminate()
+        try:
+            server.wait(60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        shutil.rmtree(data, ignore_errors=True)
+
+    print(f"fairness: calm environment alone {args.duration:g} s, then {args.duration:g} s while {args.flooders} threads "
+          f"post {args.attributes:,}-attribute spans ({len(wide[0]) / 1e6:.1f} MB each) from another environment")
+    for name, solo, flooded in (("ingest (20 spans)", solo_ingest, flooded_ingest),
+                                ("read (datasets + COUNT query)", solo_read, flooded_read)):
+        print(f"  {name:30} alone p50 {pct(solo, 50):7.1f} / p99 {pct(solo, 99):7.1f} ms ({len(solo)} rounds); "
+              f"flooded p50 {pct(flooded, 50):7.1f} / p99 {pct(flooded, 99):7.1f} ms ({len(flooded)} rounds); "
+              f"p99 ratio {pct(flooded, 99) / pct(solo, 99):.2f}x (goal <= 2x)")
+    print(f"  calm answers alone {dict(collections.Counter(solo_status))}, flooded {dict(collections.Counter(flooded_status))}; "
+          f"reads missing acknowledged spans: {solo_incomplete} alone, {calm.incomplete - solo_incomplete} flooded")
+    print(f"  flood answers: {dict(flood_answers)}")
+    for name, parts in (("alone", solo_parts), ("flooded", calm.parts)):
+        medians = [statistics.median(p[i] for p in parts) for i in range(3)] if parts else []
+        print(f"  read medians {name}: " + ", ".join(f"{n} {m:.1f} ms" for n, m in
+                                                   zip(("/api/datasets", "POST /1/queries", "POST /1/query_results"), medians)))
+
+
+if __name__ == "__main__":
+    main()
