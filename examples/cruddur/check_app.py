@@ -55,14 +55,17 @@ def wait_http(url: str, timeout: float = 20.0, proc: subprocess.Popen | None = N
 
 
 def start_backend(port: int | None = None, env_extra: dict[str, str] | None = None,
-                  log_path: str | None = None, instrumentation_off: bool = True):
-    """Start backend-flask; returns (process, base_url). The caller stops it (stop_process)."""
+                  log_path: str | None = None, instrumentation_off: bool = True, launcher: list[str] | None = None):
+    """Start backend-flask; returns (process, base_url). The caller stops it (stop_process).
+
+    `launcher` goes before `python app.py`, e.g. `opentelemetry-instrument`'s script.
+    """
     port = port or free_port()
     env = clean_env() if instrumentation_off else dict(os.environ)
     env.update(env_extra or {})
     env["PORT"] = str(port)
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL
-    proc = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)],
+    proc = subprocess.Popen([*(launcher or []), sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)],
                             cwd=BACKEND_DIR, env=env, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -2,7 +2,7 @@
 
     python examples/cruddur/demo.py --data ./apiary-data --port 4318 [--duration 120]
 
-Starts `python -m apiary serve`, the Cruddur backend (OTel pointed at Apiary, and X-Ray,
+Starts `python -m apiary serve`, the Cruddur backend (OTel spans and metrics pointed at Apiary, and X-Ray,
 CloudWatch Logs and Rollbar too when this Apiary serves them; CRUDDUR_ALL=0 keeps only
 OTel), the front end (built first if
 frontend/dist is missing), and a bounded burst of traffic; waits until Apiary has the
@@ -242,7 +242,10 @@ def run_demo(data_dir: str, port: int, duration: float | None, backend_port: int
                            OTEL_EXPORTER_OTLP_ENDPOINT=apiary,
                            OTEL_EXPORTER_OTLP_HEADERS=f"x-honeycomb-team={key}",
                            OTEL_SERVICE_NAME="backend-flask",
-                           OTEL_BSP_SCHEDULE_DELAY="1000")
+                           OTEL_BSP_SCHEDULE_DELAY="1000",
+                           # Flask's http.server.* metrics go to /v1/metrics beside the spans; every 5 s
+                           # rather than the SDK's 60 s, so the Metrics page fills while the demo runs.
+                           OTEL_METRIC_EXPORT_INTERVAL="5000")
         if switched["X-Ray"]:
             backend_env.update(AWS_XRAY_DAEMON_ADDRESS=f"127.0.0.1:{xray_port}",
                                AWS_XRAY_URL=f"*127.0.0.1:{backend_port}*")
@@ -306,6 +309,9 @@ def run_demo(data_dir: str, port: int, duration: float | None, backend_port: int
             "  VISUALIZE HEATMAP(duration_ms)  WHERE trace.parent_id does-not-exist  GROUP BY app.user_id",
             f"  {query_url}",
             "  then COUNT WHERE http.status_code >= 500, and open a trace with app.result_length = 3",
+            "",
+            "Metrics (Flask's http.server.duration and http.server.active_requests, exported every 5 s):",
+            f"  {apiary}/metrics?" + urllib.parse.urlencode({"env": "dev", "dataset": "backend-flask", "time_range": 900}),
             "",
             "Ctrl-C stops everything." if not duration else f"Stopping in {duration:g} s (Ctrl-C stops sooner).",
             "",

@@ -284,7 +284,22 @@ def test_apiary_demo_shows_data_within_20_seconds(tmp_path: Path) -> None:
         out = (tmp_path / "demo.log").read_text()
         assert f"http://127.0.0.1:{port}/" in out and f"http://127.0.0.1:{frontend_port}/" in out
         assert "A first query to try" in out
+        assert f"http://127.0.0.1:{port}/metrics?env=dev&dataset=backend-flask" in out  # the Metrics page
         assert httpx.get(f"http://127.0.0.1:{frontend_port}/", timeout=5).status_code == 200
+        key = re.search(r"API key\s+(\S+)", out).group(1)
+
+        def home_requests_counted() -> int:
+            """backend-flask's http.server.duration histogram, as the Metrics page reads it: home requests counted."""
+            headers = {"x-honeycomb-team": key}
+            spec = {"time_range": 300, "calculations": [{"op": "INCREASE", "column": "http.server.duration.count"}],
+                    "filters": [{"column": "http.server.duration.buckets", "op": "exists"},
+                                {"column": "http.target", "op": "=", "value": "/api/activities/home"}]}
+            q = httpx.post(f"http://127.0.0.1:{port}/1/queries/backend-flask", json=spec, headers=headers, timeout=10)
+            r = httpx.post(f"http://127.0.0.1:{port}/1/query_results/backend-flask", json={"query_id": q.json()["id"]},
+                           headers=headers, timeout=10)
+            rows = r.json()["data"]["results"]
+            return rows[0]["data"]["INCREASE(http.server.duration.count)"] or 0 if rows else 0
+        assert eventually(home_requests_counted, timeout=15, interval=1, what="backend-flask's http.server.* metrics") > 0
         assert proc.wait(timeout=60) == 0, (tmp_path / "demo.log").read_text()
         for p in (port, backend_port, frontend_port):  # everything it started is gone
             with pytest.raises(httpx.ConnectError):

@@ -2,8 +2,9 @@
 
 Each instrumentation is switched on by environment variables only (see ../README.md):
 
-  OpenTelemetry  OTEL_EXPORTER_OTLP_ENDPOINT (+ OTEL_EXPORTER_OTLP_HEADERS, OTEL_SERVICE_NAME);
-                 CRUDDUR_OTEL_CONSOLE=1 also prints spans on stdout
+  OpenTelemetry  OTEL_EXPORTER_OTLP_ENDPOINT (+ OTEL_EXPORTER_OTLP_HEADERS, OTEL_SERVICE_NAME): spans
+                 and Flask's http.server.* metrics over OTLP/HTTP; CRUDDUR_OTEL_CONSOLE=1 also prints
+                 spans on stdout. Under `opentelemetry-instrument` its providers are used instead.
   AWS X-Ray      AWS_XRAY_DAEMON_ADDRESS (or CRUDDUR_XRAY=1); AWS_XRAY_URL for dynamic naming;
                  CRUDDUR_XRAY_SAMPLING=0 records every request
   CloudWatch     CRUDDUR_CLOUDWATCH=1; boto3 reads AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID,
@@ -45,6 +46,11 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
+# Metrics: Flask's http.server.* instruments, exported beside the spans (not in the guides).
+from opentelemetry import metrics
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
 # X-RAY ----------
 from aws_xray_sdk.core import xray_recorder
@@ -111,7 +117,13 @@ LOGGER.info("test log")
 # Initialize tracing and an exporter that can send data to Honeycomb.
 # OTLPSpanExporter() takes its endpoint and headers from OTEL_EXPORTER_OTLP_ENDPOINT /
 # OTEL_EXPORTER_OTLP_HEADERS; the resource takes service.name from OTEL_SERVICE_NAME.
-if flags.OTEL_ENABLED or flags.OTEL_CONSOLE:
+#
+# Under `opentelemetry-instrument` the distro has already installed SDK providers (exporting over
+# OTLP/gRPC by default) before this file runs: the API refuses a second TracerProvider ("Overriding
+# of current TracerProvider is not allowed") and ours would only hold an idle OTLP/HTTP exporter
+# aimed at the gRPC port. So the guides' set-up below runs only when no SDK provider is in place.
+ZERO_CODE = isinstance(trace.get_tracer_provider(), TracerProvider)
+if (flags.OTEL_ENABLED or flags.OTEL_CONSOLE) and not ZERO_CODE:
   provider = TracerProvider()
   if flags.OTEL_ENABLED:
     processor = BatchSpanProcessor(OTLPSpanExporter())
@@ -121,7 +133,16 @@ if flags.OTEL_ENABLED or flags.OTEL_CONSOLE:
     simple_processor = SimpleSpanProcessor(ConsoleSpanExporter())
     provider.add_span_processor(simple_processor)
   trace.set_tracer_provider(provider)
+elif flags.OTEL_CONSOLE:
+  # opentelemetry-instrument's provider: print its spans too.
+  trace.get_tracer_provider().add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
 tracer = trace.get_tracer(__name__)
+
+# Metrics, set up like the spans: OTLPMetricExporter() reads OTEL_EXPORTER_OTLP_ENDPOINT / _HEADERS
+# and posts to /v1/metrics every OTEL_METRIC_EXPORT_INTERVAL ms (default 60000) and at exit. It must
+# be the global provider before FlaskInstrumentor creates its instruments below.
+if flags.OTEL_METRICS_ENABLED and not isinstance(metrics.get_meter_provider(), MeterProvider):
+  metrics.set_meter_provider(MeterProvider(metric_readers=[PeriodicExportingMetricReader(OTLPMetricExporter())]))
 
 # X-RAY ----------
 # LOG_ERROR: a subsegment without a segment is logged, never raised.
@@ -147,7 +168,9 @@ app = Flask(__name__)
 
 # HoneyComb ---------
 # Initialize automatic instrumentation with Flask
-if flags.OTEL_ENABLED or flags.OTEL_CONSOLE:
+# (opentelemetry-instrument has already swapped in an instrumented Flask class and patched requests;
+# instrumenting again only logs "already instrumented".)
+if (flags.OTEL_ENABLED or flags.OTEL_CONSOLE) and not ZERO_CODE:
   FlaskInstrumentor().instrument_app(app)
   RequestsInstrumentor().instrument()
 

@@ -11,6 +11,8 @@ def _truthy(name: str) -> bool:
 
 # OpenTelemetry: on when the standard OTLP endpoint variable is set.
 OTEL_ENABLED = bool(os.getenv("OTEL_EXPORTER_OTLP_ENDPOINT") or os.getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+# OTLP metrics (Flask's http.server.*), beside the spans: on when the endpoint they go to is set.
+OTEL_METRICS_ENABLED = bool(os.getenv("OTEL_EXPORTER_OTLP_ENDPOINT") or os.getenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"))
 # Print spans on stdout too (the guides' ConsoleSpanExporter step).
 OTEL_CONSOLE = _truthy("CRUDDUR_OTEL_CONSOLE")
 # AWS X-Ray: on when the daemon address is set, or explicitly.
