@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
 import urllib.error
 import urllib.request
@@ -58,6 +59,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
                  "header_timeout_s", "body_timeout_s"):
         if getattr(args, name) is not None:
             setattr(settings, name, getattr(args, name))
+    try:  # the port first: a busy one is said before anything else is opened or printed
+        sock = _listen(settings.host, settings.port)
+    except OSError as exc:
+        print(f"apiary serve: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc} (another Apiary "
+              f"or OTLP collector?); choose another port with --port", file=sys.stderr)
+        return 1
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
         ctx = open_context(settings)
@@ -96,8 +103,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
                             access_log=False, lifespan="on", timeout_graceful_shutdown=10,
                             http=protocol_with_header_timeout(settings.header_timeout_s))
     server = uvicorn.Server(config)
-    server.run()
+    server.run(sockets=[sock])
     return 0 if server.started else 1
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The HTTP port, bound and listening, as uvicorn would bind it (it is handed this socket)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
 
 
 def _clickhouse_meta(args: argparse.Namespace):  # noqa: ANN202
