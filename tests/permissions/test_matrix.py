@@ -20,6 +20,7 @@ import pytest
 from starlette.routing import Mount, Route
 
 from apiary.receivers.cloudwatch.operations import OPERATIONS
+from apiary.receivers.xray.unserved import UNSERVED
 from apiary.server.app import create_app
 from apiary.server.settings import Settings
 from tests.permissions.conftest import (LOG_GROUP, SECRET, SERVICE, TRACE_ID, XRAY_TRACE_ID, Server, aws, rule_doc)
@@ -172,6 +173,11 @@ TABLE: list[Op] = [
     xr("/UpdateSamplingRule", "configure", {"SamplingRuleUpdate": {"RuleName": f"{SECRET}-rule", "FixedRate": 0.5}},
        **XRAY_MISSING),
     xr("/DeleteSamplingRule", "configure", {"RuleName": "doomed-rule"}, **XRAY_MISSING),
+    xr("/EncryptionConfig", "read"),
+    xr("/PutEncryptionConfig", "configure", {"Type": "NONE"}),
+    xr("/TelemetryRecords", "ingest", {"TelemetryRecords": []}),
+    # The rest of botocore's X-Ray model: X-Ray's InvalidRequestException naming the operation, whoever asks.
+    *(Op("public", "POST", path, "public", ok=400) for path in UNSERVED),
     *(Op("public", "GET", p, "public", p.replace("{trace_id}", TRACE_ID).replace("{item_id}", "1"))
       for p in ("/", "/trace/{trace_id}", "/traces", "/query", "/services", "/history", "/settings", "/logs", "/errors",
                 "/errors/{item_id}", "/xray", "/metrics")),

@@ -27,6 +27,7 @@ from apiary.receivers.xray import queries
 from apiary.receivers.xray.filter import FilterError, parse
 from apiary.receivers.xray.groups import GroupError
 from apiary.receivers.xray.service import XRay
+from apiary.receivers.xray.unserved import NO_ENCRYPTION
 from apiary.sampling.rules import RuleError, rule_from_request
 from apiary.server.context import Apiary
 from apiary.store.base import StoreOverloaded, StoreUnavailable
@@ -308,6 +309,26 @@ async def get_sampling_statistic_summaries(call: Call) -> dict[str, Any]:
     return {"SamplingStatisticSummaries": await asyncio.to_thread(call.xray.targets.summaries, call.env)}
 
 
+@needs(Permission.READ)
+async def get_encryption_config(call: Call) -> dict[str, Any]:
+    return NO_ENCRYPTION
+
+
+@needs(Permission.CONFIGURE)
+async def put_encryption_config(call: Call) -> dict[str, Any]:
+    if call.params.get("Type") != "NONE":
+        raise AwsError("InvalidRequestException", "Apiary does not encrypt with KMS keys: only Type NONE is accepted")
+    return NO_ENCRYPTION
+
+
+@needs(Permission.INGEST)
+async def put_telemetry_records(call: Call) -> dict[str, Any]:
+    """The real X-Ray daemon reports its own health here every minute; Apiary answers as X-Ray does and keeps none."""
+    if not isinstance(call.params.get("TelemetryRecords"), list):
+        raise AwsError("InvalidRequestException", "TelemetryRecords is required and must be a list")
+    return {}
+
+
 _OPERATIONS: dict[str, Callable[[Call], Awaitable[dict[str, Any]]]] = {
     "/TraceSegments": put_trace_segments,
     "/TraceSummaries": get_trace_summaries,
@@ -325,6 +346,9 @@ _OPERATIONS: dict[str, Callable[[Call], Awaitable[dict[str, Any]]]] = {
     "/DeleteSamplingRule": delete_sampling_rule,
     "/SamplingTargets": get_sampling_targets,
     "/SamplingStatisticSummaries": get_sampling_statistic_summaries,
+    "/EncryptionConfig": get_encryption_config,
+    "/PutEncryptionConfig": put_encryption_config,
+    "/TelemetryRecords": put_telemetry_records,
 }
 
 @needs(Permission.READ)
@@ -344,7 +368,8 @@ async def daemon_stats(request: Request, key: ApiKey) -> Response:
 
 ACTIONS = {"/TraceSegments": "PutTraceSegments", "/TraceSummaries": "GetTraceSummaries", "/Traces": "BatchGetTraces",
            "/TraceGraph": "GetTraceGraph", "/ServiceGraph": "GetServiceGraph", "/Groups": "GetGroups",
-           "/SamplingTargets": "GetSamplingTargets"}
+           "/SamplingTargets": "GetSamplingTargets", "/EncryptionConfig": "GetEncryptionConfig",
+           "/TelemetryRecords": "PutTelemetryRecords"}
 
 routes = [Route(path, operation(fn, ACTIONS.get(path, path[1:])), methods=["POST"]) for path, fn in _OPERATIONS.items()]
 routes.append(Route("/api/xray/daemon", guarded(daemon_stats), methods=["GET"]))
