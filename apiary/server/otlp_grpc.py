@@ -20,6 +20,7 @@ class ContextSink:
     def __init__(self, ctx: Apiary) -> None:
         self._ctx = ctx
         self.max_body_bytes = ctx.settings.max_body_bytes
+        self.span_limits = ctx.settings.span_limits
 
     def environment(self, key: str | None) -> str | None:
         found = self._ctx.authenticate(key)
@@ -44,12 +45,12 @@ class ContextSink:
         await logs.append(env, batch)
 
 
-async def start(ctx: Apiary) -> OtlpGrpcReceiver | None:
+async def start(ctx: Apiary, sink: ContextSink) -> OtlpGrpcReceiver | None:
     """The running receiver, or None when it is off (port 0) or its port is taken (said on stdout, not fatal)."""
     settings = ctx.settings
     if not settings.otlp_grpc_port:
         return None
-    receiver = OtlpGrpcReceiver(ContextSink(ctx), settings.host, settings.otlp_grpc_port)
+    receiver = OtlpGrpcReceiver(sink, settings.host, settings.otlp_grpc_port)
     try:
         await receiver.start()
     except OSError as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Protocol, TypeVar
 
+from apiary.model.limits import SpanLimits
 from apiary.model.log import LogBatch
 from apiary.model.span import SpanBatch
 
@@ -18,6 +19,8 @@ T = TypeVar("T")
 class OtlpSink(Protocol):
     #: Largest request accepted, after decompression (``APIARY_MAX_BODY_BYTES``).
     max_body_bytes: int
+    #: Attributes per span and bytes per value the trace decoder keeps (``APIARY_MAX_SPAN_ATTRIBUTES`` ...).
+    span_limits: SpanLimits
 
     def environment(self, key: str | None) -> str | None:
         """The environment an ingest key writes to, or None for a missing or unknown key."""
