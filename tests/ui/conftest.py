@@ -13,8 +13,10 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
         "--no-first-run"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator["sync_api.Browser"]:
+    """One browser per module, stopped at its end: a sync Playwright left running keeps an event loop in the
+    main thread, so any later ``asyncio.run`` (the store tests) or second ``sync_playwright()`` would fail."""
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
