@@ -108,6 +108,16 @@ def test_otlp_logs_protobuf_and_json(fuzz_server: ApiaryProcess, body: bytes) ->
     _post_otlp(fuzz_server, "/v1/logs", body, ctype)
 
 
+@FUZZ
+@given(st.binary(max_size=300) | json_values.map(lambda v: dumps({"resourceMetrics": v})))
+@example(DEEP_JSON)
+@example(b'{"resourceMetrics":' + DEEP_JSON + b"}")
+@example(b'{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"\\udfff","gauge":{"dataPoints":[]}}]}]}]}')
+def test_otlp_metrics_protobuf_and_json(fuzz_server: ApiaryProcess, body: bytes) -> None:
+    ctype = "application/json" if body[:1] in (b"{", b"[") else "application/x-protobuf"
+    _post_otlp(fuzz_server, "/v1/metrics", body, ctype)
+
+
 # -- Honeycomb events -----------------------------------------------------------------------------
 
 honeycomb_fields = st.dictionaries(st.sampled_from(["name", "duration_ms", "trace.trace_id", "status_code", "error",

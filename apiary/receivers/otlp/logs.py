@@ -12,8 +12,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from google.protobuf import json_format
-from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest, ExportLogsServiceResponse
 
 from apiary.model.builder import json_text
@@ -21,29 +19,14 @@ from apiary.model.log import LogBatch, build_batch, json_object, trace_context
 from apiary.model.span import UNKNOWN_SERVICE
 from apiary.model.timestamps import MAX_TIMESTAMP_NS
 from apiary.receivers.encoding import decompress
-from apiary.receivers.otlp.traces import PayloadError, _hex_ids_to_base64, load_body
+from apiary.receivers.otlp.traces import parse_message
 from apiary.receivers.otlp.values import any_value, attributes
 
 DEFAULT_STREAM = "otlp"
 
 
 def parse(body: bytes, json_body: bool) -> ExportLogsServiceRequest:
-    req = ExportLogsServiceRequest()
-    if not json_body:
-        try:
-            req.ParseFromString(body)
-        except DecodeError as exc:
-            raise PayloadError(f"body is not a valid ExportLogsServiceRequest protobuf: {exc}") from None
-        return req
-    doc = load_body(body)
-    if not isinstance(doc, dict):
-        raise PayloadError("body must be a JSON object with a resourceLogs array")
-    _hex_ids_to_base64(doc)
-    try:
-        json_format.ParseDict(doc, req, ignore_unknown_fields=True)
-    except json_format.ParseError as exc:
-        raise PayloadError(f"body is not a valid OTLP/JSON ExportLogsServiceRequest: {exc}") from None
-    return req
+    return parse_message(ExportLogsServiceRequest(), body, json_body, "resourceLogs")
 
 
 def to_batch(req: ExportLogsServiceRequest, now_us: int | None = None) -> LogBatch:

@@ -41,8 +41,6 @@ import math
 import time
 from typing import Any, Iterable
 
-from google.protobuf import json_format
-from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (ExportMetricsServiceRequest,
                                                                           ExportMetricsServiceResponse)
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
@@ -50,7 +48,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 from apiary.model.builder import BatchBuilder, value_kind
 from apiary.model.span import UNKNOWN_SERVICE, SpanBatch
 from apiary.receivers.encoding import decompress
-from apiary.receivers.otlp.traces import PayloadError, _hex_ids_to_base64
+from apiary.receivers.otlp.traces import parse_message
 from apiary.receivers.otlp.values import attributes
 
 SIGNAL = "metric"
@@ -67,25 +65,7 @@ _MAX_ERRORS = 5
 
 
 def parse(body: bytes, json_body: bool) -> ExportMetricsServiceRequest:
-    req = ExportMetricsServiceRequest()
-    if not json_body:
-        try:
-            req.ParseFromString(body)
-        except DecodeError as exc:
-            raise PayloadError(f"body is not a valid ExportMetricsServiceRequest protobuf: {exc}") from None
-        return req
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise PayloadError(f"body is not valid JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise PayloadError("body must be a JSON object with a resourceMetrics array")
-    _hex_ids_to_base64(doc)
-    try:
-        json_format.ParseDict(doc, req, ignore_unknown_fields=True)
-    except json_format.ParseError as exc:
-        raise PayloadError(f"body is not a valid OTLP/JSON ExportMetricsServiceRequest: {exc}") from None
-    return req
+    return parse_message(ExportMetricsServiceRequest(), body, json_body, "resourceMetrics")
 
 
 def quantile_column(metric: str, quantile: float) -> str:

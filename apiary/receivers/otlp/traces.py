@@ -22,10 +22,10 @@ from __future__ import annotations
 import base64
 import time
 from math import isfinite
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf import json_format
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
 
 from apiary.input_limits import InputError, load_json
@@ -46,12 +46,7 @@ class PayloadError(MalformedPayload):
 
 
 def parse_protobuf(body: bytes) -> ExportTraceServiceRequest:
-    req = ExportTraceServiceRequest()
-    try:
-        req.ParseFromString(body)
-    except DecodeError as exc:
-        raise PayloadError(f"body is not a valid ExportTraceServiceRequest protobuf: {exc}") from None
-    return req
+    return parse_message(ExportTraceServiceRequest(), body, False, "resourceSpans")
 
 
 _ID_FIELDS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
@@ -85,17 +80,35 @@ def load_body(body: bytes) -> Any:
         raise PayloadError(f"body is not valid JSON: {exc}") from None
 
 
-def parse_json(body: bytes) -> ExportTraceServiceRequest:
+M = TypeVar("M", bound=Message)
+
+
+def parse_message(req: M, body: bytes, json_body: bool, array: str) -> M:
+    """``body`` (protobuf, or OTLP/JSON whose top-level ``array`` holds the data) parsed into ``req``.
+
+    One parser for the three signals, so each gets the same depth and Unicode checks on JSON
+    (`load_body`) and the same error wording.
+    """
+    name = type(req).__name__
+    if not json_body:
+        try:
+            req.ParseFromString(body)
+        except DecodeError as exc:
+            raise PayloadError(f"body is not a valid {name} protobuf: {exc}") from None
+        return req
     doc = load_body(body)
     if not isinstance(doc, dict):
-        raise PayloadError("body must be a JSON object with a resourceSpans array")
+        raise PayloadError(f"body must be a JSON object with a {array} array")
     _hex_ids_to_base64(doc)
-    req = ExportTraceServiceRequest()
     try:
         json_format.ParseDict(doc, req, ignore_unknown_fields=True)
     except json_format.ParseError as exc:
-        raise PayloadError(f"body is not a valid OTLP/JSON ExportTraceServiceRequest: {exc}") from None
+        raise PayloadError(f"body is not a valid OTLP/JSON {name}: {exc}") from None
     return req
+
+
+def parse_json(body: bytes) -> ExportTraceServiceRequest:
+    return parse_message(ExportTraceServiceRequest(), body, True, "resourceSpans")
 
 
 def to_batch(req: ExportTraceServiceRequest, limits: SpanLimits = DEFAULT) -> SpanBatch:
