@@ -53,7 +53,8 @@ def ident(name: str) -> str:
     return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
 
 
-def _type_of(value: Any) -> str:
+def param_type(value: Any) -> str:
+    """The ClickHouse type a scalar parameter is bound as (``{pN:Type}``)."""
     if isinstance(value, bool):
         return "Bool"
     if isinstance(value, int):
@@ -73,7 +74,7 @@ class _Render:
         if isinstance(value, datetime) and value.tzinfo is not None:
             value = value.astimezone(timezone.utc).replace(tzinfo=None)
         self.params.append(value)
-        return f"{{p{len(self.params)}:{sql_type or _type_of(value)}}}"
+        return f"{{p{len(self.params)}:{sql_type or param_type(value)}}}"
 
     def float_param(self, value: float) -> str:
         return self.param(float(value), "Float64")

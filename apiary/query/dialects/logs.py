@@ -18,6 +18,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
+from apiary.query.dialects.clickhouse import param_type
+
 
 class LogDialect:
     """DuckDB's spelling; `ClickHouseLogDialect` overrides what differs. Arguments are SQL fragments."""
@@ -184,18 +186,10 @@ class ClickHouseLogDialect(LogDialect):
 def _clickhouse_type(value: Any) -> str:
     if value is None:
         return "Nullable(String)"
-    if isinstance(value, bool):
-        return "Bool"
-    if isinstance(value, int):
-        return "Int64"
-    if isinstance(value, float):
-        return "Float64"
-    if isinstance(value, datetime):
-        return "DateTime64(6, 'UTC')"
     if isinstance(value, (list, tuple)):
         inner = {_clickhouse_type(v) for v in value} or {"String"}
         return f"Array({inner.pop() if len(inner) == 1 else 'String'})"
-    return "String"
+    return param_type(value)
 
 
 def _clickhouse_value(value: Any) -> Any:
