@@ -1,10 +1,6 @@
-"""The read queries behind the UI's home page, service map and recent-trace lists.
-
-Each function takes a ``Store`` and an environment and runs parameterised SQL
-over the core columns only (their physical names equal their Honeycomb names),
-so attribute layout never matters here. Values travel in ``params``; the SQL
-text is constant apart from the number of ``?`` placeholders. Written for the
-DuckDB dialect; a second dialect gets its own branch where the syntax differs.
+"""The UI's JSON: what the overview reads (``apiary.query.overview``) and the log and error stores answer, shaped
+for the front end (ISO times, error rates, events with their cursor). No SQL here: both stores answer the same
+calls, so every function below works on either.
 """
 
 from __future__ import annotations
@@ -13,12 +9,8 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from apiary.query import insights
+from apiary.query import insights, overview
 from apiary.store.base import ErrorStore, LogStore, Store
-
-#: Rows that are spans (not span events or links, nor OTLP metric points, which share the datasets).
-_IS_SPAN = '("meta.annotation_type" IS NULL AND coalesce("meta.signal_type", \'\') <> \'metric\')'
-_IS_ROOT = '("trace.parent_id" IS NULL OR "trace.parent_id" = \'\')'
 
 
 def _iso(dt: datetime | None) -> str | None:
@@ -26,7 +18,7 @@ def _iso(dt: datetime | None) -> str | None:
         return None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
-    return dt.isoformat().replace("+00:00", "Z")
+    return dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def _naive(dt: datetime) -> datetime:
@@ -35,48 +27,15 @@ def _naive(dt: datetime) -> datetime:
 
 def dataset_stats(store: Store, env: str) -> list[dict[str, Any]]:
     """Per dataset: rows, spans, errors, first and last span timestamps."""
-    t = store.query(
-        f"""SELECT _dataset AS dataset, count(*) AS rows, count(*) FILTER (WHERE {_IS_SPAN}) AS spans,
-                   count(*) FILTER (WHERE error) AS errors, min("timestamp") AS first_ts, max("timestamp") AS last_ts
-            FROM spans WHERE _env = ? GROUP BY _dataset ORDER BY _dataset""", [env])
-    out = []
-    for r in t.to_pylist():
-        out.append({"name": r["dataset"], "rows": r["rows"], "spans": r["spans"], "errors": r["errors"],
-                    "first_seen": _iso(r["first_ts"]), "last_seen": _iso(r["last_ts"])})
-    return out
+    return [{"name": r["dataset"], "rows": r["n_rows"], "spans": r["spans"], "errors": r["errors"],
+             "first_seen": _iso(r["first_ts"]), "last_seen": _iso(r["last_ts"])}
+            for r in overview.dataset_stats(store, env)]
 
 
 def recent_traces(store: Store, env: str, limit: int = 50, dataset: str | None = None) -> list[dict[str, Any]]:
     """Root spans, newest first, with each trace's span and error counts."""
-    where = ["_env = ?", _IS_SPAN, _IS_ROOT, '"trace.trace_id" IS NOT NULL']
-    params: list[Any] = [env]
-    if dataset:
-        where.append("_dataset = ?")
-        params.append(dataset)
-    roots = store.query(
-        f"""SELECT "trace.trace_id" AS trace_id, name, "service.name" AS service, _dataset AS dataset, "timestamp",
-                   duration_ms, error, status_code, "span.kind" AS kind
-            FROM spans WHERE {' AND '.join(where)} ORDER BY "timestamp" DESC LIMIT ?""", [*params, limit]).to_pylist()
-    if not roots:
-        return []
-    ids = sorted({r["trace_id"] for r in roots})
-    lo = min(r["timestamp"] for r in roots) - timedelta(hours=1)
-    hi = max(r["timestamp"] for r in roots) + timedelta(hours=1)
-    marks = ", ".join("?" for _ in ids)
-    counts = store.query(
-        f"""SELECT "trace.trace_id" AS trace_id, count(*) AS spans, count(*) FILTER (WHERE error) AS errors,
-                   count(DISTINCT "service.name") AS services
-            FROM spans WHERE _env = ? AND "timestamp" BETWEEN ? AND ? AND {_IS_SPAN} AND "trace.trace_id" IN ({marks})
-            GROUP BY 1""", [env, lo, hi, *ids]).to_pylist()
-    by_id = {c["trace_id"]: c for c in counts}
-    out = []
-    for r in roots:
-        c = by_id.get(r["trace_id"], {})
-        out.append({"trace_id": r["trace_id"], "name": r["name"], "service": r["service"], "dataset": r["dataset"],
-                    "timestamp": _iso(r["timestamp"]), "duration_ms": r["duration_ms"], "error": bool(r["error"]),
-                    "status_code": r["status_code"], "kind": r["kind"], "spans": c.get("spans", 1),
-                    "errors": c.get("errors", 0), "services": c.get("services", 1)})
-    return out
+    return [{**r, "timestamp": _iso(r["timestamp"]), "error": bool(r["error"])}
+            for r in overview.recent_traces(store, env, limit, dataset)]
 
 
 def service_map(store: Store, env: str, seconds: int, now: datetime | None = None) -> dict[str, Any]:
@@ -87,25 +46,10 @@ def service_map(store: Store, env: str, seconds: int, now: datetime | None = Non
     """
     end = _naive(now or datetime.now(timezone.utc)) + timedelta(seconds=1)
     start = end - timedelta(seconds=seconds)
-    nodes = store.query(
-        f"""SELECT "service.name" AS service, count(*) AS count, count(*) FILTER (WHERE error) AS errors,
-                   quantile_cont(duration_ms, 0.9) AS p90, count(*) FILTER (WHERE {_IS_ROOT}) AS roots
-            FROM spans WHERE _env = ? AND "timestamp" >= ? AND "timestamp" < ? AND {_IS_SPAN}
-            GROUP BY 1 ORDER BY 1""", [env, start, end]).to_pylist()
-    edges = store.query(
-        f"""SELECT p."service.name" AS parent, c."service.name" AS child, count(*) AS count,
-                   count(*) FILTER (WHERE c.error) AS errors, quantile_cont(c.duration_ms, 0.9) AS p90
-            FROM spans c JOIN spans p
-              ON p._env = c._env AND p."trace.trace_id" = c."trace.trace_id" AND p."trace.span_id" = c."trace.parent_id"
-            WHERE c._env = ? AND c."timestamp" >= ? AND c."timestamp" < ? AND c."meta.annotation_type" IS NULL
-              AND p._env = ? AND p."timestamp" >= ? AND p."timestamp" < ? AND p."meta.annotation_type" IS NULL
-              AND p."service.name" IS DISTINCT FROM c."service.name"
-            GROUP BY 1, 2 ORDER BY 1, 2""",
-        [env, start, end, env, start - timedelta(hours=1), end]).to_pylist()
-    for n in nodes:
-        n["error_rate"] = n["errors"] / n["count"] if n["count"] else 0.0
-    for e in edges:
-        e["error_rate"] = e["errors"] / e["count"] if e["count"] else 0.0
+    nodes = overview.service_nodes(store, env, start, end)
+    edges = overview.service_edges(store, env, start, end)
+    for row in (*nodes, *edges):
+        row["error_rate"] = row["errors"] / row["count"] if row["count"] else 0.0
     return {"start": _iso(start), "end": _iso(end), "nodes": nodes, "edges": edges}
 
 

@@ -1,7 +1,8 @@
 """How the log and error read paths spell SQL in each store's dialect.
 
-The log languages (CloudWatch filter patterns, Logs Insights) and the log
-and error stores' own reads are written once, with ``?`` placeholders and
+The log languages (CloudWatch filter patterns, Logs Insights), the log
+and error stores' own reads and the UI's span overview (``apiary.query.overview``)
+are written once, with ``?`` placeholders and
 calls on a `LogDialect` wherever DuckDB and ClickHouse spell a function
 differently. ``bind`` turns the finished text into what the store's client
 takes: DuckDB keeps ``?``; ClickHouse gets typed ``{pN:Type}`` parameters,
