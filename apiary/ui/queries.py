@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from apiary.query import insights, overview
-from apiary.store.base import ErrorStore, LogStore, Store
+from apiary.store.base import ErrorItem, ErrorStore, LogStore, Store
 
 
 def _iso(dt: datetime | None) -> str | None:
@@ -170,4 +170,57 @@ def error_sparklines(errors: ErrorStore, env: str, item_ids: list[int], start: d
     for r in errors.occurrence_counts(env, item_ids, start, bucket_s):
         if 0 <= r["b"] < buckets:
             out[r["item_id"]][r["b"]] += r["n"]
+    return out
+
+
+# -- error items and occurrences ----------------------------------------------------------------------
+
+
+def seconds_iso(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def item_json(item: ErrorItem) -> dict[str, Any]:
+    return {"id": item.id, "counter": item.counter, "title": item.title, "level": item.level, "status": item.status,
+            "environment": item.environment, "framework": item.framework, "platform": item.platform,
+            "language": item.language, "total_occurrences": item.total_occurrences,
+            "first_seen": seconds_iso(item.first_occurrence_timestamp),
+            "last_seen": seconds_iso(item.last_occurrence_timestamp),
+            "last_resolved": seconds_iso(item.last_resolved_timestamp), "last_muted": seconds_iso(item.last_muted_timestamp),
+            "last_trace_id": item.last_trace_id}
+
+
+def occurrence_json(row: dict[str, Any]) -> dict[str, Any]:
+    """An occurrence as the errors page shows it: its exception chain's frames, message, request, person, server."""
+    data = row.get("data") or {}
+    body = data.get("body") if isinstance(data.get("body"), dict) else {}
+    chain = body.get("trace_chain") or ([body["trace"]] if isinstance(body.get("trace"), dict) else [])
+    exceptions = []
+    for t in chain if isinstance(chain, list) else []:
+        if not isinstance(t, dict):
+            continue
+        exc = t.get("exception") if isinstance(t.get("exception"), dict) else {}
+        frames = [f for f in (t.get("frames") or []) if isinstance(f, dict)]
+        exceptions.append({"class": exc.get("class"), "message": exc.get("message"), "frames": [
+            {"filename": f.get("filename"), "lineno": f.get("lineno"), "method": f.get("method"), "code": f.get("code")}
+            for f in frames]})
+    message = body.get("message", {}).get("body") if isinstance(body.get("message"), dict) else None
+    return {"id": row["id"], "item_id": row["item_id"], "uuid": row["uuid"], "level": row["level"],
+            "timestamp": seconds_iso(row["ts_ms"] / 1000), "trace_id": row["trace_id"], "span_id": row["span_id"],
+            "exceptions": exceptions, "message": message,
+            "request": data.get("request") if isinstance(data.get("request"), dict) else None,
+            "person": data.get("person") if isinstance(data.get("person"), dict) else None,
+            "server": data.get("server") if isinstance(data.get("server"), dict) else None,
+            "custom": data.get("custom"), "environment": data.get("environment"), "framework": data.get("framework")}
+
+
+def trace_errors(errors: ErrorStore, env: str, trace_id: str) -> list[dict[str, Any]]:
+    """A trace's error occurrences, each with its item's title and status (the trace view's errors tab)."""
+    out = []
+    for row in errors.trace_errors(env, trace_id):
+        item = errors.item(env, row["item_id"])
+        out.append({**occurrence_json(row), "title": item.title if item else None,
+                    "item_status": item.status if item else None})
     return out
