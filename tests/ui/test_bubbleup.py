@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.query.conftest import _send
-from tests.server import ApiaryProcess
+from tests.ui.conftest import UITenant
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -35,7 +35,8 @@ def requests(now: int) -> list[dict[str, Any]]:
 
 
 def test_dragging_over_the_slow_stripe_names_its_user_and_route_and_one_click_filters_the_query(
-        apiary: ApiaryProcess, page, artifacts: Path) -> None:  # noqa: ANN001
+        tenant: UITenant, page, artifacts: Path) -> None:  # noqa: ANN001
+    apiary = tenant
     spans = requests(int(time.time()))
     _send(apiary, spans)
     deadline = time.monotonic() + 20
@@ -45,7 +46,7 @@ def test_dragging_over_the_slow_stripe_names_its_user_and_route_and_one_click_fi
             break
         time.sleep(0.2)
     spec = {"calculations": [{"op": "HEATMAP", "column": "duration_ms"}], "time_range": 3600}
-    page.goto(apiary.url + "/query?" + urllib.parse.urlencode({"env": "dev", "dataset": "backend-flask", "q": json.dumps(spec)}))
+    page.goto(tenant.link("/query", dataset="backend-flask", q=json.dumps(spec)))
     canvas = page.wait_for_selector(".heatmap canvas")
     box = canvas.bounding_box()
     d = {k: float(canvas.get_attribute(f"data-{k}")) for k in ("plot-left", "plot-top", "plot-width", "plot-height", "buckets")}

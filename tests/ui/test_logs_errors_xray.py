@@ -12,16 +12,15 @@ import time
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 import httpx
 import pytest
 from botocore.config import Config
 
-from tests.server import ApiaryProcess, create_key
-from tests.stores import STORES, Tenant, running
 from tests.ui import data
+from tests.ui.conftest import UITenant
 
 expect = pytest.importorskip("playwright.sync_api").expect
 
@@ -33,20 +32,13 @@ STREAMS = ("backend-flask-1", "backend-flask-2")
 N_EVENTS = 24  # one every 20 s over the last 8 minutes; every 4th is an ERROR
 
 
-@pytest.fixture(params=STORES)
-def on_each_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Tenant]:
-    """The logs and errors pages read the log and error stores: the same story on DuckDB and on ClickHouse."""
-    with running(request.param, tmp_path, tenants=1) as server:
-        yield server.take()
-
-
-def aws(apiary: ApiaryProcess | Tenant, service: str) -> Any:
+def aws(apiary: UITenant, service: str) -> Any:
     return boto3.session.Session().client(service, endpoint_url=apiary.url, region_name="us-east-1",
                                           aws_access_key_id=apiary.key, aws_secret_access_key=apiary.key,
                                           config=Config(retries={"max_attempts": 1}))
 
 
-def send_logs(apiary: ApiaryProcess | Tenant, now_ms: int) -> list[dict[str, Any]]:
+def send_logs(apiary: UITenant, now_ms: int) -> list[dict[str, Any]]:
     """The log lines of two streams; returns every event sent (timestamp, message, stream)."""
     logs = aws(apiary, "logs")
     logs.create_log_group(logGroupName=GROUP)
@@ -73,7 +65,7 @@ def send_logs(apiary: ApiaryProcess | Tenant, now_ms: int) -> list[dict[str, Any
     return out
 
 
-def rollbar_item(apiary: ApiaryProcess | Tenant, *, message: str = "boom", span: str = "c000000000000004") -> dict[str, Any]:
+def rollbar_item(apiary: UITenant, *, message: str = "boom", span: str = "c000000000000004") -> dict[str, Any]:
     """One occurrence as pyrollbar posts it from a Flask request handler."""
     payload = {"access_token": apiary.key, "data": {
         "environment": "production", "level": "error", "language": "python", "framework": "flask", "platform": "linux",
@@ -93,7 +85,7 @@ def rollbar_item(apiary: ApiaryProcess | Tenant, *, message: str = "boom", span:
     return r.json()
 
 
-def rollbar_api(apiary: ApiaryProcess | Tenant, path: str) -> Any:
+def rollbar_api(apiary: UITenant, path: str) -> Any:
     r = httpx.get(f"{apiary.url}/api/1/{path}", headers={"X-Rollbar-Access-Token": apiary.key}, timeout=10)
     r.raise_for_status()
     return r.json()["result"]
@@ -103,14 +95,14 @@ def rows(page, selector: str) -> list[str]:  # noqa: ANN001
     return [r.inner_text() for r in page.locator(selector).all()]
 
 
-def test_logs_page_groups_filter_insights_tail_and_trace_link(on_each_store: Tenant, page, artifacts: Path) -> None:  # noqa: ANN001
-    apiary = on_each_store
+def test_logs_page_groups_filter_insights_tail_and_trace_link(tenant: UITenant, page, artifacts: Path) -> None:  # noqa: ANN001
+    apiary = tenant
     data.send(apiary.url, apiary.key)
     now_ms = int(time.time() * 1000)
     sent = send_logs(apiary, now_ms)
     total = len(sent)
 
-    page.goto(apiary.url + "/logs")
+    page.goto(tenant.link("/logs"))
     page.wait_for_selector("body[data-rendered=logs]")
     group_row = page.locator("table.log-groups tr[data-group=cruddur]")
     assert group_row.locator("td").nth(1).inner_text() == str(total)
@@ -179,8 +171,8 @@ def test_logs_page_groups_filter_insights_tail_and_trace_link(on_each_store: Ten
     assert page.locator("#tab-logs").inner_text() == "Logs (1)"
 
 
-def test_errors_pages_and_trace_view_logs_and_errors(on_each_store: Tenant, page, artifacts: Path) -> None:  # noqa: ANN001
-    apiary = on_each_store
+def test_errors_pages_and_trace_view_logs_and_errors(tenant: UITenant, page, artifacts: Path) -> None:  # noqa: ANN001
+    apiary = tenant
     data.send(apiary.url, apiary.key)
     for _ in range(3):
         rollbar_item(apiary)
@@ -192,7 +184,7 @@ def test_errors_pages_and_trace_view_logs_and_errors(on_each_store: Tenant, page
     logs.close()
     [item] = rollbar_api(apiary, "items")["items"]
 
-    page.goto(apiary.url + "/errors")
+    page.goto(tenant.link("/errors"))
     page.wait_for_selector("body[data-rendered=errors]")
     row = page.locator(f"table.error-items tr[data-item-id='{item['id']}']")
     assert row.locator("td.count").inner_text() == "3"
@@ -260,7 +252,8 @@ def test_errors_pages_and_trace_view_logs_and_errors(on_each_store: Tenant, page
     assert not page.locator("#live-tail").is_checked()
 
 
-def test_xray_page_lists_groups_and_rules_with_sdk_statistics(apiary: ApiaryProcess, page, artifacts: Path) -> None:  # noqa: ANN001
+def test_xray_page_lists_groups_and_rules_with_sdk_statistics(tenant: UITenant, page, artifacts: Path) -> None:  # noqa: ANN001
+    apiary = tenant
     xray = aws(apiary, "xray")
     xray.create_group(GroupName="Cruddur", FilterExpression='service("backend-flask")')
     rule = json.loads((Path(__file__).resolve().parent.parent / "xray" / "xray.json").read_text())["SamplingRule"]
@@ -276,7 +269,7 @@ def test_xray_page_lists_groups_and_rules_with_sdk_statistics(apiary: ApiaryProc
     assert xray.put_trace_segments(TraceSegmentDocuments=[json.dumps(seg)])["UnprocessedTraceSegments"] == []
     xray.close()
 
-    page.goto(apiary.url + "/xray")
+    page.goto(tenant.link("/xray"))
     page.wait_for_selector("body[data-rendered=xray]")
     assert rows(page, "table.xray-groups tbody tr td:first-child") == ["Default", "Cruddur"]
     assert page.locator("table.xray-groups tr[data-group=Cruddur] .filter-expression").inner_text() == 'service("backend-flask")'
@@ -288,35 +281,32 @@ def test_xray_page_lists_groups_and_rules_with_sdk_statistics(apiary: ApiaryProc
     page.screenshot(path=str(artifacts / "ui-xray.png"), full_page=True)
 
     # the X-Ray segment is a trace like any other
-    page.goto(apiary.url + f"/trace/{trace_id}")
+    page.goto(tenant.link(f"/trace/{trace_id}"))
     page.wait_for_selector("body[data-rendered=trace]")
     assert page.locator(".wf-row .span-name").first.inner_text() == "backend-flask"
 
 
-def test_bound_beyond_loopback_each_key_sees_its_own_logs_errors_and_rules(data_dir: Path) -> None:
-    key = create_key(data_dir, "dev")
-    other = create_key(data_dir, "staging")
-    proc = ApiaryProcess(data_dir, key=key, extra_args=["--exposure", "network"]).start()  # on 127.0.0.1
-    try:
-        send_logs(proc, int(time.time() * 1000))
-        rollbar_item(proc)
-        [item] = rollbar_api(proc, "items")["items"]
-        url = f"{proc.url}/ui/api"
-        ui = {"X-Apiary-UI": "1"}
-        for path in ("/logs/groups", f"/logs/events?group={GROUP}", "/errors/items", f"/errors/items/{item['id']}", "/xray"):
-            assert httpx.get(url + path).status_code == 401, path
-        assert httpx.get(url + "/logs/groups", headers={"x-honeycomb-team": other}).json()["groups"] == []
-        assert httpx.get(url + f"/logs/events?group={GROUP}", headers={"x-honeycomb-team": other}).status_code == 404
-        assert httpx.get(url + "/errors/items", headers={"x-honeycomb-team": other}).json()["items"] == []
-        assert httpx.post(url + f"/errors/items/{item['id']}/status", json={"status": "resolved"},
-                          headers={"x-honeycomb-team": other, **ui}).status_code == 404
-        assert httpx.get(url + "/logs/groups?env=dev", headers={"x-honeycomb-team": other}).status_code == 403
-        r = httpx.post(url + "/logs/insights", json={"query": "stats count(*)", "groups": [GROUP]}, headers={"x-honeycomb-team": key, **ui})
-        assert r.status_code == 200 and r.json()["rows"] == [[N_EVENTS + 2]]
-        r = httpx.post(url + "/logs/insights", json={"query": "stats count(* by", "groups": [GROUP]}, headers={"x-honeycomb-team": key, **ui})
-        assert r.status_code == 400 and "character" in r.json()["error"]
-        r = httpx.post(url + f"/errors/items/{item['id']}/status", json={"status": "resolved"}, headers={"x-honeycomb-team": key, **ui})
-        assert r.status_code == 200 and rollbar_api(proc, f"item/{item['id']}")["status"] == "resolved"
-        assert [g["name"] for g in httpx.get(url + "/xray", headers={"x-honeycomb-team": other}).json()["groups"]] == ["Default"]
-    finally:
-        proc.stop()
+def test_bound_beyond_loopback_each_key_sees_its_own_logs_errors_and_rules(two_keys: tuple[UITenant, UITenant]) -> None:
+    """With network exposure each key reads its own environment's logs, errors and X-Ray groups, and no other's."""
+    mine, theirs = two_keys
+    key, other = mine.key, theirs.key
+    send_logs(mine, int(time.time() * 1000))
+    rollbar_item(mine)
+    [item] = rollbar_api(mine, "items")["items"]
+    url = f"{mine.url}/ui/api"
+    ui = {"X-Apiary-UI": "1"}
+    for path in ("/logs/groups", f"/logs/events?group={GROUP}", "/errors/items", f"/errors/items/{item['id']}", "/xray"):
+        assert httpx.get(url + path).status_code == 401, path
+    assert httpx.get(url + "/logs/groups", headers={"x-honeycomb-team": other}).json()["groups"] == []
+    assert httpx.get(url + f"/logs/events?group={GROUP}", headers={"x-honeycomb-team": other}).status_code == 404
+    assert httpx.get(url + "/errors/items", headers={"x-honeycomb-team": other}).json()["items"] == []
+    assert httpx.post(url + f"/errors/items/{item['id']}/status", json={"status": "resolved"},
+                      headers={"x-honeycomb-team": other, **ui}).status_code == 404
+    assert httpx.get(url + f"/logs/groups?env={mine.env}", headers={"x-honeycomb-team": other}).status_code == 403
+    r = httpx.post(url + "/logs/insights", json={"query": "stats count(*)", "groups": [GROUP]}, headers={"x-honeycomb-team": key, **ui})
+    assert r.status_code == 200 and r.json()["rows"] == [[N_EVENTS + 2]]
+    r = httpx.post(url + "/logs/insights", json={"query": "stats count(* by", "groups": [GROUP]}, headers={"x-honeycomb-team": key, **ui})
+    assert r.status_code == 400 and "character" in r.json()["error"]
+    r = httpx.post(url + f"/errors/items/{item['id']}/status", json={"status": "resolved"}, headers={"x-honeycomb-team": key, **ui})
+    assert r.status_code == 200 and rollbar_api(mine, f"item/{item['id']}")["status"] == "resolved"
+    assert [g["name"] for g in httpx.get(url + "/xray", headers={"x-honeycomb-team": other}).json()["groups"]] == ["Default"]

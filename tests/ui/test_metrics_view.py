@@ -7,19 +7,20 @@ from pathlib import Path
 import pytest
 
 from tests.metrics.conftest import load
-from tests.server import ApiaryProcess
+from tests.ui.conftest import UITenant
 
 pytestmark = pytest.mark.timeout(120)
 
 
 def test_metrics_view_lists_instruments_draws_charts_and_an_exemplar_opens_its_trace(
-        apiary: ApiaryProcess, page, artifacts: Path) -> None:  # noqa: ANN001
-    known = load(apiary)
-    page.goto(apiary.url + "/")  # the home page counts spans: the one span, not the metric rows beside it
-    page.wait_for_selector(".env-panel[data-env=dev] tr[data-dataset=checkout]")
-    assert page.locator(".env-panel[data-env=dev] tr[data-dataset=checkout] .spans").inner_text() == "1"
+        tenant: UITenant, page, artifacts: Path) -> None:  # noqa: ANN001
+    known = load(tenant)  # type: ignore[arg-type]  # what it needs of a server: url and key
+    page.goto(tenant.link("/"))  # the home page counts spans: the one span, not the metric rows beside it
+    row = f".env-panel[data-env={tenant.env}] tr[data-dataset=checkout]"
+    page.wait_for_selector(row)
+    assert page.locator(f"{row} .spans").inner_text() == "1"
 
-    page.goto(apiary.url + "/metrics?dataset=checkout")
+    page.goto(tenant.link("/metrics", dataset="checkout"))
     page.wait_for_selector("body[data-rendered=metrics]")
     rows = {r.get_attribute("data-metric"): [c.inner_text() for c in r.locator("td").all()]
             for r in page.locator("table.instruments tbody tr").all()}

@@ -1,4 +1,5 @@
-"""The web UI in a real headless Chromium against a real `apiary serve`: a developer's stories, click by click.
+"""The web UI in a real headless Chromium against a real `apiary serve`: a developer's stories, click by click,
+each told on DuckDB and on ClickHouse (chdb) against one server per store, in an environment of its own.
 
 Screenshots of every page land in test-artifacts/ui-*.png.
 """
@@ -13,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.server import ApiaryProcess, create_key
 from tests.ui import data
+from tests.ui.conftest import UITenant
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -36,12 +37,13 @@ def waterfall_rows(page) -> list[tuple[str, int, str]]:  # noqa: ANN001
     return out
 
 
-def test_home_then_trace_waterfall_and_span_fields_shown_as_text(apiary: ApiaryProcess, page, artifacts: Path) -> None:  # noqa: ANN001
-    data.send(apiary.url, apiary.key)
-    page.goto(apiary.url + "/")
-    page.wait_for_selector(".env-panel[data-env=dev] table.datasets")
+def test_home_then_trace_waterfall_and_span_fields_shown_as_text(tenant: UITenant, page, artifacts: Path) -> None:  # noqa: ANN001
+    data.send(tenant.url, tenant.key)
+    page.goto(tenant.link("/"))
+    panel = f".env-panel[data-env={tenant.env}]"
+    page.wait_for_selector(f"{panel} table.datasets")
     spans = {r.get_attribute("data-dataset"): r.locator(".spans").inner_text()
-             for r in page.locator(".env-panel[data-env=dev] tr[data-dataset]").all()}
+             for r in page.locator(f"{panel} tr[data-dataset]").all()}
     assert spans == {"backend-flask": str(3 + data.MESSAGE_TRACES), "frontend-react-js": "1", "postgres": "1"}
     home_row = page.locator(f"tr[data-trace-id='{data.HOME_TRACE_ID}']")
     assert "HomeFeedPage load" in home_row.inner_text() and "200.0 ms" in home_row.inner_text()
@@ -113,9 +115,9 @@ def _set_clause(page, clause: str, index: int, **fields: str) -> None:  # noqa: 
             el.dispatch_event("change")
 
 
-def test_query_builder_heatmap_traces_save_history_and_shared_link(apiary: ApiaryProcess, page, browser, artifacts: Path) -> None:  # noqa: ANN001
-    data.send(apiary.url, apiary.key)
-    page.goto(apiary.url + "/query?dataset=backend-flask")
+def test_query_builder_heatmap_traces_save_history_and_shared_link(tenant: UITenant, page, browser, artifacts: Path) -> None:  # noqa: ANN001
+    data.send(tenant.url, tenant.key)
+    page.goto(tenant.link("/query", dataset="backend-flask"))
     page.wait_for_selector(".clause[data-clause=VISUALIZE] .item")
     # column names autocomplete from the dataset's columns
     page.wait_for_function("document.querySelectorAll('#columns-list option').length > 5")
@@ -170,7 +172,7 @@ def test_query_builder_heatmap_traces_save_history_and_shared_link(apiary: Apiar
     # the heatmap: select the slow stripe (top value bucket, whole time axis), open its one trace
     heat_spec = {"calculations": [{"op": "HEATMAP", "column": "duration_ms"}], "filters": [{"column": "http.route", "op": "=", "value": "/api/messages"}],
                  "time_range": 3600}
-    page.goto(apiary.url + "/query?" + urllib.parse.urlencode({"env": "dev", "dataset": "backend-flask", "q": json.dumps(heat_spec)}))
+    page.goto(tenant.link("/query", dataset="backend-flask", q=json.dumps(heat_spec)))
     canvas = page.wait_for_selector(".heatmap canvas")
     box = canvas.bounding_box()
     d = {k: float(canvas.get_attribute(f"data-{k}")) for k in ("plot-left", "plot-top", "plot-width", "plot-height", "buckets")}
@@ -192,7 +194,7 @@ def test_query_builder_heatmap_traces_save_history_and_shared_link(apiary: Apiar
     page.fill("[name=save-name]", "slow messages")
     page.click("#save-query")
     page.wait_for_function("document.querySelector('.status').textContent.includes('Saved')")
-    page.goto(apiary.url + "/history")
+    page.goto(tenant.link("/history"))
     page.wait_for_selector("table.saved")
     assert page.locator("table.saved tr[data-name='slow messages']").count() == 1
     history_text = page.locator("table.history").inner_text()
@@ -211,9 +213,9 @@ def test_query_builder_heatmap_traces_save_history_and_shared_link(apiary: Apiar
     other.context.close()
 
 
-def test_service_map_and_settings(apiary: ApiaryProcess, page, artifacts: Path) -> None:  # noqa: ANN001
-    data.send(apiary.url, apiary.key)
-    page.goto(apiary.url + "/services?time_range=3600")
+def test_service_map_and_settings(tenant: UITenant, page, artifacts: Path) -> None:  # noqa: ANN001
+    data.send(tenant.url, tenant.key)
+    page.goto(tenant.link("/services", time_range="3600"))
     page.wait_for_selector(".svcmap .node")
     assert sorted(n.get_attribute("data-service") for n in page.locator(".svcmap .node").all()) == [
         "backend-flask", "frontend-react-js", "postgres"]
@@ -225,26 +227,28 @@ def test_service_map_and_settings(apiary: ApiaryProcess, page, artifacts: Path) 
     assert "dataset=postgres" in page.url
     assert page.locator("table.summary tbody tr td").first.inner_text() == "SELECT activities"
 
-    page.goto(apiary.url + "/settings")
-    page.wait_for_selector(".panel[data-env=dev] table.keys")
-    text = page.locator(".panel[data-env=dev]").inner_text()
-    assert apiary.key[:6] + "…****" in text and apiary.key not in text
-    assert f"OTEL_EXPORTER_OTLP_ENDPOINT={apiary.url}" in text and "OTEL_SERVICE_NAME=backend-flask" in text
-    page.locator(".panel[data-env=dev] .create-key").click()
-    page.wait_for_function("document.querySelector('.panel[data-env=dev] pre').textContent.match(/x-honeycomb-team=[A-Za-z0-9]{32}/)")
-    new_key = re.search(r"x-honeycomb-team=([A-Za-z0-9]{32})", page.locator(".panel[data-env=dev] pre").inner_text()).group(1)
-    assert httpx.get(f"{apiary.url}/1/auth", headers={"x-honeycomb-team": new_key}).status_code == 200
+    page.goto(tenant.link("/settings"))
+    panel = f".panel[data-env={tenant.env}]"
+    page.wait_for_selector(f"{panel} table.keys")
+    text = page.locator(panel).inner_text()
+    assert tenant.key[:6] + "…****" in text and tenant.key not in text
+    assert f"OTEL_EXPORTER_OTLP_ENDPOINT={tenant.url}" in text and "OTEL_SERVICE_NAME=backend-flask" in text
+    page.locator(f"{panel} .create-key").click()
+    page.wait_for_function(f"document.querySelector('{panel} pre').textContent.match(/x-honeycomb-team=[A-Za-z0-9]{{32}}/)")
+    new_key = re.search(r"x-honeycomb-team=([A-Za-z0-9]{32})", page.locator(f"{panel} pre").inner_text()).group(1)
+    auth = httpx.get(f"{tenant.url}/1/auth", headers={"x-honeycomb-team": new_key})
+    assert auth.status_code == 200 and auth.json()["environment"]["name"] == tenant.env
     page.screenshot(path=str(artifacts / "ui-settings.png"))
 
 
-def test_large_trace_renders_only_visible_rows(apiary: ApiaryProcess, page) -> None:  # noqa: ANN001
+def test_large_trace_renders_only_visible_rows(tenant: UITenant, page) -> None:  # noqa: ANN001
     from bench.ui import big_trace_requests
 
     trace_id, reqs = big_trace_requests(3000)
     for body in reqs:
-        httpx.post(f"{apiary.url}/v1/traces", content=body, headers={"content-type": "application/x-protobuf", "x-honeycomb-team": apiary.key},
+        httpx.post(f"{tenant.url}/v1/traces", content=body, headers={"content-type": "application/x-protobuf", "x-honeycomb-team": tenant.key},
                    timeout=30).raise_for_status()
-    page.goto(f"{apiary.url}/trace/{trace_id}")
+    page.goto(f"{tenant.url}/trace/{trace_id}")  # a bare trace link: every environment is looked in
     page.wait_for_selector("body[data-rendered=trace]")
     assert page.locator(".span-count").inner_text() == "3000 spans"
     assert page.locator(".wf-row").count() < 120
@@ -252,24 +256,52 @@ def test_large_trace_renders_only_visible_rows(apiary: ApiaryProcess, page) -> N
     assert page.locator(".wf-row.selected").count() == 1
 
 
-def test_bound_beyond_loopback_the_ui_asks_for_a_key(data_dir: Path, page, artifacts: Path) -> None:  # noqa: ANN001
-    key = create_key(data_dir, "dev")
-    other_key = create_key(data_dir, "staging")
-    proc = ApiaryProcess(data_dir, key=key, extra_args=["--exposure", "network"]).start()  # on 127.0.0.1
-    try:
-        data.send(proc.url, key)
-        assert httpx.get(f"{proc.url}/ui/api/home").status_code == 401
-        assert httpx.get(f"{proc.url}/ui/api/home?env=dev", headers={"x-honeycomb-team": other_key}).status_code == 403
-        page.goto(proc.url + "/")
-        page.wait_for_selector("#key-input")
-        page.screenshot(path=str(artifacts / "ui-login.png"))
-        page.fill("#key-input", key)
-        page.click("form.login button")
-        page.wait_for_selector(".env-panel[data-env=dev] table.datasets")
-        assert page.locator(".env-panel").count() == 1  # only the key's environment
-        assert page.locator("#env-picker option").all_inner_texts() == ["dev"]
-        page.goto(f"{proc.url}/trace/{data.HOME_TRACE_ID}")
-        page.wait_for_selector("body[data-rendered=trace]")
-        assert len(page.locator(".wf-row").all()) == 5
-    finally:
-        proc.stop()
+def test_home_and_service_map_json_count_what_was_sent(tenant: UITenant) -> None:
+    """The JSON behind the home page and the service map, read as the front end reads it, on either store."""
+    data.send(tenant.url, tenant.key)
+    home = httpx.get(f"{tenant.url}/ui/api/home", params={"env": tenant.env, "limit": 5}, timeout=60).json()
+    [mine] = [e for e in home["environments"] if e["name"] == tenant.env]
+    failed = sum(1 for i in range(data.MESSAGE_TRACES) if data.message_status(i) == 500)
+    assert {d["name"]: (d["spans"], d["errors"]) for d in mine["datasets"]} == {
+        "backend-flask": (3 + data.MESSAGE_TRACES, failed), "frontend-react-js": (1, 0), "postgres": (1, 1)}
+    assert all(d["first_seen"] <= d["last_seen"] for d in mine["datasets"])
+    # newest root spans first: the last two messages (45 s and 90 s ago), the home feed (2 min ago), then two more
+    newest = [data.message_trace_id(data.MESSAGE_TRACES - k) for k in (1, 2)]
+    older = [data.message_trace_id(data.MESSAGE_TRACES - k) for k in (3, 4)]
+    assert [r["trace_id"] for r in home["recent"]] == [*newest, data.HOME_TRACE_ID, *older]
+    feed = home["recent"][2]
+    assert (feed["name"], feed["service"], feed["duration_ms"]) == ("HomeFeedPage load", "frontend-react-js", 200.0)
+    assert (feed["spans"], feed["errors"], feed["services"], feed["error"]) == (5, 1, 3, False)
+    assert home["recent"][0]["duration_ms"] == data.SLOW_MS and home["recent"][0]["spans"] == 1
+
+    doc = httpx.get(f"{tenant.url}/ui/api/services", params={"env": tenant.env, "time_range": 3600}, timeout=60).json()
+    nodes = {n["service"]: n for n in doc["nodes"]}
+    backend = [d.duration_ms for d in data.home_trace() if d.service == "backend-flask"]
+    backend += [data.message_duration(i) for i in range(data.MESSAGE_TRACES)]
+    assert (nodes["backend-flask"]["count"], nodes["backend-flask"]["errors"], nodes["backend-flask"]["roots"]) == (
+        len(backend), failed, data.MESSAGE_TRACES)
+    assert nodes["backend-flask"]["p90"] == pytest.approx(quantile_cont(backend, 0.9))
+    assert (nodes["frontend-react-js"]["roots"], nodes["postgres"]["error_rate"]) == (1, 1.0)
+    assert [(e["parent"], e["child"], e["count"], e["errors"], e["error_rate"], e["p90"]) for e in doc["edges"]] == [
+        ("backend-flask", "postgres", 1, 1, 1.0, 30.0), ("frontend-react-js", "backend-flask", 1, 0, 0.0, 120.0)]
+
+
+def test_bound_beyond_loopback_the_ui_asks_for_a_key(two_keys: tuple[UITenant, UITenant], page, artifacts: Path) -> None:  # noqa: ANN001
+    mine, other = two_keys
+    data.send(mine.url, mine.key)
+    assert httpx.get(f"{mine.url}/ui/api/home").status_code == 401
+    assert httpx.get(f"{mine.url}/ui/api/home?env={mine.env}", headers={"x-honeycomb-team": other.key}).status_code == 403
+    # the other key's own view holds none of this environment's traces
+    theirs = httpx.get(f"{mine.url}/ui/api/home", headers={"x-honeycomb-team": other.key}).json()
+    assert [e["name"] for e in theirs["environments"]] == [other.env] and theirs["recent"] == []
+    page.goto(mine.url + "/")
+    page.wait_for_selector("#key-input")
+    page.screenshot(path=str(artifacts / "ui-login.png"))
+    page.fill("#key-input", mine.key)
+    page.click("form.login button")
+    page.wait_for_selector(f".env-panel[data-env={mine.env}] table.datasets")
+    assert page.locator(".env-panel").count() == 1  # only the key's environment
+    assert page.locator("#env-picker option").all_inner_texts() == [mine.env]
+    page.goto(f"{mine.url}/trace/{data.HOME_TRACE_ID}")
+    page.wait_for_selector("body[data-rendered=trace]")
+    assert len(page.locator(".wf-row").all()) == 5
