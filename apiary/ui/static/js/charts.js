@@ -1,6 +1,6 @@
 // Charts drawn here: SVG line charts (one line per group) and a canvas heatmap with region selection.
 import { h, s, clear } from "./dom.js";
-import { fmtNumber, isoMicros, seriesColour, fmtDuration } from "./format.js";
+import { fmtNumber, isoMicros, seriesColour, fmtDuration, fmtDurationRound } from "./format.js";
 
 const PAD = { left: 56, right: 14, top: 10, bottom: 24 };
 
@@ -93,6 +93,47 @@ export function lineChart({ title, lines, start, end, height = 190, dots = [] })
   return box;
 }
 
+/** Where ``v`` sits between the bottom (0) and top (1) of the heatmap: by its bucket, then within it (in log if the scale is). */
+function valueOffset(buckets, v, log) {
+  const nb = buckets.length;
+  let b = buckets.findIndex((k) => v <= k.upper);
+  if (b < 0) b = nb - 1;
+  const { lower, upper } = buckets[b];
+  let frac = 0.5;
+  if (upper > lower) {
+    frac = log && lower > 0 ? Math.log(v / lower) / Math.log(upper / lower) : (v - lower) / (upper - lower);
+  }
+  return (b + Math.min(Math.max(frac, 0), 1)) / nb;
+}
+
+/** Tick values at round numbers inside [lo, hi]: 1-2-5 steps on a linear axis, powers of ten (and 2, 5 between) on a log one. */
+export function roundTicks(lo, hi, log = false, wanted = 5) {
+  if (!(hi > lo)) return Number.isFinite(lo) ? [lo] : [];
+  if (log && hi > 0) {
+    const from = Math.floor(Math.log10(Math.max(lo, hi / 1e6))), to = Math.ceil(Math.log10(hi));
+    const all = [];
+    for (let e = from; e <= to; e++) for (const m of [1, 2, 5]) all.push(Number((m * 10 ** e).toPrecision(1)));
+    const inside = all.filter((v) => v >= lo && v <= hi);
+    const decades = inside.filter((v) => Math.abs(Math.log10(v) - Math.round(Math.log10(v))) < 1e-9);
+    return inside.length <= wanted + 2 ? inside : decades;
+  }
+  const raw = (hi - lo) / wanted;
+  const pow = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * pow).find((s) => s >= raw) || 10 * pow;
+  const out = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Number(v.toPrecision(12)));
+  return out;
+}
+
+/** The heatmap's colour key: the lightest cell holds one event, the darkest the most. */
+function colourLegend(maxC) {
+  const stops = [0, 0.25, 0.5, 0.75, 1].map((f) => heatColour(0.15 + 0.85 * f));
+  return h("div", { class: "heat-legend", "data-max": String(maxC) },
+    h("span", { class: "muted" }, "events per cell: 1"),
+    h("span", { class: "heat-ramp", style: { background: `linear-gradient(to right, ${stops.join(", ")})` } }),
+    h("span", { class: "muted" }, `${fmtNumber(maxC)} (colour on a log scale)`));
+}
+
 function heatColour(frac) {
   // light yellow -> orange -> deep purple
   const stops = [[255, 244, 196], [253, 174, 97], [215, 48, 39], [84, 39, 136]];
@@ -107,8 +148,14 @@ function heatColour(frac) {
  * A heatmap: x = time buckets, y = value buckets, colour = count. ``onSelect({startMs, endMs, lower, upper, count})``
  * fires for a click (one cell) or a dragged region.
  */
-export function heatmap({ title, heat, start, end, granularityS, onSelect, height = 260, isDuration = false }) {
-  const box = h("div", { class: "chart heatmap", "data-title": title }, h("div", { class: "title" }, title));
+export function heatmap({ title, heat, start, end, granularityS, onSelect, height = 260, isDuration = false,
+  log = false, onScale = null }) {
+  const scaleBox = h("input", { type: "checkbox", class: "log-scale", checked: log });
+  if (onScale) scaleBox.addEventListener("change", () => onScale(scaleBox.checked));
+  const head = h("div", { class: "title heatmap-head" }, h("span", null, title),
+    onScale ? h("label", { class: "muted", title: "Value buckets evenly spaced in log(value): the fast bulk and the slow tail both get rows" },
+      scaleBox, " log scale") : null);
+  const box = h("div", { class: "chart heatmap", "data-title": title, "data-scale": log ? "log" : "linear" }, head);
   const width = Math.max(400, (document.getElementById("main")?.clientWidth || 1000) - 60);
   const plotW = width - PAD.left - PAD.right;
   const plotH = height - PAD.top - PAD.bottom;
@@ -142,10 +189,12 @@ export function heatmap({ title, heat, start, end, granularityS, onSelect, heigh
   ctx.font = "11px system-ui, sans-serif";
   ctx.textAlign = "right";
   const fmtV = (v) => (isDuration ? fmtDuration(v) : fmtNumber(v));
-  for (let i = 0; i <= 4; i++) {
-    const b = Math.round((nb * i) / 4);
-    const v = b >= nb ? buckets[nb - 1]?.upper : buckets[b]?.lower;
-    if (v !== undefined) ctx.fillText(fmtV(v), PAD.left - 6, PAD.top + plotH - b * ch + 4);
+  const fmtTick = (v) => (isDuration ? fmtDurationRound(v) : fmtNumber(v));
+  const ticks = buckets.length ? roundTicks(buckets[0].lower, buckets[nb - 1].upper, log) : [];
+  for (const v of ticks) {
+    const py = PAD.top + plotH - valueOffset(buckets, v, log) * plotH;
+    ctx.fillText(fmtTick(v), PAD.left - 6, py + 4);
+    ctx.fillRect(PAD.left - 3, py, 3, 1);
   }
   for (let i = 0; i <= 5; i++) {
     const t = start + ((end - start) * i) / 5;
@@ -156,7 +205,7 @@ export function heatmap({ title, heat, start, end, granularityS, onSelect, heigh
   ctx.strokeRect(PAD.left, PAD.top, plotW, plotH);
   const sel = h("div", { class: "selection", hidden: true });
   const tip = h("div", { class: "hover-tip", hidden: true });
-  box.append(canvas, sel, tip);
+  box.append(canvas, sel, tip, colourLegend(maxC));
 
   const cellAt = (ev) => {
     const r = canvas.getBoundingClientRect();
@@ -197,6 +246,7 @@ export function heatmap({ title, heat, start, end, granularityS, onSelect, heigh
     if (onSelect) onSelect(rg);
   });
   Object.assign(canvas.dataset, { plotLeft: PAD.left, plotTop: PAD.top, plotWidth: plotW, plotHeight: plotH, times: nt, buckets: nb });
+  canvas.dataset.yTicks = ticks.join(",");
   box.dataset.cells = String(grid.size);
   box.dataset.max = String(maxC);
   return box;

@@ -4,7 +4,7 @@ import { h, clear, copyButton, setChildren } from "./dom.js";
 import { api, link, session } from "./api.js";
 import { lineChart, heatmap } from "./charts.js";
 import { bubbleUp } from "./bubbleup.js";
-import { fmtNumber, fmtDuration, isoMicros, seriesColour } from "./format.js";
+import { fmtNumber, fmtDuration, isoMicros, seriesColour, serviceColour } from "./format.js";
 import { rowsFor, traceTable } from "./tracelist.js";
 
 const OPS = ["COUNT", "CONCURRENCY", "COUNT_DISTINCT", "SUM", "AVG", "MAX", "MIN", "HEATMAP", "P001", "P01", "P05", "P10", "P20",
@@ -62,6 +62,7 @@ export async function render(main, { query }) {
   if (query.get("q")) {
     try { spec = JSON.parse(query.get("q")); } catch { /* a mangled link: start from the default query */ }
   }
+  let heatScale = spec.heatmap_scale === "log" ? "log" : "linear";
   const columnsList = h("datalist", { id: "columns-list" });
   async function loadColumns() {
     try {
@@ -228,6 +229,7 @@ export async function render(main, { query }) {
       sp.time_range = Number(rangeSelect.value === "custom" ? 7200 : rangeSelect.value);
     }
     if (granSelect.value) sp.granularity = Number(granSelect.value);
+    if (heatScale === "log") sp.heatmap_scale = "log";
     return sp;
   }
 
@@ -313,6 +315,7 @@ export async function render(main, { query }) {
     const cs = sp.calculations?.length ? sp.calculations : [{ op: "COUNT" }];
     const startMs = data.start_time * 1000, endMs = data.end_time * 1000;
     const keyOf = (d) => JSON.stringify(breakdowns.map((b) => d[b] ?? null));
+    const byService = breakdowns.length === 1 && breakdowns[0] === "service.name";  // lines in each service's own colour
     const groupName = (d) => (breakdowns.length ? breakdowns.map((b) => (d[b] === null || d[b] === undefined ? "(none)" : String(d[b]))).join(", ") : "all");
     const order = data.results.map((r) => keyOf(r.data));
     const byGroup = new Map(order.map((k) => [k, []]));
@@ -326,7 +329,8 @@ export async function render(main, { query }) {
       if (c.op === "HEATMAP") {
         const heat = data.heatmaps?.[label] || { buckets: [], cells: [] };
         results.append(heatmap({ title: label, heat, start: startMs, end: endMs, granularityS: data.granularity,
-          isDuration: c.column === "duration_ms",
+          isDuration: c.column === "duration_ms", log: sp.heatmap_scale === "log",
+          onScale: (on) => { heatScale = on ? "log" : "linear"; run(); },
           onSelect: (rg) => {
             listTraces(sp, data, {}, rg, c.column, `${fmtNumber(rg.count)} events in the selected region`);
             explain(sp, rg, c.column);
@@ -334,7 +338,7 @@ export async function render(main, { query }) {
         continue;
       }
       const lines = [...byGroup].slice(0, 30).map(([k, pts], i) => ({
-        label: names.get(k), colour: seriesColour(i),
+        label: names.get(k), colour: byService ? serviceColour(JSON.parse(k)[0] ?? "") : seriesColour(i),
         points: pts.map((p) => [isoMicros(p.time) / 1000, p.data[label] ?? null]),
       }));
       results.append(lineChart({ title: label, lines, start: startMs, end: endMs }));
