@@ -104,3 +104,44 @@ def test_polish_seen_in_the_newcomer_run(apiary: ApiaryProcess, page, artifacts:
     logs = [float(v) for v in page.locator(".chart.heatmap canvas").get_attribute("data-y-ticks").split(",")]
     assert logs == [1, 2, 5, 10, 20, 50, 100], logs  # gateway jobs take 1 or 100 ms
     page.screenshot(path=str(artifacts / "ui-polish-heatmap-log.png"))
+
+
+def spike(now: int) -> tuple[list[dict[str, Any]], int, int]:
+    """120 quick requests from six users over four routes, and a burst of 30 GETs of messages by user "londo"."""
+    routes = ["/api/activities/home", "/api/messages/{id}", "/api/profile", "/api/search"]
+    spans = [{"service.name": "backend-flask", "name": "request", "root": True, "idx": i,
+              "start_ns": (now - 1800 + i * 12) * 1_000_000_000, "duration_ms": 20.0,
+              "attrs": {"app.user_id": f"user{i % 6}", "http.route": routes[i % 4], "http.method": "GET" if i % 2 else "POST"}}
+             for i in range(120)]
+    burst_start = (now - 1200) // 60 * 60 + 1
+    spans += [{"service.name": "backend-flask", "name": "request", "root": True, "idx": 1000 + j,
+               "start_ns": (burst_start + j * 4) * 1_000_000_000, "duration_ms": 20.0,
+               "attrs": {"app.user_id": "londo", "http.route": routes[1], "http.method": "GET"}} for j in range(30)]
+    return spans, burst_start - 1, burst_start + 119
+
+
+def test_dragging_across_a_lines_points_explains_them_with_bubbleup(apiary: ApiaryProcess, page, artifacts: Path) -> None:  # noqa: ANN001
+    spans, burst_from, burst_to = spike(int(time.time()))
+    _send(apiary, spans)
+    spec = {"calculations": [{"op": "COUNT"}], "breakdowns": ["http.method"], "time_range": 3600, "granularity": 60}
+    page.goto(apiary.url + "/query?" + urllib.parse.urlencode({"dataset": "backend-flask", "q": json.dumps(spec)}))
+    page.wait_for_function("document.querySelector('table.summary td[data-calc=COUNT]')?.textContent === '90'")
+    svg = page.locator(".line-chart svg").first
+    d = {k: float(svg.get_attribute(f"data-{k}")) for k in ("plot-left", "plot-top", "plot-width", "plot-height", "start", "end", "y-max")}
+    box = svg.bounding_box()
+    x = lambda s: box["x"] + d["plot-left"] + (s * 1000 - d["start"]) / (d["end"] - d["start"]) * d["plot-width"]  # noqa: E731
+    peak_y = box["y"] + d["plot-top"] + d["plot-height"] * (1 - 16 / d["y-max"])  # the GET line in the burst's minutes
+    page.mouse.move(x(burst_from + 10), peak_y)
+    page.mouse.down()
+    page.mouse.move(x(burst_to - 10), peak_y, steps=4)
+    page.mouse.up()
+    page.wait_for_selector(".bubbleup[data-state=done] .bu-column")
+    ranked = page.locator(".bu-column").evaluate_all("cs => cs.map(c => c.dataset.column)")
+    assert ranked[:2] == ["app.user_id", "http.route"], ranked
+    assert "of GET" in page.locator(".bubbleup").inner_text()
+    assert "http.method" not in ranked  # the line's own group defines the selection
+    page.wait_for_selector(".traces, table.traces")
+    page.screenshot(path=str(artifacts / "ui-bubbleup-points.png"), full_page=True)
+    page.locator(".bu-column[data-column='app.user_id'] tr[data-value=londo] button.bu-where").click()
+    page.wait_for_function("new URL(location.href).searchParams.get('q').includes('londo')")
+    page.wait_for_function("document.querySelector('table.summary td[data-calc=COUNT]')?.textContent === '30'")

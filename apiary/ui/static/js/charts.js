@@ -22,7 +22,7 @@ function niceMax(v) {
  * dots (optional): [{t: ms, v: value, title, onClick}] drawn over the lines (a metric's exemplars).
  * Returns an element; hovering shows every line's value at the nearest time.
  */
-export function lineChart({ title, lines, start, end, height = 190, dots = [] }) {
+export function lineChart({ title, lines, start, end, height = 190, dots = [], stepMs = 0, onSelect = null }) {
   const box = h("div", { class: "chart line-chart", "data-title": title }, h("div", { class: "title" }, title));
   const width = Math.max(400, (document.getElementById("main")?.clientWidth || 1000) - 60);
   const plotW = width - PAD.left - PAD.right;
@@ -90,7 +90,60 @@ export function lineChart({ title, lines, start, end, height = 190, dots = [] })
     tip.style.top = "28px";
   });
   svg.addEventListener("mouseleave", () => { tip.hidden = true; cursor.setAttribute("visibility", "hidden"); });
+  Object.assign(svg.dataset, { plotLeft: PAD.left, plotTop: PAD.top, plotWidth: plotW, plotHeight: plotH, start, end, yMax });
+  if (onSelect) selectPoints({ svg, box, lines, x, y, start, end, stepMs, plotW, plotH, width, onSelect });
   return box;
+}
+
+/**
+ * Chart points chosen by dragging across a line chart: the line nearest to where the drag starts (its group), and every
+ * time bucket the drag covers. ``onSelect({startMs, endMs, line, points})`` fires on release; a click picks one point.
+ */
+function selectPoints({ svg, box, lines, x, y, start, end, stepMs, plotW, plotH, width, onSelect }) {
+  const band = s("rect", { class: "point-selection", y: PAD.top, height: plotH, visibility: "hidden" });
+  svg.append(band);
+  const at = (ev) => {
+    const r = svg.getBoundingClientRect();
+    const px = ((ev.clientX - r.left) / r.width) * width;
+    const py = ((ev.clientY - r.top) / r.height) * (svg.viewBox.baseVal.height || r.height);
+    return { t: start + ((px - PAD.left) / plotW) * (end - start), py };
+  };
+  const nearestLine = (t, py) => {
+    let best = null, bestD = Infinity;
+    for (const l of lines) {
+      let p = null;
+      for (const q of l.points) if (q[1] !== null && (!p || Math.abs(q[0] - t) < Math.abs(p[0] - t))) p = q;
+      if (p && Math.abs(y(p[1]) - py) < bestD) { bestD = Math.abs(y(p[1]) - py); best = l; }
+    }
+    return best;
+  };
+  const covered = (t0, t1) => {
+    const step = stepMs || 1;
+    const lo = Math.max(start, Math.floor((Math.min(t0, t1) - start) / step) * step + start);
+    const hi = Math.min(end, Math.floor((Math.max(t0, t1) - start) / step) * step + start + step);
+    return [lo, hi];
+  };
+  let anchor = null;
+  svg.addEventListener("mousedown", (ev) => {
+    const a = at(ev);
+    anchor = { t: a.t, line: nearestLine(a.t, a.py) };
+    ev.preventDefault();
+  });
+  svg.addEventListener("mousemove", (ev) => {
+    if (!anchor) return;
+    const [lo, hi] = covered(anchor.t, at(ev).t);
+    band.setAttribute("x", x(lo)); band.setAttribute("width", Math.max(x(hi) - x(lo), 1)); band.setAttribute("visibility", "visible");
+  });
+  window.addEventListener("mouseup", (ev) => {
+    if (!anchor) return;
+    const [lo, hi] = covered(anchor.t, at(ev).t);
+    const line = anchor.line;
+    anchor = null;
+    band.setAttribute("x", x(lo)); band.setAttribute("width", Math.max(x(hi) - x(lo), 1)); band.setAttribute("visibility", "visible");
+    const points = line ? line.points.filter(([t, v]) => t >= lo && t < hi && v !== null).length : 0;
+    box.dataset.selected = `${lo},${hi}`;
+    onSelect({ startMs: lo, endMs: hi, line, points });
+  });
 }
 
 /** Where ``v`` sits between the bottom (0) and top (1) of the heatmap: by its bucket, then within it (in log if the scale is). */

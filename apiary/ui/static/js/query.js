@@ -338,10 +338,11 @@ export async function render(main, { query }) {
         continue;
       }
       const lines = [...byGroup].slice(0, 30).map(([k, pts], i) => ({
-        label: names.get(k), colour: byService ? serviceColour(JSON.parse(k)[0] ?? "") : seriesColour(i),
+        label: names.get(k), colour: byService ? serviceColour(JSON.parse(k)[0] ?? "") : seriesColour(i), group: k,
         points: pts.map((p) => [isoMicros(p.time) / 1000, p.data[label] ?? null]),
       }));
-      results.append(lineChart({ title: label, lines, start: startMs, end: endMs }));
+      results.append(lineChart({ title: label, lines, start: startMs, end: endMs, stepMs: data.granularity * 1000,
+        onSelect: (rg) => explainPoints(sp, data, label, rg) }));
     }
     const shown = cs.map((c) => [calcLabel(c), c.op === "HEATMAP"]);
     const table = h("table", { class: "grid summary" },
@@ -349,7 +350,7 @@ export async function render(main, { query }) {
       h("tbody", null, data.results.map((r, i) => {
         const tr = h("tr", { class: "clickable", title: "List the traces behind this row" },
           breakdowns.map((b, j) => h("td", null, j === 0 && breakdowns.length
-            ? h("span", { class: "swatch", style: { background: seriesColour(i) } }) : null, r.data[b] === null || r.data[b] === undefined ? "(none)" : String(r.data[b]))),
+            ? h("span", { class: "swatch", style: { background: byService ? serviceColour(r.data[b] ?? "") : seriesColour(i) } }) : null, r.data[b] === null || r.data[b] === undefined ? "(none)" : String(r.data[b]))),
           shown.map(([l, isHeat]) => h("td", { class: "num", "data-calc": l },
             isHeat ? fmtNumber((r.data[l] || []).reduce((a, b) => a + b, 0)) : fmtNumber(r.data[l]))));
         tr.addEventListener("click", () => {
@@ -363,13 +364,29 @@ export async function render(main, { query }) {
   }
 
   // A dragged region against the rest of the query; a value's WHERE or GROUP BY button refines the query and reruns it.
+  const refine = {
+    onWhere: (fs) => { for (const f of fs) addFilter(f); run(); },
+    onGroupBy: (col) => { if (!currentGroups().includes(col)) addGroup(col); refreshChoices(); run(); },
+  };
   function explain(sp, rg, column) {
     if (rg.lower === undefined || rg.upper === undefined) return;
     const selection = { start_time: rg.startMs / 1000, end_time: rg.endMs / 1000, column, min: rg.lower, max: rg.upper };
-    bubbleUp(bubbleBox, { dataset, spec: sp, selection,
-      caption: `${column} ${fmtNumber(rg.lower)} – ${fmtNumber(rg.upper)}`,
-      onWhere: (fs) => { for (const f of fs) addFilter(f); run(); },
-      onGroupBy: (col) => { if (!currentGroups().includes(col)) addGroup(col); refreshChoices(); run(); } });
+    bubbleUp(bubbleBox, { dataset, spec: sp, selection, caption: `${column} ${fmtNumber(rg.lower)} – ${fmtNumber(rg.upper)}`, ...refine });
+  }
+
+  // Points dragged across on a line chart: their time buckets, and their line's group as filters.
+  function explainPoints(sp, data, label, rg) {
+    const breakdowns = sp.breakdowns || [];
+    const values = rg.line && breakdowns.length ? JSON.parse(rg.line.group) : [];
+    const groupValues = Object.fromEntries(breakdowns.map((b, i) => [b, values[i]]).filter(() => values.length));
+    const filters = Object.entries(groupValues).map(([column, v]) => (v === null || v === undefined
+      ? { column, op: "does-not-exist" } : { column, op: "=", value: v }));
+    const selection = { start_time: rg.startMs / 1000, end_time: rg.endMs / 1000 };
+    if (filters.length) selection.filters = filters;
+    const when = `${new Date(rg.startMs).toLocaleTimeString()} – ${new Date(rg.endMs).toLocaleTimeString()}`;
+    const caption = `${label} points ${when}${filters.length ? ` of ${rg.line.label}` : ""}`;
+    listTraces(sp, data, groupValues, { startMs: rg.startMs, endMs: rg.endMs }, null, `Traces behind ${caption}`);
+    bubbleUp(bubbleBox, { dataset, spec: sp, selection, caption, ...refine });
   }
 
   async function listTraces(sp, data, groupValues, region, column, caption) {
