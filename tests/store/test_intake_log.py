@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from apiary.model.span import SpanBatch
 from apiary.store.duckdb import DuckDBStore
-from tests.store.test_duckdb_store import batch
+from tests.store.spans import batch
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,7 +31,7 @@ def crash_after_appends(path: Path, batches: int) -> None:
         import asyncio, os, sys
         sys.path.insert(0, {str(ROOT)!r})
         import apiary.store.duckdb as d
-        from tests.store.test_duckdb_store import batch
+        from tests.store.spans import batch
         d.LOAD_DELAY_S = 3600.0
         async def go():
             store = d.DuckDBStore({str(path)!r})
