@@ -34,8 +34,8 @@ from apiary.server.freshness_header import FreshnessHeader
 from apiary.server.guard import EXCEPTION_HANDLERS, Guard
 from apiary.server.settings import Settings
 from apiary.store.duckdb import DuckDBStore
-from apiary.store.duckdb_errors import DuckDBErrorStore
-from apiary.store.duckdb_logs import DuckDBLogStore
+from apiary.store.duckdb import DuckDBErrorStore
+from apiary.store.duckdb import DuckDBLogStore
 from apiary.store.meta import MetaStore
 
 log = logging.getLogger("apiary")

@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-import apiary.store.duckdb_partitions as partitions
+import apiary.store.duckdb.partitions as partitions
 from apiary.store.duckdb import DuckDBStore
 from tests.store.spans import batch
 

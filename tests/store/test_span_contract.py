@@ -149,7 +149,7 @@ def test_concurrent_appends_share_commits(open_store: Opener) -> None:
 
 def test_last_seen_is_written_back(open_store: Opener, kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import apiary.store.clickhouse.store as clickhouse_module
-    import apiary.store.duckdb as duckdb_module
+    import apiary.store.duckdb.store as duckdb_module
 
     monkeypatch.setattr(duckdb_module if kind == "duckdb" else clickhouse_module, "_LAST_SEEN_FLUSH_S", 0.0)
 
