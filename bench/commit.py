@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import apiary.store.duckdb as duckdb_store  # noqa: E402
+import apiary.store.duckdb.store as duckdb_store  # noqa: E402
 from apiary.receivers.otlp.traces import decode  # noqa: E402
 from bench.synth import make_request  # noqa: E402
 

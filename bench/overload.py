@@ -35,6 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import grpc  # noqa: E402
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest  # noqa: E402
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue  # noqa: E402
 
@@ -42,6 +43,8 @@ from bench.ingest import tree_rss_kib  # noqa: E402
 from bench.synth import make_request  # noqa: E402
 
 MIB = 1024 * 1024
+#: The "path" of the receiver reached over OTLP/gRPC rather than HTTP.
+GRPC = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
 def large_traces(size: int, rng: random.Random) -> bytes:
@@ -80,11 +83,13 @@ def receivers(key: str, size: int, rng: random.Random) -> list[tuple[str, str, d
         ("cloudwatch logs", "/", {"content-type": "application/x-amz-json-1.1",
                                   "x-amz-target": "Logs_20140328.PutLogEvents"}, events),
         ("xray segments", "/TraceSegments", {"content-type": "application/json"}, events),
+        ("otlp/grpc traces", GRPC, {"x-honeycomb-team": key}, traces),
     ]
 
 
-def start_server(data: Path, port: int, extra: list[str]) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "apiary", "serve", "--data", str(data), "--port", str(port), "--xray-port", "0", *extra]
+def start_server(data: Path, port: int, grpc_port: int, extra: list[str]) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "apiary", "serve", "--data", str(data), "--port", str(port), "--xray-port", "0",
+           "--otlp-grpc-port", str(grpc_port), *extra]
     server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(600):
         try:
@@ -133,6 +138,7 @@ def main() -> None:
     ap.add_argument("--slow", type=int, default=1200, help="slowloris connections")
     ap.add_argument("--interval", type=float, default=0.1, help="seconds between the well-behaved client's exports")
     ap.add_argument("--server-arg", action="append", default=[], help="extra `apiary serve` argument (repeatable)")
+    ap.add_argument("--only", default="", help="comma-separated receiver names to flood (default: every one)")
     args = ap.parse_args()
     args.duration = min(args.duration, 60.0)
 
@@ -140,12 +146,10 @@ def main() -> None:
     data = Path(tempfile.mkdtemp(prefix="apiary-overload-"))
     key = subprocess.run([sys.executable, "-m", "apiary", "keys", "create", "bench", "--data", str(data)],
                          check=True, capture_output=True, text=True).stdout.strip()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port, grpc_port = _free_port(), _free_port()
     small = make_request(20, rng)
-    bodies = receivers(key, int(args.size_mib * MIB), rng)
-    server = start_server(data, port, args.server_arg)
+    bodies = [b for b in receivers(key, int(args.size_mib * MIB), rng) if not args.only or b[0] in args.only.split(",")]
+    server = start_server(data, port, grpc_port, args.server_arg)
     try:
         well_behaved(port, key, small, 2.0, args.interval)  # warm-up: columns, decode workers' imports
         idle_rss = tree_rss_kib(server.pid)
@@ -170,6 +174,8 @@ def main() -> None:
 
         def flood(i: int) -> None:
             name, path, headers, body = bodies[i % len(bodies)]
+            if path == GRPC:
+                return flood_grpc(name, headers, body)
             while not stop.is_set():
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
                 try:
@@ -183,6 +189,20 @@ def main() -> None:
                     conn.close()
                 with lock:
                     answers[name][label] += 1
+
+        def flood_grpc(name: str, headers: dict[str, str], body: bytes) -> None:
+            with grpc.insecure_channel(f"127.0.0.1:{grpc_port}", options=[
+                    ("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]) as channel:
+                export = channel.unary_unary(GRPC)
+                while not stop.is_set():
+                    try:
+                        export(body, metadata=list(headers.items()), timeout=120)
+                        label = "OK"
+                    except grpc.RpcError as exc:
+                        trailers = dict(exc.trailing_metadata() or ())
+                        label = exc.code().name + (" +RetryInfo" if "google.rpc.retryinfo-bin" in trailers else "")
+                    with lock:
+                        answers[name][label] += 1
 
         closed_at: list[float] = []
         slow_socks: list[socket.socket] = []
@@ -269,6 +289,12 @@ def _rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _get(port: int, path: str) -> bytes:

@@ -1,7 +1,7 @@
 """Why attributes are typed columns: the same filters on three physical layouts, in one run.
 
 Layouts of the same N spans with ~10 attributes:
-  columns -- one typed column per attribute key (what apiary/store/duckdb.py does)
+  columns -- one typed column per attribute key (what apiary/store/duckdb/store.py does)
   json    -- all attributes in one JSON text column
   map     -- all attributes in one MAP(VARCHAR, VARCHAR) column (values as text)
 Printed: load time and median latency of a string-equality filter, a numeric range

@@ -54,6 +54,10 @@ SOURCES = ("cloudwatch", "otlp")
 SEVERITY_NUMBERS = {"TRACE": 1, "DEBUG": 5, "INFO": 9, "NOTICE": 10, "WARN": 13, "WARNING": 13, "ERROR": 17,
                     "CRITICAL": 21, "FATAL": 21}
 _LEVEL_WORD = re.compile(r"\b(TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|CRITICAL|FATAL)\b")
+#: ``level=warn`` (logfmt, as Go's and Node's loggers write), and a lower-case level opening the line (``error: ...``).
+_LOGFMT_LEVEL = re.compile(r"(?:^|\s)(?:level|lvl|severity)=\"?(trace|debug|info|notice|warn|warning|error|critical|fatal)\b",
+                           re.IGNORECASE)
+_LEADING_LEVEL = re.compile(r"^\s*\[?(trace|debug|info|notice|warn|warning|error|critical|fatal)\b", re.IGNORECASE)
 
 _TRACEPARENT = re.compile(r"\b00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}\b")
 _XRAY_ID = re.compile(r"\b(1-[0-9a-fA-F]{8}-[0-9a-fA-F]{24})\b")
@@ -120,15 +124,18 @@ def trace_context(message: str, doc: dict[str, Any] | None = None) -> tuple[str 
 
 
 def severity(message: str, doc: dict[str, Any] | None = None) -> tuple[str | None, int | None]:
-    """The level a line states: a JSON ``level``/``severity`` field, else the first level word in it."""
+    """The level a line states: a JSON ``level``/``severity`` field, a logfmt ``level=``, an upper-case level word,
+    or a level word opening the line -- what the LEVEL column shows for CloudWatch events, which carry no level."""
     if doc is not None:
         for k in ("level", "severity", "levelname", "log.level", "severity_text"):
             v = doc.get(k)
             if isinstance(v, str) and v:
                 return v, SEVERITY_NUMBERS.get(v.upper())
-    m = _LEVEL_WORD.search(message[:200])
+    head = message[:200]
+    m = _LOGFMT_LEVEL.search(head) or _LEVEL_WORD.search(head) or _LEADING_LEVEL.match(head)
     if m:
-        return m.group(1), SEVERITY_NUMBERS[m.group(1)]
+        word = m.group(1).upper()
+        return word, SEVERITY_NUMBERS[word]
     return None, None
 
 

@@ -41,6 +41,8 @@ from apiary.store.base import Store
 ALL_DATASETS = "__all__"
 #: Result groups that get a time series (each one point per bucket).
 MAX_SERIES_GROUPS = 100
+#: A log-scale heatmap spans at most this ratio (six decades: 1 µs to 1 s, 1 ms to 17 minutes).
+LOG_HEATMAP_DECADES = 1e6
 
 
 class DatasetNotFound(LookupError):
@@ -193,8 +195,20 @@ class _Runner:
                 r["data"][label] = [0] * n
             series.set(label, [[0] * n for _ in range(len(series))])
             return {"buckets": [], "cells": []}
-        width = (hi - lo) / n if hi > lo else 1.0
-        table = self._run(self.dialect.heatmap(q, j, groups, lo, width))
+        lo, hi = float(lo), float(hi)
+        if q.heatmap_log and hi > 0:
+            # Buckets even in log(value) from the smallest positive value, or a millionth of the largest, whichever
+            # is larger: zero and negative values, and anything below, land in the first bucket.
+            floor = max(lo, hi / LOG_HEATMAP_DECADES)
+            log_lo, log_hi = math.log(floor), math.log(hi)
+            width = (log_hi - log_lo) / n if log_hi > log_lo else 1.0
+            table = self._run(self.dialect.heatmap(q, j, groups, log_lo, width, log_floor=floor))
+            edges = [floor if i == 0 else math.exp(log_lo + i * width) for i in range(n)] + [hi]
+            buckets = [{"lower": edges[i] if i else lo, "upper": edges[i + 1]} for i in range(n)]
+        else:
+            width = (hi - lo) / n if hi > lo else 1.0
+            table = self._run(self.dialect.heatmap(q, j, groups, lo, width))
+            buckets = [{"lower": lo + i * width, "upper": lo + (i + 1) * width if i < n - 1 else hi} for i in range(n)]
         # Counts per result group and per series point, added up column-wise by numpy.
         cell_no = table.column("_cell").to_numpy(zero_copy_only=False).astype(np.int64)
         count = table.column("n").to_numpy(zero_copy_only=False).astype(np.int64)
@@ -218,8 +232,7 @@ class _Runner:
         for i, name in enumerate(self.group_labels):  # a breakdown named like a cell field replaces it, as a later dict key would
             fields[name] = table.column(f"g{i}")
         cells = pa.StructArray.from_arrays([_one_chunk(f) for f in fields.values()], names=list(fields)).to_pylist()
-        return {"buckets": [{"lower": lo + i * width, "upper": lo + (i + 1) * width if i < n - 1 else hi} for i in range(n)],
-                "cells": cells}
+        return {"buckets": buckets, "cells": cells}
 
     def _concurrency(self, j: int, groups: Sequence[tuple[Any, ...]] | None, results: list[dict[str, Any]],
                      series: Series, keys: list[tuple[Any, ...]]) -> None:

@@ -147,6 +147,8 @@ class SpanQuery:
     examples: int = 1
     #: Value buckets of a heatmap.
     heatmap_buckets: int = 40
+    #: Value buckets evenly spaced in log(value) rather than in value.
+    heatmap_log: bool = False
 
     @property
     def buckets(self) -> int:

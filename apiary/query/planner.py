@@ -103,7 +103,7 @@ def build_plan(spec: QuerySpec, catalogue: Catalogue, env: str, datasets: tuple[
     return SpanQuery(
         env=env, datasets=datasets, start=_naive(window.start), end=_naive(window.end), granularity_s=window.granularity,
         where=where, groups=groups, aggregates=aggregates, having=tuple(having), order=tuple(order),
-        limit=spec.limit or DEFAULT_LIMIT)
+        limit=spec.limit or DEFAULT_LIMIT, heatmap_log=spec.heatmap_scale == "log")
 
 
 def planner_for(spec: QuerySpec, catalogue: Catalogue) -> "_Planner":

@@ -183,6 +183,9 @@ class QuerySpec(_Model):
     end_time: int | None = Field(default=None, ge=0, le=MAX_TIME_S)
     granularity: int | None = Field(default=None, ge=1, le=MAX_TIME_S)
     calculated_fields: list[CalculatedField] = Field(default_factory=list, max_length=MAX_ITEMS)
+    #: Apiary's own field (Honeycomb keeps this a graph setting): a HEATMAP's value buckets spaced evenly in the
+    #: logarithm of the value, so a long tail and the fast bulk both get rows of their own.
+    heatmap_scale: Literal["linear", "log"] = "linear"
 
     @field_validator("filter_combination", mode="before")
     @classmethod

@@ -34,8 +34,8 @@ from apiary.server.freshness_header import FreshnessHeader
 from apiary.server.guard import EXCEPTION_HANDLERS, Guard
 from apiary.server.settings import Settings
 from apiary.store.duckdb import DuckDBStore
-from apiary.store.duckdb_errors import DuckDBErrorStore
-from apiary.store.duckdb_logs import DuckDBLogStore
+from apiary.store.duckdb import DuckDBErrorStore
+from apiary.store.duckdb import DuckDBLogStore
 from apiary.store.meta import MetaStore
 
 log = logging.getLogger("apiary")
@@ -125,7 +125,7 @@ def create_app(settings: Settings, ctx: Apiary | None = None) -> Starlette:
                       f"choose another with --xray-port", flush=True)
                 daemon = None
         app.state.xray_daemon = daemon
-        app.state.otlp_sink = otlp_grpc.ContextSink(context)  # OTLP/HTTP's and OTLP/gRPC's one view of the server
+        app.state.otlp_sink = otlp_grpc.ContextSink(context, app.state.body_budget)  # OTLP/HTTP's and OTLP/gRPC's one view of the server
         otlp_grpc_receiver = await otlp_grpc.start(context, app.state.otlp_sink)
         task = asyncio.create_task(_retention_loop(context))
         try:

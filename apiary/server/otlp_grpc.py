@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar
+import contextlib
+import math
+from typing import Any, Callable, Iterator, TypeVar
 
 from apiary.model.log import LogBatch
 from apiary.model.span import SpanBatch
 from apiary.receivers.otlp import logs as otlp_logs
+from apiary.receivers.body_budget import BodyAllowance, BodyBudget
 from apiary.receivers.otlp.grpc import OtlpGrpcReceiver
 from apiary.server.context import Apiary
 from apiary.store.base import StoreUnavailable
@@ -17,10 +20,20 @@ T = TypeVar("T")
 class ContextSink:
     """`OtlpSink` over the server's context: the same key checks, decode pool and stores as OTLP/HTTP."""
 
-    def __init__(self, ctx: Apiary) -> None:
+    def __init__(self, ctx: Apiary, budget: BodyBudget) -> None:
         self._ctx = ctx
+        self._budget = budget
         self.max_body_bytes = ctx.settings.max_body_bytes
         self.span_limits = ctx.settings.span_limits
+
+    @contextlib.contextmanager
+    def hold(self, size: int) -> Iterator[None]:
+        allowance = BodyAllowance(self._budget, math.inf)  # gRPC has read the message: no body deadline left
+        allowance.take(size, size)
+        try:
+            yield
+        finally:
+            allowance.release()
 
     def environment(self, key: str | None) -> str | None:
         found = self._ctx.authenticate(key)

@@ -6,7 +6,7 @@ commit of the same group-commit writer, so an acknowledged report is never
 counted without being stored. Items are few (one per distinct error) and
 held in memory, changed only by the writer thread after its commit
 succeeded; occurrences are read from the database. A backend
-(``duckdb_errors.py``, ``clickhouse/errors.py``) supplies loading,
+(``duckdb/errors.py``, ``clickhouse/errors.py``) supplies loading,
 persisting one commit group, and running SQL; the reads are written once
 here through the store's `LogDialect`.
 """

@@ -1,6 +1,6 @@
 """What both log stores share: the catalogue in memory, the group-commit writer, and the reads.
 
-A backend (``duckdb_logs.py``, ``clickhouse/logs.py``) supplies three things:
+A backend (``duckdb/logs.py``, ``clickhouse/logs.py``) supplies three things:
 loading its catalogue at start-up, persisting one commit group (catalogue
 changes, appended events, the streams' new statistics), and running SQL.
 Everything else is written once, here, with the SQL spelled through the

@@ -159,6 +159,25 @@ def create_key(data_dir: str, env: dict[str, str]) -> str:
     return lines[-1].split()[-1]
 
 
+def create_guide_xray_config(apiary: str, key: str) -> str:
+    """What the guides create with the AWS CLI, through boto3 against Apiary: the "Cruddur" group
+    (`aws xray create-group --filter-expression 'service("backend-flask")'`) and the sampling rule of
+    aws/json/xray.json (`aws xray create-sampling-rule --cli-input-json file://aws/json/xray.json`).
+    Returns a line for the summary."""
+    try:
+        import boto3
+
+        xray = boto3.client("xray", endpoint_url=apiary, region_name="us-east-1",
+                            aws_access_key_id=key, aws_secret_access_key=key)
+        xray.create_group(GroupName="Cruddur", FilterExpression='service("backend-flask")')
+        rule = json.loads((HERE / "aws" / "json" / "xray.json").read_text())
+        xray.create_sampling_rule(**rule)
+    except Exception as e:  # noqa: BLE001 - the demo goes on without them, and says so
+        return f"  X-Ray group and sampling rule not created: {e}"
+    return ('  X-Ray: group Cruddur (service("backend-flask")) and sampling rule Cruddur (aws/json/xray.json) '
+            "created as the guides do")
+
+
 def _newest(paths) -> float:
     return max((p.stat().st_mtime for p in paths if p.is_file()), default=0.0)
 
@@ -247,8 +266,16 @@ def run_demo(data_dir: str, port: int, duration: float | None, backend_port: int
                            # rather than the SDK's 60 s, so the Metrics page fills while the demo runs.
                            OTEL_METRIC_EXPORT_INTERVAL="5000")
         if switched["X-Ray"]:
-            backend_env.update(AWS_XRAY_DAEMON_ADDRESS=f"127.0.0.1:{xray_port}",
-                               AWS_XRAY_URL=f"*127.0.0.1:{backend_port}*")
+            # No AWS_XRAY_URL: segments keep the recorder's service name, backend-flask, which the guide's
+            # sampling rule (aws/json/xray.json) and group match.
+            backend_env.update(AWS_XRAY_DAEMON_ADDRESS=f"127.0.0.1:{xray_port}")
+        # Created while backend-flask imports, and done before its first request (the health check below),
+        # which is when the X-Ray SDK first fetches the sampling rules.
+        xray_setup: list[str] = []
+        xray_thread = threading.Thread(target=lambda: xray_setup.append(create_guide_xray_config(apiary, key)),
+                                       daemon=True)
+        if switched["X-Ray"]:
+            xray_thread.start()
         if switched["CloudWatch Logs"]:
             backend_env.update(CRUDDUR_CLOUDWATCH="1", CRUDDUR_CLOUDWATCH_SEND_INTERVAL="2",
                                AWS_ENDPOINT_URL=apiary, AWS_ACCESS_KEY_ID=key,
@@ -256,6 +283,8 @@ def run_demo(data_dir: str, port: int, duration: float | None, backend_port: int
         if switched["Rollbar"]:
             backend_env.update(ROLLBAR_ACCESS_TOKEN=key, ROLLBAR_ENDPOINT=f"{apiary}/api/1/")
         procs.start("backend-flask", [sys.executable, "app.py"], BACKEND_DIR, backend_env)
+        if switched["X-Ray"]:
+            xray_thread.join(30)
         if not _wait(lambda: _http_get(backend + "/api/health")[0] == 200 or bool(procs.dead()), 30, stop) \
                 or procs.dead():
             print(f"demo: backend-flask did not start; see {log_dir / 'backend-flask.log'}", file=sys.stderr)
@@ -304,6 +333,10 @@ def run_demo(data_dir: str, port: int, duration: float | None, backend_port: int
             f"  logs              {log_dir}",
             "  OpenTelemetry: on" + (f"; {', '.join(on)}: on" if on else "")
             + (f"; {', '.join(off)}: off" if off else ""),
+            *([*xray_setup, f"  X-Ray traces and sampling  {apiary}/xray?env=dev"] if switched["X-Ray"] else []),
+            *([f"  Rollbar errors, each linked to its trace  {apiary}/errors?env=dev"] if switched["Rollbar"] else []),
+            ("  Browser spans (frontend-react-js): open the Cruddur front end in a browser; its page loads and "
+             "fetches join backend-flask's traces" if frontend_ok else ""),
             "",
             "A first query to try (dataset backend-flask):",
             "  VISUALIZE HEATMAP(duration_ms)  WHERE trace.parent_id does-not-exist  GROUP BY app.user_id",

@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from apiary.store.duckdb import DuckDBStore
 from tests.clickhouse.conftest import clickhouse_url, drop_database
 from tests.hardening.conftest import Start, export_spans, trace_of
-from tests.store.test_duckdb_store import batch
+from tests.store.spans import batch
 
 
 def _span_with(attrs: dict[str, Any], name: str = "wide") -> Any:

@@ -13,7 +13,7 @@ import pytest
 
 from apiary.store.base import StoreUnavailable
 from apiary.store.duckdb import DuckDBStore
-from tests.store.test_duckdb_store import batch
+from tests.store.spans import batch
 
 
 def test_a_read_that_would_miss_acknowledged_spans_fails_instead(tmp_path: Path) -> None:

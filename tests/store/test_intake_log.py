@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from apiary.model.span import SpanBatch
 from apiary.store.duckdb import DuckDBStore
-from tests.store.test_duckdb_store import batch
+from tests.store.spans import batch
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,8 +30,8 @@ def crash_after_appends(path: Path, batches: int) -> None:
     script = textwrap.dedent(f"""
         import asyncio, os, sys
         sys.path.insert(0, {str(ROOT)!r})
-        import apiary.store.duckdb as d
-        from tests.store.test_duckdb_store import batch
+        import apiary.store.duckdb.store as d
+        from tests.store.spans import batch
         d.LOAD_DELAY_S = 3600.0
         async def go():
             store = d.DuckDBStore({str(path)!r})
@@ -115,7 +115,7 @@ def test_a_batch_the_database_refuses_is_set_aside_and_the_others_load(tmp_path:
 
 
 def test_a_backlog_past_its_bound_is_refused_and_nothing_taken_is_lost(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
-    import apiary.store.duckdb as d
+    import apiary.store.duckdb.store as d
     from apiary.store.base import StoreOverloaded
 
     monkeypatch.setattr(d, "LOAD_DELAY_S", 3600.0)  # nothing loads until a reader asks

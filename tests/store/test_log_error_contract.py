@@ -29,8 +29,8 @@ def open_stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stor
     """Opens (and reopens, at the same place) a log store and an error store; the third value closes both."""
     if request.param == "duckdb":
         from apiary.store.duckdb import DuckDBStore
-        from apiary.store.duckdb_errors import DuckDBErrorStore
-        from apiary.store.duckdb_logs import DuckDBLogStore
+        from apiary.store.duckdb import DuckDBErrorStore
+        from apiary.store.duckdb import DuckDBLogStore
 
         def duck() -> tuple[LogStore, ErrorStore, Callable[[], None]]:
             spans = DuckDBStore(tmp_path / "spans.duckdb")

@@ -9,9 +9,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-import apiary.store.duckdb_partitions as partitions
+import apiary.store.duckdb.partitions as partitions
 from apiary.store.duckdb import DuckDBStore
-from tests.store.test_duckdb_store import batch
+from tests.store.spans import batch
 
 
 @pytest.fixture(autouse=True)

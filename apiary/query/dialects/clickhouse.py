@@ -289,11 +289,13 @@ class ClickHouseDialect:
         return Compiled(f"SELECT min(v{aggregate}) AS lo, max(v{aggregate}) AS hi FROM ({base})", r.params)
 
     def heatmap(self, q: SpanQuery, aggregate: int, groups: Sequence[tuple[Any, ...]] | None,
-                lo: float, width: float) -> Compiled:
+                lo: float, width: float, log_floor: float | None = None) -> Compiled:
+        """Cells of ``width`` from ``lo``; with ``log_floor``, of the value's logarithm (values below the floor in the first)."""
         r = _Render()
         base = r.base(q, groups=groups)
         keys = ["_bucket"] + [f"g{i}" for i in range(len(q.groups))]
-        cell = (f"least(toInt64(floor((v{aggregate} - {r.param(float(lo), 'Float64')}) / {r.param(float(width), 'Float64')})), "
+        v = f"v{aggregate}" if log_floor is None else f"log(greatest(v{aggregate}, {r.param(float(log_floor), 'Float64')}))"
+        cell = (f"least(toInt64(floor(({v} - {r.param(float(lo), 'Float64')}) / {r.param(float(width), 'Float64')})), "
                 f"{int(q.heatmap_buckets) - 1}) AS _cell")
         sql = (f"SELECT {', '.join(keys)}, {cell}, count() AS n, any(_tid) AS _example FROM ({base}) "
                f"WHERE v{aggregate} IS NOT NULL GROUP BY {', '.join(keys)}, _cell")

@@ -253,11 +253,13 @@ class DuckDBDialect:
         return Compiled(f"SELECT min(v{aggregate}) AS lo, max(v{aggregate}) AS hi FROM ({base})", r.params)
 
     def heatmap(self, q: SpanQuery, aggregate: int, groups: Sequence[tuple[Any, ...]] | None,
-                lo: float, width: float) -> Compiled:
+                lo: float, width: float, log_floor: float | None = None) -> Compiled:
+        """Cells of ``width`` from ``lo``; with ``log_floor``, of the value's logarithm (values below the floor in the first)."""
         r = _Render()
         base = r.base(q, groups=groups)
         keys = ["_bucket"] + [f"g{i}" for i in range(len(q.groups))]
-        cell = (f"least(CAST(floor((v{aggregate} - {r.param(float(lo))}) / {r.param(float(width))}) AS BIGINT), "
+        v = f"v{aggregate}" if log_floor is None else f"ln(greatest(v{aggregate}, {r.param(float(log_floor))}))"
+        cell = (f"least(CAST(floor(({v} - {r.param(float(lo))}) / {r.param(float(width))}) AS BIGINT), "
                 f"{int(q.heatmap_buckets) - 1}) AS _cell")
         sql = (f"SELECT {', '.join(keys)}, {cell}, count(*) AS n, any_value(_tid) AS _example FROM ({base}) "
                f"WHERE v{aggregate} IS NOT NULL GROUP BY ALL")

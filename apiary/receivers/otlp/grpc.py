@@ -8,7 +8,11 @@ workers as an OTLP/HTTP body (parsing there, not on the loop, is what keeps
 the loop free) and then to the same store. gRPC's own framing handles
 ``grpc-encoding: gzip`` and the size limit: a message past
 ``max_body_bytes``, compressed or once inflated, is refused by gRPC with
-RESOURCE_EXHAUSTED before a handler sees it.
+RESOURCE_EXHAUSTED before a handler sees it. From the moment a handler has
+a message until its answer, the message's bytes count against the one
+server-wide bound on bodies in memory (``APIARY_MAX_INFLIGHT_BYTES``, shared
+with every HTTP receiver); past it the call is refused with
+RESOURCE_EXHAUSTED and RetryInfo, as an HTTP body gets 429 and Retry-After.
 
 A request is answered OK only once its records are committed. Refusals come
 from `apiary.receivers.refusals`, as for OTLP/HTTP; the retryable ones
@@ -102,8 +106,9 @@ def _handler(export: Export, sink: OtlpSink) -> grpc.RpcMethodHandler:
         try:
             env = sink.environment(key)  # a key store that cannot be reached is UNAVAILABLE, not UNKNOWN
             if env is not None:
-                batch = await sink.decode(len(body), export.decoder, body, None, False, sink.max_body_bytes)
-                await export.append(sink, env, batch)
+                with sink.hold(len(body)):  # the same byte bound as every HTTP receiver's bodies
+                    batch = await sink.decode(len(body), export.decoder, body, None, False, sink.max_body_bytes)
+                    await export.append(sink, env, batch)
         except Exception as exc:
             refusal = refusal_for(exc, export.noun)
             if refusal is None:

@@ -7,7 +7,7 @@ so it cannot reach anything else (the DESIGN's "narrow sink"). One
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol, TypeVar
+from typing import Any, Callable, ContextManager, Protocol, TypeVar
 
 from apiary.model.limits import SpanLimits
 from apiary.model.log import LogBatch
@@ -21,6 +21,10 @@ class OtlpSink(Protocol):
     max_body_bytes: int
     #: Attributes per span and bytes per value the trace decoder keeps (``APIARY_MAX_SPAN_ATTRIBUTES`` ...).
     span_limits: SpanLimits
+
+    def hold(self, size: int) -> ContextManager[None]:
+        """Count a received message's ``size`` bytes against the server-wide bound on bodies in memory until the
+        block ends; raises BodyOverBudget (retry later) when they do not fit."""
 
     def environment(self, key: str | None) -> str | None:
         """The environment an ingest key writes to, or None for a missing or unknown key."""

@@ -216,6 +216,16 @@ def init_rollbar():
 
   # send exceptions from `app` to rollbar, using flask's signal system.
   got_request_exception.connect(rollbar.contrib.flask.report_exception, app)
+  # each item carries its request's trace id (custom.trace_id), so the error links to its trace
+  rollbar.events.add_payload_handler(add_trace_id)
+
+
+def add_trace_id(payload, **kw):
+  """Rollbar payload handler: the current OTel trace id as custom data, for the trace an error happened in."""
+  span_context = trace.get_current_span().get_span_context()
+  if span_context.is_valid:
+    payload['data'].setdefault('custom', {})['trace_id'] = f"{span_context.trace_id:032x}"
+  return payload
 
 if flags.ROLLBAR_ENABLED:
   with app.app_context():

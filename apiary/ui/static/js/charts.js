@@ -1,6 +1,6 @@
 // Charts drawn here: SVG line charts (one line per group) and a canvas heatmap with region selection.
 import { h, s, clear } from "./dom.js";
-import { fmtNumber, isoMicros, seriesColour, fmtDuration } from "./format.js";
+import { fmtNumber, isoMicros, seriesColour, fmtDuration, fmtDurationRound } from "./format.js";
 
 const PAD = { left: 56, right: 14, top: 10, bottom: 24 };
 
@@ -22,7 +22,7 @@ function niceMax(v) {
  * dots (optional): [{t: ms, v: value, title, onClick}] drawn over the lines (a metric's exemplars).
  * Returns an element; hovering shows every line's value at the nearest time.
  */
-export function lineChart({ title, lines, start, end, height = 190, dots = [] }) {
+export function lineChart({ title, lines, start, end, height = 190, dots = [], stepMs = 0, onSelect = null }) {
   const box = h("div", { class: "chart line-chart", "data-title": title }, h("div", { class: "title" }, title));
   const width = Math.max(400, (document.getElementById("main")?.clientWidth || 1000) - 60);
   const plotW = width - PAD.left - PAD.right;
@@ -90,7 +90,101 @@ export function lineChart({ title, lines, start, end, height = 190, dots = [] })
     tip.style.top = "28px";
   });
   svg.addEventListener("mouseleave", () => { tip.hidden = true; cursor.setAttribute("visibility", "hidden"); });
+  Object.assign(svg.dataset, { plotLeft: PAD.left, plotTop: PAD.top, plotWidth: plotW, plotHeight: plotH, start, end, yMax });
+  if (onSelect) selectPoints({ svg, box, lines, x, y, start, end, stepMs, plotW, plotH, width, onSelect });
   return box;
+}
+
+/**
+ * Chart points chosen by dragging across a line chart: the line nearest to where the drag starts (its group), and every
+ * time bucket the drag covers. ``onSelect({startMs, endMs, line, points})`` fires on release; a click picks one point.
+ */
+function selectPoints({ svg, box, lines, x, y, start, end, stepMs, plotW, plotH, width, onSelect }) {
+  const band = s("rect", { class: "point-selection", y: PAD.top, height: plotH, visibility: "hidden" });
+  svg.append(band);
+  const at = (ev) => {
+    const r = svg.getBoundingClientRect();
+    const px = ((ev.clientX - r.left) / r.width) * width;
+    const py = ((ev.clientY - r.top) / r.height) * (svg.viewBox.baseVal.height || r.height);
+    return { t: start + ((px - PAD.left) / plotW) * (end - start), py };
+  };
+  const nearestLine = (t, py) => {
+    let best = null, bestD = Infinity;
+    for (const l of lines) {
+      let p = null;
+      for (const q of l.points) if (q[1] !== null && (!p || Math.abs(q[0] - t) < Math.abs(p[0] - t))) p = q;
+      if (p && Math.abs(y(p[1]) - py) < bestD) { bestD = Math.abs(y(p[1]) - py); best = l; }
+    }
+    return best;
+  };
+  const covered = (t0, t1) => {
+    const step = stepMs || 1;
+    const lo = Math.max(start, Math.floor((Math.min(t0, t1) - start) / step) * step + start);
+    const hi = Math.min(end, Math.floor((Math.max(t0, t1) - start) / step) * step + start + step);
+    return [lo, hi];
+  };
+  let anchor = null;
+  svg.addEventListener("mousedown", (ev) => {
+    const a = at(ev);
+    anchor = { t: a.t, line: nearestLine(a.t, a.py) };
+    ev.preventDefault();
+  });
+  svg.addEventListener("mousemove", (ev) => {
+    if (!anchor) return;
+    const [lo, hi] = covered(anchor.t, at(ev).t);
+    band.setAttribute("x", x(lo)); band.setAttribute("width", Math.max(x(hi) - x(lo), 1)); band.setAttribute("visibility", "visible");
+  });
+  window.addEventListener("mouseup", (ev) => {
+    if (!anchor) return;
+    const [lo, hi] = covered(anchor.t, at(ev).t);
+    const line = anchor.line;
+    anchor = null;
+    band.setAttribute("x", x(lo)); band.setAttribute("width", Math.max(x(hi) - x(lo), 1)); band.setAttribute("visibility", "visible");
+    const points = line ? line.points.filter(([t, v]) => t >= lo && t < hi && v !== null).length : 0;
+    box.dataset.selected = `${lo},${hi}`;
+    onSelect({ startMs: lo, endMs: hi, line, points });
+  });
+}
+
+/** Where ``v`` sits between the bottom (0) and top (1) of the heatmap: by its bucket, then within it (in log if the scale is). */
+function valueOffset(buckets, v, log) {
+  const nb = buckets.length;
+  let b = buckets.findIndex((k) => v <= k.upper);
+  if (b < 0) b = nb - 1;
+  const { lower, upper } = buckets[b];
+  let frac = 0.5;
+  if (upper > lower) {
+    frac = log && lower > 0 ? Math.log(v / lower) / Math.log(upper / lower) : (v - lower) / (upper - lower);
+  }
+  return (b + Math.min(Math.max(frac, 0), 1)) / nb;
+}
+
+/** Tick values at round numbers inside [lo, hi]: 1-2-5 steps on a linear axis, powers of ten (and 2, 5 between) on a log one. */
+export function roundTicks(lo, hi, log = false, wanted = 5) {
+  if (!(hi > lo)) return Number.isFinite(lo) ? [lo] : [];
+  if (log && hi > 0) {
+    const from = Math.floor(Math.log10(Math.max(lo, hi / 1e6))), to = Math.ceil(Math.log10(hi));
+    const all = [];
+    for (let e = from; e <= to; e++) for (const m of [1, 2, 5]) all.push(Number((m * 10 ** e).toPrecision(1)));
+    const inside = all.filter((v) => v >= lo && v <= hi);
+    const decades = inside.filter((v) => Math.abs(Math.log10(v) - Math.round(Math.log10(v))) < 1e-9);
+    return inside.length <= wanted + 2 ? inside : decades;
+  }
+  const raw = (hi - lo) / wanted;
+  const pow = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * pow).find((s) => s >= raw) || 10 * pow;
+  const out = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Number(v.toPrecision(12)));
+  return out;
+}
+
+/** The heatmap's colour key: the lightest cell holds one event, the darkest the most. */
+function colourLegend(maxC) {
+  const stops = [0, 0.25, 0.5, 0.75, 1].map((f) => heatColour(0.15 + 0.85 * f));
+  return h("div", { class: "heat-legend", "data-max": String(maxC) },
+    h("span", { class: "muted" }, "events per cell: 1"),
+    h("span", { class: "heat-ramp", style: { background: `linear-gradient(to right, ${stops.join(", ")})` } }),
+    h("span", { class: "muted" }, `${fmtNumber(maxC)} (colour on a log scale)`));
 }
 
 function heatColour(frac) {
@@ -107,8 +201,14 @@ function heatColour(frac) {
  * A heatmap: x = time buckets, y = value buckets, colour = count. ``onSelect({startMs, endMs, lower, upper, count})``
  * fires for a click (one cell) or a dragged region.
  */
-export function heatmap({ title, heat, start, end, granularityS, onSelect, height = 260, isDuration = false }) {
-  const box = h("div", { class: "chart heatmap", "data-title": title }, h("div", { class: "title" }, title));
+export function heatmap({ title, heat, start, end, granularityS, onSelect, height = 260, isDuration = false,
+  log = false, onScale = null }) {
+  const scaleBox = h("input", { type: "checkbox", class: "log-scale", checked: log });
+  if (onScale) scaleBox.addEventListener("change", () => onScale(scaleBox.checked));
+  const head = h("div", { class: "title heatmap-head" }, h("span", null, title),
+    onScale ? h("label", { class: "muted", title: "Value buckets evenly spaced in log(value): the fast bulk and the slow tail both get rows" },
+      scaleBox, " log scale") : null);
+  const box = h("div", { class: "chart heatmap", "data-title": title, "data-scale": log ? "log" : "linear" }, head);
   const width = Math.max(400, (document.getElementById("main")?.clientWidth || 1000) - 60);
   const plotW = width - PAD.left - PAD.right;
   const plotH = height - PAD.top - PAD.bottom;
@@ -142,10 +242,12 @@ export function heatmap({ title, heat, start, end, granularityS, onSelect, heigh
   ctx.font = "11px system-ui, sans-serif";
   ctx.textAlign = "right";
   const fmtV = (v) => (isDuration ? fmtDuration(v) : fmtNumber(v));
-  for (let i = 0; i <= 4; i++) {
-    const b = Math.round((nb * i) / 4);
-    const v = b >= nb ? buckets[nb - 1]?.upper : buckets[b]?.lower;
-    if (v !== undefined) ctx.fillText(fmtV(v), PAD.left - 6, PAD.top + plotH - b * ch + 4);
+  const fmtTick = (v) => (isDuration ? fmtDurationRound(v) : fmtNumber(v));
+  const ticks = buckets.length ? roundTicks(buckets[0].lower, buckets[nb - 1].upper, log) : [];
+  for (const v of ticks) {
+    const py = PAD.top + plotH - valueOffset(buckets, v, log) * plotH;
+    ctx.fillText(fmtTick(v), PAD.left - 6, py + 4);
+    ctx.fillRect(PAD.left - 3, py, 3, 1);
   }
   for (let i = 0; i <= 5; i++) {
     const t = start + ((end - start) * i) / 5;
@@ -156,7 +258,7 @@ export function heatmap({ title, heat, start, end, granularityS, onSelect, heigh
   ctx.strokeRect(PAD.left, PAD.top, plotW, plotH);
   const sel = h("div", { class: "selection", hidden: true });
   const tip = h("div", { class: "hover-tip", hidden: true });
-  box.append(canvas, sel, tip);
+  box.append(canvas, sel, tip, colourLegend(maxC));
 
   const cellAt = (ev) => {
     const r = canvas.getBoundingClientRect();
@@ -197,6 +299,7 @@ export function heatmap({ title, heat, start, end, granularityS, onSelect, heigh
     if (onSelect) onSelect(rg);
   });
   Object.assign(canvas.dataset, { plotLeft: PAD.left, plotTop: PAD.top, plotWidth: plotW, plotHeight: plotH, times: nt, buckets: nb });
+  canvas.dataset.yTicks = ticks.join(",");
   box.dataset.cells = String(grid.size);
   box.dataset.max = String(maxC);
   return box;

@@ -11,6 +11,17 @@ export function fmtDuration(ms) {
   return `${m} min ${((ms - m * 60000) / 1000).toFixed(0)} s`;
 }
 
+/** A round duration for an axis tick: "500 µs", "2 ms", "1.5 s", with no trailing zeros. */
+export function fmtDurationRound(ms) {
+  if (ms === null || ms === undefined || Number.isNaN(ms)) return "";
+  const trim = (v) => String(Number(v.toPrecision(3)));
+  if (ms === 0) return "0";
+  if (ms < 1) return `${trim(ms * 1000)} µs`;
+  if (ms < 1000) return `${trim(ms)} ms`;
+  if (ms < 60000) return `${trim(ms / 1000)} s`;
+  return `${trim(ms / 60000)} min`;
+}
+
 export function fmtNumber(v, digits = 2) {
   if (v === null || v === undefined) return "";
   if (typeof v !== "number") return String(v);
@@ -50,9 +61,18 @@ export function fmtAgo(iso) {
 
 const PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#ff9da7", "#9c755f", "#af7aa1", "#86bcb6",
   "#e15759", "#bab0ac"];
-const assigned = new Map();
+const STORED = "apiary.serviceColours";
 
-/** A colour per service name, distinct for the first eleven services a page meets (red is kept for errors). */
+function loadAssigned() {
+  try { return new Map(Object.entries(JSON.parse(localStorage.getItem(STORED) || "{}"))); } catch { return new Map(); }
+}
+const assigned = loadAssigned();
+
+/**
+ * A colour per service name, the same on every page and every visit: the first eleven services the browser meets get
+ * distinct colours (red is kept for errors), remembered in localStorage, so a service keeps its colour from the
+ * service map to the trace view to the query builder.
+ */
 export function serviceColour(name) {
   const key = name || "";
   let c = assigned.get(key);
@@ -60,6 +80,7 @@ export function serviceColour(name) {
     const free = PALETTE.filter((p) => p !== "#e15759");
     c = free[assigned.size % free.length];
     assigned.set(key, c);
+    try { localStorage.setItem(STORED, JSON.stringify(Object.fromEntries(assigned))); } catch { /* private mode: this page only */ }
   }
   return c;
 }

@@ -5,7 +5,8 @@ import { fmtDuration, fmtAgo, fmtTime, fmtNumber, serviceColour } from "./format
 
 function datasetsPanel(env) {
   const rows = env.datasets.map((d) => h("tr", { "data-dataset": d.name },
-    h("td", null, h("a", { href: link("/query", { env: env.name, dataset: d.name }) }, d.name)),
+    h("td", null, h("span", { class: "swatch", style: { background: serviceColour(d.name) } }),
+      h("a", { href: link("/query", { env: env.name, dataset: d.name }) }, d.name)),
     h("td", { class: "num spans" }, fmtNumber(d.spans)),
     h("td", { class: "num" }, d.errors ? h("span", { class: "badge err" }, fmtNumber(d.errors)) : "0"),
     h("td", { title: d.last_seen || "" }, fmtAgo(d.last_seen))));

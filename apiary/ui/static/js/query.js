@@ -4,7 +4,7 @@ import { h, clear, copyButton, setChildren } from "./dom.js";
 import { api, link, session } from "./api.js";
 import { lineChart, heatmap } from "./charts.js";
 import { bubbleUp } from "./bubbleup.js";
-import { fmtNumber, fmtDuration, isoMicros, seriesColour } from "./format.js";
+import { fmtNumber, fmtDuration, isoMicros, seriesColour, serviceColour } from "./format.js";
 import { rowsFor, traceTable } from "./tracelist.js";
 
 const OPS = ["COUNT", "CONCURRENCY", "COUNT_DISTINCT", "SUM", "AVG", "MAX", "MIN", "HEATMAP", "P001", "P01", "P05", "P10", "P20",
@@ -62,6 +62,7 @@ export async function render(main, { query }) {
   if (query.get("q")) {
     try { spec = JSON.parse(query.get("q")); } catch { /* a mangled link: start from the default query */ }
   }
+  let heatScale = spec.heatmap_scale === "log" ? "log" : "linear";
   const columnsList = h("datalist", { id: "columns-list" });
   async function loadColumns() {
     try {
@@ -228,6 +229,7 @@ export async function render(main, { query }) {
       sp.time_range = Number(rangeSelect.value === "custom" ? 7200 : rangeSelect.value);
     }
     if (granSelect.value) sp.granularity = Number(granSelect.value);
+    if (heatScale === "log") sp.heatmap_scale = "log";
     return sp;
   }
 
@@ -313,6 +315,7 @@ export async function render(main, { query }) {
     const cs = sp.calculations?.length ? sp.calculations : [{ op: "COUNT" }];
     const startMs = data.start_time * 1000, endMs = data.end_time * 1000;
     const keyOf = (d) => JSON.stringify(breakdowns.map((b) => d[b] ?? null));
+    const byService = breakdowns.length === 1 && breakdowns[0] === "service.name";  // lines in each service's own colour
     const groupName = (d) => (breakdowns.length ? breakdowns.map((b) => (d[b] === null || d[b] === undefined ? "(none)" : String(d[b]))).join(", ") : "all");
     const order = data.results.map((r) => keyOf(r.data));
     const byGroup = new Map(order.map((k) => [k, []]));
@@ -326,7 +329,8 @@ export async function render(main, { query }) {
       if (c.op === "HEATMAP") {
         const heat = data.heatmaps?.[label] || { buckets: [], cells: [] };
         results.append(heatmap({ title: label, heat, start: startMs, end: endMs, granularityS: data.granularity,
-          isDuration: c.column === "duration_ms",
+          isDuration: c.column === "duration_ms", log: sp.heatmap_scale === "log",
+          onScale: (on) => { heatScale = on ? "log" : "linear"; run(); },
           onSelect: (rg) => {
             listTraces(sp, data, {}, rg, c.column, `${fmtNumber(rg.count)} events in the selected region`);
             explain(sp, rg, c.column);
@@ -334,10 +338,11 @@ export async function render(main, { query }) {
         continue;
       }
       const lines = [...byGroup].slice(0, 30).map(([k, pts], i) => ({
-        label: names.get(k), colour: seriesColour(i),
+        label: names.get(k), colour: byService ? serviceColour(JSON.parse(k)[0] ?? "") : seriesColour(i), group: k,
         points: pts.map((p) => [isoMicros(p.time) / 1000, p.data[label] ?? null]),
       }));
-      results.append(lineChart({ title: label, lines, start: startMs, end: endMs }));
+      results.append(lineChart({ title: label, lines, start: startMs, end: endMs, stepMs: data.granularity * 1000,
+        onSelect: (rg) => explainPoints(sp, data, label, rg) }));
     }
     const shown = cs.map((c) => [calcLabel(c), c.op === "HEATMAP"]);
     const table = h("table", { class: "grid summary" },
@@ -345,7 +350,7 @@ export async function render(main, { query }) {
       h("tbody", null, data.results.map((r, i) => {
         const tr = h("tr", { class: "clickable", title: "List the traces behind this row" },
           breakdowns.map((b, j) => h("td", null, j === 0 && breakdowns.length
-            ? h("span", { class: "swatch", style: { background: seriesColour(i) } }) : null, r.data[b] === null || r.data[b] === undefined ? "(none)" : String(r.data[b]))),
+            ? h("span", { class: "swatch", style: { background: byService ? serviceColour(r.data[b] ?? "") : seriesColour(i) } }) : null, r.data[b] === null || r.data[b] === undefined ? "(none)" : String(r.data[b]))),
           shown.map(([l, isHeat]) => h("td", { class: "num", "data-calc": l },
             isHeat ? fmtNumber((r.data[l] || []).reduce((a, b) => a + b, 0)) : fmtNumber(r.data[l]))));
         tr.addEventListener("click", () => {
@@ -359,13 +364,29 @@ export async function render(main, { query }) {
   }
 
   // A dragged region against the rest of the query; a value's WHERE or GROUP BY button refines the query and reruns it.
+  const refine = {
+    onWhere: (fs) => { for (const f of fs) addFilter(f); run(); },
+    onGroupBy: (col) => { if (!currentGroups().includes(col)) addGroup(col); refreshChoices(); run(); },
+  };
   function explain(sp, rg, column) {
     if (rg.lower === undefined || rg.upper === undefined) return;
     const selection = { start_time: rg.startMs / 1000, end_time: rg.endMs / 1000, column, min: rg.lower, max: rg.upper };
-    bubbleUp(bubbleBox, { dataset, spec: sp, selection,
-      caption: `${column} ${fmtNumber(rg.lower)} – ${fmtNumber(rg.upper)}`,
-      onWhere: (fs) => { for (const f of fs) addFilter(f); run(); },
-      onGroupBy: (col) => { if (!currentGroups().includes(col)) addGroup(col); refreshChoices(); run(); } });
+    bubbleUp(bubbleBox, { dataset, spec: sp, selection, caption: `${column} ${fmtNumber(rg.lower)} – ${fmtNumber(rg.upper)}`, ...refine });
+  }
+
+  // Points dragged across on a line chart: their time buckets, and their line's group as filters.
+  function explainPoints(sp, data, label, rg) {
+    const breakdowns = sp.breakdowns || [];
+    const values = rg.line && breakdowns.length ? JSON.parse(rg.line.group) : [];
+    const groupValues = Object.fromEntries(breakdowns.map((b, i) => [b, values[i]]).filter(() => values.length));
+    const filters = Object.entries(groupValues).map(([column, v]) => (v === null || v === undefined
+      ? { column, op: "does-not-exist" } : { column, op: "=", value: v }));
+    const selection = { start_time: rg.startMs / 1000, end_time: rg.endMs / 1000 };
+    if (filters.length) selection.filters = filters;
+    const when = `${new Date(rg.startMs).toLocaleTimeString()} – ${new Date(rg.endMs).toLocaleTimeString()}`;
+    const caption = `${label} points ${when}${filters.length ? ` of ${rg.line.label}` : ""}`;
+    listTraces(sp, data, groupValues, { startMs: rg.startMs, endMs: rg.endMs }, null, `Traces behind ${caption}`);
+    bubbleUp(bubbleBox, { dataset, spec: sp, selection, caption, ...refine });
   }
 
   async function listTraces(sp, data, groupValues, region, column, caption) {

@@ -20,6 +20,21 @@ function layers(nodes, edges) {
   return depth;
 }
 
+const LABEL_W = 150, LABEL_H = 34;  // two 11px lines 13 apart, with their white halo
+
+/** The y of an edge's two-line label at (x, y), moved down past the labels already placed so none overlap. */
+function placeLabel(placed, x, y) {
+  let top = y;
+  for (let moved = true; moved;) {
+    moved = false;
+    for (const p of placed) {
+      if (Math.abs(p.x - x) < LABEL_W && top < p.y + LABEL_H && top + LABEL_H > p.y) { top = p.y + LABEL_H; moved = true; }
+    }
+  }
+  placed.push({ x, y: top });
+  return top;
+}
+
 export async function render(main, { query }) {
   const range = query.get("time_range") || "3600";
   const doc = await api("/ui/api/services", { query: { time_range: range } });
@@ -43,6 +58,7 @@ export async function render(main, { query }) {
   const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, height: Math.min(height, 700), class: "map" },
     s("defs", null, s("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" },
       s("path", { d: "M0,0 L10,5 L0,10 z", fill: "#9aa1ad" }))));
+  const placed = [];
   for (const e of edges) {
     const a = pos.get(e.parent), b = pos.get(e.child);
     if (!a || !b) continue;
@@ -50,12 +66,16 @@ export async function render(main, { query }) {
     const back = x2 <= x1;
     const d = back ? `M${a.x + W / 2},${a.y + H} C${a.x + W / 2},${a.y + H + 60} ${b.x + W / 2},${b.y + H + 60} ${b.x + W / 2},${b.y + H}`
       : `M${x1},${y1} C${x1 + GX / 2},${y1} ${x2 - GX / 2},${y2} ${x2},${y2}`;
-    const mx = back ? (a.x + b.x + W) / 2 : (x1 + x2) / 2, my = back ? Math.max(a.y, b.y) + H + 50 : (y1 + y2) / 2 - 6;
+    const mx = back ? (a.x + b.x + W) / 2 : (x1 + x2) / 2;
+    const my = placeLabel(placed, mx, back ? Math.max(a.y, b.y) + H + 50 : (y1 + y2) / 2 - 6);
     svg.append(s("g", { class: e.errors ? "edge err" : "edge", "data-parent": e.parent, "data-child": e.child },
       s("path", { d, "marker-end": "url(#arrow)" }),
       s("text", { x: mx, y: my, "text-anchor": "middle" }, `${fmtNumber(e.count)} req · ${(e.error_rate * 100).toFixed(1)}% err`),
       s("text", { x: mx, y: my + 13, "text-anchor": "middle" }, `P90 ${fmtDuration(e.p90)}`)));
   }
+  const bottom = Math.max(height, ...placed.map((p) => p.y + LABEL_H + 10));  // labels moved down stay in view
+  svg.setAttribute("viewBox", `0 0 ${width} ${bottom}`);
+  svg.setAttribute("height", Math.min(bottom, 700));
   for (const n of nodes) {
     const p = pos.get(n.service);
     const g = s("g", { class: "node", transform: `translate(${p.x},${p.y})`, "data-service": n.service, tabindex: 0 },

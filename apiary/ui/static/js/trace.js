@@ -223,6 +223,7 @@ export async function render(main, { params, query }) {
   };
   function showTab(name) {
     for (const [k, el] of Object.entries(tabs)) el.hidden = k !== name;
+    toolbar.hidden = finder.hidden = name !== "spans";  // they act on the waterfall only
     for (const [k, b] of Object.entries(tabButtons)) b.classList.toggle("active", k === name);
     const url = new URL(location.href);
     if (name === "spans") url.searchParams.delete("tab"); else url.searchParams.set("tab", name);

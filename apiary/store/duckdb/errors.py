@@ -16,7 +16,7 @@ import duckdb
 import pyarrow as pa
 
 from apiary.store.base import ErrorItem
-from apiary.store.duckdb import DuckDBStore, _arrow
+from apiary.store.duckdb.store import DuckDBStore, _arrow
 from apiary.store.error_store import ITEM_COLUMNS, ErrorStoreBase, _Expire
 
 __all__ = ["DuckDBErrorStore", "ErrorItem"]

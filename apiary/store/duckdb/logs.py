@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from apiary.model.log import LOG_FIELDS
 from apiary.store.base import LogGroup, LogStream
-from apiary.store.duckdb import DuckDBStore, _arrow
+from apiary.store.duckdb.store import DuckDBStore, _arrow
 from apiary.store.log_store import Change, Incoming, LogStoreBase, StreamKey, now_ms
 
 _SQL = {pa.string(): "VARCHAR", pa.int32(): "INTEGER"}

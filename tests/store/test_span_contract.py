@@ -1,6 +1,7 @@
 """The span store contract, run against every store: DuckDB, and ClickHouse (chdb here, a server with APIARY_CLICKHOUSE_URL).
 
-Each story is the DuckDB store's own test (tests/store/test_duckdb_store.py), told once for both.
+Typed columns, overflow, the catalogue, reopen, retention, concurrency: each story told once for both stores
+(the log and error stores' contract is tests/store/test_log_error_contract.py).
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from typing import Any, Callable
 
 import pytest
 
+from apiary.model.builder import BatchBuilder
+from apiary.model.span import SpanBatch
 from apiary.store.duckdb import DuckDBStore
 from tests.clickhouse.conftest import clickhouse_url, drop_database
-from tests.store.test_duckdb_store import batch
+from tests.store.spans import batch, run
 
 Opener = Callable[..., Any]
 
@@ -36,9 +39,6 @@ def open_store(kind: str, tmp_path: Path):  # noqa: ANN201
     yield lambda **kw: ClickHouseStore(url, **kw)
     drop_database(url)
 
-
-def run(coro):  # noqa: ANN001, ANN201
-    return asyncio.run(coro)
 
 
 def test_types_survive_and_conflicts_are_kept(open_store: Opener) -> None:
@@ -76,6 +76,32 @@ def test_past_the_column_cap_keys_overflow_but_stay_readable(open_store: Opener)
         assert [row[f"k{i}"] for i in range(6)] == list(range(6))
         overflowed = [c for c in store.columns("e", "svc") if c.json_key]
         assert sorted(c.name for c in overflowed) == ["k3", "k4", "k5"]
+        await store.close()
+
+    run(go())
+
+
+def test_a_column_is_catalogued_only_for_the_datasets_whose_spans_carry_it(open_store: Opener) -> None:
+    def two_services(only_a: object) -> SpanBatch:
+        b = BatchBuilder(3)
+        for i, ds in enumerate(["a", "b", "b"]):
+            b.core["timestamp"][i] = int(datetime.now(timezone.utc).timestamp() * 1_000_000)
+            b.core["trace.trace_id"][i] = "ab" * 16
+            b.core["trace.span_id"][i] = f"{i:016x}"
+            b.core["service.name"][i] = b.dataset[i] = ds
+            b.set_attr(i, "everywhere", i)
+        b.set_attr(0, "only_a", only_a)
+        return b.build()
+
+    async def go() -> None:
+        store = open_store()
+        # Same schema, so the loader takes them as one run holding both datasets.
+        await store.append("e", two_services("x"))
+        await store.append("e", two_services("y"))
+        names = {ds: {c.name for c in store.columns("e", ds)} for ds in ("a", "b")}
+        assert {"only_a", "everywhere"} <= names["a"]
+        assert "everywhere" in names["b"] and "only_a" not in names["b"]
+        assert "trace.parent_id" not in names["a"]  # null in every row: in no dataset
         await store.close()
 
     run(go())
@@ -123,7 +149,7 @@ def test_concurrent_appends_share_commits(open_store: Opener) -> None:
 
 def test_last_seen_is_written_back(open_store: Opener, kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import apiary.store.clickhouse.store as clickhouse_module
-    import apiary.store.duckdb as duckdb_module
+    import apiary.store.duckdb.store as duckdb_module
 
     monkeypatch.setattr(duckdb_module if kind == "duckdb" else clickhouse_module, "_LAST_SEEN_FLUSH_S", 0.0)
 

@@ -4,7 +4,7 @@ Physical layout, chosen by measurement (``bench/schema.py`` prints the
 figures; the README has the latest run):
 
 * One wide table, ``spans`` (a view over partitions of ~8 M rows each:
-  ``duckdb_partitions.py``). Core columns keep their Honeycomb names; every
+  ``partitions.py``). Core columns keep their Honeycomb names; every
   attribute key gets its own typed column the first time it arrives
   (``a1``, ``a2`` ... -- DuckDB identifiers are case-insensitive, so the
   attribute name itself cannot be the column name). A filter on a typed
@@ -62,7 +62,7 @@ from apiary.model.span import (
 from apiary.model import ipc
 from apiary.store.base import ColumnInfo, DatasetInfo, StoreOverloaded, StoreUnavailable
 from apiary.store.bulk_loader import BulkLoader
-from apiary.store.duckdb_partitions import Partitions
+from apiary.store.duckdb.partitions import Partitions
 from apiary.store.group_commit import GroupCommitter
 from apiary.store.intake_log import IntakeLog
 from apiary.store.read_freshness import note_unloaded
