@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.query.conftest import _send
-from tests.server import ApiaryProcess
+from tests.ui.conftest import UITenant
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -51,12 +51,13 @@ def boxes_overlap(a: dict[str, float], b: dict[str, float]) -> bool:
     return a["x"] < b["x"] + b["width"] and b["x"] < a["x"] + a["width"] and a["y"] < b["y"] + b["height"] and b["y"] < a["y"] + a["height"]
 
 
-def test_polish_seen_in_the_newcomer_run(apiary: ApiaryProcess, page, artifacts: Path) -> None:  # noqa: ANN001
+def test_polish_seen_in_the_newcomer_run(tenant: UITenant, page, artifacts: Path) -> None:  # noqa: ANN001
+    apiary = tenant
     spans = crossing_calls(int(time.time()))
     _send(apiary, spans)
 
     # Service map first: each service gets its colour here ...
-    page.goto(apiary.url + "/services?time_range=3600")
+    page.goto(tenant.link("/services", time_range="3600"))
     page.wait_for_selector(".svcmap .node[data-service=inventory]")
     page.wait_for_function("document.querySelectorAll('.svcmap .edge').length === 4")
     labels = [t.bounding_box() for t in page.locator(".svcmap .edge text").all()]
@@ -69,16 +70,16 @@ def test_polish_seen_in_the_newcomer_run(apiary: ApiaryProcess, page, artifacts:
     assert len(set(map_colours.values())) == 4
 
     # ... and keeps it on the home page (met there in another order) and in a trace.
-    page.goto(apiary.url + "/")
-    page.wait_for_selector(".env-panel[data-env=dev] tr[data-dataset=inventory]")
+    page.goto(tenant.link("/"))
+    page.wait_for_selector(f".env-panel[data-env={tenant.env}] tr[data-dataset=inventory]")
     for s, colour in map_colours.items():
-        home = page.locator(f".env-panel[data-env=dev] tr[data-dataset={s}] .swatch").first
+        home = page.locator(f".env-panel[data-env={tenant.env}] tr[data-dataset={s}] .swatch").first
         assert home.evaluate("(e, c) => { const d = document.createElement('i'); d.style.color = c; document.body.append(d);"
                              " const same = getComputedStyle(d).color === getComputedStyle(e).backgroundColor; d.remove();"
                              " return same; }", colour), s
 
     trace_id = next(x["trace.trace_id"] for x in spans if x["service.name"] == "scheduler")
-    page.goto(f"{apiary.url}/trace/{trace_id}")
+    page.goto(tenant.link(f"/trace/{trace_id}"))
     page.wait_for_selector("body[data-rendered=trace]")
     toolbar = page.locator("#jump-root")
     finder = page.locator("#trace-search")
@@ -90,7 +91,7 @@ def test_polish_seen_in_the_newcomer_run(apiary: ApiaryProcess, page, artifacts:
 
     # The heatmap: round tick values, a colour key, and a log scale one click away.
     spec = {"calculations": [{"op": "HEATMAP", "column": "duration_ms"}], "time_range": 3600}
-    page.goto(f"{apiary.url}/query?dataset=gateway&q={urllib.parse.quote(json.dumps(spec))}")
+    page.goto(tenant.link("/query", dataset="gateway", q=json.dumps(spec)))
     page.wait_for_selector(".chart.heatmap canvas")
     linear = [float(v) for v in page.locator(".chart.heatmap canvas").get_attribute("data-y-ticks").split(",")]
     assert len(linear) >= 3 and round_steps(linear), linear
@@ -120,11 +121,12 @@ def spike(now: int) -> tuple[list[dict[str, Any]], int, int]:
     return spans, burst_start - 1, burst_start + 119
 
 
-def test_dragging_across_a_lines_points_explains_them_with_bubbleup(apiary: ApiaryProcess, page, artifacts: Path) -> None:  # noqa: ANN001
+def test_dragging_across_a_lines_points_explains_them_with_bubbleup(tenant: UITenant, page, artifacts: Path) -> None:  # noqa: ANN001
+    apiary = tenant
     spans, burst_from, burst_to = spike(int(time.time()))
     _send(apiary, spans)
     spec = {"calculations": [{"op": "COUNT"}], "breakdowns": ["http.method"], "time_range": 3600, "granularity": 60}
-    page.goto(apiary.url + "/query?" + urllib.parse.urlencode({"dataset": "backend-flask", "q": json.dumps(spec)}))
+    page.goto(tenant.link("/query", dataset="backend-flask", q=json.dumps(spec)))
     page.wait_for_function("document.querySelector('table.summary td[data-calc=COUNT]')?.textContent === '90'")
     svg = page.locator(".line-chart svg").first
     d = {k: float(svg.get_attribute(f"data-{k}")) for k in ("plot-left", "plot-top", "plot-width", "plot-height", "start", "end", "y-max")}
