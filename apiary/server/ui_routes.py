@@ -35,7 +35,8 @@ from apiary.model.critical_path import critical_path_of_table
 from apiary.model.ids import normalise_trace_id
 from apiary.model.trace import rows_to_spans
 from apiary.permissions import LOOPBACK, Permission, is_loopback, needs, permission_of
-from apiary.receivers.honeycomb.http import KEY_HEADER, authorize, column_json, error, get_columns, guarded
+from apiary.keyed_routes import KEY_HEADER, authorize, error, guarded
+from apiary.receivers.honeycomb.http import column_json, get_columns
 from apiary.server.context import Apiary
 from apiary.store.meta import ApiKey
 from apiary.ui import queries
@@ -535,6 +536,7 @@ class _StateView:
     def __init__(self, state: Any, apiary: _EnvContext) -> None:
         object.__setattr__(self, "_state", state)
         object.__setattr__(self, "apiary", apiary)
+        object.__setattr__(self, "key_lookup", apiary.authenticate)  # what apiary.keyed_routes checks keys with
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._state, name)
