@@ -95,6 +95,20 @@ def test_receivers_do_not_import_the_server() -> None:
     assert _forbidden("receivers", ("apiary.server",)) == {}
 
 
+def _reads_of_the_whole_context(path: Path) -> list[int]:
+    """Lines that read ``<...>.state.apiary``, where the server keeps its whole context."""
+    return sorted(node.lineno for node in ast.walk(ast.parse(path.read_text()))
+                  if isinstance(node, ast.Attribute) and node.attr == "apiary"
+                  and isinstance(node.value, ast.Attribute) and node.value.attr == "state")
+
+
+def test_receivers_and_the_query_layer_reach_the_server_only_through_their_sinks() -> None:
+    """No import is needed to read ``request.app.state.apiary``: the import tests above cannot see that."""
+    found = {_relative(p): lines for folder in ("receivers", "query") for p in _sources(folder)
+             if (lines := _reads_of_the_whole_context(p))}
+    assert found == {}
+
+
 def test_the_query_layer_imports_no_receiver_and_no_server() -> None:
     assert _sources("query")
     assert _forbidden("query", ("apiary.receivers", "apiary.server")) == {}
