@@ -9,22 +9,22 @@ import socket
 import sys
 import urllib.error
 import urllib.request
-from pathlib import Path
 from typing import Sequence
 
-from apiary.server.settings import DEFAULT_PORT, Settings
+from apiary.ports import DEFAULT_PORT
+from apiary.server import settings as server_settings
 from apiary.store.meta import MetaStore
 
 
-def _data_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", type=Path, default=Path(os.environ.get("APIARY_DATA", "./apiary-data")),
-                   help="data directory (env APIARY_DATA, default ./apiary-data)")
+def _store_args(p: argparse.ArgumentParser) -> None:
+    """``--data`` and ``--store``, read as ``apiary serve`` reads them (flag, then APIARY_* variable, then default)."""
+    server_settings.add_flags(p, server_settings.StoreLocation)
+    p.set_defaults(resolve=_resolve_store_args)
 
 
-def _store_arg(p: argparse.ArgumentParser, default: str | None) -> None:
-    p.add_argument("--store", default=default,
-                   help="span store: duckdb (embedded, in --data), clickhouse://host:8123/database, "
-                        "or chdb:///path (ClickHouse in-process, for tests) (env APIARY_STORE, default duckdb)")
+def _resolve_store_args(args: argparse.Namespace) -> None:
+    found = server_settings.from_flags(args, server_settings.StoreLocation)
+    args.data, args.store = found.data_dir, found.store
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -33,32 +33,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from apiary.receivers.otlp.grpc import address as otlp_grpc_address
     from apiary.server.app import create_app, open_context
 
-    settings = Settings()
-    settings.data_dir = args.data
-    settings.host = args.host
-    settings.port = args.port
-    if args.decode_workers is not None:
-        settings.decode_workers = args.decode_workers
-    if args.retention_days is not None:
-        settings.retention_days = args.retention_days
-    if args.cors_origin:
-        settings.cors_origins = args.cors_origin
-    if args.xray_port is not None:
-        settings.xray_port = args.xray_port
-    if args.xray_env is not None:
-        settings.xray_env = args.xray_env
-    if args.otlp_grpc_port is not None:
-        settings.otlp_grpc_port = args.otlp_grpc_port
-    if args.store is not None:
-        settings.store = args.store
-    if args.exposure is not None:
-        settings.exposure_asked = args.exposure
-    if args.xray_daemon_host is not None:
-        settings.xray_daemon_host = args.xray_daemon_host
-    for name in ("max_env_columns", "max_span_attributes", "max_value_bytes", "max_inflight_bytes",
-                 "header_timeout_s", "body_timeout_s"):
-        if getattr(args, name) is not None:
-            setattr(settings, name, getattr(args, name))
+    try:
+        settings = server_settings.from_flags(args)
+    except server_settings.BadSetting as exc:
+        print(f"apiary serve: {exc}", file=sys.stderr)
+        return 2
     try:  # the port first: a busy one is said before anything else is opened or printed
         sock = _listen(settings.host, settings.port)
     except OSError as exc:
@@ -203,50 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="apiary", description="A self-hosted backend for traces, logs and errors.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="run the server on the embedded store")
-    _data_arg(serve)
-    serve.add_argument("--host", default=os.environ.get("APIARY_HOST", "127.0.0.1"),
-                       help="address to bind (env APIARY_HOST, default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=int(os.environ.get("APIARY_PORT", DEFAULT_PORT)),
-                       help=f"HTTP port for OTLP, the APIs and the UI (env APIARY_PORT, default {DEFAULT_PORT})")
-    serve.add_argument("--decode-workers", type=int, default=None,
-                       help="processes decoding request bodies (env APIARY_DECODE_WORKERS, default: one per core; 0 = inline)")
-    serve.add_argument("--retention-days", type=float, default=None,
-                       help="delete spans, log events and error occurrences older than this "
-                            "(env APIARY_RETENTION_DAYS, default 0 = keep everything)")
-    serve.add_argument("--cors-origin", action="append", default=None,
-                       help="browser origin allowed to send OTLP, repeatable (env APIARY_CORS_ORIGINS, comma-separated)")
-    serve.add_argument("--xray-port", type=int, default=None,
-                       help="X-Ray daemon port: UDP segments and TCP sampling (env APIARY_XRAY_PORT, default 2000; 0 = off)")
-    serve.add_argument("--xray-env", default=None,
-                       help="environment for the daemon's segments (env APIARY_XRAY_ENV, default: the first one created)")
-    serve.add_argument("--otlp-grpc-port", type=int, default=None,
-                       help="OTLP/gRPC port, on the same --host (env APIARY_OTLP_GRPC_PORT, default 4317; 0 = off)")
-    serve.add_argument("--exposure", choices=["loopback", "network"], default=None,
-                       help="network: every listener asks for a key (the UI too) or is off, even on a loopback "
-                            "address (env APIARY_EXPOSURE, default: loopback for a loopback --host, else network)")
-    serve.add_argument("--xray-daemon-host", default=None,
-                       help="address of the X-Ray daemon, which takes no key; under network exposure it is off "
-                            "unless this and --xray-env are given (env APIARY_XRAY_DAEMON_HOST, default --host)")
-    _store_arg(serve, None)
-    limits = serve.add_argument_group("limits (per environment, and for the server as a whole)")
-    limits.add_argument("--max-env-columns", type=int, default=None,
-                        help="typed attribute columns per environment; past it new keys go to the overflow JSON column "
-                             "(env APIARY_MAX_ENV_COLUMNS, default 250; APIARY_MAX_COLUMNS, 1000, bounds them all)")
-    limits.add_argument("--max-span-attributes", type=int, default=None,
-                        help="attributes kept per span, the rest dropped with a partial_success warning "
-                             "(env APIARY_MAX_SPAN_ATTRIBUTES, default 1000)")
-    limits.add_argument("--max-value-bytes", type=int, default=None,
-                        help="string values cut to this many bytes (env APIARY_MAX_VALUE_BYTES, default 65535)")
-    limits.add_argument("--max-inflight-bytes", type=int, default=None,
-                        help="request body bytes held at once by all receivers; past it 429 + Retry-After "
-                             "(env APIARY_MAX_INFLIGHT_BYTES, default 67108864)")
-    limits.add_argument("--header-timeout", dest="header_timeout_s", type=float, default=None,
-                        help="seconds to receive a request's headers before the connection is closed "
-                             "(env APIARY_HEADER_TIMEOUT, default 10)")
-    limits.add_argument("--body-timeout", dest="body_timeout_s", type=float, default=None,
-                        help="seconds to receive a request's body before it is answered 408 "
-                             "(env APIARY_BODY_TIMEOUT, default 60)")
+    serve = sub.add_parser("serve", help="run the server on the embedded store",
+                           description="Every setting is a flag, else its APIARY_* environment variable, else its default.")
+    server_settings.add_flags(serve)
     serve.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
     serve.set_defaults(func=cmd_serve)
 
@@ -255,12 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     create = keys_sub.add_parser("create", help="create a key (and its environment if new); prints the key alone")
     create.add_argument("environment")
     create.add_argument("--ingest-only", action="store_true", help="the key can send data but not query it")
-    _data_arg(create)
-    _store_arg(create, os.environ.get("APIARY_STORE", "duckdb"))
+    _store_args(create)
     create.set_defaults(func=cmd_keys_create)
     lst = keys_sub.add_parser("list", help="environments and their (masked) keys")
-    _data_arg(lst)
-    _store_arg(lst, os.environ.get("APIARY_STORE", "duckdb"))
+    _store_args(lst)
     lst.set_defaults(func=cmd_keys_list)
 
     trace = sub.add_parser("trace", help="print one trace as a tree")
@@ -286,6 +222,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if hasattr(args, "resolve"):
+        try:
+            args.resolve(args)
+        except server_settings.BadSetting as exc:
+            print(f"apiary {args.command}: {exc}", file=sys.stderr)
+            return 2
     return int(args.func(args) or 0)
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
 import shutil
 import sys
 from pathlib import Path
+
+from apiary.server.settings import Settings
 
 DEFAULT_DATA = Path("apiary-demo-data")
 #: Files an Apiary data directory holds; the default directory is wiped only when it holds nothing else.
@@ -79,7 +80,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"apiary demo: {said}", flush=True)
     module = _load(demo)
     kwargs = {k: getattr(args, k) for k in ("backend_port", "frontend_port", "xray_port") if getattr(args, k, None) is not None}
-    return int(module.run_demo(str(data), args.port, args.duration, **kwargs) or 0)
+    port = args.port if args.port is not None else Settings().port  # read as `apiary serve` reads it
+    return int(module.run_demo(str(data), port, args.duration, **kwargs) or 0)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argparse's own type
@@ -88,7 +90,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argpa
                                    "(examples/cruddur) and bounded traffic; print the URLs. Ctrl-C stops everything.")
     p.add_argument("--data", type=Path, default=None,
                    help=f"new or empty data directory (default ./{DEFAULT_DATA}, wiped at each run)")
-    p.add_argument("--port", type=int, default=int(os.environ.get("APIARY_PORT", 4318)), help="Apiary's HTTP port (default 4318)")
+    p.add_argument("--port", type=int, default=None, help="Apiary's HTTP port (env APIARY_PORT, default 4318)")
     p.add_argument("--duration", type=float, default=None, help="stop by itself after this many seconds")
     p.add_argument("--backend-port", type=int, default=None, help="backend-flask's port (default 4567, or a free one)")
     p.add_argument("--frontend-port", type=int, default=None, help="the front end's port (default 3000, or a free one)")

@@ -13,9 +13,9 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+from apiary.ports import DEFAULT_PORT
 from apiary.query import terminal
 from apiary.query.spec import SpecError
-from apiary.server.settings import DEFAULT_PORT
 
 
 class ApiError(Exception):

@@ -9,7 +9,7 @@ again. ``/api/queries/history``, ``/api/queries/saved`` and ``/api/bubbleup`` ar
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote
 
 from starlette.requests import Request
@@ -22,21 +22,27 @@ from apiary.query.bubbleup import parse_request, run_bubbleup
 from apiary.query.engine import DatasetNotFound, plan_query, run_query
 from apiary.query.history import QueryBook
 from apiary.query.spec import SpecError, parse_spec
+from apiary.keyed_routes import error, guarded
 from apiary.permissions import Permission, needs
-from apiary.receivers.honeycomb.http import error, guarded
-from apiary.server.context import Apiary
+from apiary.store.base import Store
 from apiary.store.meta import ApiKey
 
 _MAX_SPEC_BYTES = 1 << 20
 
 
+class QuerySource(Protocol):
+    """What these routes get of the server (``app.state.query``): the span store and the query book."""
+
+    store: Store
+    book: QueryBook
+
+
+def _source(request: Request) -> QuerySource:
+    return request.app.state.query
+
+
 def _book(request: Request) -> QueryBook:
-    state = request.app.state
-    book = getattr(state, "query_book", None)
-    if book is None:
-        ctx: Apiary = state.apiary
-        book = state.query_book = QueryBook(ctx.meta)
-    return book
+    return _source(request).book
 
 
 async def _json(request: Request) -> Any:
@@ -57,9 +63,9 @@ def _dataset(request: Request) -> str:
 
 async def _validate(request: Request, env: str, dataset: str, doc: Any) -> dict[str, Any]:
     """Check a spec against the dataset's columns too, so a bad query fails when created, not only when run."""
-    ctx: Apiary = request.app.state.apiary
+    store = _source(request).store
     spec = parse_spec(doc)
-    await asyncio.to_thread(plan_query, ctx.store, env, dataset, spec)
+    await asyncio.to_thread(plan_query, store, env, dataset, spec)
     return doc
 
 
@@ -87,11 +93,11 @@ async def get_query(request: Request, key: ApiKey) -> Response:
 async def execute(request: Request, env: str, dataset: str, doc: dict[str, Any], qid: str,
                   disable_series: bool = False) -> dict[str, Any]:
     """Run a stored spec, record the run in the history, keep the result; raises SpecError / DatasetNotFound."""
-    ctx: Apiary = request.app.state.apiary
+    store = _source(request).store
     book = _book(request)
     spec = parse_spec(doc)
     try:
-        outcome = await asyncio.to_thread(run_query, ctx.store, env, dataset, spec, None, None, disable_series)
+        outcome = await asyncio.to_thread(run_query, store, env, dataset, spec, None, None, disable_series)
     except (SpecError, DatasetNotFound) as exc:
         await asyncio.to_thread(book.record_run, env, dataset, qid, doc, 0.0, None, str(exc))
         raise
@@ -217,10 +223,10 @@ async def run_saved(request: Request, key: ApiKey) -> Response:
 @needs(Permission.READ)
 async def bubbleup(request: Request, key: ApiKey) -> Response:
     """``POST /api/bubbleup``: how a selection of a query's rows differs from the rest, column by column."""
-    ctx: Apiary = request.app.state.apiary
+    store = _source(request).store
     try:
         dataset, spec, selection = parse_request(await _json(request))
-        outcome = await asyncio.to_thread(run_bubbleup, ctx.store, key.environment, dataset, spec, selection)
+        outcome = await asyncio.to_thread(run_bubbleup, store, key.environment, dataset, spec, selection)
     except SpecError as exc:
         return error(400, str(exc))
     except DatasetNotFound as exc:

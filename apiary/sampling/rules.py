@@ -1,4 +1,4 @@
-"""X-Ray sampling rules: validation, matching, and their home in the SQLite meta store.
+"""X-Ray sampling rules: validation and matching; they are kept by the meta store's ``sampling_rules``.
 
 A rule matches a request when every one of its service name, service type,
 host, HTTP method and URL path patterns matches (``*`` any run of
@@ -17,20 +17,10 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any, Mapping
 
-from apiary.store.meta import MetaStore
+from apiary.store.meta_sampling import SamplingRuleRows
 
 DEFAULT_RULE = "Default"
 DEFAULT_PRIORITY = 10000
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS xray_sampling_rules (
-    environment TEXT NOT NULL,
-    name TEXT NOT NULL,
-    rule TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    modified_at REAL NOT NULL,
-    PRIMARY KEY (environment, name)
-);
-"""
 
 _LIMITS = {"ServiceName": 64, "ServiceType": 64, "Host": 64, "HTTPMethod": 10, "URLPath": 128, "ResourceARN": 500}
 
@@ -149,21 +139,17 @@ class RuleRecord:
 
 
 class RuleStore:
-    """Rules per environment, in the meta store's SQLite file."""
+    """Rules per environment, kept by the meta store's `SamplingRuleRows`."""
 
-    def __init__(self, meta: MetaStore) -> None:
-        self.meta = meta
-        meta.executescript(SCHEMA)
+    def __init__(self, rows: SamplingRuleRows) -> None:
+        self.rows = rows
 
     def _ensure_default(self, env: str) -> None:
-        now = time.time()
-        self.meta.execute("INSERT OR IGNORE INTO xray_sampling_rules VALUES (?, ?, ?, ?, ?)",
-                          (env, DEFAULT_RULE, json.dumps(asdict(default_rule())), now, now))
+        self.rows.add_if_missing(env, DEFAULT_RULE, json.dumps(asdict(default_rule())), time.time())
 
     def list(self, env: str) -> list[RuleRecord]:
         self._ensure_default(env)
-        rows = self.meta.execute("SELECT rule, created_at, modified_at FROM xray_sampling_rules WHERE environment = ?",
-                                 (env,))
+        rows = self.rows.all(env)
         records = [RuleRecord(SamplingRule(**json.loads(r)), c, m) for r, c, m in rows]
         return sorted(records, key=lambda rec: rec.rule.sort_key())
 
@@ -180,9 +166,7 @@ class RuleStore:
         if len(self.list(env)) >= 25:
             raise RuleError("each account can have at most 25 sampling rules", "RuleLimitExceededException")
         now = time.time()
-        done = self.meta.execute("INSERT OR IGNORE INTO xray_sampling_rules VALUES (?, ?, ?, ?, ?) RETURNING name",
-                                 (env, rule.RuleName, json.dumps(asdict(rule)), now, now))
-        if not done:
+        if not self.rows.add(env, rule.RuleName, json.dumps(asdict(rule)), now):
             raise RuleError(f"a sampling rule named {rule.RuleName!r} already exists")
         return RuleRecord(rule, now, now)
 
@@ -202,8 +186,7 @@ class RuleStore:
                                         ("Priority", "ServiceName", "ServiceType", "Host", "HTTPMethod", "URLPath")):
             raise RuleError("the Default rule can only change its FixedRate and ReservoirSize")
         now = time.time()
-        self.meta.execute("UPDATE xray_sampling_rules SET rule = ?, modified_at = ? WHERE environment = ? AND name = ?",
-                          (json.dumps(asdict(rule)), now, env, name))
+        self.rows.replace(env, name, json.dumps(asdict(rule)), now)
         return RuleRecord(rule, rec.created_at, now)
 
     def delete(self, env: str, ident: dict[str, Any]) -> RuleRecord:
@@ -213,7 +196,7 @@ class RuleStore:
         rec = self.get(env, name)
         if rec is None:
             raise RuleError(f"no sampling rule named {name!r}")
-        self.meta.execute("DELETE FROM xray_sampling_rules WHERE environment = ? AND name = ?", (env, name))
+        self.rows.remove(env, name)
         return rec
 
     def match(self, env: str, **request: Any) -> SamplingRule:

@@ -5,7 +5,7 @@ sampled and borrowed, and gets back a target: the rule's fixed rate and its
 share of the reservoir (``ReservoirQuota`` per second, valid until
 ``ReservoirQuotaTTL``). Clients heard from within the last two intervals
 share the reservoir; the quotas add up to the rule's ``ReservoirSize``.
-Reported statistics are kept per rule in the meta store.
+Reported statistics are kept per rule by the meta store's ``sampling_stats``.
 """
 
 from __future__ import annotations
@@ -14,41 +14,30 @@ import time
 from typing import Any, Callable
 
 from apiary.sampling.rules import RuleStore
-from apiary.store.meta import MetaStore
+from apiary.store.meta_sampling import SamplingStatRows, StatRow
 
 INTERVAL_S = 10
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS xray_sampling_stats (
-    environment TEXT NOT NULL,
-    rule TEXT NOT NULL,
-    client_id TEXT NOT NULL,
-    ts REAL NOT NULL,
-    requests INTEGER NOT NULL,
-    sampled INTEGER NOT NULL,
-    borrowed INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS xray_sampling_stats_rule ON xray_sampling_stats (environment, rule, ts);
-"""
 #: Statistics older than this are not summarised (AWS shows recent windows only).
 SUMMARY_WINDOW_S = 3600
 
 
 class SamplingTargets:
-    def __init__(self, meta: MetaStore, rules: RuleStore, clock: Callable[[], float] = time.time,
+    def __init__(self, stats: SamplingStatRows, rules: RuleStore, clock: Callable[[], float] = time.time,
                  interval: int = INTERVAL_S) -> None:
-        self.meta = meta
+        self.stats = stats
         self.rules = rules
         self.clock = clock
         self.interval = interval
         #: (env, rule) -> client id -> last report time
         self._clients: dict[tuple[str, str], dict[str, float]] = {}
-        meta.executescript(SCHEMA)
 
     def report(self, env: str, documents: list[dict[str, Any]]) -> dict[str, Any]:
         """GetSamplingTargets: keep the statistics, answer a target per known rule reported on."""
         now = self.clock()
         rules = {r.rule.RuleName: r for r in self.rules.list(env)}
-        targets, unprocessed, rows = [], [], []
+        targets: list[dict[str, Any]] = []
+        unprocessed: list[dict[str, str]] = []
+        rows: list[StatRow] = []
         for doc in documents:
             name, client = doc.get("RuleName"), doc.get("ClientID")
             if name not in rules:
@@ -61,7 +50,7 @@ class SamplingTargets:
             if not all(isinstance(c, int) and c >= 0 for c in counts):
                 unprocessed.append({"RuleName": name, "ErrorCode": "400", "Message": "counts must be non-negative integers"})
                 continue
-            rows.append((env, name, client, now, *counts))
+            rows.append((env, name, client, now, counts[0], counts[1], counts[2]))
             self._clients.setdefault((env, name), {})[client] = now
         # Quotas once every report of this call is counted, so clients reporting together share alike.
         for _env, name, client, *_ in rows:
@@ -73,8 +62,8 @@ class SamplingTargets:
             targets.append({"RuleName": name, "FixedRate": rule.FixedRate,
                             "ReservoirQuota": self.quota(rule.ReservoirSize, sorted(active), client),
                             "ReservoirQuotaTTL": now + self.interval, "Interval": self.interval})
-        for row in rows:
-            self.meta.execute("INSERT INTO xray_sampling_stats VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+        if rows:
+            self.stats.add(rows)
         return {"SamplingTargetDocuments": targets, "LastRuleModification": self.rules.last_modified(env),
                 "UnprocessedStatistics": unprocessed}
 
@@ -88,8 +77,5 @@ class SamplingTargets:
     def summaries(self, env: str) -> list[dict[str, Any]]:
         """GetSamplingStatisticSummaries: per rule, the counts reported within the last hour."""
         since = self.clock() - SUMMARY_WINDOW_S
-        rows = self.meta.execute(
-            "SELECT rule, max(ts), sum(requests), sum(borrowed), sum(sampled) FROM xray_sampling_stats "
-            "WHERE environment = ? AND ts >= ? GROUP BY rule ORDER BY rule", (env, since))
-        return [{"RuleName": r, "Timestamp": ts, "RequestCount": int(req), "BorrowCount": int(bor),
-                 "SampledCount": int(smp)} for r, ts, req, bor, smp in rows]
+        return [{"RuleName": r, "Timestamp": ts, "RequestCount": req, "BorrowCount": bor, "SampledCount": smp}
+                for r, ts, req, bor, smp in self.stats.totals_since(env, since)]

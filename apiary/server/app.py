@@ -27,6 +27,7 @@ from apiary.receivers.xray import unserved as xray_unserved
 from apiary.receivers.xray.daemon import Daemon as XRayDaemon
 from apiary.receivers.xray.service import XRay
 from apiary.server import otlp_grpc, trace_search_api, traces_api, ui_routes
+from apiary.server import sinks
 from apiary.server.context import Apiary
 from apiary.server.decoding import DecodePool
 from apiary.receivers.body_budget import SCOPE_KEY as BODY_ALLOWANCE, BodyBudget
@@ -112,7 +113,13 @@ def create_app(settings: Settings, ctx: Apiary | None = None) -> Starlette:
         context = ctx or open_context(settings)
         await context.pool.start()
         app.state.apiary = context
-        app.state.xray = XRay(context)
+        app.state.key_lookup = context.authenticate  # every X-Honeycomb-Team route (apiary.keyed_routes)
+        # Each receiver, and the query API, sees the server only through its own narrow view.
+        app.state.honeycomb = sinks.HoneycombContextSink(context)
+        app.state.rollbar = sinks.RollbarContextSink(context)
+        app.state.cloudwatch = sinks.LogsContextSink(context)
+        app.state.query = sinks.QueryContextSource(context)
+        app.state.xray = XRay(sinks.XRayContextSink(context))
         xray_host, why_off = daemon_host(settings.host, settings.exposure, settings.xray_daemon_host, settings.xray_env)
         if settings.xray_port and xray_host is None:
             print(why_off, flush=True)

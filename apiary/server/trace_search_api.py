@@ -16,7 +16,7 @@ from apiary.model.trace_compare import compare_traces
 from apiary.query.spec import SpecError
 from apiary.query.trace_search import search_traces
 from apiary.permissions import Permission, needs
-from apiary.receivers.honeycomb.http import error, guarded
+from apiary.keyed_routes import error, guarded
 from apiary.store.meta import ApiKey
 from apiary.server.context import Apiary
 

@@ -13,7 +13,7 @@ from apiary.model.critical_path import critical_path_of_table
 from apiary.model.ids import normalise_trace_id
 from apiary.model.trace import rows_to_spans
 from apiary.permissions import Permission, needs
-from apiary.receivers.honeycomb.http import error, guarded
+from apiary.keyed_routes import error, guarded
 from apiary.server.context import Apiary
 from apiary.store.meta import ApiKey
 

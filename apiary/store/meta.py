@@ -5,12 +5,18 @@ file for writing, but ``apiary keys create`` must work while a server runs on
 the same data directory. SQLite takes concurrent writers from several
 processes, so the CLI and the server share this file safely.
 
+Other modules' small tables (X-Ray sampling rules and statistics, X-Ray
+groups, query specs, results, history and saved queries) are reached through
+named repositories (``sampling_rules``, ``sampling_stats``, ``xray_groups``,
+``queries``), never through SQL handed in from outside ``apiary.store``.
+
 Keys are stored as SHA-256 digests: they are 32 random characters, so a
 slow password hash buys nothing, and a leaked database does not leak keys.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 import sqlite3
@@ -20,6 +26,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
+
+from apiary.store.meta_groups import XRayGroupRows
+from apiary.store.meta_queries import QueryRows
+from apiary.store.meta_sampling import SamplingRuleRows, SamplingStatRows
 
 KEY_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 KEY_LENGTH = 32
@@ -91,13 +101,38 @@ class MetaStore:
     def _tx(self) -> "MetaStore._Tx":
         return MetaStore._Tx(self._conn())
 
-    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        """For other modules' small tables (saved queries, groups ...); one statement, one transaction."""
+    # -- for the repositories beside this module (meta_sampling, meta_groups, meta_queries) only --------
+
+    def _run(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """One statement, one transaction."""
         with self._tx() as db:
             return db.execute(sql, params).fetchall()
 
-    def executescript(self, sql: str) -> None:
+    def _run_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """One statement for each of ``rows``, all in one transaction."""
+        with self._tx() as db:
+            db.executemany(sql, rows)
+
+    def _script(self, sql: str) -> None:
         self._conn().executescript(sql)
+
+    # -- named repositories for other modules' small tables --------------------------------------
+
+    @functools.cached_property
+    def sampling_rules(self) -> SamplingRuleRows:
+        return SamplingRuleRows(self)
+
+    @functools.cached_property
+    def sampling_stats(self) -> SamplingStatRows:
+        return SamplingStatRows(self)
+
+    @functools.cached_property
+    def xray_groups(self) -> XRayGroupRows:
+        return XRayGroupRows(self)
+
+    @functools.cached_property
+    def queries(self) -> QueryRows:
+        return QueryRows(self)
 
     # -- environments and keys -------------------------------------------------------------------
 

@@ -19,9 +19,9 @@ from apiary.permissions import permission_of
 from apiary.receivers import aws_auth
 from apiary.receivers.cloudwatch.errors import CONTENT_TYPE, AwsError
 from apiary.receivers.cloudwatch.operations import OPERATIONS, Call
-from apiary.receivers.encoding import BadEncoding, BodyTooLarge, UnsupportedEncoding, decompress, read_body
-from apiary.server.context import Apiary
-from apiary.store.base import StoreOverloaded, StoreUnavailable
+from apiary.receivers.cloudwatch.sink import LogsSink
+from apiary.receivers.encoding import decompress, read_body
+from apiary.receivers.refusals import refusal_for
 
 log = logging.getLogger(__name__)
 TARGET_PREFIX = "Logs_20140328."
@@ -30,11 +30,26 @@ SERVICE = "logs"  # the SigV4 signing name
 MAX_BODY = 4 * 1024 * 1024
 
 
-def _authorize(ctx: Apiary, request: Request, body: bytes, action: str, op: Any) -> tuple[str, str]:
+def _refused(exc: Exception) -> AwsError:
+    """CloudWatch Logs' words for the answer `apiary.receivers.refusals` gives ``exc``; a bug propagates."""
+    refusal = refusal_for(exc, "log events")
+    if refusal is None:
+        raise exc
+    if refusal.http_status == 413:
+        return AwsError("InvalidParameterException", f"Request body exceeds {MAX_BODY} bytes; a PutLogEvents batch "
+                        "may carry at most 1,048,576 bytes of events", 413)
+    if refusal.http_status == 429:  # JSON 1.1 services throttle with a 400, which botocore retries by its code
+        return AwsError("ThrottlingException", f"Rate exceeded: {refusal.message}", 400, refusal.retry_after)
+    if refusal.http_status == 503:
+        return AwsError("ServiceUnavailableException", refusal.message, 503, refusal.retry_after)
+    return AwsError("SerializationException", refusal.message)
+
+
+def _authorize(sink: LogsSink, request: Request, body: bytes, action: str, op: Any) -> tuple[str, str]:
     """(environment, region) of a correctly signed request whose key may run ``op``; AwsError otherwise."""
     try:
         key, region = aws_auth.authorize(
-            ctx.authenticate, request.method, request.scope.get("raw_path", b"").decode("latin-1") or request.url.path,
+            sink.authenticate, request.method, request.scope.get("raw_path", b"").decode("latin-1") or request.url.path,
             request.url.query, dict(request.headers), body, service=SERVICE, action=action, need=permission_of(op))
     except aws_auth.AwsDenied as exc:
         raise AwsError(exc.code, exc.message) from None  # AWS's JSON 1.1 services answer these with 400
@@ -42,7 +57,7 @@ def _authorize(ctx: Apiary, request: Request, body: bytes, action: str, op: Any)
 
 
 async def logs_api(request: Request) -> Response:
-    ctx: Apiary = request.app.state.apiary
+    sink: LogsSink = request.app.state.cloudwatch
     target = request.headers.get("x-amz-target", "")
     if not target.startswith(TARGET_PREFIX):
         return AwsError("UnknownOperationException",
@@ -51,11 +66,12 @@ async def logs_api(request: Request) -> Response:
     op = OPERATIONS.get(target[len(TARGET_PREFIX):])
     if op is None:
         return AwsError("UnknownOperationException", f"Apiary does not implement {target}").response()
-    if ctx.logs is None:
+    logs = sink.logs
+    if logs is None:
         return AwsError("ServiceUnavailableException", "the log store is not open", 503).response()
     try:
         raw = await read_body(request, MAX_BODY)
-        env, region = _authorize(ctx, request, raw, target[len(TARGET_PREFIX):], op)
+        env, region = _authorize(sink, request, raw, target[len(TARGET_PREFIX):], op)
         body = decompress(raw, request.headers.get("content-encoding"), MAX_BODY)
         try:
             params = load_json(body or b"{}", "request body")
@@ -65,21 +81,13 @@ async def logs_api(request: Request) -> Response:
             raise AwsError("SerializationException", f"request body is not valid JSON: {exc}") from None
         if not isinstance(params, dict):
             raise AwsError("SerializationException", "request body must be a JSON object")
-        result = await op(Call(env, region, params, ctx.logs, ctx.insights))
+        result = await op(Call(env, region, params, logs, sink.insights))
     except AwsError as exc:
         return exc.response()
     except RecursionError:  # a backstop: every parser checks nesting first (``apiary.input_limits``)
         return AwsError("InvalidParameterException", "the request nests too deeply to be parsed").response()
-    except BodyTooLarge:
-        return AwsError("InvalidParameterException", f"Request body exceeds {MAX_BODY} bytes; a PutLogEvents batch "
-                        "may carry at most 1,048,576 bytes of events", 413).response()
-    except (UnsupportedEncoding, BadEncoding) as exc:
-        return AwsError("SerializationException", str(exc)).response()
-    except StoreOverloaded as exc:
-        return AwsError("ThrottlingException", "Rate exceeded: too many log events waiting to be committed",
-                        400, exc.retry_after).response()
-    except StoreUnavailable as exc:
-        return AwsError("ServiceUnavailableException", str(exc), 503, exc.retry_after).response()
+    except Exception as exc:
+        return _refused(exc).response()
     return JSONResponse(result, media_type=CONTENT_TYPE)
 
 

@@ -18,6 +18,7 @@ from apiary.model.builder import BatchBuilder
 from apiary.model.limits import DEFAULT, SpanLimits
 from apiary.model.span import CORE_FIELDS, SpanBatch
 from apiary.model.timestamps import MAX_TIMESTAMP_TEXT, finite, int64, us_in_range
+from apiary.receivers.refusals import MalformedPayload
 
 _CORE_KINDS: dict[str, type | tuple[type, ...]] = {}
 for _f in CORE_FIELDS:
@@ -27,7 +28,7 @@ for _f in CORE_FIELDS:
     _CORE_KINDS[_f.name] = (int, float) if t == "double" else int if t == "int64" else bool if t == "bool" else str
 
 
-class EventError(ValueError):
+class EventError(MalformedPayload):
     """An event or body Honeycomb would refuse with 400."""
 
 

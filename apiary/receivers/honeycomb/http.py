@@ -1,105 +1,58 @@
 """Honeycomb's own HTTP API: events in (``/1/events``, ``/1/batch``), columns and auth out.
 
 Answers follow Honeycomb: JSON ``{"error": "..."}`` bodies, 401 for a bad
-``X-Honeycomb-Team``, a per-event status list for batches.
+``X-Honeycomb-Team`` (`apiary.keyed_routes`), a per-event status list for
+batches. The receiver sees the server only through `HoneycombSink`.
 """
 
 from __future__ import annotations
 
-import functools
 from datetime import datetime
-from typing import Any, Awaitable, Callable
+from typing import Any
 from urllib.parse import unquote
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from apiary.permissions import Permission, Refusal, needs, permission_of, resolve
-from apiary.receivers.encoding import BadEncoding, BodyTooLarge, UnsupportedEncoding, decompress, read_body
-from apiary.receivers.honeycomb.events import EventError, batch_events, single_event
-from apiary.server.context import Apiary
-from apiary.store.base import ColumnInfo, StoreOverloaded, StoreUnavailable
+from apiary.keyed_routes import error, guarded
+from apiary.permissions import Permission, needs
+from apiary.receivers.encoding import decompress, read_body
+from apiary.receivers.honeycomb.events import batch_events, single_event
+from apiary.receivers.honeycomb.sink import HoneycombSink
+from apiary.receivers.refusals import refusal_for
+from apiary.store.base import ColumnInfo
 from apiary.store.meta import ApiKey
 
-KEY_HEADER = "X-Honeycomb-Team"
-
-
-def error(status: int, message: str, retry_after: int | None = None) -> JSONResponse:
-    headers = {"Retry-After": str(retry_after)} if retry_after else None
-    return JSONResponse({"error": message}, status, headers)
-
-
-def refused(exc: Refusal) -> JSONResponse:
-    """Honeycomb's answer: 401 for a missing or unknown key, 403 for a key without the permission."""
-    return error(403 if exc.authenticated else 401, exc.message)
-
-
-def authorize(request: Request, need: Permission) -> ApiKey | JSONResponse:
-    """The ``X-Honeycomb-Team`` key if it may do ``need`` (`apiary.permissions.resolve`), else the refusal."""
-    ctx: Apiary = request.app.state.apiary
-    try:
-        key = resolve(request.headers.get(KEY_HEADER), need, ctx.authenticate, f"{request.method} {request.url.path}",
-                      f"the {KEY_HEADER} header")
-    except Refusal as exc:
-        return refused(exc)
-    assert key is not None, "a keyed route declared PUBLIC"
-    return key
-
-
-KeyedEndpoint = Callable[[Request, ApiKey], Awaitable[Response]]
-
-
-def guarded(endpoint: KeyedEndpoint) -> Callable[[Request], Awaitable[Response]]:
-    """The route endpoint for ``endpoint(request, key)``: it runs once the key holds what ``endpoint`` `needs`.
-
-    Every route keyed by ``X-Honeycomb-Team`` (Honeycomb's APIs, Apiary's own JSON API) is built with it, so
-    a route without a declared permission cannot be built at all.
-    """
-    need = permission_of(endpoint)
-
-    @functools.wraps(endpoint)
-    async def run(request: Request) -> Response:
-        key = authorize(request, need)
-        if isinstance(key, Response):
-            return key
-        return await endpoint(request, key)
-
-    run.permission = need  # type: ignore[attr-defined]
-    return run
+def _sink(request: Request) -> HoneycombSink:
+    return request.app.state.honeycomb
 
 
 async def _body(request: Request) -> bytes:
-    ctx: Apiary = request.app.state.apiary
-    limit = ctx.settings.max_body_bytes
+    limit = _sink(request).max_body_bytes
     raw = await read_body(request, limit)
     return decompress(raw, request.headers.get("content-encoding"), limit)
 
 
 async def _ingest(request: Request, key: ApiKey, batch_mode: bool) -> Response:
-    ctx: Apiary = request.app.state.apiary
+    sink = _sink(request)
     dataset = unquote(request.path_params["dataset"]).strip()
     if not dataset:
         return error(400, "dataset name in the URL is empty")
     try:
         body = await _body(request)
         if batch_mode:  # a large batch is parsed in a decode worker, off the event loop, as OTLP bodies are
-            batch, answers = await ctx.pool.run(len(body), batch_events, dataset, body, ctx.settings.span_limits)
+            batch, answers = await sink.decode(len(body), batch_events, dataset, body, sink.span_limits)
         else:
             batch = single_event(dataset, body, request.headers.get("X-Honeycomb-Event-Time"),
-                                 request.headers.get("X-Honeycomb-Samplerate"), ctx.settings.span_limits)
+                                 request.headers.get("X-Honeycomb-Samplerate"), sink.span_limits)
             answers = []
-        await ctx.store.append(key.environment, batch)
-    except BodyTooLarge as exc:
-        return error(413, str(exc))
-    except UnsupportedEncoding as exc:
-        return error(415, str(exc))
-    except (EventError, BadEncoding) as exc:
-        return error(400, str(exc))
-    except StoreOverloaded as exc:
-        return error(429, "too many events waiting to be committed; retry later", exc.retry_after)
-    except StoreUnavailable as exc:
-        return error(503, str(exc), exc.retry_after)
+        await sink.append_spans(key.environment, batch)
+    except Exception as exc:
+        refusal = refusal_for(exc, "events")
+        if refusal is None:
+            raise
+        return error(refusal.http_status, refusal.message, refusal.retry_after)
     if batch_mode:
         return JSONResponse(answers, 200)
     return Response(status_code=200)
@@ -126,14 +79,14 @@ def column_json(c: ColumnInfo) -> dict[str, Any]:
 
 @needs(Permission.READ)
 async def get_columns(request: Request, key: ApiKey) -> Response:
-    ctx: Apiary = request.app.state.apiary
+    store = _sink(request).store
     dataset = unquote(request.path_params["dataset"])
     if dataset == "__all__":
-        cols = ctx.store.columns(key.environment, None)
+        cols = store.columns(key.environment, None)
     else:
-        if dataset not in {d.name for d in ctx.store.datasets(key.environment)}:
+        if dataset not in {d.name for d in store.datasets(key.environment)}:
             return error(404, f"dataset {dataset!r} not found in environment {key.environment!r}")
-        cols = ctx.store.columns(key.environment, dataset)
+        cols = store.columns(key.environment, dataset)
     wanted = request.query_params.get("key_name")
     if wanted is not None:
         for c in cols:

@@ -23,10 +23,10 @@ from starlette.routing import Route
 from apiary.input_limits import InputError, load_json
 from apiary.model.error import LEVELS, STATUSES
 from apiary.permissions import Permission, Refusal, needs, permission_of, resolve
-from apiary.receivers.encoding import BadEncoding, BodyTooLarge, UnsupportedEncoding, decompress, read_body
+from apiary.receivers.encoding import decompress, read_body
+from apiary.receivers.refusals import refusal_for
 from apiary.receivers.rollbar.items import CLIENT_PLATFORMS, PayloadError, decode
-from apiary.server.context import Apiary
-from apiary.store.base import StoreOverloaded, StoreUnavailable
+from apiary.receivers.rollbar.sink import RollbarSink
 from apiary.store.base import ErrorItem
 from apiary.store.meta import ApiKey
 
@@ -44,11 +44,29 @@ def ok(result: Any) -> JSONResponse:
     return JSONResponse({"err": 0, "result": result})
 
 
-def _authorize(ctx: Apiary, token: str | None, endpoint: Any) -> ApiKey | JSONResponse:
+def refused(exc: Exception) -> JSONResponse:
+    """Rollbar's words for the answer `apiary.receivers.refusals` gives ``exc``; an error that is a bug propagates."""
+    refusal = refusal_for(exc, "items")
+    if refusal is None:
+        raise exc
+    message = refusal.message
+    if refusal.http_status == 413:
+        message = f"request entity too large: items may be at most {MAX_PAYLOAD} bytes"
+    elif refusal.http_status == 429:
+        message = f"rate limit reached: {refusal.message}"
+    # Rollbar's API documents no 415: a body it cannot read is a 400.
+    return error(400 if refusal.http_status == 415 else refusal.http_status, message, refusal.retry_after)
+
+
+def _sink(request: Request) -> RollbarSink:
+    return request.app.state.rollbar
+
+
+def _authorize(sink: RollbarSink, token: str | None, endpoint: Any) -> ApiKey | JSONResponse:
     """The token's key if it holds what ``endpoint`` `needs`; Rollbar's 401 (no or unknown token) or 403 otherwise."""
     need = permission_of(endpoint)
     try:
-        key = resolve(token, need, ctx.authenticate, endpoint.__name__, f"the {TOKEN_HEADER} header or as access_token")
+        key = resolve(token, need, sink.authenticate, endpoint.__name__, f"the {TOKEN_HEADER} header or as access_token")
     except Refusal as exc:
         if exc.kind == "missing":
             return error(401, f"access token required: send an Apiary key in the {TOKEN_HEADER} header or as access_token")
@@ -62,18 +80,15 @@ def _authorize(ctx: Apiary, token: str | None, endpoint: Any) -> ApiKey | JSONRe
 
 @needs(Permission.INGEST)
 async def post_item(request: Request) -> Response:
-    ctx: Apiary = request.app.state.apiary
-    if ctx.errors is None:
+    sink = _sink(request)
+    errors = sink.errors
+    if errors is None:
         return error(503, "the error store is not open", 5)
     try:
         raw = await read_body(request, MAX_PAYLOAD)
         body = decompress(raw, request.headers.get("content-encoding"), MAX_PAYLOAD)
-    except BodyTooLarge:
-        return error(413, f"request entity too large: items may be at most {MAX_PAYLOAD} bytes")
-    except (UnsupportedEncoding, BadEncoding) as exc:
-        return error(400, str(exc))
-    except StoreOverloaded as exc:  # the server's body budget is spent for now
-        return error(429, f"rate limit reached: {exc}", exc.retry_after)
+    except Exception as exc:  # too large, unreadable, or the server's body budget spent for now
+        return refused(exc)
     try:
         payload = load_json(body)
     except InputError as exc:
@@ -81,7 +96,7 @@ async def post_item(request: Request) -> Response:
     except (ValueError, UnicodeDecodeError):
         return error(400, "invalid JSON: the body must be a JSON object {\"access_token\": ..., \"data\": {...}}")
     token = request.headers.get(TOKEN_HEADER) or (payload.get("access_token") if isinstance(payload, dict) else None)
-    key = _authorize(ctx, token if isinstance(token, str) else None, post_item)
+    key = _authorize(sink, token if isinstance(token, str) else None, post_item)
     if isinstance(key, Response):
         return key
     try:
@@ -93,19 +108,17 @@ async def post_item(request: Request) -> Response:
                           f"key) may only report items from client platforms ({', '.join(sorted(CLIENT_PLATFORMS))}), "
                           f"not platform {occurrence.platform!r}; use a post_server_item token (a full key)")
     try:
-        await ctx.errors.report(key.environment, [occurrence])
-    except StoreOverloaded as exc:
-        return error(429, "rate limit reached: too many items waiting to be stored; retry later", exc.retry_after)
-    except StoreUnavailable as exc:
-        return error(503, str(exc), exc.retry_after)
+        await errors.report(key.environment, [occurrence])
+    except Exception as exc:
+        return refused(exc)
     return ok({"id": None, "uuid": occurrence.uuid})
 
 
 def _read_key(request: Request, endpoint: Any) -> ApiKey | JSONResponse:
-    ctx: Apiary = request.app.state.apiary
-    if ctx.errors is None:
+    sink = _sink(request)
+    if sink.errors is None:
         return error(503, "the error store is not open", 5)
-    return _authorize(ctx, request.headers.get(TOKEN_HEADER) or request.query_params.get("access_token"), endpoint)
+    return _authorize(sink, request.headers.get(TOKEN_HEADER) or request.query_params.get("access_token"), endpoint)
 
 
 def item_json(item: ErrorItem) -> dict[str, Any]:
@@ -145,7 +158,8 @@ async def list_items(request: Request) -> Response:
     key = _read_key(request, list_items)
     if isinstance(key, Response):
         return key
-    ctx: Apiary = request.app.state.apiary
+    errors = _sink(request).errors
+    assert errors is not None  # _read_key answered 503 otherwise
     q = request.query_params
     status, level = q.get("status"), q.get("level")
     if status and status not in STATUSES:
@@ -153,7 +167,7 @@ async def list_items(request: Request) -> Response:
     if level and level not in LEVELS:
         return error(422, f"level must be one of {', '.join(LEVELS)}")
     page = max(1, int(q.get("page", "1"))) if q.get("page", "1").isdigit() else 1
-    items = ctx.errors.items(key.environment, status, level, q.get("environment"))
+    items = errors.items(key.environment, status, level, q.get("environment"))
     chosen = items[(page - 1) * PAGE: page * PAGE]
     return ok({"items": [item_json(i) for i in chosen], "page": page, "total_count": len(items)})
 
@@ -163,9 +177,10 @@ async def get_item(request: Request) -> Response:
     key = _read_key(request, get_item)
     if isinstance(key, Response):
         return key
-    ctx: Apiary = request.app.state.apiary
+    errors = _sink(request).errors
+    assert errors is not None  # _read_key answered 503 otherwise
     item_id = _item_id(request)
-    item = ctx.errors.item(key.environment, item_id) if item_id is not None else None
+    item = errors.item(key.environment, item_id) if item_id is not None else None
     if item is None:
         return error(404, f"item {request.path_params['item_id']} not found")
     return ok(item_json(item))
@@ -176,12 +191,15 @@ async def patch_item(request: Request) -> Response:
     key = _read_key(request, patch_item)
     if isinstance(key, Response):
         return key
-    ctx: Apiary = request.app.state.apiary
+    errors = _sink(request).errors
+    assert errors is not None  # _read_key answered 503 otherwise
     try:
-        body = load_json(await read_body(request, 64 * 1024) or b"{}")
-    except StoreOverloaded as exc:
-        return error(429, f"rate limit reached: {exc}", exc.retry_after)
-    except (ValueError, UnicodeDecodeError, BodyTooLarge):
+        raw = await read_body(request, 64 * 1024)
+    except Exception as exc:
+        return refused(exc)
+    try:
+        body = load_json(raw or b"{}")
+    except (ValueError, UnicodeDecodeError):
         return error(400, "invalid JSON body: send {\"status\": \"resolved\"} or {\"status\": \"muted\"}")
     status, level = body.get("status") if isinstance(body, dict) else None, body.get("level") if isinstance(body, dict) else None
     if status is not None and status not in STATUSES:
@@ -190,9 +208,9 @@ async def patch_item(request: Request) -> Response:
         return error(422, f"level must be one of {', '.join(LEVELS)}")
     item_id = _item_id(request)
     try:
-        item = await ctx.errors.set_status(key.environment, item_id, status, level) if item_id is not None else None
-    except StoreOverloaded as exc:
-        return error(429, "rate limit reached; retry later", exc.retry_after)
+        item = await errors.set_status(key.environment, item_id, status, level) if item_id is not None else None
+    except Exception as exc:
+        return refused(exc)
     if item is None:
         return error(404, f"item {request.path_params['item_id']} not found")
     return ok(item_json(item))
@@ -203,12 +221,13 @@ async def item_instances(request: Request) -> Response:
     key = _read_key(request, item_instances)
     if isinstance(key, Response):
         return key
-    ctx: Apiary = request.app.state.apiary
+    errors = _sink(request).errors
+    assert errors is not None  # _read_key answered 503 otherwise
     item_id = _item_id(request)
-    if item_id is None or ctx.errors.item(key.environment, item_id) is None:
+    if item_id is None or errors.item(key.environment, item_id) is None:
         return error(404, f"item {request.path_params['item_id']} not found")
     page = int(request.query_params.get("page", "1")) if request.query_params.get("page", "1").isdigit() else 1
-    rows = ctx.errors.occurrences(key.environment, item_id, limit=20, offset=(max(page, 1) - 1) * 20)
+    rows = errors.occurrences(key.environment, item_id, limit=20, offset=(max(page, 1) - 1) * 20)
     return ok({"instances": [instance_json(r) for r in rows], "page": page})
 
 
@@ -217,8 +236,9 @@ async def get_instance(request: Request) -> Response:
     key = _read_key(request, get_instance)
     if isinstance(key, Response):
         return key
-    ctx: Apiary = request.app.state.apiary
-    row = ctx.errors.occurrence(key.environment, request.path_params["instance"])
+    errors = _sink(request).errors
+    assert errors is not None  # _read_key answered 503 otherwise
+    row = errors.occurrence(key.environment, request.path_params["instance"])
     if row is None:
         return error(404, f"instance {request.path_params['instance']} not found")
     return ok(instance_json(row))

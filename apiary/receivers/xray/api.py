@@ -21,16 +21,15 @@ from apiary.input_limits import InputError, load_json
 from apiary.model.ids import normalise_trace_id
 from apiary.permissions import Permission, needs, permission_of
 from apiary.receivers import aws_auth
-from apiary.receivers.encoding import BodyTooLarge, read_body
-from apiary.receivers.honeycomb.http import error, guarded
+from apiary.keyed_routes import error, guarded
+from apiary.receivers.encoding import read_body
+from apiary.receivers.refusals import refusal_for
 from apiary.receivers.xray import queries
 from apiary.receivers.xray.filter import FilterError, parse
 from apiary.receivers.xray.groups import GroupError
 from apiary.receivers.xray.service import XRay
 from apiary.receivers.xray.unserved import NO_ENCRYPTION
 from apiary.sampling.rules import RuleError, rule_from_request
-from apiary.server.context import Apiary
-from apiary.store.base import StoreOverloaded, StoreUnavailable
 from apiary.store.meta import ApiKey
 
 #: PutTraceSegments takes at most 64 KiB per document; a request of many is bounded here.
@@ -58,18 +57,21 @@ class Call:
     params: dict[str, Any]
 
 
-def _xray(request: Request) -> XRay:
-    xray = getattr(request.app.state, "xray", None)
-    if xray is None:
-        xray = request.app.state.xray = XRay(request.app.state.apiary)
-    return xray
+def _refused(exc: Exception) -> AwsError:
+    """X-Ray's words for the answer `apiary.receivers.refusals` gives ``exc``; a bug propagates."""
+    refusal = refusal_for(exc, "segments")
+    if refusal is None:
+        raise exc
+    code = {429: "ThrottledException", 503: "ServiceUnavailableException"}.get(refusal.http_status,
+                                                                                 "InvalidRequestException")
+    return AwsError(code, refusal.message, refusal.http_status, refusal.retry_after)
 
 
-def _authorize(ctx: Apiary, request: Request, body: bytes, action: str, need: Permission) -> str:
+def _authorize(xray: XRay, request: Request, body: bytes, action: str, need: Permission) -> str:
     """The environment of a correctly signed request whose key may do ``need``; AwsError otherwise."""
     try:
         key, _region = aws_auth.authorize(
-            ctx.authenticate, request.method, request.scope.get("raw_path", b"").decode("latin-1") or request.url.path,
+            xray.sink.authenticate, request.method, request.scope.get("raw_path", b"").decode("latin-1") or request.url.path,
             request.url.query, dict(request.headers), body, service=SERVICE, action=action, need=need)
     except aws_auth.AwsDenied as exc:
         # REST-JSON: a refused signature or permission is a 403, a malformed Authorization header a 400.
@@ -81,13 +83,10 @@ def operation(fn: Callable[[Call], Awaitable[dict[str, Any]]], action: str) -> C
     need = permission_of(fn)  # declared, or the route is never built
 
     async def endpoint(request: Request) -> Response:
-        ctx: Apiary = request.app.state.apiary
+        xray: XRay = request.app.state.xray
         try:
-            try:
-                body = await read_body(request, MAX_BODY)
-            except BodyTooLarge as exc:
-                raise AwsError("InvalidRequestException", str(exc), 413) from None
-            env = _authorize(ctx, request, body, action, need)
+            body = await read_body(request, MAX_BODY)
+            env = _authorize(xray, request, body, action, need)
             try:
                 params = load_json(body or b"{}", "request body")
             except InputError as exc:
@@ -96,16 +95,13 @@ def operation(fn: Callable[[Call], Awaitable[dict[str, Any]]], action: str) -> C
                 raise AwsError("InvalidRequestException", f"request body is not valid JSON: {exc}") from None
             if not isinstance(params, dict):
                 raise AwsError("InvalidRequestException", "request body must be a JSON object")
-            return JSONResponse(await fn(Call(_xray(request), env, params)))
+            return JSONResponse(await fn(Call(xray, env, params)))
         except AwsError as exc:
             return exc.response()
         except (FilterError, RuleError, GroupError, queries.BadToken) as exc:
             return AwsError(getattr(exc, "code", "InvalidRequestException"), str(exc)).response()
-        except StoreOverloaded as exc:
-            return AwsError("ThrottledException", "too many segments waiting to be committed; retry later", 429,
-                            exc.retry_after).response()
-        except StoreUnavailable as exc:
-            return AwsError("ServiceUnavailableException", str(exc), 503, exc.retry_after).response()
+        except Exception as exc:  # too large a body, overload, an unavailable store
+            return _refused(exc).response()
     return endpoint
 
 
@@ -163,7 +159,7 @@ async def get_trace_summaries(call: Call) -> dict[str, Any]:
         strategy = call.params.get("SamplingStrategy") or {}
         value = strategy.get("Value")
         sampling = float(value) if isinstance(value, (int, float)) and 0 < value <= 1 else 0.1
-    page = await asyncio.to_thread(queries.trace_summaries, call.xray.ctx.store, call.env, start, end, node,
+    page = await asyncio.to_thread(queries.trace_summaries, call.xray.sink.store, call.env, start, end, node,
                                    sampling=sampling, token=call.params.get("NextToken"))
     out: dict[str, Any] = {"TraceSummaries": page.summaries, "ApproximateTime": end.timestamp(),
                            "TracesProcessedCount": page.processed}
@@ -181,7 +177,7 @@ async def batch_get_traces(call: Call) -> dict[str, Any]:
         except ValueError:
             unprocessed.append(tid)
             continue
-        found = await asyncio.to_thread(queries.trace_documents, call.xray.ctx.store, call.env, w3c)
+        found = await asyncio.to_thread(queries.trace_documents, call.xray.sink.store, call.env, w3c)
         if found is None:
             unprocessed.append(tid)
             continue
@@ -199,10 +195,10 @@ async def get_trace_graph(call: Call) -> dict[str, Any]:
         except ValueError:
             raise AwsError("InvalidRequestException", f"not a trace id: {tid!r}") from None
     # The trace index knows each trace's time range; read only the window that holds them.
-    lo, hi = await asyncio.to_thread(_trace_range, call.xray.ctx.store, call.env, ids)
+    lo, hi = await asyncio.to_thread(_trace_range, call.xray.sink.store, call.env, ids)
     if lo is None:
         return {"Services": []}
-    services = await asyncio.to_thread(queries.service_graph, call.xray.ctx.store, call.env, lo, hi, None, ids)
+    services = await asyncio.to_thread(queries.service_graph, call.xray.sink.store, call.env, lo, hi, None, ids)
     return {"Services": services}
 
 
@@ -229,7 +225,7 @@ async def get_service_graph(call: Call) -> dict[str, Any]:
     if group_name:
         group = await asyncio.to_thread(call.xray.groups.get, call.env, group_name)
         node = parse(group.filter_expression)
-    services = await asyncio.to_thread(queries.service_graph, call.xray.ctx.store, call.env, start, end, node)
+    services = await asyncio.to_thread(queries.service_graph, call.xray.sink.store, call.env, start, end, node)
     return {"StartTime": start.timestamp(), "EndTime": end.timestamp(), "Services": services,
             "ContainsOldGroupVersions": False}
 

@@ -112,7 +112,7 @@ class SegmentListener:
 
     def _hand_off(self, docs: list[tuple[dict[str, Any], str]]) -> None:
         try:
-            batch = to_batch(docs, self.xray.names, self.xray.ctx.settings.span_limits)
+            batch = to_batch(docs, self.xray.names, self.xray.sink.span_limits)
         except Exception:  # noqa: BLE001
             self.stats.dropped += len(docs)
             log.exception("X-Ray daemon: could not map %d segments", len(docs))
@@ -135,7 +135,7 @@ class SegmentListener:
             log.warning("X-Ray daemon: no environment yet (create a key first); dropped %d segments", n)
             return
         try:
-            await self.xray.ctx.store.append(env, batch)
+            await self.xray.sink.append_spans(env, batch)
             self.stats.stored += n
         except (StoreOverloaded, StoreUnavailable) as exc:
             self.stats.dropped += n

@@ -8,24 +8,23 @@ from apiary.receivers.xray.groups import GroupStore
 from apiary.receivers.xray.segments import SegmentError, SegmentNames, parse_document, to_batch
 from apiary.sampling.rules import RuleStore
 from apiary.sampling.targets import SamplingTargets
-from apiary.server.context import Apiary
+from apiary.receivers.xray.sink import XRaySink
 
 
 class XRay:
-    def __init__(self, ctx: Apiary) -> None:
-        self.ctx = ctx
-        self.rules = RuleStore(ctx.meta)
-        self.targets = SamplingTargets(ctx.meta, self.rules)
-        self.groups = GroupStore(ctx.meta)
+    def __init__(self, sink: XRaySink) -> None:
+        self.sink = sink
+        self.rules = RuleStore(sink.meta.sampling_rules)
+        self.targets = SamplingTargets(sink.meta.sampling_stats, self.rules)
+        self.groups = GroupStore(sink.meta.xray_groups)
         #: service of recently seen (sub)segment ids, for subsegments that arrive on their own
         self.names = SegmentNames()
 
     def daemon_env(self) -> str | None:
         """Where the daemon's segments go: ``--xray-env``, else the first environment created."""
-        wanted = getattr(self.ctx.settings, "xray_env", None)
-        if wanted:
-            return wanted
-        envs = self.ctx.meta.environments()
+        if self.sink.xray_env:
+            return self.sink.xray_env
+        envs = self.sink.meta.environments()
         return envs[0] if envs else None
 
     async def put_documents(self, env: str, documents: list[Any]) -> list[dict[str, str]]:
@@ -44,5 +43,5 @@ class XRay:
                     item["Id"] = exc.segment_id
                 unprocessed.append(item)
         if good:
-            await self.ctx.store.append(env, to_batch(good, self.names, self.ctx.settings.span_limits))
+            await self.sink.append_spans(env, to_batch(good, self.names, self.sink.span_limits))
         return unprocessed

@@ -7,7 +7,7 @@ parameter. Under network exposure (any other address, or ``--exposure
 network``) every call needs a key holding what the route `needs` in
 ``X-Honeycomb-Team`` and sees only that key's environment, exactly as the
 Honeycomb APIs do: the check is `apiary.permissions.resolve`, through the
-Honeycomb receiver's `authorize`, and no route checks anything of its own.
+`apiary.keyed_routes.authorize`, and no route checks anything of its own.
 
 In the open (loopback) mode two guards stand in for the key: the ``Host``
 header must name a loopback address (so a web page cannot reach the API
@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from apiary.permissions import LOOPBACK, Permission, is_loopback, permission_of
-from apiary.receivers.honeycomb.http import authorize, error
+from apiary.keyed_routes import authorize, error
 from apiary.server.context import Apiary
 from apiary.store.meta import ApiKey
 

@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 from apiary.permissions import Permission, needs
 from apiary.query.insights import QueryError
 from apiary.receivers.cloudwatch.filter_pattern import PatternError, parse
-from apiary.receivers.honeycomb.http import error
+from apiary.keyed_routes import error
 from apiary.server.ui.access import context
 from apiary.server.ui.params import int_param
 from apiary.store.base import LogStore

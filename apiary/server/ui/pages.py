@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from apiary.permissions import Permission, needs
-from apiary.receivers.honeycomb.http import KEY_HEADER, authorize
+from apiary.keyed_routes import KEY_HEADER, authorize
 from apiary.server.ui.access import context, open_mode, resolve
 
 STATIC_DIR = Path(__file__).resolve().parent.parent.parent / "ui" / "static"

@@ -15,7 +15,8 @@ from apiary.model.trace import rows_to_spans
 from apiary.permissions import Permission, needs
 from apiary.query.engine import DatasetNotFound, run_query
 from apiary.query.spec import parse_spec
-from apiary.receivers.honeycomb.http import column_json, error
+from apiary.keyed_routes import error
+from apiary.receivers.honeycomb.http import column_json
 from apiary.server.ui.access import Access, context
 from apiary.ui import queries
 

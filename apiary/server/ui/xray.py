@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from apiary.permissions import Permission, needs
-from apiary.receivers.honeycomb.http import error
+from apiary.keyed_routes import error
 from apiary.ui.queries import seconds_iso
 
 

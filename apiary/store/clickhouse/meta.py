@@ -5,9 +5,9 @@ ReplacingMergeTree collapses a key or environment written twice, so two nodes
 creating the same environment at once end with one. Keys are stored as
 SHA-256 digests, as in SQLite.
 
-Other modules' small tables (X-Ray groups, query history, saved queries) use
-``execute``/``executescript`` with SQLite SQL; those still go to a SQLite file
-on this node (``local``) -- they are not shared between nodes yet.
+Other modules' small tables (X-Ray groups and sampling rules, query history,
+saved queries) are the same named repositories as `MetaStore`'s, over the
+SQLite file on this node (``local``): they are not shared between nodes yet.
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ from typing import Any, Iterator
 
 from apiary.store.clickhouse.client import Client
 from apiary.store.meta import ApiKey, MetaStore, digest, new_key
+from apiary.store.meta_groups import XRayGroupRows
+from apiary.store.meta_queries import QueryRows
+from apiary.store.meta_sampling import SamplingRuleRows, SamplingStatRows
 
 
 class ClickHouseMeta:
@@ -70,16 +73,26 @@ class ClickHouseMeta:
 
     # -- other modules' tables (node-local for now) -----------------------------------------------
 
-    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    def _local_meta(self) -> MetaStore:
         if self.local is None:
             raise RuntimeError("no local metadata file for this ClickHouse metadata store")
-        return self.local.execute(sql, params)
+        return self.local
 
-    def executescript(self, sql: str) -> None:
-        if self.local is None:
-            raise RuntimeError("no local metadata file for this ClickHouse metadata store")
-        self.local.executescript(sql)
+    @property
+    def sampling_rules(self) -> SamplingRuleRows:
+        return self._local_meta().sampling_rules
 
+    @property
+    def sampling_stats(self) -> SamplingStatRows:
+        return self._local_meta().sampling_stats
+
+    @property
+    def xray_groups(self) -> XRayGroupRows:
+        return self._local_meta().xray_groups
+
+    @property
+    def queries(self) -> QueryRows:
+        return self._local_meta().queries
 
 def _key(r: dict[str, Any]) -> ApiKey:
     return ApiKey(int(r["id"]), r["environment"], r["hint"], bool(r["can_read"]),
