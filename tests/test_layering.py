@@ -24,7 +24,6 @@ PACKAGE = ROOT / "apiary"
 #: both are merged; nothing else belongs here.
 PENDING_SQL_MOVES = {
     "apiary/receivers/xray/queries.py",
-    "apiary/ui/queries.py",
 }
 
 #: A statement's verb with the word that makes it SQL rather than prose. ``SELECT ... FROM/WHERE`` counts in
