@@ -1,7 +1,7 @@
 """X-Ray filter expressions: parsed with ``filter.lark`` into a small typed AST.
 
-The AST says what the user asked in X-Ray's own terms; ``queries.py`` alone
-turns it into something the store runs. Keywords and value types are checked
+The AST (``apiary/query/xray_filter.py``) says what the user asked in X-Ray's
+own terms; ``apiary/query/xray.py`` turns it into the query plan. Keywords and value types are checked
 here so every mistake is reported with its position, the way the X-Ray
 console does.
 """
@@ -9,15 +9,14 @@ console does.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Union
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, VisitError
 
 from apiary.input_limits import InputError, check_expression
+from apiary.query.xray_filter import And, Compare, Edge, Flag, Node, Not, Or, Service
 
 MAX_LENGTH = 2000
 
@@ -45,52 +44,6 @@ class FilterError(ValueError):
         self.position = position
 
 
-@dataclass(frozen=True)
-class Compare:
-    key: str  # a KEYWORDS entry, or annotation.<name>
-    op: str  # = != < <= > >= contains beginswith endswith
-    value: str | float | bool
-
-
-@dataclass(frozen=True)
-class Flag:
-    key: str  # fault, error, throttle, ok, partial, or a boolean annotation
-
-
-@dataclass(frozen=True)
-class Service:
-    """``service("name")`` / ``id(name: "n", type: "t")``, optionally with a ``{ ... }`` over that service's spans."""
-
-    name: str | None
-    type: str | None = None
-    inner: "Node | None" = None
-
-
-@dataclass(frozen=True)
-class Edge:
-    source: str
-    target: str
-    inner: "Node | None" = None
-
-
-@dataclass(frozen=True)
-class And:
-    left: "Node"
-    right: "Node"
-
-
-@dataclass(frozen=True)
-class Or:
-    left: "Node"
-    right: "Node"
-
-
-@dataclass(frozen=True)
-class Not:
-    operand: "Node"
-
-
-Node = Union[Compare, Flag, Service, Edge, And, Or, Not]
 
 
 @lru_cache(maxsize=1)

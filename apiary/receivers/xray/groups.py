@@ -11,18 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from apiary.receivers.xray.filter import parse
-from apiary.store.meta import MetaStore
+from apiary.store.xray_groups import GroupTable, SmallTables
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS xray_groups (
-    environment TEXT NOT NULL,
-    name TEXT NOT NULL,
-    filter_expression TEXT NOT NULL,
-    insights_enabled INTEGER NOT NULL DEFAULT 0,
-    notifications_enabled INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (environment, name)
-);
-"""
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
 
 
@@ -62,14 +52,11 @@ def name_of(doc: dict[str, Any]) -> str:
 
 
 class GroupStore:
-    def __init__(self, meta: MetaStore) -> None:
-        self.meta = meta
-        meta.executescript(SCHEMA)
+    def __init__(self, meta: SmallTables) -> None:
+        self.table = GroupTable(meta)
 
     def list(self, env: str) -> list[Group]:
-        rows = self.meta.execute("SELECT name, filter_expression, insights_enabled, notifications_enabled FROM xray_groups "
-                                 "WHERE environment = ? ORDER BY name", (env,))
-        return [Group("Default", "")] + [Group(n, f, bool(i), bool(no)) for n, f, i, no in rows]
+        return [Group("Default", "")] + [Group(*row) for row in self.table.list(env)]
 
     def get(self, env: str, name: str) -> Group:
         for g in self.list(env):
@@ -85,9 +72,7 @@ class GroupStore:
         parse(expr)  # FilterError -> InvalidRequestException with its position
         insights = doc.get("InsightsConfiguration") or {}
         group = Group(name, expr, bool(insights.get("InsightsEnabled")), bool(insights.get("NotificationsEnabled")))
-        done = self.meta.execute("INSERT OR IGNORE INTO xray_groups VALUES (?, ?, ?, ?, ?) RETURNING name",
-                                 (env, name, expr, int(group.insights), int(group.notifications)))
-        if not done:
+        if not self.table.insert(env, (name, expr, group.insights, group.notifications)):
             raise GroupError(f"Group already exists: {name}")
         return group
 
@@ -103,14 +88,12 @@ class GroupStore:
             group.insights = bool(insights["InsightsEnabled"])
         if insights.get("NotificationsEnabled") is not None:
             group.notifications = bool(insights["NotificationsEnabled"])
-        self.meta.execute("UPDATE xray_groups SET filter_expression = ?, insights_enabled = ?, notifications_enabled = ? "
-                          "WHERE environment = ? AND name = ?",
-                          (group.filter_expression, int(group.insights), int(group.notifications), env, group.name))
+        self.table.update(env, (group.name, group.filter_expression, group.insights, group.notifications))
         return group
 
     def delete(self, env: str, doc: dict[str, Any]) -> None:
         name = name_of(doc)
         if name == "Default":
             raise GroupError("the Default group cannot be deleted")
-        if not self.meta.execute("DELETE FROM xray_groups WHERE environment = ? AND name = ? RETURNING name", (env, name)):
+        if not self.table.delete(env, name):
             raise GroupError(f"Group not found: {name}")
