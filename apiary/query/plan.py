@@ -69,10 +69,13 @@ class InList:
 @dataclass(frozen=True)
 class SpanValue:
     """A value of one span of a trace query (`TraceRows`): ``v<i>`` reads ``TraceRows.values[i]``; the other names
-    are worked out by the trace rows themselves -- ``service``, ``name``, ``start_us``, ``duration_ms``, ``fault``,
-    ``error``, ``throttle``, ``in_progress``, ``node``, ``node_type`` (the graph node the span belongs to),
-    ``parent_service``, ``orphan`` (its parent is not among the rows), ``is_root`` (the trace's root: the earliest
-    orphan), ``child_fault`` / ``child_error`` (some child span has a fault / an error)."""
+    are worked out by the trace rows themselves -- ``service``, ``name``, ``start_us``, ``duration_ms``,
+    ``span_error`` (the span's own error column), ``fault``, ``error``, ``throttle``, ``in_progress``, ``inferred``,
+    ``node``, ``node_type`` (the graph node the span belongs to), ``service_origin`` (the origin the segments of
+    the span's service carry in its trace), ``parent_service``, ``parent_node``, ``parent_type``, ``orphan`` (its
+    parent is not among the rows), ``is_root`` (the trace's root: the earliest orphan), ``root_ms`` (the root's
+    duration), ``leaf`` (no span has it as parent), ``child_fault`` / ``child_error`` (some child span has a fault /
+    an error)."""
 
     name: str
     type: str
@@ -230,18 +233,20 @@ class TraceRows:
     [``start``, ``end``), events and links left out, one row per span id (the completed version of a span sent
     in progress first), each joined to its parent and its children.
 
-    ``values`` are read from a span's columns once (referenced as ``SpanValue("v<i>")``); the other expressions are
-    over `SpanValue`s: a span's ``in_progress``, ``fault``, ``error`` and ``throttle`` flags, and the graph node it
-    belongs to (``node``, ``node_type``)."""
+    ``values`` are read from a span's columns once (referenced as ``SpanValue("v<i>")``); ``origin`` is one of
+    them; the other expressions are over `SpanValue`s: a span's ``in_progress``, ``fault``, ``error``,
+    ``throttle`` and ``inferred`` flags, and the graph node it belongs to (``node``, ``node_type``)."""
 
     env: str
     start: datetime  # naive UTC
     end: datetime
     values: tuple[Expr, ...]
+    origin: Expr
     in_progress: Expr
     fault: Expr
     error: Expr
     throttle: Expr
+    inferred: Expr
     node: Expr
     node_type: Expr
     trace_ids: tuple[str, ...] | None = None

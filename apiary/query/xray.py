@@ -18,7 +18,7 @@ from apiary.query.plan import (
     TraceGraph, TraceQuery, TraceRows,
 )
 from apiary.query.planner import Catalogue
-from apiary.query.xray_filter import And, Compare, Edge, Flag, Node, Not, Or, Service
+from apiary.query.xray_filter import And, Compare, Edge, Everything, Flag, GroupRef, Node, Not, Or, RootCause, Service
 from apiary.store.base import Store
 
 #: Spans of a trace may start after the window that holds the trace's start.
@@ -26,11 +26,20 @@ TRACE_SLACK = timedelta(minutes=10)
 #: X-Ray filter keyword -> the span attribute it reads (``apiary/receivers/xray/segments.py`` writes them).
 KEYWORD_ATTRIBUTES = {"http.status": ("http.status_code", FLOAT), "http.method": ("http.method", STRING),
                       "http.url": ("http.url", STRING), "http.useragent": ("http.user_agent", STRING),
-                      "http.clientip": ("http.client_ip", STRING), "user": ("enduser.id", STRING)}
+                      "http.clientip": ("http.client_ip", STRING), "user": ("enduser.id", STRING),
+                      "availabilityzone": ("aws.ec2.availability_zone", STRING),
+                      "instance.id": ("aws.ec2.instance_id", STRING), "resource.arn": ("aws.resource_arn", STRING)}
+#: Keywords read from the trace's root segment at the top level of an expression.
+ROOT_KEYWORDS = ("http.status", "http.method", "http.url", "http.useragent", "http.clientip")
 _OPS = {"=": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge", "contains": "contains",
         "beginswith": "starts_with", "endswith": "ends_with"}
-#: Which node type a span without an ``origin`` is drawn as.
-DEFAULT_NODE_TYPE = "client"
+#: The type of a service whose segments carry no ``origin``.
+DEFAULT_NODE_TYPE = "AWS::Service"
+#: The node X-Ray draws upstream of the services that took a trace's first request.
+CLIENT_NODE_TYPE = "client"
+FLAG_NAMES = ("fault", "error", "throttle", "ok", "partial")
+#: Between a node's name and its type in a summary's ``services`` (the unit separator: in neither).
+SEPARATOR = "\x1f"
 
 
 def _b(fn: str, *args: Expr) -> Call:
@@ -47,7 +56,15 @@ def _value(name: str, typ: str) -> SpanValue:
 
 
 class Compiler:
-    """One filter expression (and the summary's own columns) -> plan expressions; collects the span values read."""
+    """One filter expression (and the summary's own columns) -> plan expressions; collects the span values read.
+
+    Scopes, as AWS's guide ("Using filter expressions") describes them: at the top level the simple keywords judge
+    the trace -- ``fault``, ``error``, ``ok`` and the ``http.*`` keywords its root segment, ``throttle`` and
+    ``partial`` any segment, ``responsetime`` the root, ``duration`` the whole trace; inside ``service() { }`` and
+    ``edge() { }`` they judge the segments of that service or connection; inside ``rootcause.<kind>.<level> { }``
+    a root cause of the trace's faults (a faulting span no child of which faulted), errors (likewise), or response
+    time (a span with no children; ``coverage`` is its share of the root's response time).
+    """
 
     def __init__(self, catalogue: Catalogue) -> None:
         self.catalogue = catalogue
@@ -68,36 +85,32 @@ class Compiler:
     # -- the span rows -------------------------------------------------------------------------
 
     def rows(self, env: str, start: datetime, end: datetime, trace_ids: Sequence[str] | None = None) -> TraceRows:
-        """The rows for a trace window [start, end): spans from ``start`` to ``end`` + `TRACE_SLACK`."""
-        x_fault, x_error = self.attribute("xray.fault", BOOLEAN), self.attribute("xray.error", BOOLEAN)
+        """The rows for a trace window [start, end): spans from ``start`` to ``end`` + `TRACE_SLACK`; call `finish`
+        once every expression is compiled."""
+        x_error = self.attribute("xray.error", BOOLEAN)
         # An OpenTelemetry span has no X-Ray flags: its error counts as a fault (a 5xx-like failure).
-        fault = _b("coalesce", x_fault, _b("and", _b("is_null", x_error), _false(_value("span_error", BOOLEAN))))
-        inferred = self._inferred()
-        origin = self.attribute("xray.origin", STRING)
-        node = Call("if", (inferred, _value("name", STRING), _value("service", STRING)), STRING)
-        node_type = Call("if", (inferred, self._inferred_type(), Call("coalesce", (origin, Literal(DEFAULT_NODE_TYPE, STRING)),
-                                                                        STRING)), STRING)
-        rows = TraceRows(env, _naive(start), _naive(end) + TRACE_SLACK, (), _false(self.attribute("xray.in_progress", BOOLEAN)),
-                         fault, _false(self.attribute("xray.error", BOOLEAN)),
-                         _false(self.attribute("xray.throttle", BOOLEAN)), node, node_type,
-                         tuple(trace_ids) if trace_ids is not None else None)
-        return rows
+        fault = _b("coalesce", self.attribute("xray.fault", BOOLEAN),
+                   _b("and", _b("is_null", x_error), _false(_value("span_error", BOOLEAN))))
+        namespace = self.attribute("xray.namespace", STRING)
+        # A subsegment calling something outside its service (namespace remote or aws) is a node of its own, named
+        # by the subsegment; an AWS SDK call is typed AWS::<service>, as X-Ray types them (AWS::DynamoDB).
+        inferred = _false(_b("and", _b("eq", self.attribute("xray.type", STRING), Literal("subsegment", STRING)),
+                             InList(namespace, (Literal("remote", STRING), Literal("aws", STRING)))))
+        aws_type = Call("concat", (Literal("AWS::", STRING), _value("name", STRING)), STRING)
+        inferred_type = Call("if", (_b("eq", namespace, Literal("aws", STRING)), aws_type, Literal("remote", STRING)),
+                             STRING)
+        service_type = Call("coalesce", (_value("service_origin", STRING), Literal(DEFAULT_NODE_TYPE, STRING)), STRING)
+        return TraceRows(
+            env, _naive(start), _naive(end) + TRACE_SLACK, (), origin=self.attribute("xray.origin", STRING),
+            in_progress=_false(self.attribute("xray.in_progress", BOOLEAN)), fault=fault, error=_false(x_error),
+            throttle=_false(self.attribute("xray.throttle", BOOLEAN)), inferred=inferred,
+            node=Call("if", (inferred, _value("name", STRING), _value("service", STRING)), STRING),
+            node_type=Call("if", (inferred, inferred_type, service_type), STRING),
+            trace_ids=tuple(trace_ids) if trace_ids is not None else None)
 
     def finish(self, rows: TraceRows) -> TraceRows:
         """The rows with every span value the compiled expressions read."""
         return replace(rows, values=tuple(self.values))
-
-    def _inferred(self) -> Expr:
-        """A subsegment calling something outside the service (``namespace`` remote or aws) gets a node of its own."""
-        namespace = self.attribute("xray.namespace", STRING)
-        return _false(_b("and", _b("eq", self.attribute("xray.type", STRING), Literal("subsegment", STRING)),
-                         InList(namespace, (Literal("remote", STRING), Literal("aws", STRING)))))
-
-    def _inferred_type(self) -> Expr:
-        """``remote``, or for an AWS SDK call ``AWS::<service>`` as X-Ray types such nodes (e.g. ``AWS::DynamoDB``)."""
-        namespace = self.attribute("xray.namespace", STRING)
-        aws = Call("concat", (Literal("AWS::", STRING), _value("name", STRING)), STRING)
-        return Call("if", (_b("eq", namespace, Literal("aws", STRING)), aws, Literal("remote", STRING)), STRING)
 
     # -- trace predicates ----------------------------------------------------------------------
 
@@ -105,29 +118,39 @@ class Compiler:
         """A predicate over one trace's spans."""
         if node is None:
             return None
+        if isinstance(node, Everything):
+            return Literal(True, BOOLEAN)
         if isinstance(node, And):
             return _b("and", self._trace(node.left), self._trace(node.right))
         if isinstance(node, Or):
             return _b("or", self._trace(node.left), self._trace(node.right))
         if isinstance(node, Not):
             return _b("not", self._trace(node.operand))
-        if isinstance(node, (Service, Edge)):
-            return _any(self.span(node))
+        if isinstance(node, (Service, Edge, RootCause)):
+            return _any(self.span(node, "trace"))
+        if isinstance(node, GroupRef):
+            raise ValueError("group references are resolved before compiling")
         if isinstance(node, Flag):
             if node.key in FLAG_NAMES:
                 return self.trace_flag(node.key)
-            return _any(self.span(node))
+            if node.key == "inferred":
+                return _any(_value("inferred", BOOLEAN))
+            if node.key in ROOT_KEYWORDS:
+                return _b("not_null", PerTrace("root", self.attribute(*KEYWORD_ATTRIBUTES[node.key]), STRING))
+            if node.key in ("responsetime", "duration"):
+                return Literal(True, BOOLEAN)
+            return _any(self.span(node, "trace"))
         if node.key == "responsetime":
             return _false(self._compare(PerTrace("root", self.response_time(), FLOAT), node))
         if node.key == "duration":
             return _false(self._compare(self.trace_duration(), node))
-        if node.key.startswith("http."):
+        if node.key in ROOT_KEYWORDS:
             name, typ = KEYWORD_ATTRIBUTES[node.key]
             return _false(self._compare(PerTrace("root", self.attribute(name, typ), typ), node))
-        if node.key in FLAG_NAMES:
-            flag = self.trace_flag(node.key)
+        if node.key in FLAG_NAMES or node.key == "inferred":
+            flag = self._trace(Flag(node.key))
             return flag if (node.op == "=") == bool(node.value) else _b("not", flag)
-        return _any(self.span(node))
+        return _any(self.span(node, "trace"))
 
     def _trace(self, node: Node) -> Expr:
         out = self.trace(node)
@@ -135,10 +158,13 @@ class Compiler:
         return out
 
     def trace_flag(self, key: str) -> Expr:
-        """``fault``, ``error``, ``throttle``: some span of the trace had one; ``ok``: none had any; ``partial``:
-        some segment is still in progress."""
+        """``fault`` and ``error``: the root segment had one; ``ok``: it had none; ``throttle``: some segment was
+        throttled; ``partial``: some segment is still in progress (TraceSummary's HasFault, HasError, HasThrottle
+        and IsPartial say the same)."""
+        if key in ("fault", "error"):
+            return _false(PerTrace("root", _value(key, BOOLEAN), BOOLEAN))
         if key == "ok":
-            return _b("not", _any(self._span_flag("ok", negate=True)))
+            return _b("not", _false(PerTrace("root", self._span_flag("ok", negate=True), BOOLEAN)))
         if key == "partial":
             return _any(_value("in_progress", BOOLEAN))
         return _any(_value(key, BOOLEAN))
@@ -155,74 +181,103 @@ class Compiler:
 
     # -- span predicates -----------------------------------------------------------------------
 
-    def span(self, node: Node) -> Expr:
-        """A predicate over one span (inside ``service() { ... }``, or under ``any``)."""
+    def span(self, node: Node, scope: str) -> Expr:
+        """A predicate over one span: under ``any`` at the top level, or inside braces (``scope``: service, edge,
+        or ``rootcause.<kind>.<level>``)."""
+        if isinstance(node, Everything):
+            return Literal(True, BOOLEAN)
         if isinstance(node, And):
-            return _b("and", self.span(node.left), self.span(node.right))
+            return _b("and", self.span(node.left, scope), self.span(node.right, scope))
         if isinstance(node, Or):
-            return _b("or", self.span(node.left), self.span(node.right))
+            return _b("or", self.span(node.left, scope), self.span(node.right, scope))
         if isinstance(node, Not):
-            return _b("not", _false(self.span(node.operand)))
+            return _b("not", _false(self.span(node.operand, scope)))
         if isinstance(node, Service):
-            parts: list[Expr] = []
-            if node.name is not None:
-                parts.append(_b("eq", _value("service", STRING), Literal(node.name, STRING)))
-            if node.type is not None:
-                parts.append(_b("eq", _value("node_type", STRING), Literal(node.type, STRING)))
+            parts = self._end(node, "node", "node_type")
             if node.inner is not None:
-                parts.append(_false(self.span(node.inner)))
+                parts.append(_false(self.span(node.inner, "service")))
             return _all(parts)
         if isinstance(node, Edge):
-            parts = [_b("ne", _value("parent_service", STRING), _value("service", STRING)),
-                     *self._end(node.source, "parent_service"), *self._end(node.target, "service")]
+            parts = [_b("or", _b("ne", _value("parent_node", STRING), _value("node", STRING)),
+                        _b("ne", _value("parent_type", STRING), _value("node_type", STRING))),
+                     *self._end(node.source, "parent_node", "parent_type"), *self._end(node.target, "node", "node_type")]
             if node.inner is not None:
-                parts.append(_false(self.span(node.inner)))
+                parts.append(_false(self.span(node.inner, "edge")))
             return _all(parts)
+        if isinstance(node, RootCause):
+            return _b("and", self._root_cause(node.kind), _false(self.span(node.inner, f"rootcause.{node.kind}.{node.level}")))
+        if isinstance(node, GroupRef):
+            raise ValueError("group references are resolved before compiling")
         if isinstance(node, Flag):
-            return self._span_flag(node.key)
+            return self._span_flag(node.key, scope=scope)
         if node.key in ("responsetime", "duration"):
             return self._compare(self.response_time(), node)
-        if node.key in FLAG_NAMES:
-            flag = self._span_flag(node.key)
+        if node.key in FLAG_NAMES or node.key in ("inferred", "root", "remote"):
+            flag = self._span_flag(node.key, scope=scope)
             return flag if (node.op == "=") == bool(node.value) else _b("not", flag)
-        if node.key.startswith("rootcause."):
-            kind = node.key.split(".")[1]
-            field = _value("service", STRING) if node.key.endswith(".name") else _value("node_type", STRING)
-            flag, child = ("fault", "child_fault") if kind == "fault" else ("error", "child_error")
-            return _b("and", _value(flag, BOOLEAN), _b("not", _false(_value(child, BOOLEAN))), self._compare(field, node))
         if node.key.startswith("annotation."):
             return self._compare(self.attribute(node.key, _type_of(node.value)), node)
-        if node.key == "name":
-            return self._compare(_value("name", STRING), node)
-        name, typ = KEYWORD_ATTRIBUTES[node.key]
-        return self._compare(self.attribute(name, typ), node)
+        return self._compare(self._keyword_value(node.key, scope), node)
 
-    def _end(self, end: "str | Service", service: str) -> list[Expr]:
+    def _keyword_value(self, key: str, scope: str) -> Expr:
+        """What a string or number keyword reads from one span, in its scope."""
+        if key == "name":
+            if scope.endswith(".entity"):
+                return _value("name", STRING)
+            if scope.endswith(".exception"):
+                return self.attribute("exception.type", STRING)
+            return _value("node", STRING)
+        if key == "type":
+            return _value("node_type", STRING)
+        if key == "message":
+            return self.attribute("exception.message", STRING)
+        if key == "coverage":
+            return Call("div", (_value("duration_ms", FLOAT), _value("root_ms", FLOAT)), FLOAT)
+        name, typ = KEYWORD_ATTRIBUTES[key]
+        return self.attribute(name, typ)
+
+    def _root_cause(self, kind: str) -> Expr:
+        if kind == "responsetime":
+            return _false(_value("leaf", BOOLEAN))
+        flag, child = ("fault", "child_fault") if kind == "fault" else ("error", "child_error")
+        return _b("and", _value(flag, BOOLEAN), _b("not", _false(_value(child, BOOLEAN))))
+
+    def _end(self, end: "str | Service", name: str, typ: str) -> list[Expr]:
+        """The terms that pick a service (a name, or ``id(name:, type:)``) by its node."""
         if isinstance(end, str):
-            return [_b("eq", _value(service, STRING), Literal(end, STRING))]
+            return [_b("eq", _value(name, STRING), Literal(end, STRING))]
         parts: list[Expr] = []
         if end.name is not None:
-            parts.append(_b("eq", _value(service, STRING), Literal(end.name, STRING)))
+            parts.append(_b("eq", _value(name, STRING), Literal(end.name, STRING)))
+        if end.type is not None:
+            parts.append(_b("eq", _value(typ, STRING), Literal(end.type, STRING)))
         return parts
 
-    def _span_flag(self, key: str, negate: bool = False) -> Expr:
-        if key in ("ok", "partial"):
+    def _span_flag(self, key: str, negate: bool = False, scope: str = "service") -> Expr:
+        """A keyword on its own, on one span: a boolean keyword's value, any other keyword being set."""
+        if key == "ok":
             bad = _b("or", _value("fault", BOOLEAN), _value("error", BOOLEAN), _value("throttle", BOOLEAN))
-            if key == "partial":
-                return _value("in_progress", BOOLEAN)
             return bad if negate else _b("not", bad)
-        if key in ("fault", "error", "throttle"):
+        if key == "partial":
+            return _value("in_progress", BOOLEAN)
+        if key in ("fault", "error", "throttle", "inferred"):
             return _value(key, BOOLEAN)
-        return _false(self.attribute(key, BOOLEAN))  # a boolean annotation
+        if key == "remote":
+            return _value("inferred", BOOLEAN)
+        if key == "root":
+            return _value("is_root", BOOLEAN)
+        if key in ("responsetime", "duration"):
+            return _b("not_null", _value("duration_ms", FLOAT))
+        if key.startswith("annotation."):
+            # Set, or -- for a boolean annotation -- true.
+            return _false(_b("coalesce", self.attribute(key, BOOLEAN), _b("not_null", self.attribute(key, STRING))))
+        return _b("not_null", self._keyword_value(key, scope))
 
     def _compare(self, value: Expr, node: Compare) -> Expr:
         literal = Literal(node.value, _type_of(node.value))
         if literal.type == FLOAT:
             literal = Literal(float(node.value), FLOAT)
         return _b(_OPS[node.op], value, literal)
-
-
-FLAG_NAMES = ("fault", "error", "throttle", "ok", "partial")
 
 
 def _type_of(value: Any) -> str:
@@ -259,7 +314,7 @@ class SummaryRows:
 def summary_plan(catalogue: Catalogue, env: str, start: datetime, end: datetime, node: Node | None, *,
                  sample: float | None = None, limit: int = 100, offset: int = 0) -> TraceQuery:
     """What GetTraceSummaries shows of each trace: start (µs), duration and response time (s), flags, the root's
-    HTTP fields and service, every service, every user."""
+    HTTP fields and service, every service (``name<SEPARATOR>type``), every user."""
     c = Compiler(catalogue)
     rows = c.rows(env, start, end)
     where = c.trace(node)
@@ -274,7 +329,8 @@ def summary_plan(catalogue: Catalogue, env: str, start: datetime, end: datetime,
                ("http_ua", root["http.useragent"]), ("http_ip", root["http.clientip"]),
                ("entry", PerTrace("root", _value("service", STRING), STRING)),
                ("entry_type", PerTrace("root", _value("node_type", STRING), STRING)),
-               ("services", PerTrace("distinct", _value("service", STRING), STRING)),
+               ("services", PerTrace("distinct", Call("concat", (_value("node", STRING), Literal(SEPARATOR, STRING),
+                                                                  _value("node_type", STRING)), STRING), STRING)),
                ("users", PerTrace("distinct", c.attribute("enduser.id", STRING), STRING)))
     return TraceQuery(c.finish(rows), _naive(start), _naive(end), where, columns, sample, limit, offset)
 

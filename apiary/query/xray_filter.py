@@ -20,7 +20,10 @@ class Compare:
 
 @dataclass(frozen=True)
 class Flag:
-    key: str  # fault, error, throttle, ok, partial, or a boolean annotation
+    """A keyword on its own: a boolean keyword is true, any other keyword is set (an annotation that is a boolean
+    is its value)."""
+
+    key: str
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,31 @@ class Edge:
 
 
 @dataclass(frozen=True)
+class RootCause:
+    """``rootcause.<kind>.<level> { inner }``: some root cause of the trace's faults, errors or response time
+    (``kind``) satisfies ``inner``, judged on its ``level``: the service, the entity (segment or subsegment) or
+    the exception."""
+
+    kind: str  # fault | error | responsetime
+    level: str  # service | entity | exception
+    inner: "Node"
+
+
+@dataclass(frozen=True)
+class GroupRef:
+    """``group.name = "x"`` / ``group.arn = "arn:..."``: the group's own filter expression. The receiver replaces it
+    with that expression's tree (or `Everything` for a group without one) before the query side sees it."""
+
+    field: str  # name | arn
+    value: str
+
+
+@dataclass(frozen=True)
+class Everything:
+    """Every trace: what a group without a filter expression selects."""
+
+
+@dataclass(frozen=True)
 class And:
     left: "Node"
     right: "Node"
@@ -58,4 +86,4 @@ class Not:
     operand: "Node"
 
 
-Node = Union[Compare, Flag, Service, Edge, And, Or, Not]
+Node = Union[Compare, Flag, Service, Edge, RootCause, GroupRef, Everything, And, Or, Not]

@@ -114,22 +114,25 @@ class XRaySQL(ABC):
         where = self.span_filter(r, rows) + [f"{i('trace.span_id')} IS NOT NULL"]
         read = f"SELECT {', '.join(cols)} FROM spans WHERE {' AND '.join(where)}"
         latest = (f"SELECT *, row_number() OVER (PARTITION BY _tid, _sid ORDER BY {r.expr(rows.in_progress)}, "
-                  f"_duration_ms DESC NULLS LAST) AS _n FROM ({read}) AS s0")
+                  f"_duration_ms DESC NULLS LAST) AS _n, "
+                  f"max({r.expr(rows.origin)}) OVER (PARTITION BY _tid, _service) AS _service_origin FROM ({read}) AS s0")
         derived = [f"{r.expr(rows.fault)} AS _fault", f"{r.expr(rows.error)} AS _error",
                    f"{r.expr(rows.throttle)} AS _throttle", f"{r.expr(rows.in_progress)} AS _in_progress",
-                   f"{r.expr(rows.node)} AS _node", f"{r.expr(rows.node_type)} AS _node_type"]
+                   f"{r.expr(rows.inferred)} AS _inferred", f"{r.expr(rows.node)} AS _node",
+                   f"{r.expr(rows.node_type)} AS _node_type"]
         # Named one by one: ClickHouse prefixes the columns of ``c.*`` in a join with ``c.``.
-        own = [c.rsplit(" AS ", 1)[1] for c in cols + derived]
+        own = [c.rsplit(" AS ", 1)[1] for c in cols + derived] + ["_service_origin"]
+        order = "_orphan DESC, _start_us, _sid"
         return (f"WITH r AS (SELECT *, {', '.join(derived)} FROM ({latest}) AS s1 WHERE _n = 1), "
                 f"kids AS (SELECT _tid AS _ktid, _pid AS _kpid, {self.any_true('_fault')} AS _kfault, "
                 f"{self.any_true('_error')} AS _kerror FROM r WHERE _pid IS NOT NULL GROUP BY _tid, _pid), "
                 f"j AS (SELECT {', '.join(f'c.{name} AS {name}' for name in own)}, p._service AS _parent_service, "
-                "p._node AS _parent_node, p._node_type AS _parent_type, "
-                "p._sid IS NULL AS _orphan, k._kfault AS _child_fault, k._kerror AS _child_error "
+                "p._node AS _parent_node, p._node_type AS _parent_type, p._sid IS NULL AS _orphan, "
+                "k._kfault AS _child_fault, k._kerror AS _child_error, k._ktid IS NULL AS _leaf "
                 "FROM r AS c LEFT JOIN r AS p ON p._tid = c._tid AND p._sid = c._pid "
                 "LEFT JOIN kids AS k ON k._ktid = c._tid AND k._kpid = c._sid), "
-                "t AS (SELECT *, row_number() OVER (PARTITION BY _tid ORDER BY _orphan DESC, _start_us, _sid) = 1 "
-                "AS _is_root FROM j)")
+                f"t AS (SELECT *, row_number() OVER (PARTITION BY _tid ORDER BY {order}) = 1 AS _is_root, "
+                f"first_value(_duration_ms) OVER (PARTITION BY _tid ORDER BY {order}) AS _root_ms FROM j)")
 
     # -- statements -------------------------------------------------------------------------------
 
@@ -173,11 +176,12 @@ class XRaySQL(ABC):
         return Compiled(sql, r.params)
 
     def graph_edges(self, g: TraceGraph) -> Compiled:
-        """A row per (parent's node, node) pair: ``parent_node``, ``parent_type``, ``node``, ``node_type``, statistics."""
+        """A row per (parent's node, node) pair: ``parent_node``, ``parent_type``, ``node``, ``node_type``, statistics;
+        the root spans' row has no parent node (X-Ray draws their caller as the ``client`` node)."""
         r = self.renderer()
         sql = (f"{self._selected(r, g)} SELECT _parent_node AS parent_node, _parent_type AS parent_type, _node AS node, "
-               f"_node_type AS node_type, {self._stats()} FROM sel WHERE NOT _orphan AND _node IS NOT NULL "
-               "AND _parent_node IS NOT NULL AND (_parent_node <> _node OR _parent_type <> _node_type) "
+               f"_node_type AS node_type, {self._stats()} FROM sel WHERE _node IS NOT NULL "
+               "AND (_is_root OR _parent_node <> _node OR _parent_type <> _node_type) "
                f"GROUP BY _parent_node, _parent_type, _node, _node_type{self.settings}")
         return Compiled(sql, r.params)
 

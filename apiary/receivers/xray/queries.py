@@ -19,6 +19,8 @@ from apiary.query.xray_filter import Node
 from apiary.store.base import Store
 
 PAGE_SIZE = 100
+#: The name of the node drawn for the callers of the traces' root services.
+CLIENT = "client"
 
 
 @dataclass
@@ -45,15 +47,16 @@ def trace_summaries(store: Store, env: str, start: datetime, end: datetime, node
                                   ("UserAgent", r["http_ua"]), ("ClientIp", r["http_ip"])) if v is not None}
         if r["http_status"] is not None:
             http["HttpStatus"] = int(r["http_status"])
+        types = dict(s.split(xray_query.SEPARATOR, 1) for s in (r["services"] or []) if s)
         summary = {
             "Id": w3c_to_xray(r["_tid"]), "StartTime": r["start_us"] / 1e6, "Duration": round(r["duration"], 6),
             "HasFault": bool(r["has_fault"]), "HasError": bool(r["has_error"]), "HasThrottle": bool(r["has_throttle"]),
             "IsPartial": bool(r["partial"]), "Http": http,
-            "Annotations": {key: [{"AnnotationValue": {_annotation_kind(v): v}, "ServiceIds": [_service_id(s, None)]}
-                                  for v, s in values]
+            "Annotations": {key: [{"AnnotationValue": {_annotation_kind(v): v},
+                                   "ServiceIds": [_service_id(s, types.get(s))]} for v, s in values]
                             for key, values in annotations.get(r["_tid"], {}).items()},
             "Users": [{"UserName": u, "ServiceIds": []} for u in (r["users"] or [])],
-            "ServiceIds": [_service_id(s, None) for s in (r["services"] or []) if s],
+            "ServiceIds": [_service_id(n, t) for n, t in sorted(types.items())],
             "EntryPoint": _service_id(r["entry"] or "", r["entry_type"]),
             "ResourceARNs": [], "InstanceIds": [], "AvailabilityZones": [],
             "FaultRootCauses": [], "ErrorRootCauses": [], "ResponseTimeRootCauses": [], "Revision": 1,
@@ -104,16 +107,22 @@ def _offset(token: str | None, start: datetime, end: datetime, node: Node | None
 
 def service_graph(store: Store, env: str, start: datetime, end: datetime, node: Node | None = None,
                   trace_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    """Graph nodes (services, and what they call) with AWS's statistics; edges from a caller's node to the callee's."""
+    """Graph nodes (services, and what they call) with AWS's statistics; edges from a caller's node to the callee's,
+    and from a ``client`` node to the services that took the traces' first requests."""
     graph = xray_query.service_graph(store, env, start, end, node, trace_ids)
+    client = (CLIENT, xray_query.CLIENT_NODE_TYPE)
+
+    def caller(r: dict[str, Any]) -> tuple[str, str]:
+        return (r["parent_node"], r["parent_type"]) if r["parent_node"] is not None else client
+
     keys = sorted({(r["node"], r["node_type"]) for r in graph.nodes}
-                  | {(r["parent_node"], r["parent_type"]) for r in graph.edges} | {(r["node"], r["node_type"]) for r in graph.edges})
+                  | {caller(r) for r in graph.edges} | {(r["node"], r["node_type"]) for r in graph.edges})
     ref = {k: i for i, k in enumerate(keys)}
     services: dict[tuple[str, str], dict[str, Any]] = {}
     for name, typ in keys:
         services[(name, typ)] = {"ReferenceId": ref[(name, typ)], "Name": name, "Names": [name], "Root": False,
-                                 "Type": typ, "State": "active", "Edges": [], "SummaryStatistics": _summary(None),
-                                 "DurationHistogram": [], "ResponseTimeHistogram": []}
+                                 "Type": typ, "State": "unknown" if (name, typ) == client else "active", "Edges": [],
+                                 "SummaryStatistics": _summary(None), "DurationHistogram": [], "ResponseTimeHistogram": []}
     for r in graph.nodes:
         s = services[(r["node"], r["node_type"])]
         s["Root"] = bool(r["root"])
@@ -121,7 +130,7 @@ def service_graph(store: Store, env: str, start: datetime, end: datetime, node: 
         s["SummaryStatistics"] = _summary(r)
         s["DurationHistogram"] = s["ResponseTimeHistogram"] = _hist(r["histogram"])
     for r in graph.edges:
-        services[(r["parent_node"], r["parent_type"])]["Edges"].append({
+        services[caller(r)]["Edges"].append({
             "ReferenceId": ref[(r["node"], r["node_type"])], "StartTime": r["first_us"] / 1e6, "EndTime": r["last_us"] / 1e6,
             "SummaryStatistics": _summary(r), "ResponseTimeHistogram": _hist(r["histogram"]), "Aliases": []})
     for s in services.values():
