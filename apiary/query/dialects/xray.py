@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, Sequence
 
 from apiary.query.dialects import Compiled
 from apiary.query.dialects import clickhouse as ch
 from apiary.query.dialects import clickhouse_traces
 from apiary.query.dialects import duckdb as dd
 from apiary.query.dialects import duckdb_traces
-from apiary.query.plan import Expr, PerTrace, SpanValue, TraceGraph, TraceQuery, TraceRows
+from apiary.query.plan import Column, Expr, InList, Literal, PerTrace, SpanValue, TraceGraph, TraceQuery, TraceRows
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 
@@ -104,8 +104,9 @@ class XRaySQL(ABC):
 
     # -- the rows ---------------------------------------------------------------------------------
 
-    def rows(self, r: Any, rows: TraceRows) -> str:
-        """``WITH`` clauses ending in ``t``: one row per span with every `SpanValue` as ``_<name>``."""
+    def rows(self, r: Any, rows: TraceRows, reads: Sequence[Expr | None] = ()) -> str:
+        """``WITH`` clauses ending in ``t``: one row per span with every `SpanValue` as ``_<name>``; the root's
+        duration (a window of its own) only when ``reads`` use it."""
         i = self.ident
         cols = [f"{i('trace.trace_id')} AS _tid", f"{i('trace.span_id')} AS _sid", f"{i('trace.parent_id')} AS _pid",
                 f"{i('service.name')} AS _service", f"{i('name')} AS _name", f"{self.micros(i('timestamp'))} AS _start_us",
@@ -123,6 +124,9 @@ class XRaySQL(ABC):
         # Named one by one: ClickHouse prefixes the columns of ``c.*`` in a join with ``c.``.
         own = [c.rsplit(" AS ", 1)[1] for c in cols + derived] + ["_service_origin"]
         order = "_orphan DESC, _start_us, _sid"
+        root_ms = ""
+        if any("root_ms" in span_values(e) for e in reads):
+            root_ms = f", first_value(_duration_ms) OVER (PARTITION BY _tid ORDER BY {order}) AS _root_ms"
         return (f"WITH r AS (SELECT *, {', '.join(derived)} FROM ({latest}) AS s1 WHERE _n = 1), "
                 f"kids AS (SELECT _tid AS _ktid, _pid AS _kpid, {self.any_true('_fault')} AS _kfault, "
                 f"{self.any_true('_error')} AS _kerror FROM r WHERE _pid IS NOT NULL GROUP BY _tid, _pid), "
@@ -131,15 +135,14 @@ class XRaySQL(ABC):
                 "k._kfault AS _child_fault, k._kerror AS _child_error, k._ktid IS NULL AS _leaf "
                 "FROM r AS c LEFT JOIN r AS p ON p._tid = c._tid AND p._sid = c._pid "
                 "LEFT JOIN kids AS k ON k._ktid = c._tid AND k._kpid = c._sid), "
-                f"t AS (SELECT *, row_number() OVER (PARTITION BY _tid ORDER BY {order}) = 1 AS _is_root, "
-                f"first_value(_duration_ms) OVER (PARTITION BY _tid ORDER BY {order}) AS _root_ms FROM j)")
+                f"t AS (SELECT *, row_number() OVER (PARTITION BY _tid ORDER BY {order}) = 1 AS _is_root{root_ms} FROM j)")
 
     # -- statements -------------------------------------------------------------------------------
 
     def summaries(self, q: TraceQuery) -> Compiled:
         """One row per matching trace, newest first, a page of them: ``_tid``, the plan's columns, ``_matched``."""
         r = self.renderer()
-        with_rows = self.rows(r, q.rows)
+        with_rows = self.rows(r, q.rows, [q.where, *(e for _, e in q.columns)])
         cols = [f"{r.expr(e)} AS {_alias(name)}" for name, e in q.columns]
         having = [f"min(_start_us) >= {r.param(_micros(q.start))}", f"min(_start_us) < {r.param(_micros(q.end))}"]
         if q.where is not None:
@@ -152,7 +155,7 @@ class XRaySQL(ABC):
         return Compiled(sql, r.params)
 
     def _selected(self, r: Any, g: TraceGraph) -> str:
-        sql = self.rows(r, g.rows)
+        sql = self.rows(r, g.rows, [g.traces])
         if g.traces is None:
             return sql + ", sel AS (SELECT * FROM t)"
         return sql + f", sel AS (SELECT * FROM t WHERE _tid IN (SELECT _tid FROM t GROUP BY _tid HAVING {r.expr(g.traces)}))"
@@ -184,6 +187,19 @@ class XRaySQL(ABC):
                "AND (_is_root OR _parent_node <> _node OR _parent_type <> _node_type) "
                f"GROUP BY _parent_node, _parent_type, _node, _node_type{self.settings}")
         return Compiled(sql, r.params)
+
+
+def span_values(e: Expr | None) -> set[str]:
+    """The names of the span values an expression reads."""
+    if e is None or isinstance(e, (Literal, Column)):
+        return set()
+    if isinstance(e, SpanValue):
+        return {e.name}
+    if isinstance(e, PerTrace):
+        return span_values(e.arg)
+    if isinstance(e, InList):
+        return span_values(e.expr)
+    return set().union(*(span_values(a) for a in e.args))
 
 
 def _alias(name: str) -> str:
