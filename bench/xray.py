@@ -10,7 +10,7 @@ Phases, each bounded:
 2. Fill: PutTraceSegments (500 documents a call) up to ``--total`` segments.
 3. GetTraceSummaries over the whole window, no filter, with
    ``service("svc-3") AND http.status >= 500`` and ``service("svc-3") { fault }``,
-   and GetServiceGraph, ``--calls`` each: p50 / p99 ms.
+   and GetServiceGraph, ``--calls`` each, every server in turn within each round: medians.
    The same calls against ``moto_server`` (X-Ray mocked in memory, started
    here), loaded with ``--moto-segments`` of the same documents (moto keeps
    everything in Python objects; a million would take most of an hour; 0 skips it).
@@ -31,7 +31,6 @@ import json
 import os
 import random
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,6 +45,7 @@ import boto3  # noqa: E402
 import httpx  # noqa: E402
 from botocore.config import Config  # noqa: E402
 
+from bench.timing import interleaved_medians_ms  # noqa: E402
 from tests.server import ApiaryProcess, create_key, free_port  # noqa: E402
 
 HEADER = b'{"format": "json", "version": 1}\n'
@@ -122,30 +122,20 @@ def fill(xray: Any, count: int, rng: random.Random, label: str) -> float:
     return took
 
 
-def latency(xray: Any, calls: int, expression: str | None) -> tuple[float, float, int]:
-    times, found = [], 0
-    for _ in range(calls):
-        now = time.time()
-        kw: dict[str, Any] = {"StartTime": now - 3600, "EndTime": now + 60}
-        if expression:
-            kw["FilterExpression"] = expression
-        t0 = time.perf_counter()
-        page = xray.get_trace_summaries(**kw)
-        times.append((time.perf_counter() - t0) * 1000)
-        found = page.get("TracesProcessedCount") or len(page["TraceSummaries"])
-    times.sort()
-    return statistics.median(times), times[min(len(times) - 1, int(len(times) * 0.99))], found
+def summaries(xray: Any, expression: str | None) -> int:
+    """One GetTraceSummaries over the last hour: how many traces matched."""
+    now = time.time()
+    kw: dict[str, Any] = {"StartTime": now - 3600, "EndTime": now + 60}
+    if expression:
+        kw["FilterExpression"] = expression
+    page = xray.get_trace_summaries(**kw)
+    return page.get("TracesProcessedCount") or len(page["TraceSummaries"])
 
 
-def graph_latency(xray: Any, calls: int) -> tuple[float, float, int]:
-    times, nodes = [], 0
-    for _ in range(calls):
-        now = time.time()
-        t0 = time.perf_counter()
-        nodes = len(xray.get_service_graph(StartTime=now - 3600, EndTime=now + 60)["Services"])
-        times.append((time.perf_counter() - t0) * 1000)
-    times.sort()
-    return statistics.median(times), times[min(len(times) - 1, int(len(times) * 0.99))], nodes
+def service_graph(xray: Any) -> int:
+    """One GetServiceGraph over the last hour: how many nodes."""
+    now = time.time()
+    return len(xray.get_service_graph(StartTime=now - 3600, EndTime=now + 60)["Services"])
 
 
 def baseline_server(tree: Path, data: Path) -> tuple[ApiaryProcess, str]:
@@ -208,20 +198,24 @@ def main() -> None:
                         time.sleep(0.1)
                 others.append(("moto", client(f"http://127.0.0.1:{moto_port}", "testing"), args.moto_segments))
                 fill(others[-1][1], args.moto_segments, random.Random(42), "moto")
-            timings: list[tuple[str, Callable[[Any], tuple[float, float, int]]]] = [
-                (f"GetTraceSummaries {expr or '(no filter)'}", lambda x, e=expr: latency(x, args.calls, e))
-                for expr in expressions]
-            timings.append(("GetServiceGraph", lambda x: graph_latency(x, args.calls)))
-            for label, timed in timings:
-                a50, a99, an = timed(xray)
-                line = f"{label}: apiary ({args.store}) p50 {a50:.1f} ms p99 {a99:.1f} ms over {held} segments ({an} found)"
-                for name, other, size in others:
+            calls: list[tuple[str, Callable[[Any], int]]] = [
+                (f"GetTraceSummaries {expr or '(no filter)'}", lambda x, e=expr: summaries(x, e)) for expr in expressions]
+            calls.append(("GetServiceGraph", service_graph))
+            servers = [(f"apiary ({args.store})", xray, held)] + others
+            for label, call in calls:
+                usable, line = [], label
+                for name, x, size in servers:
                     try:
-                        o50, o99, on = timed(other)
-                        line += (f" | {name} p50 {o50:.1f} ms p99 {o99:.1f} ms over {size} ({on} found)"
-                                 f" | apiary/{name.split()[0]} p50 {a50 / o50:.2f}x")
+                        usable.append((name, x, size, call(x)))
                     except Exception as exc:  # noqa: BLE001 - moto (or an earlier Apiary) does not serve every call
                         line += f" | {name}: {str(exc).split(': ')[-1][:80]}"
+                # In turn within every round: this machine's speed drifts too much for one server after the other.
+                medians = interleaved_medians_ms([lambda x=x: call(x) for _, x, _, _ in usable], args.calls)
+                ours = medians[0] if usable and usable[0][1] is xray else None
+                for (name, _, size, n), ms in zip(usable, medians):
+                    line += f" | {name} p50 {ms:.1f} ms over {size} segments ({n} found)"
+                    if ours is not None and name != servers[0][0]:
+                        line += f", apiary/{name.split()[0]} {ours / ms:.2f}x"
                 print(line, flush=True)
         finally:
             if moto is not None:

@@ -7,7 +7,7 @@ The data is a small shop of our own, sent with PutTraceSegments:
   which faults -- the fault is handled, the user never sees it. Annotated customer "ada", vip true; user ada.
 * ``broken``: shop-web answers 500 in 2.5 s because shop-api (a Lambda function) faulted with "db timeout".
 * ``throttled``: shop-web answers 429 (an error and a throttle); shop-worker's segment is still in progress.
-* ``plain``: shop-web answers 200 in 0.3 s, annotated vip false, no URL.
+* ``plain``: shop-web answers 200 in 0.3 s, annotated vip false, no URL, on EC2 instance i-0d4 in us-east-1d.
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ DOCS = [
          http={"request": {"method": "GET", "url": "https://shop.example.com/cart"}, "response": {"status": 429}}),
     _seg(THROTTLED, "c000000000000002", "shop-worker", 0.05, None, parent_id="c000000000000001"),
     _seg(PLAIN, "d000000000000001", "shop-web", 0, 0.3, origin="AWS::EC2::Instance", annotations={"vip": False},
-         http={"response": {"status": 200}}),
+         http={"response": {"status": 200}}, resource_arn="arn:aws:ec2:us-east-1:123456789012:instance/i-0d4",
+         aws={"ec2": {"availability_zone": "us-east-1d", "instance_id": "i-0d4"}}),
 ]
 
 
@@ -124,6 +125,9 @@ def test_string_keywords_and_the_empty_string_test_for_a_field(shop: Any) -> Non
     assert found(shop, 'http.url CONTAINS "/cart"') == {HANDLED, THROTTLED}
     assert found(shop, 'http.method = "POST"') == {BROKEN}
     assert found(shop, 'user CONTAINS ""') == {HANDLED}  # "check to see if it contains the empty string"
+    assert found(shop, 'availabilityzone = "us-east-1d"') == {PLAIN}
+    assert found(shop, 'instance.id BEGINSWITH "i-0d"') == {PLAIN}
+    assert found(shop, 'resource.arn CONTAINS ":ec2:"') == {PLAIN}
 
 
 # -- "Complex keywords" --------------------------------------------------------------------------------
@@ -180,6 +184,7 @@ def test_keywords_out_of_their_place_are_refused_in_xrays_words(shop: Any) -> No
     assert "coverage" in refused(shop, "coverage > 0.5")
     assert "remote" in refused(shop, 'service("shop-web") { remote }')
     assert "first" in refused(shop, "rootcause.fault.service { first }")
+    assert "rootcause.json" in refused(shop, 'rootcause.json = "[]"')
     assert "braces" in refused(shop, 'http.url { fault }')
 
 
