@@ -14,8 +14,6 @@ import apiary
 ROOT = Path(apiary.__file__).parent
 SQL = re.compile(r"""["'][^"']*\b(SELECT|INSERT INTO|CREATE TABLE|DELETE FROM|UPDATE \w+ SET|GROUP BY)\b""")
 
-STORES = ["duckdb"]  # reads files, starts no server
-
 
 def test_no_sql_text_under_the_receivers() -> None:
     found = [f"{p.relative_to(ROOT)}:{n}" for p in sorted((ROOT / "receivers").rglob("*.py"))

@@ -85,9 +85,6 @@ class XRaySQL(ABC):
 
     # -- expressions ------------------------------------------------------------------------------
 
-    def expr(self, r: Any, e: Expr) -> str:
-        return r.expr(e)
-
     def per_trace(self, r: Any, e: PerTrace) -> str:
         x = r.expr(e.arg) if e.arg is not None else None
         if e.kind == "any":
@@ -215,8 +212,11 @@ def _micros(naive_utc: Any) -> int:
 # -- DuckDB -----------------------------------------------------------------------------------------
 
 
-class _DuckDBRender(dd._Render):
-    def __init__(self, owner: "DuckDBXRay") -> None:
+class _TraceValues:
+    """Teaches a dialect's expression renderer the trace plan's own values: a `SpanValue` is a row column, a
+    `PerTrace` the owner's aggregate; everything else renders as for Honeycomb queries."""
+
+    def __init__(self, owner: XRaySQL) -> None:
         super().__init__()
         self.owner = owner
 
@@ -225,7 +225,11 @@ class _DuckDBRender(dd._Render):
             return value_column(e.name)
         if isinstance(e, PerTrace):
             return self.owner.per_trace(self, e)
-        return super().expr(e)
+        return super().expr(e)  # type: ignore[misc]
+
+
+class _DuckDBRender(_TraceValues, dd._Render):
+    pass
 
 
 class DuckDBXRay(XRaySQL):
@@ -269,17 +273,8 @@ class DuckDBXRay(XRaySQL):
 # -- ClickHouse -------------------------------------------------------------------------------------
 
 
-class _ClickHouseRender(ch._Render):
-    def __init__(self, owner: "ClickHouseXRay") -> None:
-        super().__init__()
-        self.owner = owner
-
-    def expr(self, e: Expr) -> str:
-        if isinstance(e, SpanValue):
-            return value_column(e.name)
-        if isinstance(e, PerTrace):
-            return self.owner.per_trace(self, e)
-        return super().expr(e)
+class _ClickHouseRender(_TraceValues, ch._Render):
+    pass
 
 
 class ClickHouseXRay(XRaySQL):
