@@ -21,7 +21,8 @@ Phases, each bounded:
 ``--store chdb`` runs this tree's server on ClickHouse's engine in-process.
 
     python bench/xray.py --total 1000000 --rate 20000 --udp-seconds 10
-    python bench/xray.py --store chdb --total 20000 --udp-seconds 0 --moto-segments 0 --baseline /tmp/apiary-before
+    mkdir ../apiary-before && git archive 19c0b83 | tar -x -C ../apiary-before   # an earlier tree
+    python bench/xray.py --store chdb --total 3000 --udp-seconds 0 --moto-segments 0 --calls 5 --baseline ../apiary-before
 """
 
 from __future__ import annotations
