@@ -1,9 +1,10 @@
 """X-Ray filter expressions: parsed with ``filter.lark`` into a small typed AST.
 
 The AST (``apiary/query/xray_filter.py``) says what the user asked in X-Ray's
-own terms; ``apiary/query/xray.py`` turns it into the query plan. Keywords and value types are checked
-here so every mistake is reported with its position, the way the X-Ray
-console does.
+own terms; ``apiary/query/xray.py`` turns it into the query plan. Keywords,
+value types and where each keyword may appear are checked here, so every
+mistake is reported in X-Ray's words (with its position where the parser
+knows it), the way the X-Ray console does.
 """
 
 from __future__ import annotations
@@ -75,8 +76,6 @@ class FilterError(ValueError):
         where = f" at position {position}" if position is not None else ""
         super().__init__(f"Invalid filter expression{where}: {message}")
         self.position = position
-
-
 
 
 @lru_cache(maxsize=1)
