@@ -8,28 +8,36 @@ Phases, each bounded:
    received, with the daemon's received / stored / malformed / dropped counts
    (sent - received = lost in the kernel).
 2. Fill: PutTraceSegments (500 documents a call) up to ``--total`` segments.
-3. GetTraceSummaries over the whole window, no filter and with
-   ``service("svc-3") AND http.status >= 500``, ``--calls`` each: p50 / p99 ms.
+3. GetTraceSummaries over the whole window, no filter, with
+   ``service("svc-3") AND http.status >= 500`` and ``service("svc-3") { fault }``,
+   and GetServiceGraph, ``--calls`` each, every server in turn within each round: medians.
    The same calls against ``moto_server`` (X-Ray mocked in memory, started
    here), loaded with ``--moto-segments`` of the same documents (moto keeps
-   everything in Python objects; a million would take most of an hour).
+   everything in Python objects; a million would take most of an hour; 0 skips it).
+   With ``--baseline DIR`` (an earlier Apiary's source tree, e.g. exported with
+   ``git archive <commit> | tar -x -C DIR``), the same calls against that tree's
+   server too, on DuckDB, loaded with the same documents: a ratio against it.
+
+``--store chdb`` runs this tree's server on ClickHouse's engine in-process.
 
     python bench/xray.py --total 1000000 --rate 20000 --udp-seconds 10
+    mkdir ../apiary-before && git archive 19c0b83 | tar -x -C ../apiary-before   # an earlier tree
+    python bench/xray.py --store chdb --total 3000 --udp-seconds 0 --moto-segments 0 --calls 5 --baseline ../apiary-before
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -38,6 +46,7 @@ import boto3  # noqa: E402
 import httpx  # noqa: E402
 from botocore.config import Config  # noqa: E402
 
+from bench.timing import interleaved_medians_ms  # noqa: E402
 from tests.server import ApiaryProcess, create_key, free_port  # noqa: E402
 
 HEADER = b'{"format": "json", "version": 1}\n'
@@ -114,68 +123,107 @@ def fill(xray: Any, count: int, rng: random.Random, label: str) -> float:
     return took
 
 
-def latency(xray: Any, calls: int, expression: str | None) -> tuple[float, float, int]:
-    times, found = [], 0
-    for _ in range(calls):
-        now = time.time()
-        kw: dict[str, Any] = {"StartTime": now - 3600, "EndTime": now + 60}
-        if expression:
-            kw["FilterExpression"] = expression
-        t0 = time.perf_counter()
-        page = xray.get_trace_summaries(**kw)
-        times.append((time.perf_counter() - t0) * 1000)
-        found = page.get("TracesProcessedCount") or len(page["TraceSummaries"])
-    times.sort()
-    return statistics.median(times), times[min(len(times) - 1, int(len(times) * 0.99))], found
+def summaries(xray: Any, expression: str | None) -> int:
+    """One GetTraceSummaries over the last hour: how many traces matched."""
+    now = time.time()
+    kw: dict[str, Any] = {"StartTime": now - 3600, "EndTime": now + 60}
+    if expression:
+        kw["FilterExpression"] = expression
+    page = xray.get_trace_summaries(**kw)
+    return page.get("TracesProcessedCount") or len(page["TraceSummaries"])
+
+
+def service_graph(xray: Any) -> int:
+    """One GetServiceGraph over the last hour: how many nodes."""
+    now = time.time()
+    return len(xray.get_service_graph(StartTime=now - 3600, EndTime=now + 60)["Services"])
+
+
+def baseline_server(tree: Path, data: Path) -> tuple[ApiaryProcess, str]:
+    """An earlier Apiary's server (its own source tree first on the path), on DuckDB."""
+    env = {"PYTHONPATH": str(tree)}
+    key = subprocess.run([sys.executable, "-m", "apiary", "keys", "create", "dev", "--data", str(data)], check=True,
+                         capture_output=True, text=True, env={**os.environ, **env}).stdout.strip()
+    return ApiaryProcess(data, key=key, env=env).start(timeout=120), key
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rate", type=int, default=20000, help="UDP segments offered per second")
-    ap.add_argument("--udp-seconds", type=float, default=5)
+    ap.add_argument("--udp-seconds", type=float, default=5, help="0 skips the UDP phase")
     ap.add_argument("--total", type=int, default=200_000, help="segments in Apiary before timing GetTraceSummaries")
-    ap.add_argument("--moto-segments", type=int, default=20_000)
+    ap.add_argument("--moto-segments", type=int, default=20_000, help="0 skips moto")
     ap.add_argument("--calls", type=int, default=20)
+    ap.add_argument("--store", choices=("duckdb", "chdb"), default="duckdb", help="this tree's server's store")
+    ap.add_argument("--baseline", type=Path, help="an earlier Apiary source tree to time beside this one (on DuckDB)")
     args = ap.parse_args()
     rng = random.Random(42)
-    expressions = [None, 'service("svc-3") AND http.status >= 500']
+    expressions = [None, 'service("svc-3") AND http.status >= 500', 'service("svc-3") { fault }']
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
-        key = create_key(data, "dev")
         udp_port = free_port()
-        apiary = ApiaryProcess(data, key=key, extra_args=["--xray-port", str(udp_port)]).start()
-        moto_port = free_port()
-        moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-p", str(moto_port)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        extra = ["--xray-port", str(udp_port)]
+        if args.store == "chdb":
+            from apiary.store.clickhouse import ClickHouseMeta, connect
+
+            url = f"chdb://{tmp}/clickhouse"
+            ch = connect(url)
+            key = ClickHouseMeta(ch).create_key("dev")
+            ch.close()
+            extra += ["--store", url]
+        else:
+            key = create_key(data, "dev")
+        apiary = ApiaryProcess(data, key=key, extra_args=extra).start(timeout=120)
+        base = None
+        moto = None
         try:
-            stored, _ = udp_phase(apiary, udp_port, args.rate, args.udp_seconds, rng)
+            stored = udp_phase(apiary, udp_port, args.rate, args.udp_seconds, rng)[0] if args.udp_seconds > 0 else 0
             xray = client(apiary.url, key)
             if args.total > stored:
-                fill(xray, args.total - stored, rng, "apiary")
+                fill(xray, args.total - stored, rng, f"apiary ({args.store})")
             held = max(args.total, stored)
-            for _ in range(100):
-                try:
-                    httpx.get(f"http://127.0.0.1:{moto_port}/moto-api/", timeout=1)
-                    break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
-            mxray = client(f"http://127.0.0.1:{moto_port}", "testing")
-            fill(mxray, args.moto_segments, random.Random(42), "moto")
-            for expr in expressions:
-                a50, a99, an = latency(xray, args.calls, expr)
-                label = expr or "(no filter)"
-                line = (f"GetTraceSummaries {label}: apiary p50 {a50:.1f} ms p99 {a99:.1f} ms over {held} segments "
-                        f"({an} traces matched)")
-                try:
-                    m50, m99, mn = latency(mxray, args.calls, expr)
-                    line += (f" | moto p50 {m50:.1f} ms p99 {m99:.1f} ms over {args.moto_segments} ({mn} matched)"
-                             f" | apiary/moto p50 {a50 / m50:.2f}x with {held / args.moto_segments:.1f}x the data")
-                except Exception as exc:  # noqa: BLE001 - moto does not implement every call
-                    line += f" | moto: {str(exc).split(': ')[-1]}"
-                print(line)
+            others: list[tuple[str, Any, int]] = []
+            if args.baseline:
+                base, base_key = baseline_server(args.baseline, Path(tmp) / "baseline")
+                others.append(("baseline (duckdb)", client(base.url, base_key), held))
+                fill(others[-1][1], held, random.Random(42), "baseline (duckdb)")
+            if args.moto_segments:
+                moto_port = free_port()
+                moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-p", str(moto_port)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                for _ in range(100):
+                    try:
+                        httpx.get(f"http://127.0.0.1:{moto_port}/moto-api/", timeout=1)
+                        break
+                    except httpx.HTTPError:
+                        time.sleep(0.1)
+                others.append(("moto", client(f"http://127.0.0.1:{moto_port}", "testing"), args.moto_segments))
+                fill(others[-1][1], args.moto_segments, random.Random(42), "moto")
+            calls: list[tuple[str, Callable[[Any], int]]] = [
+                (f"GetTraceSummaries {expr or '(no filter)'}", lambda x, e=expr: summaries(x, e)) for expr in expressions]
+            calls.append(("GetServiceGraph", service_graph))
+            servers = [(f"apiary ({args.store})", xray, held)] + others
+            for label, call in calls:
+                usable, line = [], label
+                for name, x, size in servers:
+                    try:
+                        usable.append((name, x, size, call(x)))
+                    except Exception as exc:  # noqa: BLE001 - moto (or an earlier Apiary) does not serve every call
+                        line += f" | {name}: {str(exc).split(': ')[-1][:80]}"
+                # In turn within every round: this machine's speed drifts too much for one server after the other.
+                medians = interleaved_medians_ms([lambda x=x: call(x) for _, x, _, _ in usable], args.calls)
+                ours = medians[0] if usable and usable[0][1] is xray else None
+                for (name, _, size, n), ms in zip(usable, medians):
+                    line += f" | {name} p50 {ms:.1f} ms over {size} segments ({n} found)"
+                    if ours is not None and name != servers[0][0]:
+                        line += f", apiary/{name.split()[0]} {ours / ms:.2f}x"
+                print(line, flush=True)
         finally:
-            moto.terminate()
-            moto.wait(10)
+            if moto is not None:
+                moto.terminate()
+                moto.wait(10)
+            if base is not None:
+                base.stop()
             apiary.stop()
 
 

@@ -15,17 +15,12 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "apiary"
 
 #: Files whose SQL two other branches are moving into apiary/store or apiary/query right now. Empty this set once
 #: both are merged; nothing else belongs here.
-PENDING_SQL_MOVES = {
-    "apiary/receivers/xray/queries.py",
-}
-
 #: A statement's verb with the word that makes it SQL rather than prose. ``SELECT ... FROM/WHERE`` counts in
 #: capitals only, as this codebase writes SQL, because "select a column from the list" is an ordinary
 #: sentence; the other verbs count in any case, since their pairs (``insert into``, ``delete from``,
@@ -165,15 +160,9 @@ def test_no_sql_outside_the_store_and_the_query_layer() -> None:
     offenders: dict[str, list[tuple[int, str]]] = {}
     for path in sorted(PACKAGE.rglob("*.py")):
         rel = _relative(path)
-        if rel.startswith(("apiary/store/", "apiary/query/")) or rel in PENDING_SQL_MOVES:
+        if rel.startswith(("apiary/store/", "apiary/query/")):
             continue
         found = sql_literals(path.read_text())
         if found:
             offenders[rel] = found
     assert offenders == {}, "SQL belongs in apiary/store or apiary/query"
-
-
-@pytest.mark.parametrize("pending", sorted(PENDING_SQL_MOVES))
-def test_pending_moves_name_real_files(pending: str) -> None:
-    """A PENDING entry is a file that exists; once its SQL has moved, delete the entry."""
-    assert (ROOT / pending).is_file()

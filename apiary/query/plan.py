@@ -66,7 +66,33 @@ class InList:
     negate: bool = False
 
 
-Expr = Union[Column, Literal, Call, InList]
+@dataclass(frozen=True)
+class SpanValue:
+    """A value of one span of a trace query (`TraceRows`): ``v<i>`` reads ``TraceRows.values[i]``; the other names
+    are worked out by the trace rows themselves -- ``service``, ``name``, ``start_us``, ``duration_ms``,
+    ``span_error`` (the span's own error column), ``fault``, ``error``, ``throttle``, ``in_progress``, ``inferred``,
+    ``node``, ``node_type`` (the graph node the span belongs to), ``service_origin`` (the origin the segments of
+    the span's service carry in its trace), ``parent_service``, ``parent_node``, ``parent_type``, ``orphan`` (its
+    parent is not among the rows), ``is_root`` (the trace's root: the earliest orphan), ``root_ms`` (the root's
+    duration), ``leaf`` (no span has it as parent), ``child_fault`` / ``child_error`` (some child span has a fault /
+    an error)."""
+
+    name: str
+    type: str
+
+
+@dataclass(frozen=True)
+class PerTrace:
+    """An aggregate of a span expression over the spans of one trace: ``any`` (some span satisfies ``arg``), ``root``
+    (``arg`` on the root span), ``min``, ``max``, ``sum``, ``count`` (spans satisfying ``arg``; all when None),
+    ``distinct`` (the distinct non-null values, as a list)."""
+
+    kind: str
+    arg: "Expr | None"
+    type: str
+
+
+Expr = Union[Column, Literal, Call, InList, SpanValue, PerTrace]
 
 
 @dataclass(frozen=True)
@@ -158,12 +184,14 @@ class SpanQuery:
 
 def columns_of(expr: Expr | None) -> list[Column]:
     """Every column reference inside an expression."""
-    if expr is None or isinstance(expr, Literal):
+    if expr is None or isinstance(expr, (Literal, SpanValue)):
         return []
     if isinstance(expr, Column):
         return [expr]
     if isinstance(expr, InList):
         return columns_of(expr.expr)
+    if isinstance(expr, PerTrace):
+        return columns_of(expr.arg)
     return [c for a in expr.args for c in columns_of(a)]
 
 
@@ -199,3 +227,53 @@ class BubbleUp:
     #: When given, the baseline is read only in these (start, end) slices of the window, as a sample read by time
     #: range (which skips whole row groups); selected rows are always all read.
     baseline_slices: tuple[tuple[datetime, datetime], ...] = ()
+
+
+@dataclass(frozen=True)
+class TraceRows:
+    """The spans trace queries (X-Ray's summaries and graphs) judge traces by: those of ``env`` starting in
+    [``start``, ``end``), events and links left out, one row per span id (the completed version of a span sent
+    in progress first), each joined to its parent and its children.
+
+    ``values`` are read from a span's columns once (referenced as ``SpanValue("v<i>")``); ``origin`` is one of
+    them; the other expressions are over `SpanValue`s: a span's ``in_progress``, ``fault``, ``error``,
+    ``throttle`` and ``inferred`` flags, and the graph node it belongs to (``node``, ``node_type``)."""
+
+    env: str
+    start: datetime  # naive UTC
+    end: datetime
+    values: tuple[Expr, ...]
+    origin: Expr
+    in_progress: Expr
+    fault: Expr
+    error: Expr
+    throttle: Expr
+    inferred: Expr
+    node: Expr
+    node_type: Expr
+    trace_ids: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class TraceQuery:
+    """Traces whose first span starts in [``start``, ``end``) and that satisfy ``where`` (over `PerTrace` values),
+    newest first, with ``columns`` (named per-trace values) and how many matched in all.
+    ``sample``: keep only that fraction of the traces (chosen by a hash of the trace id, so pages agree)."""
+
+    rows: TraceRows
+    start: datetime
+    end: datetime
+    where: Expr | None
+    columns: tuple[tuple[str, Expr], ...]
+    sample: float | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class TraceGraph:
+    """The service graph of the traces that satisfy ``traces`` (all when None): a node per (``node``,
+    ``node_type``) with the statistics of the spans that enter it, an edge per (parent's node, node) pair."""
+
+    rows: TraceRows
+    traces: Expr | None

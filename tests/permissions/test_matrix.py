@@ -282,24 +282,10 @@ def check(server: Server, op: Op, cell: str, r: httpx.Response) -> None:
         assert not leaked(r), f"dev's data leaked: {where}"
 
 
-#: Read paths whose SQL the ClickHouse store does not run yet (DuckDB-style ``?`` parameters in the X-Ray
-#: summaries/graph queries): their refusals are checked on ClickHouse like every other cell, and an allowed
-#: cell that answers 500 there marks the test xfail instead of passing.
-CLICKHOUSE_GAPS = {"POST /TraceSummaries", "POST /TraceGraph", "POST /ServiceGraph"}
-
-
 @pytest.mark.parametrize("op", TABLE, ids=[op.key for op in TABLE])
 def test_permission_matrix(server: Server, op: Op) -> None:
-    gaps = []
     for cell in CELLS:
-        r = send(server, op, cell)
-        if (r.status_code == 500 and server.store != "duckdb" and op.key in CLICKHOUSE_GAPS
-                and expected(server, op, cell)[0] < 300):
-            gaps.append(cell)
-            continue
-        check(server, op, cell, r)
-    if gaps:
-        pytest.xfail(f"ClickHouse store cannot run this read yet (500 for {', '.join(gaps)}); refusals checked")
+        check(server, op, cell, send(server, op, cell))
 
 
 def app_operations() -> set[str]:

@@ -1,4 +1,8 @@
-"""One Apiary with its X-Ray daemon on a free port, shared by the X-Ray tests of a module."""
+"""One Apiary with its X-Ray daemon on a free port, shared by the X-Ray tests of a module, on each store.
+
+A module that reads spans runs on DuckDB and on ClickHouse (chdb); one that only exercises the API's own
+configuration (sampling rules, signatures) sets ``STORES = ["duckdb"]``.
+"""
 
 from __future__ import annotations
 
@@ -11,21 +15,24 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from tests.server import ApiaryProcess, create_key, free_port
+from tests.server import ApiaryProcess, free_port
+from tests.stores import STORES, running
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "xray_apiary" in metafunc.fixturenames:
+        metafunc.parametrize("xray_store", getattr(metafunc.module, "STORES", STORES), scope="module")
 
 
 @pytest.fixture(scope="module")
-def xray_apiary(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiaryProcess]:
-    data_dir = tmp_path_factory.mktemp("xray") / "data"
-    key = create_key(data_dir, "dev")
+def xray_apiary(xray_store: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiaryProcess]:
+    """The server of the module on one store; its key's environment is the one the daemon sends to."""
     udp_port = free_port()
-    proc = ApiaryProcess(data_dir, key=key, extra_args=["--xray-port", str(udp_port), "--decode-workers", "0"])
-    proc.xray_port = udp_port  # type: ignore[attr-defined]
-    proc.start()
-    try:
+    with running(xray_store, tmp_path_factory.mktemp(xray_store), tenants=1,
+                 extra_args=["--xray-port", str(udp_port), "--decode-workers", "0"]) as server:
+        proc = server.server
+        proc.xray_port = udp_port  # type: ignore[attr-defined]
         yield proc
-    finally:
-        proc.stop()
 
 
 def xray_client(apiary: ApiaryProcess, key: str | None = None, secret: str | None = None) -> Any:

@@ -15,6 +15,8 @@ from tests.node_clients import run_node
 from tests.server import ApiaryProcess
 from tests.xray.conftest import XRAY_JSON, eventually
 
+#: Sampling rules and their statistics read no spans.
+STORES = ["duckdb"]
 REQUESTS = 20
 
 

@@ -19,6 +19,9 @@ from apiary.sampling.rules import SamplingRule, wildcard
 from tests.server import ApiaryProcess
 from tests.xray.conftest import XRAY_JSON
 
+#: Sampling rules and targets read no spans.
+STORES = ["duckdb"]
+
 REQUESTS_PER_SECOND = 20
 SECONDS = 60
 

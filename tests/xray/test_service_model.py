@@ -18,6 +18,9 @@ from botocore.credentials import Credentials
 
 from tests.server import ApiaryProcess
 
+#: Every operation's answer shape; the reads run on both stores in the other modules.
+STORES = ["duckdb"]
+
 MODEL = botocore.session.get_session().get_service_model("xray")
 
 

@@ -25,7 +25,8 @@ from apiary.keyed_routes import error, guarded
 from apiary.receivers.encoding import read_body
 from apiary.receivers.refusals import refusal_for
 from apiary.receivers.xray import queries
-from apiary.receivers.xray.filter import FilterError, parse
+from apiary.query.xray_filter import Node
+from apiary.receivers.xray.filter import FilterError, parse, resolve_groups
 from apiary.receivers.xray.groups import GroupError
 from apiary.receivers.xray.service import XRay
 from apiary.receivers.xray.unserved import NO_ENCRYPTION
@@ -140,6 +141,11 @@ def _trace_ids(params: dict[str, Any]) -> list[str]:
     return ids
 
 
+def _resolved(call: Call, node: Node | None) -> Node | None:
+    """The filter with every ``group.name`` / ``group.arn`` replaced by that group's expression."""
+    return resolve_groups(node, lambda field, value: call.xray.groups.expression(call.env, field, value))
+
+
 # -- traces ---------------------------------------------------------------------------------------
 
 @needs(Permission.INGEST)
@@ -153,7 +159,7 @@ async def put_trace_segments(call: Call) -> dict[str, Any]:
 @needs(Permission.READ)
 async def get_trace_summaries(call: Call) -> dict[str, Any]:
     start, end = _window(call.params)
-    node = parse(call.params.get("FilterExpression") or "")
+    node = await asyncio.to_thread(_resolved, call, parse(call.params.get("FilterExpression") or ""))
     sampling = None
     if call.params.get("Sampling"):
         strategy = call.params.get("SamplingStrategy") or {}
@@ -224,7 +230,7 @@ async def get_service_graph(call: Call) -> dict[str, Any]:
         and call.params["GroupARN"].count("/") >= 1 else None)
     if group_name:
         group = await asyncio.to_thread(call.xray.groups.get, call.env, group_name)
-        node = parse(group.filter_expression)
+        node = await asyncio.to_thread(_resolved, call, parse(group.filter_expression))
     services = await asyncio.to_thread(queries.service_graph, call.xray.sink.store, call.env, start, end, node)
     return {"StartTime": start.timestamp(), "EndTime": end.timestamp(), "Services": services,
             "ContainsOldGroupVersions": False}

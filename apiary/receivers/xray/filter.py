@@ -1,39 +1,72 @@
 """X-Ray filter expressions: parsed with ``filter.lark`` into a small typed AST.
 
-The AST says what the user asked in X-Ray's own terms; ``queries.py`` alone
-turns it into something the store runs. Keywords and value types are checked
-here so every mistake is reported with its position, the way the X-Ray
-console does.
+The AST (``apiary/query/xray_filter.py``) says what the user asked in X-Ray's
+own terms; ``apiary/query/xray.py`` turns it into the query plan. Keywords,
+value types and where each keyword may appear are checked here, so every
+mistake is reported in X-Ray's words (with its position where the parser
+knows it), the way the X-Ray console does.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Union
+from typing import Callable
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, VisitError
 
 from apiary.input_limits import InputError, check_expression
+from apiary.query.xray_filter import And, Compare, Edge, Everything, Flag, GroupRef, Node, Not, Or, RootCause, Service
 
 MAX_LENGTH = 2000
 
 #: keyword -> value type it compares with ("number", "string", "boolean")
 KEYWORDS = {
-    "responsetime": "number", "duration": "number",
-    "http.status": "number", "http.url": "string", "http.method": "string", "http.useragent": "string",
-    "http.clientip": "string", "user": "string", "name": "string",
+    "responsetime": "number", "duration": "number", "http.status": "number", "coverage": "number",
+    "http.url": "string", "http.method": "string", "http.useragent": "string", "http.clientip": "string",
+    "user": "string", "name": "string", "type": "string", "message": "string", "availabilityzone": "string",
+    "instance.id": "string", "resource.arn": "string", "group.name": "string", "group.arn": "string",
     "fault": "boolean", "error": "boolean", "throttle": "boolean", "ok": "boolean", "partial": "boolean",
-    "rootcause.fault.service.name": "string", "rootcause.error.service.name": "string",
-    "rootcause.fault.service.type": "string", "rootcause.error.service.type": "string",
+    "inferred": "boolean", "root": "boolean", "remote": "boolean",
 }
-FLAGS = {"fault", "error", "throttle", "ok", "partial"}
 STRING_OPS = {"contains", "beginswith", "endswith"}
 NUMBER_OPS = {"<", "<=", ">", ">="}
 FUNCTIONS = {"service", "id", "edge"}
+#: Keywords of AWS's language Apiary does not evaluate (enumerated root-cause lists, JSON root-cause objects).
+UNSUPPORTED = {"first", "last", "index", "json", "rootcause.json"}
+ROOT_CAUSE_KINDS = ("fault", "error", "responsetime")
+ROOT_CAUSE_LEVELS = ("service", "entity", "exception")
+_EVERYWHERE = {"ok", "error", "fault", "throttle", "partial", "duration", "responsetime", "http.status", "http.url",
+               "http.method", "http.useragent", "http.clientip", "user", "availabilityzone", "instance.id",
+               "resource.arn"}
+
+
+def allowed_in(key: str, scope: str) -> bool:
+    """Where a keyword means something: ``trace`` (top level), ``service`` / ``edge`` (inside their braces), or a
+    ``rootcause.<kind>.<level>`` block."""
+    if key.startswith("annotation."):
+        return scope in ("trace", "service", "edge")
+    if key in _EVERYWHERE:
+        return scope in ("trace", "service", "edge")
+    if key in ("group.name", "group.arn"):
+        return scope == "trace"
+    if key == "name":
+        return scope in ("trace", "service") or scope.startswith("rootcause.")
+    if key == "type":
+        return scope == "service" or scope.endswith(".service")
+    if key == "root":
+        return scope == "service"
+    if key == "inferred":
+        return scope in ("trace", "service") or scope.endswith(".service")
+    if key == "remote":
+        return scope.endswith(".entity")
+    if key == "coverage":
+        return scope == "rootcause.responsetime.entity"
+    if key == "message":
+        return scope.endswith(".exception")
+    return False
 
 
 class FilterError(ValueError):
@@ -43,54 +76,6 @@ class FilterError(ValueError):
         where = f" at position {position}" if position is not None else ""
         super().__init__(f"Invalid filter expression{where}: {message}")
         self.position = position
-
-
-@dataclass(frozen=True)
-class Compare:
-    key: str  # a KEYWORDS entry, or annotation.<name>
-    op: str  # = != < <= > >= contains beginswith endswith
-    value: str | float | bool
-
-
-@dataclass(frozen=True)
-class Flag:
-    key: str  # fault, error, throttle, ok, partial, or a boolean annotation
-
-
-@dataclass(frozen=True)
-class Service:
-    """``service("name")`` / ``id(name: "n", type: "t")``, optionally with a ``{ ... }`` over that service's spans."""
-
-    name: str | None
-    type: str | None = None
-    inner: "Node | None" = None
-
-
-@dataclass(frozen=True)
-class Edge:
-    source: str
-    target: str
-    inner: "Node | None" = None
-
-
-@dataclass(frozen=True)
-class And:
-    left: "Node"
-    right: "Node"
-
-
-@dataclass(frozen=True)
-class Or:
-    left: "Node"
-    right: "Node"
-
-
-@dataclass(frozen=True)
-class Not:
-    operand: "Node"
-
-
-Node = Union[Compare, Flag, Service, Edge, And, Or, Not]
 
 
 @lru_cache(maxsize=1)
@@ -124,6 +109,9 @@ class _ToAst(Transformer):
     def and_(self, left: Node, _op: Token, right: Node) -> Node:
         return And(left, right)
 
+    def and_implicit(self, left: Node, right: Node) -> Node:
+        return And(left, right)
+
     def not_(self, _op: Token, operand: Node) -> Node:
         return Not(operand)
 
@@ -145,24 +133,47 @@ class _ToAst(Transformer):
     def named(self, key: Token, token: Token) -> tuple[str, str]:
         return (str(key).lower(), _unquote(token))
 
+    def nested(self, call: Node) -> tuple[str, Node]:
+        return ("id()", call)
+
     def flag(self, token: Token) -> Node:
+        key = _known(token)
+        if key in ("group.name", "group.arn"):
+            raise FilterError(f"{token} needs a value, e.g. {token} = \"my-group\"", token.column)
+        if key.startswith("rootcause."):
+            raise FilterError(f"{token} takes a filter in braces, e.g. {token} {{ name = \"api\" }}", token.column)
+        return Flag(key)
+
+    def block(self, token: Token, inner: Node) -> Node:
         key = _key(token)
-        if key in FLAGS or key.startswith("annotation."):
-            return Flag(key)
-        if key in KEYWORDS:
-            raise FilterError(f"{token} needs a comparison, e.g. {token} = ...", token.column)
-        raise FilterError(f"unknown keyword {str(token)!r}", token.column)
+        parts = key.split(".")
+        if len(parts) != 3 or parts[0] != "rootcause" or parts[1] not in ROOT_CAUSE_KINDS \
+                or parts[2] not in ROOT_CAUSE_LEVELS:
+            raise FilterError(f"{str(token)!r} takes no braces; blocks are rootcause.<fault|error|responsetime>."
+                              "<service|entity|exception> { ... }", token.column)
+        return RootCause(parts[1], parts[2], inner)
 
     def comparison(self, token: Token, op: Token, value: tuple[str | float | bool, Token]) -> Node:
         key = _key(token)
         operator = str(op).lower()
         val, vtok = value
+        parts = key.split(".")
+        if key.startswith("rootcause.") and len(parts) == 4:  # rootcause.fault.service.name = "x": a one-term block
+            if parts[1] not in ROOT_CAUSE_KINDS or parts[2] not in ROOT_CAUSE_LEVELS:
+                raise FilterError(f"unknown keyword {str(token)!r}", token.column)
+            inner = self._compare(parts[3], token, op, operator, val, vtok)
+            return RootCause(parts[1], parts[2], inner)
+        return self._compare(key, token, op, operator, val, vtok)
+
+    def _compare(self, key: str, token: Token, op: Token, operator: str, val: str | float | bool, vtok: Token) -> Node:
         if key.startswith("annotation."):
             if len(key) == len("annotation."):
                 raise FilterError("annotation needs a key, e.g. annotation.user_id", token.column)
             want = "string" if isinstance(val, str) else "boolean" if isinstance(val, bool) else "number"
         elif key in KEYWORDS:
             want = KEYWORDS[key]
+        elif key in UNSUPPORTED:
+            raise FilterError(f"Apiary does not support the keyword {key!r}", token.column)
         else:
             raise FilterError(f"unknown keyword {str(token)!r}", token.column)
         got = "string" if isinstance(val, str) else "boolean" if isinstance(val, bool) else "number"
@@ -174,6 +185,11 @@ class _ToAst(Transformer):
             raise FilterError(f"{op} needs a number keyword, not {key}", op.column)
         if want == "boolean" and operator not in ("=", "!="):
             raise FilterError(f"{key} can only be compared with = or !=", op.column)
+        if key in ("group.name", "group.arn"):
+            if operator not in ("=", "!="):
+                raise FilterError(f"{key} can only be compared with = or !=", op.column)
+            ref = GroupRef(key.split(".")[1], str(val))
+            return ref if operator == "=" else Not(ref)
         return Compare(key, operator, val)
 
     def call(self, name: Token, *rest: object) -> Node:
@@ -182,21 +198,87 @@ class _ToAst(Transformer):
             raise FilterError(f"unknown function {str(name)!r}: use service(), edge() or id()", name.column)
         inner = rest[-1] if rest and not isinstance(rest[-1], tuple) and rest[-1] is not None else None
         args = [a for a in rest if isinstance(a, tuple)]
-        positional = [v for k, v in args if k is None]
-        named = {k: v for k, v in args if k is not None}
+        ends = [v for k, v in args if k in (None, "id()")]  # a name, or an id()
+        named = {k: v for k, v in args if k not in (None, "id()")}
         if fn == "edge":
-            if len(positional) != 2 or named:
-                raise FilterError('edge takes two service names: edge("source", "destination")', name.column)
-            return Edge(positional[0], positional[1], inner)  # type: ignore[arg-type]
+            if len(ends) != 2 or named or not all(_plain_id(e) for e in ends):
+                raise FilterError('edge takes two services: edge("source", "destination"), either may be '
+                                  'id(name: "...", type: "...")', name.column)
+            return Edge(ends[0], ends[1], inner)  # type: ignore[arg-type]
         if fn == "service":
-            if len(positional) > 1 or named:
-                raise FilterError('service takes one name: service("backend-flask")', name.column)
-            return Service(positional[0] if positional else None, None, inner)  # type: ignore[arg-type]
+            if len(ends) > 1 or named or not all(_plain_id(e) for e in ends):
+                raise FilterError('service takes one name or id(): service("backend-flask")', name.column)
+            if ends and isinstance(ends[0], Service):
+                return Service(ends[0].name, ends[0].type, inner)
+            return Service(ends[0] if ends else None, None, inner)  # type: ignore[arg-type]
         unknown = set(named) - {"name", "type"}
-        if positional or unknown or not named:
-            raise FilterError('id takes name: and type:, e.g. id(name: "backend-flask", type: "AWS::EC2::Instance")',
-                              name.column)
-        return Service(named.get("name"), named.get("type"), inner)  # type: ignore[arg-type]
+        if ends or unknown or not named or inner is not None:
+            raise FilterError('id takes name: and type:, e.g. id(name: "backend-flask", type: "AWS::EC2::Instance"), '
+                              'and goes inside service() or edge()', name.column)
+        return Service(named.get("name"), named.get("type"))
+
+
+def _known(token: Token) -> str:
+    key = _key(token)
+    if key in KEYWORDS or key.startswith("annotation.") and len(key) > len("annotation."):
+        return key
+    if key in UNSUPPORTED:
+        raise FilterError(f"Apiary does not support the keyword {key!r}", token.column)
+    raise FilterError(f"unknown keyword {str(token)!r}", token.column)
+
+
+def _plain_id(end: object) -> bool:
+    """An end of service() or edge(): a name, or an id() (a `Service` without braces)."""
+    return isinstance(end, str) or isinstance(end, Service) and end.inner is None
+
+
+def check_scopes(node: Node | None, scope: str = "trace") -> None:
+    """Every keyword used where it means something (``coverage`` only in a response-time root cause entity ...)."""
+    if node is None or isinstance(node, Everything):
+        return
+    if isinstance(node, (And, Or)):
+        check_scopes(node.left, scope)
+        check_scopes(node.right, scope)
+    elif isinstance(node, Not):
+        check_scopes(node.operand, scope)
+    elif isinstance(node, (Service, Edge, RootCause)):
+        inner_scope = "service" if isinstance(node, Service) else "edge" if isinstance(node, Edge) else \
+            f"rootcause.{node.kind}.{node.level}"
+        if scope != "trace":
+            raise FilterError(f"{_describe(node)} cannot be used inside another filter's braces")
+        check_scopes(node.inner, inner_scope)
+    elif isinstance(node, GroupRef):
+        if scope != "trace":
+            raise FilterError(f"group.{node.field} cannot be used inside braces")
+    elif not allowed_in(node.key, scope):
+        where = "at the top level" if scope == "trace" else f"inside {scope} {{ }}" if scope.startswith("rootcause.") \
+            else f"inside {scope}() {{ }}"
+        raise FilterError(f"{node.key} cannot be used {where}")
+
+
+def _describe(node: Node) -> str:
+    if isinstance(node, RootCause):
+        return f"rootcause.{node.kind}.{node.level}"
+    return "service()" if isinstance(node, Service) else "edge()"
+
+
+def resolve_groups(node: Node | None, expression_of: Callable[[str, str], str], depth: int = 0) -> Node | None:
+    """The tree with each ``group.name`` / ``group.arn`` replaced by that group's own expression (parsed).
+    ``expression_of(field, value)`` answers the group's filter expression; a group that names itself,
+    directly or through others, is refused rather than followed for ever."""
+    if node is None:
+        return None
+    if isinstance(node, GroupRef):
+        if depth >= 5:
+            raise FilterError("groups refer to each other more than 5 deep (or in a circle)")
+        inner = resolve_groups(parse(expression_of(node.field, node.value)), expression_of, depth + 1)
+        return inner if inner is not None else Everything()
+    if isinstance(node, (And, Or)):
+        return type(node)(resolve_groups(node.left, expression_of, depth),  # type: ignore[arg-type]
+                          resolve_groups(node.right, expression_of, depth))
+    if isinstance(node, Not):
+        return Not(resolve_groups(node.operand, expression_of, depth))  # type: ignore[arg-type]
+    return node
 
 
 def parse(expression: str) -> Node | None:
@@ -211,7 +293,9 @@ def parse(expression: str) -> Node | None:
         raise FilterError(str(exc)) from None
     try:
         tree = _parser().parse(expression)
-        return _ToAst().transform(tree)
+        node = _ToAst().transform(tree)
+        check_scopes(node)
+        return node
     except VisitError as exc:
         if isinstance(exc.orig_exc, FilterError):
             raise exc.orig_exc from None

@@ -217,7 +217,8 @@ def _attributes(b: BatchBuilder, row: int, ent: dict[str, Any], is_segment: bool
     set_attr(row, "xray.fault", fault)
     set_attr(row, "xray.error", error)
     set_attr(row, "xray.throttle", throttle)
-    for key, attr in (("origin", "xray.origin"), ("namespace", "xray.namespace"), ("user", "enduser.id")):
+    for key, attr in (("origin", "xray.origin"), ("namespace", "xray.namespace"), ("user", "enduser.id"),
+                      ("resource_arn", "aws.resource_arn")):
         if isinstance(ent.get(key), str):
             set_attr(row, attr, ent[key])
     service = ent.get("service")

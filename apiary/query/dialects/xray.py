@@ -1,0 +1,327 @@
+"""X-Ray's trace queries (`TraceQuery`, `TraceGraph`) rendered for DuckDB and ClickHouse.
+
+The statements are written once, in `XRaySQL`: the window's spans, one row per span id (the completed version of a
+span sent in progress first wins), each joined to its parent and to its children's flags, the root marked; then
+grouped per trace (summaries) or per graph node and edge (graphs). Each store's subclass supplies its expression
+renderer (the one ``duckdb.py`` / ``clickhouse.py`` use for Honeycomb queries, taught `SpanValue` and `PerTrace`)
+and the handful of functions the two engines spell differently. ClickHouse runs the joins with
+``join_use_nulls = 1``, so a span without a parent reads NULL there, as in DuckDB.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from typing import Any, Sequence
+
+from apiary.query.dialects import Compiled
+from apiary.query.dialects import clickhouse as ch
+from apiary.query.dialects import clickhouse_traces
+from apiary.query.dialects import duckdb as dd
+from apiary.query.dialects import duckdb_traces
+from apiary.query.plan import Column, Expr, InList, Literal, PerTrace, SpanValue, TraceGraph, TraceQuery, TraceRows
+
+_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def value_column(name: str) -> str:
+    """The row column holding a span value (names come from the plan's vocabulary, checked all the same)."""
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"{name!r} is not a span value")
+    return f"_{name}"
+
+
+class XRaySQL(ABC):
+    """The statements; subclasses say how their engine spells a few aggregates."""
+
+    name = ""
+    settings = ""
+
+    # -- what each engine spells its own way ----------------------------------------------------
+
+    @abstractmethod
+    def renderer(self) -> Any:
+        ...
+
+    @abstractmethod
+    def ident(self, column: str) -> str:
+        ...
+
+    @abstractmethod
+    def micros(self, ts: str) -> str:
+        ...
+
+    @abstractmethod
+    def span_filter(self, r: Any, rows: TraceRows) -> list[str]:
+        ...
+
+    @abstractmethod
+    def any_true(self, x: str) -> str:
+        ...
+
+    @abstractmethod
+    def root(self, x: str) -> str:
+        ...
+
+    @abstractmethod
+    def count_if(self, x: str) -> str:
+        ...
+
+    @abstractmethod
+    def distinct(self, x: str) -> str:
+        ...
+
+    @abstractmethod
+    def histogram_sql(self, x: str) -> str:
+        ...
+
+    @abstractmethod
+    def histogram(self, value: Any) -> dict[float, int]:
+        ...
+
+    @abstractmethod
+    def sample(self, r: Any, fraction: float) -> str:
+        ...
+
+    # -- expressions ------------------------------------------------------------------------------
+
+    def per_trace(self, r: Any, e: PerTrace) -> str:
+        x = r.expr(e.arg) if e.arg is not None else None
+        if e.kind == "any":
+            return self.any_true(str(x))
+        if e.kind == "root":
+            return self.root(str(x))
+        if e.kind in ("min", "max", "sum"):
+            return f"{e.kind}({x})"
+        if e.kind == "count":
+            return "count(*)" if x is None else self.count_if(x)
+        if e.kind == "distinct":
+            return self.distinct(str(x))
+        raise ValueError(f"no per-trace aggregate {e.kind!r}")
+
+    # -- the rows ---------------------------------------------------------------------------------
+
+    def rows(self, r: Any, rows: TraceRows, reads: Sequence[Expr | None] = ()) -> str:
+        """``WITH`` clauses ending in ``t``: one row per span with every `SpanValue` as ``_<name>``; the root's
+        duration (a window of its own) only when ``reads`` use it."""
+        i = self.ident
+        cols = [f"{i('trace.trace_id')} AS _tid", f"{i('trace.span_id')} AS _sid", f"{i('trace.parent_id')} AS _pid",
+                f"{i('service.name')} AS _service", f"{i('name')} AS _name", f"{self.micros(i('timestamp'))} AS _start_us",
+                f"{i('duration_ms')} AS _duration_ms", f"{i('error')} AS _span_error"]
+        cols += [f"{r.expr(v)} AS _v{n}" for n, v in enumerate(rows.values)]
+        where = self.span_filter(r, rows) + [f"{i('trace.span_id')} IS NOT NULL"]
+        read = f"SELECT {', '.join(cols)} FROM spans WHERE {' AND '.join(where)}"
+        latest = (f"SELECT *, row_number() OVER (PARTITION BY _tid, _sid ORDER BY {r.expr(rows.in_progress)}, "
+                  f"_duration_ms DESC NULLS LAST) AS _n, "
+                  f"max({r.expr(rows.origin)}) OVER (PARTITION BY _tid, _service) AS _service_origin FROM ({read}) AS s0")
+        derived = [f"{r.expr(rows.fault)} AS _fault", f"{r.expr(rows.error)} AS _error",
+                   f"{r.expr(rows.throttle)} AS _throttle", f"{r.expr(rows.in_progress)} AS _in_progress",
+                   f"{r.expr(rows.inferred)} AS _inferred", f"{r.expr(rows.node)} AS _node",
+                   f"{r.expr(rows.node_type)} AS _node_type"]
+        # Named one by one: ClickHouse prefixes the columns of ``c.*`` in a join with ``c.``.
+        own = [c.rsplit(" AS ", 1)[1] for c in cols + derived] + ["_service_origin"]
+        order = "_orphan DESC, _start_us, _sid"
+        root_ms = ""
+        if any("root_ms" in span_values(e) for e in reads):
+            root_ms = f", first_value(_duration_ms) OVER (PARTITION BY _tid ORDER BY {order}) AS _root_ms"
+        return (f"WITH r AS (SELECT *, {', '.join(derived)} FROM ({latest}) AS s1 WHERE _n = 1), "
+                f"kids AS (SELECT _tid AS _ktid, _pid AS _kpid, {self.any_true('_fault')} AS _kfault, "
+                f"{self.any_true('_error')} AS _kerror FROM r WHERE _pid IS NOT NULL GROUP BY _tid, _pid), "
+                f"j AS (SELECT {', '.join(f'c.{name} AS {name}' for name in own)}, p._service AS _parent_service, "
+                "p._node AS _parent_node, p._node_type AS _parent_type, p._sid IS NULL AS _orphan, "
+                "k._kfault AS _child_fault, k._kerror AS _child_error, k._ktid IS NULL AS _leaf "
+                "FROM r AS c LEFT JOIN r AS p ON p._tid = c._tid AND p._sid = c._pid "
+                "LEFT JOIN kids AS k ON k._ktid = c._tid AND k._kpid = c._sid), "
+                f"t AS (SELECT *, row_number() OVER (PARTITION BY _tid ORDER BY {order}) = 1 AS _is_root{root_ms} FROM j)")
+
+    # -- statements -------------------------------------------------------------------------------
+
+    def summaries(self, q: TraceQuery) -> Compiled:
+        """One row per matching trace, newest first, a page of them: ``_tid``, the plan's columns, ``_matched``."""
+        r = self.renderer()
+        with_rows = self.rows(r, q.rows, [q.where, *(e for _, e in q.columns)])
+        cols = [f"{r.expr(e)} AS {_alias(name)}" for name, e in q.columns]
+        having = [f"min(_start_us) >= {r.param(_micros(q.start))}", f"min(_start_us) < {r.param(_micros(q.end))}"]
+        if q.where is not None:
+            having.append(r.expr(q.where))
+        if q.sample is not None:
+            having.append(self.sample(r, q.sample))
+        sql = (f"{with_rows} SELECT _tid, {', '.join(cols)}, count(*) OVER () AS _matched FROM t GROUP BY _tid "
+               f"HAVING {' AND '.join(having)} ORDER BY min(_start_us) DESC, _tid "
+               f"LIMIT {r.param(int(q.limit))} OFFSET {r.param(int(q.offset))}{self.settings}")
+        return Compiled(sql, r.params)
+
+    def _selected(self, r: Any, g: TraceGraph) -> str:
+        sql = self.rows(r, g.rows, [g.traces])
+        if g.traces is None:
+            return sql + ", sel AS (SELECT * FROM t)"
+        return sql + f", sel AS (SELECT * FROM t WHERE _tid IN (SELECT _tid FROM t GROUP BY _tid HAVING {r.expr(g.traces)}))"
+
+    def _stats(self) -> str:
+        c = self.count_if
+        return ", ".join([
+            "count(*) AS total", f"{c('NOT (_fault OR _error OR _throttle)')} AS ok",
+            f"{c('_error AND NOT _throttle')} AS errors", f"{c('_throttle')} AS throttles", f"{c('_fault')} AS faults",
+            "sum(coalesce(_duration_ms, 0)) / 1000.0 AS response_s", "min(_start_us) AS first_us",
+            "max(_start_us) AS last_us", f"{self.histogram_sql('round(_duration_ms / 1000.0, 3)')} AS histogram"])
+
+    def graph_nodes(self, g: TraceGraph) -> Compiled:
+        """A row per node the spans enter (from no parent, or from another node): ``node``, ``node_type``, ``root``
+        and the statistics of `apiary.query.xray.GraphRows`."""
+        r = self.renderer()
+        sql = (f"{self._selected(r, g)} SELECT _node AS node, _node_type AS node_type, {self.any_true('_orphan')} AS root, "
+               f"{self._stats()} FROM sel WHERE _node IS NOT NULL "
+               "AND (_orphan OR _parent_node <> _node OR _parent_type <> _node_type) "
+               f"GROUP BY _node, _node_type{self.settings}")
+        return Compiled(sql, r.params)
+
+    def graph_edges(self, g: TraceGraph) -> Compiled:
+        """A row per (parent's node, node) pair: ``parent_node``, ``parent_type``, ``node``, ``node_type``, statistics;
+        the root spans' row has no parent node (X-Ray draws their caller as the ``client`` node)."""
+        r = self.renderer()
+        sql = (f"{self._selected(r, g)} SELECT _parent_node AS parent_node, _parent_type AS parent_type, _node AS node, "
+               f"_node_type AS node_type, {self._stats()} FROM sel WHERE _node IS NOT NULL "
+               "AND (_is_root OR _parent_node <> _node OR _parent_type <> _node_type) "
+               f"GROUP BY _parent_node, _parent_type, _node, _node_type{self.settings}")
+        return Compiled(sql, r.params)
+
+
+def span_values(e: Expr | None) -> set[str]:
+    """The names of the span values an expression reads."""
+    if e is None or isinstance(e, (Literal, Column)):
+        return set()
+    if isinstance(e, SpanValue):
+        return {e.name}
+    if isinstance(e, PerTrace):
+        return span_values(e.arg)
+    if isinstance(e, InList):
+        return span_values(e.expr)
+    return set().union(*(span_values(a) for a in e.args))
+
+
+def _alias(name: str) -> str:
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"{name!r} is not a column name of a trace query")
+    return name
+
+
+def _micros(naive_utc: Any) -> int:
+    return dd._epoch_us(naive_utc)
+
+
+# -- DuckDB -----------------------------------------------------------------------------------------
+
+
+class _TraceValues:
+    """Teaches a dialect's expression renderer the trace plan's own values: a `SpanValue` is a row column, a
+    `PerTrace` the owner's aggregate; everything else renders as for Honeycomb queries."""
+
+    def __init__(self, owner: XRaySQL) -> None:
+        super().__init__()
+        self.owner = owner
+
+    def expr(self, e: Expr) -> str:
+        if isinstance(e, SpanValue):
+            return value_column(e.name)
+        if isinstance(e, PerTrace):
+            return self.owner.per_trace(self, e)
+        return super().expr(e)  # type: ignore[misc]
+
+
+class _DuckDBRender(_TraceValues, dd._Render):
+    pass
+
+
+class DuckDBXRay(XRaySQL):
+    name = "duckdb"
+
+    def renderer(self) -> _DuckDBRender:
+        return _DuckDBRender(self)
+
+    def ident(self, column: str) -> str:
+        return dd.ident(column)
+
+    def micros(self, ts: str) -> str:
+        return f"epoch_us({ts})"
+
+    def span_filter(self, r: Any, rows: TraceRows) -> list[str]:
+        return duckdb_traces._span_rows(r, rows, rows.trace_ids)
+
+    def any_true(self, x: str) -> str:
+        return f"coalesce(bool_or({x}), false)"
+
+    def root(self, x: str) -> str:
+        return f"(any_value({x}) FILTER (WHERE _is_root))"
+
+    def count_if(self, x: str) -> str:
+        return f"count(*) FILTER (WHERE {x})"
+
+    def distinct(self, x: str) -> str:
+        return f"list_sort(list_distinct(list({x})))"
+
+    def histogram_sql(self, x: str) -> str:
+        return f"histogram({x})"
+
+    def histogram(self, value: Any) -> dict[float, int]:
+        items = value.items() if isinstance(value, dict) else (value or [])
+        return {float(k): int(n) for k, n in items if k is not None}
+
+    def sample(self, r: Any, fraction: float) -> str:
+        return f"hash(_tid) % 10000 < {r.param(int(fraction * 10000))}"
+
+
+# -- ClickHouse -------------------------------------------------------------------------------------
+
+
+class _ClickHouseRender(_TraceValues, ch._Render):
+    pass
+
+
+class ClickHouseXRay(XRaySQL):
+    name = "clickhouse"
+    settings = " SETTINGS join_use_nulls = 1"
+
+    def renderer(self) -> _ClickHouseRender:
+        return _ClickHouseRender(self)
+
+    def ident(self, column: str) -> str:
+        return ch.ident(column)
+
+    def micros(self, ts: str) -> str:
+        return f"toUnixTimestamp64Micro({ts})"
+
+    def span_filter(self, r: Any, rows: TraceRows) -> list[str]:
+        return clickhouse_traces._span_rows(r, rows, rows.trace_ids)
+
+    def any_true(self, x: str) -> str:
+        return f"(countIf(coalesce({x}, false)) > 0)"
+
+    def root(self, x: str) -> str:
+        return f"anyIf({x}, _is_root)"
+
+    def count_if(self, x: str) -> str:
+        return f"countIf(coalesce({x}, false))"
+
+    def distinct(self, x: str) -> str:
+        return f"arraySort(groupUniqArray({x}))"
+
+    def histogram_sql(self, x: str) -> str:
+        return f"sumMapIf([assumeNotNull({x})], [toUInt64(1)], ({x}) IS NOT NULL)"
+
+    def histogram(self, value: Any) -> dict[float, int]:
+        if isinstance(value, dict):  # a tuple of two arrays arrives as a struct
+            keys, counts = list(value.values())
+        else:
+            keys, counts = value or ([], [])
+        return {float(k): int(n) for k, n in zip(keys, counts)}
+
+    def sample(self, r: Any, fraction: float) -> str:
+        return f"cityHash64(_tid) % 10000 < {r.param(int(fraction * 10000), 'UInt64')}"
+
+
+def xray_dialect_for(name: str) -> XRaySQL:
+    if name == "duckdb":
+        return DuckDBXRay()
+    if name == "clickhouse":
+        return ClickHouseXRay()
+    raise ValueError(f"no SQL dialect {name!r}")
