@@ -19,8 +19,6 @@ from typing import Iterator
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "apiary"
 
-#: Files whose SQL two other branches are moving into apiary/store or apiary/query right now. Empty this set once
-#: both are merged; nothing else belongs here.
 #: A statement's verb with the word that makes it SQL rather than prose. ``SELECT ... FROM/WHERE`` counts in
 #: capitals only, as this codebase writes SQL, because "select a column from the list" is an ordinary
 #: sentence; the other verbs count in any case, since their pairs (``insert into``, ``delete from``,

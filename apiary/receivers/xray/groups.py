@@ -64,6 +64,13 @@ class GroupStore:
                 return g
         raise GroupError(f"Group not found: {name}")
 
+    def expression(self, env: str, field: str, value: str) -> str:
+        """The filter expression of the group a filter names with ``group.name`` or ``group.arn``."""
+        for g in self.list(env):
+            if (g.name if field == "name" else g.arn()) == value:
+                return g.filter_expression
+        raise GroupError(f"Group not found: {value} (named by group.{field} in the filter expression)")
+
     def create(self, env: str, doc: dict[str, Any]) -> Group:
         name = doc.get("GroupName")
         if not isinstance(name, str) or not _NAME.match(name) or name == "Default":
