@@ -1,0 +1,22 @@
+"""The plugin's own tests use it as a user would: its ``apiary`` fixture (over tests/conftest.py's, which
+starts a bare server for the rest of the suite), on each store, one server per module."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+
+from apiary.testing.plugin import apiary  # noqa: F401 - the plugin's fixture, as a user's test gets it
+from apiary.testing.server import EmbeddedApiary
+from tests.stores import STORES
+
+
+@pytest.fixture(scope="module", params=STORES)
+def apiary_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedApiary]:
+    """The plugin's session server, here one per module and store (``--apiary-store`` picks one for a user)."""
+    server = EmbeddedApiary(tmp_path_factory.mktemp(f"apiary-{request.param}"), store=request.param).start()
+    try:
+        yield server
+    finally:
+        server.stop()
