@@ -152,8 +152,10 @@ class Telemetry:
             others = [s for s in self.reader.spans(wanted.filters()) if s.get("trace.trace_id") != trace.trace_id]
             for other in others[:3]:
                 where = "as its root" if not other.get("trace.parent_id") else "under a parent of its own"
-                out.append(f"  a span {label(other)!r} arrived in another trace, {where}: the trace context "
-                           f"did not reach it (a trace header lost on the way?)")
+                line = (f"  a span {label(other)!r} arrived in another trace, {where}: the trace context "
+                        f"did not reach it (a trace header lost on the way?)")
+                if line not in out:
+                    out.append(line)
         return out
 
     def logs(self, *filters: FilterLike, count: int = 1, timeout: float | None = None, **equals: Any) -> list[dict[str, Any]]:

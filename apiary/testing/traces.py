@@ -158,5 +158,5 @@ class Trace:
         if parent is not None:
             return f"its parent is {label(parent)!r}"
         if span.get("trace.parent_id"):
-            return "its parent span is not in the trace"
+            return f"its parent span {span['trace.parent_id']} is not in the trace"
         return "it is the root of the trace"
