@@ -222,7 +222,7 @@ class Telemetry:
                                   timeout)
         if current.render() != stored:
             path = self.snapshots.path(name)
-            raise AssertionError(f"trace {trace_id} does not match its snapshot {path.name} "
+            raise TelemetryNotFound(f"trace {trace_id} does not match its snapshot {path.name} "
                                  f"(rewrite it with --apiary-update-snapshots if the change is meant):\n"
                                  f"{diff(stored, current.render(), path)}")
         return current

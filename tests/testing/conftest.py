@@ -7,6 +7,10 @@ from typing import Iterator
 
 import pytest
 
+# Imported here, before any inner session: pytester's in-process runs drop the modules a run imported, and
+# the server's native extensions (DuckDB, pyarrow, gRPC) cannot be loaded a second time in one process.
+import apiary.server.app  # noqa: F401
+import apiary.testing.telemetry  # noqa: F401
 from apiary.testing.plugin import apiary  # noqa: F401 - the plugin's fixture, as a user's test gets it
 from apiary.testing.server import EmbeddedApiary
 from tests.stores import STORES

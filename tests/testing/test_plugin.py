@@ -41,6 +41,10 @@ def test_home_feed_is_one_trace_across_otel_and_xray_with_its_log_line(apiary: T
         [line] = apiary.logs("message starts-with GET /api/activities/home 200", group="app")
         assert line["trace_id"] == TRACE_ID
         apiary.assert_no_errors()
+        [within] = apiary.assert_duration("name = home-activities-mock-data", max_ms=60_000)
+        with pytest.raises(AssertionError, match=r"^1 of 1 spans over the 0.0001 ms bound:\n"
+                                                 r"  backend-flask: home-activities-mock-data took \d+\.\d ms$"):
+            apiary.assert_duration("name = home-activities-mock-data", max_ms=0.0001)
 
 
 def test_an_uncaught_exception_is_a_rollbar_item_linked_to_the_trace(apiary: Telemetry, tmp_path: Path) -> None:
