@@ -12,15 +12,10 @@ import pytest
 import apiary.server.app  # noqa: F401
 import apiary.testing.telemetry  # noqa: F401
 from apiary.testing.plugin import apiary  # noqa: F401 - the plugin's fixture, as a user's test gets it
-from apiary.testing.server import EmbeddedApiary
-from tests.stores import STORES
+from tests.stores import STORES, embedded_per_store
 
 
 @pytest.fixture(scope="module", params=STORES)
-def apiary_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedApiary]:
+def apiary_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """The plugin's session server, here one per module and store (``--apiary-store`` picks one for a user)."""
-    server = EmbeddedApiary(tmp_path_factory.mktemp(f"apiary-{request.param}"), store=request.param).start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from embedded_per_store(request, tmp_path_factory)
