@@ -45,9 +45,9 @@ def require_frontend() -> None:
                     "`npm ci && npm run build` in examples/cruddur/frontend (scripts/test does)")
 
 
-def backend_env(apiary: Telemetry, backend: str, frontend: str, off: str = "") -> dict[str, str]:
+def backend_env(telemetry: Telemetry, backend: str, frontend: str, off: str = "") -> dict[str, str]:
     """``apiary.env`` plus Cruddur's own switches: X-Ray records every request, watchtower sends twice a second."""
-    env = {**apiary.environ("backend-flask"), "CRUDDUR_XRAY_SAMPLING": "0", "CRUDDUR_CLOUDWATCH": "1",
+    env = {**telemetry.environ("backend-flask"), "CRUDDUR_XRAY_SAMPLING": "0", "CRUDDUR_CLOUDWATCH": "1",
            "CRUDDUR_CLOUDWATCH_SEND_INTERVAL": "0.5", "FRONTEND_URL": frontend, "BACKEND_URL": backend}
     env.pop(PARTS.get(off, ""), None)
     return env
@@ -61,10 +61,10 @@ class Stack:
     procs: list[subprocess.Popen] = field(default_factory=list)
 
 
-def start_frontend(port: int, backend: str, apiary: Telemetry, log: Path) -> subprocess.Popen:
+def start_frontend(port: int, backend: str, telemetry: Telemetry, log: Path) -> subprocess.Popen:
     out = open(log, "ab")
     proc = subprocess.Popen([sys.executable, str(CRUDDUR / "serve_frontend.py"), "--port", str(port), "--backend-url", backend,
-                             "--otlp-url", f"{apiary.url}/v1/traces", "--api-key", apiary.key],
+                             "--otlp-url", f"{telemetry.url}/v1/traces", "--api-key", telemetry.key],
                             stdout=out, stderr=subprocess.STDOUT, env=clean_env())
     out.close()
     try:

@@ -72,3 +72,24 @@ def test_another_environment_sees_none_of_it(apiary: Telemetry, apiary_server: E
     finally:
         neighbour.close()
         apiary_server.release(tenant)
+
+
+def test_outside_pytest_serve_gives_the_same_object(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A script (or another test runner) uses ``with serve()``; here its env goes to an in-process SDK by monkeypatch."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from apiary.testing import serve
+
+    with serve(run="script-run") as telemetry:
+        for name, value in telemetry.environ("script").items():
+            monkeypatch.setenv(name, value)
+        provider = TracerProvider()  # its resource reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        with provider.get_tracer("script").start_as_current_span("from-a-script"):
+            pass
+        provider.force_flush()
+        span = telemetry.span(name="from-a-script")
+        assert (span["service.name"], span["apiary.run"]) == ("script", "script-run")
+        provider.shutdown()
