@@ -63,6 +63,10 @@ def telemetry_for(server: "EmbeddedApiary", request: pytest.FixtureRequest) -> I
     timeout = request.config.getoption("apiary_timeout", None)
     if timeout:
         telemetry.timeout = timeout
+    if server.store == "duckdb":  # the data stays in pytest's temporary directory after the session
+        telemetry.inspect = (f"this test's telemetry is in environment {tenant.environment!r}; after the session, see it with\n"
+                             f"  apiary serve --data {server.data_dir}\n"
+                             f"  http://127.0.0.1:4318/traces?env={tenant.environment}")
     test_file = Path(str(request.node.path))
     telemetry.snapshots = SnapshotBook(test_file.parent / "__snapshots__" / test_file.stem, request.node.name,
                                        bool(request.config.getoption("apiary_update_snapshots", False)))
@@ -77,6 +81,16 @@ def telemetry_for(server: "EmbeddedApiary", request: pytest.FixtureRequest) -> I
 def apiary(apiary_server: "EmbeddedApiary", request: pytest.FixtureRequest) -> Iterator["Telemetry"]:
     """This test's own environment on the session's Apiary: ``apiary.env`` for the app, waiting reads."""
     yield from telemetry_for(apiary_server, request)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+    """A failed test that used ``apiary`` says where its telemetry can be looked at once the session is over."""
+    report = yield
+    inspect = getattr(getattr(item, "funcargs", {}).get("apiary"), "inspect", None)
+    if report.when == "call" and report.failed and isinstance(inspect, str):
+        report.sections.append(("apiary", inspect))
+    return report
 
 
 def pytest_report_header(config: pytest.Config) -> Any:

@@ -62,6 +62,8 @@ class Telemetry:
         self.reader = Reader(url, key, environment, since or time.time())
         #: Where `assert_snapshot` keeps this test's snapshots (the pytest plugin sets it).
         self.snapshots: SnapshotBook | None = None
+        #: How to look at this test's telemetry after the session (the plugin shows it when the test fails).
+        self.inspect: str | None = None
 
     def close(self) -> None:
         self.reader.close()

@@ -56,6 +56,8 @@ def test_each_breakage_fails_with_a_message_that_says_what_differed(pytester: py
     assert failure(result, "test_result_length") == MISSING_ATTRIBUTE
     assert failure(result, "test_parent_link") == BROKEN_PARENT_LINK
     assert failure(result, "test_xray_header") == LOST_XRAY_HEADER
+    result.stdout.fnmatch_lines(["*- apiary -*", "this test's telemetry is in environment '3-test_xray_header'; after the "
+                                 "session, see it with", "  apiary serve --data *", "  http://127.0.0.1:4318/traces?env=3-test_xray_header"])
 
 
 MISSING_ATTRIBUTE = textwrap.dedent("""\
