@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 import socket
 import tempfile
 import threading
@@ -87,6 +88,7 @@ class EmbeddedApiary:
         self._tenants: list[Tenant] = []
         self._failure: BaseException | None = None
         self.started_in_s = 0.0
+        self._session = secrets.token_hex(4)
 
     @property
     def url(self) -> str:
@@ -149,6 +151,8 @@ class EmbeddedApiary:
         from apiary.receivers.xray.daemon import Daemon
 
         environment = f"{len(self._tenants) + 1}-{re.sub(r'[^A-Za-z0-9_.-]+', '-', name)[:80]}".strip("-")
+        if self.store.startswith("clickhouse"):  # a server outlives the session: never reuse an earlier one's name
+            environment = f"{self._session}-{environment}"
         key = self.app.state.apiary.meta.create_key(environment)
         port = free_udp_and_tcp_port()
         daemon = Daemon(_TenantXRay(self.app.state.xray, environment), HOST, port)  # type: ignore[arg-type]
