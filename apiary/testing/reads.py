@@ -23,6 +23,15 @@ ROW_LIMIT = 1000
 class ReadError(RuntimeError):
     """Apiary refused a read: the message is its answer."""
 
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def transient(self) -> bool:
+        """A 5xx (such as 503 while loads catch up): worth asking again; a 4xx is the test's mistake."""
+        return self.status >= 500
+
 
 class Reader:
     def __init__(self, url: str, key: str, environment: str, since: float) -> None:
@@ -36,7 +45,7 @@ class Reader:
     def _json(self, response: httpx.Response, *ok: int) -> Any:
         if response.status_code not in (ok or (200,)):
             raise ReadError(f"{response.request.method} {response.request.url.path} answered "
-                            f"{response.status_code}: {response.text[:500]}")
+                            f"{response.status_code}: {response.text[:500]}", response.status_code)
         return response.json()
 
     # -- spans ----------------------------------------------------------------------------------------

@@ -12,9 +12,11 @@ import time
 from typing import Any, Callable, Mapping, Sequence, TypeVar
 from urllib.parse import quote
 
+import httpx
+
 from apiary.testing import explain
 from apiary.testing.filters import Filter, FilterLike, describe, matches, parse
-from apiary.testing.reads import Reader
+from apiary.testing.reads import Reader, ReadError
 from apiary.testing.snapshots import SnapshotBook, diff
 from apiary.testing.traces import Label, Shape, Trace, label
 
@@ -33,11 +35,16 @@ def wait_for(read: Callable[[], T], done: Callable[[T], bool], timeout: float) -
     deadline = time.monotonic() + timeout
     delay = POLL_S
     while True:
-        got = read()
-        if done(got):
-            return got, True
-        if time.monotonic() >= deadline:
-            return got, False
+        try:
+            got = read()
+        except (ReadError, httpx.TransportError) as exc:  # asked again until the deadline, then said as it is
+            if (isinstance(exc, ReadError) and not exc.transient) or time.monotonic() >= deadline:
+                raise
+        else:
+            if done(got):
+                return got, True
+            if time.monotonic() >= deadline:
+                return got, False
         time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
         delay = min(delay * 1.5, 0.5)
 
