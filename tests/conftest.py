@@ -8,6 +8,7 @@ import pytest
 
 from tests.server import ApiaryProcess, create_key
 
+pytest_plugins = ["pytester"]  # tests/testing runs inner sessions of the apiary.testing plugin
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 # Servers started in-process or by the demo take no fixed OTLP/gRPC port (4317); gRPC tests pass --otlp-grpc-port.
 os.environ.setdefault("APIARY_OTLP_GRPC_PORT", "0")

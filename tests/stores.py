@@ -16,6 +16,8 @@ import dataclasses
 from pathlib import Path
 from typing import Iterator
 
+import pytest
+
 from tests.clickhouse.conftest import clickhouse_url, drop_database
 from tests.server import ApiaryProcess
 
@@ -85,3 +87,15 @@ def running(store: str, tmp_path: Path, tenants: int = 8, extra_args: list[str] 
         proc.stop()
         if url:
             drop_database(url)
+
+
+def embedded_per_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """The body of a module-scoped ``apiary_server`` fixture with ``params=STORES``: the ``apiary.testing``
+    plugin's in-process server, once per store, in place of the one the session would share."""
+    from apiary.testing.server import EmbeddedApiary
+
+    server = EmbeddedApiary(tmp_path_factory.mktemp(f"apiary-{request.param}"), store=request.param).start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,25 +1,22 @@
-"""The Cruddur stack for end-to-end tests: `apiary serve`, backend-flask, the front end, headless Chromium.
-
-Every receiver a part depends on is probed at run time: a part whose receiver is not built yet is
-switched off in the app and its assertions are skipped with the reason; the app must work either way.
-"""
+"""The Cruddur stack for end-to-end tests, on the ``apiary.testing`` plugin: its session server (the
+store ``--apiary-store`` / ``APIARY_TEST_STORE`` names, DuckDB by default), backend-flask with every
+instrumentation pointed at it by ``apiary.env``, the front end, headless Chromium."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
-import httpx
 import pytest
 
-from tests.server import ApiaryProcess, create_key, free_port
+from apiary.testing.plugin import apiary, telemetry_for  # noqa: F401 - the plugin's fixture over tests/conftest.py's
+from apiary.testing.server import EmbeddedApiary, free_port
+from apiary.testing.telemetry import Telemetry
 
 REPO = Path(__file__).resolve().parents[2]
 CRUDDUR = REPO / "examples" / "cruddur"
@@ -28,40 +25,10 @@ CHROMIUM = "/usr/bin/chromium"  # Debian's package; never `playwright install`
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 INSTRUMENTATION_PREFIXES = ("OTEL_", "AWS_", "CRUDDUR_", "ROLLBAR_", "HONEYCOMB_")
+PARTS = {"xray": "AWS_XRAY_DAEMON_ADDRESS", "cloudwatch": "CRUDDUR_CLOUDWATCH", "rollbar": "ROLLBAR_ACCESS_TOKEN"}
 
 sys.path.insert(0, str(CRUDDUR))
 import check_app  # noqa: E402  examples/cruddur/check_app.py: start_backend, run_checks, stop_process
-
-
-def eventually(check: Callable[[], Any], timeout: float = 15.0, interval: float = 0.25, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        try:
-            last = check()
-        except (httpx.HTTPError, OSError) as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {timeout}s: {what or check} (last: {last!r})")
-        time.sleep(interval)
-
-
-def serve_supports_xray() -> bool:
-    out = subprocess.run([sys.executable, "-m", "apiary", "serve", "--help"], capture_output=True, text=True, timeout=60)
-    return "--xray-port" in out.stdout
-
-
-def has_cloudwatch(url: str) -> bool:
-    r = httpx.post(url + "/", content=b"{}", headers={"X-Amz-Target": "Logs_20140328.DescribeLogGroups",
-                                                      "Content-Type": "application/x-amz-json-1.1"}, timeout=5)
-    return r.status_code not in (404, 405)
-
-
-def has_rollbar(url: str) -> bool:
-    return httpx.post(url + "/api/1/item/", json={}, timeout=5).status_code not in (404, 405)
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -78,32 +45,26 @@ def require_frontend() -> None:
                     "`npm ci && npm run build` in examples/cruddur/frontend (scripts/test does)")
 
 
+def backend_env(telemetry: Telemetry, backend: str, frontend: str, off: str = "") -> dict[str, str]:
+    """``apiary.env`` plus Cruddur's own switches: X-Ray records every request, watchtower sends twice a second."""
+    env = {**telemetry.environ("backend-flask"), "CRUDDUR_XRAY_SAMPLING": "0", "CRUDDUR_CLOUDWATCH": "1",
+           "CRUDDUR_CLOUDWATCH_SEND_INTERVAL": "0.5", "FRONTEND_URL": frontend, "BACKEND_URL": backend}
+    env.pop(PARTS.get(off, ""), None)
+    return env
+
+
 @dataclass
 class Stack:
-    apiary: ApiaryProcess
+    apiary: Telemetry
     backend: str
     frontend: str
-    xray_port: int
-    parts: dict[str, bool]
     procs: list[subprocess.Popen] = field(default_factory=list)
 
-    @property
-    def key(self) -> str:
-        return self.apiary.key
 
-    def skip_unless(self, part: str, reason: str) -> None:
-        if not self.parts[part]:
-            pytest.skip(reason)
-
-    def trace(self, trace_id: str) -> list[dict[str, Any]]:
-        r = httpx.get(f"{self.apiary.url}/api/traces/{trace_id}", headers={"x-honeycomb-team": self.key}, timeout=10)
-        return r.json()["spans"] if r.status_code == 200 else []
-
-
-def start_frontend(port: int, backend: str, apiary_url: str, key: str, log: Path) -> subprocess.Popen:
+def start_frontend(port: int, backend: str, telemetry: Telemetry, log: Path) -> subprocess.Popen:
     out = open(log, "ab")
     proc = subprocess.Popen([sys.executable, str(CRUDDUR / "serve_frontend.py"), "--port", str(port), "--backend-url", backend,
-                             "--otlp-url", f"{apiary_url}/v1/traces", "--api-key", key],
+                             "--otlp-url", f"{telemetry.url}/v1/traces", "--api-key", telemetry.key],
                             stdout=out, stderr=subprocess.STDOUT, env=clean_env())
     out.close()
     try:
@@ -114,46 +75,24 @@ def start_frontend(port: int, backend: str, apiary_url: str, key: str, log: Path
     return proc
 
 
-def backend_env(apiary: ApiaryProcess, backend_port: int, frontend: str, parts: dict[str, bool], xray_port: int) -> dict[str, str]:
-    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": apiary.url, "OTEL_EXPORTER_OTLP_HEADERS": f"x-honeycomb-team={apiary.key}",
-           "OTEL_SERVICE_NAME": "backend-flask", "OTEL_BSP_SCHEDULE_DELAY": "200",
-           "FRONTEND_URL": frontend, "BACKEND_URL": f"http://127.0.0.1:{backend_port}"}
-    if parts["xray"]:
-        env.update(AWS_XRAY_DAEMON_ADDRESS=f"127.0.0.1:{xray_port}", CRUDDUR_XRAY_SAMPLING="0")
-    if parts["cloudwatch"]:
-        env.update(CRUDDUR_CLOUDWATCH="1", CRUDDUR_CLOUDWATCH_SEND_INTERVAL="0.5", AWS_ENDPOINT_URL=apiary.url,
-                   AWS_ACCESS_KEY_ID=apiary.key, AWS_SECRET_ACCESS_KEY=apiary.key, AWS_DEFAULT_REGION="us-east-1")
-    if parts["rollbar"]:
-        env.update(ROLLBAR_ACCESS_TOKEN=apiary.key, ROLLBAR_ENDPOINT=f"{apiary.url}/api/1/")
-    return env
-
-
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Apiary + backend-flask (every instrumentation Apiary can receive) + the front end, all on free ports."""
+def stack(apiary_server: EmbeddedApiary, request: pytest.FixtureRequest,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """backend-flask (every instrumentation) + the front end on free ports, reporting to one environment."""
     require_frontend()
     tmp = tmp_path_factory.mktemp("cruddur")
-    data_dir = tmp / "data"
-    key = create_key(data_dir, "dev")
     frontend_port, backend_port = free_port(), free_port()
-    frontend = f"http://127.0.0.1:{frontend_port}"
-    xray = serve_supports_xray()
-    xray_port = free_port() if xray else 0
-    extra = ["--cors-origin", frontend, "--decode-workers", "0"] + (["--xray-port", str(xray_port)] if xray else [])
-    apiary = ApiaryProcess(data_dir, key=key, extra_args=extra)
-    apiary.start()
-    procs: list[subprocess.Popen] = []
-    try:
-        parts = {"xray": xray, "cloudwatch": has_cloudwatch(apiary.url), "rollbar": has_rollbar(apiary.url)}
-        proc, backend = check_app.start_backend(backend_port, backend_env(apiary, backend_port, frontend, parts, xray_port),
+    frontend, backend = f"http://127.0.0.1:{frontend_port}", f"http://127.0.0.1:{backend_port}"
+    for telemetry in telemetry_for(apiary_server, request):
+        proc, backend = check_app.start_backend(backend_port, backend_env(telemetry, backend, frontend),
                                                 str(tmp / "backend-flask.log"))
-        procs.append(proc)
-        procs.append(start_frontend(frontend_port, backend, apiary.url, key, tmp / "frontend.log"))
-        yield Stack(apiary, backend, frontend, xray_port, parts, procs)
-    finally:
-        for p in reversed(procs):
-            check_app.stop_process(p)
-        apiary.stop()
+        procs = [proc]
+        try:
+            procs.append(start_frontend(frontend_port, backend, telemetry, tmp / "frontend.log"))
+            yield Stack(telemetry, backend, frontend, procs)
+        finally:
+            for p in reversed(procs):
+                check_app.stop_process(p)
 
 
 @pytest.fixture(scope="module")
@@ -178,12 +117,3 @@ def page(browser: Any) -> Iterator[Any]:
         yield pg
     finally:
         context.close()
-
-
-def spans_named(spans: list[dict[str, Any]], **where: Any) -> list[dict[str, Any]]:
-    return [s for s in spans if all(s.get(k) == v for k, v in where.items())]
-
-
-def dumps(spans: list[dict[str, Any]]) -> str:
-    keep = ("name", "service.name", "trace.span_id", "trace.parent_id", "xray.type")
-    return json.dumps([{k: s.get(k) for k in keep} for s in spans], indent=1)

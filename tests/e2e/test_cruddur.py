@@ -1,8 +1,7 @@
 """Cruddur end to end: a real browser loads the home feed; Apiary holds the whole story of that click.
 
-`apiary serve` + backend-flask (OTel, X-Ray SDK, watchtower, pyrollbar, all unchanged and pointed at
-Apiary by environment variables) + the front end (OpenTelemetry web SDK) in headless Chromium.
-Parts whose receiver this Apiary does not serve yet are skipped with the reason, checked at run time.
+The ``apiary.testing`` plugin's server + backend-flask (OTel, X-Ray SDK, watchtower, pyrollbar, all
+unchanged and pointed at it by ``apiary.env``) + the front end (OpenTelemetry web SDK) in headless Chromium.
 """
 
 from __future__ import annotations
@@ -20,9 +19,17 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import (CRUDDUR, REPO, Stack, backend_env, check_app, clean_env, dumps, eventually, has_cloudwatch,
-                                has_rollbar, require_frontend, serve_supports_xray, spans_named)
-from tests.server import ApiaryProcess, create_key, free_port
+from apiary.testing.telemetry import Telemetry, wait_for
+from apiary.testing.traces import Trace
+from tests.e2e.conftest import CRUDDUR, PARTS, REPO, Stack, backend_env, check_app, clean_env, require_frontend
+from tests.server import free_port
+
+FETCH = "frontend-react-js: GET"
+FLASK = "backend-flask: GET /api/activities/home"
+SEGMENT = "backend-flask: backend-flask [x-ray segment]"
+#: browser page span > fetch > (Flask span > the guides' custom span) and X-Ray's segment of the same request
+HOME_SHAPE = {"frontend-react-js: load-home-feed": {FETCH: {FLASK: {"backend-flask: home-activities-mock-data": {}},
+                                                            SEGMENT: {}}}}
 
 
 def load_home_feed(stack: Stack, page: Any, artifacts: Path) -> str:
@@ -39,15 +46,13 @@ def load_home_feed(stack: Stack, page: Any, artifacts: Path) -> str:
     # the resource timing entry). Both must be exported before the tab is closed.
     page.wait_for_function("Number(document.body.dataset.otelExported || 0) >= 2")
     page.screenshot(path=str(artifacts / "cruddur-home.png"), full_page=True)
-    if stack.parts["xray"]:
-        xray_header = headers.get("x-amzn-trace-id", "")
-        assert f"Root=1-{m.group(1)[:8]}-{m.group(1)[8:]}" in xray_header, headers
+    assert f"Root=1-{m.group(1)[:8]}-{m.group(1)[8:]}" in headers.get("x-amzn-trace-id", ""), headers
     return m.group(1)
 
 
 @pytest.fixture(scope="module")
-def home_trace(stack: Stack, browser: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """One browser visit; its trace id and spans once the browser, Flask and custom spans (and X-Ray's segment) are in."""
+def home_trace(stack: Stack, browser: Any) -> Trace:
+    """One browser visit's trace, once the browser's, Flask's, the custom and X-Ray's spans are in, in their places."""
     from tests.conftest import ARTIFACTS
 
     ARTIFACTS.mkdir(exist_ok=True)
@@ -58,99 +63,59 @@ def home_trace(stack: Stack, browser: Any, tmp_path_factory: pytest.TempPathFact
         trace_id = load_home_feed(stack, page, ARTIFACTS)
     finally:
         context.close()
-
-    def complete() -> list[dict[str, Any]] | None:
-        spans = stack.trace(trace_id)
-        services = {s.get("service.name") for s in spans}
-        ok = {"frontend-react-js", "backend-flask"} <= services and spans_named(spans, name="home-activities-mock-data")
-        if stack.parts["xray"]:
-            ok = ok and any(s.get("xray.type") == "segment" for s in spans)
-        return spans if ok else None
-
-    spans = eventually(complete, timeout=20, what=f"trace {trace_id} with browser, Flask, custom (and X-Ray) spans")
-    return {"trace_id": trace_id, "spans": spans}
+    return stack.apiary.trace(trace_id, HOME_SHAPE, timeout=20)
 
 
-def test_home_feed_click_is_one_trace_from_browser_to_mock_data(stack: Stack, home_trace: dict[str, Any]) -> None:
-    spans = home_trace["spans"]
-    browser = [s for s in spans if s.get("service.name") == "frontend-react-js"]
-    page_span = spans_named(browser, name="load-home-feed")
-    assert page_span, dumps(spans)
-    fetch = [s for s in browser if s.get("trace.parent_id") == page_span[0]["trace.span_id"] and s["name"] != "load-home-feed"]
-    assert fetch, f"no fetch span under load-home-feed:\n{dumps(spans)}"
-    flask = [s for s in spans if s.get("service.name") == "backend-flask" and s.get("trace.parent_id") == fetch[0]["trace.span_id"]
-             and s.get("xray.type") is None]
-    assert flask, f"the Flask span is not a child of the browser's fetch span:\n{dumps(spans)}"
-    assert flask[0].get("http.route") == "/api/activities/home" or "/api/activities/home" in flask[0]["name"]
-    assert flask[0].get("app.user_id") == "worf"
-    [custom] = spans_named(spans, name="home-activities-mock-data")
-    assert custom["app.result_length"] == 3
-    assert custom["trace.parent_id"] == flask[0]["trace.span_id"]
-    assert custom.get("app.now")
+def test_home_feed_click_is_one_trace_from_browser_to_mock_data(home_trace: Trace) -> None:
+    flask = home_trace.span(FLASK)
+    assert flask["http.route"] == "/api/activities/home" and flask["app.user_id"] == "worf"
+    custom = home_trace.span("backend-flask: home-activities-mock-data")
+    assert custom["app.result_length"] == 3 and custom["app.now"]
     # the network between browser and back end is visible: the fetch span covers the Flask span
-    assert fetch[0]["duration_ms"] >= flask[0]["duration_ms"]
+    assert home_trace.span(FETCH)["duration_ms"] >= flask["duration_ms"]
 
 
-def test_xray_segment_of_the_same_request_is_in_the_trace(stack: Stack, home_trace: dict[str, Any]) -> None:
-    stack.skip_unless("xray", "the X-Ray daemon is not built yet (`apiary serve --help` has no --xray-port)")
-    spans = home_trace["spans"]
-    segments = [s for s in spans if s.get("xray.type") == "segment"]
-    assert len(segments) == 1, dumps(spans)
-    segment = segments[0]
-    assert segment["service.name"] == "backend-flask"
-    fetch_ids = {s["trace.span_id"] for s in spans if s.get("service.name") == "frontend-react-js"}
-    assert segment["trace.parent_id"] in fetch_ids, dumps(spans)
-    assert segment.get("annotation.user_id") == "worf"
-    assert segment.get("http.status_code") == 200
+def test_home_feed_trace_matches_its_snapshot(stack: Stack, home_trace: Trace) -> None:
+    """Every span of the click in its place (tests/e2e/__snapshots__/test_cruddur/), ids and timings left out."""
+    stack.apiary.assert_snapshot(home_trace, name="home-feed")
 
 
-def test_after_request_log_line_is_in_group_cruddur_linked_to_the_trace(stack: Stack, home_trace: dict[str, Any]) -> None:
-    stack.skip_unless("cloudwatch", "the CloudWatch Logs receiver is not built yet (POST / Logs_20140328.DescribeLogGroups is 404)")
+def test_xray_segment_of_the_same_request_is_in_the_trace(home_trace: Trace) -> None:
+    segment = home_trace.span(SEGMENT)  # exactly one, under the browser's fetch span (HOME_SHAPE)
+    assert segment["annotation.user_id"] == "worf" and segment["http.status_code"] == 200
+
+
+def test_after_request_log_line_is_in_group_cruddur_linked_to_the_trace(stack: Stack, home_trace: Trace) -> None:
     import boto3
 
-    logs = boto3.client("logs", endpoint_url=stack.apiary.url, region_name="us-east-1",
-                        aws_access_key_id=stack.key, aws_secret_access_key=stack.key)
-    trace_id = home_trace["trace_id"]
-
-    def line() -> list[dict[str, Any]]:
-        events = logs.filter_log_events(logGroupName="cruddur", startTime=int((time.time() - 600) * 1000))["events"]
-        return [e for e in events if "GET http /api/activities/home" in e["message"] and trace_id in e["message"]]
-    [event] = eventually(line, timeout=20, what="the after_request line in log group cruddur")
+    trace_id = home_trace.trace_id
+    [event] = stack.apiary.logs("message contains GET http /api/activities/home", group="cruddur", trace_id=trace_id,
+                                timeout=20)
     assert re.match(r"\[\d{4}-\w{3}-\d{2} \d{2}:\d{2}\] 127\.0\.0\.1 GET http /api/activities/home\?? 200 OK", event["message"])
 
-    # Apiary links the line to the trace: Logs Insights' @traceId
+    # Apiary links the line to the trace in Logs Insights too: @traceId, through boto3
+    logs = boto3.client("logs", endpoint_url=stack.apiary.url, region_name="us-east-1",
+                        aws_access_key_id=stack.apiary.key, aws_secret_access_key=stack.apiary.key)
     query_id = logs.start_query(logGroupName="cruddur", startTime=int(time.time() - 600), endTime=int(time.time() + 60),
                                 queryString=f'fields @message, @traceId | filter @traceId = "{trace_id}"')["queryId"]
-
-    def results() -> list[Any] | None:
-        r = logs.get_query_results(queryId=query_id)
-        return r["results"] if r["status"] == "Complete" else None
-    rows = [{f["field"]: f["value"] for f in row} for row in eventually(results, timeout=10)]
-    assert any("GET http /api/activities/home" in r.get("@message", "") for r in rows), rows
+    result, done = wait_for(lambda: logs.get_query_results(queryId=query_id), lambda r: r["status"] == "Complete", 10)
+    rows = [{f["field"]: f["value"] for f in row} for row in result["results"]]
+    assert done and any("GET http /api/activities/home" in r.get("@message", "") for r in rows), rows
     assert all(r.get("@traceId") == trace_id for r in rows if "@traceId" in r), rows
     assert any("HomeActivities" in r.get("@message", "") for r in rows), rows
 
 
 def test_rollbar_test_route_gives_a_rollbar_item(stack: Stack) -> None:
-    stack.skip_unless("rollbar", "the Rollbar receiver is not built yet (POST /api/1/item/ is 404)")
     trace_id = secrets.token_hex(16)
     r = httpx.get(stack.backend + "/rollbar/test", headers={"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}, timeout=10)
     assert r.status_code == 200 and r.text == "Hello World!"
-
-    def item() -> list[dict[str, Any]]:
-        got = httpx.get(stack.apiary.url + "/api/1/items", headers={"X-Rollbar-Access-Token": stack.key}, timeout=10)
-        return [i for i in got.json()["result"]["items"] if i["title"] == "Hello World!"] if got.status_code == 200 else []
-    [found] = eventually(item, timeout=15, what="a Rollbar item 'Hello World!'")
-    assert found["level"] == "warning"
-    assert found["environment"] == "production"
-    assert found.get("trace_id") in (trace_id, None)
+    [found] = stack.apiary.errors(title="Hello World!", timeout=15)
+    assert (found["level"], found["environment"]) == ("warning", "production")
+    assert found["trace_id"] in (trace_id, None)
 
 
-def test_trace_view_screenshot(stack: Stack, home_trace: dict[str, Any], page: Any, artifacts: Path) -> None:
-    ui = httpx.get(f"{stack.apiary.url}/trace/{home_trace['trace_id']}", timeout=10)
-    if ui.status_code == 404 or "text/html" not in ui.headers.get("content-type", ""):
-        pytest.skip(f"Apiary's web UI has no trace view yet (GET /trace/<id> answered {ui.status_code})")
-    page.goto(f"{stack.apiary.url}/trace/{home_trace['trace_id']}")
+def test_trace_view_screenshot(stack: Stack, home_trace: Trace, page: Any, artifacts: Path) -> None:
+    page.goto(f"{stack.apiary.url}/trace/{home_trace.trace_id}")
     page.wait_for_selector("body[data-rendered=trace]")
     text = page.locator("body").inner_text()
     assert "home-activities-mock-data" in text and "load-home-feed" in text
@@ -169,31 +134,22 @@ def readme_commands() -> list[str]:
     return out
 
 
-def test_readme_commands_run_as_written(stack: Stack, home_trace: dict[str, Any]) -> None:
+def test_readme_commands_run_as_written(stack: Stack, home_trace: Trace) -> None:
     """Step 3's `aws xray create-group` / `create-sampling-rule`, the queries and the reads, against this Apiary."""
     commands = readme_commands()
     assert any("create-sampling-rule --cli-input-json file://aws/json/xray.json" in c for c in commands), commands
     assert sum(c.startswith("apiary query") for c in commands) >= 5, commands
-    env = clean_env(KEY=stack.key, AWS_ACCESS_KEY_ID=stack.key, AWS_SECRET_ACCESS_KEY=stack.key, AWS_DEFAULT_REGION="us-east-1",
-                    APIARY_URL=stack.apiary.url, APIARY_KEY=stack.key, PATH=os.environ.get("PATH", ""))
+    key, url = stack.apiary.key, stack.apiary.url
+    env = clean_env(KEY=key, AWS_ACCESS_KEY_ID=key, AWS_SECRET_ACCESS_KEY=key, AWS_DEFAULT_REGION="us-east-1",
+                    APIARY_URL=url, APIARY_KEY=key, PATH=os.environ.get("PATH", ""))
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env["PATH"]])
     import traffic  # examples/cruddur/traffic.py: the queries need something to group by
 
     traffic.run_traffic(stack.backend, requests=60, rate=0, seed=2, quiet=True)
-
-    def columns() -> bool:
-        r = httpx.get(f"{stack.apiary.url}/1/columns/backend-flask", headers={"x-honeycomb-team": stack.key}, timeout=5)
-        names = {c.get("key_name") for c in r.json()} if r.status_code == 200 else set()
-        return {"app.user_id", "app.result_length", "http.route", "http.user_agent"} <= names
-    eventually(columns, timeout=15, what="the columns the README's queries use")
+    for column in ("app.user_id", "app.result_length", "http.route", "http.user_agent"):  # what the queries use
+        stack.apiary.span(f"{column} exists", timeout=15)
     for command in commands:
-        if command.startswith("aws xray") and not stack.parts["xray"]:
-            continue
-        if command.startswith("aws logs") and not stack.parts["cloudwatch"]:
-            continue
-        if "api/1/items" in command and not stack.parts["rollbar"]:
-            continue
-        command = command.replace("http://127.0.0.1:4318", stack.apiary.url)
+        command = command.replace("http://127.0.0.1:4318", url)
         command = re.sub(r"(http://)?(localhost|127\.0\.0\.1):4567", stack.backend, command)
         if command.startswith("apiary "):
             command = f"{sys.executable} -m {command}"
@@ -207,56 +163,25 @@ def test_readme_commands_run_as_written(stack: Stack, home_trace: dict[str, Any]
 
 # --- each instrumentation switched off -------------------------------------------------------------------------------
 
-PARTS = ["xray", "rollbar", "cloudwatch"]
-
-
-@pytest.mark.parametrize("off", PARTS)
-def test_switching_one_instrumentation_off_leaves_the_app_and_otel_working(off: str, tmp_path: Path) -> None:
-    """The backend with one part off answers every route as before, and OTel still reports to Apiary."""
-    data_dir = tmp_path / "data"
-    key = create_key(data_dir, "dev")
-    xray = serve_supports_xray()
-    xray_port = free_port() if xray else 0
-    apiary = ApiaryProcess(data_dir, key=key, extra_args=["--decode-workers", "0"] + (["--xray-port", str(xray_port)] if xray else []))
-    apiary.start()
-    proc = None
+@pytest.mark.parametrize("off", list(PARTS))
+def test_switching_one_instrumentation_off_leaves_the_app_and_otel_working(off: str, apiary: Telemetry, tmp_path: Path) -> None:
+    """The backend with one part off answers every route as before, and OTel and the others still report."""
+    port = free_port()
+    env = backend_env(apiary, f"http://127.0.0.1:{port}", "http://localhost:3000,http://127.0.0.1:3000", off)
+    proc, base = check_app.start_backend(port, env, str(tmp_path / "backend.log"))
     try:
-        parts = {"xray": xray, "cloudwatch": has_cloudwatch(apiary.url), "rollbar": has_rollbar(apiary.url)}
-        parts[off] = False
-        port = free_port()
-        env = backend_env(apiary, port, "http://localhost:3000,http://127.0.0.1:3000", parts, xray_port)
-        proc, base = check_app.start_backend(port, env, str(tmp_path / "backend.log"))
         health = httpx.get(base + "/api/health", timeout=5).json()["instrumentation"]
-        assert health["otel"] is True and health[off] is False
-        assert {k: health[k] for k in parts if parts[k]} == {k: True for k in parts if parts[k]}
-        failures = check_app.run_checks(base)
-        assert failures == []
-
-        def reported() -> bool:
-            r = httpx.get(f"{apiary.url}/1/columns/backend-flask", headers={"x-honeycomb-team": key}, timeout=5)
-            return r.status_code == 200 and any(c.get("key_name") == "app.result_length" for c in r.json())
-        eventually(reported, timeout=15, what="backend-flask's spans (with app.result_length) in Apiary")
-        if parts["cloudwatch"]:  # the others keep reporting too
-            import boto3
-
-            logs = boto3.client("logs", endpoint_url=apiary.url, region_name="us-east-1",
-                                aws_access_key_id=key, aws_secret_access_key=key)
-            eventually(lambda: logs.filter_log_events(logGroupName="cruddur")["events"], timeout=15,
-                       what="log lines in group cruddur")
-        if parts["xray"]:
-            def segments() -> bool:
-                r = httpx.get(f"{apiary.url}/1/columns/backend-flask", headers={"x-honeycomb-team": key}, timeout=5)
-                return r.status_code == 200 and any(c.get("key_name") == "xray.type" for c in r.json())
-            eventually(segments, timeout=15, what="X-Ray segments of backend-flask")
-        if parts["rollbar"]:
-            def item() -> bool:
-                r = httpx.get(apiary.url + "/api/1/items", headers={"X-Rollbar-Access-Token": key}, timeout=5)
-                return r.status_code == 200 and bool(r.json()["result"]["items"])
-            eventually(item, timeout=15, what="Rollbar items")
+        assert health["otel"] is True and {part: health[part] for part in PARTS} == {p: p != off for p in PARTS}
+        assert check_app.run_checks(base) == []
+        apiary.span("app.result_length exists", **{"service.name": "backend-flask"}, timeout=15)
+        reports = {"cloudwatch": lambda: apiary.logs(group="cruddur", timeout=15),
+                   "xray": lambda: apiary.spans("xray.type exists", timeout=15),
+                   "rollbar": lambda: apiary.errors(timeout=15)}
+        for part, report in reports.items():
+            if part != off:
+                report()
     finally:
-        if proc is not None:
-            check_app.stop_process(proc)
-        apiary.stop()
+        check_app.stop_process(proc)
 
 
 # --- apiary demo ---------------------------------------------------------------------------------------------------------
@@ -278,7 +203,7 @@ def test_apiary_demo_shows_data_within_20_seconds(tmp_path: Path) -> None:
                 return []
             r = httpx.get(f"http://127.0.0.1:{port}/api/datasets", headers={"x-honeycomb-team": m.group(1)}, timeout=5)
             return [d["name"] for d in r.json()["datasets"] if d["count"] > 0] if r.status_code == 200 else []
-        names = eventually(datasets, timeout=20, interval=0.5, what="apiary demo's data in the API")
+        names, _ = wait_for(datasets, bool, 20)
         assert "backend-flask" in names
         assert time.monotonic() - started < 20
         out = (tmp_path / "demo.log").read_text()
@@ -301,7 +226,7 @@ def test_apiary_demo_shows_data_within_20_seconds(tmp_path: Path) -> None:
                            headers=headers, timeout=10)
             rows = r.json()["data"]["results"]
             return rows[0]["data"]["INCREASE(http.server.duration.count)"] or 0 if rows else 0
-        assert eventually(home_requests_counted, timeout=15, interval=1, what="backend-flask's http.server.* metrics") > 0
+        assert wait_for(home_requests_counted, bool, 15)[0] > 0, "backend-flask's http.server.* metrics"
         assert proc.wait(timeout=60) == 0, (tmp_path / "demo.log").read_text()
         for p in (port, backend_port, frontend_port):  # everything it started is gone
             with pytest.raises(httpx.ConnectError):
