@@ -42,7 +42,7 @@ from apiary.ui import queries
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "ui" / "static"
 PAGES = ("/", "/trace/{trace_id}", "/traces", "/compare/{a}/{b}", "/query", "/services", "/history", "/settings", "/logs",
-         "/errors", "/errors/{item_id}", "/xray", "/metrics")
+         "/errors", "/errors/{item_id}", "/xray", "/metrics", "/runs")
 UI_HEADER = "X-Apiary-UI"
 MAX_SERVICE_MAP_S = 7 * 86400
 
@@ -565,9 +565,9 @@ class HoneycombForUI:
     def router(self) -> Router:
         if self._router is None:
             from apiary.query import http as query_http  # imported late: the UI works while it is absent
-            from apiary.server import trace_search_api
+            from apiary.server import runs_api, trace_search_api
 
-            self._router = Router(routes=[*query_http.routes, *trace_search_api.routes,
+            self._router = Router(routes=[*query_http.routes, *trace_search_api.routes, *runs_api.routes,
                                           Route("/1/columns/{dataset:path}", guarded(get_columns), methods=["GET"])])
         return self._router
 

@@ -1,0 +1,50 @@
+"""Cruddur-like traffic through the OTel SDK's own OTLP/HTTP exporter, configured by environment variables only.
+
+Run under ``apiary run --name NAME -- python traffic.py``: the exporter finds Apiary's endpoint and key in the
+environment ``apiary run`` gives it, and the resource takes ``apiary.run`` from ``OTEL_RESOURCE_ATTRIBUTES``.
+``TRAFFIC_DELAY_MS`` plants a delay in the ``db-query`` span; ``TRAFFIC_VARIANT=b`` makes the other changes a
+second run of a branch would: a new span (``cache-lookup``), a vanished one (``legacy-audit``), a new attribute
+(``cache.hit``) and a few errors in ``render``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import Status, StatusCode
+
+REQUESTS = int(os.environ.get("TRAFFIC_REQUESTS", "20"))
+
+
+def main() -> None:
+    provider = TracerProvider()  # the resource: OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    tracer = provider.get_tracer("cruddur.traffic")
+    delay = float(os.environ.get("TRAFFIC_DELAY_MS", "0")) / 1000
+    variant_b = os.environ.get("TRAFFIC_VARIANT") == "b"
+    for i in range(REQUESTS):
+        with tracer.start_as_current_span("GET /api/activities/home", kind=trace.SpanKind.SERVER) as root:
+            root.set_attribute("http.route", "/api/activities/home")
+            if variant_b:
+                with tracer.start_as_current_span("cache-lookup") as cache:
+                    cache.set_attribute("cache.hit", i % 2 == 0)
+            else:
+                with tracer.start_as_current_span("legacy-audit"):
+                    pass
+            with tracer.start_as_current_span("db-query") as db:
+                db.set_attribute("db.system", "postgresql")
+                time.sleep(0.002 + delay)
+            with tracer.start_as_current_span("render") as render:
+                time.sleep(0.004)
+                if variant_b and i % 10 == 0:
+                    render.set_status(Status(StatusCode.ERROR, "template missing"))
+    provider.shutdown()  # flushes every span: the export is acknowledged once Apiary committed it
+
+
+if __name__ == "__main__":
+    main()
