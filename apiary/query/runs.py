@@ -45,9 +45,11 @@ PERCENTILES = ("p50", "p90", "p99")
 LATENCY_FLOOR_MS = 1.0
 #: BubbleUp columns the answer lists (highest score first).
 TOP_COLUMNS = 15
-#: Columns that name a process, not a change: every run of an SDK gets a new ``service.instance.id`` (it scored
-#: 1.0, the top of BubbleUp's ranking, in every comparison of two runs of the same code).
-PER_PROCESS_COLUMNS = frozenset({"service.instance.id", "process.pid", "process.parent_pid"})
+#: Columns two runs never share a value of, so their BubbleUp score says nothing about a change: ids of spans and
+#: traces, and of the process (every run of an SDK gets a new ``service.instance.id``; it scored 1.0, the top of the
+#: ranking, in every comparison of two runs of the same code).
+NEVER_SHARED_COLUMNS = frozenset({"trace.trace_id", "trace.span_id", "trace.parent_id", "trace.link.trace_id",
+                                  "trace.link.span_id", "service.instance.id", "process.pid", "process.parent_pid"})
 #: Breakdown rows read per query; past it a comparison says it is partial.
 MAX_GROUPS = 10_000
 
@@ -222,7 +224,7 @@ def _columns(columns: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[
             only_a.append(c["column"])
         elif present["baseline"] <= 0 < present["selection"]:
             only_b.append(c["column"])
-        if c["score"] > 0 and len(changed) < TOP_COLUMNS and c["column"] not in PER_PROCESS_COLUMNS:
+        if c["score"] > 0 and len(changed) < TOP_COLUMNS and c["column"] not in NEVER_SHARED_COLUMNS:
             changed.append({"column": c["column"], "kind": c["kind"], "score": c["score"],
                             "a": c["baseline"], "b": c["selection"]})
     return changed, sorted(only_a), sorted(only_b)
