@@ -10,7 +10,8 @@ What the other clients carry, and what a user can rely on:
 
 * X-Ray SDKs read no resource attributes: the command gets ``APIARY_RUN=NAME``, and a segment joins
   the run once the app adds the annotation ``apiary_run`` (``segment.put_annotation("apiary_run",
-  os.environ["APIARY_RUN"])``; X-Ray annotation keys allow no dots).
+  os.environ["APIARY_RUN"])``; X-Ray annotation keys allow no dots). Only the annotated entity joins: a
+  segment annotated in a middleware is in the run, its subsegments are not (they carry no annotation).
 * CloudWatch log events (watchtower) and Rollbar items have nowhere to carry it: a run's first and last
   seen (``apiary runs list``) is the time window to read them in, which is only the run's own when no
   other run overlaps it. AWS settings are left as they are: ``AWS_ENDPOINT_URL`` would redirect every

@@ -4,8 +4,9 @@ A run is whatever the user names one: a test session (the pytest plugin sets
 ``OTEL_RESOURCE_ATTRIBUTES=apiary.run=<name>``), a benchmark, one ``apiary run
 --name NAME -- COMMAND``. X-Ray SDKs take no resource attributes, and an X-Ray
 annotation key may hold only letters, digits and ``_``, so a segment joins a
-run through the annotation ``apiary_run`` (stored as ``annotation.apiary_run``);
-a span's run is the first of the two it has.
+run through the annotation ``apiary_run`` (stored as ``annotation.apiary_run``;
+only the annotated entity, not its subsegments); a span's run is the first of
+the two it has.
 
 Everything here is a Honeycomb query spec run by the query engine (or a
 BubbleUp of one), so both stores answer it through their own dialect and no
