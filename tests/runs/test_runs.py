@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 from typing import Iterator
 
 import httpx
 import pytest
 
-from tests.runs.recording import DELAY_MS, REQUESTS, SPANS_PER_REQUEST, clean_env, record, record_pair
+from tests.runs.recording import DELAY_MS, REQUESTS, SPANS_PER_REQUEST, clean_env, record_pair
 from tests.stores import STORES, Tenant, running
 
 
@@ -47,6 +46,19 @@ def test_runs_are_listed_with_their_spans_and_services(tenant: Tenant) -> None:
     assert [run["name"] for run in r.json()["runs"]] == ["after", "before"]  # the latest first
 
 
+def test_apiary_run_keeps_the_resource_attributes_already_set(tenant: Tenant) -> None:
+    """Every span of both runs has the run and the attribute the environment already had (``apiary run`` merged)."""
+    spec = {"calculations": [{"op": "COUNT"}], "breakdowns": ["apiary.run", "deployment.environment"],
+            "filters": [{"column": "service.name", "op": "=", "value": "backend-flask"}], "time_range": 3600}
+    headers = {"X-Honeycomb-Team": tenant.key}
+    qid = httpx.post(tenant.url + "/1/queries/backend-flask", json=spec, headers=headers, timeout=60).json()["id"]
+    r = httpx.post(tenant.url + "/1/query_results/backend-flask", json={"query_id": qid}, headers=headers, timeout=120)
+    assert r.status_code == 201, r.text
+    rows = sorted((d["data"]["apiary.run"], d["data"]["deployment.environment"], d["data"]["COUNT"])
+                  for d in r.json()["data"]["results"])
+    assert rows == [("after", "ci", REQUESTS * SPANS_PER_REQUEST), ("before", "ci", REQUESTS * SPANS_PER_REQUEST)]
+
+
 def test_compare_ranks_the_delayed_span_first(tenant: Tenant) -> None:
     doc = compare(tenant)
     first = doc["spans"][0]
@@ -61,7 +73,6 @@ def test_compare_ranks_the_delayed_span_first(tenant: Tenant) -> None:
     assert doc["vanished_spans"] == [{"service": "backend-flask", "name": "legacy-audit"}]
     assert by_name["cache-lookup"]["in"] == "b" and by_name["cache-lookup"]["a"] is None
     assert "cache.hit" in doc["only_in_b"] and "cache.hit" not in doc["only_in_a"]
-    # Both runs kept the resource attribute they already had: apiary run merged its own beside it.
     assert "deployment.environment" not in doc["only_in_a"] + doc["only_in_b"]
     changed = {c["column"]: c for c in doc["changed_columns"]}
     assert changed["duration_ms"]["score"] > 0  # BubbleUp sees the latency shift too
@@ -117,7 +128,7 @@ def test_cli_compare_fails_ci_past_the_threshold_only(tenant: Tenant) -> None:
     assert names == ["after", "before"]
 
 
-def test_apiary_run_exits_with_the_command_status(tenant: Tenant, tmp_path: Path) -> None:
+def test_apiary_run_exits_with_the_command_status(tenant: Tenant) -> None:
     if tenant.store != "duckdb":
         pytest.skip("no store involved")
     done = apiary("run", "--name", "x", "--url", tenant.url, "--", sys.executable, "-c", "import sys; sys.exit(3)")
