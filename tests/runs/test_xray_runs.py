@@ -44,8 +44,8 @@ def test_annotated_segments_are_a_run_beside_otel_runs(tenant: Tenant) -> None:
     done = subprocess.run([sys.executable, "-m", "apiary", "run", "--name", "xray-run", "--url", tenant.url, "--",
                            sys.executable, str(XRAY_TRAFFIC)], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    deadline = time.monotonic() + 30  # UDP: the daemon port acknowledges nothing, so wait for the segments
-    while "xray-run" not in (found := runs(tenant)) and time.monotonic() < deadline:
+    deadline = time.monotonic() + 30  # UDP: the daemon port acknowledges nothing, so wait for every segment
+    while (found := runs(tenant)).get("xray-run", {}).get("spans", 0) < SEGMENTS and time.monotonic() < deadline:
         time.sleep(0.3)
     xray = found["xray-run"]
     # The annotated segments join the run; their subsegments carry no annotation and do not.
