@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import urllib.parse
@@ -71,15 +72,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     key = args.key or os.environ.get("APIARY_KEY")
     env = run_environment(os.environ, args.name, args.url, key, args.grpc_port)
     try:
-        done = subprocess.run(command, env=env)
+        child = subprocess.Popen(command, env=env)
     except FileNotFoundError:
         print(f"apiary run: command not found: {command[0]}", file=sys.stderr)
         return 127
     except PermissionError:
         print(f"apiary run: cannot execute {command[0]}", file=sys.stderr)
         return 126
+    returncode = _wait_forwarding_signals(child)
     # A command killed by a signal exits as a shell reports it: 128 + the signal's number.
-    return done.returncode if done.returncode >= 0 else 128 - done.returncode
+    return returncode if returncode >= 0 else 128 - returncode
+
+
+def _wait_forwarding_signals(child: subprocess.Popen[bytes]) -> int:
+    """Wait for the command; SIGTERM and SIGHUP sent to ``apiary run`` go to it (a supervisor that stops the
+    wrapper must stop the app, and let its exporters flush, not orphan it). Ctrl-C already reaches the whole
+    foreground process group, the command included, so SIGINT is only waited out here."""
+    def forward(signum: int, _frame: Any) -> None:
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    handled = {signal.SIGTERM: forward, signal.SIGHUP: forward, signal.SIGINT: signal.SIG_IGN}
+    previous = {signum: signal.signal(signum, handler) for signum, handler in handled.items()}
+    try:
+        return child.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def add_parser(sub: Any) -> None:
