@@ -49,7 +49,7 @@ def test_runs_are_listed_with_their_spans_and_services(tenant: Tenant) -> None:
 def test_apiary_run_keeps_the_resource_attributes_already_set(tenant: Tenant) -> None:
     """Every span of both runs has the run and the attribute the environment already had (``apiary run`` merged)."""
     spec = {"calculations": [{"op": "COUNT"}], "breakdowns": ["apiary.run", "deployment.environment"],
-            "filters": [{"column": "service.name", "op": "=", "value": "backend-flask"}], "time_range": 3600}
+            "filters": [{"column": "meta.signal_type", "op": "=", "value": "trace"}], "time_range": 3600}
     headers = {"X-Honeycomb-Team": tenant.key}
     qid = httpx.post(tenant.url + "/1/queries/backend-flask", json=spec, headers=headers, timeout=60).json()["id"]
     r = httpx.post(tenant.url + "/1/query_results/backend-flask", json={"query_id": qid}, headers=headers, timeout=120)
@@ -57,6 +57,18 @@ def test_apiary_run_keeps_the_resource_attributes_already_set(tenant: Tenant) ->
     rows = sorted((d["data"]["apiary.run"], d["data"]["deployment.environment"], d["data"]["COUNT"])
                   for d in r.json()["data"]["results"])
     assert rows == [("after", "ci", REQUESTS * SPANS_PER_REQUEST), ("before", "ci", REQUESTS * SPANS_PER_REQUEST)]
+
+
+def test_the_runs_metrics_carry_it_too(tenant: Tenant) -> None:
+    """The counter the traffic adds to once per request, summed per run: the same resource, the same tag."""
+    spec = {"calculations": [{"op": "SUM", "column": "app.requests"}], "breakdowns": ["apiary.run"],
+            "filters": [{"column": "meta.signal_type", "op": "=", "value": "metric"}], "time_range": 3600}
+    headers = {"X-Honeycomb-Team": tenant.key}
+    qid = httpx.post(tenant.url + "/1/queries/backend-flask", json=spec, headers=headers, timeout=60).json()["id"]
+    r = httpx.post(tenant.url + "/1/query_results/backend-flask", json={"query_id": qid}, headers=headers, timeout=120)
+    assert r.status_code == 201, r.text
+    assert sorted((d["data"]["apiary.run"], d["data"]["SUM(app.requests)"]) for d in r.json()["data"]["results"]) == [
+        ("after", REQUESTS), ("before", REQUESTS)]
 
 
 def test_compare_ranks_the_delayed_span_first(tenant: Tenant) -> None:
