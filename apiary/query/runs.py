@@ -72,8 +72,10 @@ def _run_field(store: Store, env: str) -> dict[str, str] | None:
     have = [c for c in (RUN_ATTRIBUTE, XRAY_ANNOTATION) if c in catalogue.sources]
     if not have:
         return None
-    args = ", ".join(f"$\"{c}\"" for c in have)
-    return {"name": _RUN, "expression": f"COALESCE({args})" if len(have) > 1 else args}
+    if len(have) == 1:
+        return {"name": _RUN, "expression": f'$"{have[0]}"'}
+    # Read as text: an annotation may have been sent as a number, and COALESCE takes one type.
+    return {"name": _RUN, "expression": "COALESCE(" + ", ".join(f'STRING($"{c}")' for c in have) + ")"}
 
 
 def _window(last_s: int, now: float | None) -> dict[str, int]:
