@@ -214,6 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     trace_commands.add_parser(sub)
 
+    from apiary import run_env
+    from apiary.query import run_commands
+
+    run_env.add_parser(sub)
+    run_commands.add_parser(sub)
+
     from apiary import demo
 
     demo.add_parser(sub)

@@ -26,7 +26,7 @@ from apiary.receivers.xray import api as xray_api
 from apiary.receivers.xray import unserved as xray_unserved
 from apiary.receivers.xray.daemon import Daemon as XRayDaemon
 from apiary.receivers.xray.service import XRay
-from apiary.server import otlp_grpc, trace_search_api, traces_api, ui_routes
+from apiary.server import otlp_grpc, runs_api, trace_search_api, traces_api, ui_routes
 from apiary.server import sinks
 from apiary.server.context import Apiary
 from apiary.server.decoding import DecodePool
@@ -155,7 +155,7 @@ def create_app(settings: Settings, ctx: Apiary | None = None) -> Starlette:
     routes = [Route("/api/health", health, methods=["GET"])]
     routes += otlp_http.routes + honeycomb_http.routes + trace_search_api.routes + traces_api.routes
     routes += rollbar_http.routes + cloudwatch_http.routes
-    routes += query_http.routes
+    routes += query_http.routes + runs_api.routes
     routes += xray_api.routes + xray_unserved.routes
     routes += ui_routes.routes  # last: the UI's pages must never shadow an API path
     middleware = [Middleware(FreshnessHeader)]

@@ -30,6 +30,7 @@ SERVICE = f"{SECRET}-svc"
 LOG_GROUP = f"{SECRET}-group"
 TRACE_ID = "5759e988bd862e3fe1be46a994272793"
 XRAY_TRACE_ID = "1-5759e988-bd862e3fe1be46a994272793"
+RUNS = ("matrix-run-a", "matrix-run-b")
 
 
 @dataclass
@@ -97,6 +98,11 @@ def seed(server: Server) -> None:
                                        "kind": 2, "startTimeUnixNano": str((now - 60) * 10**9),
                                        "endTimeUnixNano": str((now - 59) * 10**9)}]}]}]}
     _ok(httpx.post(f"{url}/v1/traces", json=span, headers={"x-honeycomb-team": k}, timeout=60))
+    for run in RUNS:  # two runs to compare (their names carry no SECRET: a refusal may echo what was asked)
+        tagged = json.loads(json.dumps(span))
+        tagged["resourceSpans"][0]["resource"]["attributes"].append({"key": "apiary.run", "value": {"stringValue": run}})
+        tagged["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["spanId"] = "53995c3f42cd8ad9" if run == RUNS[0] else "53995c3f42cd8ada"
+        _ok(httpx.post(f"{url}/v1/traces", json=tagged, headers={"x-honeycomb-team": k}, timeout=60))
     for group in (LOG_GROUP, "doomed-group"):
         _ok(logs_call(server, k, "CreateLogGroup", {"logGroupName": group}))
     for stream in ("s", "doomed-stream"):

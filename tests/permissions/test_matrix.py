@@ -23,7 +23,7 @@ from apiary.receivers.cloudwatch.operations import OPERATIONS
 from apiary.receivers.xray.unserved import UNSERVED
 from apiary.server.app import create_app
 from apiary.server.settings import Settings
-from tests.permissions.conftest import (LOG_GROUP, SECRET, SERVICE, TRACE_ID, XRAY_TRACE_ID, Server, aws, rule_doc)
+from tests.permissions.conftest import (LOG_GROUP, RUNS, SECRET, SERVICE, TRACE_ID, XRAY_TRACE_ID, Server, aws, rule_doc)
 
 @dataclass(frozen=True)
 class Op:
@@ -111,6 +111,12 @@ TRACE_OPS = [
        foreign=404),
 ]
 
+COMPARE_RUNS = f"/api/runs/compare?a={RUNS[0]}&b={RUNS[1]}"
+RUN_OPS = [
+    Op("honeycomb", "GET", "/api/runs", "read"),
+    Op("honeycomb", "GET", "/api/runs/compare", "read", COMPARE_RUNS, foreign=404),
+]
+
 TABLE: list[Op] = [
     Op("public", "GET", "/api/health", "public"),
     Op("otlp", "POST", "/v1/traces", "ingest", body=OTLP_SPAN),
@@ -123,6 +129,7 @@ TABLE: list[Op] = [
     Op("honeycomb", "GET", "/api/traces/{trace_id}", "read", f"/api/traces/{TRACE_ID}", foreign=404),
     *TRACE_OPS,
     Op("honeycomb", "GET", "/api/datasets", "read"),
+    *RUN_OPS,
     # The daemon is off on these servers (the next module tests it on); the answer is still keyed.
     Op("honeycomb", "GET", "/api/xray/daemon", "read", ok=404),
     Op("rollbar", "POST", "/api/1/", "ingest", body=ITEM),  # the Node.js SDK posts items to its endpoint as given
@@ -180,7 +187,7 @@ TABLE: list[Op] = [
     *(Op("public", "POST", path, "public", ok=400) for path in UNSERVED),
     *(Op("public", "GET", p, "public", p.replace("{trace_id}", TRACE_ID).replace("{item_id}", "1"))
       for p in ("/", "/trace/{trace_id}", "/traces", "/query", "/services", "/history", "/settings", "/logs", "/errors",
-                "/errors/{item_id}", "/xray", "/metrics")),
+                "/errors/{item_id}", "/xray", "/metrics", "/runs")),
     Op("public", "GET", "/compare/{a}/{b}", "public", f"/compare/{TRACE_ID}/{TRACE_ID}"),
     Op("public", "GET", "/ui/static/{path}", "public", "/ui/static/app.css"),
     Op("public", "GET", "/ui/api/config", "public"),
@@ -208,6 +215,9 @@ TABLE: list[Op] = [
     *(replace(op, proto="ui", route="/ui/api/hc" + op.route,
               path="/ui/api/hc" + (op.path or op.route).replace("doomed-saved", "doomed-saved-{cell}") + UI)
       for op in (*QUERY_OPS, *TRACE_OPS)),
+    Op("ui", "GET", "/ui/api/hc/api/runs", "read", "/ui/api/hc/api/runs" + UI),
+    Op("ui", "GET", "/ui/api/hc/api/runs/compare", "read", COMPARE_RUNS.replace("/api/", "/ui/api/hc/api/", 1) + "&env=dev",
+       foreign=404),
 ]
 
 CELLS = ["none", "unknown", "other", "ingest", "read"]

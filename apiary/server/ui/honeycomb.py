@@ -12,7 +12,7 @@ from starlette.routing import BaseRoute, Route
 
 from apiary.query import http as query_http
 from apiary.receivers.honeycomb import http as honeycomb_http
-from apiary.server import trace_search_api
+from apiary.server import runs_api, trace_search_api
 from apiary.server.ui.access import with_grant
 
 PREFIX = "/ui/api/hc"
@@ -20,7 +20,7 @@ PREFIX = "/ui/api/hc"
 
 def routes() -> list[BaseRoute]:
     """The shared handlers under ``PREFIX``, each resolved by the UI's one resolver instead of ``guarded``."""
-    shared = [*query_http.routes, *trace_search_api.routes,
+    shared = [*query_http.routes, *trace_search_api.routes, *runs_api.routes,
               *(r for r in honeycomb_http.routes if isinstance(r, Route) and r.path.startswith("/1/columns/"))]
     out: list[BaseRoute] = []
     for r in shared:

@@ -14,7 +14,7 @@ from apiary.server.ui.access import context, open_mode, resolve
 
 STATIC_DIR = Path(__file__).resolve().parent.parent.parent / "ui" / "static"
 PAGES = ("/", "/trace/{trace_id}", "/traces", "/compare/{a}/{b}", "/query", "/services", "/history", "/settings", "/logs",
-         "/errors", "/errors/{item_id}", "/xray", "/metrics")
+         "/errors", "/errors/{item_id}", "/xray", "/metrics", "/runs")
 
 _shell_cache: dict[str, str] = {}
 

@@ -16,6 +16,7 @@ const PAGES = [
   [/^\/errors\/(\d+)$/, "errors", () => import("./errors.js")],
   [/^\/xray$/, "xray", () => import("./xray.js")],
   [/^\/metrics$/, "metrics", () => import("./metrics.js")],
+  [/^\/runs$/, "runs", () => import("./runs.js")],
 ];
 
 const main = document.getElementById("main");
