@@ -281,6 +281,10 @@ def build_parser() -> argparse.ArgumentParser:
     from apiary import demo
 
     demo.add_parser(sub)
+
+    from apiary.mcp import stdio as mcp_stdio
+
+    mcp_stdio.add_parser(sub)
     return parser
 
 
