@@ -28,7 +28,6 @@ from apiary.mcp.trace_view import TraceView, window
 from apiary.model.error import LEVELS, STATUSES
 from apiary.model.critical_path import critical_path_of_table
 from apiary.model.ids import normalise_trace_id
-from apiary.model.trace import rows_to_spans
 from apiary.query.engine import ALL_DATASETS, DatasetNotFound, run_query as run_spec
 from apiary.query.insights import QueryError
 from apiary.query.spec import SpecError, parse_spec
@@ -219,7 +218,7 @@ def build_server() -> MCPServer:
         tid, table = await _trace(c, trace_id)
 
         def work() -> dict[str, Any]:
-            view = TraceView(tid, rows_to_spans(table))
+            view = TraceView(tid, table)
             logs = c.ctx.logs.trace_logs(c.env, tid, 1000).num_rows if c.ctx.logs is not None else None
             errors = len(c.ctx.errors.trace_errors(c.env, tid)) if c.ctx.errors is not None else None
             doc = view.summary(logs, errors)
@@ -249,7 +248,7 @@ def build_server() -> MCPServer:
         tid, table = await _trace(c, trace_id)
 
         def work() -> dict[str, Any]:
-            view = TraceView(tid, rows_to_spans(table))
+            view = TraceView(tid, table)
             try:
                 return view.page(under_span_id, max_depth, offset, limit, attributes)
             except KeyError:
@@ -267,7 +266,7 @@ def build_server() -> MCPServer:
         tid, table = await _trace(c, trace_id)
 
         def work() -> dict[str, Any]:
-            view = TraceView(tid, rows_to_spans(table))
+            view = TraceView(tid, table)
             return view.path_view(critical_path_of_table(table), offset, limit)
 
         return dumps(await asyncio.to_thread(work))
