@@ -55,7 +55,7 @@ def filter_events(logs: LogStore, env: str, groups: Sequence[str], pattern_text:
     found.sort(key=lambda e: e["_us"], reverse=True)
     more = len(found) > limit or filled
     events = [{k: v for k, v in e.items() if k != "_us"} for e in found[:limit]]
-    doc: dict[str, Any] = {"events": events, "returned": len(events), "log_groups": list(groups)}
+    doc: dict[str, Any] = {"events": events, "returned": len(events), "lines_read": scanned, "log_groups": list(groups)}
     if more or cut_short:
         doc["more"] = (f"{len(events)} newest matches shown; more may exist: narrow the time window "
                        f"(start_time/end_time) or the pattern")

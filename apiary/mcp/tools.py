@@ -34,6 +34,8 @@ from apiary.query.spec import SpecError, parse_spec
 from apiary.query.trace_search import search_traces as run_trace_search
 from apiary.receivers.cloudwatch.filter_pattern import PatternError
 
+#: Log groups one search reads (Insights itself takes at most 50).
+MAX_LOG_GROUPS = 50
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 INSTRUCTIONS = (
     "Apiary holds one environment's traces (Honeycomb-style datasets, one per service.name), log events "
@@ -168,10 +170,9 @@ def build_server() -> MCPServer:
                 row["example_trace_id"] = r["examples"][0]
             rows.append(row)
         doc = {"dataset": dataset, "start_time": outcome.data.get("start_time"), "end_time": outcome.data.get("end_time"),
-               "results": rows, **window(len(rows), len(results), 0, "result rows")}
+               "results": rows, "returned": len(rows), "total": len(results)}
         if len(rows) < len(results):
             doc["more"] = f"{len(rows)} of {len(results)} result rows shown; add orders and a limit to the spec, or raise limit"
-            doc.pop("next_offset", None)
         return dumps(doc)
 
     @server.tool(annotations=READ_ONLY, structured_output=False)
@@ -292,7 +293,7 @@ def build_server() -> MCPServer:
     @server.tool(annotations=READ_ONLY, structured_output=False)
     async def search_logs(ctx: Context,
                           log_groups: Annotated[list[str] | None, Field(
-                              description="groups to search (default: every group, at most 50)")] = None,
+                              description=f"groups to search, at most {MAX_LOG_GROUPS} (default: every group)")] = None,
                           filter_pattern: Annotated[str | None, Field(description=(
                               'a CloudWatch filter pattern: terms ("ERROR" -health), JSON ({ $.level = "error" }) '
                               'or space-delimited ([ip, user, ..., status = 5*])'))] = None,
@@ -317,13 +318,18 @@ def build_server() -> MCPServer:
 
         def work() -> dict[str, Any]:
             if log_groups:
+                if len(log_groups) > MAX_LOG_GROUPS:
+                    raise ToolError(f"log_groups: at most {MAX_LOG_GROUPS} groups per search")
                 missing = [g for g in log_groups if logs.group(c.env, g) is None]
                 if missing:
                     raise ToolError(f"log group {missing[0]!r} not found in environment {c.env!r}: "
                                     "list_log_groups names them")
                 groups = list(log_groups)
             else:
-                groups = [g.name for g in logs.groups(c.env)][:50]
+                groups = [g.name for g in logs.groups(c.env)]
+                if len(groups) > MAX_LOG_GROUPS:
+                    raise ToolError(f"environment {c.env!r} has {len(groups)} log groups: name at most "
+                                    f"{MAX_LOG_GROUPS} in log_groups (list_log_groups names them)")
             if not groups:
                 return {"events" if filter_pattern is not None else "rows": [], "returned": 0, "log_groups": [],
                         "note": f"environment {c.env!r} has no log groups"}
