@@ -1,6 +1,7 @@
-"""One server per store with two environments: ``dev`` holds data planted through the real clients (the OTel
+"""One server per store with three environments: ``dev`` holds data planted through the real clients (the OTel
 SDK's OTLP/HTTP exporter for spans, watchtower over boto3 for log lines, pyrollbar for errors linked to a
-trace), ``other`` holds a little of its own; the tests read both through the `mcp` SDK's own client."""
+trace), ``other`` holds a little of its own, ``deep`` one very deep trace; the tests read them through the
+`mcp` SDK's own client."""
 
 from __future__ import annotations
 
@@ -22,6 +23,11 @@ from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.types import CallToolResult
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import set_span_in_context
 
 from tests.stores import STORES, running
 from tests.traces.planted import PlantedTrace, planted_traces, send_planted
@@ -29,6 +35,7 @@ from tests.traces.planted import PlantedTrace, planted_traces, send_planted
 #: The planted traces the tests read (shapes from tests/traces/planted.py).
 TRACES = ("fanout", "checkout_error", "db_under_checkout", "two_errors")
 LOG_GROUP = "checkout-logs"
+DEEP = 1500
 
 
 @dataclass
@@ -40,6 +47,8 @@ class World:
     other_key: str  # a read key of ``other``
     traces: dict[str, PlantedTrace]
     base: int
+    deep_key: str  # a read key of ``deep``, which holds one trace of `DEEP` spans, each the parent of the next
+    deep_trace_id: str
 
     @property
     def window(self) -> dict[str, int]:
@@ -70,6 +79,24 @@ def report_error(url: str, key: str, message: str, trace_id: str) -> None:
     rollbar.report_message(message, "error", extra_data={"trace_id": trace_id})
 
 
+def plant_chain(url: str, key: str, depth: int) -> str:
+    """One trace of ``depth`` spans, each the child of the one before, through the SDK's OTLP/HTTP exporter."""
+    provider = TracerProvider(resource=Resource.create({"service.name": "deep"}))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{url}/v1/traces",
+                                                                    headers={"x-honeycomb-team": key})))
+    tracer = provider.get_tracer("tests.mcp")
+    spans = []
+    for i in range(depth):
+        parent = set_span_in_context(spans[-1]) if spans else None
+        spans.append(tracer.start_span(f"level-{i}", context=parent))
+    trace_id = f"{spans[0].get_span_context().trace_id:032x}"
+    for span in reversed(spans):
+        span.end()
+    provider.force_flush()
+    provider.shutdown()
+    return trace_id
+
+
 def plant(url: str, key: str, base: int) -> dict[str, PlantedTrace]:
     traces = {name: t for name, t in planted_traces().items() if name in TRACES}
     send_planted(SimpleNamespace(url=url, key=key), traces, base)  # type: ignore[arg-type]
@@ -82,14 +109,15 @@ def plant(url: str, key: str, base: int) -> dict[str, PlantedTrace]:
 
 @pytest.fixture(scope="module", params=STORES)
 def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    with running(request.param, tmp_path_factory.mktemp(f"mcp-{request.param}"), tenants=2) as server:
-        dev, other = server.take(), server.take()
+    with running(request.param, tmp_path_factory.mktemp(f"mcp-{request.param}"), tenants=3) as server:
+        dev, other, deep = server.take(), server.take(), server.take()
         base = int(time.time()) - 1800
         traces = plant(dev.url, dev.key, base)
         other_traces = {"one_long_span": planted_traces()["one_long_span"]}
         send_planted(SimpleNamespace(url=other.url, key=other.key), other_traces, base)  # type: ignore[arg-type]
         send_logs(other.url, other.key, "other-logs", ["other environment line"])
-        yield World(request.param, dev.url, dev.key, dev.ingest_key, other.key, traces, base)
+        deep_trace_id = plant_chain(deep.url, deep.key, DEEP)
+        yield World(request.param, dev.url, dev.key, dev.ingest_key, other.key, traces, base, deep.key, deep_trace_id)
 
 
 @contextlib.asynccontextmanager

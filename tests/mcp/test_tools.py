@@ -13,7 +13,7 @@ import pytest
 from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult
 
-from tests.mcp.conftest import LOG_GROUP, World, call, list_tools
+from tests.mcp.conftest import DEEP, LOG_GROUP, World, call, list_tools
 
 TRANSPORTS = ["http", "stdio"]
 TOOLS = {"list_environments", "list_datasets", "list_columns", "run_query", "search_traces", "get_trace",
@@ -116,6 +116,24 @@ def test_a_trace_is_read_progressively(world: World) -> None:
     # root 0-20, b 20-30, b1 30-240, b 240-250, root 250-260, c 260-290, root 290-300: b1 holds the most
     assert [s["name"] for s in path["by_span"]] == ["b1"] and path["by_span"][0]["on_path_ms"] == pytest.approx(210)
     assert path["by_span_total"] == 4 and (path["total"], path["next_offset"]) == (7, 1)
+
+
+def test_a_trace_deeper_than_pythons_recursion_limit_reads_in_pages(world: World) -> None:
+    tid = world.deep_trace_id
+    summary, first, last = [answer(r) for r in call("http", world.url, world.deep_key, [
+        ("get_trace", {"trace_id": tid}),
+        ("get_trace_spans", {"trace_id": tid}),
+        ("get_trace_spans", {"trace_id": tid, "offset": DEEP - 2}),
+    ])]
+    assert summary["spans"] == DEEP and summary["max_depth"] == DEEP - 1 and summary["root"]["name"] == "level-0"
+    assert [s["name"] for s in summary["top_level"]] == ["level-1"] and summary["top_level"][0]["descendants"] == DEEP - 2
+    assert first["returned"] == 50 and first["total"] == DEEP and first["next_offset"] == 50
+    assert [s["depth"] for s in first["spans"]] == list(range(50))
+    assert [s["name"] for s in last["spans"]] == [f"level-{DEEP - 2}", f"level-{DEEP - 1}"] and "next_offset" not in last
+    [below] = [answer(r) for r in call("http", world.url, world.deep_key, [
+        ("get_trace_spans", {"trace_id": tid, "under_span_id": first["spans"][10]["span_id"], "max_depth": 2}),
+    ])]
+    assert [s["name"] for s in below["spans"]] == ["level-10", "level-11", "level-12"] and below["total"] == 3
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
