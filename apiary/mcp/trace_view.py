@@ -17,6 +17,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from apiary.mcp.paging import window
+
 #: The columns a compact span shows; the rest are its attributes, read only for the spans shown with them.
 CORE = ("trace.span_id", "trace.parent_id", "name", "service.name", "duration_ms", "error", "status_message",
         "meta.annotation_type")
@@ -167,15 +169,6 @@ class TraceView:
                                "by_span": by_span, "by_span_total": len(held), "segments": segments[offset:offset + limit]}
         doc.update(window(len(doc["segments"]), len(segments), offset, "segments"))
         return doc
-
-
-def window(returned: int, total: int, offset: int, what: str) -> dict[str, Any]:
-    """The "N of M" every paged answer carries, and how to get the rest."""
-    doc: dict[str, Any] = {"returned": returned, "total": total}
-    if offset + returned < total:
-        doc["next_offset"] = offset + returned
-        doc["more"] = f"{returned} of {total} {what} shown; call again with offset={offset + returned} for more"
-    return doc
 
 
 def _jsonable(value: Any) -> Any:
