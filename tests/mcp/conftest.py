@@ -1,6 +1,6 @@
 """One server per store with three environments: ``dev`` holds data planted through the real clients (the OTel
-SDK's OTLP/HTTP exporter for spans, watchtower over boto3 for log lines, pyrollbar for errors linked to a
-trace), ``other`` holds a little of its own, ``deep`` one very deep trace; the tests read them through the
+SDK's OTLP/HTTP exporters for spans and for log lines inside a span, watchtower over boto3 for log lines,
+pyrollbar for errors linked to a trace), ``other`` holds a little of its own, ``deep`` one very deep trace; the tests read them through the
 `mcp` SDK's own client."""
 
 from __future__ import annotations
@@ -23,11 +23,14 @@ from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.types import CallToolResult
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.trace import set_span_in_context
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context, use_span
 
 from tests.stores import STORES, running
 from tests.traces.planted import PlantedTrace, planted_traces, send_planted
@@ -73,6 +76,26 @@ def send_logs(url: str, key: str, group: str, lines: list[str]) -> None:
         client.close()
 
 
+def send_span_logs(url: str, key: str, service: str, trace_id: str, span_id: str, lines: list[str]) -> None:
+    """Log lines inside a span, through the OTel SDK's LoggingHandler and OTLP/HTTP log exporter: they carry its ids."""
+    provider = LoggerProvider(resource=Resource.create({"service.name": service}))
+    provider.add_log_record_processor(SimpleLogRecordProcessor(OTLPLogExporter(
+        endpoint=f"{url}/v1/logs", headers={"x-honeycomb-team": key})))
+    logger = logging.getLogger(f"tests.mcp.otlp.{key[:6]}")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    handler = LoggingHandler(logger_provider=provider)
+    logger.addHandler(handler)
+    span = NonRecordingSpan(SpanContext(int(trace_id, 16), int(span_id, 16), is_remote=False, trace_flags=TraceFlags(1)))
+    try:
+        with use_span(span):
+            for line in lines:
+                logger.error(line)
+    finally:
+        logger.removeHandler(handler)
+        provider.shutdown()
+
+
 def report_error(url: str, key: str, message: str, trace_id: str) -> None:
     rollbar._initialized = False  # pyrollbar keeps its first init per process; each environment has its own key
     rollbar.init(key, "production", endpoint=url + "/api/1/", handler="blocking", allow_logging_basic_config=False)
@@ -103,6 +126,8 @@ def plant(url: str, key: str, base: int) -> dict[str, PlantedTrace]:
     failed = traces["checkout_error"].trace_id
     send_logs(url, key, LOG_GROUP, ["GET /items 200", f"checkout failed: card declined trace={failed}",
                                     '{"level": "error", "msg": "payment timeout"}', "GET /health 200"])
+    send_span_logs(url, key, "api", failed, traces["checkout_error"].ids["checkout"],
+                   ["charging card", "card declined by issuer"])
     report_error(url, key, "card declined at checkout", failed)
     return traces
 

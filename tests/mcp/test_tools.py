@@ -41,7 +41,7 @@ def test_every_tool_answers_on_planted_data(world: World, transport: str) -> Non
         assert t.annotations and t.annotations.read_only_hint, t.name
     fan, failed = world.traces["fanout"], world.traces["checkout_error"]
     window = world.window
-    (env, datasets, columns, query, search, summary, spans, path, groups, terms, as_json, insights,
+    (env, datasets, columns, query, search, summary, spans, path, groups, terms, as_json, insights, of_trace,
      errors) = [answer(r) for r in call(transport, world.url, world.key, [
         ("list_environments", {}),
         ("list_datasets", {}),
@@ -57,10 +57,12 @@ def test_every_tool_answers_on_planted_data(world: World, transport: str) -> Non
         ("search_logs", {"filter_pattern": '"card declined"'}),
         ("search_logs", {"filter_pattern": '{ $.level = "error" }', "log_groups": [LOG_GROUP]}),
         ("search_logs", {"insights_query": "filter @message like /GET/ | stats count(*) as n"}),
+        ("search_logs", {"insights_query": f'filter @traceId = "{failed.trace_id}" | fields @message, @spanId '
+                                           "| sort @timestamp asc"}),
         ("list_errors", {}),
     ])]
     assert env["total"] == 1 and env["environments"][0]["datasets"] == 2
-    assert env["environments"][0]["log_groups"] == 1 and env["environments"][0]["error_items"] == 1
+    assert env["environments"][0]["log_groups"] == 2 and env["environments"][0]["error_items"] == 1
     assert {d["name"]: d["rows"] for d in datasets["datasets"]} == {"web": 4, "api": 10}
     assert columns["columns"] == [{"name": "db.rows", "type": "integer"}] and columns["total"] == 1
     counts = {r["name"]: r["COUNT"] for r in query["results"]}
@@ -74,15 +76,20 @@ def test_every_tool_answers_on_planted_data(world: World, transport: str) -> Non
     assert summary["error_spans"] == 1 and summary["first_errors"][0]["name"] == "checkout"
     assert summary["first_errors"][0]["status_message"] == "card declined"
     assert summary["error_occurrences"] == 1  # the Rollbar report names this trace
+    assert summary["log_lines"] == 2  # the OTLP log lines written inside its checkout span
     assert [s["name"] for s in spans["spans"]] == ["GET /fanout", "a", "b", "b1", "c"]
     assert [s["depth"] for s in spans["spans"]] == [0, 1, 1, 2, 1] and spans["total"] == 5
     assert {s["name"] for s in path["by_span"]} == {"GET /fanout", "b", "b1", "c"}  # "a" ends early: off the path
     assert sum(s["duration_ms"] for s in path["segments"]) == pytest.approx(300, abs=1)
 
-    assert [g["name"] for g in groups["log_groups"]] == [LOG_GROUP]
-    assert [e["message"] for e in terms["events"]] == [f"checkout failed: card declined trace={failed.trace_id}"]
+    assert sorted(g["name"] for g in groups["log_groups"]) == ["api", LOG_GROUP]  # OTLP logs: a group per service
+    by_message = {e["message"]: e for e in terms["events"]}
+    assert set(by_message) == {f"checkout failed: card declined trace={failed.trace_id}", "card declined by issuer"}
+    assert by_message["card declined by issuer"]["trace_id"] == failed.trace_id
     assert [e["message"] for e in as_json["events"]] == ['{"level": "error", "msg": "payment timeout"}']
-    assert insights["rows"] == [{"n": 2}] and insights["records_scanned"] == 4
+    assert insights["rows"] == [{"n": 2}] and insights["records_scanned"] == 6
+    assert [(r["@message"], r["@spanId"]) for r in of_trace["rows"]] == [
+        ("charging card", failed.ids["checkout"]), ("card declined by issuer", failed.ids["checkout"])]
     [item] = errors["items"]
     assert item["title"] == "card declined at checkout" and item["level"] == "error" and item["occurrences"] == 1
     assert item["trace_ids"] == [failed.trace_id]
@@ -196,6 +203,22 @@ def test_http_asks_for_a_read_key(world: World) -> None:
     assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
     assert "missing API key" in r.json()["error"]["message"]
     [env] = call("http", world.url, world.key, [("list_environments", {})], header="x-honeycomb-team")
+    assert answer(env)["environments"][0]["datasets"] == 2
+
+
+def test_malformed_messages_get_json_rpc_errors(world: World) -> None:
+    headers = {"Authorization": f"Bearer {world.key}", "Accept": "application/json, text/event-stream",
+               "Content-Type": "application/json"}
+
+    def post(body: bytes) -> httpx.Response:
+        return httpx.post(world.url + "/mcp", content=body, headers=headers, timeout=60)
+
+    cut = post(b'{"jsonrpc": "2.0", "id": 1, "method": ')
+    assert cut.status_code == 400 and cut.json()["error"]["code"] == -32700  # JSON-RPC's parse error
+    unknown = post(b'{"jsonrpc": "2.0", "id": 7, "method": "traces/delete"}')
+    assert unknown.json()["id"] == 7 and unknown.json()["error"]["code"] == -32601  # method not found
+    assert post(b"x" * (2 << 20)).status_code == 413  # past the 1 MiB a tool call may be
+    [env] = call("http", world.url, world.key, [("list_environments", {})])
     assert answer(env)["environments"][0]["datasets"] == 2
 
 
