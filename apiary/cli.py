@@ -282,9 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo.add_parser(sub)
 
-    from apiary.mcp import stdio as mcp_stdio
+    from apiary.mcp import command as mcp_command
 
-    mcp_stdio.add_parser(sub)
+    mcp_command.add_parser(sub)
     return parser
 
 

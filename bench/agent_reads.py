@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 import httpx
+import httpx2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -50,10 +51,9 @@ def _body(spans: int) -> bytes:
 async def _measure(url: str, key: str, runs: int) -> list[tuple[str, float, int]]:
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
-    from mcp.shared._httpx_utils import create_mcp_http_client
-
+    
     tid = critical_trace.TRACE_ID
-    http = create_mcp_http_client(headers={"Authorization": f"Bearer {key}"})
+    http = httpx2.AsyncClient(timeout=120, headers={"Authorization": f"Bearer {key}"})
     async with httpx.AsyncClient(timeout=300) as plain, http, \
             Client(streamable_http_client(url + "/mcp", http_client=http)) as client:
 

@@ -7,5 +7,6 @@
 * `trace_view` -- a trace cut into what an agent's context can hold: a summary first, then pages or subtrees;
 * `log_search` -- CloudWatch filter patterns and Logs Insights run to completion for one tool call;
 * `http` -- streamable HTTP at ``/mcp`` on the main port, keyed like every other read API;
-* `stdio` -- ``apiary mcp``: a stdio bridge to a running server's ``/mcp``, so the key is checked in one place.
+* `stdio` -- ``apiary mcp``: a stdio bridge to a running server's ``/mcp``, so the key is checked in one place
+  (its flags in `command`, which the CLI imports without the MCP SDK).
 """

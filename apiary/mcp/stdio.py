@@ -10,30 +10,25 @@ wrong key or an unreachable server is one line on stderr and exit status 1 rathe
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import os
 import sys
 from typing import Any, AsyncIterator
 
-import anyio
 import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.lowlevel import Server
 from mcp.server.context import ServerRequestContext
 from mcp.server.stdio import stdio_server
-from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolRequestParams, CallToolResult, ListToolsResult, PaginatedRequestParams, TextContent
-
-from apiary.server.settings import DEFAULT_PORT
 
 
 @contextlib.asynccontextmanager
 async def remote(url: str, key: str) -> AsyncIterator[Client]:
     """A client of ``{url}/mcp`` carrying the key, connected (and so the key accepted) on entry."""
-    http = create_mcp_http_client(headers={"Authorization": f"Bearer {key}"})
+    # The SDK's own timeouts: a tool call may take minutes to answer (a wide query), connecting should not.
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=httpx2.Timeout(30, read=300))
     async with http, Client(streamable_http_client(url.rstrip("/") + "/mcp", http_client=http)) as client:
         yield client
 
@@ -78,22 +73,3 @@ def _innermost(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
     return exc
-
-
-def cmd_mcp(args: argparse.Namespace) -> int:
-    key = args.key or os.environ.get("APIARY_KEY") or os.environ.get("HONEYCOMB_API_KEY")
-    if not key:
-        print("apiary mcp: give a read key with --key or APIARY_KEY", file=sys.stderr)
-        return 2
-    return anyio.run(serve, args.url.rstrip("/"), key)
-
-
-def add_parser(sub: Any) -> None:
-    p = sub.add_parser("mcp", help="MCP over stdio for coding agents, relayed to a running server's /mcp",
-                       description="Serve Apiary's MCP tools over stdio (for agents that launch MCP servers). "
-                                   "Every call is relayed to the running server's /mcp with the key, which "
-                                   "decides what may be read.")
-    p.add_argument("--url", default=os.environ.get("APIARY_URL", f"http://127.0.0.1:{DEFAULT_PORT}"),
-                   help=f"the running Apiary (env APIARY_URL, default http://127.0.0.1:{DEFAULT_PORT})")
-    p.add_argument("--key", default=None, help="a read key of the environment to read (env APIARY_KEY)")
-    p.set_defaults(func=cmd_mcp)

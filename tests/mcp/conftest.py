@@ -16,12 +16,12 @@ from types import SimpleNamespace
 from typing import Any, AsyncIterator, Iterator
 
 import boto3
+import httpx2
 import pytest
 import rollbar
 import watchtower
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.types import CallToolResult
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -156,7 +156,7 @@ async def connect(transport: str, url: str, key: str, header: str = "authorizati
             yield client
         return
     headers = {"Authorization": f"Bearer {key}"} if header == "authorization" else {"X-Honeycomb-Team": key}
-    http = create_mcp_http_client(headers=headers)
+    http = httpx2.AsyncClient(timeout=120, headers=headers)
     async with http, Client(streamable_http_client(url + "/mcp", http_client=http)) as client:
         yield client
 
