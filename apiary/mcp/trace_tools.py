@@ -17,6 +17,10 @@ from apiary.query.spec import SpecError
 from apiary.query.trace_search import search_traces as run_trace_search
 
 
+#: Log lines of a trace counted for its summary; past this the summary says "at least".
+LOG_LINES_COUNTED = 1000
+
+
 def register(server: MCPServer) -> None:
     @server.tool(annotations=READ_ONLY, structured_output=False)
     async def search_traces(ctx: Context, search: Annotated[dict[str, Any], Field(description=(
@@ -56,16 +60,18 @@ def register(server: MCPServer) -> None:
     async def get_trace(ctx: Context, trace_id: TraceId) -> str:
         """A trace's summary, not its spans: span count, duration, services, the root span, how deep it is,
         its error spans (first 5) and slowest spans (5), the spans right under the root (first 10, each with
-        its number of descendants), and how many log lines and error occurrences carry its id. Read spans
+        its number of descendants), and how many log lines (counted to 1,000) and error occurrences carry its id. Read spans
         next with get_trace_spans (a page, or the subtree under one span) and critical_path."""
         c = caller_of(ctx)
         tid, table = await _trace(c, trace_id)
 
         def work() -> dict[str, Any]:
             view = TraceView(tid, table)
-            logs = c.ctx.logs.trace_logs(c.env, tid, 1000).num_rows if c.ctx.logs is not None else None
+            logs = c.ctx.logs.trace_logs(c.env, tid, LOG_LINES_COUNTED).num_rows if c.ctx.logs is not None else None
             errors = len(c.ctx.errors.trace_errors(c.env, tid)) if c.ctx.errors is not None else None
             doc = view.summary(logs, errors)
+            if logs == LOG_LINES_COUNTED:
+                doc["log_lines_at_least"] = True  # counting stopped there
             doc["next"] = ("get_trace_spans for spans (under_span_id for one subtree, max_depth to stay shallow), "
                            "critical_path for where the time went, search_logs with insights_query "
                            f"'filter @traceId = \"{tid}\"' for its log lines")
