@@ -33,7 +33,7 @@ class TraceView:
     Only the few columns a compact span shows become Python objects; attributes are read from the table
     for the spans of one page only. Built from ``rows_to_spans`` (every column of every span as dicts, as
     the JSON API does), a tool call on a 20,000-span trace took 2.0-3.3 s, 0.9-1.5x the whole trace
-    fetched from the JSON API; from these columns, 0.41-0.49 s, 0.23-0.28x (``bench/agent_reads.py``).
+    fetched from the JSON API; from these columns, 0.24-0.49 s, 0.19-0.29x in two runs (``bench/agent_reads.py``).
     """
 
     def __init__(self, trace_id: str, table: pa.Table) -> None:
