@@ -223,6 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
     from apiary import demo
 
     demo.add_parser(sub)
+
+    from apiary.mcp import command as mcp_command
+
+    mcp_command.add_parser(sub)
     return parser
 
 

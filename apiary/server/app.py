@@ -16,6 +16,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from apiary.mcp.http import McpEndpoint
+from apiary.mcp.tools import build_server as build_mcp_server
 from apiary.permissions import Permission, daemon_host, needs
 from apiary.receivers.cloudwatch import http as cloudwatch_http
 from apiary.query import http as query_http
@@ -135,11 +137,13 @@ def create_app(settings: Settings, ctx: Apiary | None = None) -> Starlette:
         app.state.otlp_sink = otlp_grpc.ContextSink(context, app.state.body_budget)  # OTLP/HTTP's and OTLP/gRPC's one view of the server
         otlp_grpc_receiver = await otlp_grpc.start(context, app.state.otlp_sink)
         task = asyncio.create_task(_retention_loop(context))
+        await mcp.start()
         try:
             yield
         finally:
             if task:
                 task.cancel()
+            await mcp.stop()
             if daemon:
                 await daemon.stop()
             if otlp_grpc_receiver:
@@ -152,7 +156,8 @@ def create_app(settings: Settings, ctx: Apiary | None = None) -> Starlette:
             await context.pool.close()
             print("Apiary stopped: every acknowledged batch is committed.", flush=True)
 
-    routes = [Route("/api/health", health, methods=["GET"])]
+    mcp = McpEndpoint(build_mcp_server())
+    routes = [Route("/api/health", health, methods=["GET"]), Route("/mcp", mcp, methods=["POST"])]
     routes += otlp_http.routes + honeycomb_http.routes + trace_search_api.routes + traces_api.routes
     routes += rollbar_http.routes + cloudwatch_http.routes
     routes += query_http.routes + runs_api.routes

@@ -27,7 +27,7 @@ from tests.permissions.conftest import (LOG_GROUP, RUNS, SECRET, SERVICE, TRACE_
 
 @dataclass(frozen=True)
 class Op:
-    proto: str  # otlp | honeycomb | logs | xray | rollbar | ui | public
+    proto: str  # otlp | honeycomb | logs | xray | rollbar | ui | mcp | public
     method: str
     route: str  # as the app declares it; "/ <Operation>" for CloudWatch Logs' X-Amz-Target
     need: str  # public | ingest | read | configure
@@ -130,6 +130,9 @@ TABLE: list[Op] = [
     *TRACE_OPS,
     Op("honeycomb", "GET", "/api/datasets", "read"),
     *RUN_OPS,
+    # MCP's streamable HTTP: a tool call that reads dev's trace (another environment's key: the tool's "not found").
+    Op("mcp", "POST", "/mcp", "read", body={"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                                            "params": {"name": "get_trace", "arguments": {"trace_id": TRACE_ID}}}),
     # The daemon is off on these servers (the next module tests it on); the answer is still keyed.
     Op("honeycomb", "GET", "/api/xray/daemon", "read", ok=404),
     Op("rollbar", "POST", "/api/1/", "ingest", body=ITEM),  # the Node.js SDK posts items to its endpoint as given
@@ -238,6 +241,8 @@ def send(server: Server, op: Op, cell: str) -> httpx.Response:
     if op.proto == "xray":
         return aws(server.url, "xray", key, path, raw)
     headers = {"Content-Type": "application/json", "X-Apiary-UI": "1"}
+    if op.proto == "mcp":
+        headers["Accept"] = "application/json, text/event-stream"
     if key is not None:
         headers["X-Rollbar-Access-Token" if op.proto == "rollbar" else "X-Honeycomb-Team"] = key
     return httpx.request(op.method, server.url + path, content=raw or None, headers=headers, timeout=60)
