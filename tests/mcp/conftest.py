@@ -52,6 +52,7 @@ class World:
     base: int
     deep_key: str  # a read key of ``deep``, which holds one trace of `DEEP` spans, each the parent of the next
     deep_trace_id: str
+    runs_key: str  # a read key of ``runs``: two runs of the same traffic, "db-query" 40 ms slower in the second
 
     @property
     def window(self) -> dict[str, int]:
@@ -120,6 +121,26 @@ def plant_chain(url: str, key: str, depth: int) -> str:
     return trace_id
 
 
+def plant_runs(url: str, key: str) -> None:
+    """Two runs of one small workload through the SDK's exporter, tagged as `apiary run` tags them (the resource
+    attribute apiary.run); in "slow" every db-query span takes 40 ms longer."""
+    for run, extra_ms in (("fast", 0), ("slow", 40)):
+        provider = TracerProvider(resource=Resource.create({"service.name": "shop", "apiary.run": run}))
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{url}/v1/traces",
+                                                                        headers={"x-honeycomb-team": key})))
+        tracer = provider.get_tracer("tests.mcp.runs")
+        start = time.time_ns() - 120 * 10**9
+        for i in range(12):
+            t0 = start + i * 10**9
+            root = tracer.start_span("GET /cart", start_time=t0)
+            ctx = set_span_in_context(root)
+            tracer.start_span("render", context=ctx, start_time=t0).end(end_time=t0 + 5 * 10**6)
+            tracer.start_span("db-query", context=ctx, start_time=t0).end(end_time=t0 + (10 + extra_ms) * 10**6)
+            root.end(end_time=t0 + (20 + extra_ms) * 10**6)
+        provider.force_flush()
+        provider.shutdown()
+
+
 def plant(url: str, key: str, base: int) -> dict[str, PlantedTrace]:
     traces = {name: t for name, t in planted_traces().items() if name in TRACES}
     send_planted(SimpleNamespace(url=url, key=key), traces, base)  # type: ignore[arg-type]
@@ -134,15 +155,17 @@ def plant(url: str, key: str, base: int) -> dict[str, PlantedTrace]:
 
 @pytest.fixture(scope="module", params=STORES)
 def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    with running(request.param, tmp_path_factory.mktemp(f"mcp-{request.param}"), tenants=3) as server:
-        dev, other, deep = server.take(), server.take(), server.take()
+    with running(request.param, tmp_path_factory.mktemp(f"mcp-{request.param}"), tenants=4) as server:
+        dev, other, deep, runs = server.take(), server.take(), server.take(), server.take()
         base = int(time.time()) - 1800
         traces = plant(dev.url, dev.key, base)
         other_traces = {"one_long_span": planted_traces()["one_long_span"]}
         send_planted(SimpleNamespace(url=other.url, key=other.key), other_traces, base)  # type: ignore[arg-type]
         send_logs(other.url, other.key, "other-logs", ["other environment line"])
         deep_trace_id = plant_chain(deep.url, deep.key, DEEP)
-        yield World(request.param, dev.url, dev.key, dev.ingest_key, other.key, traces, base, deep.key, deep_trace_id)
+        plant_runs(runs.url, runs.key)
+        yield World(request.param, dev.url, dev.key, dev.ingest_key, other.key, traces, base, deep.key, deep_trace_id,
+                    runs.key)
 
 
 @contextlib.asynccontextmanager

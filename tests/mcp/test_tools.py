@@ -17,7 +17,7 @@ from tests.mcp.conftest import DEEP, LOG_GROUP, World, call, list_tools
 
 TRANSPORTS = ["http", "stdio"]
 TOOLS = {"list_environments", "list_datasets", "list_columns", "run_query", "search_traces", "get_trace",
-         "get_trace_spans", "critical_path", "list_log_groups", "search_logs", "list_errors"}
+         "get_trace_spans", "critical_path", "list_log_groups", "search_logs", "list_errors", "list_runs", "compare_runs"}
 
 
 def answer(r: CallToolResult) -> dict[str, Any]:
@@ -232,3 +232,28 @@ def _innermost(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
     return exc
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_runs_are_listed_and_compared(world: World, transport: str) -> None:
+    """Two runs of the same workload, db-query 40 ms slower in "slow": compare_runs names that span first."""
+    listed, compared, limited, unknown, same = call(transport, world.url, world.runs_key, [
+        ("list_runs", {}),
+        ("compare_runs", {"a": "fast", "b": "slow"}),
+        ("compare_runs", {"a": "fast", "b": "slow", "limit": 1}),
+        ("compare_runs", {"a": "fast", "b": "nightly"}),
+        ("compare_runs", {"a": "fast", "b": "fast"}),
+    ])
+    runs = answer(listed)
+    assert sorted(r["name"] for r in runs["runs"]) == ["fast", "slow"] and runs["total"] == 2
+    doc = answer(compared)
+    first = doc["spans"][0]
+    assert (first["service"], first["name"]) == ("shop", "db-query"), doc["spans"]
+    assert first["b"]["p50"] - first["a"]["p50"] == pytest.approx(40, abs=1)
+    assert doc["total"] == 3 and doc["new_spans"] == [] and doc["vanished_spans"] == []
+    cut = answer(limited)
+    assert cut["returned"] == 1 and cut["total"] == 3 and "1 of 3 span rows" in cut["more"]
+    assert "run 'nightly' not found" in tool_error(unknown)
+    assert "two different runs" in tool_error(same)
+    other = answer(call(transport, world.url, world.key, [("list_runs", {})])[0])
+    assert other["runs"] == [] and other["total"] == 0  # another environment's key sees none of them
