@@ -5,24 +5,26 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
 
-from tests.e2e.conftest import check_app, eventually
-from tests.server import ApiaryProcess, free_port
+from apiary.testing.telemetry import Telemetry
+from tests.e2e.conftest import check_app
+from tests.server import free_port
 
 HOME = "/api/activities/home"
 REQUESTS = 8
 
 
-def runs(apiary: ApiaryProcess) -> dict[str, dict]:
+def runs(apiary: Telemetry) -> dict[str, dict]:
     r = httpx.get(apiary.url + "/api/runs", headers={"X-Honeycomb-Team": apiary.key}, timeout=60)
     assert r.status_code == 200, r.text
     return {run["name"]: run for run in r.json()["runs"]}
 
 
-def cruddur_run(apiary: ApiaryProcess, name: str, log: Path) -> int:
+def cruddur_run(apiary: Telemetry, name: str, log: Path) -> int:
     """Start the backend as ``apiary run --name NAME -- python app.py``, send the home feed, stop it; its exit status."""
     launcher = [sys.executable, "-m", "apiary", "run", "--name", name, "--url", apiary.url, "--key", apiary.key, "--"]
     proc, base = check_app.start_backend(free_port(), {"OTEL_SERVICE_NAME": "backend-flask", "OTEL_BSP_SCHEDULE_DELAY": "200"},
@@ -30,15 +32,17 @@ def cruddur_run(apiary: ApiaryProcess, name: str, log: Path) -> int:
     try:
         for _ in range(REQUESTS):
             assert httpx.get(base + HOME, headers={"X-Cruddur-User": "worf"}, timeout=10).status_code == 200
-        eventually(lambda: runs(apiary).get(name, {}).get("spans", 0) >= 2 * REQUESTS, timeout=30,
-                   what=f"run {name}'s spans")
+        deadline = time.monotonic() + 30
+        while runs(apiary).get(name, {}).get("spans", 0) < 2 * REQUESTS:
+            assert time.monotonic() < deadline, f"run {name}'s spans not all in after 30 s: {runs(apiary)}"
+            time.sleep(0.5)
     finally:
         # SIGTERM to `apiary run`: passed on to the app, which exits 0 on it (flushing its exporters), and so does the wrapper.
         check_app.stop_process(proc)
     return proc.returncode
 
 
-def test_cruddur_under_apiary_run_twice_compares(apiary: ApiaryProcess, tmp_path: Path) -> None:
+def test_cruddur_under_apiary_run_twice_compares(apiary: Telemetry, tmp_path: Path) -> None:
     for name in ("cruddur-1", "cruddur-2"):
         assert cruddur_run(apiary, name, tmp_path / f"{name}.log") == 0, (tmp_path / f"{name}.log").read_text()
     found = runs(apiary)
