@@ -102,6 +102,9 @@ class Aggregate:
 
 #: Aggregates the summary query cannot order or filter by (computed by queries of their own).
 SEPARATE_KINDS = ("heatmap", "concurrency", "histogram_quantile")
+#: Aggregates a sample rate weights (Honeycomb's "Sampled Data in Honeycomb"); COUNT_DISTINCT, MIN, MAX, the rates
+#: and CONCURRENCY read each stored row once.
+WEIGHTED_KINDS = ("count", "sum", "avg", "quantile", "heatmap")
 
 
 @dataclass(frozen=True)
@@ -147,11 +150,20 @@ class SpanQuery:
     examples: int = 1
     #: Value buckets of a heatmap.
     heatmap_buckets: int = 40
+    #: Honeycomb's sample rate (``meta.sample_rate``, 1 in N kept; missing means 1), when the datasets have one:
+    #: COUNT, SUM, AVG, percentiles and HEATMAP weight each row by it, as Honeycomb does. None: every row counts once.
+    sample_rate: Column | None = None
 
     @property
     def buckets(self) -> int:
         span = (self.end - self.start).total_seconds()
         return int(-(-span // self.granularity_s))
+
+
+def weighted_percentiles(q: SpanQuery) -> bool:
+    """Whether a percentile is weighted by sample rate: it ranks rows within each group, so totals and time series
+    cannot share one grouping-sets scan."""
+    return q.sample_rate is not None and any(a.kind == "quantile" for a in q.aggregates)
 
 
 def columns_of(expr: Expr | None) -> list[Column]:

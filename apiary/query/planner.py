@@ -14,7 +14,7 @@ from apiary.model.span import CORE_FIELDS, column_type
 from apiary.query.calculated import ExpressionError, parse_expression
 from apiary.query.plan import (
     BOOLEAN, FLOAT, INTEGER, NUMERIC, STRING, TIMESTAMP, Aggregate, Call, Column, Expr, Group, HavingTerm,
-    InList, Literal, OrderTerm, SEPARATE_KINDS, SeriesColumns, Source, SpanQuery,
+    InList, Literal, OrderTerm, SEPARATE_KINDS, SeriesColumns, Source, SpanQuery, WEIGHTED_KINDS,
 )
 from apiary.query.spec import DEFAULT_LIMIT, HISTOGRAM_PERCENTILES, PERCENTILES, QuerySpec, SpecError, TimeWindow
 from apiary.store.base import ColumnInfo
@@ -22,6 +22,8 @@ from apiary.store.base import ColumnInfo
 _CORE_SOURCES: dict[str, Source] = {f.name: Source(column_type(f.type), f.name) for f in CORE_FIELDS}
 #: Which dataset a row belongs to: useful when querying ``__all__``.
 DATASET_PSEUDO_COLUMN = "meta.dataset"
+#: Where the receivers keep an event's sample rate (libhoney's ``samplerate``, OTel's ``SampleRate`` attribute).
+SAMPLE_RATE_COLUMN = "meta.sample_rate"
 _CORE_SOURCES[DATASET_PSEUDO_COLUMN] = Source(STRING, "_dataset")
 
 _COMPARE = {"=": "eq", "!=": "ne", ">": "gt", ">=": "ge", "<": "lt", "<=": "le"}
@@ -103,7 +105,14 @@ def build_plan(spec: QuerySpec, catalogue: Catalogue, env: str, datasets: tuple[
     return SpanQuery(
         env=env, datasets=datasets, start=_naive(window.start), end=_naive(window.end), granularity_s=window.granularity,
         where=where, groups=groups, aggregates=aggregates, having=tuple(having), order=tuple(order),
-        limit=spec.limit or DEFAULT_LIMIT)
+        limit=spec.limit or DEFAULT_LIMIT, sample_rate=sample_rate_column(catalogue, aggregates))
+
+
+def sample_rate_column(catalogue: Catalogue, aggregates: Sequence[Aggregate]) -> Column | None:
+    """``meta.sample_rate`` read as a number, when the datasets hold one and an aggregate is weighted by it."""
+    if SAMPLE_RATE_COLUMN not in catalogue.sources or not any(a.kind in WEIGHTED_KINDS for a in aggregates):
+        return None
+    return catalogue.column(SAMPLE_RATE_COLUMN, FLOAT)
 
 
 def planner_for(spec: QuerySpec, catalogue: Catalogue) -> "_Planner":

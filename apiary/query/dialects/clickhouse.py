@@ -33,7 +33,7 @@ from apiary.query.dialects import Compiled
 from apiary.query.plan import (
     BOOLEAN, FLOAT, INTEGER, NUMERIC, STRING, TIMESTAMP, Aggregate, BubbleUp, Call, Column, Expr, Facet, InList, Literal,
     SEPARATE_KINDS, SeriesColumns,
-    Source, SpanQuery,
+    Source, SpanQuery, weighted_percentiles,
 )
 
 TS = "DateTime64(6, 'UTC')"
@@ -194,6 +194,8 @@ class _Render:
                              f"nullIf((({when}) - anyLast({when}) {window}) / 1000000.0, 0)")
                 cols.append(f"{value} AS v{j}")
         cols += [f"{self.expr(q.trace_id)} AS _tid", f"{self.expr(q.duration)} AS _dur"]
+        if q.sample_rate is not None:
+            cols.append(f"toFloat64(coalesce({self.expr(q.sample_rate)}, 1.0)) AS _w")
         cols += [f"{sql} AS {name}" for name, sql in extra]
         where = [f"_env = {self.param(q.env, 'String')}", f"{ts} >= {self.param(q.start, TS)}", f"{ts} < {self.param(q.end, TS)}"]
         if q.datasets is not None:
@@ -209,8 +211,38 @@ class _Render:
             sql = f"SELECT * FROM ({sql}) WHERE has({keys}, tuple({', '.join(f'g{i}' for i in range(len(q.groups)))}))"
         return sql
 
-    def aggregate(self, j: int, a: Aggregate) -> str:
+    def weighted_ranks(self, q: SpanQuery, base: str, keys: Sequence[str]) -> str:
+        """As the DuckDB dialect's: running (``_c{j}``) and total (``_t{j}``) sample rates for each percentile."""
+        cols = ["*"]
+        part = f"PARTITION BY {', '.join(keys)} " if keys else ""
+        for j, a in enumerate(q.aggregates):
+            if q.sample_rate is not None and a.kind == "quantile":
+                w = f"if(v{j} IS NULL, 0., _w)"
+                cols.append(f"sum({w}) OVER ({part}ORDER BY v{j} ASC NULLS LAST ROWS BETWEEN UNBOUNDED PRECEDING AND "
+                            f"CURRENT ROW) AS _c{j}")
+                cols.append(f"sum({w}) OVER ({part.strip()}) AS _t{j}")
+        return base if len(cols) == 1 else f"SELECT {', '.join(cols)} FROM ({base})"
+
+    def weighted(self, j: int, a: Aggregate) -> str | None:
+        """As the DuckDB dialect's: each row stands for ``_w`` events."""
         v = f"v{j}"
+        if a.kind == "count":
+            return "toInt64(round(sum(_w)))"
+        if a.kind == "sum":
+            return f"toInt64(round(sum({v} * _w)))" if a.type == INTEGER else f"sum({v} * _w)"
+        if a.kind == "avg":
+            return f"(sum({v} * _w) / nullIf(sumIf(_w, {v} IS NOT NULL), 0))"
+        if a.kind == "quantile":
+            q = float(a.q)  # a constant of the plan, never user input
+            h = f"((max(_t{j}) - 1) * {q!r})"
+            at = (lambda rank: f"minIf({v}, _c{j} > {rank}(greatest(_t{j} - 1, 0) * {q!r}))")
+            return f"({at('floor')} + ({at('ceil')} - {at('floor')}) * ({h} - floor({h})))"
+        return None
+
+    def aggregate(self, j: int, a: Aggregate, weighted: bool = False) -> str:
+        v = f"v{j}"
+        if weighted and (sql := self.weighted(j, a)) is not None:
+            return sql
         if a.kind == "count":
             return "count()"
         if a.kind == "count_distinct":
@@ -235,7 +267,7 @@ class _Render:
                 seconds = per_s() if per_s else self.float_param((q.end - q.start).total_seconds())
                 out.append(f"sum(v{j}) / {seconds} AS c{j}")
             else:
-                out.append(f"{self.aggregate(j, a)} AS c{j}")
+                out.append(f"{self.aggregate(j, a, q.sample_rate is not None)} AS c{j}")
         return out
 
 
@@ -244,8 +276,8 @@ class ClickHouseDialect:
 
     def summary(self, q: SpanQuery) -> Compiled:
         r = _Render()
-        base = r.base(q)
         groups = [f"g{i}" for i in range(len(q.groups))]
+        base = r.weighted_ranks(q, r.base(q), groups)
         cols = groups + r.aggregates(q) + ["count() AS _rows", _examples(q)]
         sql = f"SELECT {', '.join(cols)} FROM ({base})"
         if groups:
@@ -264,14 +296,14 @@ class ClickHouseDialect:
 
     def series(self, q: SpanQuery, groups: Sequence[tuple[Any, ...]] | None) -> Compiled:
         r = _Render()
-        base = r.base(q, groups=groups)
         keys = ["_bucket"] + [f"g{i}" for i in range(len(q.groups))]
+        base = r.weighted_ranks(q, r.base(q, groups=groups), keys)
         aggs = r.aggregates(q, lambda: r.float_param(q.granularity_s))
         sql = f"SELECT {', '.join(keys + aggs)}, count() AS _rows FROM ({base}) GROUP BY {', '.join(keys)}"
         return Compiled(sql, r.params)
 
     def totals_and_series(self, q: SpanQuery) -> Compiled:
-        assert not q.groups and not q.having
+        assert not q.groups and not q.having and not weighted_percentiles(q)
         r = _Render()
         base = r.base(q)
 
@@ -295,7 +327,8 @@ class ClickHouseDialect:
         keys = ["_bucket"] + [f"g{i}" for i in range(len(q.groups))]
         cell = (f"least(toInt64(floor((v{aggregate} - {r.param(float(lo), 'Float64')}) / {r.param(float(width), 'Float64')})), "
                 f"{int(q.heatmap_buckets) - 1}) AS _cell")
-        sql = (f"SELECT {', '.join(keys)}, {cell}, count() AS n, any(_tid) AS _example FROM ({base}) "
+        n = "toInt64(round(sum(_w)))" if q.sample_rate is not None else "count()"
+        sql = (f"SELECT {', '.join(keys)}, {cell}, {n} AS n, any(_tid) AS _example FROM ({base}) "
                f"WHERE v{aggregate} IS NOT NULL GROUP BY {', '.join(keys)}, _cell")
         return Compiled(sql, r.params)
 

@@ -18,7 +18,7 @@ from apiary.query.dialects import Compiled
 from apiary.query.plan import (
     BOOLEAN, FLOAT, INTEGER, NUMERIC, STRING, TIMESTAMP, Aggregate, BubbleUp, Call, Column, Expr, Facet, InList, Literal,
     SEPARATE_KINDS, SeriesColumns,
-    Source, SpanQuery,
+    Source, SpanQuery, weighted_percentiles,
 )
 
 _SQL_TYPE = {STRING: "VARCHAR", INTEGER: "BIGINT", FLOAT: "DOUBLE", BOOLEAN: "BOOLEAN", TIMESTAMP: "TIMESTAMP"}
@@ -151,6 +151,8 @@ class _Render:
                              f"nullif((({when}) - lag({when} IGNORE NULLS) {window}) / 1000000.0, 0)")
                 cols.append(f"{value} AS v{j}")
         cols += [f"{self.expr(q.trace_id)} AS _tid", f"{self.expr(q.duration)} AS _dur"]
+        if q.sample_rate is not None:
+            cols.append(f"coalesce({self.expr(q.sample_rate)}, 1.0) AS _w")
         cols += [f"{sql} AS {name}" for name, sql in extra]
         where = [f"_env = {self.param(q.env)}", f"{ts} >= {self.param(q.start)}", f"{ts} < {self.param(q.end)}"]
         if q.datasets is not None:
@@ -171,8 +173,40 @@ class _Render:
             cols.append(f"unnest(CAST({self.param(values)} AS {_SQL_TYPE[g.expr.type]}[])) AS k{i}")
         return f"SELECT {', '.join(cols)}"
 
-    def aggregate(self, j: int, a: Aggregate) -> str:
+    def weighted_ranks(self, q: SpanQuery, base: str, keys: Sequence[str]) -> str:
+        """``base`` with, for each percentile, the running sum of sample rates in value order (``_c{j}``) and the
+        total (``_t{j}``) within the rows' group (``keys``): a weighted percentile reads its ranks off them."""
+        cols = ["*"]
+        part = f"PARTITION BY {', '.join(keys)} " if keys else ""
+        for j, a in enumerate(q.aggregates):
+            if q.sample_rate is not None and a.kind == "quantile":
+                w = f"CASE WHEN v{j} IS NOT NULL THEN _w END"
+                cols.append(f"sum({w}) OVER ({part}ORDER BY v{j} ASC NULLS LAST ROWS BETWEEN UNBOUNDED PRECEDING AND "
+                            f"CURRENT ROW) AS _c{j}")
+                cols.append(f"sum({w}) OVER ({part.strip()}) AS _t{j}")
+        return base if len(cols) == 1 else f"SELECT {', '.join(cols)} FROM ({base})"
+
+    def weighted(self, j: int, a: Aggregate) -> str | None:
+        """Honeycomb's weighting by sample rate (``_w``): each row stands for ``_w`` events. A percentile is the one
+        of the rows repeated ``_w`` times, interpolated between the two closest ranks as ``quantile_cont`` does."""
         v = f"v{j}"
+        if a.kind == "count":
+            return "CAST(round(coalesce(sum(_w), 0)) AS BIGINT)"
+        if a.kind == "sum":
+            return f"CAST(round(sum({v} * _w)) AS BIGINT)" if a.type == INTEGER else f"sum({v} * _w)"
+        if a.kind == "avg":
+            return f"(sum({v} * _w) / nullif(sum(CASE WHEN {v} IS NOT NULL THEN _w END), 0))"
+        if a.kind == "quantile":
+            q = float(a.q)  # a constant of the plan, never user input
+            h = f"((max(_t{j}) - 1) * {q!r})"
+            at = (lambda rank: f"min({v}) FILTER (WHERE _c{j} > {rank}(greatest(_t{j} - 1, 0) * {q!r}))")
+            return f"({at('floor')} + ({at('ceil')} - {at('floor')}) * ({h} - floor({h})))"
+        return None
+
+    def aggregate(self, j: int, a: Aggregate, weighted: bool = False) -> str:
+        v = f"v{j}"
+        if weighted and (sql := self.weighted(j, a)) is not None:
+            return sql
         if a.kind == "count":
             return "count(*)"
         if a.kind == "count_distinct":
@@ -199,7 +233,7 @@ class _Render:
                 seconds = per_s() if per_s else self.float_param((q.end - q.start).total_seconds())
                 out.append(f"sum(v{j}) / {seconds} AS c{j}")
             else:
-                out.append(f"{self.aggregate(j, a)} AS c{j}")
+                out.append(f"{self.aggregate(j, a, q.sample_rate is not None)} AS c{j}")
         return out
 
 
@@ -208,8 +242,8 @@ class DuckDBDialect:
 
     def summary(self, q: SpanQuery) -> Compiled:
         r = _Render()
-        base = r.base(q)
         groups = [f"g{i}" for i in range(len(q.groups))]
+        base = r.weighted_ranks(q, r.base(q), groups)
         cols = groups + r.aggregates(q) + ["count(*) AS _rows", f"{_examples(q)} AS _examples"]
         sql = f"SELECT {', '.join(cols)} FROM ({base})"
         if groups:
@@ -228,14 +262,14 @@ class DuckDBDialect:
 
     def series(self, q: SpanQuery, groups: Sequence[tuple[Any, ...]] | None) -> Compiled:
         r = _Render()
-        base = r.base(q, groups=groups)
         keys = ["_bucket"] + [f"g{i}" for i in range(len(q.groups))]
+        base = r.weighted_ranks(q, r.base(q, groups=groups), keys)
         aggs = r.aggregates(q, lambda: r.float_param(q.granularity_s))
         sql = f"SELECT {', '.join(keys + aggs)}, count(*) AS _rows FROM ({base}) GROUP BY {', '.join(keys)}"
         return Compiled(sql, r.params)
 
     def totals_and_series(self, q: SpanQuery) -> Compiled:
-        assert not q.groups and not q.having
+        assert not q.groups and not q.having and not weighted_percentiles(q)
         r = _Render()
         base = r.base(q)
 
@@ -259,7 +293,8 @@ class DuckDBDialect:
         keys = ["_bucket"] + [f"g{i}" for i in range(len(q.groups))]
         cell = (f"least(CAST(floor((v{aggregate} - {r.param(float(lo))}) / {r.param(float(width))}) AS BIGINT), "
                 f"{int(q.heatmap_buckets) - 1}) AS _cell")
-        sql = (f"SELECT {', '.join(keys)}, {cell}, count(*) AS n, any_value(_tid) AS _example FROM ({base}) "
+        n = "CAST(round(sum(_w)) AS BIGINT)" if q.sample_rate is not None else "count(*)"
+        sql = (f"SELECT {', '.join(keys)}, {cell}, {n} AS n, any_value(_tid) AS _example FROM ({base}) "
                f"WHERE v{aggregate} IS NOT NULL GROUP BY ALL")
         return Compiled(sql, r.params)
 
