@@ -44,6 +44,26 @@ _BINARY = {"eq": "=", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">=", 
            "mod": "%"}
 _FUNCTIONS = {"starts_with": "startsWith", "ends_with": "endsWith", "lower": "lowerUTF8", "upper": "upperUTF8",
               "length": "lengthUTF8", "coalesce": "coalesce"}
+#: Functions of calculated fields (``apiary.query.calculated``), answering as the DuckDB dialect's do.
+_CALCULATED: dict[str, Callable[[list[str]], str]] = {
+    "abs": lambda a: f"abs({a[0]})",
+    "ceil": lambda a: f"ceil({a[0]})",
+    "floor": lambda a: f"floor({a[0]})",
+    "pow": lambda a: f"pow({a[0]}, {a[1]})",
+    "log10": lambda a: f"log10(if({a[0]} > 0, {a[0]}, NULL))",
+    "null_if_empty": lambda a: f"nullIf({a[0]}, '')",
+    "byte_length": lambda a: f"length({a[0]})",
+    "substring": lambda a: (f"substringUTF8({a[0]}, least(greatest({a[1]}, 0), 2147483647) + 1"
+                            + (f", least(greatest({a[2]}, 0), 2147483647))" if len(a) > 2 else ")")),
+    "regex_match": lambda a: f"match({a[0]}, {a[1]})",
+    "regex_value": lambda a: f"extract({a[0]}, {a[1]})",
+    "regex_group": lambda a: f"extract({a[0]}, {a[1]})",  # extract gives the first group when the pattern has one
+    "regex_count": lambda a: f"countMatches({a[0]}, {a[1]})",
+    "parse_time": lambda a: f"(toUnixTimestamp64Micro(parseDateTime64BestEffortOrNull({a[0]}, 6, 'UTC')) / 1000000.0)",
+}
+#: strftime directive -> formatDateTime's (the others are spelled alike).
+_TIME_DIRECTIVES = {"M": "i", "A": "W"}
+_MAX_SECONDS = 9_223_372_036
 _CASTS = {"to_integer": INTEGER, "to_float": FLOAT, "to_string": STRING, "to_boolean": BOOLEAN}
 
 
@@ -134,7 +154,18 @@ class _Render:
         return self.call(e)
 
     def call(self, e: Call) -> str:
+        if e.fn == "format_time":  # strftime directives, spelled as formatDateTime spells them
+            fmt, seconds = e.args
+            assert isinstance(fmt, Literal) and isinstance(fmt.value, str)
+            spelled = self.param(re.sub(r"%(.)", lambda m: "%" + _TIME_DIRECTIVES.get(m[1], m[1]), fmt.value), "String")
+            t = self.expr(seconds)
+            return (f"if({t} >= 0 AND {t} < {_MAX_SECONDS}, "
+                    f"formatDateTime(toDateTime64(assumeNotNull({t}), 6, 'UTC'), {spelled}, 'UTC'), NULL)")
         fn, args = e.fn, [self.expr(a) for a in e.args]
+        if fn == "mod":
+            return f"({args[0]} % nullIf({args[1]}, 0))"
+        if fn in _CALCULATED:
+            return _CALCULATED[fn](args)
         if fn in _BINARY:
             return "(" + f" {_BINARY[fn]} ".join(args) + ")"
         if fn == "div":
@@ -151,6 +182,8 @@ class _Render:
             return f"({args[0]} IS NOT NULL)"
         if fn == "if":
             return f"(CASE WHEN {args[0]} THEN {args[1]} ELSE {args[2]} END)"
+        if fn == "to_integer" and e.args[0].type == FLOAT:  # INT() drops the fraction, as Honeycomb's does
+            return self.cast(f"trunc({args[0]})", INTEGER)
         if fn in _CASTS:
             return self.cast(args[0], _CASTS[fn])
         if fn == "epoch_seconds":
@@ -176,7 +209,7 @@ class _Render:
         """The filtered rows, with ``_bucket``, ``g*``, ``v*`` (aggregate arguments), ``_tid``, ``_dur``."""
         ts = self.expr(q.timestamp)
         cols = [f"intDiv({self.micros(ts)} - {self.param(_epoch_us(q.start))}, {self.param(q.granularity_s * 1_000_000)}) AS _bucket"]
-        cols += [f"{self.expr(g.expr)} AS g{i}" for i, g in enumerate(q.groups)]
+        cols += [f"{self.group(g.expr)} AS g{i}" for i, g in enumerate(q.groups)]
         if args:
             for j, a in enumerate(q.aggregates):
                 if a.arg is None:
@@ -227,9 +260,9 @@ class _Render:
         """As the DuckDB dialect's: each row stands for ``_w`` events."""
         v = f"v{j}"
         if a.kind == "count":
-            return "toInt64(round(sum(_w)))"
+            return "accurateCastOrNull(round(sum(_w)), 'Int64')"
         if a.kind == "sum":
-            return f"toInt64(round(sum({v} * _w)))" if a.type == INTEGER else f"sum({v} * _w)"
+            return f"accurateCastOrNull(round(sum({v} * _w)), 'Int64')" if a.type == INTEGER else f"sum({v} * _w)"
         if a.kind == "avg":
             return f"(sum({v} * _w) / nullIf(sumIf(_w, {v} IS NOT NULL), 0))"
         if a.kind == "quantile":
@@ -238,6 +271,14 @@ class _Render:
             at = (lambda rank: f"minIf({v}, _c{j} > {rank}(greatest(_t{j} - 1, 0) * {q!r}))")
             return f"({at('floor')} + ({at('ceil')} - {at('floor')}) * ({h} - floor({h})))"
         return None
+
+    def group(self, e: Expr) -> str:
+        """A breakdown's values, in the type the plan gives it: a function's own result type (``lengthUTF8``'s UInt64,
+        ``arrayReduce``'s) would not match the typed group keys a series query is filtered by."""
+        sql = self.expr(e)
+        if isinstance(e, Call) and e.type in _SQL_TYPE:
+            return f"CAST({sql} AS Nullable({_SQL_TYPE[e.type]}))"
+        return sql
 
     def aggregate(self, j: int, a: Aggregate, weighted: bool = False) -> str:
         v = f"v{j}"

@@ -29,6 +29,26 @@ _BINARY = {"eq": "=", "ne": "<>", "lt": "<", "le": "<=", "gt": ">", "ge": ">=", 
 _FUNCTIONS = {"starts_with": "starts_with", "ends_with": "suffix", "contains": "contains", "lower": "lower",
               "upper": "upper", "length": "length", "coalesce": "coalesce", "concat": "concat", "least": "least",
               "greatest": "greatest"}
+#: Functions of calculated fields (``apiary.query.calculated``), from their rendered arguments.
+_CALCULATED: dict[str, Callable[[list[str]], str]] = {
+    "abs": lambda a: f"TRY(abs({a[0]}))",
+    "ceil": lambda a: f"ceil({a[0]})",
+    "floor": lambda a: f"floor({a[0]})",
+    "pow": lambda a: f"TRY(pow({a[0]}, {a[1]}))",
+    "log10": lambda a: f"log10(CASE WHEN {a[0]} > 0 THEN {a[0]} END)",
+    "null_if_empty": lambda a: f"nullif({a[0]}, '')",
+    "byte_length": lambda a: f"octet_length(encode({a[0]}))",
+    # SUBSTRING counts from 0; a start before the first character starts there.
+    "substring": lambda a: (f"substring({a[0]}, least(greatest({a[1]}, 0), 2147483647) + 1"
+                            + (f", least(greatest({a[2]}, 0), 2147483647))" if len(a) > 2 else ")")),
+    "regex_match": lambda a: f"regexp_matches({a[0]}, {a[1]})",
+    "regex_value": lambda a: f"regexp_extract({a[0]}, {a[1]})",
+    "regex_group": lambda a: f"regexp_extract({a[0]}, {a[1]}, 1)",
+    "regex_count": lambda a: f"len(regexp_extract_all({a[0]}, {a[1]}))",
+    "parse_time": lambda a: f"(epoch_us(TRY_CAST({a[0]} AS TIMESTAMPTZ)) / 1000000.0)",
+}
+#: Seconds since the epoch FORMAT_TIME formats: up to 2262-04-11, the last time the stores hold.
+_MAX_SECONDS = 9_223_372_036
 _CASTS = {"to_integer": INTEGER, "to_float": FLOAT, "to_string": STRING, "to_boolean": BOOLEAN}
 
 
@@ -103,10 +123,21 @@ class _Render:
 
     def call(self, e: Call) -> str:
         fn, args = e.fn, [self.expr(a) for a in e.args]
+        if fn == "mod":
+            # TRY: an integer result past 64 bits (or the smallest integer % -1) is NULL, as a division by zero is.
+            return f"TRY({args[0]} % nullif({args[1]}, 0))"
+        if fn in ("add", "sub", "mul") and e.type == INTEGER:
+            return "TRY(" + f" {_BINARY[fn]} ".join(args) + ")"
         if fn in _BINARY:
             return "(" + f" {_BINARY[fn]} ".join(args) + ")"
         if fn == "div":
             return f"({args[0]} / nullif({args[1]}, 0))"
+        if fn in _CALCULATED:
+            return _CALCULATED[fn](args)
+        if fn == "format_time":
+            fmt, seconds = args
+            return (f"(CASE WHEN {seconds} >= 0 AND {seconds} < {_MAX_SECONDS} THEN "
+                    f"strftime(make_timestamp(CAST({seconds} * 1000000 AS BIGINT)), {fmt}) END)")
         if fn in ("and", "or"):
             return "(" + f" {fn.upper()} ".join(args) + ")"
         if fn == "not":
@@ -117,6 +148,8 @@ class _Render:
             return f"({args[0]} IS NOT NULL)"
         if fn == "if":
             return f"(CASE WHEN {args[0]} THEN {args[1]} ELSE {args[2]} END)"
+        if fn == "to_integer" and e.args[0].type == FLOAT:  # INT() drops the fraction, as Honeycomb's does
+            return f"TRY_CAST(trunc({args[0]}) AS BIGINT)"
         if fn in _CASTS:
             want = _SQL_TYPE[_CASTS[fn]]
             return f"CAST({args[0]} AS VARCHAR)" if want == "VARCHAR" else f"TRY_CAST({args[0]} AS {want})"
@@ -191,9 +224,9 @@ class _Render:
         of the rows repeated ``_w`` times, interpolated between the two closest ranks as ``quantile_cont`` does."""
         v = f"v{j}"
         if a.kind == "count":
-            return "CAST(round(coalesce(sum(_w), 0)) AS BIGINT)"
+            return "TRY_CAST(round(coalesce(sum(_w), 0)) AS BIGINT)"
         if a.kind == "sum":
-            return f"CAST(round(sum({v} * _w)) AS BIGINT)" if a.type == INTEGER else f"sum({v} * _w)"
+            return f"TRY_CAST(round(sum({v} * _w)) AS BIGINT)" if a.type == INTEGER else f"sum({v} * _w)"
         if a.kind == "avg":
             return f"(sum({v} * _w) / nullif(sum(CASE WHEN {v} IS NOT NULL THEN _w END), 0))"
         if a.kind == "quantile":
@@ -211,8 +244,8 @@ class _Render:
             return "count(*)"
         if a.kind == "count_distinct":
             return f"approx_count_distinct({v})"
-        if a.kind == "sum" and a.type == INTEGER:  # DuckDB widens an integer sum to HUGEINT, which JSON cannot take
-            return f"CAST(sum({v}) AS BIGINT)"
+        if a.kind == "sum" and a.type == INTEGER:  # DuckDB widens an integer sum to HUGEINT, which JSON cannot take (past 64 bits: null)
+            return f"TRY_CAST(sum({v}) AS BIGINT)"
         if a.kind in ("sum", "avg", "min", "max"):
             return f"{a.kind}({v})"
         if a.kind == "quantile":
@@ -293,7 +326,7 @@ class DuckDBDialect:
         keys = ["_bucket"] + [f"g{i}" for i in range(len(q.groups))]
         cell = (f"least(CAST(floor((v{aggregate} - {r.param(float(lo))}) / {r.param(float(width))}) AS BIGINT), "
                 f"{int(q.heatmap_buckets) - 1}) AS _cell")
-        n = "CAST(round(sum(_w)) AS BIGINT)" if q.sample_rate is not None else "count(*)"
+        n = "TRY_CAST(round(sum(_w)) AS BIGINT)" if q.sample_rate is not None else "count(*)"
         sql = (f"SELECT {', '.join(keys)}, {cell}, {n} AS n, any_value(_tid) AS _example FROM ({base}) "
                f"WHERE v{aggregate} IS NOT NULL GROUP BY ALL")
         return Compiled(sql, r.params)
