@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Union
+from typing import Any, Union
 
 #: Value types, as Honeycomb names column types.
 STRING, INTEGER, FLOAT, BOOLEAN, TIMESTAMP = "string", "integer", "float", "boolean", "timestamp"
@@ -153,6 +153,9 @@ class SpanQuery:
     #: Honeycomb's sample rate (``meta.sample_rate``, 1 in N kept; missing means 1), when the datasets have one:
     #: COUNT, SUM, AVG, percentiles and HEATMAP weight each row by it, as Honeycomb does. None: every row counts once.
     sample_rate: Column | None = None
+    #: Honeycomb's relational fields (``root.``, ``any.``, ``none.``): only spans of the traces this trace search
+    #: (``apiary.query.trace_search.TraceSearchPlan``) matches are kept. None: no trace-level condition.
+    related_traces: Any = None
 
     @property
     def buckets(self) -> int:

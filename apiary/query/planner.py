@@ -75,7 +75,21 @@ def build_plan(spec: QuerySpec, catalogue: Catalogue, env: str, datasets: tuple[
     aggregates = tuple(p.aggregate(c, f"calculations[{i}]") for i, c in enumerate(calcs))
     labels = {a.label: i for i, a in enumerate(aggregates)}
     groups = tuple(Group(b, p.operand(b, None, f"breakdowns[{i}]")) for i, b in enumerate(spec.breakdowns))
-    filters = [p.filter(f.column, f.op, f.value, f"filters[{i}]") for i, f in enumerate(spec.filters)]
+    # Relational fields (root., any., none.) judge a span's trace; the module imports trace_search, which imports this one.
+    from apiary.query.relational import related_traces, relation_of
+
+    filters, relational = [], []
+    for i, f in enumerate(spec.filters):
+        relation = None if f.column in p.calculated else relation_of(f.column, catalogue.sources)
+        if relation is not None:
+            relational.append((i, *relation, f))
+        else:
+            filters.append(p.filter(f.column, f.op, f.value, f"filters[{i}]"))
+    if relational and spec.filter_combination == "OR" and len(spec.filters) > 1:
+        raise SpecError("filters: relational fields (root., any., none.) combine with other filters by AND only; "
+                        "set filter_combination to AND")
+    traces = (related_traces(p, env, window, _naive(window.start), _naive(window.end), relational)
+              if relational else None)
     where: Expr | None = None
     if filters:
         where = filters[0] if len(filters) == 1 else Call("and" if spec.filter_combination == "AND" else "or",
@@ -105,7 +119,8 @@ def build_plan(spec: QuerySpec, catalogue: Catalogue, env: str, datasets: tuple[
     return SpanQuery(
         env=env, datasets=datasets, start=_naive(window.start), end=_naive(window.end), granularity_s=window.granularity,
         where=where, groups=groups, aggregates=aggregates, having=tuple(having), order=tuple(order),
-        limit=spec.limit or DEFAULT_LIMIT, sample_rate=sample_rate_column(catalogue, aggregates))
+        limit=spec.limit or DEFAULT_LIMIT, sample_rate=sample_rate_column(catalogue, aggregates),
+        related_traces=traces)
 
 
 def sample_rate_column(catalogue: Catalogue, aggregates: Sequence[Aggregate]) -> Column | None:

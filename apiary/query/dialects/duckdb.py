@@ -193,6 +193,10 @@ class _Render:
         if q.where is not None:
             where.append(self.expr(q.where))
         where += [self.expr(c) for c in conditions]
+        if q.related_traces is not None:  # relational fields: the trace search's own SQL picks the traces
+            from apiary.query.dialects.duckdb_traces import matching_trace_ids
+
+            where.append(f"{self.expr(q.trace_id)} IN ({matching_trace_ids(self, q.related_traces)})")
         sql = f"SELECT {', '.join(cols)} FROM spans WHERE {' AND '.join(where)}"
         if groups is not None and q.groups:
             sql = f"SELECT b.* FROM ({sql}) b SEMI JOIN ({self.group_list(q, groups)}) k ON " + " AND ".join(
