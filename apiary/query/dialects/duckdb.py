@@ -248,7 +248,7 @@ class _Render:
             return "count(*)"
         if a.kind == "count_distinct":
             return f"approx_count_distinct({v})"
-        if a.kind == "sum" and a.type == INTEGER:  # DuckDB widens an integer sum to HUGEINT, which JSON cannot take (past 64 bits: null)
+        if a.kind == "sum" and a.type == INTEGER:  # DuckDB widens an integer sum to HUGEINT (past 64 bits: null)
             return f"TRY_CAST(sum({v}) AS BIGINT)"
         if a.kind in ("sum", "avg", "min", "max"):
             return f"{a.kind}({v})"
