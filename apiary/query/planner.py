@@ -155,6 +155,9 @@ class _Planner:
         try:
             return self.catalogue.column(name, wanted)
         except KeyError:
+            if where.startswith("breakdowns") and name.split(".", 1)[0] in ("root", "parent", "any", "none"):
+                raise SpecError(f"{where}: {name!r}: relational fields are supported in filters (root., any., none.), "
+                                "not as a breakdown") from None
             raise SpecError(f"{where}: unknown column {name!r} in {self.catalogue.where}") from None
 
     def _calculated(self, name: str, where: str) -> Expr:

@@ -103,6 +103,7 @@ def test_relational_with_calculations_and_the_root_filter_on_a_child_field(trace
     ({"filters": [{"column": "any.error", "op": "=", "value": True}, {"column": "name", "op": "exists"}],
       "filter_combination": "OR"}, "combine with other filters by AND only"),
     ({"filters": [{"column": "root.nope", "op": "exists"}]}, "unknown column 'nope'"),
+    ({"breakdowns": ["root.http.route"]}, "relational fields are supported in filters (root., any., none.), not as a breakdown"),
 ])
 def test_what_is_refused_says_why(traced: Tenant, spec: dict[str, Any], words: str) -> None:
     r = run(traced, spec)
