@@ -304,9 +304,9 @@ def sampled_main(args: argparse.Namespace) -> None:
     def sql(text: str) -> Callable[[], Any]:
         return lambda: store.query(text, p)
 
-    # A weighted percentile by hand: each span's running share of the sample rates, in duration order.
-    ranked = (f"SELECT duration_ms d, sum({rate}) OVER (ORDER BY duration_ms ROWS BETWEEN UNBOUNDED PRECEDING AND "
-              f"CURRENT ROW) c, sum({rate}) OVER () t FROM spans WHERE {where}")
+    # A weighted percentile by hand: each distinct duration's running share of the sample rates, in order.
+    ranked = (f"SELECT duration_ms d, sum(sum({rate})) OVER (ORDER BY duration_ms ROWS BETWEEN UNBOUNDED PRECEDING AND "
+              f"CURRENT ROW) c, sum(sum({rate})) OVER () t FROM spans WHERE {where} GROUP BY duration_ms")
     p99 = ("SELECT min(d) FILTER (WHERE c > floor((t - 1) * 0.99)) + (min(d) FILTER (WHERE c > ceil((t - 1) * 0.99)) - "
            "min(d) FILTER (WHERE c > floor((t - 1) * 0.99))) * ((max(t) - 1) * 0.99 - floor((max(t) - 1) * 0.99)) "
            f"FROM ({ranked})")

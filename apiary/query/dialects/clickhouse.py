@@ -248,17 +248,28 @@ class _Render:
             sql = f"SELECT * FROM ({sql}) WHERE has({keys}, tuple({', '.join(f'g{i}' for i in range(len(q.groups)))}))"
         return sql
 
-    def weighted_ranks(self, q: SpanQuery, base: str, keys: Sequence[str]) -> str:
-        """As the DuckDB dialect's: running (``_c{j}``) and total (``_t{j}``) sample rates for each percentile."""
-        cols = ["*"]
-        part = f"PARTITION BY {', '.join(keys)} " if keys else ""
+    def weighted_ranks(self, q: SpanQuery, make_base: Callable[[], str], keys: Sequence[str]) -> str:
+        """As the DuckDB dialect's: the rows, and each weighted percentile per group as ``_q{j}``."""
+        source = f"({make_base()}) AS _b"
         for j, a in enumerate(q.aggregates):
-            if q.sample_rate is not None and a.kind == "quantile":
-                w = f"if(v{j} IS NULL, 0., _w)"
-                cols.append(f"sum({w}) OVER ({part}ORDER BY v{j} ASC NULLS LAST ROWS BETWEEN UNBOUNDED PRECEDING AND "
-                            f"CURRENT ROW) AS _c{j}")
-                cols.append(f"sum({w}) OVER ({part.strip()}) AS _t{j}")
-        return base if len(cols) == 1 else f"SELECT {', '.join(cols)} FROM ({base})"
+            if q.sample_rate is None or a.kind != "quantile":
+                continue
+            part = f"PARTITION BY {', '.join(keys)} " if keys else ""
+            lead = "".join(f"{k}, " for k in keys)
+            ranked = (f"SELECT {lead}v{j} AS _v, sum(sum(_w)) OVER ({part}ORDER BY v{j} ROWS BETWEEN UNBOUNDED PRECEDING "
+                      f"AND CURRENT ROW) AS _c, sum(sum(_w)) OVER ({part.strip()}) AS _t FROM ({make_base()}) "
+                      f"WHERE v{j} IS NOT NULL GROUP BY {lead}v{j}")
+            level = float(a.q)  # a constant of the plan, never user input
+            h = f"((max(_t) - 1) * {level!r})"
+            at = (lambda rank: f"minIf(_v, _c > {rank}(greatest(_t - 1, 0) * {level!r}))")
+            value = f"CAST(({at('floor')} + ({at('ceil')} - {at('floor')}) * ({h} - floor({h}))) AS Nullable(Float64)) AS _q{j}"
+            pick = f"SELECT {''.join(f'{k} AS _p{j}_{k}, ' for k in keys)}{value} FROM ({ranked})"
+            if keys:
+                on = " AND ".join(f"isNotDistinctFrom(_b.{k}, _p{j}._p{j}_{k})" for k in keys)
+                source += f" LEFT JOIN ({pick} GROUP BY {', '.join(keys)}) AS _p{j} ON {on}"
+            else:  # one row, even over no rows
+                source += f" CROSS JOIN ({pick}) AS _p{j}"
+        return source
 
     def weighted(self, j: int, a: Aggregate) -> str | None:
         """As the DuckDB dialect's: each row stands for ``_w`` events."""
@@ -269,11 +280,8 @@ class _Render:
             return f"accurateCastOrNull(round(sum({v} * _w)), 'Int64')" if a.type == INTEGER else f"sum({v} * _w)"
         if a.kind == "avg":
             return f"(sum({v} * _w) / nullIf(sumIf(_w, {v} IS NOT NULL), 0))"
-        if a.kind == "quantile":
-            q = float(a.q)  # a constant of the plan, never user input
-            h = f"((max(_t{j}) - 1) * {q!r})"
-            at = (lambda rank: f"minIf({v}, _c{j} > {rank}(greatest(_t{j} - 1, 0) * {q!r}))")
-            return f"({at('floor')} + ({at('ceil')} - {at('floor')}) * ({h} - floor({h})))"
+        if a.kind == "quantile":  # worked out per group by ``weighted_ranks``
+            return f"any(_q{j})"
         return None
 
     def group(self, e: Expr) -> str:
@@ -322,9 +330,9 @@ class ClickHouseDialect:
     def summary(self, q: SpanQuery) -> Compiled:
         r = _Render()
         groups = [f"g{i}" for i in range(len(q.groups))]
-        base = r.weighted_ranks(q, r.base(q), groups)
+        source = r.weighted_ranks(q, lambda: r.base(q), groups)
         cols = groups + r.aggregates(q) + ["count() AS _rows", _examples(q)]
-        sql = f"SELECT {', '.join(cols)} FROM ({base})"
+        sql = f"SELECT {', '.join(cols)} FROM {source}"
         if groups:
             sql += f" GROUP BY {', '.join(groups)}"
         having = [f"c{h.aggregate} {_BINARY[h.op]} {r.param(float(h.value), 'Float64')}" for h in q.having]
@@ -342,9 +350,9 @@ class ClickHouseDialect:
     def series(self, q: SpanQuery, groups: Sequence[tuple[Any, ...]] | None) -> Compiled:
         r = _Render()
         keys = ["_bucket"] + [f"g{i}" for i in range(len(q.groups))]
-        base = r.weighted_ranks(q, r.base(q, groups=groups), keys)
+        source = r.weighted_ranks(q, lambda: r.base(q, groups=groups), keys)
         aggs = r.aggregates(q, lambda: r.float_param(q.granularity_s))
-        sql = f"SELECT {', '.join(keys + aggs)}, count() AS _rows FROM ({base}) GROUP BY {', '.join(keys)}"
+        sql = f"SELECT {', '.join(keys + aggs)}, count() AS _rows FROM {source} GROUP BY {', '.join(keys)}"
         return Compiled(sql, r.params)
 
     def totals_and_series(self, q: SpanQuery) -> Compiled:

