@@ -324,11 +324,33 @@ def sampled_main(args: argparse.Namespace) -> None:
              f"/ sum({rate}) FROM spans WHERE {where} GROUP BY ALL")),
     ]
     print(f"\n{store.count(ENV):,} spans with meta.sample_rate, DuckDB, median of {args.runs} runs (ms), disable_series")
-    print(f"{'query':46} {'engine':>9} {'its SQL':>9} {'ratio':>6} {'hand SQL':>9} {'ratio':>6}")
+    print("unweighted: the engine's summary statement for the same plan without sample rates (what weighting costs)")
+    print(f"{'query':46} {'engine':>9} {'its SQL':>9} {'ratio':>6} {'hand SQL':>9} {'ratio':>6} {'unweighted':>10} {'ratio':>6}")
     for label, eng, hand in cases:
-        e, d, r = interleaved_medians_ms([eng, replayed(store, eng), hand], args.runs)
-        print(f"{label:46} {e:9.1f} {d:9.1f} {e / d:6.2f} {r:9.1f} {e / r:6.2f}")
+        e, d, r, u = interleaved_medians_ms([eng, replayed(store, eng), hand, unweighted(store, eng)], args.runs)
+        print(f"{label:46} {e:9.1f} {d:9.1f} {e / d:6.2f} {r:9.1f} {e / r:6.2f} {u:10.1f} {d / u:6.2f}")
     store.close_sync()
+
+
+def unweighted(store: Any, run: Callable[[], Any]) -> Callable[[], Any]:
+    """The summary statement the engine would send for the same query were no sample rate stored."""
+    import apiary.query.engine as engine_module
+    from dataclasses import replace
+
+    from apiary.query.dialects import dialect_for
+
+    real, caught = engine_module.build_plan, []
+
+    def catching(*a: Any, **k: Any) -> Any:  # the plan the engine builds, caught on its way to the dialect
+        caught.append(real(*a, **k))
+        return caught[-1]
+    engine_module.build_plan = catching
+    try:
+        run()
+    finally:
+        engine_module.build_plan = real
+    compiled = dialect_for(store.dialect).summary(replace(caught[-1], sample_rate=None))
+    return lambda: store.query(compiled.sql, compiled.params)
 
 
 def store_column(store: DuckDBStore, name: str) -> str:
