@@ -111,6 +111,8 @@ WEIGHTED_KINDS = ("count", "sum", "avg", "quantile", "heatmap")
 class Group:
     label: str
     expr: Expr
+    #: ``"root"``: a relational breakdown (``root.<column>``), ``expr`` read on the root span of each row's trace.
+    relation: str | None = None
 
 
 @dataclass(frozen=True)

@@ -74,10 +74,11 @@ def build_plan(spec: QuerySpec, catalogue: Catalogue, env: str, datasets: tuple[
     calcs = spec.effective_calculations()
     aggregates = tuple(p.aggregate(c, f"calculations[{i}]") for i, c in enumerate(calcs))
     labels = {a.label: i for i, a in enumerate(aggregates)}
-    groups = tuple(Group(b, p.operand(b, None, f"breakdowns[{i}]")) for i, b in enumerate(spec.breakdowns))
     # Relational fields (root., any., none.) judge a span's trace; the module imports trace_search, which imports this one.
     from apiary.query.relational import related_traces, relation_of
 
+    groups = tuple(_group(p, b, relation_of(b, catalogue.sources) if b not in p.calculated else None, f"breakdowns[{i}]")
+                   for i, b in enumerate(spec.breakdowns))
     filters, relational = [], []
     for i, f in enumerate(spec.filters):
         relation = None if f.column in p.calculated else relation_of(f.column, catalogue.sources)
@@ -123,6 +124,16 @@ def build_plan(spec: QuerySpec, catalogue: Catalogue, env: str, datasets: tuple[
         related_traces=traces)
 
 
+def _group(p: "_Planner", name: str, relation: tuple[str, str] | None, where: str) -> Group:
+    """A breakdown; ``root.<column>`` reads the column on each span's trace root (the other relations only filter)."""
+    if relation is None:
+        return Group(name, p.operand(name, None, where))
+    if relation[0] != "root":
+        raise SpecError(f"{where}: {name!r}: {relation[0]}. fields filter traces (WHERE); of the relational fields "
+                        "only root. is a breakdown")
+    return Group(name, p.operand(relation[1], None, where), relation="root")
+
+
 def sample_rate_column(catalogue: Catalogue, aggregates: Sequence[Aggregate]) -> Column | None:
     """``meta.sample_rate`` read as a number, when the datasets hold one and an aggregate is weighted by it."""
     if SAMPLE_RATE_COLUMN not in catalogue.sources or not any(a.kind in WEIGHTED_KINDS for a in aggregates):
@@ -155,9 +166,6 @@ class _Planner:
         try:
             return self.catalogue.column(name, wanted)
         except KeyError:
-            if where.startswith("breakdowns") and name.split(".", 1)[0] in ("root", "parent", "any", "none"):
-                raise SpecError(f"{where}: {name!r}: relational fields are supported in filters (root., any., none.), "
-                                "not as a breakdown") from None
             raise SpecError(f"{where}: unknown column {name!r} in {self.catalogue.where}") from None
 
     def _calculated(self, name: str, where: str) -> Expr:

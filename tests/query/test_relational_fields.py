@@ -98,12 +98,27 @@ def test_relational_with_calculations_and_the_root_filter_on_a_child_field(trace
     assert counts(traced, [{"column": "root.db.rows", "op": "exists"}]) == {}
 
 
+def test_root_field_as_a_breakdown(traced: Tenant) -> None:
+    """Honeycomb's example: break spans down by their trace's root route."""
+    r = run(traced, {"calculations": [{"op": "COUNT"}], "breakdowns": ["root.http.route"]})
+    assert r.status_code == 201, r.text
+    assert {row["data"]["root.http.route"]: row["data"]["COUNT"] for row in r.json()["data"]["results"]} == {
+        "/checkout": 5, "/cart": 2}
+    r = run(traced, {"calculations": [{"op": "SUM", "column": "db.rows"}], "breakdowns": ["root.http.route", "name"],
+                     "filters": [{"column": "name", "op": "=", "value": "db-query"}]})
+    assert r.status_code == 201, r.text
+    assert sorted((row["data"]["root.http.route"], row["data"]["SUM(db.rows)"]) for row in r.json()["data"]["results"]) \
+        == [("/cart", 1), ("/checkout", 14)]
+    points = [p["data"] for p in r.json()["data"]["series"] if p["data"].get("SUM(db.rows)")]
+    assert sum(p["SUM(db.rows)"] for p in points if p["root.http.route"] == "/checkout") == 14
+
+
 @pytest.mark.parametrize("spec,words", [
     ({"filters": [{"column": "parent.name", "op": "=", "value": "GET /cart"}]}, "parent.name: the parent. relational"),
     ({"filters": [{"column": "any.error", "op": "=", "value": True}, {"column": "name", "op": "exists"}],
       "filter_combination": "OR"}, "combine with other filters by AND only"),
     ({"filters": [{"column": "root.nope", "op": "exists"}]}, "unknown column 'nope'"),
-    ({"breakdowns": ["root.http.route"]}, "relational fields are supported in filters (root., any., none.), not as a breakdown"),
+    ({"breakdowns": ["any.http.route"]}, "only root. is a breakdown"),
 ])
 def test_what_is_refused_says_why(traced: Tenant, spec: dict[str, Any], words: str) -> None:
     r = run(traced, spec)

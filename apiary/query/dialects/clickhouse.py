@@ -209,7 +209,7 @@ class _Render:
         """The filtered rows, with ``_bucket``, ``g*``, ``v*`` (aggregate arguments), ``_tid``, ``_dur``."""
         ts = self.expr(q.timestamp)
         cols = [f"intDiv({self.micros(ts)} - {self.param(_epoch_us(q.start))}, {self.param(q.granularity_s * 1_000_000)}) AS _bucket"]
-        cols += [f"{self.group(g.expr)} AS g{i}" for i, g in enumerate(q.groups)]
+        cols += [f"{'_root.r' + str(i) if g.relation else self.group(g.expr)} AS g{i}" for i, g in enumerate(q.groups)]
         if args:
             for j, a in enumerate(q.aggregates):
                 if a.arg is None:
@@ -240,7 +240,7 @@ class _Render:
             from apiary.query.dialects.clickhouse_traces import matching_trace_ids
 
             where.append(f"{self.expr(q.trace_id)} IN ({matching_trace_ids(self, q.related_traces)})")
-        sql = f"SELECT {', '.join(cols)} FROM spans WHERE {' AND '.join(where)}"
+        sql = f"SELECT {', '.join(cols)} FROM spans{self.roots(q)} WHERE {' AND '.join(where)}"
         if groups is not None and q.groups:
             # Null-safe membership: has() compares NULL equal to NULL, as DuckDB's IS NOT DISTINCT FROM does.
             types = ", ".join(f"Nullable({_SQL_TYPE[g.expr.type]})" for g in q.groups)
@@ -283,6 +283,20 @@ class _Render:
         if a.kind == "quantile":  # worked out per group by ``weighted_ranks``
             return f"any(_q{j})"
         return None
+
+    def roots(self, q: SpanQuery) -> str:
+        """As the DuckDB dialect's: each trace's root span in the window, joined by trace id (a trace without one
+        reads NULL: the picked columns are Nullable, which a LEFT JOIN fills with NULL)."""
+        picked = [f"CAST(any({self.expr(g.expr)}) AS Nullable({_SQL_TYPE[g.expr.type]})) AS r{i}"
+                  for i, g in enumerate(q.groups) if g.relation == "root"]
+        if not picked:
+            return ""
+        ts, tid = self.expr(q.timestamp), self.expr(q.trace_id)
+        where = [f"_env = {self.param(q.env, 'String')}", f"{ts} >= {self.param(q.start, TS)}",
+                 f"{ts} < {self.param(q.end, TS)}", "ifNull(`trace.parent_id`, '') = ''", "`meta.annotation_type` IS NULL",
+                 f"{tid} IS NOT NULL"]
+        return (f" LEFT JOIN (SELECT assumeNotNull({tid}) AS _rt, {', '.join(picked)} FROM spans "
+                f"WHERE {' AND '.join(where)} GROUP BY _rt) AS _root ON spans.{ident('trace.trace_id')} = _root._rt")
 
     def group(self, e: Expr) -> str:
         """A breakdown's values, in the type the plan gives it: a function's own result type (``lengthUTF8``'s UInt64,

@@ -167,7 +167,7 @@ class _Render:
         ts = self.expr(q.timestamp)
         start_us = _epoch_us(q.start)
         cols = [f"(epoch_us({ts}) - {self.param(start_us)}) // {self.param(q.granularity_s * 1_000_000)} AS _bucket"]
-        cols += [f"{self.expr(g.expr)} AS g{i}" for i, g in enumerate(q.groups)]
+        cols += [f"{'_root.r' + str(i) if g.relation else self.expr(g.expr)} AS g{i}" for i, g in enumerate(q.groups)]
         if args:
             for j, a in enumerate(q.aggregates):
                 if a.arg is None:
@@ -197,11 +197,22 @@ class _Render:
             from apiary.query.dialects.duckdb_traces import matching_trace_ids
 
             where.append(f"{self.expr(q.trace_id)} IN ({matching_trace_ids(self, q.related_traces)})")
-        sql = f"SELECT {', '.join(cols)} FROM spans WHERE {' AND '.join(where)}"
+        sql = f"SELECT {', '.join(cols)} FROM spans{self.roots(q)} WHERE {' AND '.join(where)}"
         if groups is not None and q.groups:
             sql = f"SELECT b.* FROM ({sql}) b SEMI JOIN ({self.group_list(q, groups)}) k ON " + " AND ".join(
                 f"b.g{i} IS NOT DISTINCT FROM k.k{i}" for i in range(len(q.groups)))
         return sql
+
+    def roots(self, q: SpanQuery) -> str:
+        """For ``root.<column>`` breakdowns: each trace's root span (no parent) in the window, joined by trace id."""
+        picked = [f"any_value({self.expr(g.expr)}) AS r{i}" for i, g in enumerate(q.groups) if g.relation == "root"]
+        if not picked:
+            return ""
+        ts, tid = self.expr(q.timestamp), self.expr(q.trace_id)
+        where = [f"_env = {self.param(q.env)}", f"{ts} >= {self.param(q.start)}", f"{ts} < {self.param(q.end)}",
+                 "coalesce(\"trace.parent_id\", '') = ''", '"meta.annotation_type" IS NULL', f"{tid} IS NOT NULL"]
+        return (f" LEFT JOIN (SELECT {tid} AS _rt, {', '.join(picked)} FROM spans WHERE {' AND '.join(where)} "
+                f"GROUP BY {tid}) AS _root ON spans.{ident('trace.trace_id')} = _root._rt")
 
     def group_list(self, q: SpanQuery, groups: Sequence[tuple[Any, ...]]) -> str:
         cols = []
