@@ -1,5 +1,7 @@
 """Honeycomb's relational fields in a query's WHERE: ``root.``, ``any.`` and ``none.`` before a column name.
 
+(``root.<column>`` as a breakdown is a join to each trace's root span, rendered by the span dialects' ``roots``.)
+
 They are predicates on the trace a span belongs to, not on the span: ``root.http.route = /api`` keeps the
 spans of traces whose root span has that route; ``any.error = true`` those of traces where some span
 failed; ``none.`` those where no span matches. Each becomes a named span condition of a trace search

@@ -1,4 +1,5 @@
-"""Hypothesis over calculated-field expressions and the query specs that use them, on both stores: 201 or 400, never 500.
+"""Hypothesis over calculated-field expressions, relational fields and the query specs that use them, on both stores:
+201 or 400, never 500.
 
 Expressions are built from Honeycomb's derived column functions with arguments of every type (columns of
 each type, literals, nulls, raw strings, nested calls), used as a breakdown, a filter, a calculation and an
@@ -96,3 +97,35 @@ def test_calculated_fields_answer_or_refuse(seeded: Tenant, expression: str, use
     ran = httpx.post(f"{seeded.url}/1/query_results/{DATASET}", json={"query_id": created.json()["id"]},
                      headers=headers, timeout=60)
     assert ran.status_code in (201, 400), f"{expression} as {use}/{op}: {ran.status_code} {ran.text[:300]}"
+
+
+relational_names = st.builds(lambda prefix, column: prefix + column,
+                             st.sampled_from(["root.", "any.", "none.", "parent.", "any2.", ""]),
+                             st.sampled_from(["duration_ms", "n", "s", "ok", "j", "timestamp", "nope", "trace.parent_id"]))
+filter_values = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False,
+                                                                                         allow_infinity=False) | st.text(max_size=5)
+
+
+@FUZZ
+@given(st.lists(st.fixed_dictionaries({"column": relational_names, "op": st.sampled_from(["=", "!=", ">", "exists",
+                                                                                         "does-not-exist", "in",
+                                                                                         "contains"])},
+                                      optional={"value": filter_values}), max_size=3),
+       st.lists(relational_names, max_size=2), st.sampled_from(["AND", "OR"]),
+       st.sampled_from(["COUNT", "P50", "SUM", "HEATMAP"]))
+def test_relational_specs_answer_or_refuse(seeded: Tenant, filters: list[dict[str, Any]], breakdowns: list[str],
+                                           combination: str, op: str) -> None:
+    for f in filters:
+        if f["op"] == "in" and "value" in f:
+            f["value"] = [f["value"]]
+    calc = {"op": op} if op == "COUNT" else {"op": op, "column": "duration_ms"}
+    spec = {"time_range": 600, "filters": filters, "breakdowns": breakdowns, "filter_combination": combination,
+            "calculations": [calc]}
+    headers = {"X-Honeycomb-Team": seeded.key}
+    created = httpx.post(f"{seeded.url}/1/queries/{DATASET}", json=spec, headers=headers, timeout=60)
+    assert created.status_code in (200, 400), f"{spec}: {created.status_code} {created.text[:300]}"
+    if created.status_code == 400:
+        return
+    ran = httpx.post(f"{seeded.url}/1/query_results/{DATASET}", json={"query_id": created.json()["id"]},
+                     headers=headers, timeout=60)
+    assert ran.status_code in (201, 400), f"{spec}: {ran.status_code} {ran.text[:300]}"
