@@ -3,6 +3,7 @@
     python bench/query.py --spans 1000000
     python bench/query.py --spans 10000000 --data /tmp/apiary-bench   # reuses the store when present
     python bench/query.py --spans 10000000 --store clickhouse         # the same on ClickHouse (chdb), side by side
+    python bench/query.py --spans 10000000 --sampled                  # sample-rate-weighted queries, a calculated field
 
 Loads N synthetic spans (3 services, 20 routes, log-normal durations, ~10
 attributes, 24 h, traces of 8 spans) straight through ``DuckDBStore.append``
@@ -11,6 +12,11 @@ in the ``_attrs`` JSON column: the "non-promoted attribute" case. Each query
 runs through the engine (``run_query``: plan, SQL, shaping -- no HTTP), then
 also with the JSON body the Query Data API sends (``result_json.dumps``), and
 as the equivalent SQL typed by hand; the ratio is the engine's overhead.
+
+``--sampled`` loads a store of its own whose spans carry ``meta.sample_rate``
+(1 for most, 10 and 100 for some, none for a few), in place of ``http.flavor``,
+and times Honeycomb's weighted COUNT, AVG and P99 and a calculated field
+against the weighted SQL written by hand.
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ def _hex(values: np.ndarray, width: int) -> pa.Array:
     return pa.array([f"{v:0{width}x}" for v in values.tolist()], pa.string())
 
 
-def make_chunk(rng: np.random.Generator, first: int, n: int, total: int, start_us: int) -> pa.Table:
+def make_chunk(rng: np.random.Generator, first: int, n: int, total: int, start_us: int, sampled: bool = False) -> pa.Table:
     idx = np.arange(first, first + n)
     ts = start_us + (idx * (DAY_US // total)) + rng.integers(0, 1000, n)
     trace_no = idx // 8
@@ -88,13 +94,18 @@ def make_chunk(rng: np.random.Generator, first: int, n: int, total: int, start_u
         "app.result_length": pa.array(rng.integers(0, 500, n)),
         "http.flavor": pa.array(np.full(n, "1.1")),
     }
+    if sampled:  # kept 1 in N: most spans 1 in 1, some 1 in 10 or 1 in 100, a few with no rate (read as 1)
+        draw = rng.random(n)
+        rate = np.where(draw < 0.6, 1, np.where(draw < 0.85, 10, 100))
+        del attrs["http.flavor"]
+        attrs["meta.sample_rate"] = pa.array(rate.astype(np.int64), mask=draw > 0.95)
     cols.update(attrs)
     return pa.table(cols)
 
 
-def load(store: Any, total: int, start_us: int) -> None:
+def load(store: Any, total: int, start_us: int, sampled: bool = False) -> None:
     # One small batch per service through the normal path, so the catalogue knows app.user_id lives in JSON.
-    seed = make_chunk(np.random.default_rng(1), 0, 24, total, start_us)
+    seed = make_chunk(np.random.default_rng(1), 0, 24, total, start_us, sampled)
     for svc in SERVICES:
         part = seed.filter(pa.compute.equal(seed.column(DATASET_COLUMN), svc)).drop_columns([OVERFLOW_COLUMN])
         part = part.append_column(OVERFLOW_COLUMN, pa.nulls(part.num_rows, pa.string()))
@@ -104,7 +115,7 @@ def load(store: Any, total: int, start_us: int) -> None:
     started = time.perf_counter()
     for first in range(24, total, CHUNK):
         n = min(CHUNK, total - first)
-        asyncio.run(store.append(ENV, SpanBatch(make_chunk(rng, first, n, total, start_us))))
+        asyncio.run(store.append(ENV, SpanBatch(make_chunk(rng, first, n, total, start_us, sampled))))
         done = first + n
         rate = done / (time.perf_counter() - started)
         print(f"\r  loaded {done:,} spans ({rate:,.0f}/s)", end="", file=sys.stderr, flush=True)
@@ -162,12 +173,13 @@ def replayed(store: Any, run: Callable[[], Any]) -> Callable[[], Any]:
     return lambda: [raw(text, params) for text, params in issued]
 
 
-def open_store(kind: str, data: Path, spans: int, start_us: int | None) -> tuple[Any, int]:
+def open_store(kind: str, data: Path, spans: int, start_us: int | None, sampled: bool = False) -> tuple[Any, int]:
     """The store for ``kind``, loaded with ``spans`` synthetic spans unless it already holds them; its start (us)."""
     meta = data / f"{kind}-{spans}.start"
     if kind == "duckdb":
-        path = data / f"spans-{spans}.duckdb"
-        meta = data / f"spans-{spans}.start"  # the name earlier runs used
+        name = f"spans-{spans}{'-sampled' if sampled else ''}"
+        path = data / f"{name}.duckdb"
+        meta = data / f"{name}.start"  # the name earlier runs used
         fresh = not (path.exists() and meta.exists())
         if fresh and path.exists():
             path.unlink()
@@ -186,7 +198,7 @@ def open_store(kind: str, data: Path, spans: int, start_us: int | None) -> tuple
         start_us = start_us or (int(time.time()) - 86_400) * 1_000_000
         print(f"loading {spans:,} spans into {path}", file=sys.stderr)
         t = time.perf_counter()
-        load(store, spans, start_us)
+        load(store, spans, start_us, sampled)
         print(f"  load took {time.perf_counter() - t:.1f}s", file=sys.stderr)
         meta.write_text(str(start_us))
     return store, int(meta.read_text())
@@ -200,8 +212,11 @@ def main() -> None:
     ap.add_argument("--store", choices=["duckdb", "clickhouse"], default="duckdb",
                     help="clickhouse: also load the same spans into ClickHouse (chdb, in-process) and print both side by side")
     ap.add_argument("--load-only", action="store_true", help="build the store(s) and stop")
+    ap.add_argument("--sampled", action="store_true", help="sample-rate-weighted queries and a calculated field (DuckDB)")
     args = ap.parse_args()
     args.data.mkdir(parents=True, exist_ok=True)
+    if args.sampled:
+        return sampled_main(args)
     store, start_us = open_store("duckdb", args.data, args.spans, None)
     ch = None
     if args.store == "clickhouse":
@@ -267,6 +282,75 @@ def main() -> None:
         d = e if label.startswith("one trace by id") else median_ms(replayed(ch, eng), args.runs)
         print(f"{label:46} {e:9.1f} {d:9.1f} {e / d:6.2f} {duck:9.1f} {e / duck:7.2f}")
     ch.close_sync()
+
+
+def sampled_main(args: argparse.Namespace) -> None:
+    """Weighted COUNT, AVG, P99 and a calculated field through the engine, beside the weighted SQL written by hand."""
+    store, start_us = open_store("duckdb", args.data, args.spans, None, sampled=True)
+    if args.load_only:
+        store.close_sync()
+        return
+    start, end = start_us // 1_000_000, start_us // 1_000_000 + 86_400 + 1
+    window = {"start_time": start, "end_time": end}
+    naive = [np.datetime64(start, "s").astype("datetime64[us]").item(), np.datetime64(end, "s").astype("datetime64[us]").item()]
+    where = '_env = $1 AND "timestamp" >= $2 AND "timestamp" < $3'
+    p = [ENV, *naive]
+    rate = f"coalesce(CAST({store_column(store, 'meta.sample_rate')} AS DOUBLE), 1.0)"
+
+    def engine(spec: dict[str, Any]) -> Callable[[], Any]:
+        parsed = parse_spec({**window, **spec})
+        return lambda: run_query(store, ENV, "__all__", parsed, disable_series=True)
+
+    def sql(text: str) -> Callable[[], Any]:
+        return lambda: store.query(text, p)
+
+    # A weighted percentile by hand: each distinct duration's running share of the sample rates, in order.
+    ranked = (f"SELECT duration_ms d, sum(sum({rate})) OVER (ORDER BY duration_ms ROWS BETWEEN UNBOUNDED PRECEDING AND "
+              f"CURRENT ROW) c, sum(sum({rate})) OVER () t FROM spans WHERE {where} GROUP BY duration_ms")
+    p99 = ("SELECT min(d) FILTER (WHERE c > floor((t - 1) * 0.99)) + (min(d) FILTER (WHERE c > ceil((t - 1) * 0.99)) - "
+           "min(d) FILTER (WHERE c > floor((t - 1) * 0.99))) * ((max(t) - 1) * 0.99 - floor((max(t) - 1) * 0.99)) "
+           f"FROM ({ranked})")
+    slow = {"name": "slow", "expression": "IF(GTE($duration_ms, 100), 1, 0)"}
+    cases = [
+        ("COUNT (weighted), 24 h", engine({"calculations": [{"op": "COUNT"}]}),
+         sql(f"SELECT sum({rate}) FROM spans WHERE {where}")),
+        ("AVG(duration_ms) (weighted)", engine({"calculations": [{"op": "AVG", "column": "duration_ms"}]}),
+         sql(f"SELECT sum(duration_ms * {rate}) / sum({rate}) FROM spans WHERE {where}")),
+        ("P99(duration_ms) (weighted)", engine({"calculations": [{"op": "P99", "column": "duration_ms"}]}), sql(p99)),
+        ("AVG(IF(GTE($duration_ms, 100), 1, 0)) by route",
+         engine({"calculated_fields": [slow], "calculations": [{"op": "AVG", "column": "slow"}],
+                 "breakdowns": ["http.route"]}),
+         sql(f"SELECT {store_column(store, 'http.route')}, sum(CASE WHEN duration_ms >= 100 THEN 1 ELSE 0 END * {rate}) "
+             f"/ sum({rate}) FROM spans WHERE {where} GROUP BY ALL")),
+    ]
+    print(f"\n{store.count(ENV):,} spans with meta.sample_rate, DuckDB, median of {args.runs} runs (ms), disable_series")
+    print("unweighted: the engine's summary statement for the same plan without sample rates (what weighting costs)")
+    print(f"{'query':46} {'engine':>9} {'its SQL':>9} {'ratio':>6} {'hand SQL':>9} {'ratio':>6} {'unweighted':>10} {'ratio':>6}")
+    for label, eng, hand in cases:
+        e, d, r, u = interleaved_medians_ms([eng, replayed(store, eng), hand, unweighted(store, eng)], args.runs)
+        print(f"{label:46} {e:9.1f} {d:9.1f} {e / d:6.2f} {r:9.1f} {e / r:6.2f} {u:10.1f} {d / u:6.2f}")
+    store.close_sync()
+
+
+def unweighted(store: Any, run: Callable[[], Any]) -> Callable[[], Any]:
+    """The summary statement the engine would send for the same query were no sample rate stored."""
+    import apiary.query.engine as engine_module
+    from dataclasses import replace
+
+    from apiary.query.dialects import dialect_for
+
+    real, caught = engine_module.build_plan, []
+
+    def catching(*a: Any, **k: Any) -> Any:  # the plan the engine builds, caught on its way to the dialect
+        caught.append(real(*a, **k))
+        return caught[-1]
+    engine_module.build_plan = catching
+    try:
+        run()
+    finally:
+        engine_module.build_plan = real
+    compiled = dialect_for(store.dialect).summary(replace(caught[-1], sample_rate=None))
+    return lambda: store.query(compiled.sql, compiled.params)
 
 
 def store_column(store: DuckDBStore, name: str) -> str:

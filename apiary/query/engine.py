@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 
 from apiary.query.dialects import Dialect, dialect_for
 from apiary.query.histograms import bucket_quantile
-from apiary.query.plan import SEPARATE_KINDS, SpanQuery, filter_reads_overflow
+from apiary.query.plan import SEPARATE_KINDS, SpanQuery, filter_reads_overflow, weighted_percentiles
 from apiary.query.planner import Catalogue, build_plan
 from apiary.query.series import Series
 from apiary.query.spec import QuerySpec, TimeWindow
@@ -101,7 +101,7 @@ class _Runner:
         n_groups = len(q.groups)
         heatmap_only = n_groups == 0 and all(a.kind == "heatmap" for a in q.aggregates)
         one_scan = (not heatmap_only and not n_groups and not q.having and not self.disable_series and bool(self.sql_aggs)
-                    and filter_reads_overflow(q))
+                    and filter_reads_overflow(q) and not weighted_percentiles(q))
         series_table: pa.Table | None = None
         if heatmap_only:  # the heatmap's own statements give the totals: skip a scan
             totals = [{"_examples": []}]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Union
+from typing import Any, Union
 
 #: Value types, as Honeycomb names column types.
 STRING, INTEGER, FLOAT, BOOLEAN, TIMESTAMP = "string", "integer", "float", "boolean", "timestamp"
@@ -128,12 +128,17 @@ class Aggregate:
 
 #: Aggregates the summary query cannot order or filter by (computed by queries of their own).
 SEPARATE_KINDS = ("heatmap", "concurrency", "histogram_quantile")
+#: Aggregates a sample rate weights (Honeycomb's "Sampled Data in Honeycomb"); COUNT_DISTINCT, MIN, MAX, the rates
+#: and CONCURRENCY read each stored row once.
+WEIGHTED_KINDS = ("count", "sum", "avg", "quantile", "heatmap")
 
 
 @dataclass(frozen=True)
 class Group:
     label: str
     expr: Expr
+    #: ``"root"``: a relational breakdown (``root.<column>``), ``expr`` read on the root span of each row's trace.
+    relation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -175,11 +180,23 @@ class SpanQuery:
     heatmap_buckets: int = 40
     #: Value buckets evenly spaced in log(value) rather than in value.
     heatmap_log: bool = False
+    #: Honeycomb's sample rate (``meta.sample_rate``, 1 in N kept; missing means 1), when the datasets have one:
+    #: COUNT, SUM, AVG, percentiles and HEATMAP weight each row by it, as Honeycomb does. None: every row counts once.
+    sample_rate: Column | None = None
+    #: Honeycomb's relational fields (``root.``, ``any.``, ``none.``): only spans of the traces this trace search
+    #: (``apiary.query.trace_search.TraceSearchPlan``) matches are kept. None: no trace-level condition.
+    related_traces: Any = None
 
     @property
     def buckets(self) -> int:
         span = (self.end - self.start).total_seconds()
         return int(-(-span // self.granularity_s))
+
+
+def weighted_percentiles(q: SpanQuery) -> bool:
+    """Whether a percentile is weighted by sample rate: it ranks rows within each group, so totals and time series
+    cannot share one grouping-sets scan."""
+    return q.sample_rate is not None and any(a.kind == "quantile" for a in q.aggregates)
 
 
 def columns_of(expr: Expr | None) -> list[Column]:

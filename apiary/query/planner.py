@@ -14,7 +14,7 @@ from apiary.model.span import CORE_FIELDS, column_type
 from apiary.query.calculated import ExpressionError, parse_expression
 from apiary.query.plan import (
     BOOLEAN, FLOAT, INTEGER, NUMERIC, STRING, TIMESTAMP, Aggregate, Call, Column, Expr, Group, HavingTerm,
-    InList, Literal, OrderTerm, SEPARATE_KINDS, SeriesColumns, Source, SpanQuery,
+    InList, Literal, OrderTerm, SEPARATE_KINDS, SeriesColumns, Source, SpanQuery, WEIGHTED_KINDS,
 )
 from apiary.query.spec import DEFAULT_LIMIT, HISTOGRAM_PERCENTILES, PERCENTILES, QuerySpec, SpecError, TimeWindow
 from apiary.store.base import ColumnInfo
@@ -22,6 +22,8 @@ from apiary.store.base import ColumnInfo
 _CORE_SOURCES: dict[str, Source] = {f.name: Source(column_type(f.type), f.name) for f in CORE_FIELDS}
 #: Which dataset a row belongs to: useful when querying ``__all__``.
 DATASET_PSEUDO_COLUMN = "meta.dataset"
+#: Where the receivers keep an event's sample rate (libhoney's ``samplerate``, OTel's ``SampleRate`` attribute).
+SAMPLE_RATE_COLUMN = "meta.sample_rate"
 _CORE_SOURCES[DATASET_PSEUDO_COLUMN] = Source(STRING, "_dataset")
 
 _COMPARE = {"=": "eq", "!=": "ne", ">": "gt", ">=": "ge", "<": "lt", "<=": "le"}
@@ -72,8 +74,23 @@ def build_plan(spec: QuerySpec, catalogue: Catalogue, env: str, datasets: tuple[
     calcs = spec.effective_calculations()
     aggregates = tuple(p.aggregate(c, f"calculations[{i}]") for i, c in enumerate(calcs))
     labels = {a.label: i for i, a in enumerate(aggregates)}
-    groups = tuple(Group(b, p.operand(b, None, f"breakdowns[{i}]")) for i, b in enumerate(spec.breakdowns))
-    filters = [p.filter(f.column, f.op, f.value, f"filters[{i}]") for i, f in enumerate(spec.filters)]
+    # Relational fields (root., any., none.) judge a span's trace; the module imports trace_search, which imports this one.
+    from apiary.query.relational import related_traces, relation_of
+
+    groups = tuple(_group(p, b, relation_of(b, catalogue.sources) if b not in p.calculated else None, f"breakdowns[{i}]")
+                   for i, b in enumerate(spec.breakdowns))
+    filters, relational = [], []
+    for i, f in enumerate(spec.filters):
+        relation = None if f.column in p.calculated else relation_of(f.column, catalogue.sources)
+        if relation is not None:
+            relational.append((i, *relation, f))
+        else:
+            filters.append(p.filter(f.column, f.op, f.value, f"filters[{i}]"))
+    if relational and spec.filter_combination == "OR" and len(spec.filters) > 1:
+        raise SpecError("filters: relational fields (root., any., none.) combine with other filters by AND only; "
+                        "set filter_combination to AND")
+    traces = (related_traces(p, env, window, _naive(window.start), _naive(window.end), relational)
+              if relational else None)
     where: Expr | None = None
     if filters:
         where = filters[0] if len(filters) == 1 else Call("and" if spec.filter_combination == "AND" else "or",
@@ -103,7 +120,26 @@ def build_plan(spec: QuerySpec, catalogue: Catalogue, env: str, datasets: tuple[
     return SpanQuery(
         env=env, datasets=datasets, start=_naive(window.start), end=_naive(window.end), granularity_s=window.granularity,
         where=where, groups=groups, aggregates=aggregates, having=tuple(having), order=tuple(order),
-        limit=spec.limit or DEFAULT_LIMIT, heatmap_log=spec.heatmap_scale == "log")
+        limit=spec.limit or DEFAULT_LIMIT, heatmap_log=spec.heatmap_scale == "log",
+        sample_rate=sample_rate_column(catalogue, aggregates),
+        related_traces=traces)
+
+
+def _group(p: "_Planner", name: str, relation: tuple[str, str] | None, where: str) -> Group:
+    """A breakdown; ``root.<column>`` reads the column on each span's trace root (the other relations only filter)."""
+    if relation is None:
+        return Group(name, p.operand(name, None, where))
+    if relation[0] != "root":
+        raise SpecError(f"{where}: {name!r}: {relation[0]}. fields filter traces (WHERE); of the relational fields "
+                        "only root. is a breakdown")
+    return Group(name, p.operand(relation[1], None, where), relation="root")
+
+
+def sample_rate_column(catalogue: Catalogue, aggregates: Sequence[Aggregate]) -> Column | None:
+    """``meta.sample_rate`` read as a number, when the datasets hold one and an aggregate is weighted by it."""
+    if SAMPLE_RATE_COLUMN not in catalogue.sources or not any(a.kind in WEIGHTED_KINDS for a in aggregates):
+        return None
+    return catalogue.column(SAMPLE_RATE_COLUMN, FLOAT)
 
 
 def planner_for(spec: QuerySpec, catalogue: Catalogue) -> "_Planner":

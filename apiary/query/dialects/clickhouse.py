@@ -33,7 +33,7 @@ from apiary.query.dialects import Compiled
 from apiary.query.plan import (
     BOOLEAN, FLOAT, INTEGER, NUMERIC, STRING, TIMESTAMP, Aggregate, BubbleUp, Call, Column, Expr, Facet, InList, Literal,
     SEPARATE_KINDS, SeriesColumns,
-    Source, SpanQuery,
+    Source, SpanQuery, weighted_percentiles,
 )
 
 TS = "DateTime64(6, 'UTC')"
@@ -44,6 +44,26 @@ _BINARY = {"eq": "=", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">=", 
            "mod": "%"}
 _FUNCTIONS = {"starts_with": "startsWith", "ends_with": "endsWith", "lower": "lowerUTF8", "upper": "upperUTF8",
               "length": "lengthUTF8", "coalesce": "coalesce"}
+#: Functions of calculated fields (``apiary.query.calculated``), answering as the DuckDB dialect's do.
+_CALCULATED: dict[str, Callable[[list[str]], str]] = {
+    "abs": lambda a: f"abs({a[0]})",
+    "ceil": lambda a: f"ceil({a[0]})",
+    "floor": lambda a: f"floor({a[0]})",
+    "pow": lambda a: f"pow({a[0]}, {a[1]})",
+    "log10": lambda a: f"log10(if({a[0]} > 0, {a[0]}, NULL))",
+    "null_if_empty": lambda a: f"nullIf({a[0]}, '')",
+    "byte_length": lambda a: f"length({a[0]})",
+    "substring": lambda a: (f"substringUTF8({a[0]}, least(greatest({a[1]}, 0), 2147483647) + 1"
+                            + (f", least(greatest({a[2]}, 0), 2147483647))" if len(a) > 2 else ")")),
+    "regex_match": lambda a: f"match({a[0]}, {a[1]})",
+    "regex_value": lambda a: f"extract({a[0]}, {a[1]})",
+    "regex_group": lambda a: f"extract({a[0]}, {a[1]})",  # extract gives the first group when the pattern has one
+    "regex_count": lambda a: f"countMatches({a[0]}, {a[1]})",
+    "parse_time": lambda a: f"(toUnixTimestamp64Micro(parseDateTime64BestEffortOrNull({a[0]}, 6, 'UTC')) / 1000000.0)",
+}
+#: strftime directive -> formatDateTime's (the others are spelled alike).
+_TIME_DIRECTIVES = {"M": "i", "A": "W"}
+_MAX_SECONDS = 9_223_372_036
 _CASTS = {"to_integer": INTEGER, "to_float": FLOAT, "to_string": STRING, "to_boolean": BOOLEAN}
 
 
@@ -134,7 +154,18 @@ class _Render:
         return self.call(e)
 
     def call(self, e: Call) -> str:
+        if e.fn == "format_time":  # strftime directives, spelled as formatDateTime spells them
+            fmt, seconds = e.args
+            assert isinstance(fmt, Literal) and isinstance(fmt.value, str)
+            spelled = self.param(re.sub(r"%(.)", lambda m: "%" + _TIME_DIRECTIVES.get(m[1], m[1]), fmt.value), "String")
+            t = self.expr(seconds)
+            return (f"if({t} >= 0 AND {t} < {_MAX_SECONDS}, "
+                    f"formatDateTime(toDateTime64(assumeNotNull({t}), 6, 'UTC'), {spelled}, 'UTC'), NULL)")
         fn, args = e.fn, [self.expr(a) for a in e.args]
+        if fn == "mod":
+            return f"({args[0]} % nullIf({args[1]}, 0))"
+        if fn in _CALCULATED:
+            return _CALCULATED[fn](args)
         if fn in _BINARY:
             return "(" + f" {_BINARY[fn]} ".join(args) + ")"
         if fn == "div":
@@ -151,6 +182,8 @@ class _Render:
             return f"({args[0]} IS NOT NULL)"
         if fn == "if":
             return f"(CASE WHEN {args[0]} THEN {args[1]} ELSE {args[2]} END)"
+        if fn == "to_integer" and e.args[0].type == FLOAT:  # INT() drops the fraction, as Honeycomb's does
+            return self.cast(f"trunc({args[0]})", INTEGER)
         if fn in _CASTS:
             return self.cast(args[0], _CASTS[fn])
         if fn == "epoch_seconds":
@@ -176,7 +209,7 @@ class _Render:
         """The filtered rows, with ``_bucket``, ``g*``, ``v*`` (aggregate arguments), ``_tid``, ``_dur``."""
         ts = self.expr(q.timestamp)
         cols = [f"intDiv({self.micros(ts)} - {self.param(_epoch_us(q.start))}, {self.param(q.granularity_s * 1_000_000)}) AS _bucket"]
-        cols += [f"{self.expr(g.expr)} AS g{i}" for i, g in enumerate(q.groups)]
+        cols += [f"{'_root.r' + str(i) if g.relation else self.group(g.expr)} AS g{i}" for i, g in enumerate(q.groups)]
         if args:
             for j, a in enumerate(q.aggregates):
                 if a.arg is None:
@@ -194,6 +227,8 @@ class _Render:
                              f"nullIf((({when}) - anyLast({when}) {window}) / 1000000.0, 0)")
                 cols.append(f"{value} AS v{j}")
         cols += [f"{self.expr(q.trace_id)} AS _tid", f"{self.expr(q.duration)} AS _dur"]
+        if q.sample_rate is not None:
+            cols.append(f"toFloat64(coalesce({self.expr(q.sample_rate)}, 1.0)) AS _w")
         cols += [f"{sql} AS {name}" for name, sql in extra]
         where = [f"_env = {self.param(q.env, 'String')}", f"{ts} >= {self.param(q.start, TS)}", f"{ts} < {self.param(q.end, TS)}"]
         if q.datasets is not None:
@@ -201,7 +236,11 @@ class _Render:
         if q.where is not None:
             where.append(self.expr(q.where))
         where += [self.expr(c) for c in conditions]
-        sql = f"SELECT {', '.join(cols)} FROM spans WHERE {' AND '.join(where)}"
+        if q.related_traces is not None:  # relational fields: the trace search's own SQL picks the traces
+            from apiary.query.dialects.clickhouse_traces import matching_trace_ids
+
+            where.append(f"{self.expr(q.trace_id)} IN ({matching_trace_ids(self, q.related_traces)})")
+        sql = f"SELECT {', '.join(cols)} FROM spans{self.roots(q)} WHERE {' AND '.join(where)}"
         if groups is not None and q.groups:
             # Null-safe membership: has() compares NULL equal to NULL, as DuckDB's IS NOT DISTINCT FROM does.
             types = ", ".join(f"Nullable({_SQL_TYPE[g.expr.type]})" for g in q.groups)
@@ -209,8 +248,68 @@ class _Render:
             sql = f"SELECT * FROM ({sql}) WHERE has({keys}, tuple({', '.join(f'g{i}' for i in range(len(q.groups)))}))"
         return sql
 
-    def aggregate(self, j: int, a: Aggregate) -> str:
+    def weighted_ranks(self, q: SpanQuery, make_base: Callable[[], str], keys: Sequence[str]) -> str:
+        """As the DuckDB dialect's: the rows, and each weighted percentile per group as ``_q{j}``."""
+        source = f"({make_base()}) AS _b"
+        for j, a in enumerate(q.aggregates):
+            if q.sample_rate is None or a.kind != "quantile":
+                continue
+            part = f"PARTITION BY {', '.join(keys)} " if keys else ""
+            lead = "".join(f"{k}, " for k in keys)
+            ranked = (f"SELECT {lead}v{j} AS _v, sum(sum(_w)) OVER ({part}ORDER BY v{j} ROWS BETWEEN UNBOUNDED PRECEDING "
+                      f"AND CURRENT ROW) AS _c, sum(sum(_w)) OVER ({part.strip()}) AS _t FROM ({make_base()}) "
+                      f"WHERE v{j} IS NOT NULL GROUP BY {lead}v{j}")
+            level = float(a.q)  # a constant of the plan, never user input
+            h = f"((max(_t) - 1) * {level!r})"
+            at = (lambda rank: f"minIf(_v, _c > {rank}(greatest(_t - 1, 0) * {level!r}))")
+            value = f"CAST(({at('floor')} + ({at('ceil')} - {at('floor')}) * ({h} - floor({h}))) AS Nullable(Float64)) AS _q{j}"
+            pick = f"SELECT {''.join(f'{k} AS _p{j}_{k}, ' for k in keys)}{value} FROM ({ranked})"
+            if keys:
+                on = " AND ".join(f"isNotDistinctFrom(_b.{k}, _p{j}._p{j}_{k})" for k in keys)
+                source += f" LEFT JOIN ({pick} GROUP BY {', '.join(keys)}) AS _p{j} ON {on}"
+            else:  # one row, even over no rows
+                source += f" CROSS JOIN ({pick}) AS _p{j}"
+        return source
+
+    def weighted(self, j: int, a: Aggregate) -> str | None:
+        """As the DuckDB dialect's: each row stands for ``_w`` events."""
         v = f"v{j}"
+        if a.kind == "count":
+            return "accurateCastOrNull(round(sum(_w)), 'Int64')"
+        if a.kind == "sum":
+            return f"accurateCastOrNull(round(sum({v} * _w)), 'Int64')" if a.type == INTEGER else f"sum({v} * _w)"
+        if a.kind == "avg":
+            return f"(sum({v} * _w) / nullIf(sumIf(_w, {v} IS NOT NULL), 0))"
+        if a.kind == "quantile":  # worked out per group by ``weighted_ranks``
+            return f"any(_q{j})"
+        return None
+
+    def roots(self, q: SpanQuery) -> str:
+        """As the DuckDB dialect's: each trace's root span in the window, joined by trace id (a trace without one
+        reads NULL: the picked columns are Nullable, which a LEFT JOIN fills with NULL)."""
+        picked = [f"CAST(any({self.expr(g.expr)}) AS Nullable({_SQL_TYPE[g.expr.type]})) AS r{i}"
+                  for i, g in enumerate(q.groups) if g.relation == "root"]
+        if not picked:
+            return ""
+        ts, tid = self.expr(q.timestamp), self.expr(q.trace_id)
+        where = [f"_env = {self.param(q.env, 'String')}", f"{ts} >= {self.param(q.start, TS)}",
+                 f"{ts} < {self.param(q.end, TS)}", "ifNull(`trace.parent_id`, '') = ''", "`meta.annotation_type` IS NULL",
+                 f"{tid} IS NOT NULL"]
+        return (f" LEFT JOIN (SELECT assumeNotNull({tid}) AS _rt, {', '.join(picked)} FROM spans "
+                f"WHERE {' AND '.join(where)} GROUP BY _rt) AS _root ON spans.{ident('trace.trace_id')} = _root._rt")
+
+    def group(self, e: Expr) -> str:
+        """A breakdown's values, in the type the plan gives it: a function's own result type (``lengthUTF8``'s UInt64,
+        ``arrayReduce``'s) would not match the typed group keys a series query is filtered by."""
+        sql = self.expr(e)
+        if isinstance(e, Call) and e.type in _SQL_TYPE:
+            return f"CAST({sql} AS Nullable({_SQL_TYPE[e.type]}))"
+        return sql
+
+    def aggregate(self, j: int, a: Aggregate, weighted: bool = False) -> str:
+        v = f"v{j}"
+        if weighted and (sql := self.weighted(j, a)) is not None:
+            return sql
         if a.kind == "count":
             return "count()"
         if a.kind == "count_distinct":
@@ -235,7 +334,7 @@ class _Render:
                 seconds = per_s() if per_s else self.float_param((q.end - q.start).total_seconds())
                 out.append(f"sum(v{j}) / {seconds} AS c{j}")
             else:
-                out.append(f"{self.aggregate(j, a)} AS c{j}")
+                out.append(f"{self.aggregate(j, a, q.sample_rate is not None)} AS c{j}")
         return out
 
 
@@ -244,10 +343,10 @@ class ClickHouseDialect:
 
     def summary(self, q: SpanQuery) -> Compiled:
         r = _Render()
-        base = r.base(q)
         groups = [f"g{i}" for i in range(len(q.groups))]
+        source = r.weighted_ranks(q, lambda: r.base(q), groups)
         cols = groups + r.aggregates(q) + ["count() AS _rows", _examples(q)]
-        sql = f"SELECT {', '.join(cols)} FROM ({base})"
+        sql = f"SELECT {', '.join(cols)} FROM {source}"
         if groups:
             sql += f" GROUP BY {', '.join(groups)}"
         having = [f"c{h.aggregate} {_BINARY[h.op]} {r.param(float(h.value), 'Float64')}" for h in q.having]
@@ -264,14 +363,14 @@ class ClickHouseDialect:
 
     def series(self, q: SpanQuery, groups: Sequence[tuple[Any, ...]] | None) -> Compiled:
         r = _Render()
-        base = r.base(q, groups=groups)
         keys = ["_bucket"] + [f"g{i}" for i in range(len(q.groups))]
+        source = r.weighted_ranks(q, lambda: r.base(q, groups=groups), keys)
         aggs = r.aggregates(q, lambda: r.float_param(q.granularity_s))
-        sql = f"SELECT {', '.join(keys + aggs)}, count() AS _rows FROM ({base}) GROUP BY {', '.join(keys)}"
+        sql = f"SELECT {', '.join(keys + aggs)}, count() AS _rows FROM {source} GROUP BY {', '.join(keys)}"
         return Compiled(sql, r.params)
 
     def totals_and_series(self, q: SpanQuery) -> Compiled:
-        assert not q.groups and not q.having
+        assert not q.groups and not q.having and not weighted_percentiles(q)
         r = _Render()
         base = r.base(q)
 
@@ -297,7 +396,8 @@ class ClickHouseDialect:
         v = f"v{aggregate}" if log_floor is None else f"log(greatest(v{aggregate}, {r.param(float(log_floor), 'Float64')}))"
         cell = (f"least(toInt64(floor(({v} - {r.param(float(lo), 'Float64')}) / {r.param(float(width), 'Float64')})), "
                 f"{int(q.heatmap_buckets) - 1}) AS _cell")
-        sql = (f"SELECT {', '.join(keys)}, {cell}, count() AS n, any(_tid) AS _example FROM ({base}) "
+        n = "toInt64(round(sum(_w)))" if q.sample_rate is not None else "count()"
+        sql = (f"SELECT {', '.join(keys)}, {cell}, {n} AS n, any(_tid) AS _example FROM ({base}) "
                f"WHERE v{aggregate} IS NOT NULL GROUP BY {', '.join(keys)}, _cell")
         return Compiled(sql, r.params)
 

@@ -115,6 +115,8 @@ def single_event(dataset: str, body: bytes, event_time: str | None, sample_rate:
             rate = int(sample_rate)
         except ValueError:
             raise EventError(f"X-Honeycomb-Samplerate {sample_rate!r} is not an integer") from None
+        if rate < 1:
+            raise EventError(f"X-Honeycomb-Samplerate {sample_rate!r} must be a positive integer")
     return to_batch(dataset, [(fields, parse_time(event_time), rate)], limits)
 
 
@@ -129,7 +131,8 @@ def batch_events(dataset: str, body: bytes, limits: SpanLimits = DEFAULT) -> tup
         try:
             if not isinstance(item, dict) or not isinstance(item.get("data"), dict):
                 raise EventError(f"event {i} has no \"data\" object")
-            rate = item.get("samplerate")
+            # libhoney writes ``samplerate``; Honeycomb's batch API also takes ``sampleRate``.
+            rate = item.get("samplerate", item.get("sampleRate"))
             if rate is not None and (not isinstance(rate, int) or isinstance(rate, bool) or rate < 1):
                 raise EventError(f"event {i}: samplerate must be a positive integer")
             good.append((item["data"], parse_time(item.get("time")), rate))

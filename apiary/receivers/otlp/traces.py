@@ -244,6 +244,9 @@ def to_batch(req: ExportTraceServiceRequest, limits: SpanLimits = DEFAULT) -> Sp
                                 continue
                     set_attr(row, key, any_value(v))
                 counts[row] += fast
+                sample_rate = attrs.get("SampleRate")
+                if sample_rate is not None and sample_rate[row] is not None:
+                    _keep_sample_rate(b, row, sample_rate[row])
                 span_row = row
                 row += 1
                 for ev in span.events:
@@ -294,6 +297,17 @@ def to_batch(req: ExportTraceServiceRequest, limits: SpanLimits = DEFAULT) -> Sp
             drop.update(range(lo, hi))
         keep = [i for i in range(total) if i not in drop]
     return b.build(rejected, errors, keep)
+
+
+def _keep_sample_rate(b: BatchBuilder, row: int, value: Any) -> None:
+    """Honeycomb weights a span by its ``SampleRate`` attribute (1 in N kept); queries read it as ``meta.sample_rate``,
+    as for events sent with a sample rate. A rate that is not a number of at least 1 is left as an attribute only."""
+    try:
+        rate = float(value) if not isinstance(value, bool) else None
+    except (TypeError, ValueError):
+        rate = None
+    if rate is not None and isfinite(rate) and 1 <= rate < 2**63:
+        b.set_attr(row, "meta.sample_rate", int(rate) if rate == int(rate) else rate)
 
 
 def decode(body: bytes, json_body: bool, limits: SpanLimits = DEFAULT) -> SpanBatch:
