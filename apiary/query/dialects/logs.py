@@ -21,6 +21,14 @@ from typing import Any
 from apiary.query.dialects.clickhouse import param_type
 
 
+#: One IPv4 address, each part 0..255 (the anchors are the caller's).
+_IPV4 = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])([.](25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}"
+_H = "[0-9a-fA-F]{1,4}"
+#: One IPv6 address in any of its compressed spellings (without an embedded IPv4 tail or a zone).
+_IPV6 = (f"(({_H}:){{7}}{_H}|({_H}:){{1,7}}:|({_H}:){{1,6}}:{_H}|({_H}:){{1,5}}(:{_H}){{1,2}}|({_H}:){{1,4}}(:{_H}){{1,3}}"
+         f"|({_H}:){{1,3}}(:{_H}){{1,4}}|({_H}:){{1,2}}(:{_H}){{1,5}}|{_H}:(:{_H}){{1,6}}|:((:{_H}){{1,7}}|:))")
+
+
 class LogDialect:
     """DuckDB's spelling; `ClickHouseLogDialect` overrides what differs. Arguments are SQL fragments."""
 
@@ -97,6 +105,63 @@ class LogDialect:
     def bind(self, sql: str, params: list[Any]) -> tuple[str, list[Any]]:
         return sql, params
 
+    # -- Logs Insights string, number, date and IP functions ------------------------------------------
+
+    def trim(self, side: str, text: str, chars: str | None) -> str:
+        """``side`` is ``l``, ``r`` or ``both``; ``chars`` (a SQL fragment) the characters to strip, else spaces."""
+        fn = {"l": "ltrim", "r": "rtrim", "both": "trim"}[side]
+        return f"{fn}({text}, {chars})" if chars else f"{fn}({text})"
+
+    def substr(self, text: str, start0: str, length: str | None) -> str:
+        """Insights counts from 0; SQL from 1."""
+        start = f"CAST({start0} AS BIGINT) + 1"
+        if length is None:
+            return f"substring({text}, {start})"
+        return f"substring({text}, {start}, greatest(CAST({length} AS BIGINT), 0))"
+
+    def replace(self, text: str, old: str, new: str) -> str:
+        return f"replace({text}, {old}, {new})"
+
+    def power(self, base: str, exponent: str) -> str:
+        return f"power({base}, {exponent})"
+
+    def modulo(self, a: str, b: str) -> str:
+        return f"fmod({a}, {b})"
+
+    def from_epoch_ms(self, ms: str) -> str:
+        return f"make_timestamp(CAST({ms} AS BIGINT) * 1000)"
+
+    def ceil_us(self, ts: str, width_us: str) -> str:
+        us = self.epoch_us(ts)
+        return self.from_epoch_us(f"({us} + (({width_us} - {us} % {width_us}) % {width_us}))")
+
+    def add_months(self, ts: str, months: str) -> str:
+        return f"({ts} + to_months(CAST({months} AS INTEGER)))"
+
+    def ipv4_number(self, text: str) -> str:
+        """An IPv4 address as its 32-bit number; NULL when ``text`` is not one."""
+        parts = " + ".join(f"CAST(split_part({text}, '.', {i + 1}) AS BIGINT) * {256 ** (3 - i)}" for i in range(4))
+        return f"CASE WHEN regexp_full_match({text}, '{_IPV4}') THEN {parts} END"
+
+    def ipv6_hex(self, text: str) -> str:
+        """An IPv6 address as 32 upper-case hex digits (so ranges compare as text); NULL when not one."""
+        head, tail = f"split_part({text}, '::', 1)", f"split_part({text}, '::', 2)"
+        empty = "CAST([] AS VARCHAR[])"
+        h = f"CASE WHEN {head} = '' THEN {empty} ELSE string_split({head}, ':') END"
+        t = f"CASE WHEN {tail} = '' THEN {empty} ELSE string_split({tail}, ':') END"
+        zeros = f"list_transform(range(8 - len({h}) - len({t})), lambda x: '0')"
+        groups = (f"CASE WHEN contains({text}, '::') THEN list_concat({h}, {zeros}, {t}) "
+                  f"ELSE string_split({text}, ':') END")
+        return (f"CASE WHEN regexp_full_match({text}, '{_IPV6}') THEN "
+                f"array_to_string(list_transform({groups}, lambda g: lpad(upper(g), 4, '0')), '') END")
+
+    def field_at(self, text: str, sep: str, index: int) -> str:
+        """The ``index``-th (from 1) piece of ``text`` split on the one character ``sep``."""
+        return f"split_part({text}, '{sep}', {int(index)})"
+
+    def row_number(self, partition: str, order: str) -> str:
+        return f"row_number() OVER (PARTITION BY {partition} ORDER BY {order})"
+
 
 class ClickHouseLogDialect(LogDialect):
     name = "clickhouse"
@@ -161,6 +226,37 @@ class ClickHouseLogDialect(LogDialect):
 
     def stddev(self, value: str) -> str:
         return f"stddevSamp({value})"
+
+    def trim(self, side: str, text: str, chars: str | None) -> str:
+        fn = {"l": "trimLeft", "r": "trimRight", "both": "trimBoth"}[side]
+        return f"{fn}({text}, {chars})" if chars else f"{fn}({text})"
+
+    def substr(self, text: str, start0: str, length: str | None) -> str:
+        start = f"toInt64({start0}) + 1"
+        if length is None:
+            return f"substringUTF8({text}, {start})"
+        return f"substringUTF8({text}, {start}, greatest(toInt64({length}), 0))"
+
+    def replace(self, text: str, old: str, new: str) -> str:
+        return f"replaceAll({text}, {old}, {new})"
+
+    def modulo(self, a: str, b: str) -> str:
+        return f"modulo({a}, {b})"
+
+    def from_epoch_ms(self, ms: str) -> str:
+        return f"toDateTime64(fromUnixTimestamp64Milli(toInt64({ms}), 'UTC'), 6, 'UTC')"
+
+    def add_months(self, ts: str, months: str) -> str:
+        return f"addMonths({ts}, toInt32({months}))"
+
+    def field_at(self, text: str, sep: str, index: int) -> str:
+        return f"splitByChar('{sep}', {text})[{int(index)}]"
+
+    def ipv4_number(self, text: str) -> str:
+        return f"toUInt32(toIPv4OrNull(CASE WHEN match({text}, '^{_IPV4}$') THEN {text} END))"
+
+    def ipv6_hex(self, text: str) -> str:
+        return f"CASE WHEN isIPv6String({text}) AND position({text}, '.') = 0 THEN hex(toIPv6OrNull({text})) END"
 
     def bind(self, sql: str, params: list[Any]) -> tuple[str, list[Any]]:
         """Each ``?`` outside quotes becomes ``{pN:Type}``, typed from its value (`ClickHouseStore.query` binds pN)."""
