@@ -132,7 +132,7 @@ class _Compiler:
             raise QueryError(f"field {name!r} is not defined after stats; the fields there are: "
                              + ", ".join(n for n in self.columns))
         found = insights_fields.discovered(name, self.d)
-        if found is not None:
+        if found is not None and not insights_fields.is_flow_field(name):
             return found
         # Insights flattens nested JSON into dotted names, and OTel attributes keep dots inside their keys
         # (`user.id`): a dotted name is looked up both ways, in the message's JSON and in the attributes.
@@ -142,8 +142,9 @@ class _Compiler:
         if literal is not None:
             lookups += [("_json", literal), ("_attrs", nested)]
         d = self.d
-        return _Expr("coalesce(" + ", ".join(d.json_text(doc, "?") for doc, _ in lookups) + ")",
-                     [p for _, p in lookups], "any")
+        first = [found.sql] if found is not None else []
+        return _Expr("coalesce(" + ", ".join(first + [d.json_text(doc, "?") for doc, _ in lookups]) + ")",
+                     (found.params if found is not None else []) + [p for _, p in lookups], "any")
 
     def expr(self, node: Tree | Token) -> _Expr:
         if isinstance(node, Token):
