@@ -37,6 +37,10 @@ _PARSER = Lark(Path(__file__).with_name("insights.lark").read_text(), parser="la
 #: The account id of `@log` (``account:group``); Apiary environments are not AWS accounts.
 ACCOUNT = "000000000000"
 DEFAULT_LIMIT = 1000
+#: StartQuery's own limit on queryString (botocore's service model) is 10,000 characters; within it, a
+#: query of more terms than this would nest SQL deeper than the databases' expression limits.
+MAX_QUERY_LENGTH = 10_000
+MAX_TERMS = 1_000
 MAX_LIMIT = 10_000
 BUILTINS = {"@timestamp": ("ts", "time"), "@message": ("msg", "str"), "@logStream": ("stream", "str"),
             "@log": ("logid", "str"), "@ingestionTime": ("ingested", "time"), "@ptr": ("ptr", "str"),
@@ -555,6 +559,9 @@ def compile_query(text: str, default_limit: int | None = None, dialect: str = "d
         where = f" at character {col}" if col is not None else ""
         got = f": unexpected {str(tok)!r}" if tok is not None else ""
         raise QueryError(f"unexpected symbol{where}{got} in query {text!r}") from None
+    terms = sum(1 for _ in tree.iter_subtrees())
+    if terms > MAX_TERMS:
+        raise QueryError(f"the query is too complex: {terms} terms, at most {MAX_TERMS} are accepted")
     return _Compiler(text, log_dialect_for(dialect)).compile(tree, default_limit)
 
 

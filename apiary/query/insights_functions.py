@@ -17,12 +17,16 @@ import re
 import time
 from typing import Any, Callable
 
+from apiary.model.timestamps import MAX_TIMESTAMP_US
 from apiary.query.dialects.logs import LogDialect
-from apiary.query.insights_expr import Expr, QueryError, as_number, boolean, num, text
+from apiary.query.insights_expr import Expr, QueryError, as_number, num, text
 
 UNITS_US = {"ms": 1_000, "s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000, "d": 86_400_000_000,
             "w": 604_800_000_000}
 UNITS_MONTHS = {"mo": 1, "q": 3, "y": 12}
+MAX_PERIOD_US = 1000 * 366 * UNITS_US["d"]
+#: The last millisecond the stores hold (2262-04-11); fromMillis answers null beyond it.
+MAX_MS = MAX_TIMESTAMP_US // 1000
 
 #: name -> (fewest, most arguments); None: any number
 ARITY: dict[str, tuple[int, int | None]] = {
@@ -42,7 +46,10 @@ def period(e: Expr, fn: str) -> tuple[str, int]:
     m = re.fullmatch(r"(\d+)(ms|mo|[smhdwqy])", str(e.constant)) if e.kind == "duration" else None
     if m is None or int(m.group(1)) == 0:
         raise QueryError(f"{fn}() takes a period such as 30s, 5m, 1h or 1d")
-    return m.group(2), int(m.group(1))
+    unit, n = m.group(2), int(m.group(1))
+    if n * UNITS_US.get(unit, 0) > MAX_PERIOD_US or n * UNITS_MONTHS.get(unit, 0) > MAX_PERIOD_US // UNITS_US["d"] // 31:
+        raise QueryError(f"{fn}(): the period {e.constant} is longer than the 1,000 years a timestamp can span here")
+    return unit, n
 
 
 def _floor(d: LogDialect, ts: Expr, unit: str, n: int) -> Expr:
@@ -86,7 +93,7 @@ def _time(d: LogDialect, e: Expr, fn: str) -> Expr:
     if e.kind == "time":
         return e
     if e.kind == "num":
-        return Expr(d.from_epoch_ms(e.sql), e.params, "time")
+        return _millis(d, [e], "frommillis")
     return Expr(d.to_timestamp(e.sql), e.params, "time")
 
 
@@ -211,7 +218,8 @@ def _millis(d: LogDialect, args: list[Expr], fn: str) -> Expr:
         ts = _time(d, args[0], fn)
         return Expr(d.epoch_ms(ts.sql), ts.params, "num")
     n = num(d, args[0])
-    return Expr(d.from_epoch_ms(n.sql), n.params, "time")
+    sql, params = render(d.from_epoch_ms, n)
+    return Expr(f"CASE WHEN {n.sql} BETWEEN 0 AND {MAX_MS} THEN {sql} END", n.params + params, "time")
 
 
 def _now(d: LogDialect, args: list[Expr], fn: str) -> Expr:

@@ -114,10 +114,10 @@ class LogDialect:
 
     def substr(self, text: str, start0: str, length: str | None) -> str:
         """Insights counts from 0; SQL from 1."""
-        start = f"CAST({start0} AS BIGINT) + 1"
+        start = f"TRY_CAST({start0} AS BIGINT) + 1"
         if length is None:
             return f"substring({text}, {start})"
-        return f"substring({text}, {start}, greatest(CAST({length} AS BIGINT), 0))"
+        return f"substring({text}, {start}, greatest(TRY_CAST({length} AS BIGINT), 0))"
 
     def replace(self, text: str, old: str, new: str) -> str:
         return f"replace({text}, {old}, {new})"
@@ -232,10 +232,10 @@ class ClickHouseLogDialect(LogDialect):
         return f"{fn}({text}, {chars})" if chars else f"{fn}({text})"
 
     def substr(self, text: str, start0: str, length: str | None) -> str:
-        start = f"toInt64({start0}) + 1"
+        start = f"accurateCastOrNull({start0}, 'Int64') + 1"
         if length is None:
             return f"substringUTF8({text}, {start})"
-        return f"substringUTF8({text}, {start}, greatest(toInt64({length}), 0))"
+        return f"substringUTF8({text}, {start}, greatest(accurateCastOrNull({length}, 'Int64'), 0))"
 
     def replace(self, text: str, old: str, new: str) -> str:
         return f"replaceAll({text}, {old}, {new})"
