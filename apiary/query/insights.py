@@ -49,7 +49,7 @@ BUILTINS = {"@timestamp": ("ts", "time"), "@message": ("msg", "str"), "@logStrea
 _AGGS = {"count", "count_distinct", "avg", "sum", "min", "max", "pct", "percentile", "stddev", "earliest", "latest",
          "sortsfirst", "sortslast"}
 #: Commands of AWS's reference that Apiary does not run: a query using one is refused, naming it.
-UNSUPPORTED_COMMANDS = ("pattern", "diff", "anomaly", "unnest", "lookup", "filterindex", "source")
+UNSUPPORTED_COMMANDS = ("pattern", "diff", "anomaly", "unnest", "lookup", "filterindex", "source", "addtotals")
 __all__ = ["QueryError", "Compiled", "compile_query", "to_sql", "base_cte"]
 
 
@@ -137,7 +137,7 @@ class _Compiler:
                              + ", ".join(n for n in self.columns))
         found = insights_fields.discovered(name, self.d)
         if found is not None and not insights_fields.is_flow_field(name):
-            return found
+            return self._extract(name, found)
         # Insights flattens nested JSON into dotted names, and OTel attributes keep dots inside their keys
         # (`user.id`): a dotted name is looked up both ways, in the message's JSON and in the attributes.
         nested = _json_path(path)
@@ -147,8 +147,19 @@ class _Compiler:
             lookups += [("_json", literal), ("_attrs", nested)]
         d = self.d
         first = [found.sql] if found is not None else []
-        return _Expr("coalesce(" + ", ".join(first + [d.json_text(doc, "?") for doc, _ in lookups]) + ")",
-                     (found.params if found is not None else []) + [p for _, p in lookups], "any")
+        lookup = _Expr("coalesce(" + ", ".join(first + [d.json_text(doc, "?") for doc, _ in lookups]) + ")",
+                       (found.params if found is not None else []) + [p for _, p in lookups], "any")
+        return self._extract(name, lookup)
+
+    def _extract(self, name: str, e: _Expr) -> _Expr:
+        """``e`` computed once per event, in a column of its own that later commands read by name.
+
+        A discovered field is a JSON lookup in two documents; a query naming it twice, or a function
+        that writes its argument several times (``isIpv4InSubnet``), would parse the JSON each time.
+        """
+        col = self._new_column(name, e.kind)
+        self._cte(f"SELECT *, {e.sql} AS {quote(col)} FROM {{prev}}", e.params)
+        return _Expr(quote(col), [], e.kind)
 
     def expr(self, node: Tree | Token) -> _Expr:
         if isinstance(node, Token):
@@ -266,6 +277,9 @@ class _Compiler:
                 continue
             e = self.expr(expr_node)
             name = alias or plain or self.source(expr_node)
+            if name in self.columns and e.sql == quote(self.columns[name]):  # a discovered field, now extracted
+                names.append(name)
+                continue
             if name in self.columns and name not in BUILTINS:
                 replaces.append((f"{e.sql} AS {quote(self.columns[name])}", e.params))
                 self.kinds[name] = e.kind
@@ -287,7 +301,8 @@ class _Compiler:
 
     def cmd_filter(self, node: Tree) -> None:
         e = boolean(self.d, self.expr(node.children[0]))
-        self._cte(f"SELECT * FROM {{prev}} WHERE coalesce({e.sql}, false)", e.params)
+        # WHERE drops rows whose condition is NULL, as Insights drops events lacking the field
+        self._cte(f"SELECT * FROM {{prev}} WHERE {e.sql}", e.params)
 
     def cmd_parse_glob(self, node: Tree) -> None:
         src = text(self.d, self.expr(node.children[0]))
@@ -421,14 +436,15 @@ class _Compiler:
         ``limit`` may follow.
         """
         keys = [self.field(self.name_of(n), self.path_of(n)) for n in node.children]
+        if any(k.params for k in keys):  # pragma: no cover - fields are columns by now (`_extract`)
+            raise QueryError("dedup takes field names")
         order = self.order or ([(quote(self.columns["@timestamp"]), [], "DESC")] if "@timestamp" in self.columns
                                else [(k.sql, k.params, "ASC") for k in keys])
-        partition = ", ".join(k.sql for k in keys)
-        rank = self.d.row_number(partition, ", ".join(f"{sql} {direction}" for sql, _, direction in order))
-        rank_params = [p for k in keys for p in k.params] + [p for _, ps, _ in order for p in ps]
-        self._cte(f"SELECT *, {rank} AS _dedup_rank FROM {{prev}}", rank_params)
+        first = self.d.first_per_key("{prev}", [k.sql for k in keys],
+                                     ", ".join(f"{sql} {direction}" for sql, _, direction in order))
         nulls = " OR ".join(f"{k.sql} IS NULL" for k in keys)
-        self._cte(f"SELECT * FROM {{prev}} WHERE _dedup_rank = 1 OR {nulls}", [p for k in keys for p in k.params])
+        # UNION ALL keeps both halves' rows; the final ORDER BY (the sort, or @timestamp) orders them again.
+        self._cte(f"SELECT * FROM {{prev}} WHERE {nulls} UNION ALL {first}", [p for _, ps, _ in order for p in ps])
         self.deduped = True
 
     def cmd_limit(self, node: Tree) -> None:
@@ -579,10 +595,12 @@ def base_cte(d: LogDialect, env: str, groups: list[str], start_s: int, end_s: in
     sql = (f"c0 AS (SELECT \"timestamp\" AS ts, message AS msg, log_stream AS stream, log_group AS grp, "
            f"concat('{ACCOUNT}:', log_group) AS logid, ingestion_time AS ingested, {d.to_text('seq')} AS ptr, trace_id AS trace, span_id AS span, "
            f"severity_text AS sev, "
-           f"CASE WHEN {d.starts_with_brace('message')} AND {d.json_valid('message')} THEN message END AS _json, "
-           f"attributes AS _attrs FROM logs WHERE _env = ? AND {d.in_array('?', 'log_group')} "
+           f"{d.json_document('message')} AS _json, "
+           f"attributes AS _attrs FROM logs WHERE _env = ? AND log_group IN ({', '.join('?' for _ in groups)}) "
            f"AND \"timestamp\" >= {d.from_epoch_us('?')} AND \"timestamp\" <= {d.from_epoch_us('?')})")
-    return sql, [env, list(groups), start_s * 1_000_000, end_s * 1_000_000 + 999_999]
+    # One parameter per group, not a list parameter: the databases push `IN (?, ?)` into the scan (DuckDB's
+    # zone maps, ClickHouse's primary key); `list_contains(?, log_group)` read every row of every group.
+    return sql, [env, *groups, start_s * 1_000_000, end_s * 1_000_000 + 999_999]
 
 
 def to_sql(c: Compiled, env: str, groups: list[str], start_s: int, end_s: int) -> tuple[str, list[Any], str, list[Any]]:

@@ -28,6 +28,9 @@ class Expr:
     kind: str  # num | str | time | bool | duration | json | any
     #: a literal's text as the user typed it (``200``, ``"ok"``), for comparisons as text
     literal: str | None = field(default=None, compare=False)
+    #: for a 1/0 number made from a condition (``strcontains``), the condition itself: a filter on it
+    #: then tests the condition instead of casting the number back (measured: half the time on DuckDB)
+    truth: str | None = field(default=None, compare=False)
 
     @property
     def constant(self) -> Any:
@@ -54,9 +57,11 @@ def text(d: LogDialect, e: Expr) -> Expr:
 def boolean(d: LogDialect, e: Expr) -> Expr:
     if e.kind == "bool":
         return e
+    if e.truth is not None:
+        return Expr(e.truth, e.params, "bool")
     return Expr(f"({d.to_boolean(e.sql)})", e.params, "bool")
 
 
 def as_number(e: Expr) -> Expr:
     """A boolean as Insights shows it: 1 or 0."""
-    return Expr(f"CASE WHEN {e.sql} THEN 1 ELSE 0 END", e.params, "num")
+    return Expr(f"CASE WHEN {e.sql} THEN 1 ELSE 0 END", e.params, "num", truth=e.sql)
