@@ -213,3 +213,18 @@ def test_commands_apiary_lacks_are_refused_by_name(logs: Any, text: str, named: 
     logs.create_log_group(logGroupName="any")
     with pytest.raises(logs.exceptions.MalformedQueryException, match=f"the {named} command is not supported"):
         logs.start_query(logGroupName="any", startTime=0, endTime=1, queryString=text)
+
+
+def test_parse_numeric_general_and_json_functions(logs: Any) -> None:
+    """CWL_QuerySyntax-Parse (a regular expression with named groups), and the numeric, general and JSON
+    function groups of CWL_QuerySyntax-operations-functions."""
+    put(logs, "mixed", ["user=ana took 42.5 ms", '{"a": {"b": [3, 4]}, "n": -2.5}', "user=bo took 7 ms"])
+    rows = query(logs, "mixed", "parse @message /user=(?<who>\\w+) took (?<ms>[0-9.]+) ms/ | filter ispresent(who) "
+                                "| sort ms desc | display who, ms, unmask(who) as plain")
+    assert rows == [{"who": "ana", "ms": "42.5", "plain": "ana"}, {"who": "bo", "ms": "7", "plain": "bo"}]
+    row, = query(logs, "mixed", "filter ispresent(n) | fields jsonParse(@message) as j | display abs(n) as a, "
+                                "ceil(n) as c, floor(n) as f, greatest(n, 1, 9) as g, least(n, 1) as l, sqrt(16) as s, "
+                                "round(log(1)) as ln, coalesce(missing, n) as co, now() > 1700000000 as fresh, "
+                                "jsonStringify(j) as text, j.a.b[1] as b1")
+    assert row == {"a": "2.5", "c": "-2", "f": "-3", "g": "9", "l": "-2.5", "s": "4", "ln": "0", "co": "-2.5",
+                   "fresh": "1", "text": '{"a": {"b": [3, 4]}, "n": -2.5}', "b1": "4"}
