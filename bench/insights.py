@@ -1,7 +1,7 @@
 """Logs Insights functions against hand-written SQL on the same events, in the same run, on DuckDB and ClickHouse.
 
     python bench/insights.py --events 2000000                 # both stores
-    python bench/insights.py --events 10000000 --stores duckdb
+    python bench/insights.py --events 10000000 --stores duckdb --only strcontains --runs 3
 
 Fills each store's ``logs`` table with N synthetic events over the last day, straight in SQL (two in
 three JSON lines with level, latency, ip and a nested user.id; one in three plain text lines whose OTel
@@ -126,6 +126,7 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=5, help="timed rounds (median reported)")
     ap.add_argument("--stores", default="duckdb,clickhouse")
+    ap.add_argument("--only", default="", help="comma-separated query names (default: all), to stay within a minute")
     args = ap.parse_args()
     end_s = int(time.time())
     start_s = end_s - DAY_S
@@ -148,6 +149,8 @@ def main() -> None:
             print(f"{'query':16}{'Insights ms':>13}{'SQL ms':>10}{'ratio':>8}")
             try:
                 for label, (text, duck_sql, ch_sql) in QUERIES.items():
+                    if args.only and label not in args.only.split(","):
+                        continue
                     def via_insights(text: str = text) -> Any:
                         compiled = insights.compile_query(text, None, store.dialect)
                         sql, params, _, _ = insights.to_sql(compiled, ENV, [GROUP], start_s, end_s)

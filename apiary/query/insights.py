@@ -87,6 +87,7 @@ class _Compiler:
         self.is_stats = False
         self.matched_cte = "c0"
         self.deduped = False
+        self.dedup: tuple[list[_Expr], list[tuple[str, list[Any], str]]] | None = None
         self._n = 0
 
     # -- helpers ----------------------------------------------------------------------------
@@ -440,12 +441,36 @@ class _Compiler:
             raise QueryError("dedup takes field names")
         order = self.order or ([(quote(self.columns["@timestamp"]), [], "DESC")] if "@timestamp" in self.columns
                                else [(k.sql, k.params, "ASC") for k in keys])
-        first = self.d.first_per_key("{prev}", [k.sql for k in keys],
-                                     ", ".join(f"{sql} {direction}" for sql, _, direction in order))
-        nulls = " OR ".join(f"{k.sql} IS NULL" for k in keys)
-        # UNION ALL keeps both halves' rows; the final ORDER BY (the sort, or @timestamp) orders them again.
-        self._cte(f"SELECT * FROM {{prev}} WHERE {nulls} UNION ALL {first}", [p for _, ps, _ in order for p in ps])
+        self.dedup = (keys, order)
         self.deduped = True
+
+    def _dedup_cte(self, shown: list[str]) -> None:
+        """The dedup of `cmd_dedup`, written last (only limit may follow it) over just the columns still needed:
+        carrying every column of the event through it took most of its time (bench/insights.py, dedup)."""
+        assert self.dedup is not None
+        keys, order = self.dedup
+        ts = quote(self.columns["@timestamp"]) if "@timestamp" in self.columns else None
+        needed: list[str] = []
+        for sql in [quote(self.columns[n]) for n in shown if n in self.columns] + [k.sql for k in keys] + \
+                [sql for sql, _, _ in self.order] + [sql for sql, _, _ in order] + ([ts] if ts else []):
+            for ident in re.findall(r'"(?:[^"]|"")+"', sql):
+                if ident not in needed:
+                    needed.append(ident)
+        by = (ts, order[0][2].startswith("DESC")) if ts and len(order) == 1 and order[0][0] == ts else None
+        nulls = " OR ".join(f"{k.sql} IS NULL" for k in keys)
+        order_sql = ", ".join(f"{sql} {direction}" for sql, _, direction in order)
+        order_params = [p for _, ps, _ in order for p in ps]
+        if "@ptr" in self.columns and self.raw:
+            # one pass: an event with a null key is a group of its own, told apart by its @ptr
+            unique = f"CASE WHEN {nulls} THEN {quote(self.columns['@ptr'])} END"
+            first = self.d.first_per_key("{prev}", needed, [k.sql for k in keys] + [unique], order_sql, by)
+            self._cte(first, order_params)
+            return
+        present = " AND ".join(f"{k.sql} IS NOT NULL" for k in keys)
+        first = self.d.first_per_key(f"(SELECT * FROM {{prev}} WHERE {present})", needed, [k.sql for k in keys],
+                                     order_sql, by)
+        # UNION ALL keeps both halves' rows; the final ORDER BY (the sort, or @timestamp) orders them again.
+        self._cte(f"SELECT {', '.join(needed)} FROM {{prev}} WHERE {nulls} UNION ALL {first}", order_params)
 
     def cmd_limit(self, node: Tree) -> None:
         n = int(str(node.children[0]))
@@ -470,7 +495,9 @@ class _Compiler:
             if name not in self.columns:
                 self.field(name)  # raises the helpful error when it cannot exist
         if not self.is_stats:
-            self.matched_cte = self.prev
+            self.matched_cte = self.prev  # before dedup: AWS counts the events matched before it drops any
+        if self.dedup is not None:
+            self._dedup_cte(shown)
         cols = []
         params: list[Any] = []
         for name in shown:

@@ -119,7 +119,11 @@ def _in_subnet(d: LogDialect, ip: Expr, net: ipaddress.IPv4Network | ipaddress.I
         fixed = str(net.network_address).split(".")[:net.prefixlen // 8]
         rest = 4 - len(fixed)
         regex = "^" + "[.]".join(fixed + [_OCTET] * rest) + "$"
-        return Expr(d.regex_match(ip.sql, "?"), ip.params + [regex], "bool")
+        if not fixed:
+            return Expr(d.regex_match(ip.sql, "?"), ip.params + [regex], "bool")
+        # the prefix test first: the regular expression then runs only on the rows it lets through
+        sql = f"({d.starts_with(ip.sql, '?')} AND {d.regex_match(ip.sql, '?')})"
+        return Expr(sql, ip.params + [".".join(fixed) + "."] + ip.params + [regex], "bool")
     if net.version == 4:
         sql, params = render(d.ipv4_number, ip)
         lo, hi = int(net.network_address), int(net.broadcast_address)
