@@ -148,8 +148,9 @@ class _Compiler:
             lookups += [("_json", literal), ("_attrs", nested)]
         d = self.d
         first = [found.sql] if found is not None else []
-        lookup = _Expr("coalesce(" + ", ".join(first + [d.json_text(doc, "?") for doc, _ in lookups]) + ")",
-                       (found.params if found is not None else []) + [p for _, p in lookups], "any")
+        parts = [_Expr(found.sql, found.params, "any")] if found is not None else []
+        parts += [_Expr(d.json_text(doc, "?"), [p], "any") for doc, p in lookups]
+        lookup = _Expr(*render(lambda *sqls: d.first_present(list(sqls)), *parts), "any")
         return self._extract(name, lookup)
 
     def _extract(self, name: str, e: _Expr) -> _Expr:

@@ -167,6 +167,9 @@ def _joined(args: list[Expr]) -> list:
 
 def _trim(side: str) -> Callable[[LogDialect, list[Expr], str], Expr]:
     def build(d: LogDialect, args: list[Expr], fn: str) -> Expr:
+        if len(args) > 1 and not (args[1].kind == "str" and isinstance(args[1].constant, str)):
+            # ClickHouse strips only a constant set of characters; both stores ask for one alike
+            raise QueryError(f"{fn}() takes the characters to strip as a string, e.g. {fn}(path, \"/\")")
         s = _strings(d, args)
         return Expr(d.trim(side, s[0].sql, s[1].sql if len(s) > 1 else None), _joined(s), "str")
     return build

@@ -61,6 +61,10 @@ class LogDialect:
     def in_array(self, array: str, value: str) -> str:
         return f"list_contains({array}, {value})"
 
+    def first_present(self, values: list[str]) -> str:
+        """The first of ``values`` that is not null (DuckDB's ``coalesce`` skips the rest where one is found)."""
+        return f"coalesce({', '.join(values)})"
+
     def epoch_us(self, ts: str) -> str:
         return f"epoch_us({ts})"
 
@@ -221,6 +225,14 @@ class ClickHouseLogDialect(LogDialect):
 
     def in_array(self, array: str, value: str) -> str:
         return f"has({array}, {value})"
+
+    def first_present(self, values: list[str]) -> str:
+        """``coalesce`` that stops at the first value present: ClickHouse's ``coalesce`` computes every
+        argument, ``multiIf`` short-circuits (and computes a repeated argument once)."""
+        if len(values) == 1:
+            return values[0]
+        branches = ", ".join(f"isNotNull({v}), {v}" for v in values[:-1])
+        return f"multiIf({branches}, {values[-1]})"
 
     def epoch_us(self, ts: str) -> str:
         return f"toUnixTimestamp64Micro({ts})"
