@@ -620,6 +620,7 @@ def _unsupported_command(text: str) -> str | None:
 
 def base_cte(d: LogDialect, env: str, groups: list[str], start_s: int, end_s: int) -> tuple[str, list[Any]]:
     """``c0``: the events of ``groups`` in the window, under the names the compiler uses (``ts``, ``msg``, ...)."""
+    groups = list(groups) or [""]  # no group: no events (a log group's name is never empty)
     sql = (f"c0 AS (SELECT \"timestamp\" AS ts, message AS msg, log_stream AS stream, log_group AS grp, "
            f"concat('{ACCOUNT}:', log_group) AS logid, ingestion_time AS ingested, {d.to_text('seq')} AS ptr, trace_id AS trace, span_id AS span, "
            f"severity_text AS sev, "
