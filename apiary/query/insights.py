@@ -147,7 +147,6 @@ class _Compiler:
         if literal is not None:
             lookups += [("_json", literal), ("_attrs", nested)]
         d = self.d
-        first = [found.sql] if found is not None else []
         parts = [_Expr(found.sql, found.params, "any")] if found is not None else []
         parts += [_Expr(d.json_text(doc, "?"), [p], "any") for doc, p in lookups]
         lookup = _Expr(*render(lambda *sqls: d.first_present(list(sqls)), *parts), "any")
