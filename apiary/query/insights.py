@@ -5,8 +5,12 @@ Each command of the pipeline becomes one CTE over the previous one, so a
 ``stats`` sees its aggregates, exactly in the order the user wrote them.
 A field the query never defined is looked up the way Insights discovers
 fields: in the JSON of the message (``level`` -> ``$.level``), then in the
-record's attributes (OTLP). Values the user typed travel as parameters;
-field names become quoted identifiers.
+record's attributes (OTLP); a dotted name (``user.id``) both as a nested path
+and as one key holding dots. It is extracted once, into a CTE column of its
+own, the first time the query names it. Functions live in
+``insights_functions.py``, the Lambda and VPC flow-log fields in
+``insights_fields.py``. Values the user typed travel as parameters; field
+names become quoted identifiers.
 
 The pipeline of CTEs does not fit the span plan (``apiary/query/plan.py``),
 which has one scan and one grouping; the functions whose spelling differs
