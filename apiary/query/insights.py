@@ -5,8 +5,12 @@ Each command of the pipeline becomes one CTE over the previous one, so a
 ``stats`` sees its aggregates, exactly in the order the user wrote them.
 A field the query never defined is looked up the way Insights discovers
 fields: in the JSON of the message (``level`` -> ``$.level``), then in the
-record's attributes (OTLP). Values the user typed travel as parameters;
-field names become quoted identifiers.
+record's attributes (OTLP); a dotted name (``user.id``) both as a nested path
+and as one key holding dots. It is extracted once, into a CTE column of its
+own, the first time the query names it. Functions live in
+``insights_functions.py``, the Lambda and VPC flow-log fields in
+``insights_fields.py``. Values the user typed travel as parameters; field
+names become quoted identifiers.
 
 The pipeline of CTEs does not fit the span plan (``apiary/query/plan.py``),
 which has one scan and one grouping; the functions whose spelling differs
@@ -26,27 +30,34 @@ from lark import Lark, Token, Tree
 from lark.exceptions import LarkError
 
 from apiary.input_limits import InputError, check_expression
+from apiary.query import insights_fields
 from apiary.query.dialects.logs import LogDialect, log_dialect_for
+from apiary.query.insights_expr import Expr as _Expr
+from apiary.query.insights_expr import QueryError, boolean, num, text
+from apiary.query.insights_functions import render, scalar
 
 # cache=True: Lark keeps the LALR tables in the temp directory; building them was ~0.22 s of every start-up
 # (bench/testing_startup.py), loading them takes ~0.03 s.
 _PARSER = Lark(Path(__file__).with_name("insights.lark").read_text(), parser="lalr", propagate_positions=True,
                cache=True)
 
+#: The account id of `@log` (``account:group``); Apiary environments are not AWS accounts.
+ACCOUNT = "000000000000"
 DEFAULT_LIMIT = 1000
+#: StartQuery's own limit on queryString (botocore's service model) is 10,000 characters; within it, a
+#: query of more terms than this would nest SQL deeper than the databases' expression limits.
+MAX_QUERY_LENGTH = 10_000
+MAX_TERMS = 1_000
 MAX_LIMIT = 10_000
 BUILTINS = {"@timestamp": ("ts", "time"), "@message": ("msg", "str"), "@logStream": ("stream", "str"),
-            "@log": ("grp", "str"), "@ingestionTime": ("ingested", "time"), "@ptr": ("ptr", "str"),
+            "@log": ("logid", "str"), "@ingestionTime": ("ingested", "time"), "@ptr": ("ptr", "str"),
             # Apiary's own: the trace a line belongs to (W3C spelling), its span, its level.
             "@traceId": ("trace", "str"), "@spanId": ("span", "str"), "@severity": ("sev", "str")}
-_AGGS = {"count", "count_distinct", "avg", "sum", "min", "max", "pct", "percentile", "stddev", "earliest", "latest"}
-_UNITS_US = {"ms": 1_000, "s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000, "d": 86_400_000_000,
-             "w": 604_800_000_000}
-_UNITS_MONTHS = {"mo": 1, "q": 3, "y": 12}
-
-
-class QueryError(ValueError):
-    """The query does not parse or refers to something this subset lacks; the message says where."""
+_AGGS = {"count", "count_distinct", "avg", "sum", "min", "max", "pct", "percentile", "stddev", "earliest", "latest",
+         "sortsfirst", "sortslast"}
+#: Commands of AWS's reference that Apiary does not run: a query using one is refused, naming it.
+UNSUPPORTED_COMMANDS = ("pattern", "diff", "anomaly", "unnest", "lookup", "filterindex", "source", "addtotals")
+__all__ = ["QueryError", "Compiled", "compile_query", "to_sql", "base_cte"]
 
 
 def quote(name: str) -> str:
@@ -67,13 +78,6 @@ class Compiled:
     dialect: str
 
 
-@dataclass
-class _Expr:
-    sql: str
-    params: list[Any]
-    kind: str  # num | str | time | bool | any
-
-
 class _Compiler:
     def __init__(self, text: str, dialect: LogDialect) -> None:
         self.text = text
@@ -89,6 +93,8 @@ class _Compiler:
         self.limit: int | None = None
         self.is_stats = False
         self.matched_cte = "c0"
+        self.deduped = False
+        self.dedup: tuple[list[_Expr], list[tuple[str, list[Any], str]]] | None = None
         self._n = 0
 
     # -- helpers ----------------------------------------------------------------------------
@@ -119,158 +125,148 @@ class _Compiler:
     # -- expressions ------------------------------------------------------------------------
 
     def name_of(self, node: Tree) -> str:
-        tok = node.children[0]
-        s = str(tok)
-        return s[1:-1] if s.startswith("`") else s
+        """The name as Insights shows it: backticks dropped (`` `user.id` `` is the field ``user.id``)."""
+        return _display_name(str(node.children[0]))
 
-    def field(self, name: str) -> _Expr:
+    def path_of(self, node: Tree) -> list[str | int]:
+        return _path(str(node.children[0]))
+
+    def field(self, name: str, path: list[str | int] | None = None) -> _Expr:
+        """A field by name: one the query defined, a discovered one (@-fields), or a key of the event's JSON."""
         if name in self.columns:
             return _Expr(quote(self.columns[name]), [], self.kinds.get(name, "any"))
+        path = path if path is not None else _path(name)
+        for cut in range(len(path) - 1, 0, -1):  # `j.a.b` where j = jsonParse(...)
+            head = _joined_name(path[:cut])
+            if self.kinds.get(head) == "json":
+                return _Expr(self.d.json_text(quote(self.columns[head]), "?"), [_json_path(path[cut:])], "any")
         if not self.raw:
             raise QueryError(f"field {name!r} is not defined after stats; the fields there are: "
                              + ", ".join(n for n in self.columns))
-        path = "$." + ".".join(f'"{p}"' if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", p) else p
-                                for p in name.split("."))
+        found = insights_fields.discovered(name, self.d)
+        if found is not None and not insights_fields.is_flow_field(name):
+            return self._extract(name, found)
+        # Insights flattens nested JSON into dotted names, and OTel attributes keep dots inside their keys
+        # (`user.id`): a dotted name is looked up both ways, in the message's JSON and in the attributes.
+        nested = _json_path(path)
+        literal = _json_path([name]) if len(path) > 1 else None
+        lookups = [("_json", nested), ("_attrs", literal or nested)]
+        if literal is not None:
+            lookups += [("_json", literal), ("_attrs", nested)]
         d = self.d
-        return _Expr(f"coalesce({d.json_text('_json', '?')}, {d.json_text('_attrs', '?')})", [path, path], "any")
+        parts = [_Expr(found.sql, found.params, "any")] if found is not None else []
+        parts += [_Expr(d.json_text(doc, "?"), [p], "any") for doc, p in lookups]
+        lookup = _Expr(*render(lambda *sqls: d.first_present(list(sqls)), *parts), "any")
+        return self._extract(name, lookup)
+
+    def _extract(self, name: str, e: _Expr) -> _Expr:
+        """``e`` computed once per event, in a column of its own that later commands read by name.
+
+        A discovered field is a JSON lookup in two documents; a query naming it twice, or a function
+        that writes its argument several times (``isIpv4InSubnet``), would parse the JSON each time.
+        """
+        col = self._new_column(name, e.kind)
+        self._cte(f"SELECT *, {e.sql} AS {quote(col)} FROM {{prev}}", e.params)
+        return _Expr(quote(col), [], e.kind)
 
     def expr(self, node: Tree | Token) -> _Expr:
         if isinstance(node, Token):
             raise QueryError(f"unexpected {str(node)!r}")
         kind = node.data
         ch = node.children
+        d = self.d
         if kind in ("or_", "and_"):
             parts = [self.expr(c) for c in ch]
             if len(parts) == 1:
                 return parts[0]
             op = " OR " if kind == "or_" else " AND "
-            return _Expr("(" + op.join(self.boolean(p).sql for p in parts) + ")", sum((p.params for p in parts), []), "bool")
+            bools = [boolean(d, p) for p in parts]
+            return _Expr("(" + op.join(b.sql for b in bools) + ")", sum((b.params for b in bools), []), "bool")
         if kind == "not_":
-            e = self.boolean(self.expr(ch[0]))
+            e = boolean(d, self.expr(ch[0]))
             return _Expr(f"(NOT coalesce({e.sql}, false))", e.params, "bool")
         if kind == "arith":
             if len(ch) == 1:
                 return self.expr(ch[0])
-            out = self.num(self.expr(ch[0]))
-            sql, params = out.sql, list(out.params)
+            out = num(d, self.expr(ch[0]))
             for op, operand in zip(ch[1::2], ch[2::2]):
-                e = self.num(self.expr(operand))
-                sql = f"({sql} {str(op)} {e.sql})"
-                params += e.params
-            return _Expr(sql, params, "num")
+                e = num(d, self.expr(operand))
+                if str(op) == "%":
+                    out = _Expr(*render(d.modulo, out, e), "num")
+                elif str(op) == "/":
+                    out = _Expr(f"({out.sql} / nullif({e.sql}, 0))", out.params + e.params, "num")
+                else:
+                    out = _Expr(f"({out.sql} {str(op)} {e.sql})", out.params + e.params, "num")
+            return out
+        if kind == "pow":
+            base, exponent = num(d, self.expr(ch[0])), num(d, self.expr(ch[1]))
+            return _Expr(*render(d.power, base, exponent), "num")
         if kind == "neg":
-            e = self.num(self.expr(ch[0]))
+            e = num(d, self.expr(ch[0]))
             return _Expr(f"(-{e.sql})", e.params, "num")
         if kind == "number":
-            return _Expr("?", [float(str(ch[0]))], "num")
+            return _Expr("?", [float(str(ch[0]))], "num", literal=str(ch[0]))
         if kind == "string":
             return _Expr("?", [_unquote(str(ch[0]))], "str")
         if kind == "duration":
             return _Expr("?", [str(ch[0])], "duration")
         if kind == "field":
-            return self.field(self.name_of(ch[0]))
+            return self.field(self.name_of(ch[0]), self.path_of(ch[0]))
         if kind == "compare":
             return self.compare(self.expr(ch[0]), str(ch[1]), self.expr(ch[2]))
         if kind in ("like", "not_like"):
-            e = self.text_of(self.expr(ch[0]))
-            pat = str(ch[1])
-            if pat.startswith("/"):
+            e = text(d, self.expr(ch[0]))
+            pat = ch[-1]
+            if pat.type == "REGEX":
                 body, flags = pat[1:pat.rindex("/")], pat[pat.rindex("/") + 1:]
                 flags = "".join(f for f in flags if f in "ims")
-                sql = self.d.regex_match(e.sql, "?")
+                _check_regex(body, str(pat))
+                sql = d.regex_match(e.sql, "?")
                 params = e.params + [f"(?{flags}){body}" if flags else body]
             else:
-                sql = self.d.contains(e.sql, "?")
-                params = e.params + [_unquote(pat)]
+                sql = d.contains(e.sql, "?")
+                params = e.params + [_unquote(str(pat))]
             if kind == "not_like":
                 sql = f"NOT coalesce({sql}, false)"
             return _Expr(sql, params, "bool")
         if kind in ("in_", "not_in"):
             left = self.expr(ch[0])
             values = [self.expr(c) for c in ch[1:]]
-            numeric = all(v.kind == "num" for v in values)
-            left = self.num(left) if numeric else self.text_of(left)
+            if all(v.kind == "num" for v in values):
+                left = num(d, left)
+            else:  # a list of text, or of text and numbers: compared as the text the user typed
+                left, values = text(d, left), [text(d, v) for v in values]
             sql = f"{left.sql} {'NOT ' if kind == 'not_in' else ''}IN ({', '.join('?' for _ in values)})"
             return _Expr(sql, left.params + [v.params[0] for v in values], "bool")
         if kind == "call":
-            return self.call(str(ch[0]).lower(), [c for c in ch[1:]], node)
+            fn = str(ch[0]).lower()
+            if fn in _AGGS:
+                raise QueryError(f"{fn}() is a stats function: use it in stats, as in stats {fn}(...)")
+            args = [self.expr(c) for c in ch[1:]]
+            ts = self.field("@timestamp") if "@timestamp" in self.columns else None
+            return scalar(fn, args, d, ts, self.source(node))
         raise QueryError(f"unsupported expression {self.source(node)!r}")
 
-    def num(self, e: _Expr) -> _Expr:
-        if e.kind in ("num", "bool"):
-            return e
-        if e.kind == "time":
-            return _Expr(self.d.epoch_ms(e.sql), e.params, "num")
-        return _Expr(self.d.to_double(e.sql), e.params, "num")
-
-    def text_of(self, e: _Expr) -> _Expr:
-        if e.kind in ("str", "any"):
-            return e
-        return _Expr(self.d.to_text(e.sql), e.params, "str")
-
-    def boolean(self, e: _Expr) -> _Expr:
-        if e.kind == "bool":
-            return e
-        return _Expr(f"({self.d.to_boolean(e.sql)})", e.params, "bool")
-
     def compare(self, left: _Expr, op: str, right: _Expr) -> _Expr:
+        d = self.d
         sql_op = "<>" if op == "!=" else op
-        if "num" in (left.kind, right.kind):
-            left, right = self.num(left), self.num(right)
+        if "num" in (left.kind, right.kind) or "bool" in (left.kind, right.kind):
+            left, right = num(d, left), num(d, right)
         elif "time" in (left.kind, right.kind):
             if left.kind != "time":
-                left = _Expr(self.d.to_timestamp(left.sql), left.params, "time")
+                left = _Expr(d.to_timestamp(left.sql), left.params, "time")
             if right.kind != "time":
-                right = _Expr(self.d.to_timestamp(right.sql), right.params, "time")
+                right = _Expr(d.to_timestamp(right.sql), right.params, "time")
         else:
-            left, right = self.text_of(left), self.text_of(right)
+            left, right = text(d, left), text(d, right)
         return _Expr(f"({left.sql} {sql_op} {right.sql})", left.params + right.params, "bool")
-
-    def call(self, fn: str, args: list[Any], node: Tree) -> _Expr:
-        if fn == "bin":
-            if len(args) != 1:
-                raise QueryError("bin() takes one period, e.g. bin(5m)")
-            period = self.expr(args[0])
-            if period.kind != "duration":
-                raise QueryError("bin() takes a period such as 30s, 5m, 1h or 1d")
-            m = re.fullmatch(r"(\d+)(ms|mo|[smhdwqy])", str(period.params[0]))
-            assert m is not None
-            n, unit = int(m.group(1)), m.group(2)
-            ts = quote(self.columns["@timestamp"]) if "@timestamp" in self.columns else None
-            if ts is None:
-                raise QueryError("bin() needs @timestamp, which is not available here")
-            if unit in _UNITS_MONTHS:
-                return _Expr(self.d.bin_months(ts, "?"), [n * _UNITS_MONTHS[unit]], "time")
-            return _Expr(self.d.bin_us(ts, "?"), [n * _UNITS_US[unit]], "time")
-        exprs = [self.expr(a) for a in args]
-        if fn == "ispresent":
-            return _Expr(f"({exprs[0].sql} IS NOT NULL)", exprs[0].params, "bool")
-        if fn == "isempty":
-            e = self.text_of(exprs[0])
-            return _Expr(f"(coalesce({e.sql}, '') = '')", e.params, "bool")
-        if fn == "isblank":
-            e = self.text_of(exprs[0])
-            return _Expr(f"(trim(coalesce({e.sql}, '')) = '')", e.params, "bool")
-        if fn in ("strlen", "tolower", "toupper", "trim"):
-            e = self.text_of(exprs[0])
-            if fn == "strlen":
-                return _Expr(self.d.text_length(e.sql), e.params, "num")
-            sql = {"tolower": "lower", "toupper": "upper", "trim": "trim"}[fn]
-            return _Expr(f"{sql}({e.sql})", e.params, "str")
-        if fn in ("abs", "floor", "ceil", "round", "sqrt", "log"):
-            e = self.num(exprs[0])
-            return _Expr(self.d.ln(e.sql) if fn == "log" else f"{fn}({e.sql})", e.params, "num")
-        if fn == "concat":
-            parts = [self.text_of(e) for e in exprs]
-            return _Expr("concat(" + ", ".join(p.sql for p in parts) + ")", sum((p.params for p in parts), []), "str")
-        if fn in ("coalesce", "greatest", "least"):
-            return _Expr(f"{fn}(" + ", ".join(e.sql for e in exprs) + ")", sum((e.params for e in exprs), []), exprs[0].kind)
-        raise QueryError(f"unknown function {fn}() in {self.source(node)!r}")
 
     # -- commands ---------------------------------------------------------------------------
 
     def command(self, node: Tree) -> None:
         handler = getattr(self, f"cmd_{node.data}", None)
+        if self.deduped and node.data != "limit":
+            raise QueryError(f"only limit may follow dedup, not {self.source(node)!r}")
         if handler is None:
             raise QueryError(f"unsupported command in {self.source(node)!r}")
         handler(node)
@@ -289,6 +285,9 @@ class _Compiler:
                 continue
             e = self.expr(expr_node)
             name = alias or plain or self.source(expr_node)
+            if name in self.columns and e.sql == quote(self.columns[name]):  # a discovered field, now extracted
+                names.append(name)
+                continue
             if name in self.columns and name not in BUILTINS:
                 replaces.append((f"{e.sql} AS {quote(self.columns[name])}", e.params))
                 self.kinds[name] = e.kind
@@ -309,11 +308,12 @@ class _Compiler:
         self.display = self._define(node.children)
 
     def cmd_filter(self, node: Tree) -> None:
-        e = self.boolean(self.expr(node.children[0]))
-        self._cte(f"SELECT * FROM {{prev}} WHERE coalesce({e.sql}, false)", e.params)
+        e = boolean(self.d, self.expr(node.children[0]))
+        # WHERE drops rows whose condition is NULL, as Insights drops events lacking the field
+        self._cte(f"SELECT * FROM {{prev}} WHERE {e.sql}", e.params)
 
     def cmd_parse_glob(self, node: Tree) -> None:
-        src = self.text_of(self.expr(node.children[0]))
+        src = text(self.d, self.expr(node.children[0]))
         glob = _unquote(str(node.children[1]))
         names = [self.name_of(n) for n in node.children[2:]]
         pieces = glob.split("*")
@@ -324,7 +324,7 @@ class _Compiler:
         self._parse(src, regex, [(n, i + 1) for i, n in enumerate(names)])
 
     def cmd_parse_regex(self, node: Tree) -> None:
-        src = self.text_of(self.expr(node.children[0]))
+        src = text(self.d, self.expr(node.children[0]))
         raw = str(node.children[1])
         body = raw[1:raw.rindex("/")]
         body = re.sub(r"\(\?<([A-Za-z_][A-Za-z0-9_]*)>", r"(?P<\1>", body)
@@ -382,6 +382,7 @@ class _Compiler:
         self.order = []
 
     def _aggregate(self, fn: str, args: list[_Expr], star: bool, node: Tree) -> tuple[str, list[Any], str]:
+        d = self.d
         if fn not in _AGGS:
             raise QueryError(f"unknown aggregate {fn}() in {self.source(node)!r}; supported: {', '.join(sorted(_AGGS))}")
         if fn == "count":
@@ -395,28 +396,88 @@ class _Compiler:
         if fn in ("pct", "percentile"):
             if len(args) != 2 or args[1].kind != "num" or args[1].sql != "?" or not 0 <= args[1].params[0] <= 100:
                 raise QueryError(f"{fn}() takes a field and a percentile from 0 to 100, e.g. pct(latency, 95)")
-            e = self.num(args[0])
-            return self.d.percentile(e.sql, args[1].params[0] / 100), e.params, "num"
+            e = num(d, args[0])
+            return d.percentile(e.sql, args[1].params[0] / 100), e.params, "num"
+        if len(args) != 1:
+            raise QueryError(f"{fn}() takes one field in {self.source(node)!r}")
         if fn in ("earliest", "latest"):
+            if "@timestamp" not in self.columns:
+                raise QueryError(f"{fn}() needs @timestamp, which is not available after stats")
             ts = quote(self.columns["@timestamp"])
             f = "arg_min" if fn == "earliest" else "arg_max"
-            return self.d.arg_at(f, args[0].sql, ts), args[0].params, args[0].kind
+            return d.arg_at(f, args[0].sql, ts), args[0].params, args[0].kind
+        if fn in ("sortsfirst", "sortslast"):
+            e = args[0]
+            plain = "min" if fn == "sortsfirst" else "max"
+            if e.kind != "any":
+                return f"{plain}({e.sql})", e.params, e.kind
+            # a discovered field sorts as `sort` does: numbers by value, before text
+            n = num(d, e)
+            by_number = d.arg_at("arg_min" if fn == "sortsfirst" else "arg_max", e.sql, n.sql)
+            return f"coalesce({by_number}, {plain}({e.sql}))", e.params + n.params + e.params, "any"
         if fn in ("min", "max") and args[0].kind == "time":
             return f"{fn}({args[0].sql})", args[0].params, "time"
-        e = self.num(args[0])
+        e = num(d, args[0])
         if fn == "stddev":
-            return self.d.stddev(e.sql), e.params, "num"
+            return d.stddev(e.sql), e.params, "num"
         return f"{fn}({e.sql})", e.params, "num"
+
+    def _order_terms(self, e: _Expr, direction: str) -> list[tuple[str, list[Any], str]]:
+        terms = []
+        if e.kind == "any":  # a discovered field: numbers sort as numbers (latency 110 after 90), then text
+            n = num(self.d, e)
+            terms.append((n.sql, n.params, f"{direction} NULLS LAST"))
+        terms.append((e.sql, e.params, f"{direction} NULLS LAST"))
+        return terms
 
     def cmd_sort(self, node: Tree) -> None:
         self.order = []
         for o in node.children:
             e = self.expr(o.children[0])
             direction = str(o.children[1]).upper() if len(o.children) > 1 else "ASC"
-            if e.kind == "any":  # a discovered field: numbers sort as numbers (latency 110 after 90), then text
-                num = self.num(e)
-                self.order.append((num.sql, num.params, f"{direction} NULLS LAST"))
-            self.order.append((e.sql, e.params, f"{direction} NULLS LAST"))
+            self.order += self._order_terms(e, direction)
+
+    def cmd_dedup(self, node: Tree) -> None:
+        """One event per distinct combination of the fields, the first in the current sort order.
+
+        As in Insights, an event with a null in any of the fields is always kept, and only
+        ``limit`` may follow.
+        """
+        keys = [self.field(self.name_of(n), self.path_of(n)) for n in node.children]
+        if any(k.params for k in keys):  # pragma: no cover - fields are columns by now (`_extract`)
+            raise QueryError("dedup takes field names")
+        order = self.order or ([(quote(self.columns["@timestamp"]), [], "DESC")] if "@timestamp" in self.columns
+                               else [(k.sql, k.params, "ASC") for k in keys])
+        self.dedup = (keys, order)
+        self.deduped = True
+
+    def _dedup_cte(self, shown: list[str]) -> None:
+        """The dedup of `cmd_dedup`, written last (only limit may follow it) over just the columns still needed:
+        carrying every column of the event through it took most of its time (bench/insights.py, dedup)."""
+        assert self.dedup is not None
+        keys, order = self.dedup
+        ts = quote(self.columns["@timestamp"]) if "@timestamp" in self.columns else None
+        needed: list[str] = []
+        for sql in [quote(self.columns[n]) for n in shown if n in self.columns] + [k.sql for k in keys] + \
+                [sql for sql, _, _ in self.order] + [sql for sql, _, _ in order] + ([ts] if ts else []):
+            for ident in re.findall(r'"(?:[^"]|"")+"', sql):
+                if ident not in needed:
+                    needed.append(ident)
+        by = (ts, order[0][2].startswith("DESC")) if ts and len(order) == 1 and order[0][0] == ts else None
+        nulls = " OR ".join(f"{k.sql} IS NULL" for k in keys)
+        order_sql = ", ".join(f"{sql} {direction}" for sql, _, direction in order)
+        order_params = [p for _, ps, _ in order for p in ps]
+        if "@ptr" in self.columns and self.raw:
+            # one pass: an event with a null key is a group of its own, told apart by its @ptr
+            unique = f"CASE WHEN {nulls} THEN {quote(self.columns['@ptr'])} END"
+            first = self.d.first_per_key("{prev}", needed, [k.sql for k in keys] + [unique], order_sql, by)
+            self._cte(first, order_params)
+            return
+        present = " AND ".join(f"{k.sql} IS NOT NULL" for k in keys)
+        first = self.d.first_per_key(f"(SELECT * FROM {{prev}} WHERE {present})", needed, [k.sql for k in keys],
+                                     order_sql, by)
+        # UNION ALL keeps both halves' rows; the final ORDER BY (the sort, or @timestamp) orders them again.
+        self._cte(f"SELECT {', '.join(needed)} FROM {{prev}} WHERE {nulls} UNION ALL {first}", order_params)
 
     def cmd_limit(self, node: Tree) -> None:
         n = int(str(node.children[0]))
@@ -441,7 +502,9 @@ class _Compiler:
             if name not in self.columns:
                 self.field(name)  # raises the helpful error when it cannot exist
         if not self.is_stats:
-            self.matched_cte = self.prev
+            self.matched_cte = self.prev  # before dedup: AWS counts the events matched before it drops any
+        if self.dedup is not None:
+            self._dedup_cte(shown)
         cols = []
         params: list[Any] = []
         for name in shown:
@@ -471,40 +534,108 @@ def _plain_field(node: Any) -> str | None:
     while isinstance(node, Tree) and node.data in ("or_", "and_", "arith") and len(node.children) == 1:
         node = node.children[0]
     if isinstance(node, Tree) and node.data == "field":
-        tok = str(node.children[0].children[0])
-        return tok[1:-1] if tok.startswith("`") else tok
+        return _display_name(str(node.children[0].children[0]))
     return None
+
+
+_PART = re.compile(r"`([^`]+)`|\[(\d+)\]|([^.`\[\]]+)")
+
+
+def _display_name(token: str) -> str:
+    """A name as results show it: `` `user.id` `` -> ``user.id``, `` map.`a.b` `` -> ``map.a.b``."""
+    return token.replace("`", "")
+
+
+def _path(token: str) -> list[str | int]:
+    """The steps of a field name into JSON: ``items.0.id`` -> ['items', 0, 'id']; a whole backticked name
+    (`` `user.id` ``) is split on its dots too, as Insights flattens nested keys into such names."""
+    if re.fullmatch(r"`[^`]+`", token):
+        token = token[1:-1]
+    steps: list[str | int] = []
+    for m in _PART.finditer(token):
+        quoted, index, plain = m.groups()
+        if quoted is not None:
+            steps.append(quoted)
+        elif index is not None or (plain is not None and plain.isdigit()):
+            steps.append(int(index if index is not None else plain))
+        else:
+            steps.append(plain)
+    return steps
+
+
+def _joined_name(steps: list[str | int]) -> str:
+    return ".".join(str(s) for s in steps)
+
+
+def _json_path(steps: list[str | int]) -> str:
+    out = "$"
+    for s in steps:
+        if isinstance(s, int):
+            out += f"[{s}]"
+        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", s):
+            out += "." + s
+        else:
+            out += '."' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return out
 
 
 def _unquote(s: str) -> str:
     return re.sub(r"\\(.)", r"\1", s[1:-1])
 
 
+def _check_regex(body: str, raw: str) -> None:
+    try:
+        re.compile(re.sub(r"\(\?<([A-Za-z_][A-Za-z0-9_]*)>", r"(?P<\1>", body))
+    except re.error as exc:
+        raise QueryError(f"invalid regular expression {raw}: {exc}") from None
+
+
 def compile_query(text: str, default_limit: int | None = None, dialect: str = "duckdb") -> Compiled:
     """``text`` compiled for the store whose dialect is ``dialect``; `QueryError` says what is wrong."""
+    if not re.sub(r"#[^\n]*", "", text).strip():
+        raise QueryError("the query is empty: write at least one command, such as fields @timestamp, @message")
     try:
         check_expression(text, "query")
         tree = _PARSER.parse(text)
     except InputError as exc:
         raise QueryError(str(exc)) from None
     except LarkError as exc:
+        unsupported = _unsupported_command(text)
+        if unsupported:
+            raise QueryError(f"the {unsupported} command is not supported by Apiary "
+                             f"(see docs/compatibility/logs.md)") from None
         col = getattr(exc, "column", None)
         tok = getattr(exc, "token", None)
         where = f" at character {col}" if col is not None else ""
         got = f": unexpected {str(tok)!r}" if tok is not None else ""
         raise QueryError(f"unexpected symbol{where}{got} in query {text!r}") from None
+    terms = sum(1 for _ in tree.iter_subtrees())
+    if terms > MAX_TERMS:
+        raise QueryError(f"the query is too complex: {terms} terms, at most {MAX_TERMS} are accepted")
     return _Compiler(text, log_dialect_for(dialect)).compile(tree, default_limit)
+
+
+def _unsupported_command(text: str) -> str | None:
+    """The first command word of AWS's reference that Apiary lacks, at the start of the query or after a pipe."""
+    without_comments = re.sub(r"#[^\n]*", "", text)
+    for m in re.finditer(r"(?:^|\|)\s*([A-Za-z]+)\b", without_comments):
+        if m.group(1).lower() in UNSUPPORTED_COMMANDS:
+            return m.group(1)
+    return None
 
 
 def base_cte(d: LogDialect, env: str, groups: list[str], start_s: int, end_s: int) -> tuple[str, list[Any]]:
     """``c0``: the events of ``groups`` in the window, under the names the compiler uses (``ts``, ``msg``, ...)."""
+    groups = list(groups) or [""]  # no group: no events (a log group's name is never empty)
     sql = (f"c0 AS (SELECT \"timestamp\" AS ts, message AS msg, log_stream AS stream, log_group AS grp, "
-           f"ingestion_time AS ingested, {d.to_text('seq')} AS ptr, trace_id AS trace, span_id AS span, "
+           f"concat('{ACCOUNT}:', log_group) AS logid, ingestion_time AS ingested, {d.to_text('seq')} AS ptr, trace_id AS trace, span_id AS span, "
            f"severity_text AS sev, "
-           f"CASE WHEN {d.starts_with_brace('message')} AND {d.json_valid('message')} THEN message END AS _json, "
-           f"attributes AS _attrs FROM logs WHERE _env = ? AND {d.in_array('?', 'log_group')} "
+           f"{d.json_document('message')} AS _json, "
+           f"attributes AS _attrs FROM logs WHERE _env = ? AND log_group IN ({', '.join('?' for _ in groups)}) "
            f"AND \"timestamp\" >= {d.from_epoch_us('?')} AND \"timestamp\" <= {d.from_epoch_us('?')})")
-    return sql, [env, list(groups), start_s * 1_000_000, end_s * 1_000_000 + 999_999]
+    # One parameter per group, not a list parameter: the databases push `IN (?, ?)` into the scan (DuckDB's
+    # zone maps, ClickHouse's primary key); `list_contains(?, log_group)` read every row of every group.
+    return sql, [env, *groups, start_s * 1_000_000, end_s * 1_000_000 + 999_999]
 
 
 def to_sql(c: Compiled, env: str, groups: list[str], start_s: int, end_s: int) -> tuple[str, list[Any], str, list[Any]]:

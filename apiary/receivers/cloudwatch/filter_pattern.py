@@ -106,8 +106,40 @@ def _wildcard(expected: str) -> re.Pattern[str]:
     return re.compile("^" + ".*".join(re.escape(p) for p in expected.split("*")) + "$", re.S)
 
 
+#: What a regular expression in a filter pattern may hold (AWS's "Supported regular expressions" list):
+#: letters and digits, the symbols : _ # = @ / ; , - and the operators ^ $ ? [ ] { } | \\ * + . -- no
+#: parentheses, no other character, nothing beyond ASCII.
+_REGEX_ALLOWED = re.compile(r"[A-Za-z0-9:_#=@/;,\-^$?\[\]{}|\\*+.]+")
+MAX_REGEXES = 2
+
+
+def regex_body(token: str) -> str:
+    """The regular expression of a ``%...%`` term, checked against the subset AWS accepts."""
+    body = token[1:-1]
+    bad = next((ch for ch in body if not _REGEX_ALLOWED.fullmatch(ch)), None)
+    if bad is not None:
+        why = "parentheses are not supported" if bad in "()" else f"{bad!r} is not a supported character"
+        raise PatternError(f"Invalid regex in filter pattern {token}: {why}")
+    try:
+        re.compile(body)
+    except re.error as exc:
+        raise PatternError(f"Invalid regex in filter pattern {token}: {exc}") from None
+    return body
+
+
 def _comparison(op: str, raw: Token) -> Callable[[Any], bool]:
     """A test of one extracted value against ``op raw``, with CloudWatch's typing."""
+    if str(raw).startswith("%") and str(raw).endswith("%") and len(str(raw)) > 2:
+        if op not in ("=", "!="):
+            raise PatternError(f"{op} cannot compare with the regular expression {raw}: use = or !=")
+        rx = re.compile(regex_body(str(raw)))
+
+        def matches(v: Any) -> bool:
+            return v is not _MISSING and not isinstance(v, (dict, list)) and v is not None and bool(rx.search(
+                ("true" if v else "false") if isinstance(v, bool) else str(v)))
+        if op == "=":
+            return matches
+        return lambda v: v is not _MISSING and not matches(v)
     quoted = str(raw).startswith('"')
     expected = _unquote(raw)
     num = None if quoted else _number(expected)
@@ -140,26 +172,41 @@ def _comparison(op: str, raw: Token) -> Callable[[Any], bool]:
     return lambda v: v is not _MISSING and not equal(v)
 
 
-_SELECTOR_PART = re.compile(r"\.([A-Za-z_@][\w@\-]*)|\[(\d+)\]")
+_SELECTOR_PART = re.compile(r"\.([A-Za-z_@][\w@\-]*)|\[(\d+|\*)\]")
 
 
-def _selector(sel: str) -> Callable[[Any], Any]:
-    steps: list[str | int] = [m.group(1) if m.group(1) is not None else int(m.group(2))
-                              for m in _SELECTOR_PART.finditer(sel[1:])]
+def _selector(sel: str) -> Callable[[Any], list[Any]]:
+    """The values a selector points at in a document: none when missing, several through ``[*]``."""
+    steps: list[str | int | None] = []
+    for m in _SELECTOR_PART.finditer(sel[1:]):
+        if m.group(1) is not None:
+            steps.append(m.group(1))
+        else:
+            steps.append(None if m.group(2) == "*" else int(m.group(2)))
 
-    def get(doc: Any) -> Any:
-        cur = doc
+    def get(doc: Any) -> list[Any]:
+        current = [doc]
         for s in steps:
-            if isinstance(s, int):
-                if not isinstance(cur, list) or s >= len(cur):
-                    return _MISSING
-                cur = cur[s]
-            else:
-                if not isinstance(cur, dict) or s not in cur:
-                    return _MISSING
-                cur = cur[s]
-        return cur
+            following: list[Any] = []
+            for cur in current:
+                if s is None:
+                    if isinstance(cur, list):
+                        following += cur
+                elif isinstance(s, int):
+                    if isinstance(cur, list) and s < len(cur):
+                        following.append(cur[s])
+                elif isinstance(cur, dict) and s in cur:
+                    following.append(cur[s])
+            current = following
+        return current
     return get
+
+
+def _any(get: Callable[[Any], list[Any]], test: Callable[[Any], bool]) -> Predicate:
+    def predicate(doc: Any) -> bool:
+        values = get(doc)
+        return any(test(v) for v in values) if values else test(_MISSING)
+    return predicate
 
 
 @v_args(inline=True)
@@ -179,7 +226,7 @@ class _Build(Transformer):
         return ("excluded", _unquote(t))
 
     def regex(self, t: Token) -> tuple[str, str]:
-        return ("regexes", str(t)[1:-1])
+        return ("regexes", regex_body(str(t)))
 
     def term_pattern(self, *terms: tuple[str, str]) -> Pattern:
         p = Pattern("terms" if terms else "all")
@@ -193,29 +240,30 @@ class _Build(Transformer):
 
     def _note_hint(self, op: str, raw: Token) -> None:
         text = _unquote(raw)
+        if str(raw).startswith("%"):
+            return
         if op == "=" and re.fullmatch(r"[\w.:/@-]+", text):
             self.hints.append(text)
 
     def compare(self, sel: Token, op: Token, raw: Token) -> Predicate:
         self._note_hint(str(op), raw)
-        get, test = _selector(str(sel)), _comparison(str(op), raw)
-        return lambda doc: test(get(doc))
+        return _any(_selector(str(sel)), _comparison(str(op), raw))
 
     def is_null(self, sel: Token) -> Predicate:
         get = _selector(str(sel))
-        return lambda doc: get(doc) is None
+        return lambda doc: any(v is None for v in get(doc))
 
     def not_exists(self, sel: Token) -> Predicate:
         get = _selector(str(sel))
-        return lambda doc: get(doc) is _MISSING
+        return lambda doc: not get(doc)
 
     def is_true(self, sel: Token) -> Predicate:
         get = _selector(str(sel))
-        return lambda doc: get(doc) is True
+        return lambda doc: any(v is True for v in get(doc))
 
     def is_false(self, sel: Token) -> Predicate:
         get = _selector(str(sel))
-        return lambda doc: get(doc) is False
+        return lambda doc: any(v is False for v in get(doc))
 
     def any_of(self, *preds: Predicate) -> Predicate:
         return lambda x: any(p(x) for p in preds)
@@ -345,6 +393,10 @@ def parse(pattern: str | None) -> Pattern:
         raise PatternError(f"Invalid filter pattern: {exc}") from None
     except LarkError as exc:
         raise PatternError(f"Invalid filter pattern {text!r}: {_describe(exc)}") from None
+    regexes = sum(1 for tok in tree.scan_values(lambda v: isinstance(v, Token) and v.type == "REGEX"))
+    if regexes > MAX_REGEXES:
+        raise PatternError(f"Invalid filter pattern {text!r}: at most {MAX_REGEXES} regular expressions "
+                           f"may be used in one filter pattern, found {regexes}")
     builder = _BuildSpace() if text.startswith("[") else _Build()
     try:
         built: Pattern = builder.transform(tree)

@@ -26,8 +26,11 @@ log = logging.getLogger(__name__)
 
 
 def _text(v: Any) -> str | None:
+    """A value as Insights shows every value: a string (booleans as 1 and 0, whole numbers without a point)."""
     if v is None:
         return None
+    if isinstance(v, bool):
+        return "1" if v else "0"
     if isinstance(v, datetime):
         return v.strftime("%Y-%m-%d %H:%M:%S.") + f"{v.microsecond // 1000:03d}"
     if isinstance(v, float):

@@ -383,6 +383,9 @@ async def start_query(call: Call) -> dict[str, Any]:
     # time the database cannot represent reaches the query.
     start, end = min(max(start, 0), MAX_TIME_S), min(max(end, 0), MAX_TIME_S)
     text = call.str("queryString", required=True) or ""
+    if len(text) > insights.MAX_QUERY_LENGTH:
+        raise invalid(f"1 validation error detected: Value at 'queryString' failed to satisfy constraint: "
+                      f"Member must have length less than or equal to {insights.MAX_QUERY_LENGTH}")
     try:
         compiled = insights.compile_query(text, call.int("limit", 1, 10_000), call.logs.dialect)
     except insights.QueryError as exc:

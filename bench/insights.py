@@ -1,0 +1,166 @@
+"""Logs Insights functions against hand-written SQL on the same events, in the same run, on DuckDB and ClickHouse.
+
+    python bench/insights.py --events 2000000                 # both stores
+    python bench/insights.py --events 10000000 --stores duckdb --only strcontains --runs 3
+
+Fills each store's ``logs`` table with N synthetic events over the last day, straight in SQL (two in
+three JSON lines with level, latency, ip and a nested user.id; one in three plain text lines whose OTel
+attribute ``user.id`` has a dot in its key), then times each Insights query -- compiled by
+``apiary.query.insights`` and run by the store, as GetQueryResults does, minus HTTP -- beside the SQL a
+developer would write for the same answer, in alternation (`interleaved_medians_ms`). The ratio is
+Insights over hand-written SQL; the goal is at most 1.2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from apiary.query import insights  # noqa: E402
+from bench.timing import interleaved_medians_ms  # noqa: E402
+
+ENV, GROUP = "bench", "app"
+DAY_S = 86_400
+
+#: name -> (Insights query, DuckDB SQL, ClickHouse SQL); ``{where}`` is the same window and group for all.
+QUERIES: dict[str, tuple[str, str, str]] = {
+    "strcontains": (
+        'filter strcontains(@message, "ERROR") | stats count(*) as n',
+        "SELECT count(*) FROM logs WHERE {where} AND contains(message, 'ERROR')",
+        "SELECT count(*) FROM logs WHERE {where} AND position(message, 'ERROR') > 0"),
+    "dotted key": (
+        'filter user.id = "u7" | stats count(*) as n',
+        "SELECT count(*) FROM logs WHERE {where} AND coalesce(CASE WHEN starts_with(message, '{{') AND "
+        "json_valid(message) THEN json_extract_string(message, '$.user.id') END, "
+        "json_extract_string(attributes, '$.\"user.id\"')) = 'u7'",
+        "SELECT count(*) FROM logs WHERE {where} AND coalesce(nullIf(JSON_VALUE(message, '$.user.id'), ''), "
+        "nullIf(JSON_VALUE(attributes, '$.\"user.id\"'), '')) = 'u7'"),
+    "isIpv4InSubnet": (
+        'filter isIpv4InSubnet(ip, "10.0.0.0/8") | stats count(*) as n by level',
+        "SELECT json_extract_string(message, '$.level') AS level, count(*) FROM logs WHERE {where} AND "
+        "starts_with(message, '{{') AND json_valid(message) AND json_extract_string(message, '$.ip') LIKE '10.%' "
+        "GROUP BY 1 ORDER BY 1",
+        "SELECT JSON_VALUE(message, '$.level') AS level, count(*) FROM logs WHERE {where} AND "
+        "isIPv4String(JSON_VALUE(message, '$.ip')) AND "
+        "isIPAddressInRange(JSON_VALUE(message, '$.ip'), '10.0.0.0/8') GROUP BY 1 ORDER BY 1"),
+    "datefloor": (
+        "stats count(*) as n by datefloor(@timestamp, 1h)",
+        "SELECT time_bucket(INTERVAL 1 hour, \"timestamp\") AS h, count(*) FROM logs WHERE {where} GROUP BY 1 ORDER BY 1",
+        "SELECT toStartOfHour(`timestamp`) AS h, count(*) FROM logs WHERE {where} GROUP BY 1 ORDER BY 1"),
+    "dedup": (
+        "filter ispresent(level) | sort @timestamp desc | dedup level | limit 10",
+        "SELECT json_extract_string(message, '$.level') AS level, max(\"timestamp\") FROM logs WHERE {where} AND "
+        "starts_with(message, '{{') AND json_valid(message) AND level IS NOT NULL GROUP BY 1",
+        "SELECT JSON_VALUE(message, '$.level') AS level, max(`timestamp`) FROM logs WHERE {where} AND "
+        "level != '' GROUP BY 1"),
+}
+
+_MESSAGE = {
+    "duckdb": ("CASE WHEN i % 3 < 2 THEN '{{\"level\": \"' || (CASE WHEN i % 7 = 0 THEN 'ERROR' ELSE 'INFO' END) "
+               "|| '\", \"latency\": ' || (i % 1000) || ', \"ip\": \"' || (CASE WHEN i % 2 = 0 THEN '10' ELSE '192' END) "
+               "|| '.0.' || (i % 256) || '.' || (i % 200) || '\", \"user\": {{\"id\": \"u' || (i % 50) || '\"}}}}' "
+               "ELSE (CASE WHEN i % 11 = 0 THEN 'ERROR' ELSE 'INFO' END) || ' handled request ' || i END"),
+    "clickhouse": ("if(i % 3 < 2, concat('{{\"level\": \"', if(i % 7 = 0, 'ERROR', 'INFO'), '\", \"latency\": ', "
+                   "toString(i % 1000), ', \"ip\": \"', if(i % 2 = 0, '10', '192'), '.0.', toString(i % 256), '.', "
+                   "toString(i % 200), '\", \"user\": {{\"id\": \"u', toString(i % 50), '\"}}}}'), "
+                   "concat(if(i % 11 = 0, 'ERROR', 'INFO'), ' handled request ', toString(i)))"),
+}
+_ATTRIBUTES = {
+    "duckdb": "CASE WHEN i % 3 = 2 THEN '{{\"user.id\": \"u' || (i % 50) || '\"}}' END",
+    "clickhouse": "if(i % 3 = 2, concat('{{\"user.id\": \"u', toString(i % 50), '\"}}'), NULL)",
+}
+
+
+def fill_duckdb(tmp: Path, n: int, start_us: int) -> tuple[Any, Callable[[str], Any], Callable[[], None]]:
+    from apiary.store.duckdb import DuckDBStore
+    from apiary.store.duckdb_logs import DuckDBLogStore
+
+    spans = DuckDBStore(tmp / "bench.duckdb")
+    store = DuckDBLogStore(spans)
+    step = DAY_S * 1_000_000 // n
+    cur = spans.cursor()
+    cur.execute(f"""INSERT INTO logs (_env, seq, "timestamp", ingestion_time, log_group, log_stream, message, attributes,
+                    source) SELECT '{ENV}', i, make_timestamp({start_us} + i * {step}), make_timestamp({start_us}),
+                    '{GROUP}', 's' || (i % 4), {_MESSAGE['duckdb'].format()}, {_ATTRIBUTES['duckdb'].format()},
+                    'cloudwatch' FROM range({n}) t(i)""")
+
+    def raw(sql: str) -> Any:
+        return spans.cursor().execute(sql).to_arrow_table()
+
+    def close() -> None:
+        asyncio.run(store.close())
+        spans.close_sync()
+    return store, raw, close
+
+
+def fill_clickhouse(tmp: Path, n: int, start_us: int) -> tuple[Any, Callable[[str], Any], Callable[[], None]]:
+    from apiary.store.clickhouse import ClickHouseLogStore, connect
+
+    client = connect(f"chdb://{tmp / 'chdb'}")
+    store = ClickHouseLogStore(client, fsync=False)
+    step = DAY_S * 1_000_000 // n
+    client.command(f"""INSERT INTO logs (_env, seq, `timestamp`, ingestion_time, log_group, log_stream, message, attributes,
+                       source) SELECT '{ENV}', i, fromUnixTimestamp64Micro(toInt64({start_us} + i * {step}), 'UTC'),
+                       fromUnixTimestamp64Micro(toInt64({start_us}), 'UTC'), '{GROUP}', concat('s', toString(i % 4)),
+                       {_MESSAGE['clickhouse'].format()}, {_ATTRIBUTES['clickhouse'].format()}, 'cloudwatch'
+                       FROM (SELECT number AS i FROM numbers({n}))""")
+
+    def raw(sql: str) -> Any:
+        return client.query_arrow(sql)
+
+    def close() -> None:
+        asyncio.run(store.close())
+        client.close()
+    return store, raw, close
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--runs", type=int, default=5, help="timed rounds (median reported)")
+    ap.add_argument("--stores", default="duckdb,clickhouse")
+    ap.add_argument("--only", default="", help="comma-separated query names (default: all), to stay within a minute")
+    args = ap.parse_args()
+    end_s = int(time.time())
+    start_s = end_s - DAY_S
+    print(f"N = {args.events:,} events over 24 h; median of {args.runs} interleaved rounds; "
+          "ratio = Insights / hand-written SQL (goal <= 1.2)")
+    for name in args.stores.split(","):
+        with tempfile.TemporaryDirectory() as tmp_name:
+            t = time.perf_counter()
+            fill = fill_duckdb if name == "duckdb" else fill_clickhouse
+            store, raw, close = fill(Path(tmp_name), args.events, start_s * 1_000_000)
+            print(f"\n{name}: filled in {time.perf_counter() - t:.1f} s")
+            ts = '"timestamp"' if name == "duckdb" else "`timestamp`"
+            if name == "duckdb":
+                where = (f"_env = '{ENV}' AND log_group = '{GROUP}' AND {ts} >= make_timestamp({start_s * 1_000_000}) "
+                         f"AND {ts} <= make_timestamp({end_s * 1_000_000 + 999_999})")
+            else:
+                where = (f"_env = '{ENV}' AND log_group = '{GROUP}' AND {ts} >= fromUnixTimestamp64Micro("
+                         f"toInt64({start_s * 1_000_000}), 'UTC') AND {ts} <= fromUnixTimestamp64Micro("
+                         f"toInt64({end_s * 1_000_000 + 999_999}), 'UTC')")
+            print(f"{'query':16}{'Insights ms':>13}{'SQL ms':>10}{'ratio':>8}")
+            try:
+                for label, (text, duck_sql, ch_sql) in QUERIES.items():
+                    if args.only and label not in args.only.split(","):
+                        continue
+                    def via_insights(text: str = text) -> Any:
+                        compiled = insights.compile_query(text, None, store.dialect)
+                        sql, params, _, _ = insights.to_sql(compiled, ENV, [GROUP], start_s, end_s)
+                        return store.query(sql, params)
+                    hand = (duck_sql if name == "duckdb" else ch_sql).format(where=where)
+                    mine, theirs = interleaved_medians_ms([via_insights, lambda hand=hand: raw(hand)], args.runs)
+                    print(f"{label:16}{mine:13.1f}{theirs:10.1f}{mine / theirs:7.2f}x")
+            finally:
+                close()
+
+
+if __name__ == "__main__":
+    main()

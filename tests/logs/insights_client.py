@@ -1,0 +1,30 @@
+"""Running a Logs Insights query the way a boto3 user does: StartQuery, then GetQueryResults until it is done."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+WINDOW = {"startTime": 0, "endTime": 4_000_000_000}
+
+
+def query(logs: Any, group: str, text: str) -> list[dict[str, str]]:
+    """The result rows as {field: value}, without @ptr; fails the test unless the query completes."""
+    q = logs.start_query(logGroupName=group, queryString=text, **WINDOW)
+    deadline = time.monotonic() + 30
+    while (r := logs.get_query_results(queryId=q["queryId"]))["status"] in ("Scheduled", "Running"):
+        assert time.monotonic() < deadline, f"query still running: {text}"
+        time.sleep(0.05)
+    assert r["status"] == "Complete", (text, r)
+    return [{f["field"]: f["value"] for f in row if f["field"] != "@ptr"} for row in r["results"]]
+
+
+def put(logs: Any, group: str, messages: list[str], stream: str = "s", start_ms: int | None = None) -> int:
+    """Sends ``messages`` one millisecond apart (oldest first) with PutLogEvents; returns the first timestamp."""
+    t0 = start_ms if start_ms is not None else int(time.time() * 1000) - 60_000
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName=stream)
+    r = logs.put_log_events(logGroupName=group, logStreamName=stream,
+                            logEvents=[{"timestamp": t0 + i, "message": m} for i, m in enumerate(messages)])
+    assert "rejectedLogEventsInfo" not in r
+    return t0

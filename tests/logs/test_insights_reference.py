@@ -1,0 +1,230 @@
+"""Logs Insights as AWS's "Logs Insights QL" reference describes it, through boto3, on DuckDB and on ClickHouse.
+
+Each test names the section of the reference it follows (CWL_QuerySyntax*.html pages); the data and the
+queries are this test's own. Every value comes back as a string, as GetQueryResults gives it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timezone
+from typing import Any, Iterator
+
+import pytest
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+from opentelemetry.sdk.resources import Resource
+
+from tests.logs.insights_client import put, query
+from tests.stores import STORES, StoreServer, Tenant, running
+
+
+@pytest.fixture(scope="module", params=STORES)
+def store_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoreServer]:
+    """One server per store for this module, with an environment for each of its tests."""
+    with running(request.param, tmp_path_factory.mktemp(request.param), tenants=20) as server:
+        yield server
+
+ORDERS = [
+    {"level": "ERROR", "latency": 120, "user": {"id": "u1"}, "items": [{"sku": "a-1"}], "status": 500, "ip": "10.0.1.5"},
+    {"level": "INFO", "latency": 30, "user": {"id": "u2"}, "items": [{"sku": "b-2"}], "status": "ok", "ip": "192.168.1.9"},
+    {"level": "INFO", "latency": 45, "user": {"id": "u1"}, "items": [], "status": 200, "ip": "10.0.9.1"},
+    {"level": "WARN", "latency": 7, "user": {"id": "u3"}, "items": [{"sku": "c-3"}], "status": 404, "ip": "2001:db8::7"},
+]
+
+
+@pytest.fixture
+def orders(logs: Any) -> list[dict[str, Any]]:
+    put(logs, "orders", [json.dumps(o) for o in ORDERS] + ["  padded plain line  ", "xxtrim-mexx"])
+    return ORDERS
+
+
+def test_comments_regex_match_and_arithmetic(logs: Any, orders: list[dict[str, Any]]) -> None:
+    """CWL_QuerySyntax (comments with #), CWL_QuerySyntax-operations-functions (arithmetic ^ and %),
+    CWL_QuerySyntax-regex (=~ with a regular expression)."""
+    rows = query(logs, "orders", "# slow or failing orders only\n"
+                                 "fields latency % 7 as rest, latency ^ 2 as squared, latency / 0 as nothing\n"
+                                 "| filter level =~ /^(ERROR|WARN)$/  # ERROR or WARN\n"
+                                 "| sort latency desc")
+    assert rows == [{"rest": "1", "squared": "14400"}, {"rest": "0", "squared": "49"}]
+    assert [r["level"] for r in query(logs, "orders", 'fields level | filter level =~ "NF" | limit 5')] == ["INFO"] * 2
+    assert [r["@message"] for r in query(logs, "orders", "filter @message like /(?i)PADDED/")] == ["  padded plain line  "]
+
+
+def test_string_functions(logs: Any, orders: list[dict[str, Any]]) -> None:
+    """CWL_QuerySyntax-operations-functions, "String functions": results as AWS types them (isempty,
+    isblank and strcontains are the numbers 1 and 0; substr counts from 0)."""
+    row, = query(logs, "orders", 'filter @message like "padded" | fields ltrim(@message) as l, rtrim(@message) as r, '
+                                 'trim(@message) as t, substr(trim(@message), 7, 5) as s, '
+                                 'replace(@message, "plain", "PLAIN") as rp, strcontains(@message, "plain") as c, '
+                                 'strcontains(@message, "nope") as c0, strlen(@message) as n, toupper(trim(@message)) as u, '
+                                 'isempty(nothing) as e, isblank("   ") as b, isblank(@message) as b0, '
+                                 'concat("<", trim(@message), ">") as cc')
+    assert row == {"l": "padded plain line  ", "r": "  padded plain line", "t": "padded plain line", "s": "plain",
+                   "rp": "  padded PLAIN line  ", "c": "1", "c0": "0", "n": "21", "u": "PADDED PLAIN LINE",
+                   "e": "1", "b": "1", "b0": "0", "cc": "<padded plain line>"}
+    row, = query(logs, "orders", 'filter @message like "trim" | fields trim(@message, "x") as t, '
+                                 'ltrim(@message, "x") as l, rtrim(@message, "x") as r, tolower("AbC") as lo')
+    assert row == {"t": "trim-me", "l": "trim-mexx", "r": "xxtrim-me", "lo": "abc"}
+    # isempty in a filter: the events without a level
+    assert len(query(logs, "orders", "filter isempty(level) | fields @message")) == 2
+
+
+def test_in_and_not_in_over_a_list_of_text_and_numbers(logs: Any, orders: list[dict[str, Any]]) -> None:
+    """CWL_QuerySyntax-operations-functions, comparison: set membership with `in`/`not in`."""
+    assert sorted(r["status"] for r in query(logs, "orders", 'fields status | filter status in [500, "ok"]')) == \
+        ["500", "ok"]
+    assert sorted(r["status"] for r in query(logs, "orders",
+                                              'fields status | filter ispresent(status) and status not in [500, "ok"]')) \
+        == ["200", "404"]
+    assert sorted(r["latency"] for r in query(logs, "orders", "fields latency | filter latency in [7, 45]")) == ["45", "7"]
+
+
+def test_dotted_names_reach_nested_json_and_arrays(logs: Any, orders: list[dict[str, Any]]) -> None:
+    """CWL_AnalyzeLogData-discoverable-fields: JSON fields flattened with dots, with or without backticks."""
+    rows = query(logs, "orders", "fields user.id, `user.id` as quoted, items.0.sku as sku | filter user.id = 'u1' "
+                                 "| sort @timestamp asc")
+    assert rows == [{"user.id": "u1", "quoted": "u1", "sku": "a-1"}, {"user.id": "u1", "quoted": "u1"}]
+    rows = query(logs, "orders", 'fields jsonParse(@message) as j | filter j.user.id = "u3" | display j.items[0].sku')
+    assert rows == [{"j.items[0].sku": "c-3"}]
+
+
+def test_otel_attributes_with_dots_in_their_keys(aws_env: Tenant, logs: Any) -> None:
+    """OTel log attributes keep dots inside their keys (`user.id`): fields and filter see them, with or without
+    backticks (CWL_QuerySyntax, field names)."""
+    provider = LoggerProvider(resource=Resource.create({"service.name": "checkout", "host.name": "box"}))
+    exporter = OTLPLogExporter(endpoint=f"{aws_env.url}/v1/logs", headers={"x-honeycomb-team": aws_env.key})
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    logger = logging.getLogger("insights.dotted")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    handler = LoggingHandler(logger_provider=provider)
+    logger.addHandler(handler)
+    try:
+        for user, code in (("u-7", 200), ("u-8", 503), ("u-7", 404)):
+            logger.info("checkout done", extra={"user.id": user, "http.status_code": code})
+    finally:
+        logger.removeHandler(handler)
+        provider.shutdown()
+    rows = query(logs, "checkout", "fields user.id, `http.status_code` as code | filter `user.id` = 'u-7' "
+                                   "| sort code asc")
+    assert rows == [{"user.id": "u-7", "code": "200"}, {"user.id": "u-7", "code": "404"}]
+    assert query(logs, "checkout", "filter http.status_code >= 500 | stats count(*) as n by user.id") == \
+        [{"user.id": "u-8", "n": "1"}]
+
+
+def test_dedup_keeps_the_first_event_per_value_in_sort_order(logs: Any) -> None:
+    """CWL_QuerySyntax-Dedup: one event per value, first in the sort order; nulls are never duplicates."""
+    lines = [json.dumps({"server": s, "n": i}) for i, s in enumerate(["web-1", "web-2", "web-1", "web-2", "web-1"])]
+    put(logs, "servers", lines + ['{"n": 98}', '{"n": 99}'])
+    rows = query(logs, "servers", "fields server, n | sort @timestamp desc | dedup server")
+    assert rows == [{"n": "99"}, {"n": "98"}, {"server": "web-1", "n": "4"}, {"server": "web-2", "n": "3"}]
+    rows = query(logs, "servers", "fields server, n | filter ispresent(server) | sort n asc | dedup server | limit 1")
+    assert rows == [{"server": "web-1", "n": "0"}]
+    with pytest.raises(logs.exceptions.MalformedQueryException, match="only limit may follow dedup"):
+        logs.start_query(logGroupName="servers", startTime=0, endTime=1, queryString="dedup server | sort n")
+
+
+def test_datetime_functions(logs: Any) -> None:
+    """CWL_QuerySyntax-operations-functions, "Datetime functions": bin, datefloor, dateceil, fromMillis, toMillis."""
+    t0 = put(logs, "clock", ["tick"], start_ms=int(datetime.now(timezone.utc).timestamp() * 1000) // 3_600_000
+             * 3_600_000 + 754_321 - 3_600_000)
+    hour = t0 // 3_600_000 * 3_600_000
+    row, = query(logs, "clock", "fields toMillis(@timestamp) as ms, datefloor(@timestamp, 1h) as f, "
+                                "dateceil(@timestamp, 1h) as c, bin(5m) as b, fromMillis(toMillis(@timestamp) + 1000) as later, "
+                                "toMillis(datefloor(@timestamp, 1m)) as minute")
+
+    def shown(ms: int) -> str:
+        return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+    assert row == {"ms": str(t0), "f": shown(hour), "c": shown(hour + 3_600_000), "b": shown(hour + 10 * 60_000),
+                   "later": shown(t0 + 1000), "minute": str(t0 // 60_000 * 60_000)}
+
+
+def test_ip_functions_and_vpc_flow_log_fields(logs: Any) -> None:
+    """CWL_QuerySyntax-operations-functions, "IP address string functions", with the discovered fields of VPC flow
+    logs (CWL_AnalyzeLogData-discoverable-fields) as the VPC sample queries use them."""
+    flows = ["2 123456789012 eni-0a1b2c3d 10.0.0.7 10.0.1.9 443 49152 6 10 840 1700000000 1700000060 ACCEPT OK",
+             "2 123456789012 eni-0a1b2c3d 10.0.0.8 10.0.1.9 443 49153 6 3 200 1700000000 1700000060 ACCEPT OK",
+             "2 123456789012 eni-0a1b2c3d 172.16.5.4 10.0.1.9 22 50000 6 1 60 1700000000 1700000060 REJECT OK",
+             "not a flow line 10.0.0.9"]
+    put(logs, "vpc", flows)
+    rows = query(logs, "vpc", 'filter isIpv4InSubnet(srcAddr, "10.0.0.0/24") | stats sum(bytes) as sent, '
+                              'count(*) as flows by dstAddr')
+    assert rows == [{"dstAddr": "10.0.1.9", "sent": "1040", "flows": "2"}]
+    assert query(logs, "vpc", 'filter action = "REJECT" | stats count(*) as rejected by srcAddr, dstPort') == \
+        [{"srcAddr": "172.16.5.4", "dstPort": "50000", "rejected": "1"}]
+    row, = query(logs, "vpc", 'fields isValidIp("10.1.2.3") as a, isValidIpV4("10.1.2.300") as b, '
+                              'isValidIpV6("2001:db8::1") as c, isValidIpV6("10.1.2.3") as d, '
+                              'isIpInSubnet("2001:db8::7", "2001:db8::/32") as e, isIpv6InSubnet("2001:db9::1", "2001:db8::/32") as f, '
+                              'isIpInSubnet("192.168.1.9", "192.168.0.0/16") as g | limit 1')
+    assert row == {"a": "1", "b": "0", "c": "1", "d": "0", "e": "1", "f": "0", "g": "1"}
+    with pytest.raises(logs.exceptions.MalformedQueryException, match="CIDR"):
+        logs.start_query(logGroupName="vpc", startTime=0, endTime=1,
+                         queryString='filter isIpv4InSubnet(srcAddr, "not a subnet")')
+
+
+def test_lambda_report_fields(logs: Any) -> None:
+    """CWL_AnalyzeLogData-discoverable-fields (Lambda) and the Lambda sample query on over-provisioned memory."""
+    put(logs, "/aws/lambda/fn", [
+        "START RequestId: 1d3f-aa Version: $LATEST",
+        "REPORT RequestId: 1d3f-aa\tDuration: 102.25 ms\tBilled Duration: 103 ms\tMemory Size: 128 MB\t"
+        "Max Memory Used: 70 MB\tInit Duration: 120.50 ms",
+        "START RequestId: 2e4a-bb Version: $LATEST",
+        "REPORT RequestId: 2e4a-bb\tDuration: 8.00 ms\tBilled Duration: 8 ms\tMemory Size: 128 MB\tMax Memory Used: 72 MB",
+    ])
+    assert query(logs, "/aws/lambda/fn", 'filter @type = "REPORT" | stats max(@memorySize / 1000 / 1000) as provisioned, '
+                                         "max(@maxMemoryUsed / 1000 / 1000) as used, avg(@billedDuration) as billed, "
+                                         "count(@initDuration) as cold") == \
+        [{"provisioned": "128", "used": "72", "billed": "55.5", "cold": "1"}]
+    assert [r["@requestId"] for r in query(logs, "/aws/lambda/fn", "fields @requestId, @duration | "
+                                                                   "filter @duration > 50")] == ["1d3f-aa"]
+
+
+def test_stats_functions_and_their_column_names(logs: Any, orders: list[dict[str, Any]]) -> None:
+    """CWL_QuerySyntax-Stats: aggregation and non-aggregation functions, columns named as written."""
+    row, = query(logs, "orders", "filter ispresent(latency) | stats count(*), count_distinct(level), sortsFirst(latency), "
+                                 "sortsLast(latency), earliest(level), latest(level), min(latency), max(latency), "
+                                 "sum(latency), avg(latency), pct(latency, 50)")
+    assert row == {"count(*)": "4", "count_distinct(level)": "3", "sortsFirst(latency)": "7", "sortsLast(latency)": "120",
+                   "earliest(level)": "ERROR", "latest(level)": "WARN", "min(latency)": "7", "max(latency)": "120",
+                   "sum(latency)": "202", "avg(latency)": "50.5", "pct(latency, 50)": "37.5"}
+    assert query(logs, "orders", "filter ispresent(level) | stats count(*) as n by level "
+                                 "| sort n desc, level asc | limit 2") == [{"level": "INFO", "n": "2"}, {"level": "ERROR", "n": "1"}]
+
+
+def test_discovered_fields_of_every_event(logs: Any, orders: list[dict[str, Any]]) -> None:
+    """CWL_AnalyzeLogData-discoverable-fields: @log is account:group, @logStream, @ingestionTime, @timestamp."""
+    row, = query(logs, "orders", "fields @log, @logStream, ispresent(@ingestionTime) as ingested, "
+                                 "toMillis(@timestamp) > 0 as timed | limit 1")
+    assert row == {"@log": "000000000000:orders", "@logStream": "s", "ingested": "1", "timed": "1"}
+
+
+@pytest.mark.parametrize("text,named", [
+    ("pattern @message", "pattern"),
+    ("fields @message | diff", "diff"),
+    ("filterIndex level = 'ERROR'", "filterIndex"),
+    ("fields x | unnest y into z", "unnest"),
+])
+def test_commands_apiary_lacks_are_refused_by_name(logs: Any, text: str, named: str) -> None:
+    """Commands of the reference Apiary does not run answer AWS's MalformedQueryException, naming the command."""
+    logs.create_log_group(logGroupName="any")
+    with pytest.raises(logs.exceptions.MalformedQueryException, match=f"the {named} command is not supported"):
+        logs.start_query(logGroupName="any", startTime=0, endTime=1, queryString=text)
+
+
+def test_parse_numeric_general_and_json_functions(logs: Any) -> None:
+    """CWL_QuerySyntax-Parse (a regular expression with named groups), and the numeric, general and JSON
+    function groups of CWL_QuerySyntax-operations-functions."""
+    put(logs, "mixed", ["user=ana took 42.5 ms", '{"a": {"b": [3, 4]}, "n": -2.5}', "user=bo took 7 ms"])
+    rows = query(logs, "mixed", "parse @message /user=(?<who>\\w+) took (?<ms>[0-9.]+) ms/ | filter ispresent(who) "
+                                "| sort ms desc | display who, ms, unmask(who) as plain")
+    assert rows == [{"who": "ana", "ms": "42.5", "plain": "ana"}, {"who": "bo", "ms": "7", "plain": "bo"}]
+    row, = query(logs, "mixed", "filter ispresent(n) | fields jsonParse(@message) as j | display abs(n) as a, "
+                                "ceil(n) as c, floor(n) as f, greatest(n, 1, 9) as g, least(n, 1) as l, sqrt(16) as s, "
+                                "round(log(1)) as ln, coalesce(missing, n) as co, now() > 1700000000 as fresh, "
+                                "jsonStringify(j) as text, j.a.b[1] as b1")
+    assert row == {"a": "2.5", "c": "-2", "f": "-3", "g": "9", "l": "-2.5", "s": "4", "ln": "0", "co": "-2.5",
+                   "fresh": "1", "text": '{"a": {"b": [3, 4]}, "n": -2.5}', "b1": "4"}
