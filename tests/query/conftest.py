@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, set_span_in_context
 
 from tests.server import ApiaryProcess, create_key
+from tests.stores import STORES, StoreServer, running
 
 ROUTES = ["/api/activities/home", "/api/activities/notifications", "/api/messages"]
 AGENTS = ["Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0", "curl/8.5.0"]
@@ -145,3 +146,22 @@ def load_known_spans(server: ApiaryProcess) -> Loaded:
             break
         time.sleep(0.2)
     return loaded
+
+
+@pytest.fixture(scope="module", params=STORES)
+def store_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoreServer]:
+    """One server per store for a module (``TENANTS`` environments, 2 unless the module says), no X-Ray daemon."""
+    with running(request.param, tmp_path_factory.mktemp(request.param), tenants=getattr(request.module, "TENANTS", 2),
+                 env={"APIARY_XRAY_PORT": "0"}) as server:
+        yield server
+
+
+def run_spec(url: str, key: str, dataset: str, spec: dict[str, Any], **window: int) -> httpx.Response:
+    """Create and run a query (``window``: its start_time and end_time, or time_range); the run's response, or the
+    creation's when it is refused."""
+    headers = {"X-Honeycomb-Team": key}
+    created = httpx.post(f"{url}/1/queries/{dataset}", json={**window, **spec}, headers=headers, timeout=60)
+    if created.status_code != 200:
+        return created
+    return httpx.post(f"{url}/1/query_results/{dataset}", json={"query_id": created.json()["id"]}, headers=headers,
+                      timeout=60)

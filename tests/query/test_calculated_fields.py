@@ -11,13 +11,14 @@ from __future__ import annotations
 import math
 import time
 from datetime import datetime, timezone
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import libhoney
 import pytest
 
-from tests.stores import STORES, StoreServer, Tenant, running
+from tests.query.conftest import run_spec
+from tests.stores import StoreServer, Tenant
 
 T0 = (int(time.time()) - 900) // 60 * 60
 DATASET = "shop"
@@ -104,12 +105,6 @@ CASES: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
-@pytest.fixture(scope="module", params=STORES)
-def store_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoreServer]:
-    with running(request.param, tmp_path_factory.mktemp(request.param), tenants=2,
-                 env={"APIARY_XRAY_PORT": "0"}) as server:
-        yield server
-
 
 @pytest.fixture(scope="module")
 def shop(store_server: StoreServer) -> Tenant:
@@ -132,13 +127,8 @@ def shop(store_server: StoreServer) -> Tenant:
 
 
 def run(t: Tenant, spec: dict[str, Any]) -> httpx.Response:
-    headers = {"X-Honeycomb-Team": t.key}
-    created = httpx.post(f"{t.url}/1/queries/{DATASET}", json={"start_time": T0 - 60, "end_time": T0 + 60, **spec},
-                         headers=headers, timeout=60)
-    if created.status_code != 200:
-        return created
-    return httpx.post(f"{t.url}/1/query_results/{DATASET}", json={"query_id": created.json()["id"]}, headers=headers,
-                      timeout=60)
+    """Create and run a query over the module's events; the run's response (or the creation's when refused)."""
+    return run_spec(t.url, t.key, DATASET, spec, start_time=T0 - 60, end_time=T0 + 60)
 
 
 def results(t: Tenant, spec: dict[str, Any]) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from apiary.query.calculated import FUNCTIONS
 from apiary.query.spec import CALCULATION_OPS
-from tests.stores import STORES, StoreServer, Tenant, running
+from tests.stores import StoreServer, Tenant
 
 DATASET = "fuzz-calc"
 COLUMNS = ["$duration_ms", "$n", "$s", "$ok", "$t", "$j", "$nope", "$meta.sample_rate", "$timestamp"]
@@ -37,12 +37,6 @@ expressions = st.recursive(
     max_leaves=12)
 uses = st.sampled_from(["breakdown", "filter", "calculation", "order"])
 
-
-@pytest.fixture(scope="module", params=STORES)
-def store_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoreServer]:
-    with running(request.param, tmp_path_factory.mktemp(request.param), tenants=2,
-                 env={"APIARY_XRAY_PORT": "0"}) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

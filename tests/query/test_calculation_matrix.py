@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import libhoney
@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 from apiary.query.spec import HISTOGRAM_PERCENTILES, PERCENTILES
-from tests.stores import STORES, StoreServer, Tenant, running
+from tests.query.conftest import run_spec
+from tests.stores import StoreServer, Tenant
 
 T0 = int(time.time()) - 600
 DATASET = "types"
@@ -37,12 +38,6 @@ DISTINCT = {"s": 3, "i": 3, "f": 3, "b": 2, "j": 2, "m": 3, "duration_ms": 3, "t
 NUMERIC_OPS = ["SUM", "AVG", "MAX", "MIN", "HEATMAP", "RATE_AVG", "RATE_SUM", "RATE_MAX", *PERCENTILES]
 METRIC_OPS = ["RATE", "INCREASE", *HISTOGRAM_PERCENTILES]
 
-
-@pytest.fixture(scope="module", params=STORES)
-def store_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoreServer]:
-    with running(request.param, tmp_path_factory.mktemp(request.param), tenants=2,
-                 env={"APIARY_XRAY_PORT": "0"}) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
@@ -67,14 +62,8 @@ def typed(store_server: StoreServer) -> Tenant:
 
 
 def run(t: Tenant, spec: dict[str, Any]) -> httpx.Response:
-    """Create and run a query; the run's response (or the creation's when refused)."""
-    headers = {"X-Honeycomb-Team": t.key}
-    created = httpx.post(f"{t.url}/1/queries/{DATASET}", json={"start_time": T0 - 60, "end_time": T0 + 60, **spec},
-                         headers=headers, timeout=60)
-    if created.status_code != 200:
-        return created
-    return httpx.post(f"{t.url}/1/query_results/{DATASET}", json={"query_id": created.json()["id"]}, headers=headers,
-                      timeout=60)
+    """Create and run a query over the module's events; the run's response (or the creation's when refused)."""
+    return run_spec(t.url, t.key, DATASET, spec, start_time=T0 - 60, end_time=T0 + 60)
 
 
 def answer(t: Tenant, calc: dict[str, Any]) -> Any:

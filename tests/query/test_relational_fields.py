@@ -8,8 +8,7 @@ is refused by name.
 
 from __future__ import annotations
 
-import time
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -19,7 +18,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import Status, StatusCode, set_span_in_context
 
-from tests.stores import STORES, StoreServer, Tenant, running
+from tests.query.conftest import run_spec
+from tests.stores import StoreServer, Tenant
 
 DATASET = "shop-api"
 #: (root route, [(child name, db.rows, failed)]) per trace.
@@ -29,12 +29,6 @@ TRACES = [
     ("/checkout", [("db-query", 9, False)]),
 ]
 
-
-@pytest.fixture(scope="module", params=STORES)
-def store_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoreServer]:
-    with running(request.param, tmp_path_factory.mktemp(request.param), tenants=2,
-                 env={"APIARY_XRAY_PORT": "0"}) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
@@ -58,12 +52,7 @@ def traced(store_server: StoreServer) -> Tenant:
 
 
 def run(t: Tenant, spec: dict[str, Any]) -> httpx.Response:
-    headers = {"X-Honeycomb-Team": t.key}
-    created = httpx.post(f"{t.url}/1/queries/{DATASET}", json={"time_range": 600, **spec}, headers=headers, timeout=60)
-    if created.status_code != 200:
-        return created
-    return httpx.post(f"{t.url}/1/query_results/{DATASET}", json={"query_id": created.json()["id"]}, headers=headers,
-                      timeout=60)
+    return run_spec(t.url, t.key, DATASET, spec, time_range=600)
 
 
 def counts(t: Tenant, filters: list[dict[str, Any]]) -> dict[str, int]:

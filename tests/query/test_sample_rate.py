@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import libhoney
@@ -21,16 +21,13 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from tests.stores import STORES, StoreServer, Tenant, running
+from tests.query.conftest import run_spec
+from tests.stores import StoreServer, Tenant
 
 T0 = int(time.time()) - 600
 
 
-@pytest.fixture(scope="module", params=STORES)
-def store_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoreServer]:
-    with running(request.param, tmp_path_factory.mktemp(request.param), tenants=4,
-                 env={"APIARY_XRAY_PORT": "0"}) as server:
-        yield server
+TENANTS = 4
 
 
 @pytest.fixture(scope="module")
@@ -74,11 +71,7 @@ def _libhoney(t: Tenant, dataset: str, events: list[tuple[dict[str, Any], int | 
 
 
 def query(t: Tenant, dataset: str, spec: dict[str, Any]) -> dict[str, Any]:
-    full = {"start_time": T0 - 60, "end_time": T0 + 60, **spec}
-    headers = {"X-Honeycomb-Team": t.key}
-    r = httpx.post(f"{t.url}/1/queries/{dataset}", json=full, headers=headers, timeout=60)
-    assert r.status_code == 200, r.text
-    res = httpx.post(f"{t.url}/1/query_results/{dataset}", json={"query_id": r.json()["id"]}, headers=headers, timeout=60)
+    res = run_spec(t.url, t.key, dataset, spec, start_time=T0 - 60, end_time=T0 + 60)
     assert res.status_code == 201, res.text
     return res.json()["data"]
 
