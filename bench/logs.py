@@ -1,10 +1,14 @@
 """CloudWatch Logs: PutLogEvents events/s (10,000-event batches) and FilterLogEvents latency, Apiary beside moto_server.
 
-Every server runs on this machine, on loopback, driven by the same boto3 calls, one after the other:
+Every server runs on this machine, on loopback, driven by the same boto3 calls:
 Apiary on each store of --stores (DuckDB; ClickHouse through chdb, its engine in the server process),
-optionally Apiary as of an earlier commit (--baseline-rev, on DuckDB: what this code changed), and moto.
+optionally Apiary as of an earlier commit (--baseline-rev) or from an earlier source tree
+(--baseline DIR, e.g. made with ``git archive 19c0b83 | tar -x -C DIR``) on each of the same stores,
+and moto. With a baseline, all servers run at once and are called in turn within every round (each
+PutLogEvents batch goes to each server in turn; each filter round calls each server in turn), as
+this machine's speed drifts too much for one server after the other; without one, as before.
     python bench/logs.py [--events 10000000] [--moto-events 1000000] [--filters 5] [--stores duckdb,chdb]
-                         [--baseline-rev HEAD~1]
+                         [--baseline-rev HEAD~1 | --baseline ../apiary-before]
 
 Prints the N used. moto keeps events in Python lists and scans them per filter call, so it
 is given at most --moto-events of the same events; the ratio compares unequal N in moto's favour.
@@ -92,6 +96,32 @@ def run(name: str, client: object, data: list[list[dict[str, object]]], filters:
     return out
 
 
+def run_interleaved(servers: list[tuple[str, object, list[list[dict[str, object]]]]], filters: int) -> dict[str, dict[str, float]]:
+    """``run`` for several servers at once: every batch and every filter round goes to each server in turn."""
+    put_s = {name: 0.0 for name, _, _ in servers}
+    for name, c, _ in servers:
+        c.create_log_group(logGroupName="bench")  # type: ignore[attr-defined]
+        c.create_log_stream(logGroupName="bench", logStreamName="s")  # type: ignore[attr-defined]
+    for i in range(max(len(data) for _, _, data in servers)):
+        for name, c, data in servers:
+            if i < len(data):
+                t = time.perf_counter()
+                c.put_log_events(logGroupName="bench", logStreamName="s", logEvents=data[i])  # type: ignore[attr-defined]
+                put_s[name] += time.perf_counter() - t
+    out = {name: {"put_events_per_s": sum(len(b) for b in data) / put_s[name]} for name, _, data in servers}
+    for kind, pattern in PATTERNS.items():
+        times: dict[str, list[float]] = {name: [] for name, _, _ in servers}
+        for _ in range(filters):
+            for name, c, _ in servers:
+                t = time.perf_counter()
+                r = c.filter_log_events(logGroupName="bench", filterPattern=pattern, limit=100)  # type: ignore[attr-defined]
+                times[name].append((time.perf_counter() - t) * 1000)
+                assert r["events"], f"{name}: {kind} pattern matched nothing"
+        for name in times:
+            out[name][f"filter_{kind}_ms"] = statistics.median(times[name])
+    return out
+
+
 @contextlib.contextmanager
 def apiary_server(tmp: Path, store: str, source: Path = ROOT) -> Iterator[object]:
     """``apiary serve`` on ``store`` (``duckdb`` or ``chdb``) from the code in ``source``; yields a boto3 logs client."""
@@ -132,6 +162,7 @@ def main() -> None:
     ap.add_argument("--filters", type=int, default=5, help="FilterLogEvents calls per pattern (median reported)")
     ap.add_argument("--stores", default="duckdb,chdb", help="Apiary's stores to measure, comma-separated")
     ap.add_argument("--baseline-rev", default="", help="also measure Apiary as of this git revision, on DuckDB")
+    ap.add_argument("--baseline", type=Path, help="an earlier Apiary source tree: measure it on each store too, interleaved")
     args = ap.parse_args()
     start_ms = int(time.time() * 1000) - 3_600_000
     data = batches(args.events, start_ms)
@@ -144,7 +175,19 @@ def main() -> None:
         runs = [(f"apiary {store}", store, ROOT) for store in args.stores.split(",") if store]
         if args.baseline_rev:
             runs.append((f"{args.baseline_rev} duckdb", "duckdb", checkout(args.baseline_rev, tmp)))
-        for name, store, source in runs:
+        if args.baseline:
+            stores = [store for store in args.stores.split(",") if store]
+            runs += [(f"before {store}", store, args.baseline.resolve()) for store in stores]
+            with contextlib.ExitStack() as stack:
+                servers = [(name, stack.enter_context(apiary_server(tmp, store, source)), data)
+                           for name, store, source in runs]
+                results = run_interleaved(servers, args.filters)
+            for store in stores:
+                now, before = results[f"apiary {store}"], results[f"before {store}"]
+                print(f"{store}: now/before " + ", ".join(
+                    f"{k} {(now[k] / before[k] if k.startswith('put') else before[k] / now[k]):.2f}x" for k in now)
+                    + " (> 1: this tree faster)")
+        for name, store, source in ([] if args.baseline else runs):
             with apiary_server(tmp, store, source) as client:
                 results[name] = run(name, client, data, args.filters)
         moto_port = free_port()

@@ -4,6 +4,8 @@
     python bench/query.py --spans 10000000 --data /tmp/apiary-bench   # reuses the store when present
     python bench/query.py --spans 10000000 --store clickhouse         # the same on ClickHouse (chdb), side by side
     python bench/query.py --spans 10000000 --sampled                  # sample-rate-weighted queries, a calculated field
+    git archive 19c0b83 | tar -x -C ../apiary-before                  # an earlier tree, then:
+    python bench/query.py --spans 200000 --baseline ../apiary-before [--store clickhouse]
 
 Loads N synthetic spans (3 services, 20 routes, log-normal durations, ~10
 attributes, 24 h, traces of 8 spans) straight through ``DuckDBStore.append``
@@ -17,12 +19,20 @@ as the equivalent SQL typed by hand; the ratio is the engine's overhead.
 (1 for most, 10 and 100 for some, none for a few), in place of ``http.flavor``,
 and times Honeycomb's weighted COUNT, AVG and P99 and a calculated field
 against the weighted SQL written by hand.
+
+``--baseline DIR`` (an earlier Apiary's source tree) loads the same spans into
+that tree's store, in a worker process that imports that tree's ``apiary``, and
+times the same engine queries there and here in turn within each round: the
+"now / before" ratio is what the code between them changed, on each store.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,7 +41,12 @@ from typing import Any, Callable
 import numpy as np
 import pyarrow as pa
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+#: Set in the ``--baseline`` worker: that tree's ``apiary`` is imported in place of this one's.
+BASELINE_TREE = os.environ.get("APIARY_BENCH_TREE")
+if BASELINE_TREE:
+    sys.path.insert(0, BASELINE_TREE)
 
 from apiary.model.span import CORE_FIELDS, DATASET_COLUMN, OVERFLOW_COLUMN, SpanBatch  # noqa: E402
 from apiary.query.engine import run_query  # noqa: E402
@@ -204,6 +219,71 @@ def open_store(kind: str, data: Path, spans: int, start_us: int | None, sampled:
     return store, int(meta.read_text())
 
 
+class Baseline:
+    """The same engine cases in a worker process running an earlier tree's ``apiary`` on its own copy of the spans."""
+
+    def __init__(self, tree: Path, kind: str, data: Path, spans: int, start_us: int, tid: str) -> None:
+        env = {**os.environ, "APIARY_BENCH_TREE": str(tree.resolve())}
+        argv = [sys.executable, str(Path(__file__).resolve()), "--spans", str(spans), "--data", str(data),
+                "--store", kind, "--worker-start", str(start_us), "--worker-trace", tid]
+        self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        ready = self._line()
+        if ready != "ready":
+            raise SystemExit(f"the baseline worker did not start: {ready!r}")
+
+    def _line(self) -> str:
+        assert self.proc.stdout is not None
+        return self.proc.stdout.readline().strip()
+
+    def ms(self, case: int) -> float:
+        """One run of engine case ``case`` in the earlier tree, timed there (no pipe in the figure)."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(f"{case}\n")
+        self.proc.stdin.flush()
+        return float(self._line())
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(60)
+
+
+def worker(args: argparse.Namespace) -> None:
+    """The baseline side: load (in this process's ``apiary``, the earlier tree's), then time cases asked on stdin."""
+    kind = "duckdb" if args.store == "duckdb" else "clickhouse"
+    sys.stdout, reply = sys.stderr, sys.stdout  # load progress to stderr; stdout carries only the replies
+    store, start_us = open_store(kind, args.data, args.spans, args.worker_start)
+    if start_us != args.worker_start:
+        raise SystemExit(f"the baseline copy in {args.data} was loaded for another window: delete it and run again")
+    start, end = start_us // 1_000_000, start_us // 1_000_000 + 86_400 + 1
+    cases = engine_cases(store, {"start_time": start, "end_time": end}, args.worker_trace, 90)
+    print("ready", file=reply, flush=True)
+    for line in sys.stdin:
+        fn = cases[int(line)][1]
+        t = time.perf_counter()
+        fn()
+        print((time.perf_counter() - t) * 1000, file=reply, flush=True)
+    store.close_sync()
+
+
+def before_and_after(cases: list[tuple[str, Callable[[], Any]]], base: Baseline, runs: int, title: str) -> None:
+    """Each engine case here and in the earlier tree, in turn within every round; medians and their ratio."""
+    print(f"\n{title}, median of {runs} runs (ms), this tree and the --baseline tree in turn within each round")
+    print(f"{'query':46} {'now':>9} {'before':>9} {'now/before':>10}")
+    for i, (label, fn) in enumerate(cases):
+        fn()
+        base.ms(i)  # both warmed once, untimed
+        now: list[float] = []
+        before: list[float] = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            fn()
+            now.append((time.perf_counter() - t) * 1000)
+            before.append(base.ms(i))
+        n, b = statistics.median(now), statistics.median(before)
+        print(f"{label:46} {n:9.1f} {b:9.1f} {n / b:10.2f}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--spans", type=int, default=10_000_000)
@@ -213,8 +293,13 @@ def main() -> None:
                     help="clickhouse: also load the same spans into ClickHouse (chdb, in-process) and print both side by side")
     ap.add_argument("--load-only", action="store_true", help="build the store(s) and stop")
     ap.add_argument("--sampled", action="store_true", help="sample-rate-weighted queries and a calculated field (DuckDB)")
+    ap.add_argument("--baseline", type=Path, help="an earlier Apiary source tree: time the engine cases there too, interleaved")
+    ap.add_argument("--worker-start", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--worker-trace", help=argparse.SUPPRESS)
     args = ap.parse_args()
     args.data.mkdir(parents=True, exist_ok=True)
+    if args.worker_start is not None:
+        return worker(args)
     if args.sampled:
         return sampled_main(args)
     store, start_us = open_store("duckdb", args.data, args.spans, None)
@@ -272,6 +357,12 @@ def main() -> None:
         print(f"{label:46} {e:9.1f} {j:9.1f} {d:9.1f} {e / d:6.2f} {j / d:6.2f} {r:9.1f} {e / r:6.2f}")
     exact = median_ms(sql(f'SELECT count(DISTINCT "trace.trace_id") FROM spans WHERE {where}', p), max(1, args.runs // 2))
     print(f"{'(reference) exact count(DISTINCT trace_id)':46} {'':9} {exact:9.1f}")
+    if args.baseline:
+        base = Baseline(args.baseline, "duckdb", args.data / "baseline", args.spans, start_us, tid)
+        try:
+            before_and_after(engine_cases(store, window, tid, gran), base, args.runs, f"{count:,} spans, DuckDB")
+        finally:
+            base.close()
     store.close_sync()
     if ch is None:
         return
@@ -281,6 +372,12 @@ def main() -> None:
         e = median_ms(eng, args.runs)
         d = e if label.startswith("one trace by id") else median_ms(replayed(ch, eng), args.runs)
         print(f"{label:46} {e:9.1f} {d:9.1f} {e / d:6.2f} {duck:9.1f} {e / duck:7.2f}")
+    if args.baseline:
+        base = Baseline(args.baseline, "clickhouse", args.data / "baseline", args.spans, start_us, tid)
+        try:
+            before_and_after(engine_cases(ch, window, tid, gran), base, args.runs, f"{count:,} spans, ClickHouse (chdb)")
+        finally:
+            base.close()
     ch.close_sync()
 
 

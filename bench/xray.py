@@ -16,7 +16,8 @@ Phases, each bounded:
    everything in Python objects; a million would take most of an hour; 0 skips it).
    With ``--baseline DIR`` (an earlier Apiary's source tree, e.g. exported with
    ``git archive <commit> | tar -x -C DIR``), the same calls against that tree's
-   server too, on DuckDB, loaded with the same documents: a ratio against it.
+   server too, on the same store as this tree's, loaded with the same documents: a ratio
+   against it (a call the earlier tree does not serve on that store prints its error).
 
 ``--store chdb`` runs this tree's server on ClickHouse's engine in-process.
 
@@ -139,12 +140,13 @@ def service_graph(xray: Any) -> int:
     return len(xray.get_service_graph(StartTime=now - 3600, EndTime=now + 60)["Services"])
 
 
-def baseline_server(tree: Path, data: Path) -> tuple[ApiaryProcess, str]:
-    """An earlier Apiary's server (its own source tree first on the path), on DuckDB."""
+def baseline_server(tree: Path, data: Path, store_url: str | None = None) -> tuple[ApiaryProcess, str]:
+    """An earlier Apiary's server (its own source tree first on the path), on DuckDB or at ``store_url``."""
     env = {"PYTHONPATH": str(tree)}
-    key = subprocess.run([sys.executable, "-m", "apiary", "keys", "create", "dev", "--data", str(data)], check=True,
-                         capture_output=True, text=True, env={**os.environ, **env}).stdout.strip()
-    return ApiaryProcess(data, key=key, env=env).start(timeout=120), key
+    store = ["--store", store_url] if store_url else []
+    key = subprocess.run([sys.executable, "-m", "apiary", "keys", "create", "dev", "--data", str(data), *store],
+                         check=True, capture_output=True, text=True, env={**os.environ, **env}).stdout.strip()
+    return ApiaryProcess(data, key=key, env=env, extra_args=store).start(timeout=120), key
 
 
 def main() -> None:
@@ -155,7 +157,7 @@ def main() -> None:
     ap.add_argument("--moto-segments", type=int, default=20_000, help="0 skips moto")
     ap.add_argument("--calls", type=int, default=20)
     ap.add_argument("--store", choices=("duckdb", "chdb"), default="duckdb", help="this tree's server's store")
-    ap.add_argument("--baseline", type=Path, help="an earlier Apiary source tree to time beside this one (on DuckDB)")
+    ap.add_argument("--baseline", type=Path, help="an earlier Apiary source tree to time beside this one (on the same store)")
     args = ap.parse_args()
     rng = random.Random(42)
     expressions = [None, 'service("svc-3") AND http.status >= 500', 'service("svc-3") { fault }']
@@ -184,9 +186,10 @@ def main() -> None:
             held = max(args.total, stored)
             others: list[tuple[str, Any, int]] = []
             if args.baseline:
-                base, base_key = baseline_server(args.baseline, Path(tmp) / "baseline")
-                others.append(("baseline (duckdb)", client(base.url, base_key), held))
-                fill(others[-1][1], held, random.Random(42), "baseline (duckdb)")
+                base_url = f"chdb://{tmp}/baseline-clickhouse" if args.store == "chdb" else None
+                base, base_key = baseline_server(args.baseline, Path(tmp) / "baseline", base_url)
+                others.append((f"baseline ({args.store})", client(base.url, base_key), held))
+                fill(others[-1][1], held, random.Random(42), f"baseline ({args.store})")
             if args.moto_segments:
                 moto_port = free_port()
                 moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-p", str(moto_port)],
