@@ -1,0 +1,143 @@
+"""GetTimeSeriesServiceStatistics through boto3, on each store: the service graph's statistics, minute by minute.
+
+Planted with PutTraceSegments, in two whole minutes (both inside one two-minute period):
+
+* minute 0: ts-api answers three requests: ok in 0.2 s and 0.3 s, a fault (500) in 1.0 s.
+* minute 1: ts-api answers a 404 (an error) in 0.1 s, a 429 (an error and a throttle) in 0.05 s, and an ok in
+  0.4 s during which it called ts-worker, which faulted in 0.25 s.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Iterator
+
+import botocore.exceptions
+import pytest
+
+#: The first minute, aligned to two minutes so that Period=120 holds both minutes in one bucket.
+BASE = int(time.time()) // 120 * 120 - 600
+
+
+def _tid(n: int) -> str:
+    return f"1-{BASE:08x}-{n:024x}"
+
+
+def _seg(n: int, sid: str, name: str, start: float, seconds: float, **extra: Any) -> dict[str, Any]:
+    return {"trace_id": _tid(n), "id": sid, "name": name, "start_time": BASE + start,
+            "end_time": BASE + start + seconds, **extra}
+
+
+def _status(code: int) -> dict[str, Any]:
+    return {"request": {"method": "GET", "url": "https://ts.example.com/"}, "response": {"status": code}}
+
+
+DOCS = [
+    _seg(1, "1000000000000001", "ts-api", 5, 0.2, http=_status(200)),
+    _seg(2, "2000000000000001", "ts-api", 10, 0.3, http=_status(200)),
+    _seg(3, "3000000000000001", "ts-api", 20, 1.0, fault=True, http=_status(500)),
+    _seg(4, "4000000000000001", "ts-api", 65, 0.1, error=True, http=_status(404)),
+    _seg(5, "5000000000000001", "ts-api", 70, 0.05, error=True, throttle=True, http=_status(429)),
+    _seg(6, "6000000000000001", "ts-api", 80, 0.4, http=_status(200)),
+    _seg(6, "6000000000000002", "ts-worker", 80.1, 0.25, fault=True, parent_id="6000000000000001"),
+]
+WINDOW = {"StartTime": BASE - 300, "EndTime": BASE + 300}
+
+
+@pytest.fixture(scope="module")
+def planted(xray: Any) -> Iterator[Any]:
+    assert xray.put_trace_segments(TraceSegmentDocuments=[json.dumps(d) for d in DOCS])["UnprocessedTraceSegments"] == []
+    yield xray
+
+
+def _stats(ok: int, error: int, throttle: int, fault: int, total: int, response: float) -> dict[str, Any]:
+    return {"OkCount": ok, "ErrorStatistics": {"ThrottleCount": throttle, "OtherCount": error,
+                                               "TotalCount": throttle + error},
+            "FaultStatistics": {"OtherCount": fault, "TotalCount": fault},
+            "TotalCount": total, "TotalResponseTime": pytest.approx(response, abs=1e-3)}
+
+
+def _series(xray: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    answer = xray.get_time_series_service_statistics(**WINDOW, **kwargs)
+    assert answer["ContainsOldGroupVersions"] is False
+    assert "NextToken" not in answer
+    return answer["TimeSeriesServiceStatistics"]
+
+
+def _at(entry: dict[str, Any]) -> float:
+    return entry["Timestamp"].timestamp()
+
+
+def test_a_services_statistics_minute_by_minute(planted: Any) -> None:
+    series = _series(planted, EntitySelectorExpression='service("ts-api")')
+    assert [_at(e) for e in series] == [BASE, BASE + 60]
+    first, second = series
+    assert first["ServiceSummaryStatistics"] == _stats(ok=2, error=0, throttle=0, fault=1, total=3, response=1.5)
+    assert second["ServiceSummaryStatistics"] == _stats(ok=1, error=1, throttle=1, fault=0, total=3, response=0.55)
+    assert "EdgeSummaryStatistics" not in first and "ServiceForecastStatistics" not in first
+    assert [(h["Value"], h["Count"]) for h in first["ResponseTimeHistogram"]] == [(0.2, 1), (0.3, 1), (1.0, 1)]
+
+
+def test_a_longer_period_adds_the_minutes_up_and_agrees_with_the_service_graph(planted: Any) -> None:
+    [bucket] = _series(planted, EntitySelectorExpression='service("ts-api")', Period=120)
+    assert _at(bucket) == BASE
+    assert bucket["ServiceSummaryStatistics"] == _stats(ok=3, error=1, throttle=1, fault=1, total=6, response=2.05)
+    graph = planted.get_service_graph(**WINDOW)["Services"]
+    [api] = [s for s in graph if s["Name"] == "ts-api"]
+    assert bucket["ServiceSummaryStatistics"] == api["SummaryStatistics"]
+
+
+def test_an_id_selector_and_a_service_that_only_faulted(planted: Any) -> None:
+    [worker] = _series(planted, EntitySelectorExpression='id(name: "ts-worker", type: "AWS::Service")')
+    assert _at(worker) == BASE + 60
+    assert worker["ServiceSummaryStatistics"] == _stats(ok=0, error=0, throttle=0, fault=1, total=1, response=0.25)
+    assert _series(planted, EntitySelectorExpression='service("nobody")') == []
+
+
+def test_edges_without_a_selector_and_one_edge_by_name(planted: Any) -> None:
+    # No selector: every edge -- the client's requests to ts-api, and ts-api's call to ts-worker.
+    every = _series(planted)
+    assert [(_at(e), e["EdgeSummaryStatistics"]["TotalCount"]) for e in every] == [(BASE, 3), (BASE + 60, 4)]
+    assert "ServiceSummaryStatistics" not in every[0]
+    [call] = _series(planted, EntitySelectorExpression='edge("ts-api", "ts-worker")')
+    assert _at(call) == BASE + 60
+    assert call["EdgeSummaryStatistics"] == _stats(ok=0, error=0, throttle=0, fault=1, total=1, response=0.25)
+
+
+def test_a_group_limits_the_traces_counted(planted: Any) -> None:
+    planted.create_group(GroupName="ts-faults", FilterExpression="fault")
+    [faulted] = _series(planted, GroupName="ts-faults", EntitySelectorExpression='service("ts-api")')
+    assert _at(faulted) == BASE
+    assert faulted["ServiceSummaryStatistics"] == _stats(ok=0, error=0, throttle=0, fault=1, total=1, response=1.0)
+    arn = planted.create_group(GroupName="ts-worker-calls", FilterExpression='service("ts-worker")')["Group"]["GroupARN"]
+    [called] = _series(planted, GroupARN=arn, EntitySelectorExpression='service("ts-api")')
+    assert _at(called) == BASE + 60
+    assert called["ServiceSummaryStatistics"] == _stats(ok=1, error=0, throttle=0, fault=0, total=1, response=0.4)
+
+
+def test_forecasts_are_asked_for_and_not_given(planted: Any) -> None:
+    series = _series(planted, EntitySelectorExpression='service("ts-api")', ForecastStatistics=True)
+    assert len(series) == 2 and all("ServiceForecastStatistics" not in e for e in series)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"Period": 30}, {"Period": 90}, {"Period": 0}, {"Period": -60},
+    {"EntitySelectorExpression": 'service("ts-api"'},
+    {"EntitySelectorExpression": "fault"},
+    {"EntitySelectorExpression": 'service("ts-api") or edge("ts-api", "ts-worker")'},
+    {"GroupName": "no-such-group"},
+    {"NextToken": "not-a-token"},
+])
+def test_bad_input_is_an_invalid_request(planted: Any, kwargs: dict[str, Any]) -> None:
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        planted.get_time_series_service_statistics(**WINDOW, **kwargs)
+    assert caught.value.response["Error"]["Code"] == "InvalidRequestException", kwargs
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert caught.value.response["Error"]["Message"]
+
+
+def test_end_before_start_is_an_invalid_request(planted: Any) -> None:
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        planted.get_time_series_service_statistics(StartTime=BASE + 300, EndTime=BASE - 300)
+    assert caught.value.response["Error"]["Code"] == "InvalidRequestException"
