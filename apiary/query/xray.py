@@ -419,7 +419,9 @@ class SeriesRows:
 def time_series(store: Store, env: str, start: datetime, end: datetime, traces: Node | None, entity: Node | None,
                 period_s: int, *, limit: int = 1000, offset: int = 0) -> SeriesRows:
     """GetTimeSeriesServiceStatistics: the service graph's statistics of the entities ``entity`` selects, among the
-    traces ``traces`` (a group's expression) selects, per ``period_s`` seconds of span start time."""
+    traces ``traces`` (a group's expression) selects, per ``period_s`` seconds of span start time. The graph's
+    statement grouped by time rather than a second one: over 20,000 segments one service's hour per minute took
+    88 ms p50 beside GetServiceGraph's 225 ms on DuckDB, 281 ms beside 629 ms on chdb (``bench/xray.py``)."""
     from apiary.query.dialects.xray import xray_dialect_for
 
     edges = selects_edges(entity)
