@@ -15,6 +15,8 @@ from typing import Any, Iterator
 
 import botocore.exceptions
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 #: The first minute, aligned to two minutes so that Period=120 holds both minutes in one bucket.
 BASE = int(time.time()) // 120 * 120 - 600
@@ -141,3 +143,25 @@ def test_end_before_start_is_an_invalid_request(planted: Any) -> None:
     with pytest.raises(botocore.exceptions.ClientError) as caught:
         planted.get_time_series_service_statistics(StartTime=BASE + 300, EndTime=BASE - 300)
     assert caught.value.response["Error"]["Code"] == "InvalidRequestException"
+
+
+SELECTOR_TOKENS = ['service("ts-api")', 'edge("ts-api", "ts-worker")', 'id(name: "ts-api")', 'id(type: "AWS::Service")',
+                   "service(", "edge(", "id(", "service()", "{", "}", "fault", "ok", "responsetime > 1", "coverage",
+                   "group.name", '"ts-faults"', "rootcause.fault.service", "AND", "OR", "NOT", "!", "(", ")", "=", ","]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(SELECTOR_TOKENS), min_size=1, max_size=8).map(" ".join) | st.text(min_size=1, max_size=30),
+       st.sampled_from([None, 60, 120, 61, 3600]))
+def test_any_selector_and_period_get_an_answer_or_invalid_request(planted: Any, selector: str, period: int | None) -> None:
+    kwargs: dict[str, Any] = {"EntitySelectorExpression": selector}
+    if period is not None:
+        kwargs["Period"] = period
+    try:
+        answer = planted.get_time_series_service_statistics(**WINDOW, **kwargs)
+    except botocore.exceptions.ClientError as exc:
+        assert exc.response["ResponseMetadata"]["HTTPStatusCode"] == 400, (selector, period, exc.response)
+        assert exc.response["Error"]["Code"] == "InvalidRequestException", (selector, period, exc.response)
+        return
+    assert period in (None, 60, 120, 3600)
+    assert answer["ResponseMetadata"]["HTTPStatusCode"] == 200
