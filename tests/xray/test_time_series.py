@@ -165,3 +165,24 @@ def test_any_selector_and_period_get_an_answer_or_invalid_request(planted: Any, 
         return
     assert period in (None, 60, 120, 3600)
     assert answer["ResponseMetadata"]["HTTPStatusCode"] == 200
+
+
+def test_next_token_pages_through_more_minutes_than_one_page_holds(planted: Any) -> None:
+    # A day and a minute of ts-paged, one request a minute, well before the other tests' window.
+    first = BASE - 86400 - 1200
+    docs = [json.dumps({"trace_id": f"1-{first + k * 60:08x}-{0xF00000 + k:024x}", "id": f"f{k:015x}",
+                        "name": "ts-paged", "start_time": first + k * 60 + 1, "end_time": first + k * 60 + 1.5})
+            for k in range(1441)]
+    for i in range(0, len(docs), 500):
+        assert planted.put_trace_segments(TraceSegmentDocuments=docs[i:i + 500])["UnprocessedTraceSegments"] == []
+    window = {"StartTime": first, "EndTime": first + 1441 * 60, "EntitySelectorExpression": 'service("ts-paged")'}
+    pages = [planted.get_time_series_service_statistics(**window)]
+    while "NextToken" in pages[-1]:
+        pages.append(planted.get_time_series_service_statistics(**window, NextToken=pages[-1]["NextToken"]))
+    assert [len(p["TimeSeriesServiceStatistics"]) for p in pages] == [1440, 1]
+    entries = [e for p in pages for e in p["TimeSeriesServiceStatistics"]]
+    assert [_at(e) for e in entries] == [first + k * 60 for k in range(1441)]
+    assert all(e["ServiceSummaryStatistics"]["OkCount"] == 1 for e in entries)
+    with pytest.raises(botocore.exceptions.ClientError) as caught:  # a token of another question
+        planted.get_time_series_service_statistics(**{**window, "Period": 120}, NextToken=pages[0]["NextToken"])
+    assert caught.value.response["Error"]["Code"] == "InvalidRequestException"
