@@ -10,7 +10,8 @@ Phases, each bounded:
 2. Fill: PutTraceSegments (500 documents a call) up to ``--total`` segments.
 3. GetTraceSummaries over the whole window, no filter, with
    ``service("svc-3") AND http.status >= 500`` and ``service("svc-3") { fault }``,
-   and GetServiceGraph, ``--calls`` each, every server in turn within each round: medians.
+   GetServiceGraph and GetTimeSeriesServiceStatistics (``service("svc-3")``, per minute), ``--calls`` each,
+   every server in turn within each round: medians.
    The same calls against ``moto_server`` (X-Ray mocked in memory, started
    here), loaded with ``--moto-segments`` of the same documents (moto keeps
    everything in Python objects; a million would take most of an hour; 0 skips it).
@@ -140,6 +141,14 @@ def service_graph(xray: Any) -> int:
     return len(xray.get_service_graph(StartTime=now - 3600, EndTime=now + 60)["Services"])
 
 
+def time_series(xray: Any) -> int:
+    """One GetTimeSeriesServiceStatistics of svc-3 over the last hour, per minute: how many minutes."""
+    now = time.time()
+    return len(xray.get_time_series_service_statistics(StartTime=now - 3600, EndTime=now + 60,
+                                                       EntitySelectorExpression='service("svc-3")')
+               ["TimeSeriesServiceStatistics"])
+
+
 def baseline_server(tree: Path, data: Path, store_url: str | None = None) -> tuple[ApiaryProcess, str]:
     """An earlier Apiary's server (its own source tree first on the path), on DuckDB or at ``store_url``."""
     env = {"PYTHONPATH": str(tree)}
@@ -205,6 +214,7 @@ def main() -> None:
             calls: list[tuple[str, Callable[[Any], int]]] = [
                 (f"GetTraceSummaries {expr or '(no filter)'}", lambda x, e=expr: summaries(x, e)) for expr in expressions]
             calls.append(("GetServiceGraph", service_graph))
+            calls.append(("GetTimeSeriesServiceStatistics service(\"svc-3\") per minute", time_series))
             servers = [(f"apiary ({args.store})", xray, held)] + others
             for label, call in calls:
                 usable, line = [], label
@@ -221,6 +231,11 @@ def main() -> None:
                     if ours is not None and name != servers[0][0]:
                         line += f", apiary/{name.split()[0]} {ours / ms:.2f}x"
                 print(line, flush=True)
+            # Moto and earlier trees do not serve it: the time series beside the graph statement it reuses.
+            graph_ms, series_ms = interleaved_medians_ms([lambda: service_graph(xray), lambda: time_series(xray)],
+                                                         args.calls)
+            print(f"GetTimeSeriesServiceStatistics p50 {series_ms:.1f} ms | GetServiceGraph p50 {graph_ms:.1f} ms | "
+                  f"on apiary ({args.store}) over {held} segments: series/graph {series_ms / graph_ms:.2f}x", flush=True)
         finally:
             if moto is not None:
                 moto.terminate()

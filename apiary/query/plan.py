@@ -294,3 +294,19 @@ class TraceGraph:
 
     rows: TraceRows
     traces: Expr | None
+
+
+@dataclass(frozen=True)
+class TraceSeries:
+    """GetServiceGraph's statistics cut into ``period_us`` buckets of span start time within [``start``, ``end``):
+    of the spans of ``graph`` that enter a node (or, when ``edges``, cross an edge, the roots' from the client) and
+    satisfy ``entity`` (a span predicate; every one when None). A page of buckets, oldest first."""
+
+    graph: TraceGraph
+    entity: Expr | None
+    edges: bool
+    start: datetime  # naive UTC
+    end: datetime
+    period_us: int
+    limit: int = 1000
+    offset: int = 0

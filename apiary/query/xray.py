@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 from apiary.query.plan import (
     BOOLEAN, FLOAT, STRING, Call, Expr, Group, InList, Literal, PerTrace, SpanQuery, SpanValue,
-    TraceGraph, TraceQuery, TraceRows,
+    TraceGraph, TraceQuery, TraceRows, TraceSeries,
 )
 from apiary.query.planner import Catalogue
 from apiary.query.xray_filter import And, Compare, Edge, Everything, Flag, GroupRef, Node, Not, Or, RootCause, Service
@@ -376,6 +376,67 @@ def service_graph(store: Store, env: str, start: datetime, end: datetime, node: 
             r["histogram"] = dialect.histogram(r["histogram"])
         out.append(rows)
     return GraphRows(*out)
+
+
+class SelectorError(ValueError):
+    """An EntitySelectorExpression that is not made of service(), id() and edge() functions."""
+
+
+def selects_edges(entity: Node | None) -> bool:
+    """Whether an EntitySelectorExpression picks edges (``edge()``) rather than services (``service()`` /
+    ``id()``); none picks every edge, as AWS's reference says. The functions may be combined with and, or, not,
+    but services and edges not mixed: the answer carries one kind of statistics."""
+    if entity is None:
+        return True
+    kinds: set[bool] = set()
+
+    def walk(n: Node) -> None:
+        if isinstance(n, (And, Or)):
+            walk(n.left)
+            walk(n.right)
+        elif isinstance(n, Not):
+            walk(n.operand)
+        elif isinstance(n, (Service, Edge)):
+            kinds.add(isinstance(n, Edge))
+        else:
+            raise SelectorError("EntitySelectorExpression takes only service(), id() and edge() functions")
+
+    walk(entity)
+    if len(kinds) > 1:
+        raise SelectorError("EntitySelectorExpression cannot mix service() and edge(): pick services or edges")
+    return kinds.pop()
+
+
+@dataclass
+class SeriesRows:
+    """Per bucket (``bucket_us``, its start), oldest first: the statistics of `GraphRows`; ``edges`` says whether
+    they are of edges or of services."""
+
+    rows: list[dict[str, Any]]
+    edges: bool
+
+
+def time_series(store: Store, env: str, start: datetime, end: datetime, traces: Node | None, entity: Node | None,
+                period_s: int, *, limit: int = 1000, offset: int = 0) -> SeriesRows:
+    """GetTimeSeriesServiceStatistics: the service graph's statistics of the entities ``entity`` selects, among the
+    traces ``traces`` (a group's expression) selects, per ``period_s`` seconds of span start time. The graph's
+    statement grouped by time rather than a second one: over 20,000 segments one service's hour per minute took
+    88 ms p50 beside GetServiceGraph's 225 ms on DuckDB, 281 ms beside 629 ms on chdb (``bench/xray.py``)."""
+    from apiary.query.dialects.xray import xray_dialect_for
+
+    edges = selects_edges(entity)
+    c = Compiler(catalogue_of(store, env))
+    rows = c.rows(env, start, end)
+    picked = _false(c.span(entity, "trace")) if entity is not None else None
+    counted = c.trace(traces)
+    plan = TraceSeries(TraceGraph(c.finish(rows), counted), picked, edges, _naive(start), _naive(end),
+                       int(period_s) * 1_000_000, limit, offset)
+    dialect = xray_dialect_for(store.dialect)
+    compiled = dialect.series(plan)
+    out = store.query(compiled.sql, compiled.params).to_pylist()
+    for r in out:
+        r["histogram"] = dialect.histogram(r["histogram"])
+    return SeriesRows(out, edges)
 
 
 def annotation_values(store: Store, env: str, trace_ids: Sequence[str], start: datetime, end: datetime,

@@ -173,6 +173,7 @@ TABLE: list[Op] = [
     xr("/Traces", "read", {"TraceIds": [XRAY_TRACE_ID]}),
     xr("/TraceGraph", "read", {"TraceIds": [XRAY_TRACE_ID]}),
     xr("/ServiceGraph", "read", window),
+    xr("/TimeSeriesServiceStatistics", "read", window),
     xr("/GetGroup", "read", {"GroupName": LOG_GROUP}, **XRAY_MISSING),
     xr("/Groups", "read"),
     xr("/SamplingStatisticSummaries", "read"),

@@ -19,9 +19,14 @@ from apiary.query.dialects import clickhouse as ch
 from apiary.query.dialects import clickhouse_traces
 from apiary.query.dialects import duckdb as dd
 from apiary.query.dialects import duckdb_traces
-from apiary.query.plan import Column, Expr, InList, Literal, PerTrace, SpanValue, TraceGraph, TraceQuery, TraceRows
+from apiary.query.plan import (Column, Expr, InList, Literal, PerTrace, SpanValue, TraceGraph, TraceQuery, TraceRows,
+                               TraceSeries)
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
+#: The spans a graph node counts: those entering it, from no parent or from another node.
+_ENTERS_NODE = "(_orphan OR _parent_node <> _node OR _parent_type <> _node_type)"
+#: The spans an edge counts: the trace's root (called by the client) and those called from another node.
+_CROSSES_EDGE = "(_is_root OR _parent_node <> _node OR _parent_type <> _node_type)"
 
 
 def value_column(name: str) -> str:
@@ -151,8 +156,8 @@ class XRaySQL(ABC):
                f"LIMIT {r.param(int(q.limit))} OFFSET {r.param(int(q.offset))}{self.settings}")
         return Compiled(sql, r.params)
 
-    def _selected(self, r: Any, g: TraceGraph) -> str:
-        sql = self.rows(r, g.rows, [g.traces])
+    def _selected(self, r: Any, g: TraceGraph, reads: Sequence[Expr | None] = ()) -> str:
+        sql = self.rows(r, g.rows, [g.traces, *reads])
         if g.traces is None:
             return sql + ", sel AS (SELECT * FROM t)"
         return sql + f", sel AS (SELECT * FROM t WHERE _tid IN (SELECT _tid FROM t GROUP BY _tid HAVING {r.expr(g.traces)}))"
@@ -170,8 +175,7 @@ class XRaySQL(ABC):
         and the statistics of `apiary.query.xray.GraphRows`."""
         r = self.renderer()
         sql = (f"{self._selected(r, g)} SELECT _node AS node, _node_type AS node_type, {self.any_true('_orphan')} AS root, "
-               f"{self._stats()} FROM sel WHERE _node IS NOT NULL "
-               "AND (_orphan OR _parent_node <> _node OR _parent_type <> _node_type) "
+               f"{self._stats()} FROM sel WHERE _node IS NOT NULL AND {_ENTERS_NODE} "
                f"GROUP BY _node, _node_type{self.settings}")
         return Compiled(sql, r.params)
 
@@ -180,9 +184,22 @@ class XRaySQL(ABC):
         the root spans' row has no parent node (X-Ray draws their caller as the ``client`` node)."""
         r = self.renderer()
         sql = (f"{self._selected(r, g)} SELECT _parent_node AS parent_node, _parent_type AS parent_type, _node AS node, "
-               f"_node_type AS node_type, {self._stats()} FROM sel WHERE _node IS NOT NULL "
-               "AND (_is_root OR _parent_node <> _node OR _parent_type <> _node_type) "
+               f"_node_type AS node_type, {self._stats()} FROM sel WHERE _node IS NOT NULL AND {_CROSSES_EDGE} "
                f"GROUP BY _parent_node, _parent_type, _node, _node_type{self.settings}")
+        return Compiled(sql, r.params)
+
+    def series(self, s: TraceSeries) -> Compiled:
+        """A row per ``period_us`` bucket (``bucket_us``, its start) with the statistics of `graph_nodes` (or
+        `graph_edges`) over the spans the entity selects: the graph's own statement, grouped by time instead."""
+        r = self.renderer()
+        period = r.param(int(s.period_us))
+        where = ["_node IS NOT NULL", _CROSSES_EDGE if s.edges else _ENTERS_NODE,
+                 f"_start_us >= {r.param(_micros(s.start))}", f"_start_us < {r.param(_micros(s.end))}"]
+        if s.entity is not None:
+            where.append(f"coalesce({r.expr(s.entity)}, false)")
+        sql = (f"{self._selected(r, s.graph, [s.entity])} SELECT _start_us - _start_us % {period} AS bucket_us, "
+               f"{self._stats()} FROM sel WHERE {' AND '.join(where)} GROUP BY bucket_us ORDER BY bucket_us "
+               f"LIMIT {r.param(int(s.limit))} OFFSET {r.param(int(s.offset))}{self.settings}")
         return Compiled(sql, r.params)
 
 

@@ -25,6 +25,7 @@ from apiary.keyed_routes import error, guarded
 from apiary.receivers.encoding import read_body
 from apiary.receivers.refusals import refusal_for
 from apiary.receivers.xray import queries
+from apiary.query.xray import SelectorError, selects_edges
 from apiary.query.xray_filter import Node
 from apiary.receivers.xray.filter import FilterError, parse, resolve_groups
 from apiary.receivers.xray.groups import GroupError
@@ -224,16 +225,55 @@ def _trace_range(store: Any, env: str, ids: list[str]) -> tuple[datetime | None,
 @needs(Permission.READ)
 async def get_service_graph(call: Call) -> dict[str, Any]:
     start, end = _window(call.params)
-    node = None
-    group_name = call.params.get("GroupName") or (
-        call.params["GroupARN"].split("/")[1] if isinstance(call.params.get("GroupARN"), str)
-        and call.params["GroupARN"].count("/") >= 1 else None)
-    if group_name:
-        group = await asyncio.to_thread(call.xray.groups.get, call.env, group_name)
-        node = await asyncio.to_thread(_resolved, call, parse(group.filter_expression))
+    node = await _group_filter(call)
     services = await asyncio.to_thread(queries.service_graph, call.xray.sink.store, call.env, start, end, node)
     return {"StartTime": start.timestamp(), "EndTime": end.timestamp(), "Services": services,
             "ContainsOldGroupVersions": False}
+
+
+async def _group_filter(call: Call) -> Node | None:
+    """The expression of the group GroupName or GroupARN names (GroupError if there is none); None without one."""
+    group_name = call.params.get("GroupName") or (
+        call.params["GroupARN"].split("/")[1] if isinstance(call.params.get("GroupARN"), str)
+        and call.params["GroupARN"].count("/") >= 1 else None)
+    if not group_name:
+        return None
+    group = await asyncio.to_thread(call.xray.groups.get, call.env, group_name)
+    return await asyncio.to_thread(_resolved, call, parse(group.filter_expression))
+
+
+def _period(params: dict[str, Any]) -> int:
+    """Period in seconds: 60 (the default) or a multiple of it, X-Ray's one-minute resolution."""
+    period = params.get("Period")
+    if period is None:
+        return 60
+    if not isinstance(period, int) or isinstance(period, bool) or period < 60 or period % 60:
+        raise AwsError("InvalidRequestException", f"Period must be 60 seconds or a multiple of 60, got {period!r}")
+    return period
+
+
+@needs(Permission.READ)
+async def get_time_series_service_statistics(call: Call) -> dict[str, Any]:
+    """Statistics per period of the services (``service()`` / ``id()``) or edges (``edge()``, or no
+    EntitySelectorExpression) selected. ForecastStatistics is accepted and answered without forecasts: Apiary
+    does not forecast."""
+    start, end = _window(call.params)
+    period = _period(call.params)
+    selector = call.params.get("EntitySelectorExpression")
+    if selector is not None and not isinstance(selector, str):
+        raise AwsError("InvalidRequestException", "EntitySelectorExpression must be a string")
+    entity = parse(selector or "")
+    try:
+        selects_edges(entity)
+    except SelectorError as exc:
+        raise AwsError("InvalidRequestException", str(exc)) from None
+    traces = await _group_filter(call)
+    page = await asyncio.to_thread(queries.time_series_statistics, call.xray.sink.store, call.env, start, end, traces,
+                                   entity, period, call.params.get("NextToken"))
+    out: dict[str, Any] = {"TimeSeriesServiceStatistics": page.statistics, "ContainsOldGroupVersions": False}
+    if page.next_token:
+        out["NextToken"] = page.next_token
+    return out
 
 
 # -- groups ---------------------------------------------------------------------------------------
@@ -337,6 +377,7 @@ _OPERATIONS: dict[str, Callable[[Call], Awaitable[dict[str, Any]]]] = {
     "/Traces": batch_get_traces,
     "/TraceGraph": get_trace_graph,
     "/ServiceGraph": get_service_graph,
+    "/TimeSeriesServiceStatistics": get_time_series_service_statistics,
     "/CreateGroup": create_group,
     "/GetGroup": get_group,
     "/Groups": get_groups,
@@ -371,7 +412,8 @@ async def daemon_stats(request: Request, key: ApiKey) -> Response:
 ACTIONS = {"/TraceSegments": "PutTraceSegments", "/TraceSummaries": "GetTraceSummaries", "/Traces": "BatchGetTraces",
            "/TraceGraph": "GetTraceGraph", "/ServiceGraph": "GetServiceGraph", "/Groups": "GetGroups",
            "/SamplingTargets": "GetSamplingTargets", "/EncryptionConfig": "GetEncryptionConfig",
-           "/TelemetryRecords": "PutTelemetryRecords"}
+           "/TelemetryRecords": "PutTelemetryRecords",
+           "/TimeSeriesServiceStatistics": "GetTimeSeriesServiceStatistics"}
 
 routes = [Route(path, operation(fn, ACTIONS.get(path, path[1:])), methods=["POST"]) for path, fn in _OPERATIONS.items()]
 routes.append(Route("/api/xray/daemon", guarded(daemon_stats), methods=["GET"]))

@@ -76,11 +76,11 @@ def _epoch(dt: datetime) -> float:
     return (dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt).timestamp()
 
 
-def _fingerprint(start: datetime, end: datetime, node: Node | None) -> str:
+def _fingerprint(start: datetime, end: datetime, node: object) -> str:
     return f"{_epoch(start)}|{_epoch(end)}|{node!r}"
 
 
-def _token(offset: int, start: datetime, end: datetime, node: Node | None) -> str:
+def _token(offset: int, start: datetime, end: datetime, node: object) -> str:
     doc = {"o": offset, "f": _fingerprint(start, end, node)}
     return base64.urlsafe_b64encode(json.dumps(doc).encode()).decode()
 
@@ -89,7 +89,7 @@ class BadToken(ValueError):
     pass
 
 
-def _offset(token: str | None, start: datetime, end: datetime, node: Node | None) -> int:
+def _offset(token: str | None, start: datetime, end: datetime, node: object) -> int:
     if not token:
         return 0
     try:
@@ -136,6 +136,32 @@ def service_graph(store: Store, env: str, start: datetime, end: datetime, node: 
     for s in services.values():
         s["Edges"].sort(key=lambda e: e["ReferenceId"])
     return list(services.values())
+
+
+#: Buckets per page of GetTimeSeriesServiceStatistics (a day of minutes is 1440).
+SERIES_PAGE_SIZE = 1440
+
+
+@dataclass
+class SeriesPage:
+    statistics: list[dict[str, Any]]
+    next_token: str | None
+
+
+def time_series_statistics(store: Store, env: str, start: datetime, end: datetime, traces: Node | None,
+                           entity: Node | None, period_s: int, token: str | None = None,
+                           page_size: int = SERIES_PAGE_SIZE) -> SeriesPage:
+    """TimeSeriesServiceStatistics: one entry per period that saw requests of the selected entities (periods
+    without any are left out), with the service graph's statistics and histogram; no forecasts."""
+    key = (traces, entity, period_s)
+    offset = _offset(token, start, end, key)
+    found = xray_query.time_series(store, env, start, end, traces, entity, period_s, limit=page_size + 1,
+                                   offset=offset)
+    name = "EdgeSummaryStatistics" if found.edges else "ServiceSummaryStatistics"
+    out = [{"Timestamp": r["bucket_us"] / 1e6, name: _summary(r), "ResponseTimeHistogram": _hist(r["histogram"])}
+           for r in found.rows[:page_size]]
+    more = len(found.rows) > page_size
+    return SeriesPage(out, _token(offset + page_size, start, end, key) if more else None)
 
 
 def _summary(r: dict[str, Any] | None) -> dict[str, Any]:

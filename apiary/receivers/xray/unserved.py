@@ -20,7 +20,7 @@ UNSERVED = {
     "/CancelTraceRetrieval": "CancelTraceRetrieval", "/DeleteResourcePolicy": "DeleteResourcePolicy",
     "/GetIndexingRules": "GetIndexingRules", "/Insight": "GetInsight", "/InsightEvents": "GetInsightEvents",
     "/InsightImpactGraph": "GetInsightImpactGraph", "/InsightSummaries": "GetInsightSummaries",
-    "/GetRetrievedTracesGraph": "GetRetrievedTracesGraph", "/TimeSeriesServiceStatistics": "GetTimeSeriesServiceStatistics",
+    "/GetRetrievedTracesGraph": "GetRetrievedTracesGraph",
     "/GetTraceSegmentDestination": "GetTraceSegmentDestination", "/ListResourcePolicies": "ListResourcePolicies",
     "/ListRetrievedTraces": "ListRetrievedTraces", "/ListTagsForResource": "ListTagsForResource",
     "/PutResourcePolicy": "PutResourcePolicy", "/StartTraceRetrieval": "StartTraceRetrieval",
@@ -34,8 +34,8 @@ NO_ENCRYPTION = {"EncryptionConfig": {"Status": "ACTIVE", "Type": "NONE"}}
 
 def refuse(operation: str) -> JSONResponse:
     return JSONResponse({"message": f"Apiary does not implement the X-Ray operation {operation}; it serves trace "
-                                    "segments, traces, summaries, graphs, groups, sampling rules and encryption "
-                                    "config"}, 400, {"x-amzn-ErrorType": "InvalidRequestException"})
+                                    "segments, traces, summaries, graphs, time series statistics, groups, sampling "
+                                    "rules and encryption config"}, 400, {"x-amzn-ErrorType": "InvalidRequestException"})
 
 
 def unserved(operation: str) -> Any:
