@@ -36,9 +36,7 @@ from apiary.receivers.body_budget import SCOPE_KEY as BODY_ALLOWANCE, BodyBudget
 from apiary.server.freshness_header import FreshnessHeader
 from apiary.server.guard import EXCEPTION_HANDLERS, Guard
 from apiary.server.settings import Settings
-from apiary.store.duckdb import DuckDBStore
-from apiary.store.duckdb import DuckDBErrorStore
-from apiary.store.duckdb import DuckDBLogStore
+from apiary.store.duckdb import DuckDBErrorStore, DuckDBLogStore, DuckDBStore
 from apiary.store.meta import MetaStore
 
 log = logging.getLogger("apiary")
@@ -134,7 +132,8 @@ def create_app(settings: Settings, ctx: Apiary | None = None) -> Starlette:
                       f"choose another with --xray-port", flush=True)
                 daemon = None
         app.state.xray_daemon = daemon
-        app.state.otlp_sink = otlp_grpc.ContextSink(context, app.state.body_budget)  # OTLP/HTTP's and OTLP/gRPC's one view of the server
+        # OTLP/HTTP's and OTLP/gRPC's one view of the server
+        app.state.otlp_sink = otlp_grpc.ContextSink(context, app.state.body_budget)
         otlp_grpc_receiver = await otlp_grpc.start(context, app.state.otlp_sink)
         task = asyncio.create_task(_retention_loop(context))
         await mcp.start()
