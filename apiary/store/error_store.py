@@ -14,6 +14,7 @@ here through the store's `LogDialect`.
 from __future__ import annotations
 
 import json
+import abc
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -52,7 +53,7 @@ class _Expire:
     removed: int = 0
 
 
-class ErrorStoreBase:
+class ErrorStoreBase(abc.ABC):
     """Implements `apiary.store.base.ErrorStore` given ``_load``, ``_persist`` and ``query`` of a backend."""
 
     dialect = "duckdb"
@@ -72,21 +73,23 @@ class ErrorStoreBase:
 
     # -- what a backend supplies ------------------------------------------------------------------
 
+    @abc.abstractmethod
     def _load(self, items: dict[tuple[str, int], ErrorItem]) -> int:
         """Fill ``items`` from the database; return the next occurrence id."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _persist(self, occurrences: pa.Table | None, items: list[ErrorItem], expiries: list[_Expire],
                  gone: list[tuple[str, int]]) -> None:
         """Store new occurrences (``_env``, ``id``, ``item_id`` + the occurrence schema) and items' new state,
         run retention (setting ``removed``) and drop ``gone`` items; raise to refuse all of it."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
-        raise NotImplementedError
+        """Run a read statement of this store's dialect (from `apiary.query`), values as parameters."""
 
+    @abc.abstractmethod
     def _close_backend(self) -> None:
-        raise NotImplementedError
+        """Close the backend's connection, once the writer has committed its last group."""
 
     # -- writing ----------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ store's `LogDialect`:
 
 from __future__ import annotations
 
+import abc
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -79,7 +80,7 @@ class Incoming:
     streams: dict[StreamKey, LogStream] = field(default_factory=dict)
 
 
-class LogStoreBase:
+class LogStoreBase(abc.ABC):
     """Implements `apiary.store.base.LogStore` given ``_load``, ``_persist`` and ``query`` of a backend."""
 
     dialect = "duckdb"
@@ -96,19 +97,21 @@ class LogStoreBase:
 
     # -- what a backend supplies ------------------------------------------------------------------
 
+    @abc.abstractmethod
     def _load(self, groups: dict[tuple[str, str], LogGroup], streams: dict[StreamKey, LogStream]) -> int:
         """Fill the catalogue from the database; return the next ``seq``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _persist(self, changes: list[Change], incoming: Incoming) -> None:
         """Make one commit group durable, as atomically as the database allows; raise to refuse all of it."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
-        raise NotImplementedError
+        """Run a read statement of this store's dialect (from `apiary.query`), values as parameters."""
 
+    @abc.abstractmethod
     def _close_backend(self) -> None:
-        raise NotImplementedError
+        """Close the backend's connection, once the writer has committed its last group."""
 
     # -- catalogue (memory) -----------------------------------------------------------------------
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import timezone
-from typing import Any, Sequence
 
-import duckdb
 import pyarrow as pa
 
 from apiary.store.base import ErrorItem
-from apiary.store.duckdb.store import DuckDBStore, _arrow
+from apiary.store.duckdb.backend import SpanFileBackend, deleted
+from apiary.store.duckdb.store import DuckDBStore
 from apiary.store.error_store import ITEM_COLUMNS, ErrorStoreBase, _Expire
 
 __all__ = ["DuckDBErrorStore", "ErrorItem"]
@@ -27,12 +26,11 @@ _SQL_TYPES = {"env": "VARCHAR", "id": "BIGINT", "counter": "BIGINT", "total_occu
               "last_activated_timestamp": "DOUBLE", "last_resolved_timestamp": "DOUBLE", "last_muted_timestamp": "DOUBLE"}
 
 
-class DuckDBErrorStore(ErrorStoreBase):
+class DuckDBErrorStore(SpanFileBackend, ErrorStoreBase):
     dialect = "duckdb"
 
     def __init__(self, spans: DuckDBStore, *, max_pending_rows: int = 100_000) -> None:
-        self._spans = spans
-        self._db = spans.cursor()
+        self._open(spans)
         cols = ", ".join(f"{c} {_SQL_TYPES.get(c, 'VARCHAR')}" for c in ITEM_COLUMNS)
         self._db.execute(f"CREATE TABLE IF NOT EXISTS error_items ({cols}, PRIMARY KEY (env, id))")
         self._db.execute("""CREATE TABLE IF NOT EXISTS error_occurrences (_env VARCHAR, id BIGINT, item_id BIGINT,
@@ -66,25 +64,10 @@ class DuckDBErrorStore(ErrorStoreBase):
                                [list(asdict(it).values()) for it in items])
             for e in expiries:
                 cutoff = e.cutoff.astimezone(timezone.utc).replace(tzinfo=None)
-                e.removed = _deleted(db.execute('DELETE FROM error_occurrences WHERE "timestamp" < ?', [cutoff]))
+                e.removed = deleted(db.execute('DELETE FROM error_occurrences WHERE "timestamp" < ?', [cutoff]))
             if gone:
                 db.executemany("DELETE FROM error_items WHERE env = ? AND id = ?", [list(k) for k in gone])
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
-
-    def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
-        cur = self._spans.cursor()
-        try:
-            return _arrow(cur, sql, params)
-        finally:
-            cur.close()
-
-    def _close_backend(self) -> None:
-        self._db.close()
-
-
-def _deleted(result: duckdb.DuckDBPyConnection) -> int:
-    row = result.fetchone()
-    return int(row[0]) if row else 0

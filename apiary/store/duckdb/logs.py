@@ -10,14 +10,14 @@ transaction as the events beside it, or not at all.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
 
 import duckdb
 import pyarrow as pa
 
 from apiary.model.log import LOG_FIELDS
 from apiary.store.base import LogGroup, LogStream
-from apiary.store.duckdb.store import DuckDBStore, _arrow
+from apiary.store.duckdb.backend import SpanFileBackend, deleted
+from apiary.store.duckdb.store import DuckDBStore
 from apiary.store.log_store import Change, Incoming, LogStoreBase, StreamKey, now_ms
 
 _SQL = {pa.string(): "VARCHAR", pa.int32(): "INTEGER"}
@@ -29,12 +29,11 @@ def _sql_type(f: pa.Field) -> str:
     return "TIMESTAMP" if pa.types.is_timestamp(f.type) else _SQL[f.type]
 
 
-class DuckDBLogStore(LogStoreBase):
+class DuckDBLogStore(SpanFileBackend, LogStoreBase):
     dialect = "duckdb"
 
     def __init__(self, spans: DuckDBStore, *, max_pending_rows: int = 400_000) -> None:
-        self._spans = spans
-        self._db = spans.cursor()
+        self._open(spans)
         self._create_schema()
         super().__init__(max_pending_rows=max_pending_rows)
 
@@ -78,10 +77,10 @@ class DuckDBLogStore(LogStoreBase):
                        [c.value, c.env, c.group])
         elif c.kind == "expire":
             for env, group, cutoff in c.value:
-                c.removed += _deleted(db.execute('DELETE FROM logs WHERE _env = ? AND log_group = ? AND "timestamp" < ?',
+                c.removed += deleted(db.execute('DELETE FROM logs WHERE _env = ? AND log_group = ? AND "timestamp" < ?',
                                                  [env, group, cutoff]))
         elif c.kind == "older_than":
-            c.removed = _deleted(db.execute('DELETE FROM logs WHERE "timestamp" < ?', [c.value]))
+            c.removed = deleted(db.execute('DELETE FROM logs WHERE "timestamp" < ?', [c.value]))
         else:
             raise ValueError(f"unknown log store change {c.kind!r}")
 
@@ -110,19 +109,3 @@ class DuckDBLogStore(LogStoreBase):
         except BaseException:
             db.execute("ROLLBACK")
             raise
-
-    def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
-        cur = self._spans.cursor()
-        try:
-            return _arrow(cur, sql, params)
-        finally:
-            cur.close()
-
-    def _close_backend(self) -> None:
-        self._db.close()
-
-
-def _deleted(result: duckdb.DuckDBPyConnection) -> int:
-    """Rows a DELETE removed (DuckDB answers it as one row)."""
-    row = result.fetchone()
-    return int(row[0]) if row else 0
