@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -165,3 +166,28 @@ def run_spec(url: str, key: str, dataset: str, spec: dict[str, Any], **window: i
         return created
     return httpx.post(f"{url}/1/query_results/{dataset}", json={"query_id": created.json()["id"]}, headers=headers,
                       timeout=60)
+
+
+def send_libhoney(url: str, key: str, dataset: str, events: list[dict[str, Any]], t0: int,
+                  batch_each: bool = False) -> None:
+    """Events through libhoney, the n-th dated ``t0 + n`` seconds; every one must be answered 202.
+    ``batch_each``: one batch per event (a key sent with two types is then stored as two typed columns)."""
+    import libhoney  # imported here: most query modules send through the OTel SDK instead
+
+    client = libhoney.Client(writekey=key, dataset=dataset, api_host=url, block_on_response=True)
+    try:
+        for n, fields in enumerate(events):
+            ev = client.new_event(data=fields)
+            ev.created_at = datetime.fromtimestamp(t0 + n, timezone.utc)
+            ev.send()
+            if batch_each:
+                client.flush()
+        if not batch_each:
+            client.flush()
+        statuses: list[int] = []
+        while len(statuses) < len(events):  # flush() also queues a None
+            if (response := client.responses().get(timeout=10)) is not None:
+                statuses.append(response["status_code"])
+        assert statuses == [202] * len(events)
+    finally:
+        client.close()

@@ -14,10 +14,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 import httpx
-import libhoney
 import pytest
 
-from tests.query.conftest import run_spec
+from tests.query.conftest import run_spec, send_libhoney
 from tests.stores import StoreServer, Tenant
 
 T0 = (int(time.time()) - 900) // 60 * 60
@@ -109,20 +108,7 @@ CASES: list[tuple[str, dict[str, Any]]] = [
 @pytest.fixture(scope="module")
 def shop(store_server: StoreServer) -> Tenant:
     t = store_server.take()
-    client = libhoney.Client(writekey=t.key, dataset=DATASET, api_host=t.url, block_on_response=True)
-    try:
-        for n, fields in enumerate(EVENTS):
-            ev = client.new_event(data=fields)
-            ev.created_at = datetime.fromtimestamp(T0 + n, timezone.utc)
-            ev.send()
-        client.flush()
-        statuses: list[int] = []
-        while len(statuses) < len(EVENTS):  # flush() also queues a None
-            if (response := client.responses().get(timeout=10)) is not None:
-                statuses.append(response["status_code"])
-        assert statuses == [202] * len(EVENTS)
-    finally:
-        client.close()
+    send_libhoney(t.url, t.key, DATASET, EVENTS, T0)
     return t
 
 

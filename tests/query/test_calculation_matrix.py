@@ -10,16 +10,14 @@ builder offers SUM, AVG, MAX, MIN, percentiles, HEATMAP and RATE_* only on numer
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
 from typing import Any
 
 import httpx
-import libhoney
 import numpy as np
 import pytest
 
 from apiary.query.spec import HISTOGRAM_PERCENTILES, PERCENTILES
-from tests.query.conftest import run_spec
+from tests.query.conftest import run_spec, send_libhoney
 from tests.stores import StoreServer, Tenant
 
 T0 = int(time.time()) - 600
@@ -43,21 +41,8 @@ METRIC_OPS = ["RATE", "INCREASE", *HISTOGRAM_PERCENTILES]
 @pytest.fixture(scope="module")
 def typed(store_server: StoreServer) -> Tenant:
     t = store_server.take()
-    client = libhoney.Client(writekey=t.key, dataset=DATASET, api_host=t.url, block_on_response=True)
-    try:
-        for n, fields in enumerate(EVENTS):
-            ev = client.new_event(data={**fields, "name": "op"})
-            ev.created_at = datetime.fromtimestamp(T0 + n, timezone.utc)
-            ev.send()
-            # One batch per event: "m" is then stored once as an integer column and once as a string column.
-            client.flush()
-        statuses: list[int] = []
-        while len(statuses) < len(EVENTS):  # flush() also queues a None
-            if (response := client.responses().get(timeout=10)) is not None:
-                statuses.append(response["status_code"])
-        assert statuses == [202] * len(EVENTS)
-    finally:
-        client.close()
+    # One batch per event: "m" is then stored once as an integer column and once as a string column.
+    send_libhoney(t.url, t.key, DATASET, [{**fields, "name": "op"} for fields in EVENTS], T0, batch_each=True)
     return t
 
 
