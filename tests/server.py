@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -12,6 +13,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import pytest
+
+
+def instrument_launcher() -> list[str]:
+    """``opentelemetry-instrument`` run by this interpreter (the venv's script may carry another venv's #!);
+    the test is skipped where opentelemetry-distro is not installed."""
+    script = Path(sys.executable).parent / "opentelemetry-instrument"
+    if not script.exists():
+        found = shutil.which("opentelemetry-instrument")
+        if found is None:
+            pytest.skip("opentelemetry-instrument is not installed (pip install opentelemetry-distro)")
+        script = Path(found)
+    return [sys.executable, str(script)]
 
 
 def free_port() -> int:

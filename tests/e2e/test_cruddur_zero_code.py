@@ -16,9 +16,7 @@ Cruddur's ``logging`` lines, linked to their request's trace.
 from __future__ import annotations
 
 import secrets
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -27,7 +25,7 @@ import pytest
 
 from apiary.testing.telemetry import Telemetry, wait_for
 from tests.e2e.conftest import check_app
-from tests.server import free_port
+from tests.server import free_port, instrument_launcher
 from tests.stores import STORES, embedded_per_store
 
 HOME = "/api/activities/home"
@@ -37,17 +35,6 @@ HOME = "/api/activities/home"
 def apiary_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """The plugin's server once per store (its OTLP/gRPC port is what the backend reports to)."""
     yield from embedded_per_store(request, tmp_path_factory)
-
-
-def instrument_launcher() -> list[str]:
-    """``opentelemetry-instrument`` run by this interpreter: the venv's script may carry another venv's #!."""
-    script = Path(sys.executable).parent / "opentelemetry-instrument"
-    if not script.exists():
-        found = shutil.which("opentelemetry-instrument")
-        if found is None:
-            pytest.skip("opentelemetry-instrument is not installed (pip install opentelemetry-distro)")
-        script = Path(found)
-    return [sys.executable, str(script)]
 
 
 def run_backend(apiary: Telemetry, log: Path, extra: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,21 +24,11 @@ import httpx
 import pytest
 
 from tests.grpc.conftest import GrpcApiary
-from tests.server import free_port
+from tests.server import free_port, instrument_launcher
 
 APP = Path(__file__).with_name("plain_flask_app.py")
 #: Only what the zero-code guides have a user set; every other OTEL_* variable is removed.
 ENV = ("OTEL_SERVICE_NAME", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_HEADERS")
-
-
-def instrument_command() -> list[str]:
-    script = Path(sys.executable).parent / "opentelemetry-instrument"
-    if not script.exists():
-        found = shutil.which("opentelemetry-instrument")
-        if found is None:
-            pytest.skip("opentelemetry-instrument is not installed (pip install opentelemetry-distro)")
-        script = Path(found)
-    return [sys.executable, str(script), sys.executable, str(APP)]  # this interpreter, whatever the script's #!
 
 
 def start_app(apiary: GrpcApiary, extra: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
@@ -47,7 +36,7 @@ def start_app(apiary: GrpcApiary, extra: dict[str, str] | None = None) -> tuple[
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env.update(PORT=str(port), OTEL_SERVICE_NAME="backend-flask", OTEL_EXPORTER_OTLP_ENDPOINT=apiary.grpc_endpoint,
                OTEL_EXPORTER_OTLP_HEADERS=f"x-honeycomb-team={apiary.key}", **(extra or {}))
-    proc = subprocess.Popen(instrument_command(), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([*instrument_launcher(), sys.executable, str(APP)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
