@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import pytest
 
 
 def instrument_launcher() -> list[str]:
     """``opentelemetry-instrument`` run by this interpreter (the venv's script may carry another venv's #!);
     the test is skipped where opentelemetry-distro is not installed."""
+    import pytest  # here: the bench scripts import this module without pytest
+
     script = Path(sys.executable).parent / "opentelemetry-instrument"
     if not script.exists():
         found = shutil.which("opentelemetry-instrument")
