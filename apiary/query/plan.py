@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Union
+from typing import Union
 
 #: Value types, as Honeycomb names column types.
 STRING, INTEGER, FLOAT, BOOLEAN, TIMESTAMP = "string", "integer", "float", "boolean", "timestamp"
@@ -92,7 +92,43 @@ class PerTrace:
     type: str
 
 
-Expr = Union[Column, Literal, Call, InList, SpanValue, PerTrace]
+@dataclass(frozen=True)
+class Related:
+    """A value a span query reads off another span of each row's trace (Honeycomb's relational fields): entry
+    ``index`` of the ``flags`` (``kind="flag"``: whether some related span satisfies it; NULL when the row has no
+    related span at all) or ``picks`` (``kind="pick"``) of the query's `RelatedSpans` with this ``link``."""
+
+    link: str
+    kind: str
+    index: int
+    type: str
+
+
+Expr = Union[Column, Literal, Call, InList, SpanValue, PerTrace, Related]
+
+
+#: How a row's span finds its related spans: ``trace`` (every span of its trace), ``parent`` (its direct parent),
+#: ``children`` (its direct children).
+RELATED_LINKS = ("trace", "parent", "children")
+
+
+@dataclass(frozen=True)
+class Pick:
+    """``value`` read on one related span: the earliest (by start time, then span id) that satisfies ``match``."""
+
+    match: Expr
+    value: Expr
+
+
+@dataclass(frozen=True)
+class RelatedSpans:
+    """The spans of the query's window linked to each row's span by ``link`` (one of `RELATED_LINKS`), summed up
+    per row: ``flags`` (span conditions: does some linked span satisfy it) and ``picks``. A row without linked
+    spans reads NULL for all of them. Spans of every dataset of the environment count: a trace crosses services."""
+
+    link: str
+    flags: tuple[Expr, ...] = ()
+    picks: tuple[Pick, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -137,8 +173,6 @@ WEIGHTED_KINDS = ("count", "sum", "avg", "quantile", "heatmap")
 class Group:
     label: str
     expr: Expr
-    #: ``"root"``: a relational breakdown (``root.<column>``), ``expr`` read on the root span of each row's trace.
-    relation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -183,9 +217,9 @@ class SpanQuery:
     #: Honeycomb's sample rate (``meta.sample_rate``, 1 in N kept; missing means 1), when the datasets have one:
     #: COUNT, SUM, AVG, percentiles and HEATMAP weight each row by it, as Honeycomb does. None: every row counts once.
     sample_rate: Column | None = None
-    #: Honeycomb's relational fields (``root.``, ``any.``, ``none.``): only spans of the traces this trace search
-    #: (``apiary.query.trace_search.TraceSearchPlan``) matches are kept. None: no trace-level condition.
-    related_traces: Any = None
+    #: What ``where`` and the groups read off other spans of each row's trace (`Related` values; Honeycomb's
+    #: relational fields, ``apiary.query.relational``), one entry per link.
+    related: tuple[RelatedSpans, ...] = ()
 
     @property
     def buckets(self) -> int:
@@ -201,7 +235,7 @@ def weighted_percentiles(q: SpanQuery) -> bool:
 
 def columns_of(expr: Expr | None) -> list[Column]:
     """Every column reference inside an expression."""
-    if expr is None or isinstance(expr, (Literal, SpanValue)):
+    if expr is None or isinstance(expr, (Literal, SpanValue, Related)):
         return []
     if isinstance(expr, Column):
         return [expr]

@@ -16,6 +16,7 @@ from apiary.query.plan import (
     BOOLEAN, FLOAT, INTEGER, NUMERIC, STRING, TIMESTAMP, Aggregate, Call, Column, Expr, Group, HavingTerm,
     InList, Literal, OrderTerm, SEPARATE_KINDS, SeriesColumns, Source, SpanQuery, WEIGHTED_KINDS,
 )
+from apiary.query.relational import RelationalFields, check_not_calculated, relation_of
 from apiary.query.spec import DEFAULT_LIMIT, HISTOGRAM_PERCENTILES, PERCENTILES, QuerySpec, SpecError, TimeWindow
 from apiary.store.base import ColumnInfo
 
@@ -72,29 +73,25 @@ def build_plan(spec: QuerySpec, catalogue: Catalogue, env: str, datasets: tuple[
                window: TimeWindow) -> SpanQuery:
     p = _Planner(spec, catalogue)
     calcs = spec.effective_calculations()
+    for i, c in enumerate(calcs):
+        if c.column is not None and c.column not in p.calculated:
+            check_not_calculated(c.column, catalogue.sources, f"calculations[{i}]")
     aggregates = tuple(p.aggregate(c, f"calculations[{i}]") for i, c in enumerate(calcs))
     labels = {a.label: i for i, a in enumerate(aggregates)}
-    # Relational fields (root., any., none.) judge a span's trace; the module imports trace_search, which imports this one.
-    from apiary.query.relational import related_traces, relation_of
-
-    groups = tuple(_group(p, b, relation_of(b, catalogue.sources) if b not in p.calculated else None, f"breakdowns[{i}]")
-                   for i, b in enumerate(spec.breakdowns))
-    filters, relational = [], []
+    # Relational fields (root., parent., any., ...) read other spans of a row's trace.
+    relational = RelationalFields(p, spec.filter_combination)
+    filters: list[tuple[str | None, Expr]] = []
     for i, f in enumerate(spec.filters):
         relation = None if f.column in p.calculated else relation_of(f.column, catalogue.sources)
-        if relation is not None:
-            relational.append((i, *relation, f))
-        else:
-            filters.append(p.filter(f.column, f.op, f.value, f"filters[{i}]"))
-    if relational and spec.filter_combination == "OR" and len(spec.filters) > 1:
-        raise SpecError("filters: relational fields (root., any., none.) combine with other filters by AND only; "
-                        "set filter_combination to AND")
-    traces = (related_traces(p, env, window, _naive(window.start), _naive(window.end), relational)
-              if relational else None)
-    where: Expr | None = None
-    if filters:
-        where = filters[0] if len(filters) == 1 else Call("and" if spec.filter_combination == "AND" else "or",
-                                                          tuple(filters), BOOLEAN)
+        prefix, column = relation if relation is not None else (None, f.column)
+        filters.append((prefix, p.filter(column, f.op, f.value, f"filters[{i}]")))
+    where = relational.where(filters)
+    groups = []
+    for i, b in enumerate(spec.breakdowns):
+        relation = None if b in p.calculated else relation_of(b, catalogue.sources)
+        expr = (p.operand(b, None, f"breakdowns[{i}]") if relation is None
+                else relational.breakdown(*relation, f"breakdowns[{i}]"))
+        groups.append(Group(b, expr))
     having = []
     for i, h in enumerate(spec.havings):
         label = h.calculate_op if h.column is None else f"{h.calculate_op}({h.column})"
@@ -119,20 +116,10 @@ def build_plan(spec: QuerySpec, catalogue: Catalogue, env: str, datasets: tuple[
             order.append(OrderTerm("aggregate", first, True))
     return SpanQuery(
         env=env, datasets=datasets, start=_naive(window.start), end=_naive(window.end), granularity_s=window.granularity,
-        where=where, groups=groups, aggregates=aggregates, having=tuple(having), order=tuple(order),
+        where=where, groups=tuple(groups), aggregates=aggregates, having=tuple(having), order=tuple(order),
         limit=spec.limit or DEFAULT_LIMIT, heatmap_log=spec.heatmap_scale == "log",
         sample_rate=sample_rate_column(catalogue, aggregates),
-        related_traces=traces)
-
-
-def _group(p: "_Planner", name: str, relation: tuple[str, str] | None, where: str) -> Group:
-    """A breakdown; ``root.<column>`` reads the column on each span's trace root (the other relations only filter)."""
-    if relation is None:
-        return Group(name, p.operand(name, None, where))
-    if relation[0] != "root":
-        raise SpecError(f"{where}: {name!r}: {relation[0]}. fields filter traces (WHERE); of the relational fields "
-                        "only root. is a breakdown")
-    return Group(name, p.operand(relation[1], None, where), relation="root")
+        related=relational.related())
 
 
 def sample_rate_column(catalogue: Catalogue, aggregates: Sequence[Aggregate]) -> Column | None:

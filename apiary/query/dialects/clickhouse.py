@@ -30,9 +30,10 @@ from typing import Any, Callable, Sequence
 
 from apiary.model.span import CORE_NAMES
 from apiary.query.dialects import Compiled
+from apiary.query.dialects.related import RelatedSQL, related_column, related_joins
 from apiary.query.plan import (
     BOOLEAN, FLOAT, INTEGER, NUMERIC, STRING, TIMESTAMP, Aggregate, BubbleUp, Call, Column, Expr, Facet, InList, Literal,
-    SEPARATE_KINDS, SeriesColumns,
+    Related, SEPARATE_KINDS, SeriesColumns,
     Source, SpanQuery, weighted_percentiles,
 )
 
@@ -71,6 +72,16 @@ def ident(name: str) -> str:
     if not (name in CORE_NAMES or name in _INTERNAL or _PHYSICAL.fullmatch(name)):
         raise ValueError(f"{name!r} is not a column of the spans table")
     return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
+#: Related spans (relational fields), answering as the DuckDB dialect's: Nullable columns, so that a row without
+#: linked spans reads NULL through the LEFT JOIN; a value at the minimum is taken inside a tuple, so NULL is kept.
+_RELATED = RelatedSQL(
+    quote=ident, key=lambda c: f"assumeNotNull({c})",
+    flag=lambda c: f"CAST(max(ifNull(toUInt8({c}), 0)) AS Nullable(Bool))",
+    pick=lambda match, value, typ, order: (f"tupleElement(argMinIf(tuple(CAST({value} AS Nullable({_SQL_TYPE[typ]}))), "
+                                           f"{order}, ifNull({match}, false)), 1)"),
+    order=lambda ts, sid: f"tuple({ts}, {sid})")
 
 
 def param_type(value: Any) -> str:
@@ -151,6 +162,8 @@ class _Render:
         if isinstance(e, InList):
             values = ", ".join(self.expr(v) for v in e.values)
             return f"({self.expr(e.expr)} {'NOT IN' if e.negate else 'IN'} ({values}))"
+        if isinstance(e, Related):
+            return related_column(e)
         return self.call(e)
 
     def call(self, e: Call) -> str:
@@ -209,7 +222,7 @@ class _Render:
         """The filtered rows, with ``_bucket``, ``g*``, ``v*`` (aggregate arguments), ``_tid``, ``_dur``."""
         ts = self.expr(q.timestamp)
         cols = [f"intDiv({self.micros(ts)} - {self.param(_epoch_us(q.start))}, {self.param(q.granularity_s * 1_000_000)}) AS _bucket"]
-        cols += [f"{'_root.r' + str(i) if g.relation else self.group(g.expr)} AS g{i}" for i, g in enumerate(q.groups)]
+        cols += [f"{self.group(g.expr)} AS g{i}" for i, g in enumerate(q.groups)]
         if args:
             for j, a in enumerate(q.aggregates):
                 if a.arg is None:
@@ -236,11 +249,7 @@ class _Render:
         if q.where is not None:
             where.append(self.expr(q.where))
         where += [self.expr(c) for c in conditions]
-        if q.related_traces is not None:  # relational fields: the trace search's own SQL picks the traces
-            from apiary.query.dialects.clickhouse_traces import matching_trace_ids
-
-            where.append(f"{self.expr(q.trace_id)} IN ({matching_trace_ids(self, q.related_traces)})")
-        sql = f"SELECT {', '.join(cols)} FROM spans{self.roots(q)} WHERE {' AND '.join(where)}"
+        sql = f"SELECT {', '.join(cols)} FROM spans{related_joins(self, q, _RELATED)} WHERE {' AND '.join(where)}"
         if groups is not None and q.groups:
             # Null-safe membership: has() compares NULL equal to NULL, as DuckDB's IS NOT DISTINCT FROM does.
             types = ", ".join(f"Nullable({_SQL_TYPE[g.expr.type]})" for g in q.groups)
@@ -283,20 +292,6 @@ class _Render:
         if a.kind == "quantile":  # worked out per group by ``weighted_ranks``
             return f"any(_q{j})"
         return None
-
-    def roots(self, q: SpanQuery) -> str:
-        """As the DuckDB dialect's: each trace's root span in the window, joined by trace id (a trace without one
-        reads NULL: the picked columns are Nullable, which a LEFT JOIN fills with NULL)."""
-        picked = [f"CAST(any({self.expr(g.expr)}) AS Nullable({_SQL_TYPE[g.expr.type]})) AS r{i}"
-                  for i, g in enumerate(q.groups) if g.relation == "root"]
-        if not picked:
-            return ""
-        ts, tid = self.expr(q.timestamp), self.expr(q.trace_id)
-        where = [f"_env = {self.param(q.env, 'String')}", f"{ts} >= {self.param(q.start, TS)}",
-                 f"{ts} < {self.param(q.end, TS)}", "ifNull(`trace.parent_id`, '') = ''", "`meta.annotation_type` IS NULL",
-                 f"{tid} IS NOT NULL"]
-        return (f" LEFT JOIN (SELECT assumeNotNull({tid}) AS _rt, {', '.join(picked)} FROM spans "
-                f"WHERE {' AND '.join(where)} GROUP BY _rt) AS _root ON spans.{ident('trace.trace_id')} = _root._rt")
 
     def group(self, e: Expr) -> str:
         """A breakdown's values, in the type the plan gives it: a function's own result type (``lengthUTF8``'s UInt64,

@@ -74,11 +74,3 @@ class ClickHouseTraces:
                 *(_flag(r, plan, i) for i in conditions)]
         return Compiled(f"SELECT {', '.join(cols)} FROM spans WHERE {' AND '.join(where)}", r.params)
 
-
-def matching_trace_ids(r: _Render, plan: TraceSearchPlan) -> str:
-    """As the DuckDB side's: the ids of the traces a search matches, as a subquery with a query's own parameters."""
-    flags = [_flag(r, plan, i) for i in range(len(plan.conditions))]
-    per_trace = ["_tid", *(f"max(m{i}) AS h{i}" for i in range(len(plan.conditions)))]
-    spans = (f"SELECT assumeNotNull({_TID}) AS _tid, {', '.join(flags)} FROM spans "
-             f"WHERE {' AND '.join(_span_rows(r, plan, None))}")
-    return f"SELECT _tid FROM (SELECT {', '.join(per_trace)} FROM ({spans}) GROUP BY _tid) WHERE {render_match(plan.match)}"

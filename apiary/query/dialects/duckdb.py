@@ -15,9 +15,10 @@ from typing import Any, Callable, Sequence
 
 from apiary.model.span import CORE_NAMES
 from apiary.query.dialects import Compiled
+from apiary.query.dialects.related import RelatedSQL, related_column, related_joins
 from apiary.query.plan import (
     BOOLEAN, FLOAT, INTEGER, NUMERIC, STRING, TIMESTAMP, Aggregate, BubbleUp, Call, Column, Expr, Facet, InList, Literal,
-    SEPARATE_KINDS, SeriesColumns,
+    Related, SEPARATE_KINDS, SeriesColumns,
     Source, SpanQuery, weighted_percentiles,
 )
 
@@ -56,6 +57,14 @@ def ident(name: str) -> str:
     if not (name in CORE_NAMES or name in _INTERNAL or _PHYSICAL.fullmatch(name)):
         raise ValueError(f"{name!r} is not a column of the spans table")
     return '"' + name.replace('"', '""') + '"'
+
+
+#: Related spans (relational fields): a value at the minimum is taken inside a struct, so a NULL value is kept.
+_RELATED = RelatedSQL(
+    quote=ident, key=lambda c: c, flag=lambda c: f"bool_or(coalesce({c}, false))",
+    pick=lambda match, value, _type, order: (f"(arg_min(struct_pack(v := {value}), {order}) "
+                                             f"FILTER (WHERE coalesce({match}, false))).v"),
+    order=lambda ts, sid: f"({ts}, {sid})")
 
 
 def json_pointer(key: str) -> str:
@@ -119,6 +128,8 @@ class _Render:
         if isinstance(e, InList):
             values = ", ".join(self.expr(v) for v in e.values)
             return f"({self.expr(e.expr)} {'NOT IN' if e.negate else 'IN'} ({values}))"
+        if isinstance(e, Related):
+            return related_column(e)
         return self.call(e)
 
     def call(self, e: Call) -> str:
@@ -167,7 +178,7 @@ class _Render:
         ts = self.expr(q.timestamp)
         start_us = _epoch_us(q.start)
         cols = [f"(epoch_us({ts}) - {self.param(start_us)}) // {self.param(q.granularity_s * 1_000_000)} AS _bucket"]
-        cols += [f"{'_root.r' + str(i) if g.relation else self.expr(g.expr)} AS g{i}" for i, g in enumerate(q.groups)]
+        cols += [f"{self.expr(g.expr)} AS g{i}" for i, g in enumerate(q.groups)]
         if args:
             for j, a in enumerate(q.aggregates):
                 if a.arg is None:
@@ -193,26 +204,11 @@ class _Render:
         if q.where is not None:
             where.append(self.expr(q.where))
         where += [self.expr(c) for c in conditions]
-        if q.related_traces is not None:  # relational fields: the trace search's own SQL picks the traces
-            from apiary.query.dialects.duckdb_traces import matching_trace_ids
-
-            where.append(f"{self.expr(q.trace_id)} IN ({matching_trace_ids(self, q.related_traces)})")
-        sql = f"SELECT {', '.join(cols)} FROM spans{self.roots(q)} WHERE {' AND '.join(where)}"
+        sql = f"SELECT {', '.join(cols)} FROM spans{related_joins(self, q, _RELATED)} WHERE {' AND '.join(where)}"
         if groups is not None and q.groups:
             sql = f"SELECT b.* FROM ({sql}) b SEMI JOIN ({self.group_list(q, groups)}) k ON " + " AND ".join(
                 f"b.g{i} IS NOT DISTINCT FROM k.k{i}" for i in range(len(q.groups)))
         return sql
-
-    def roots(self, q: SpanQuery) -> str:
-        """For ``root.<column>`` breakdowns: each trace's root span (no parent) in the window, joined by trace id."""
-        picked = [f"any_value({self.expr(g.expr)}) AS r{i}" for i, g in enumerate(q.groups) if g.relation == "root"]
-        if not picked:
-            return ""
-        ts, tid = self.expr(q.timestamp), self.expr(q.trace_id)
-        where = [f"_env = {self.param(q.env)}", f"{ts} >= {self.param(q.start)}", f"{ts} < {self.param(q.end)}",
-                 "coalesce(\"trace.parent_id\", '') = ''", '"meta.annotation_type" IS NULL', f"{tid} IS NOT NULL"]
-        return (f" LEFT JOIN (SELECT {tid} AS _rt, {', '.join(picked)} FROM spans WHERE {' AND '.join(where)} "
-                f"GROUP BY {tid}) AS _root ON spans.{ident('trace.trace_id')} = _root._rt")
 
     def group_list(self, q: SpanQuery, groups: Sequence[tuple[Any, ...]]) -> str:
         cols = []

@@ -71,11 +71,3 @@ class DuckDBTraces:
         cols = [f"{_TID} AS _tid", '"trace.span_id" AS _sid', '"trace.parent_id" AS _pid', *flags]
         return Compiled(f"SELECT {', '.join(cols)} FROM spans WHERE {' AND '.join(where)}", r.params)
 
-
-def matching_trace_ids(r: _Render, plan: TraceSearchPlan) -> str:
-    """The ids of the traces a search matches, as a subquery rendered with a query's own parameters (a span query
-    with relational fields keeps the spans of these traces). The plan's match holds no ``under``."""
-    flags = [f"coalesce({r.expr(c)}, false) AS m{i}" for i, c in enumerate(plan.conditions)]
-    per_trace = ["_tid", *(f"bool_or(m{i}) AS h{i}" for i in range(len(plan.conditions)))]
-    spans = f"SELECT {_TID} AS _tid, {', '.join(flags)} FROM spans WHERE {' AND '.join(_span_rows(r, plan, None))}"
-    return f"SELECT _tid FROM (SELECT {', '.join(per_trace)} FROM ({spans}) GROUP BY _tid) WHERE {render_match(plan.match)}"
