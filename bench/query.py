@@ -4,6 +4,7 @@
     python bench/query.py --spans 10000000 --data /tmp/apiary-bench   # reuses the store when present
     python bench/query.py --spans 10000000 --store clickhouse         # the same on ClickHouse (chdb), side by side
     python bench/query.py --spans 10000000 --sampled                  # sample-rate-weighted queries, a calculated field
+    python bench/query.py --spans 1000000 --relational [--store clickhouse]  # Honeycomb's relational fields
     git archive 19c0b83 | tar -x -C ../apiary-before                  # an earlier tree, then:
     python bench/query.py --spans 200000 --baseline ../apiary-before [--store clickhouse]
 
@@ -19,6 +20,12 @@ as the equivalent SQL typed by hand; the ratio is the engine's overhead.
 (1 for most, 10 and 100 for some, none for a few), in place of ``http.flavor``,
 and times Honeycomb's weighted COUNT, AVG and P99 and a calculated field
 against the weighted SQL written by hand.
+
+``--relational`` times Honeycomb's relational fields (``root.``, ``parent.``,
+``any.``, ``none.``, as filters and breakdowns) through the engine beside the
+same answer in SQL written by hand (a join to the roots, a semi-join on the
+parent, a per-trace GROUP BY), on DuckDB, or with ``--store clickhouse`` on
+ClickHouse (chdb) with ClickHouse's hand SQL.
 
 ``--baseline DIR`` (an earlier Apiary's source tree) loads the same spans into
 that tree's store, in a worker process that imports that tree's ``apiary``, and
@@ -293,6 +300,7 @@ def main() -> None:
                     help="clickhouse: also load the same spans into ClickHouse (chdb, in-process) and print both side by side")
     ap.add_argument("--load-only", action="store_true", help="build the store(s) and stop")
     ap.add_argument("--sampled", action="store_true", help="sample-rate-weighted queries and a calculated field (DuckDB)")
+    ap.add_argument("--relational", action="store_true", help="relational fields against hand-written SQL")
     ap.add_argument("--baseline", type=Path, help="an earlier Apiary source tree: time the engine cases there too, interleaved")
     ap.add_argument("--worker-start", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--worker-trace", help=argparse.SUPPRESS)
@@ -302,6 +310,10 @@ def main() -> None:
         return worker(args)
     if args.sampled:
         return sampled_main(args)
+    if args.relational:
+        from bench.relational import relational_main
+
+        return relational_main(args, open_store, replayed)
     store, start_us = open_store("duckdb", args.data, args.spans, None)
     ch = None
     if args.store == "clickhouse":
