@@ -34,7 +34,7 @@ def _hand_sql(dialect: str, col: Callable[[str], str]) -> dict[str, str]:
                        f"WHERE {{w}} AND {route} = '{ROUTE}') GROUP BY 1 ORDER BY n DESC LIMIT 100"),
             "any_none": (f"SELECT count(*) FROM spans WHERE {{w}} AND {tid} IN (SELECT {tid} FROM spans WHERE {{w}} "
                          f"GROUP BY 1 HAVING bool_or(coalesce(error, false)) AND NOT bool_or(coalesce({status} = 404, false)))"),
-            "any_group": (f"SELECT a.route, count(*) n FROM spans s JOIN (SELECT {tid} t, arg_min({route}, (\"timestamp\", {sid})) "
+            "any_group": (f"SELECT a.route, count(*) n FROM spans s JOIN (SELECT {tid} t, arg_min({route}, \"timestamp\") "
                           f"route FROM spans WHERE {{w}} AND error GROUP BY 1) a ON s.{tid} = a.t WHERE {{w}} "
                           "GROUP BY 1 ORDER BY n DESC LIMIT 100"),
         }
@@ -48,7 +48,7 @@ def _hand_sql(dialect: str, col: Callable[[str], str]) -> dict[str, str]:
         "any_none": (f"SELECT count() FROM spans WHERE {{w}} AND {tid} IN (SELECT {tid} FROM spans WHERE {{w}} GROUP BY {tid} "
                      f"HAVING max(ifNull(error, false)) = 1 AND max(ifNull({status} = 404, false)) = 0)"),
         "any_group": (f"SELECT a.route, count() n FROM spans AS s INNER JOIN (SELECT assumeNotNull({tid}) t, "
-                      f"argMin({route}, tuple(`timestamp`, {sid})) route FROM spans WHERE {{w}} AND error GROUP BY t) AS a "
+                      f"argMin({route}, `timestamp`) route FROM spans WHERE {{w}} AND error GROUP BY t) AS a "
                       f"ON s.{tid} = a.t WHERE {{w}} GROUP BY a.route ORDER BY n DESC LIMIT 100"),
     }
 

@@ -114,7 +114,8 @@ RELATED_LINKS = ("trace", "parent", "children")
 
 @dataclass(frozen=True)
 class Pick:
-    """``value`` read on one related span: the earliest (by start time, then span id) that satisfies ``match``."""
+    """``value`` read on one related span: the earliest (by start time; of spans starting
+    in the same microsecond, any one) that satisfies ``match``."""
 
     match: Expr
     value: Expr

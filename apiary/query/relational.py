@@ -13,8 +13,8 @@ With ``filter_combination: AND`` (Honeycomb's only combination for relational fi
 ANDed on its one span, as Honeycomb documents. Honeycomb offers no OR; Apiary reads OR as "any one filter holds",
 each filter judged on its own (``none.a OR none.b``: the trace lacks ``a`` or lacks ``b``).
 
-As a breakdown, ``root.x`` / ``parent.x`` read ``x`` on that span; ``any.x`` reads it on the earliest span (start
-time, then span id) that satisfies the query's ``any.`` filters -- any span when there are none -- and so does
+As a breakdown, ``root.x`` / ``parent.x`` read ``x`` on that span; ``any.x`` reads it on the earliest span (by start
+time) that satisfies the query's ``any.`` filters -- any span when there are none -- and so does
 ``child.x`` among the span's children. A span without such a related span falls in the empty group. ``none.``
 names no span, so it is no breakdown (as in Honeycomb).
 

@@ -81,7 +81,7 @@ _RELATED = RelatedSQL(
     flag=lambda c: f"CAST(max(ifNull(toUInt8({c}), 0)) AS Nullable(Bool))",
     pick=lambda match, value, typ, order: (f"tupleElement(argMinIf(tuple(CAST({value} AS Nullable({_SQL_TYPE[typ]}))), "
                                            f"{order}, ifNull({match}, false)), 1)"),
-    order=lambda ts, sid: f"tuple({ts}, {sid})")
+    order=lambda ts: f"toUnixTimestamp64Micro({ts})")
 
 
 def param_type(value: Any) -> str:
