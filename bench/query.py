@@ -313,7 +313,7 @@ def main() -> None:
     if args.relational:
         from bench.relational import relational_main
 
-        return relational_main(args, open_store, replayed)
+        return relational_main(args, open_store, replayed, day_window)
     store, start_us = open_store("duckdb", args.data, args.spans, None)
     ch = None
     if args.store == "clickhouse":
@@ -399,9 +399,7 @@ def sampled_main(args: argparse.Namespace) -> None:
     if args.load_only:
         store.close_sync()
         return
-    start, end = start_us // 1_000_000, start_us // 1_000_000 + 86_400 + 1
-    window = {"start_time": start, "end_time": end}
-    naive = [np.datetime64(start, "s").astype("datetime64[us]").item(), np.datetime64(end, "s").astype("datetime64[us]").item()]
+    window, naive = day_window(start_us)
     where = '_env = $1 AND "timestamp" >= $2 AND "timestamp" < $3'
     p = [ENV, *naive]
     rate = f"coalesce(CAST({store_column(store, 'meta.sample_rate')} AS DOUBLE), 1.0)"
@@ -460,6 +458,13 @@ def unweighted(store: Any, run: Callable[[], Any]) -> Callable[[], Any]:
         engine_module.build_plan = real
     compiled = dialect_for(store.dialect).summary(replace(caught[-1], sample_rate=None))
     return lambda: store.query(compiled.sql, compiled.params)
+
+
+def day_window(start_us: int) -> tuple[dict[str, int], list[Any]]:
+    """The synthetic day as a spec's start_time / end_time, and as the naive UTC bounds hand SQL binds."""
+    start, end = start_us // 1_000_000, start_us // 1_000_000 + 86_400 + 1
+    naive = [np.datetime64(t, "s").astype("datetime64[us]").item() for t in (start, end)]
+    return {"start_time": start, "end_time": end}, naive
 
 
 def store_column(store: DuckDBStore, name: str) -> str:

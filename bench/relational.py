@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 from typing import Any, Callable
 
-import numpy as np
-
 from apiary.query.engine import run_query
 from apiary.query.spec import SpecError, parse_spec
 from bench.timing import interleaved_medians_ms
@@ -54,14 +52,14 @@ def _hand_sql(dialect: str, col: Callable[[str], str]) -> dict[str, str]:
     }
 
 
-def relational_main(args: argparse.Namespace, open_store: Callable[..., Any], replayed: Callable[..., Any]) -> None:
+def relational_main(args: argparse.Namespace, open_store: Callable[..., Any], replayed: Callable[..., Any],
+                    day_window: Callable[[int], Any]) -> None:
+    """``open_store``, ``replayed`` and ``day_window`` are ``bench/query.py``'s (its module runs as ``__main__``)."""
     store, start_us = open_store(args.store, args.data, args.spans, None)
     if args.load_only:
         store.close_sync()
         return
-    start, end = start_us // 1_000_000, start_us // 1_000_000 + 86_400 + 1
-    window = {"start_time": start, "end_time": end}
-    naive = [np.datetime64(start, "s").astype("datetime64[us]").item(), np.datetime64(end, "s").astype("datetime64[us]").item()]
+    window, naive = day_window(start_us)
     physical = {c.name: c.physical for c in store.columns(ENV, None)}
     if store.dialect == "duckdb":
         w = '_env = $1 AND "timestamp" >= $2 AND "timestamp" < $3'
