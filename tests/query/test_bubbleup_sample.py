@@ -74,8 +74,14 @@ def _in(slices: tuple[tuple[datetime, datetime], ...], ts_us: int) -> bool:
     return any(a <= _naive(ts_us) < z for a, z in slices)
 
 
-def test_past_the_threshold_the_baseline_is_the_spans_of_the_sample_slices(store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("counted_in", ["arrow", "sql"])
+def test_past_the_threshold_the_baseline_is_the_spans_of_the_sample_slices(store: Any, monkeypatch: pytest.MonkeyPatch,
+                                                                            counted_in: str) -> None:
+    """Counted from the fetched rows (a selection of a few thousand) or by SQL's grouping sets (past
+    ``ARROW_COUNT_ROWS``, lowered here): the same counts either way."""
     monkeypatch.setattr(bubbleup, "BASELINE_SAMPLE", 600)
+    if counted_in == "sql":
+        monkeypatch.setattr(bubbleup, "ARROW_COUNT_ROWS", 0)
     spec = parse_spec({"calculations": [{"op": "HEATMAP", "column": "duration_ms"}], "start_time": START - 3600,
                        "end_time": START + 5 * 3600})
     selection = bubbleup.parse_selection({"column": "duration_ms", "min": 500, "max": 2000})
@@ -86,8 +92,8 @@ def test_past_the_threshold_the_baseline_is_the_spans_of_the_sample_slices(store
     chosen = [s for s in spans if 500 <= s["duration_ms"] <= 2000]
     rest = [s for s in spans if not 500 <= s["duration_ms"] <= 2000]
     assert (doc["selection_count"], doc["baseline_count"]) == (len(chosen), len(rest)) == (60, 2940)
-    # The slices cover the baseline's first to last span, not the query's empty hours around them.
-    first, last = _naive(rest[0]["ts_us"]), _naive(rest[-1]["ts_us"] + 1)
+    # The slices cover the query's first to last span, not its empty hours around them.
+    first, last = _naive(spans[0]["ts_us"]), _naive(spans[-1]["ts_us"] + 1)
     slices = bubbleup.baseline_slices(first, last, 600 / len(rest))
     sampled = [s for s in rest if _in(slices, s["ts_us"])]
     assert doc["baseline_compared"] == len(sampled) and 500 < len(sampled) < 700

@@ -42,14 +42,21 @@ class Dialect(Protocol):
     def concurrency(self, q: SpanQuery, groups: Sequence[tuple[Any, ...]] | None) -> Compiled:
         """``_bucket``, ``g0..gN``, ``v``: most spans in progress at once in each time bucket."""
 
+    def bubbleup_sides(self, b: BubbleUp) -> Compiled:
+        """One row: ``n_sel`` (selected rows), ``n`` (all the query's rows), ``t0``, ``t1`` (their first and last
+        start time)."""
+
     def bubbleup_profile(self, b: BubbleUp) -> Compiled:
-        """A row per side of the selection: ``_sel``, ``n`` (its rows), ``t0``, ``t1`` (its first and last start time)
-        and per column ``i`` of ``b.columns``:
+        """A row per side of the selection: ``_sel``, ``n`` (its rows) and per column ``i`` of ``b.columns``:
         ``s{i}`` (non-null values), ``d{i}`` (distinct values, estimated), and for numbers ``lo{i}``, ``hi{i}``."""
 
     def bubbleup_counts(self, b: BubbleUp, facets: Sequence[Facet]) -> Compiled:
         """One scan, one grouping set per facet ``i``: ``_sel``, ``k{i}`` (a value, a histogram bucket 0..bins-1, or
         true for any value; NULL for none), ``g{i}`` (0 on the rows of facet ``i``'s set, as SQL's GROUPING), ``n``."""
+
+    def bubbleup_keys(self, b: BubbleUp, facets: Sequence[Facet]) -> Compiled:
+        """The compared rows themselves, for counting outside the database: ``_sel`` and ``k{i}`` as in
+        ``bubbleup_counts``, one row per selected or sampled span."""
 
 
 def dialect_for(name: str) -> Dialect:

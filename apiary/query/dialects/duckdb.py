@@ -395,10 +395,21 @@ class DuckDBDialect:
                f"FROM run WHERE t >= {r.param(start_us)} AND t < {r.param(_epoch_us(q.end))} GROUP BY ALL")
         return Compiled(sql, r.params)
 
+    def bubbleup_sides(self, b: BubbleUp) -> Compiled:
+        # Two plain counts, not one GROUP BY on the selection flag: the selected rows are read from their own time
+        # range, and the whole's count and time range need the timestamp alone (73 against 557 ms at 10 M spans).
+        r = _Render()
+        ts = [("_ts", r.expr(b.rows.timestamp))]
+        chosen = b.selection if b.rows.where is None else Call("and", (b.rows.where, b.selection), BOOLEAN)
+        selected = r.base(replace(b.rows, where=chosen), args=False, extra=ts)
+        rows = r.base(b.rows, args=False, extra=ts)
+        return Compiled(f"SELECT (SELECT count(*) FROM ({selected})) AS n_sel, count(*) AS n, min(_ts) AS t0, max(_ts) AS t1 "
+                        f"FROM ({rows})", r.params)
+
     def bubbleup_profile(self, b: BubbleUp) -> Compiled:
         r = _Render()
         base = _bubbleup_rows(r, b, [Facet(c) for c in b.columns])
-        cols = ["_sel", "count(*) AS n", "min(_ts) AS t0", "max(_ts) AS t1"]
+        cols = ["_sel", "count(*) AS n"]
         for i, c in enumerate(b.columns):
             cols += [f"count(k{i}) AS s{i}", f"approx_count_distinct(k{i}) AS d{i}"]
             if c.type in NUMERIC:
@@ -412,6 +423,12 @@ class DuckDBDialect:
         cols = ["_sel", *keys, *(f"GROUPING({k}) AS g{i}" for i, k in enumerate(keys)), "count(*) AS n"]
         sets = ", ".join(f"(_sel, {k})" for k in keys)
         return Compiled(f"SELECT {', '.join(cols)} FROM ({base}) GROUP BY GROUPING SETS ({sets})", r.params)
+
+
+    def bubbleup_keys(self, b: BubbleUp, facets: Sequence[Facet]) -> Compiled:
+        r = _Render()
+        base = _bubbleup_rows(r, b, facets)
+        return Compiled(f"SELECT _sel, {', '.join(f'k{i}' for i in range(len(facets)))} FROM ({base})", r.params)
 
 
 def _bubbleup_rows(r: _Render, b: BubbleUp, facets: Sequence[Facet]) -> str:
