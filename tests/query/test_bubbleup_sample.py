@@ -80,6 +80,7 @@ def test_past_the_threshold_the_baseline_is_the_spans_of_the_sample_slices(store
     """Counted from the fetched rows (a selection of a few thousand) or by SQL's grouping sets (past
     ``ARROW_COUNT_ROWS``, lowered here): the same counts either way."""
     monkeypatch.setattr(bubbleup, "BASELINE_SAMPLE", 600)
+    monkeypatch.setattr(bubbleup, "PROFILE_SAMPLE", 60)
     if counted_in == "sql":
         monkeypatch.setattr(bubbleup, "ARROW_COUNT_ROWS", 0)
     spec = parse_spec({"calculations": [{"op": "HEATMAP", "column": "duration_ms"}], "start_time": START - 3600,
@@ -106,7 +107,7 @@ def test_past_the_threshold_the_baseline_is_the_spans_of_the_sample_slices(store
     assert plan["score"] == pytest.approx(1 - sum(s["app.plan"] == "enterprise" for s in sampled) / len(sampled), abs=1e-6)
     flag = by_name["app.flag"]
     assert {e["value"]: e["count"] for e in flag["baseline"]} == dict(Counter(s["app.flag"] for s in sampled))
-    # Histogram edges come from the profile's tenth of the sample (and every selected span); the counts from the sample.
+    # Histogram edges come from the profile's sample (PROFILE_SAMPLE rows) (and every selected span); the counts from the sample.
     profiled = chosen + [s for s in rest if _in(bubbleup.baseline_slices(first, last, 60 / len(rest)), s["ts_us"])]
     lo, hi = min(s["app.n"] for s in profiled), max(s["app.n"] for s in profiled)
     width = (hi - lo) / bubbleup.HISTOGRAM_BINS
