@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 
 from apiary.model.span import CORE_NAMES
-from apiary.query.dialects import Compiled
+from apiary.query.dialects import Compiled, bubbleup_sides_sql
 from apiary.query.plan import (
     BOOLEAN, FLOAT, INTEGER, NUMERIC, STRING, TIMESTAMP, Aggregate, BubbleUp, Call, Column, Expr, Facet, InList, Literal,
     SEPARATE_KINDS, SeriesColumns,
@@ -439,15 +439,8 @@ class ClickHouseDialect:
         return Compiled(sql, r.params)
 
     def bubbleup_sides(self, b: BubbleUp) -> Compiled:
-        # Two plain counts, not one GROUP BY on the selection flag: the selected rows are read from their own time
-        # range, and the whole's count and time range need the timestamp alone (73 against 557 ms at 10 M spans).
         r = _Render()
-        ts = [("_ts", r.expr(b.rows.timestamp))]
-        chosen = b.selection if b.rows.where is None else Call("and", (b.rows.where, b.selection), BOOLEAN)
-        selected = r.base(replace(b.rows, where=chosen), args=False, extra=ts)
-        rows = r.base(b.rows, args=False, extra=ts)
-        return Compiled(f"SELECT (SELECT count() FROM ({selected})) AS n_sel, count() AS n, min(_ts) AS t0, max(_ts) AS t1 "
-                        f"FROM ({rows})", r.params)
+        return Compiled(bubbleup_sides_sql(r, b, "count()"), r.params)
 
     def bubbleup_profile(self, b: BubbleUp) -> Compiled:
         r = _Render()
