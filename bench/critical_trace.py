@@ -1,4 +1,4 @@
-"""A 100,000-span trace whose critical path is known, as OTLP/HTTP protobuf requests (for the tests and bench/trace_search.py).
+"""A 100,000-span trace whose critical path is known, as OTLP/HTTP protobuf requests (for the tests and bench/investigate.py).
 
 The root runs 0..10,000 ms. Under it, 999 workers run back to back (worker i from
 10 i ms for 10 ms), each with 99 steps back to back (100 us each) from its

@@ -21,8 +21,9 @@ highest first. The columns the selection is defined by differ by construction
 and are left out.
 
 Three statements answer it, whatever the number of columns: the rows on each
-side, a profile (non-null counts, distinct estimates, numeric ranges) and one
-scan that counts every column's values per side, one grouping set per column.
+side (two plain counts), a profile (non-null counts, distinct estimates,
+numeric ranges) and the compared rows' values, counted per column and side
+here (or, past ``ARROW_COUNT_ROWS`` rows, in SQL, one grouping set per column).
 Past ``BASELINE_SAMPLE`` baseline rows the last two read every selected row but
 only the baseline's in ``SAMPLE_SLICES`` short slices of time spread over the
 window, as many rows as ``BASELINE_SAMPLE`` in all; the answer says how many
@@ -59,13 +60,21 @@ FEW_VALUES = 1_000
 #: Values listed per side; both sides list the union of each side's most frequent ones.
 TOP_VALUES = 10
 #: Past this many baseline rows, the baseline is compared through a sample of about this many (the selection never
-#: is): a share measured on 250,000 rows is within 0.2 % of the whole's (two standard errors), and at 10 M spans
-#: the counting scan reads a fortieth of the rows.
-BASELINE_SAMPLE = 250_000
+#: is): a share measured on 100,000 rows is within 0.32 % of the whole's (two standard errors). Its rows are
+#: counted here, so the cost follows the sample: 1.4 s against 2.0 s with 250,000 (10 M spans, load ~25).
+BASELINE_SAMPLE = 100_000
+#: Baseline rows the profile reads (past ``BASELINE_SAMPLE``): it only sorts the columns (values, histogram, ids)
+#: and sets histogram edges, and judges ids by distinct values per row -- on this many, as ever.
+PROFILE_SAMPLE = 25_000
 #: Slices of time the baseline sample is read from: over a day at 10 M spans, 4.5 minutes every 3 hours. Each slice
 #: is a scan of its own: with 24 the counting statement took 4.8-6.1 s against 1.9-2.5 s with 8 (10 M spans, busy
 #: machine), and 5.8 against 2.7 s on ClickHouse (chdb, 1 M spans).
 SAMPLE_SLICES = 8
+#: Up to this many compared rows (every selected one and the baseline's sample), the rows are fetched and each
+#: column's values counted here rather than by a grouping set per column in SQL: on 10 M spans (a 1 h x 500-2000 ms
+#: rectangle, 254,188 rows, 19 columns counted) 1.1 s against 2.1 s for DuckDB's GROUPING SETS, on a machine with
+#: load ~15. Past it (a selection of millions of spans) the rows stay in the database.
+ARROW_COUNT_ROWS = 500_000
 
 
 class Selection(BaseModel):
@@ -160,21 +169,20 @@ def run_bubbleup(store: Store, env: str, dataset: str, spec: QuerySpec, selectio
         statements.append(compiled.sql)
         return store.query(compiled.sql, compiled.params)
 
-    sides = _profile(run(dialect.bubbleup_profile(replace(b, columns=()))), ())
-    n_sel, n_base = sides["n"]
+    whole = run(dialect.bubbleup_sides(b)).to_pylist()[0]
+    n_sel = int(whole["n_sel"] or 0)
+    n_base = int(whole["n"] or 0) - n_sel
     if not n_sel or not n_base:  # one side is empty: nothing to compare it with
         data = {"selection_count": n_sel, "baseline_count": n_base, "baseline_compared": n_base, "columns": []}
         return BubbleUpOutcome(data, (time.perf_counter() - started) * 1000, statements)
     profiled = b
     if n_base > BASELINE_SAMPLE:
-        # The profile only sorts the columns (values, histogram, ids) and sets histogram edges: a tenth of the
-        # sample does (values beyond its range fall in the first or last bucket).
-        # Slices over the baseline's own first to last span, not the whole window: a week's query over a day of
+        # The profile's sample is smaller (values beyond its range fall in the first or last bucket).
+        # Slices over the query's first to last span, not the whole window: a week's query over a day of
         # spans would otherwise read most of its slices from empty days.
-        first, last = sides["t"]
-        last += timedelta(microseconds=1)
+        first, last = _naive_utc(whole["t0"]), _naive_utc(whole["t1"]) + timedelta(microseconds=1)
         b = replace(b, baseline_slices=baseline_slices(first, last, BASELINE_SAMPLE / n_base))
-        profiled = replace(b, baseline_slices=baseline_slices(first, last, BASELINE_SAMPLE / n_base / 10))
+        profiled = replace(b, baseline_slices=baseline_slices(first, last, min(PROFILE_SAMPLE, BASELINE_SAMPLE) / n_base))
     profile = _profile(run(dialect.bubbleup_profile(profiled)), b.columns)
     facets: list[tuple[int, Facet, str]] = []  # (column index, facet, kind)
     for i, c in enumerate(b.columns):
@@ -192,10 +200,16 @@ def run_bubbleup(store: Store, env: str, dataset: str, spec: QuerySpec, selectio
     out: list[dict[str, Any]] = []
     n_compared = profile["n"][1]
     if facets:
-        counts = run(dialect.bubbleup_counts(b, [f for _, f, _ in facets]))
-        n_compared = _compared(counts)
-        for k, (i, facet, kind) in enumerate(facets):
-            sel, base = _counts(counts, k)
+        chosen = [f for _, f, _ in facets]
+        if n_sel + min(n_base, BASELINE_SAMPLE) <= ARROW_COUNT_ROWS:
+            keys = run(dialect.bubbleup_keys(b, chosen))
+            n_compared = keys.num_rows - n_sel
+            sides = [_arrow_counts(keys, k) for k in range(len(facets))]
+        else:
+            counts = run(dialect.bubbleup_counts(b, chosen))
+            n_compared = _compared(counts)
+            sides = [_counts(counts, k) for k in range(len(facets))]
+        for (i, facet, kind), (sel, base) in zip(facets, sides):
             out.append(_compare(b.columns[i], kind, facet, sel, base, profile[f"d{i}"], n_sel, n_compared))
     out.sort(key=lambda c: (-c["score"], c["column"]))
     data = {"selection_count": n_sel, "baseline_count": n_base, "baseline_compared": n_compared, "columns": out}
@@ -205,8 +219,8 @@ def run_bubbleup(store: Store, env: str, dataset: str, spec: QuerySpec, selectio
 def _id_like(distinct: int, present: int) -> bool:
     """Most rows have a value of their own (span ids), or one in a few (parent ids): too many values to count.
 
-    Judged on the profile's rows, which may be a tenth of those counted: 3,000 parent ids in a profile of 25,000
-    spans are 30,000 in the 250,000 counted, where 1,000 user ids stay 1,000.
+    Judged on the profile's rows, which may be fewer than those counted: 3,000 parent ids in a profile of 25,000
+    spans are 12,000 in the 100,000 counted, where 1,000 user ids stay 1,000.
     """
     return (distinct > HISTOGRAM_BINS and 2 * distinct > present) or (distinct > FEW_VALUES and 20 * distinct > present)
 
@@ -229,7 +243,6 @@ def _profile(table: pa.Table, columns: tuple[Column, ...]) -> dict[str, Any]:
     rows = {bool(r["_sel"]): r for r in table.to_pylist()}
     sides = [rows.get(True, {}), rows.get(False, {})]
     out: dict[str, Any] = {"n": tuple(int(r.get("n") or 0) for r in sides)}
-    out["t"] = (_naive_utc(sides[1].get("t0")), _naive_utc(sides[1].get("t1")))  # the baseline's
     for i, c in enumerate(columns):
         out[f"s{i}"] = tuple(int(r.get(f"s{i}") or 0) for r in sides)
         out[f"d{i}"] = max(int(r.get(f"d{i}") or 0) for r in sides)
@@ -251,6 +264,17 @@ def _compared(table: pa.Table) -> int:
     """Baseline rows counted: the rows of the first facet's grouping set on the baseline side."""
     mine = table.filter(pc.and_(pc.equal(table.column("g0"), 0), pc.invert(table.column("_sel").cast(pa.bool_()))))
     return int(pc.sum(mine.column("n")).as_py() or 0)
+
+
+def _arrow_counts(keys: pa.Table, k: int) -> tuple[dict[Any, int], dict[Any, int]]:
+    """Facet ``k``'s keys (None: missing) -> rows, in the selection and in the baseline, counted from the rows."""
+    counted = keys.select(["_sel", f"k{k}"]).group_by(["_sel", f"k{k}"], use_threads=False).aggregate([([], "count_all")])
+    sel: dict[Any, int] = {}
+    base: dict[Any, int] = {}
+    for side, key, n in zip(counted.column("_sel").to_pylist(), counted.column(f"k{k}").to_pylist(),
+                            counted.column("count_all").to_pylist()):
+        (sel if side else base)[key] = int(n)
+    return sel, base
 
 
 def _counts(table: pa.Table, k: int) -> tuple[dict[Any, int], dict[Any, int]]:

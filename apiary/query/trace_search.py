@@ -141,17 +141,20 @@ def has_under(m: Match) -> bool:
     return isinstance(m, Logic) and any(has_under(a) for a in m.args)
 
 
-def evaluate(m: Match, has: Sequence[bool], under: dict[tuple[int, int], bool]) -> bool:
+def evaluate(m: Match, has: Sequence[Any], under: dict[tuple[int, int], Any]) -> Any:
+    """The match's truth from each condition's and each ``under``'s: bools, or numpy arrays of them (one per trace)."""
     if isinstance(m, Has):
-        return bool(has[m.index])
+        return has[m.index]
     if isinstance(m, Under):
         return under[(m.inner, m.outer)]
     if isinstance(m, Const):
         return m.value
     if m.op == "not":
-        return not evaluate(m.args[0], has, under)
-    values = (evaluate(a, has, under) for a in m.args)
-    return all(values) if m.op == "and" else any(values)
+        return np.logical_not(evaluate(m.args[0], has, under))
+    values = [evaluate(a, has, under) for a in m.args]
+    if not values:
+        return m.op == "and"
+    return np.logical_and.reduce(values) if m.op == "and" else np.logical_or.reduce(values)
 
 
 def unders(m: Match) -> list[tuple[int, int]]:
@@ -328,15 +331,15 @@ def search_traces(store: Store, env: str, doc: Any, now: float | None = None) ->
     statements: list[str] = []
     compiled = dialect.search(plan)
     statements.append(compiled.sql)
-    rows = _rows(store.query(compiled.sql, compiled.params))
+    found = store.query(compiled.sql, compiled.params)
     if plan.exact_in_sql:
+        rows = _rows(found)
         matched = int(rows[0]["_matched"]) if rows else 0
     else:
-        rows, more = _check_under(store, dialect, plan, rows)
+        kept, more = _check_under(store, dialect, plan, found)
         statements.extend(more)
-        matched = len(rows)
-        rows.sort(key=_sort_key(plan.order))
-        rows = rows[:plan.limit]
+        matched = kept.num_rows
+        rows = _rows(kept.slice(0, plan.limit))
     traces: list[dict[str, Any]] = []
     if rows:  # the shown columns, for the returned traces only
         compiled = dialect.summaries(plan, [r["_tid"] for r in rows])
@@ -351,46 +354,49 @@ def search_traces(store: Store, env: str, doc: Any, now: float | None = None) ->
     return TraceSearchOutcome(data, statements)
 
 
-def _sort_key(order: str) -> Any:
-    if order == "slowest":
-        return lambda r: (-(r["end_us"] - r["start_us"]), r["_tid"])
-    return lambda r: (-r["start_us"], r["_tid"])
-
-
 def _check_under(store: Store, dialect: Any, plan: TraceSearchPlan,
-                 candidates: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
-    """Exact truth of every ``a under b`` on the candidate traces, from the parent links of their spans.
+                 candidates: pa.Table) -> tuple[pa.Table, list[str]]:
+    """Exact truth of every ``a under b`` on the candidate traces, from the parent links of their spans: the
+    candidates that match, in the plan's order.
 
-    Array work, not a loop per span: each span's parent is found by (trace, span id), and "has an ancestor
-    matching b" is spread down the trees by pointer jumping, so the cost grows with the spans fetched, times
-    the log of the trees' depth.
+    Array work, not a loop per span or trace: each span's parent row comes from SQL, "has an ancestor
+    matching b" is spread down the trees by pointer jumping (the cost grows with the spans fetched, times
+    the log of the trees' depth), and the match is judged on whole columns (62,714 candidates judged one by
+    one took ~0.8 s of a loaded machine's Python).
     """
-    if not candidates:
-        return [], []
+    if not candidates.num_rows:
+        return candidates, []
     pairs = sorted(set(unders(plan.match)))
     used = sorted({i for p in pairs for i in p})
-    compiled = dialect.spans_of(plan, [r["_tid"] for r in candidates], used)
+    ids = candidates.column("_tid").combine_chunks().cast(pa.string())
+    compiled = dialect.spans_of(plan, ids.to_pylist(), used)
     table = store.query(compiled.sql, compiled.params)
-    tids = table.column("_tid").combine_chunks().cast(pa.string())
-    own = pc.binary_join_element_wise(tids, table.column("_sid").combine_chunks().cast(pa.string()), "/")
-    up = pc.binary_join_element_wise(tids, table.column("_pid").combine_chunks().cast(pa.string()), "/")
-    parent = pc.fill_null(pc.index_in(up, value_set=own, skip_nulls=True), -1).to_numpy(zero_copy_only=False).astype(np.int64)
-    parent[parent == np.arange(len(parent))] = -1
-    trace_no = pc.index_in(tids, value_set=pa.array([r["_tid"] for r in candidates], pa.string()))
-    trace_no = pc.fill_null(trace_no, -1).to_numpy(zero_copy_only=False).astype(np.int64)
-    flags = {i: table.column(f"m{i}").to_numpy(zero_copy_only=False).astype(bool) for i in used}
+    n = table.num_rows
+    row = table.column("_i").to_numpy().astype(np.int64)  # rows come back in any order: put span i at i
+    parent = np.full(n, -1, np.int64)
+    parent[row] = pc.fill_null(table.column("_p"), -1).to_numpy().astype(np.int64)
+    parent[parent == np.arange(n)] = -1
+    trace_no = np.full(n, -1, np.int64)
+    trace_no[row] = pc.fill_null(pc.index_in(table.column("_tid").combine_chunks().cast(pa.string()), value_set=ids),
+                                 -1).to_numpy().astype(np.int64)
+    flags = {}
+    for i in used:
+        flags[i] = np.zeros(n, bool)
+        flags[i][row] = table.column(f"m{i}").to_numpy(zero_copy_only=False).astype(bool)
     truth: dict[tuple[int, int], np.ndarray] = {}
     for inner, outer in pairs:
         hit = flags[inner] & _below(parent, flags[outer]) & (trace_no >= 0)
-        per_trace = np.zeros(len(candidates), bool)
+        per_trace = np.zeros(candidates.num_rows, bool)
         per_trace[trace_no[hit]] = True
         truth[(inner, outer)] = per_trace
-    kept = []
-    for n, r in enumerate(candidates):
-        has = [bool(r[f"h{i}"]) for i in range(len(plan.conditions))]
-        if evaluate(plan.match, has, {p: bool(t[n]) for p, t in truth.items()}):
-            kept.append(r)
-    return kept, [compiled.sql]
+    has = [candidates.column(f"h{i}").to_numpy(zero_copy_only=False).astype(bool) for i in range(len(plan.conditions))]
+    kept = candidates.filter(pa.array(np.broadcast_to(evaluate(plan.match, has, truth), candidates.num_rows)))
+    if plan.order == "slowest":
+        kept = kept.append_column("_d", pc.subtract(kept.column("end_us"), kept.column("start_us")))
+        order = [("_d", "descending"), ("_tid", "ascending")]
+    else:
+        order = [("start_us", "descending"), ("_tid", "ascending")]
+    return kept.sort_by(order), [compiled.sql]
 
 
 def _below(parent: np.ndarray, flagged: np.ndarray) -> np.ndarray:

@@ -74,8 +74,15 @@ def _in(slices: tuple[tuple[datetime, datetime], ...], ts_us: int) -> bool:
     return any(a <= _naive(ts_us) < z for a, z in slices)
 
 
-def test_past_the_threshold_the_baseline_is_the_spans_of_the_sample_slices(store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("counted_in", ["arrow", "sql"])
+def test_past_the_threshold_the_baseline_is_the_spans_of_the_sample_slices(store: Any, monkeypatch: pytest.MonkeyPatch,
+                                                                            counted_in: str) -> None:
+    """Counted from the fetched rows (a selection of a few thousand) or by SQL's grouping sets (past
+    ``ARROW_COUNT_ROWS``, lowered here): the same counts either way."""
     monkeypatch.setattr(bubbleup, "BASELINE_SAMPLE", 600)
+    monkeypatch.setattr(bubbleup, "PROFILE_SAMPLE", 60)
+    if counted_in == "sql":
+        monkeypatch.setattr(bubbleup, "ARROW_COUNT_ROWS", 0)
     spec = parse_spec({"calculations": [{"op": "HEATMAP", "column": "duration_ms"}], "start_time": START - 3600,
                        "end_time": START + 5 * 3600})
     selection = bubbleup.parse_selection({"column": "duration_ms", "min": 500, "max": 2000})
@@ -86,8 +93,8 @@ def test_past_the_threshold_the_baseline_is_the_spans_of_the_sample_slices(store
     chosen = [s for s in spans if 500 <= s["duration_ms"] <= 2000]
     rest = [s for s in spans if not 500 <= s["duration_ms"] <= 2000]
     assert (doc["selection_count"], doc["baseline_count"]) == (len(chosen), len(rest)) == (60, 2940)
-    # The slices cover the baseline's first to last span, not the query's empty hours around them.
-    first, last = _naive(rest[0]["ts_us"]), _naive(rest[-1]["ts_us"] + 1)
+    # The slices cover the query's first to last span, not its empty hours around them.
+    first, last = _naive(spans[0]["ts_us"]), _naive(spans[-1]["ts_us"] + 1)
     slices = bubbleup.baseline_slices(first, last, 600 / len(rest))
     sampled = [s for s in rest if _in(slices, s["ts_us"])]
     assert doc["baseline_compared"] == len(sampled) and 500 < len(sampled) < 700
@@ -100,7 +107,7 @@ def test_past_the_threshold_the_baseline_is_the_spans_of_the_sample_slices(store
     assert plan["score"] == pytest.approx(1 - sum(s["app.plan"] == "enterprise" for s in sampled) / len(sampled), abs=1e-6)
     flag = by_name["app.flag"]
     assert {e["value"]: e["count"] for e in flag["baseline"]} == dict(Counter(s["app.flag"] for s in sampled))
-    # Histogram edges come from the profile's tenth of the sample (and every selected span); the counts from the sample.
+    # Histogram edges come from the profile's sample (PROFILE_SAMPLE rows) (and every selected span); the counts from the sample.
     profiled = chosen + [s for s in rest if _in(bubbleup.baseline_slices(first, last, 60 / len(rest)), s["ts_us"])]
     lo, hi = min(s["app.n"] for s in profiled), max(s["app.n"] for s in profiled)
     width = (hi - lo) / bubbleup.HISTOGRAM_BINS

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, NamedTuple, Protocol, Sequence
 
-from apiary.query.plan import BubbleUp, Facet, SpanQuery
+from apiary.query.plan import BOOLEAN, BubbleUp, Call, Facet, SpanQuery
 
 
 class Compiled(NamedTuple):
@@ -42,14 +43,40 @@ class Dialect(Protocol):
     def concurrency(self, q: SpanQuery, groups: Sequence[tuple[Any, ...]] | None) -> Compiled:
         """``_bucket``, ``g0..gN``, ``v``: most spans in progress at once in each time bucket."""
 
+    def bubbleup_sides(self, b: BubbleUp) -> Compiled:
+        """One row: ``n_sel`` (selected rows), ``n`` (all the query's rows), ``t0``, ``t1`` (their first and last
+        start time)."""
+
     def bubbleup_profile(self, b: BubbleUp) -> Compiled:
-        """A row per side of the selection: ``_sel``, ``n`` (its rows), ``t0``, ``t1`` (its first and last start time)
-        and per column ``i`` of ``b.columns``:
+        """A row per side of the selection: ``_sel``, ``n`` (its rows) and per column ``i`` of ``b.columns``:
         ``s{i}`` (non-null values), ``d{i}`` (distinct values, estimated), and for numbers ``lo{i}``, ``hi{i}``."""
 
     def bubbleup_counts(self, b: BubbleUp, facets: Sequence[Facet]) -> Compiled:
         """One scan, one grouping set per facet ``i``: ``_sel``, ``k{i}`` (a value, a histogram bucket 0..bins-1, or
         true for any value; NULL for none), ``g{i}`` (0 on the rows of facet ``i``'s set, as SQL's GROUPING), ``n``."""
+
+    def bubbleup_keys(self, b: BubbleUp, facets: Sequence[Facet]) -> Compiled:
+        """The compared rows themselves, for counting outside the database: ``_sel`` and ``k{i}`` as in
+        ``bubbleup_counts``, one row per selected or sampled span."""
+
+
+class _RowsRender(Protocol):
+    def expr(self, e: Any) -> str: ...
+
+    def base(self, q: SpanQuery, *, args: bool = True, extra: Sequence[tuple[str, str]] = ()) -> str: ...
+
+
+def bubbleup_sides_sql(r: _RowsRender, b: BubbleUp, count: str) -> str:
+    """``bubbleup_sides`` in either dialect (``count``: its count of rows).
+
+    Two plain counts, not one GROUP BY on the selection flag: the selected rows are read from their own time
+    range, and the whole's count and time range need the timestamp alone (73 against 557 ms at 10 M spans).
+    """
+    ts = [("_ts", r.expr(b.rows.timestamp))]
+    chosen = b.selection if b.rows.where is None else Call("and", (b.rows.where, b.selection), BOOLEAN)
+    selected = r.base(replace(b.rows, where=chosen), args=False, extra=ts)
+    rows = r.base(b.rows, args=False, extra=ts)
+    return f"SELECT (SELECT {count} FROM ({selected})) AS n_sel, {count} AS n, min(_ts) AS t0, max(_ts) AS t1 FROM ({rows})"
 
 
 def dialect_for(name: str) -> Dialect:

@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 
 from apiary.model.span import CORE_NAMES
-from apiary.query.dialects import Compiled
+from apiary.query.dialects import Compiled, bubbleup_sides_sql
 from apiary.query.dialects.related import RelatedSQL, related_column, related_joins
 from apiary.query.plan import (
     BOOLEAN, FLOAT, INTEGER, NUMERIC, STRING, TIMESTAMP, Aggregate, BubbleUp, Call, Column, Expr, Facet, InList, Literal,
@@ -433,10 +433,14 @@ class ClickHouseDialect:
                f"FROM run WHERE t >= {start_us} AND t < {r.param(_epoch_us(q.end))} GROUP BY _bucket{''.join(', ' + x for x in g)}")
         return Compiled(sql, r.params)
 
+    def bubbleup_sides(self, b: BubbleUp) -> Compiled:
+        r = _Render()
+        return Compiled(bubbleup_sides_sql(r, b, "count()"), r.params)
+
     def bubbleup_profile(self, b: BubbleUp) -> Compiled:
         r = _Render()
         base = _bubbleup_rows(r, b, [Facet(c) for c in b.columns])
-        cols = ["_sel", "count() AS n", "min(_ts) AS t0", "max(_ts) AS t1"]
+        cols = ["_sel", "count() AS n"]
         for i, c in enumerate(b.columns):
             cols += [f"count(k{i}) AS s{i}", f"uniq(k{i}) AS d{i}"]
             if c.type in NUMERIC:
@@ -451,6 +455,12 @@ class ClickHouseDialect:
         sets = ", ".join(f"(_sel, {k})" for k in keys)
         return Compiled(f"SELECT {', '.join(cols)} FROM ({base}) GROUP BY GROUPING SETS ({sets}) "
                         "SETTINGS group_by_use_nulls = 1", r.params)
+
+
+    def bubbleup_keys(self, b: BubbleUp, facets: Sequence[Facet]) -> Compiled:
+        r = _Render()
+        base = _bubbleup_rows(r, b, facets)
+        return Compiled(f"SELECT _sel, {', '.join(f'k{i}' for i in range(len(facets)))} FROM ({base})", r.params)
 
 
 def _bubbleup_rows(r: _Render, b: BubbleUp, facets: Sequence[Facet]) -> str:

@@ -70,7 +70,15 @@ class ClickHouseTraces:
     def spans_of(self, plan: TraceSearchPlan, trace_ids: Sequence[str], conditions: Sequence[int]) -> Compiled:
         r = _Render()
         where = _span_rows(r, plan, trace_ids)
-        cols = [f"assumeNotNull({_TID}) AS _tid", "`trace.span_id` AS _sid", "`trace.parent_id` AS _pid",
-                *(_flag(r, plan, i) for i in conditions)]
-        return Compiled(f"SELECT {', '.join(cols)} FROM spans WHERE {' AND '.join(where)}", r.params)
+        # ClickHouse inlines a CTE at each use, so the row numbers must come out the same both times: ordered by
+        # (trace, span id), rows of one span id repeated in a trace share their numbers whichever order they get.
+        cols = [f"toInt64(row_number() OVER (ORDER BY assumeNotNull({_TID}), `trace.span_id`)) - 1 AS _i",
+                f"assumeNotNull({_TID}) AS _tid",
+                "`trace.span_id` AS _sid", "`trace.parent_id` AS _pid", *(_flag(r, plan, i) for i in conditions)]
+        # As the DuckDB side: each span's parent row number by a join, not by matching strings in Python.
+        return Compiled(f"WITH s AS (SELECT {', '.join(cols)} FROM spans WHERE {' AND '.join(where)}), "
+                        "f AS (SELECT _tid, _sid, min(_i) AS _p FROM s GROUP BY _tid, _sid) "
+                        f"SELECT s._i AS _i, s._tid AS _tid, f._p AS _p, "
+                        f"{', '.join(f's.m{int(i)} AS m{int(i)}' for i in conditions) or 'NULL AS _none'} "
+                        "FROM s LEFT JOIN f ON f._tid = s._tid AND f._sid = s._pid SETTINGS join_use_nulls = 1", r.params)
 

@@ -68,6 +68,12 @@ class DuckDBTraces:
         r = _Render()
         where = _span_rows(r, plan, trace_ids)
         flags = [f"coalesce({r.expr(plan.conditions[i])}, false) AS m{int(i)}" for i in conditions]
-        cols = [f"{_TID} AS _tid", '"trace.span_id" AS _sid', '"trace.parent_id" AS _pid', *flags]
-        return Compiled(f"SELECT {', '.join(cols)} FROM spans WHERE {' AND '.join(where)}", r.params)
+        cols = ["row_number() OVER () - 1 AS _i", f"{_TID} AS _tid", '"trace.span_id" AS _sid',
+                '"trace.parent_id" AS _pid', *flags]
+        # The parent's row number by a join here: matching (trace, span id) strings in Python took ~2 s for 500,000
+        # spans on a loaded machine. The first row of a span id repeated within a trace is its parent.
+        return Compiled(f"WITH s AS MATERIALIZED (SELECT {', '.join(cols)} FROM spans WHERE {' AND '.join(where)}), "
+                        "f AS (SELECT _tid, _sid, min(_i) AS _p FROM s GROUP BY _tid, _sid) "
+                        f"SELECT s._i, s._tid, f._p, {', '.join(f'm{int(i)}' for i in conditions) or 'NULL AS _none'} "
+                        "FROM s LEFT JOIN f ON f._tid = s._tid AND f._sid = s._pid", r.params)
 

@@ -29,7 +29,8 @@ class TraceDialect(Protocol):
         ``root_name``, ``root_service`` (the root's, else the earliest span's), ``services``."""
 
     def spans_of(self, plan: TraceSearchPlan, trace_ids: Sequence[str], conditions: Sequence[int]) -> Compiled:
-        """``_tid``, ``_sid``, ``_pid`` and ``m<i>`` (the span matches condition i) for every span of the traces."""
+        """For every span of the traces: ``_i`` (its row number, 0..n-1), ``_tid``, ``_p`` (its parent's row
+        number, NULL without one) and ``m<i>`` (the span matches condition i)."""
 
 
 def render_match(m: Match) -> str:
