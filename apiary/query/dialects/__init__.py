@@ -1,4 +1,8 @@
-"""SQL dialects: each renders the one query plan (``apiary.query.plan``) for one store."""
+"""SQL dialects: each renders the one query plan (``apiary.query.plan``) for one store.
+
+The statements are written once (``base.py``; the trace search's in ``traces.py``, X-Ray's in ``xray.py``);
+``duckdb.py`` and ``clickhouse.py`` say only what their engine spells its own way.
+"""
 
 from __future__ import annotations
 
