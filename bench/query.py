@@ -7,6 +7,7 @@
     python bench/query.py --spans 1000000 --relational [--store clickhouse]  # Honeycomb's relational fields
     git archive 19c0b83 | tar -x -C ../apiary-before                  # an earlier tree, then:
     python bench/query.py --spans 200000 --baseline ../apiary-before [--store clickhouse]
+    python bench/query.py --spans 1000000 --sampled --baseline ../apiary-before   # the weighted cases, before and after
 
 Loads N synthetic spans (3 services, 20 routes, log-normal durations, ~10
 attributes, 24 h, traces of 8 spans) straight through ``DuckDBStore.append``
@@ -229,10 +230,11 @@ def open_store(kind: str, data: Path, spans: int, start_us: int | None, sampled:
 class Baseline:
     """The same engine cases in a worker process running an earlier tree's ``apiary`` on its own copy of the spans."""
 
-    def __init__(self, tree: Path, kind: str, data: Path, spans: int, start_us: int, tid: str) -> None:
+    def __init__(self, tree: Path, kind: str, data: Path, spans: int, start_us: int, tid: str,
+                 sampled: bool = False) -> None:
         env = {**os.environ, "APIARY_BENCH_TREE": str(tree.resolve())}
         argv = [sys.executable, str(Path(__file__).resolve()), "--spans", str(spans), "--data", str(data),
-                "--store", kind, "--worker-start", str(start_us), "--worker-trace", tid]
+                "--store", kind, "--worker-start", str(start_us), "--worker-trace", tid, *(["--sampled"] if sampled else [])]
         self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         ready = self._line()
         if ready != "ready":
@@ -259,11 +261,13 @@ def worker(args: argparse.Namespace) -> None:
     """The baseline side: load (in this process's ``apiary``, the earlier tree's), then time cases asked on stdin."""
     kind = "duckdb" if args.store == "duckdb" else "clickhouse"
     sys.stdout, reply = sys.stderr, sys.stdout  # load progress to stderr; stdout carries only the replies
-    store, start_us = open_store(kind, args.data, args.spans, args.worker_start)
+    store, start_us = open_store(kind, args.data, args.spans, args.worker_start, sampled=args.sampled)
     if start_us != args.worker_start:
         raise SystemExit(f"the baseline copy in {args.data} was loaded for another window: delete it and run again")
     start, end = start_us // 1_000_000, start_us // 1_000_000 + 86_400 + 1
-    cases = engine_cases(store, {"start_time": start, "end_time": end}, args.worker_trace, 90)
+    window = {"start_time": start, "end_time": end}
+    cases = (sampled_engine_cases(store, window) if args.sampled
+             else engine_cases(store, window, args.worker_trace, 90))
     print("ready", file=reply, flush=True)
     for line in sys.stdin:
         fn = cases[int(line)][1]
@@ -299,7 +303,8 @@ def main() -> None:
     ap.add_argument("--store", choices=["duckdb", "clickhouse"], default="duckdb",
                     help="clickhouse: also load the same spans into ClickHouse (chdb, in-process) and print both side by side")
     ap.add_argument("--load-only", action="store_true", help="build the store(s) and stop")
-    ap.add_argument("--sampled", action="store_true", help="sample-rate-weighted queries and a calculated field (DuckDB)")
+    ap.add_argument("--sampled", action="store_true",
+                    help="sample-rate-weighted queries and a calculated field (DuckDB; with --baseline, beside that tree)")
     ap.add_argument("--relational", action="store_true", help="relational fields against hand-written SQL")
     ap.add_argument("--baseline", type=Path, help="an earlier Apiary source tree: time the engine cases there too, interleaved")
     ap.add_argument("--worker-start", type=int, help=argparse.SUPPRESS)
@@ -404,10 +409,6 @@ def sampled_main(args: argparse.Namespace) -> None:
     p = [ENV, *naive]
     rate = f"coalesce(CAST({store_column(store, 'meta.sample_rate')} AS DOUBLE), 1.0)"
 
-    def engine(spec: dict[str, Any]) -> Callable[[], Any]:
-        parsed = parse_spec({**window, **spec})
-        return lambda: run_query(store, ENV, "__all__", parsed, disable_series=True)
-
     def sql(text: str) -> Callable[[], Any]:
         return lambda: store.query(text, p)
 
@@ -417,26 +418,46 @@ def sampled_main(args: argparse.Namespace) -> None:
     p99 = ("SELECT min(d) FILTER (WHERE c > floor((t - 1) * 0.99)) + (min(d) FILTER (WHERE c > ceil((t - 1) * 0.99)) - "
            "min(d) FILTER (WHERE c > floor((t - 1) * 0.99))) * ((max(t) - 1) * 0.99 - floor((max(t) - 1) * 0.99)) "
            f"FROM ({ranked})")
-    slow = {"name": "slow", "expression": "IF(GTE($duration_ms, 100), 1, 0)"}
-    cases = [
-        ("COUNT (weighted), 24 h", engine({"calculations": [{"op": "COUNT"}]}),
-         sql(f"SELECT sum({rate}) FROM spans WHERE {where}")),
-        ("AVG(duration_ms) (weighted)", engine({"calculations": [{"op": "AVG", "column": "duration_ms"}]}),
-         sql(f"SELECT sum(duration_ms * {rate}) / sum({rate}) FROM spans WHERE {where}")),
-        ("P99(duration_ms) (weighted)", engine({"calculations": [{"op": "P99", "column": "duration_ms"}]}), sql(p99)),
-        ("AVG(IF(GTE($duration_ms, 100), 1, 0)) by route",
-         engine({"calculated_fields": [slow], "calculations": [{"op": "AVG", "column": "slow"}],
-                 "breakdowns": ["http.route"]}),
-         sql(f"SELECT {store_column(store, 'http.route')}, sum(CASE WHEN duration_ms >= 100 THEN 1 ELSE 0 END * {rate}) "
-             f"/ sum({rate}) FROM spans WHERE {where} GROUP BY ALL")),
+    hand = [
+        sql(f"SELECT sum({rate}) FROM spans WHERE {where}"),
+        sql(f"SELECT sum(duration_ms * {rate}) / sum({rate}) FROM spans WHERE {where}"),
+        sql(p99),
+        sql(f"SELECT {store_column(store, 'http.route')}, sum(CASE WHEN duration_ms >= 100 THEN 1 ELSE 0 END * {rate}) "
+            f"/ sum({rate}) FROM spans WHERE {where} GROUP BY ALL"),
     ]
+    cases = [(label, eng, h) for (label, eng), h in zip(sampled_engine_cases(store, window), hand)]
     print(f"\n{store.count(ENV):,} spans with meta.sample_rate, DuckDB, median of {args.runs} runs (ms), disable_series")
     print("unweighted: the engine's summary statement for the same plan without sample rates (what weighting costs)")
     print(f"{'query':46} {'engine':>9} {'its SQL':>9} {'ratio':>6} {'hand SQL':>9} {'ratio':>6} {'unweighted':>10} {'ratio':>6}")
     for label, eng, hand in cases:
         e, d, r, u = interleaved_medians_ms([eng, replayed(store, eng), hand, unweighted(store, eng)], args.runs)
         print(f"{label:46} {e:9.1f} {d:9.1f} {e / d:6.2f} {r:9.1f} {e / r:6.2f} {u:10.1f} {d / u:6.2f}")
+    if args.baseline:
+        base = Baseline(args.baseline, "duckdb", args.data / "baseline", args.spans, start_us, "-", sampled=True)
+        try:
+            before_and_after(sampled_engine_cases(store, window), base, args.runs,
+                             f"{store.count(ENV):,} spans with meta.sample_rate, DuckDB, disable_series")
+        finally:
+            base.close()
     store.close_sync()
+
+
+def sampled_engine_cases(store: Any, window: dict[str, int]) -> list[tuple[str, Callable[[], Any]]]:
+    """Weighted COUNT, AVG, P99 and a calculated field through the engine (``--sampled``), for either tree."""
+
+    def engine(spec: dict[str, Any]) -> Callable[[], Any]:
+        parsed = parse_spec({**window, **spec})
+        return lambda: run_query(store, ENV, "__all__", parsed, disable_series=True)
+
+    slow = {"name": "slow", "expression": "IF(GTE($duration_ms, 100), 1, 0)"}
+    return [
+        ("COUNT (weighted), 24 h", engine({"calculations": [{"op": "COUNT"}]})),
+        ("AVG(duration_ms) (weighted)", engine({"calculations": [{"op": "AVG", "column": "duration_ms"}]})),
+        ("P99(duration_ms) (weighted)", engine({"calculations": [{"op": "P99", "column": "duration_ms"}]})),
+        ("AVG(IF(GTE($duration_ms, 100), 1, 0)) by route",
+         engine({"calculated_fields": [slow], "calculations": [{"op": "AVG", "column": "slow"}],
+                 "breakdowns": ["http.route"]})),
+    ]
 
 
 def unweighted(store: Any, run: Callable[[], Any]) -> Callable[[], Any]:

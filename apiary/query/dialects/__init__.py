@@ -1,11 +1,14 @@
-"""SQL dialects: each renders the one query plan (``apiary.query.plan``) for one store."""
+"""SQL dialects: each renders the one query plan (``apiary.query.plan``) for one store.
+
+The statements are written once (``base.py``; the trace search's in ``traces.py``, X-Ray's in ``xray.py``);
+``duckdb.py`` and ``clickhouse.py`` say only what their engine spells its own way.
+"""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, NamedTuple, Protocol, Sequence
 
-from apiary.query.plan import BOOLEAN, BubbleUp, Call, Facet, SpanQuery
+from apiary.query.plan import BubbleUp, Facet, SpanQuery
 
 
 class Compiled(NamedTuple):
@@ -58,25 +61,6 @@ class Dialect(Protocol):
     def bubbleup_keys(self, b: BubbleUp, facets: Sequence[Facet]) -> Compiled:
         """The compared rows themselves, for counting outside the database: ``_sel`` and ``k{i}`` as in
         ``bubbleup_counts``, one row per selected or sampled span."""
-
-
-class _RowsRender(Protocol):
-    def expr(self, e: Any) -> str: ...
-
-    def base(self, q: SpanQuery, *, args: bool = True, extra: Sequence[tuple[str, str]] = ()) -> str: ...
-
-
-def bubbleup_sides_sql(r: _RowsRender, b: BubbleUp, count: str) -> str:
-    """``bubbleup_sides`` in either dialect (``count``: its count of rows).
-
-    Two plain counts, not one GROUP BY on the selection flag: the selected rows are read from their own time
-    range, and the whole's count and time range need the timestamp alone (73 against 557 ms at 10 M spans).
-    """
-    ts = [("_ts", r.expr(b.rows.timestamp))]
-    chosen = b.selection if b.rows.where is None else Call("and", (b.rows.where, b.selection), BOOLEAN)
-    selected = r.base(replace(b.rows, where=chosen), args=False, extra=ts)
-    rows = r.base(b.rows, args=False, extra=ts)
-    return f"SELECT (SELECT {count} FROM ({selected})) AS n_sel, {count} AS n, min(_ts) AS t0, max(_ts) AS t1 FROM ({rows})"
 
 
 def dialect_for(name: str) -> Dialect:

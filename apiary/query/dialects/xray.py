@@ -15,10 +15,10 @@ from abc import ABC, abstractmethod
 from typing import Any, Sequence
 
 from apiary.query.dialects import Compiled
-from apiary.query.dialects import clickhouse as ch
-from apiary.query.dialects import clickhouse_traces
-from apiary.query.dialects import duckdb as dd
-from apiary.query.dialects import duckdb_traces
+from apiary.query.dialects.base import epoch_us
+from apiary.query.dialects.clickhouse import ClickHouseRender
+from apiary.query.dialects.duckdb import DuckDBRender
+from apiary.query.dialects.traces import span_rows
 from apiary.query.plan import (Column, Expr, InList, Literal, PerTrace, SpanValue, TraceGraph, TraceQuery, TraceRows,
                                TraceSeries)
 
@@ -49,18 +49,6 @@ class XRaySQL(ABC):
         ...
 
     @abstractmethod
-    def ident(self, column: str) -> str:
-        ...
-
-    @abstractmethod
-    def micros(self, ts: str) -> str:
-        ...
-
-    @abstractmethod
-    def span_filter(self, r: Any, rows: TraceRows) -> list[str]:
-        ...
-
-    @abstractmethod
     def any_true(self, x: str) -> str:
         ...
 
@@ -70,10 +58,6 @@ class XRaySQL(ABC):
 
     @abstractmethod
     def count_if(self, x: str) -> str:
-        ...
-
-    @abstractmethod
-    def distinct(self, x: str) -> str:
         ...
 
     @abstractmethod
@@ -101,7 +85,7 @@ class XRaySQL(ABC):
         if e.kind == "count":
             return "count(*)" if x is None else self.count_if(x)
         if e.kind == "distinct":
-            return self.distinct(str(x))
+            return r.distinct_list(str(x))
         raise ValueError(f"no per-trace aggregate {e.kind!r}")
 
     # -- the rows ---------------------------------------------------------------------------------
@@ -109,12 +93,12 @@ class XRaySQL(ABC):
     def rows(self, r: Any, rows: TraceRows, reads: Sequence[Expr | None] = ()) -> str:
         """``WITH`` clauses ending in ``t``: one row per span with every `SpanValue` as ``_<name>``; the root's
         duration (a window of its own) only when ``reads`` use it."""
-        i = self.ident
+        i = r.ident
         cols = [f"{i('trace.trace_id')} AS _tid", f"{i('trace.span_id')} AS _sid", f"{i('trace.parent_id')} AS _pid",
-                f"{i('service.name')} AS _service", f"{i('name')} AS _name", f"{self.micros(i('timestamp'))} AS _start_us",
+                f"{i('service.name')} AS _service", f"{i('name')} AS _name", f"{r.micros(i('timestamp'))} AS _start_us",
                 f"{i('duration_ms')} AS _duration_ms", f"{i('error')} AS _span_error"]
         cols += [f"{r.expr(v)} AS _v{n}" for n, v in enumerate(rows.values)]
-        where = self.span_filter(r, rows) + [f"{i('trace.span_id')} IS NOT NULL"]
+        where = span_rows(r, rows, rows.trace_ids) + [f"{i('trace.span_id')} IS NOT NULL"]
         read = f"SELECT {', '.join(cols)} FROM spans WHERE {' AND '.join(where)}"
         latest = (f"SELECT *, row_number() OVER (PARTITION BY _tid, _sid ORDER BY {r.expr(rows.in_progress)}, "
                   f"_duration_ms DESC NULLS LAST) AS _n, "
@@ -223,7 +207,7 @@ def _alias(name: str) -> str:
 
 
 def _micros(naive_utc: Any) -> int:
-    return dd._epoch_us(naive_utc)
+    return epoch_us(naive_utc)
 
 
 # -- DuckDB -----------------------------------------------------------------------------------------
@@ -245,7 +229,7 @@ class _TraceValues:
         return super().expr(e)  # type: ignore[misc]
 
 
-class _DuckDBRender(_TraceValues, dd._Render):
+class _DuckDBRender(_TraceValues, DuckDBRender):
     pass
 
 
@@ -255,15 +239,6 @@ class DuckDBXRay(XRaySQL):
     def renderer(self) -> _DuckDBRender:
         return _DuckDBRender(self)
 
-    def ident(self, column: str) -> str:
-        return dd.ident(column)
-
-    def micros(self, ts: str) -> str:
-        return f"epoch_us({ts})"
-
-    def span_filter(self, r: Any, rows: TraceRows) -> list[str]:
-        return duckdb_traces._span_rows(r, rows, rows.trace_ids)
-
     def any_true(self, x: str) -> str:
         return f"coalesce(bool_or({x}), false)"
 
@@ -272,9 +247,6 @@ class DuckDBXRay(XRaySQL):
 
     def count_if(self, x: str) -> str:
         return f"count(*) FILTER (WHERE {x})"
-
-    def distinct(self, x: str) -> str:
-        return f"list_sort(list_distinct(list({x})))"
 
     def histogram_sql(self, x: str) -> str:
         return f"histogram({x})"
@@ -290,7 +262,7 @@ class DuckDBXRay(XRaySQL):
 # -- ClickHouse -------------------------------------------------------------------------------------
 
 
-class _ClickHouseRender(_TraceValues, ch._Render):
+class _ClickHouseRender(_TraceValues, ClickHouseRender):
     pass
 
 
@@ -301,15 +273,6 @@ class ClickHouseXRay(XRaySQL):
     def renderer(self) -> _ClickHouseRender:
         return _ClickHouseRender(self)
 
-    def ident(self, column: str) -> str:
-        return ch.ident(column)
-
-    def micros(self, ts: str) -> str:
-        return f"toUnixTimestamp64Micro({ts})"
-
-    def span_filter(self, r: Any, rows: TraceRows) -> list[str]:
-        return clickhouse_traces._span_rows(r, rows, rows.trace_ids)
-
     def any_true(self, x: str) -> str:
         return f"(countIf(coalesce({x}, false)) > 0)"
 
@@ -318,9 +281,6 @@ class ClickHouseXRay(XRaySQL):
 
     def count_if(self, x: str) -> str:
         return f"countIf(coalesce({x}, false))"
-
-    def distinct(self, x: str) -> str:
-        return f"arraySort(groupUniqArray({x}))"
 
     def histogram_sql(self, x: str) -> str:
         return f"sumMapIf([assumeNotNull({x})], [toUInt64(1)], ({x}) IS NOT NULL)"
