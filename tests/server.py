@@ -56,7 +56,9 @@ class ApiaryProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> "ApiaryProcess":
+    def start(self, timeout: float = 90.0) -> "ApiaryProcess":
+        """Waits for ``/api/health``. The bound is a failure deadline, not a speed check: with the suite's workers
+        sharing two cores a server has been seen to need over 30 s to import and open its store."""
         self.log_path = self.data_dir.parent / f"apiary-{self.port}.log"
         log = open(self.log_path, "a")
         cmd = [sys.executable, "-m", "apiary", "serve", "--data", str(self.data_dir), "--port", str(self.port),

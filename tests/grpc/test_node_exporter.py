@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.grpc.conftest import GrpcApiary
+from tests.node_clients import install_lock
 
 SCRIPT = Path(__file__).with_name("node_export.js")
 #: Installed once, under the repository, git-ignored; reused by later runs. One release line: the exporter's 0.3xx
@@ -27,12 +28,12 @@ PACKAGES = {
 def node_packages() -> Path:
     if shutil.which("node") is None or shutil.which("npm") is None:
         pytest.skip("node and npm are needed to run the OpenTelemetry JS exporter")
-    if not all((CACHE / "node_modules" / name / "package.json").exists() for name in PACKAGES):
-        CACHE.mkdir(parents=True, exist_ok=True)
-        (CACHE / "package.json").write_text(json.dumps({"private": True, "dependencies": PACKAGES}, indent=2))
-        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=CACHE, check=True,
-                       timeout=300)
-    shutil.copy(SCRIPT, CACHE / SCRIPT.name)  # node resolves require() from the script's folder
+    with install_lock(CACHE):
+        if not all((CACHE / "node_modules" / name / "package.json").exists() for name in PACKAGES):
+            (CACHE / "package.json").write_text(json.dumps({"private": True, "dependencies": PACKAGES}, indent=2))
+            subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=CACHE, check=True,
+                           timeout=300)
+        shutil.copy(SCRIPT, CACHE / SCRIPT.name)  # node resolves require() from the script's folder
     return CACHE
 
 

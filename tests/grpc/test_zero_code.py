@@ -53,7 +53,12 @@ def start_app(apiary: GrpcApiary, extra: dict[str, str] | None = None) -> tuple[
 def stop_app(proc: subprocess.Popen[bytes]) -> str:
     """Ctrl-C, as a user stops it (the SDK flushes its batches at exit; SIGTERM would skip that), and its stderr."""
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=30)
+    try:
+        _, err = proc.communicate(timeout=90)  # a deadline, not a speed check: the exporters flush at exit
+    except subprocess.TimeoutExpired:
+        proc.kill()  # never left running for the rest of the session
+        _, err = proc.communicate()
+        raise AssertionError(f"the instrumented app did not exit within 90 s of Ctrl-C:\n{err.decode()}") from None
     return err.decode()
 
 
