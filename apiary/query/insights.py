@@ -30,7 +30,7 @@ from lark import Lark, Token, Tree
 from lark.exceptions import LarkError
 
 from apiary.input_limits import InputError, check_expression
-from apiary.query import insights_fields
+from apiary.query import insights_fields, insights_pattern
 from apiary.query.dialects.logs import LogDialect, log_dialect_for
 from apiary.query.insights_expr import Expr as _Expr
 from apiary.query.insights_expr import QueryError, boolean, num, text
@@ -56,12 +56,36 @@ BUILTINS = {"@timestamp": ("ts", "time"), "@message": ("msg", "str"), "@logStrea
 _AGGS = {"count", "count_distinct", "avg", "sum", "min", "max", "pct", "percentile", "stddev", "earliest", "latest",
          "sortsfirst", "sortslast"}
 #: Commands of AWS's reference that Apiary does not run: a query using one is refused, naming it.
-UNSUPPORTED_COMMANDS = ("pattern", "diff", "anomaly", "unnest", "lookup", "filterindex", "source", "addtotals")
-__all__ = ["QueryError", "Compiled", "compile_query", "to_sql", "base_cte"]
+UNSUPPORTED_COMMANDS = ("diff", "anomaly", "lookup", "addtotals")
+#: The fields CloudWatch Logs indexes in every Standard log group by default (CWL_QuerySyntax-FilterIndex).
+#: Apiary creates no other field indexes (it has no PutIndexPolicy), so `filterIndex` on any other field
+#: finds every log group unindexed for it, and AWS skips such log groups.
+DEFAULT_FIELD_INDEXES = ("@logStream", "@aws.region", "@aws.account", "@source.log", "@data_source_name",
+                         "@data_source_type", "@data_format", "traceId", "severityText", "attributes.session.id")
+#: SOURCE's limits (CWL_QuerySyntax-Source): name prefixes and account identifiers per query.
+MAX_SOURCE_PREFIXES = 5
+MAX_SOURCE_ACCOUNTS = 20
+LOG_GROUP_CLASSES = ("STANDARD", "INFREQUENT_ACCESS")
+__all__ = ["QueryError", "Compiled", "Source", "compile_query", "to_sql", "base_cte"]
 
 
 def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True)
+class Source:
+    """The log groups a query's ``SOURCE logGroups(...)`` selects; StartQuery then names none itself."""
+
+    prefixes: tuple[str, ...] = ()  # none: every log group
+    log_class: str = "STANDARD"
+    accounts: tuple[str, ...] = ()  # none: this account
+
+    def select(self, names: list[str]) -> list[str]:
+        """The groups among ``names`` (all of this environment's, every one a Standard group of `ACCOUNT`)."""
+        if self.log_class != "STANDARD" or (self.accounts and ACCOUNT not in self.accounts):
+            return []
+        return [n for n in names if not self.prefixes or any(n.startswith(p) for p in self.prefixes)]
 
 
 @dataclass
@@ -76,6 +100,7 @@ class Compiled:
     limit: int
     is_stats: bool
     dialect: str
+    source: Source | None = None
 
 
 class _Compiler:
@@ -95,6 +120,9 @@ class _Compiler:
         self.matched_cte = "c0"
         self.deduped = False
         self.dedup: tuple[list[_Expr], list[tuple[str, list[Any], str]]] | None = None
+        #: name -> column of the JSON text behind an `unnest`ed item (the item's own column shows its value)
+        self.json_docs: dict[str, str] = {}
+        self.source_selection: Source | None = None
         self._n = 0
 
     # -- helpers ----------------------------------------------------------------------------
@@ -136,10 +164,9 @@ class _Compiler:
         if name in self.columns:
             return _Expr(quote(self.columns[name]), [], self.kinds.get(name, "any"))
         path = path if path is not None else _path(name)
-        for cut in range(len(path) - 1, 0, -1):  # `j.a.b` where j = jsonParse(...)
-            head = _joined_name(path[:cut])
-            if self.kinds.get(head) == "json":
-                return _Expr(self.d.json_text(quote(self.columns[head]), "?"), [_json_path(path[cut:])], "any")
+        inside = self._json_head(path)
+        if inside is not None:  # `j.a.b` where j = jsonParse(...)
+            return _Expr(self.d.json_text(inside[0], "?"), [_json_path(inside[1])], "any")
         if not self.raw:
             raise QueryError(f"field {name!r} is not defined after stats; the fields there are: "
                              + ", ".join(n for n in self.columns))
@@ -158,6 +185,22 @@ class _Compiler:
         parts += [_Expr(d.json_text(doc, "?"), [p], "any") for doc, p in lookups]
         lookup = _Expr(*render(lambda *sqls: d.first_present(list(sqls)), *parts), "any")
         return self._extract(name, lookup)
+
+    def _json_document(self, name: str) -> str | None:
+        """The column holding ``name`` as JSON text: a `jsonParse` result or an `unnest`ed item."""
+        if name in self.json_docs:
+            return quote(self.json_docs[name])
+        if self.kinds.get(name) == "json":
+            return quote(self.columns[name])
+        return None
+
+    def _json_head(self, path: list[str | int]) -> tuple[str, list[str | int]] | None:
+        """(JSON column, the steps into it) when ``path`` starts with a JSON value the query made."""
+        for cut in range(len(path) - 1, 0, -1):
+            doc = self._json_document(_joined_name(path[:cut]))
+            if doc is not None:
+                return doc, path[cut:]
+        return None
 
     def _extract(self, name: str, e: _Expr) -> _Expr:
         """``e`` computed once per event, in a column of its own that later commands read by name.
@@ -312,6 +355,99 @@ class _Compiler:
         # WHERE drops rows whose condition is NULL, as Insights drops events lacking the field
         self._cte(f"SELECT * FROM {{prev}} WHERE {e.sql}", e.params)
 
+    def cmd_filter_index(self, node: Tree) -> None:
+        """``filterIndex``: AWS scans only the log groups indexed on the field, and skips the rest. Apiary's only
+        indexes are AWS's defaults, so on those it is `filter`; on any other field every group is skipped."""
+        cond = _bare(node.children[0])
+        equality = isinstance(cond, Tree) and ((cond.data == "compare" and str(cond.children[1]) == "=")
+                                               or cond.data == "in_")
+        name = _plain_field(cond.children[0]) if equality else None
+        if name is None:
+            raise QueryError(f"filterIndex takes an indexed field compared with = or in [...], such as "
+                             f"filterIndex requestId = \"abc\", not {self.source(cond)!r}")
+        if name in DEFAULT_FIELD_INDEXES:
+            self.cmd_filter(node)
+        else:
+            self._cte("SELECT * FROM {prev} WHERE 1 = 0", [])
+
+    def cmd_source(self, node: Tree) -> None:
+        if self._n or self.source_selection is not None:  # pragma: no cover - the grammar puts it first, once
+            raise QueryError("SOURCE must come first in the query")
+        values: dict[str, tuple[str, ...]] = {}
+        for arg in node.children:
+            key = str(arg.children[0])
+            if key in values:
+                raise QueryError(f"SOURCE names {key} twice")
+            values[key] = tuple(_unquote(str(t)) for t in arg.children[1:])
+        unknown = set(values) - {"namePrefix", "class", "logGroupClass", "accountIdentifiers", "accountIdentifier"}
+        if unknown:
+            raise QueryError(f"SOURCE logGroups() takes namePrefix, class and accountIdentifiers, not {sorted(unknown)[0]}")
+        prefixes = values.get("namePrefix", ())
+        accounts = values.get("accountIdentifiers", values.get("accountIdentifier", ()))
+        classes = values.get("class", values.get("logGroupClass", ("STANDARD",)))
+        if len(prefixes) > MAX_SOURCE_PREFIXES:
+            raise QueryError(f"SOURCE takes at most {MAX_SOURCE_PREFIXES} name prefixes")
+        if len(accounts) > MAX_SOURCE_ACCOUNTS:
+            raise QueryError(f"SOURCE takes at most {MAX_SOURCE_ACCOUNTS} account identifiers")
+        if len(classes) != 1 or classes[0].upper() not in LOG_GROUP_CLASSES:
+            raise QueryError(f"SOURCE class is one of {', '.join(LOG_GROUP_CLASSES)}")
+        self.source_selection = Source(prefixes, classes[0].upper(), accounts)
+
+    def cmd_pattern(self, node: Tree) -> None:
+        """``pattern``: one row per pattern of the events so far (`insights_pattern`); later commands see its
+        columns, as they see those of ``stats``."""
+        d = self.d
+        line = text(d, self.expr(node.children[0]))
+        otel = quote(self.columns["@severity"]) if "@severity" in self.columns else None
+        self.matched_cte = self.prev
+        shape = insights_pattern.masked(d, line)
+        self._cte(f"SELECT {shape.sql} AS p{', ' + otel + ' AS sev' if otel else ''} FROM {{prev}}", shape.params)
+        label, label_params = insights_pattern.severity(d, "p", "max(sev)" if otel else None)
+        self._cte(f"SELECT p AS g0, round(count(*) / sum(count(*)) OVER (), 2) AS s1, count(*) AS s2, "
+                  f"{label} AS s3 FROM {{prev}} GROUP BY p", label_params)
+        self.columns = dict(zip(insights_pattern.COLUMNS, ("g0", "s1", "s2", "s3")))
+        self.kinds = dict(zip(insights_pattern.COLUMNS, ("str", "num", "num", "str")))
+        self.json_docs = {}
+        self.raw = False
+        self.is_stats = True
+        self.display = list(insights_pattern.COLUMNS)
+        self.order = [(quote("s2"), [], "DESC"), (quote("g0"), [], "ASC")]
+
+    def cmd_unnest(self, node: Tree) -> None:
+        """``unnest list into item``: one event per item of a JSON list (from `jsonParse`); a value that is no
+        list is a list of one, as AWS documents. ``item`` shows the item's value; ``item.key`` looks into it."""
+        src, into = node.children
+        name = self.name_of(into)
+        doc = self._json_source(src)
+        if doc is None:  # no JSON value: the one item is the value itself
+            e = self.expr(src)
+            self._cte(f"SELECT *, {e.sql} AS {quote(self._new_column(name, e.kind))} FROM {{prev}}", e.params)
+            self.json_docs.pop(name, None)
+            return
+        item = f"j{len(self.columns)}_{re.sub(r'[^A-Za-z0-9_]', '_', name)[:40]}"
+        items, params = render(self.d.json_items, doc)
+        self._cte(f"SELECT *, {items} AS {quote(item)} FROM {{prev}}", params)
+        value = _Expr(*render(lambda *s: self.d.first_present(list(s)),
+                              _Expr(self.d.json_text(quote(item), "?"), ["$"], "any"), _Expr(quote(item), [], "any")),
+                      "any")
+        self._cte(f"SELECT *, {value.sql} AS {quote(self._new_column(name, 'any'))} FROM {{prev}}", value.params)
+        self.json_docs[name] = item
+
+    def _json_source(self, node: Tree) -> _Expr | None:
+        """The JSON text that ``node`` (a name) refers to, when it is a JSON value the query made, else None."""
+        node = _bare(node)
+        if not (isinstance(node, Tree) and node.data == "field"):
+            return None
+        name, path = self.name_of(node.children[0]), self.path_of(node.children[0])
+        whole = self._json_document(name)
+        if whole is not None:
+            return _Expr(whole, [], "json")
+        inside = self._json_head(path)
+        if inside is None:
+            return None
+        return _Expr(*render(self.d.json_raw, _Expr(inside[0], [], "json"), _Expr("?", [_json_path(inside[1])], "str")),
+                     "json")
+
     def cmd_parse_glob(self, node: Tree) -> None:
         src = text(self.d, self.expr(node.children[0]))
         glob = _unquote(str(node.children[1]))
@@ -376,6 +512,7 @@ class _Compiler:
         group_by = f" GROUP BY {', '.join(str(i + 1) for i in range(len(groups)))}" if groups else ""
         self._cte(f"SELECT {', '.join(selects)} FROM {{prev}}{group_by}", params)
         self.columns, self.kinds = new_columns, new_kinds
+        self.json_docs = {}
         self.raw = False
         self.is_stats = True
         self.display = list(new_columns)
@@ -526,13 +663,19 @@ class _Compiler:
         select += " LIMIT ?"
         params.append(limit)
         return Compiled(self.text, self.ctes, self.params, select, params, self.matched_cte, shown, limit, self.is_stats,
-                        self.d.name)
+                        self.d.name, self.source_selection)
+
+
+def _bare(node: Any) -> Any:
+    """``node`` without the one-child wrappers the grammar's precedence levels leave around it."""
+    while isinstance(node, Tree) and node.data in ("or_", "and_", "arith") and len(node.children) == 1:
+        node = node.children[0]
+    return node
 
 
 def _plain_field(node: Any) -> str | None:
     """The field name when an expression is just one field reference."""
-    while isinstance(node, Tree) and node.data in ("or_", "and_", "arith") and len(node.children) == 1:
-        node = node.children[0]
+    node = _bare(node)
     if isinstance(node, Tree) and node.data == "field":
         return _display_name(str(node.children[0].children[0]))
     return None
@@ -604,6 +747,9 @@ def compile_query(text: str, default_limit: int | None = None, dialect: str = "d
         if unsupported:
             raise QueryError(f"the {unsupported} command is not supported by Apiary "
                              f"(see docs/compatibility/logs.md)") from None
+        if re.match(r"\s*source\b", re.sub(r"#[^\n]*", "", text), re.I):
+            raise QueryError("SOURCE selects log groups as SOURCE logGroups(namePrefix: [\"prefix\"], class: \"STANDARD\") "
+                             "at the start of the query (logGroupTags and dataSource are not supported by Apiary)") from None
         col = getattr(exc, "column", None)
         tok = getattr(exc, "token", None)
         where = f" at character {col}" if col is not None else ""

@@ -203,10 +203,10 @@ def test_discovered_fields_of_every_event(logs: Any, orders: list[dict[str, Any]
 
 
 @pytest.mark.parametrize("text,named", [
-    ("pattern @message", "pattern"),
     ("fields @message | diff", "diff"),
-    ("filterIndex level = 'ERROR'", "filterIndex"),
-    ("fields x | unnest y into z", "unnest"),
+    ("pattern @message | anomaly", "anomaly"),
+    ("fields x | lookup owners x OUTPUT team", "lookup"),
+    ("stats count(*) by level | addtotals", "addtotals"),
 ])
 def test_commands_apiary_lacks_are_refused_by_name(logs: Any, text: str, named: str) -> None:
     """Commands of the reference Apiary does not run answer AWS's MalformedQueryException, naming the command."""
@@ -228,3 +228,98 @@ def test_parse_numeric_general_and_json_functions(logs: Any) -> None:
                                 "jsonStringify(j) as text, j.a.b[1] as b1")
     assert row == {"a": "2.5", "c": "-2", "f": "-3", "g": "9", "l": "-2.5", "s": "4", "ln": "0", "co": "-2.5",
                    "fresh": "1", "text": '{"a": {"b": [3, 4]}, "n": -2.5}', "b1": "4"}
+
+
+PATTERNED = (["2026-01-01 19:00:0%d [INFO] Calling DynamoDB to store for resource id %s-12345" % (i, rid)
+              for i, rid in enumerate(["12342342k124", "324892398123", "3ff231242342", "77aa01"])]
+             + ["[INFO] Request time: 327 ms", "[INFO] Request time: 41 ms",
+                "[ERROR] card 4111 declined for order 77", "[ERROR] card 5500 declined for order 78"])
+
+
+def test_pattern_clusters_events_by_their_shared_text(logs: Any) -> None:
+    """CWL_QuerySyntax-Pattern and CWL_AnalyzeLogData_Patterns: one row per pattern, varying parts as <*>, with
+    @ratio, @sampleCount and @severityLabel; filter, parse and sort combine with it."""
+    put(logs, "app", PATTERNED)
+    rows = query(logs, "app", "pattern @message")
+    assert rows == [
+        {"@pattern": "<*> <*> [INFO] Calling DynamoDB to store for resource id <*>", "@ratio": "0.5",
+         "@sampleCount": "4", "@severityLabel": "Info"},
+        {"@pattern": "[ERROR] card <*> declined for order <*>", "@ratio": "0.25", "@sampleCount": "2",
+         "@severityLabel": "Error"},
+        {"@pattern": "[INFO] Request time: <*> ms", "@ratio": "0.25", "@sampleCount": "2", "@severityLabel": "Info"}]
+    # the ratio is of the events given to pattern: after a filter, all of them
+    assert query(logs, "app", "filter @message like /ERROR/ | pattern @message") == [
+        {"@pattern": "[ERROR] card <*> declined for order <*>", "@ratio": "1", "@sampleCount": "2",
+         "@severityLabel": "Error"}]
+    # a parsed field as the input; the pattern lost its level word, the label still comes from the events' level
+    assert query(logs, "app", 'parse @message "[*] *" as level, text | pattern text | sort @sampleCount asc, '
+                              "@pattern desc | limit 1") == [
+        {"@pattern": "card <*> declined for order <*>", "@ratio": "0.25", "@sampleCount": "2",
+         "@severityLabel": "Error"}]
+    assert query(logs, "app", 'pattern @message | filter @severityLabel = "Error" | display @sampleCount') == \
+        [{"@sampleCount": "2"}]
+    with pytest.raises(logs.exceptions.MalformedQueryException, match="not defined after stats"):
+        logs.start_query(logGroupName="app", startTime=0, endTime=1, queryString="pattern @message | fields @message")
+
+
+def test_unnest_makes_one_event_per_item_of_a_json_list(logs: Any) -> None:
+    """CWL_QuerySyntax-Unnest: a jsonParse list flattened into records, then displayed, filtered or aggregated;
+    a value that is no list is a list of one."""
+    put(logs, "lists", [
+        json.dumps({"events": [{"name": "exception"}, {"name": "user action"}]}),
+        json.dumps({"events": {"name": "single"}}),
+        json.dumps({"accounts": [{"type": "internal", "id": "a1", "dropped": 3},
+                                 {"type": "external", "id": "a2", "dropped": 5},
+                                 {"type": "internal", "id": "a1", "dropped": 4}], "tags": ["x", "y"]}),
+        "no json here"])
+    assert query(logs, "lists", "fields jsonParse(@message) as json_message | unnest json_message.events into event "
+                                "| sort event.name asc | display event.name") == \
+        [{"event.name": "exception"}, {"event.name": "single"}, {"event.name": "user action"}]
+    assert query(logs, "lists", 'fields jsonParse(@message) as js | unnest js.accounts into account '
+                                '| filter account.type = "internal" | stats sum(account.dropped) as n by account.id') == \
+        [{"account.id": "a1", "n": "7"}]
+    assert query(logs, "lists", "fields jsonParse(@message) as j | unnest j.tags into tag | sort tag desc "
+                                "| display tag") == [{"tag": "y"}, {"tag": "x"}]
+    with pytest.raises(logs.exceptions.MalformedQueryException):
+        logs.start_query(logGroupName="lists", startTime=0, endTime=1, queryString="unnest j.tags")
+
+
+def test_filter_index_uses_the_default_indexes_and_skips_unindexed_fields(logs: Any) -> None:
+    """CWL_QuerySyntax-FilterIndex (and "filterIndex compared to filter"): on a field a log group is indexed on
+    it filters like filter; a log group not indexed on the field is skipped. Apiary's indexes are AWS's default
+    ones (@logStream, traceId, ...); it has no custom field indexes."""
+    put(logs, "svc", [json.dumps({"requestId": "r-1"}), json.dumps({"requestId": "r-2"})], stream="web")
+    logs.create_log_stream(logGroupName="svc", logStreamName="db")
+    logs.put_log_events(logGroupName="svc", logStreamName="db",
+                        logEvents=[{"timestamp": int(datetime.now(timezone.utc).timestamp() * 1000) - 1000,
+                                    "message": json.dumps({"requestId": "r-3"})}])
+    by_filter = query(logs, "svc", 'fields requestId | filter @logStream = "web" | sort requestId asc')
+    assert by_filter == [{"requestId": "r-1"}, {"requestId": "r-2"}]
+    assert query(logs, "svc", 'fields requestId | filterIndex @logStream = "web" | sort requestId asc') == by_filter
+    assert len(query(logs, "svc", 'filterIndex @logStream in ["web", "db"] | fields requestId')) == 3
+    assert query(logs, "svc", 'fields requestId | filterIndex requestId = "r-1"') == []
+    with pytest.raises(logs.exceptions.MalformedQueryException, match="filterIndex takes"):
+        logs.start_query(logGroupName="svc", startTime=0, endTime=1, queryString="filterIndex requestId like /r/")
+
+
+def test_source_selects_the_log_groups_inside_the_query(logs: Any) -> None:
+    """CWL_QuerySyntax-Source and StartQuery: log groups chosen by name prefix (and class) in the query string,
+    with no log group in the request."""
+    for group, lines in (("/app/web", ["GET /", "GET /a"]), ("/app/db", ["SELECT 1"]), ("/other", ["noise"])):
+        put(logs, group, lines)
+    assert query(logs, None, 'SOURCE logGroups(namePrefix: ["/app/"]) | stats count(*) as n by @log '
+                             "| sort @log asc") == [{"@log": "000000000000:/app/db", "n": "1"},
+                                                    {"@log": "000000000000:/app/web", "n": "2"}]
+    assert query(logs, None, "SOURCE logGroups() | stats count(*) as n") == [{"n": "4"}]
+    assert query(logs, None, "SOURCE logGroups(namePrefix: ['/other', '/app/d'], class: 'STANDARD') "
+                             "| fields @message | sort @message asc") == [{"@message": "SELECT 1"}, {"@message": "noise"}]
+    assert query(logs, None, 'SOURCE logGroups(class: "INFREQUENT_ACCESS") | stats count(*) as n') == [{"n": "0"}]
+    with pytest.raises(logs.exceptions.InvalidParameterException, match="not both"):
+        logs.start_query(logGroupName="/other", startTime=0, endTime=1, queryString="SOURCE logGroups() | limit 1")
+    with pytest.raises(logs.exceptions.InvalidParameterException, match="SOURCE"):
+        logs.start_query(startTime=0, endTime=1, queryString="fields @message")
+    with pytest.raises(logs.exceptions.MalformedQueryException, match="logGroupTags"):
+        logs.start_query(startTime=0, endTime=1, queryString="SOURCE logGroupTags([{key: 'team'}]) | limit 1")
+    with pytest.raises(logs.exceptions.MalformedQueryException, match="at most 5"):
+        logs.start_query(startTime=0, endTime=1,
+                         queryString="SOURCE logGroups(namePrefix: ['a', 'b', 'c', 'd', 'e', 'f'])")

@@ -62,6 +62,20 @@ class LogDialect:
     def in_array(self, array: str, value: str) -> str:
         return f"list_contains({array}, {value})"
 
+    def json_raw(self, doc: str, path: str) -> str:
+        """The JSON at a JSONPath, as JSON text (an object or list whole, a string still quoted); NULL when missing."""
+        return f"CAST(json_extract({doc}, {path}) AS VARCHAR)"
+
+    def json_items(self, raw: str) -> str:
+        """One row per item of the JSON list ``raw`` (as JSON text), a value that is no list as its only item, and
+        no row for NULL: a set-returning expression for a SELECT list (Insights' ``unnest``)."""
+        return (f"unnest(CASE WHEN {raw} IS NULL THEN CAST([] AS VARCHAR[]) WHEN json_type({raw}) = 'ARRAY' "
+                f"THEN CAST(json_extract({raw}, '$[*]') AS VARCHAR[]) ELSE [CAST({raw} AS VARCHAR)] END)")
+
+    def regex_replace_all(self, text: str, pattern: str, replacement: str) -> str:
+        return f"regexp_replace({text}, {pattern}, {replacement}, 'g')"
+
+
     def first_present(self, values: list[str]) -> str:
         """The first of ``values`` that is not null (DuckDB's ``coalesce`` skips the rest where one is found)."""
         return f"coalesce({', '.join(values)})"
@@ -226,6 +240,20 @@ class ClickHouseLogDialect(LogDialect):
 
     def in_array(self, array: str, value: str) -> str:
         return f"has({array}, {value})"
+
+    def json_raw(self, doc: str, path: str) -> str:
+        """``JSON_QUERY`` wraps what it finds in a list (``[[1,2]]``): the outer brackets are taken off."""
+        found = f"JSON_QUERY({doc}, {path})"
+        return f"nullIf(substring({found}, 2, greatest(length({found}) - 2, 0)), '')"
+
+    def json_items(self, raw: str) -> str:
+        text = f"ifNull({raw}, '')"
+        return (f"arrayJoin(multiIf({raw} IS NULL, CAST([], 'Array(String)'), JSONType({text}) = 'Array', "
+                f"JSONExtractArrayRaw({text}), [{text}]))")
+
+    def regex_replace_all(self, text: str, pattern: str, replacement: str) -> str:
+        return f"replaceRegexpAll({text}, {pattern}, {replacement})"
+
 
     def first_present(self, values: list[str]) -> str:
         """``coalesce`` that stops at the first value present: ClickHouse's ``coalesce`` computes every
