@@ -56,7 +56,7 @@ BUILTINS = {"@timestamp": ("ts", "time"), "@message": ("msg", "str"), "@logStrea
 _AGGS = {"count", "count_distinct", "avg", "sum", "min", "max", "pct", "percentile", "stddev", "earliest", "latest",
          "sortsfirst", "sortslast"}
 #: Commands of AWS's reference that Apiary does not run: a query using one is refused, naming it.
-UNSUPPORTED_COMMANDS = ("diff", "anomaly", "lookup", "addtotals")
+UNSUPPORTED_COMMANDS = ("diff", "anomaly", "lookup")
 #: The fields CloudWatch Logs indexes in every Standard log group by default (CWL_QuerySyntax-FilterIndex).
 #: Apiary creates no other field indexes (it has no PutIndexPolicy), so `filterIndex` on any other field
 #: finds every log group unindexed for it, and AWS skips such log groups.
@@ -123,6 +123,8 @@ class _Compiler:
         #: name -> column of the JSON text behind an `unnest`ed item (the item's own column shows its value)
         self.json_docs: dict[str, str] = {}
         self.source_selection: Source | None = None
+        #: `addtotals col=true`: the fields summed in a summary row after the results
+        self.column_totals: list[str] = []
         self._n = 0
 
     # -- helpers ----------------------------------------------------------------------------
@@ -448,6 +450,65 @@ class _Compiler:
         return _Expr(*render(self.d.json_raw, _Expr(inside[0], [], "json"), _Expr("?", [_json_path(inside[1])], "str")),
                      "json")
 
+    def cmd_addtotals(self, node: Tree) -> None:
+        """``addtotals [fieldname=Name] [row=bool] [col=bool] [field, ...]`` (CWL_QuerySyntax-Addtotals): a column
+        summing the fields in each row, and with ``col=true`` a summary row summing each field."""
+        options = {"fieldname": "Total", "row": "true", "col": "false"}
+        names: list[str] = []
+        for child in node.children:
+            if child.data == "totals_option":
+                key, op, value = (str(c) for c in child.children)
+                if key.lower() not in options or op != "=":
+                    raise QueryError(f"addtotals takes fieldname=Name, row=true|false and col=true|false, "
+                                     f"not {self.source(child)!r}")
+                options[key.lower()] = value
+            else:
+                names.append(self.name_of(child))
+        for flag in ("row", "col"):
+            if options[flag].lower() not in ("true", "false"):
+                raise QueryError(f"addtotals {flag}= takes true or false")
+        if not names:  # every numeric field shown so far; @-fields are never numbers to add
+            shown = self.display if self.display is not None else self.fields_seen
+            names = [n for n in shown if n not in BUILTINS and self.kinds.get(n) in ("num", "any")]
+        values = [num(self.d, self.field(n)) for n in names]
+        if options["row"].lower() == "true":
+            total = options["fieldname"]
+            if values:
+                present = " AND ".join(f"{v.sql} IS NULL" for v in values)
+                added = " + ".join(f"coalesce({v.sql}, 0)" for v in values)
+                e = _Expr(f"CASE WHEN {present} THEN NULL ELSE {added} END",
+                          [p for v in values for p in v.params] * 2, "num")
+            else:
+                e = _Expr("CAST(NULL AS DOUBLE)", [], "num")
+            self._cte(f"SELECT *, {e.sql} AS {quote(self._new_column(total, 'num'))} FROM {{prev}}", e.params)
+            if self.display is not None:
+                self.display = [n for n in self.display if n != total] + [total]
+            else:
+                self.fields_seen = [n for n in self.fields_seen if n != total] + [total]
+            names.append(total)
+        if options["col"].lower() == "true":
+            self.column_totals = names
+
+    def _totals_row(self, shown: list[str], order: list[tuple[str, list[Any], str]]) -> str:
+        """The results, then one row of column totals (`addtotals col=true`) over the rows returned. Summed
+        columns are shown as number text in both parts, so the two halves of the UNION have one type."""
+        d = self.d
+        summed = [n for n in shown if n in self.column_totals]
+        rows, sums = [], []
+        for name in shown:
+            col = quote(name)
+            if name in summed:
+                rows.append(f"{d.number_text(d.to_double(col))} AS {col}")
+                sums.append(d.number_text(f"sum({d.to_double(col)})") + f" AS {col}")
+            else:
+                rows.append(col)
+                sums.append(f"NULL AS {col}")
+        keys = ", ".join(f"_o{i} {direction}" for i, (_, _, direction) in enumerate(order)) or "1"
+        sql = (f"SELECT {', '.join(quote(n) for n in shown)} FROM (SELECT {', '.join(rows)}, 0 AS _totals, "
+               f"row_number() OVER (ORDER BY {keys}) AS _n FROM _results UNION ALL SELECT {', '.join(sums)}, "
+               f"1 AS _totals, 0 AS _n FROM _results) ORDER BY _totals, _n")
+        return sql
+
     def cmd_parse_glob(self, node: Tree) -> None:
         src = text(self.d, self.expr(node.children[0]))
         glob = _unquote(str(node.children[1]))
@@ -654,6 +715,10 @@ class _Compiler:
         order = self.order or ([] if self.is_stats else [(quote(self.columns["@timestamp"]), [], "DESC")])
         if self.is_stats and not self.order:
             order = [(f"{i + 1}", [], "ASC") for i in range(len(shown))]
+        if self.column_totals:  # the order keys are kept as columns, to number the rows before the totals
+            order = [(quote(self.columns[shown[int(sql) - 1]]) if sql.isdigit() else sql, p, d) for sql, p, d in order]
+            cols += [f"{sql} AS _o{i}" for i, (sql, _, _) in enumerate(order)]
+            params += [p for _, ps, _ in order for p in ps]
         select = f"SELECT {', '.join(cols)} FROM {self.prev}"
         if order:
             select += " ORDER BY " + ", ".join(f"{sql} {d}" for sql, _, d in order)
@@ -662,6 +727,10 @@ class _Compiler:
         limit = self.limit or default_limit or (MAX_LIMIT if self.is_stats else DEFAULT_LIMIT)
         select += " LIMIT ?"
         params.append(limit)
+        if self.column_totals:
+            self.ctes.append(f"_results AS ({select})")
+            self.params += params
+            select, params = self._totals_row(shown, order), []
         return Compiled(self.text, self.ctes, self.params, select, params, self.matched_cte, shown, limit, self.is_stats,
                         self.d.name, self.source_selection)
 

@@ -206,7 +206,6 @@ def test_discovered_fields_of_every_event(logs: Any, orders: list[dict[str, Any]
     ("fields @message | diff", "diff"),
     ("pattern @message | anomaly", "anomaly"),
     ("fields x | lookup owners x OUTPUT team", "lookup"),
-    ("stats count(*) by level | addtotals", "addtotals"),
 ])
 def test_commands_apiary_lacks_are_refused_by_name(logs: Any, text: str, named: str) -> None:
     """Commands of the reference Apiary does not run answer AWS's MalformedQueryException, naming the command."""
@@ -323,3 +322,23 @@ def test_source_selects_the_log_groups_inside_the_query(logs: Any) -> None:
     with pytest.raises(logs.exceptions.MalformedQueryException, match="at most 5"):
         logs.start_query(startTime=0, endTime=1,
                          queryString="SOURCE logGroups(namePrefix: ['a', 'b', 'c', 'd', 'e', 'f'])")
+
+
+def test_addtotals_adds_row_and_column_totals(logs: Any) -> None:
+    """CWL_QuerySyntax-Addtotals: a Total column summing the numeric fields of each row (or the fields named,
+    under the name given), and with col=true a summary row of column totals at the bottom."""
+    put(logs, "bills", [json.dumps({"item": i, "price": p, "tax": t, "qty": q})
+                        for i, p, t, q in (("pen", 2, 0.5, 3), ("ink", 10, 2, 1), ("pad", 4, 1, 2))])
+    assert query(logs, "bills", "fields item, price, tax, qty | sort price asc | addtotals price, tax") == [
+        {"item": "pen", "price": "2", "tax": "0.5", "qty": "3", "Total": "2.5"},
+        {"item": "pad", "price": "4", "tax": "1", "qty": "2", "Total": "5"},
+        {"item": "ink", "price": "10", "tax": "2", "qty": "1", "Total": "12"}]
+    # every numeric field by default (item holds text: nothing to add), under a name of one's own
+    assert [r["RowSum"] for r in query(logs, "bills", "fields item, price, qty | sort price desc "
+                                                       "| addtotals fieldname=RowSum")] == ["11", "6", "5"]
+    assert query(logs, "bills", "stats sum(price) as p, sum(qty) as q by item | sort item asc "
+                                "| addtotals row=false col=true p") == [
+        {"item": "ink", "p": "10", "q": "1"}, {"item": "pad", "p": "4", "q": "2"}, {"item": "pen", "p": "2", "q": "3"},
+        {"p": "16"}]
+    with pytest.raises(logs.exceptions.MalformedQueryException, match="addtotals takes"):
+        logs.start_query(logGroupName="bills", startTime=0, endTime=1, queryString="fields price | addtotals sum=yes")

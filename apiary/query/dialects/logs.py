@@ -75,6 +75,11 @@ class LogDialect:
     def regex_replace_all(self, text: str, pattern: str, replacement: str) -> str:
         return f"regexp_replace({text}, {pattern}, {replacement}, 'g')"
 
+    def number_text(self, number: str) -> str:
+        """A number as Insights prints it: whole numbers without a decimal point (``7``, ``0.25``)."""
+        return (f"CASE WHEN {number} = trunc({number}) AND abs({number}) < 1e15 "
+                f"THEN CAST(CAST({number} AS BIGINT) AS VARCHAR) ELSE CAST({number} AS VARCHAR) END")
+
 
     def first_present(self, values: list[str]) -> str:
         """The first of ``values`` that is not null (DuckDB's ``coalesce`` skips the rest where one is found)."""
@@ -253,6 +258,9 @@ class ClickHouseLogDialect(LogDialect):
 
     def regex_replace_all(self, text: str, pattern: str, replacement: str) -> str:
         return f"replaceRegexpAll({text}, {pattern}, {replacement})"
+
+    def number_text(self, number: str) -> str:
+        return f"toString({number})"
 
 
     def first_present(self, values: list[str]) -> str:
