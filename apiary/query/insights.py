@@ -479,7 +479,7 @@ class _Compiler:
                 e = _Expr(f"CASE WHEN {present} THEN NULL ELSE {added} END",
                           [p for v in values for p in v.params] * 2, "num")
             else:
-                e = _Expr("CAST(NULL AS DOUBLE)", [], "num")
+                e = _Expr(self.d.to_double("NULL"), [], "num")
             self._cte(f"SELECT *, {e.sql} AS {quote(self._new_column(total, 'num'))} FROM {{prev}}", e.params)
             if self.display is not None:
                 self.display = [n for n in self.display if n != total] + [total]
