@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,9 @@ BUILTINS = {"@timestamp": ("ts", "time"), "@message": ("msg", "str"), "@logStrea
 _AGGS = {"count", "count_distinct", "avg", "sum", "min", "max", "pct", "percentile", "stddev", "earliest", "latest",
          "sortsfirst", "sortslast"}
 #: Commands of AWS's reference that Apiary does not run: a query using one is refused, naming it.
-UNSUPPORTED_COMMANDS = ("diff", "anomaly", "lookup")
+UNSUPPORTED_COMMANDS = ("anomaly", "lookup")
+#: `diff`'s comparison periods: the one just before the query's window, or the window a day, week or month back.
+DIFF_PERIODS = ("previous", "previousday", "previousweek", "previousmonth")
 #: The fields CloudWatch Logs indexes in every Standard log group by default (CWL_QuerySyntax-FilterIndex).
 #: Apiary creates no other field indexes (it has no PutIndexPolicy), so `filterIndex` on any other field
 #: finds every log group unindexed for it, and AWS skips such log groups.
@@ -101,6 +104,8 @@ class Compiled:
     is_stats: bool
     dialect: str
     source: Source | None = None
+    #: `diff`: the period compared with (one of DIFF_PERIODS); the base then holds both windows
+    diff: str | None = None
 
 
 class _Compiler:
@@ -125,6 +130,7 @@ class _Compiler:
         self.source_selection: Source | None = None
         #: `addtotals col=true`: the fields summed in a summary row after the results
         self.column_totals: list[str] = []
+        self.diff: str | None = None
         self._n = 0
 
     # -- helpers ----------------------------------------------------------------------------
@@ -401,19 +407,34 @@ class _Compiler:
         d = self.d
         line = text(d, self.expr(node.children[0]))
         otel = quote(self.columns["@severity"]) if "@severity" in self.columns else None
+        if self.diff is not None and not self.raw:
+            raise QueryError("pattern | diff compares events: put stats after it, not before")
         self.matched_cte = self.prev
         shape = insights_pattern.masked(d, line)
-        self._cte(f"SELECT {shape.sql} AS p{', ' + otel + ' AS sev' if otel else ''} FROM {{prev}}", shape.params)
+        extra = (f", {otel} AS sev" if otel else "") + (", _period" if self.diff else "")
+        self._cte(f"SELECT {shape.sql} AS p{extra} FROM {{prev}}", shape.params)
         label, label_params = insights_pattern.severity(d, "p", "max(sev)" if otel else None)
-        self._cte(f"SELECT p AS g0, round(count(*) / sum(count(*)) OVER (), 2) AS s1, count(*) AS s2, "
-                  f"{label} AS s3 FROM {{prev}} GROUP BY p", label_params)
-        self.columns = dict(zip(insights_pattern.COLUMNS, ("g0", "s1", "s2", "s3")))
-        self.kinds = dict(zip(insights_pattern.COLUMNS, ("str", "num", "num", "str")))
+        names, cols, kinds = list(insights_pattern.COLUMNS), ["g0", "s1", "s2", "s3"], ["str", "num", "num", "str"]
+        if self.diff is None:
+            self._cte(f"SELECT p AS g0, round(count(*) / sum(count(*)) OVER (), 2) AS s1, count(*) AS s2, "
+                      f"{label} AS s3 FROM {{prev}} GROUP BY p", label_params)
+        else:  # counts in the query's window (_period 0) and in the one compared with (1)
+            now, before = "sum(CASE WHEN _period = 0 THEN 1 ELSE 0 END)", "sum(CASE WHEN _period = 1 THEN 1 ELSE 0 END)"
+            self._cte(f"SELECT p AS g0, round({now} / nullif(sum({now}) OVER (), 0), 2) AS s1, {now} AS s2, "
+                      f"{label} AS s3, {before} AS s4, {now} - {before} AS s5 FROM {{prev}} GROUP BY p", label_params)
+            names += list(insights_pattern.DIFF_COLUMNS)
+            cols += ["s4", "s5"]
+            kinds += ["num", "num"]
+        self.columns = dict(zip(names, cols))
+        self.kinds = dict(zip(names, kinds))
         self.json_docs = {}
         self.raw = False
         self.is_stats = True
-        self.display = list(insights_pattern.COLUMNS)
+        self.display = names
         self.order = [(quote("s2"), [], "DESC"), (quote("g0"), [], "ASC")]
+
+    def cmd_diff(self, node: Tree) -> None:
+        """Done by the `pattern` just before it (`compile` checks the order), which counts both periods."""
 
     def cmd_unnest(self, node: Tree) -> None:
         """``unnest list into item``: one event per item of a JSON list (from `jsonParse`); a value that is no
@@ -686,6 +707,13 @@ class _Compiler:
     # -- the whole query --------------------------------------------------------------------
 
     def compile(self, tree: Tree, default_limit: int | None) -> Compiled:
+        kinds = [c.data for c in tree.children]
+        if "diff" in kinds:
+            at = kinds.index("diff")
+            if at == 0 or kinds[at - 1] != "pattern" or kinds.count("diff") > 1:
+                raise QueryError("diff has to follow pattern, as in pattern @message | diff")
+            period = tree.children[at].children
+            self.diff = "previous" + (str(period[0]).lower()[len("previous"):] if period else "")
         for cmd in tree.children:
             self.command(cmd)
         if self.display is not None:
@@ -732,7 +760,7 @@ class _Compiler:
             self.params += params
             select, params = self._totals_row(shown, order), []
         return Compiled(self.text, self.ctes, self.params, select, params, self.matched_cte, shown, limit, self.is_stats,
-                        self.d.name, self.source_selection)
+                        self.d.name, self.source_selection, self.diff)
 
 
 def _bare(node: Any) -> Any:
@@ -839,24 +867,57 @@ def _unsupported_command(text: str) -> str | None:
     return None
 
 
-def base_cte(d: LogDialect, env: str, groups: list[str], start_s: int, end_s: int) -> tuple[str, list[Any]]:
-    """``c0``: the events of ``groups`` in the window, under the names the compiler uses (``ts``, ``msg``, ...)."""
+def base_cte(d: LogDialect, env: str, groups: list[str], start_s: int, end_s: int,
+             compared: tuple[int, int] | None = None) -> tuple[str, list[Any]]:
+    """``c0``: the events of ``groups`` in the window, under the names the compiler uses (``ts``, ``msg``, ...).
+
+    With ``compared`` (`diff`'s other window), the events of both windows, each with its ``_period`` (0 for the
+    query's, 1 for the other): an event in both windows is counted in each, as two queries would count it.
+    """
     groups = list(groups) or [""]  # no group: no events (a log group's name is never empty)
-    sql = (f"c0 AS (SELECT \"timestamp\" AS ts, message AS msg, log_stream AS stream, log_group AS grp, "
-           f"concat('{ACCOUNT}:', log_group) AS logid, ingestion_time AS ingested, {d.to_text('seq')} AS ptr, trace_id AS trace, span_id AS span, "
-           f"severity_text AS sev, "
-           f"{d.json_document('message')} AS _json, "
-           f"attributes AS _attrs FROM logs WHERE _env = ? AND log_group IN ({', '.join('?' for _ in groups)}) "
-           f"AND \"timestamp\" >= {d.from_epoch_us('?')} AND \"timestamp\" <= {d.from_epoch_us('?')})")
-    # One parameter per group, not a list parameter: the databases push `IN (?, ?)` into the scan (DuckDB's
-    # zone maps, ClickHouse's primary key); `list_contains(?, log_group)` read every row of every group.
-    return sql, [env, *groups, start_s * 1_000_000, end_s * 1_000_000 + 999_999]
+    windows = [(start_s, end_s)] + ([compared] if compared else [])
+    scans, params = [], []
+    for period, (lo, hi) in enumerate(windows):
+        scans.append(f"SELECT \"timestamp\" AS ts, message AS msg, log_stream AS stream, log_group AS grp, "
+                     f"concat('{ACCOUNT}:', log_group) AS logid, ingestion_time AS ingested, {d.to_text('seq')} AS ptr, "
+                     f"trace_id AS trace, span_id AS span, severity_text AS sev, "
+                     f"{d.json_document('message')} AS _json, "
+                     f"attributes AS _attrs{f', {period} AS _period' if compared else ''} FROM logs WHERE _env = ? "
+                     f"AND log_group IN ({', '.join('?' for _ in groups)}) "
+                     f"AND \"timestamp\" >= {d.from_epoch_us('?')} AND \"timestamp\" <= {d.from_epoch_us('?')}")
+        # One parameter per group, not a list parameter: the databases push `IN (?, ?)` into the scan (DuckDB's
+        # zone maps, ClickHouse's primary key); `list_contains(?, log_group)` read every row of every group.
+        params += [env, *groups, lo * 1_000_000, hi * 1_000_000 + 999_999]
+    return f"c0 AS ({' UNION ALL '.join(scans)})", params
+
+
+def compared_window(diff: str, start_s: int, end_s: int) -> tuple[int, int]:
+    """The window `diff` compares with (CWL_QuerySyntax-Diff): as long as the query's, just before it, or the same
+    times a day, a week or a calendar month earlier; never before 1970."""
+    if diff == "previousmonth":
+        lo, hi = (_month_earlier(t) for t in (start_s, end_s))
+    else:
+        shift = {"previous": end_s - start_s + 1, "previousday": 86_400, "previousweek": 604_800}[diff]
+        lo, hi = start_s - shift, end_s - shift
+    return max(lo, 0), max(hi, 0)
+
+
+def _month_earlier(t: int) -> int:
+    when = datetime.fromtimestamp(t, timezone.utc)
+    year, month = (when.year, when.month - 1) if when.month > 1 else (when.year - 1, 12)
+    for day in range(when.day, 27, -1):  # the 31st of a 30-day month is its last day
+        try:
+            return int(when.replace(year=year, month=month, day=day).timestamp())
+        except ValueError:
+            continue
+    return int(when.replace(year=year, month=month, day=min(when.day, 28)).timestamp())
 
 
 def to_sql(c: Compiled, env: str, groups: list[str], start_s: int, end_s: int) -> tuple[str, list[Any], str, list[Any]]:
     """(results SQL, params, counts SQL, params) for one run, bound for the dialect ``c`` was compiled for."""
     d = log_dialect_for(c.dialect)
-    base, base_params = base_cte(d, env, groups, start_s, end_s)
+    compared = compared_window(c.diff, start_s, end_s) if c.diff else None
+    base, base_params = base_cte(d, env, groups, start_s, end_s, compared)
     with_ = "WITH " + ", ".join([base] + c.ctes) + " "
     results = with_ + c.select
     counts = (with_ + f"SELECT (SELECT count(*) FROM c0) AS scanned, (SELECT count(*) FROM {c.matched_cte}) AS matched, "

@@ -27,6 +27,9 @@ PLACEHOLDER = "<*>"
 DYNAMIC_TOKEN = r"[A-Za-z0-9_.:+-]*[0-9][A-Za-z0-9_.:+-]*"
 #: The result columns, in the order AWS lists them.
 COLUMNS = ("@pattern", "@ratio", "@sampleCount", "@severityLabel")
+#: What `pattern | diff` adds: the pattern's count in the period compared with, and the change since then.
+#: AWS's reference does not name diff's fields; these names are Apiary's (docs/compatibility/logs.md).
+DIFF_COLUMNS = ("@previousSampleCount", "@sampleCountChange")
 #: Severity label -> the level words that give it: written in capitals (``[ERROR]``, ``WARN:``), or as the
 #: value of a level key (``"level": "error"``, ``level=warn``). First match wins, most severe first.
 _LEVELS = (("Error", "FATAL|CRITICAL|ERROR|ERR"), ("Warning", "WARNING|WARN"), ("Info", "INFO|NOTICE"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
@@ -203,7 +204,6 @@ def test_discovered_fields_of_every_event(logs: Any, orders: list[dict[str, Any]
 
 
 @pytest.mark.parametrize("text,named", [
-    ("fields @message | diff", "diff"),
     ("pattern @message | anomaly", "anomaly"),
     ("fields x | lookup owners x OUTPUT team", "lookup"),
 ])
@@ -342,3 +342,38 @@ def test_addtotals_adds_row_and_column_totals(logs: Any) -> None:
         {"p": "16"}]
     with pytest.raises(logs.exceptions.MalformedQueryException, match="addtotals takes"):
         logs.start_query(logGroupName="bills", startTime=0, endTime=1, queryString="fields price | addtotals sum=yes")
+
+
+def test_diff_compares_patterns_with_the_previous_period(logs: Any) -> None:
+    """CWL_QuerySyntax-Diff and CWL_AnalyzeLogData_Compare: the patterns of the query's window beside their counts
+    in the window just before it (or a day, week or month back); diff follows pattern."""
+    hour = int(datetime.now(timezone.utc).timestamp()) // 3600 * 3600 - 3600  # the last whole hour
+    before = ["[ERROR] card 4111 declined"] * 2 + ["[INFO] Request time: %d ms" % n for n in (5, 7, 9)]
+    now = ["[ERROR] card 5500 declined"] + ["[INFO] Request time: %d ms" % n for n in (3, 4, 8)] + \
+        ["[WARN] disk 91% full", "[WARN] disk 97% full"]
+    logs.create_log_group(logGroupName="shop")
+    logs.create_log_stream(logGroupName="shop", logStreamName="s")
+    events = [{"timestamp": (hour - 3600 + 60 * i) * 1000, "message": m} for i, m in enumerate(before)]
+    events += [{"timestamp": (hour + 60 * i) * 1000, "message": m} for i, m in enumerate(now)]
+    logs.put_log_events(logGroupName="shop", logStreamName="s", logEvents=events)
+
+    def run(text: str) -> list[dict[str, str]]:
+        q = logs.start_query(logGroupName="shop", queryString=text, startTime=hour, endTime=hour + 3599)
+        while (r := logs.get_query_results(queryId=q["queryId"]))["status"] == "Running":
+            time.sleep(0.05)
+        assert r["status"] == "Complete", r
+        return [{f["field"]: f["value"] for f in row} for row in r["results"]]
+
+    assert run("pattern @message | diff") == [
+        {"@pattern": "[INFO] Request time: <*> ms", "@ratio": "0.5", "@sampleCount": "3", "@severityLabel": "Info",
+         "@previousSampleCount": "3", "@sampleCountChange": "0"},
+        {"@pattern": "[WARN] disk <*>% full", "@ratio": "0.33", "@sampleCount": "2", "@severityLabel": "Warning",
+         "@previousSampleCount": "0", "@sampleCountChange": "2"},
+        {"@pattern": "[ERROR] card <*> declined", "@ratio": "0.17", "@sampleCount": "1", "@severityLabel": "Error",
+         "@previousSampleCount": "2", "@sampleCountChange": "-1"}]
+    # the same hour a day earlier held nothing: every pattern is new
+    assert [r["@previousSampleCount"] for r in run("pattern @message | diff previousDay")] == ["0", "0", "0"]
+    assert run("pattern @message | diff | filter @sampleCountChange < 0 | display @pattern") == \
+        [{"@pattern": "[ERROR] card <*> declined"}]
+    with pytest.raises(logs.exceptions.MalformedQueryException, match="diff has to follow pattern"):
+        logs.start_query(logGroupName="shop", startTime=0, endTime=1, queryString="filter @message like /x/ | diff")

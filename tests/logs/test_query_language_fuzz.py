@@ -96,7 +96,8 @@ commands = (st.lists(expressions, min_size=1, max_size=3).map(lambda es: "fields
             | st.sampled_from(['parse @message "* - * [*" as a, b, c', "parse @message /(?<word>\\w+) line/",
                                "display level, latency", "pattern @message", "# a comment\nfields @message",
                                "fields jsonParse(@message) as j | unnest j.tags into t", "unnest tags into t",
-                               "pattern level", "pattern concat(level, @message)", "diff", "anomaly"])
+                               "pattern level", "pattern concat(level, @message)", "diff", "anomaly",
+                               "pattern @message | diff", "pattern @message | diff previousMonth"])
             | expressions.map(lambda e: f"pattern {e}")
             | expressions.map(lambda e: f"filterIndex {e}")
             | st.tuples(names, st.sampled_from(["=", "in"]), literals).map(
