@@ -414,13 +414,16 @@ class _Compiler:
         extra = (f", {otel} AS sev" if otel else "") + (", _period" if self.diff else "")
         self._cte(f"SELECT {shape.sql} AS p{extra} FROM {{prev}}", shape.params)
         label, label_params = insights_pattern.severity(d, "p", "max(sev)" if otel else None)
-        names, cols, kinds = list(insights_pattern.COLUMNS), ["g0", "s1", "s2", "s3"], ["str", "num", "num", "str"]
+        # @ratio is written with two decimals, as AWS shows it (0.50); as text, a comparison converts it
+        names, cols, kinds = list(insights_pattern.COLUMNS), ["g0", "s1", "s2", "s3"], ["str", "any", "num", "str"]
         if self.diff is None:
-            self._cte(f"SELECT p AS g0, round(count(*) / sum(count(*)) OVER (), 2) AS s1, count(*) AS s2, "
-                      f"{label} AS s3 FROM {{prev}} GROUP BY p", label_params)
+            ratio = d.fixed_text("count(*) / sum(count(*)) OVER ()", 2)
+            self._cte(f"SELECT p AS g0, {ratio} AS s1, count(*) AS s2, {label} AS s3 FROM {{prev}} GROUP BY p",
+                      label_params)
         else:  # counts in the query's window (_period 0) and in the one compared with (1)
             now, before = "sum(CASE WHEN _period = 0 THEN 1 ELSE 0 END)", "sum(CASE WHEN _period = 1 THEN 1 ELSE 0 END)"
-            self._cte(f"SELECT p AS g0, round({now} / nullif(sum({now}) OVER (), 0), 2) AS s1, {now} AS s2, "
+            ratio = d.fixed_text(f"{now} / nullif(sum({now}) OVER (), 0)", 2)
+            self._cte(f"SELECT p AS g0, {ratio} AS s1, {now} AS s2, "
                       f"{label} AS s3, {before} AS s4, {now} - {before} AS s5 FROM {{prev}} GROUP BY p", label_params)
             names += list(insights_pattern.DIFF_COLUMNS)
             cols += ["s4", "s5"]

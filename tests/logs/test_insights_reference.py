@@ -241,14 +241,14 @@ def test_pattern_clusters_events_by_their_shared_text(logs: Any) -> None:
     put(logs, "app", PATTERNED)
     rows = query(logs, "app", "pattern @message")
     assert rows == [
-        {"@pattern": "<*> <*> [INFO] Calling DynamoDB to store for resource id <*>", "@ratio": "0.5",
+        {"@pattern": "<*> <*> [INFO] Calling DynamoDB to store for resource id <*>", "@ratio": "0.50",
          "@sampleCount": "4", "@severityLabel": "Info"},
         {"@pattern": "[ERROR] card <*> declined for order <*>", "@ratio": "0.25", "@sampleCount": "2",
          "@severityLabel": "Error"},
         {"@pattern": "[INFO] Request time: <*> ms", "@ratio": "0.25", "@sampleCount": "2", "@severityLabel": "Info"}]
     # the ratio is of the events given to pattern: after a filter, all of them
     assert query(logs, "app", "filter @message like /ERROR/ | pattern @message") == [
-        {"@pattern": "[ERROR] card <*> declined for order <*>", "@ratio": "1", "@sampleCount": "2",
+        {"@pattern": "[ERROR] card <*> declined for order <*>", "@ratio": "1.00", "@sampleCount": "2",
          "@severityLabel": "Error"}]
     # a parsed field as the input; the pattern lost its level word, the label still comes from the events' level
     assert query(logs, "app", 'parse @message "[*] *" as level, text | pattern text | sort @sampleCount asc, '
@@ -257,6 +257,7 @@ def test_pattern_clusters_events_by_their_shared_text(logs: Any) -> None:
          "@severityLabel": "Error"}]
     assert query(logs, "app", 'pattern @message | filter @severityLabel = "Error" | display @sampleCount') == \
         [{"@sampleCount": "2"}]
+    assert query(logs, "app", "pattern @message | filter @ratio > 0.3 | display @ratio") == [{"@ratio": "0.50"}]
     with pytest.raises(logs.exceptions.MalformedQueryException, match="not defined after stats"):
         logs.start_query(logGroupName="app", startTime=0, endTime=1, queryString="pattern @message | fields @message")
 
@@ -365,7 +366,7 @@ def test_diff_compares_patterns_with_the_previous_period(logs: Any) -> None:
         return [{f["field"]: f["value"] for f in row} for row in r["results"]]
 
     assert run("pattern @message | diff") == [
-        {"@pattern": "[INFO] Request time: <*> ms", "@ratio": "0.5", "@sampleCount": "3", "@severityLabel": "Info",
+        {"@pattern": "[INFO] Request time: <*> ms", "@ratio": "0.50", "@sampleCount": "3", "@severityLabel": "Info",
          "@previousSampleCount": "3", "@sampleCountChange": "0"},
         {"@pattern": "[WARN] disk <*>% full", "@ratio": "0.33", "@sampleCount": "2", "@severityLabel": "Warning",
          "@previousSampleCount": "0", "@sampleCountChange": "2"},

@@ -75,6 +75,10 @@ class LogDialect:
     def regex_replace_all(self, text: str, pattern: str, replacement: str) -> str:
         return f"regexp_replace({text}, {pattern}, {replacement}, 'g')"
 
+    def fixed_text(self, number: str, places: int) -> str:
+        """``number`` rounded to ``places`` decimals and written with all of them (``0.50``)."""
+        return f"printf('%.{int(places)}f', {number})"
+
     def number_text(self, number: str) -> str:
         """A number as Insights prints it: whole numbers without a decimal point (``7``, ``0.25``)."""
         return (f"CASE WHEN {number} = trunc({number}) AND abs({number}) < 1e15 "
@@ -258,6 +262,9 @@ class ClickHouseLogDialect(LogDialect):
 
     def regex_replace_all(self, text: str, pattern: str, replacement: str) -> str:
         return f"replaceRegexpAll({text}, {pattern}, {replacement})"
+
+    def fixed_text(self, number: str, places: int) -> str:
+        return f"toDecimalString(round({number}, {int(places)}), {int(places)})"
 
     def number_text(self, number: str) -> str:
         return f"toString({number})"
