@@ -413,18 +413,21 @@ class _Compiler:
         shape = insights_pattern.masked(d, line)
         extra = (f", {otel} AS sev" if otel else "") + (", _period" if self.diff else "")
         self._cte(f"SELECT {shape.sql} AS p{extra} FROM {{prev}}", shape.params)
-        label, label_params = insights_pattern.severity(d, "p", "max(sev)" if otel else None)
+        # counts per shape: in the query's window (n0) and, for diff, in the one compared with (n1)
+        counts = ["sum(CASE WHEN _period = 0 THEN 1 ELSE 0 END) AS n0",
+                  "sum(CASE WHEN _period = 1 THEN 1 ELSE 0 END) AS n1"] if self.diff else ["count(*) AS n0"]
+        kept = [c.split(" AS ")[1] for c in counts] + (["sv"] if otel else [])
+        self._cte(f"SELECT p, {', '.join(counts + (['max(sev) AS sv'] if otel else []))} FROM {{prev}} GROUP BY p", [])
+        shapes = self.prev
+        self._merge_shapes(shapes, kept)
+        label, label_params = insights_pattern.severity(d, "g", "max(sv)" if otel else None)
+        ratio = d.fixed_text("sum(n0) / nullif(sum(sum(n0)) OVER (), 0)", 2)
+        more = ", sum(n1) AS s4, sum(n0) - sum(n1) AS s5" if self.diff else ""
+        self._cte(f"SELECT g AS g0, {ratio} AS s1, sum(n0) AS s2, {label} AS s3{more} FROM {{prev}} GROUP BY g",
+                  label_params)
         # @ratio is written with two decimals, as AWS shows it (0.50); as text, a comparison converts it
         names, cols, kinds = list(insights_pattern.COLUMNS), ["g0", "s1", "s2", "s3"], ["str", "any", "num", "str"]
-        if self.diff is None:
-            ratio = d.fixed_text("count(*) / sum(count(*)) OVER ()", 2)
-            self._cte(f"SELECT p AS g0, {ratio} AS s1, count(*) AS s2, {label} AS s3 FROM {{prev}} GROUP BY p",
-                      label_params)
-        else:  # counts in the query's window (_period 0) and in the one compared with (1)
-            now, before = "sum(CASE WHEN _period = 0 THEN 1 ELSE 0 END)", "sum(CASE WHEN _period = 1 THEN 1 ELSE 0 END)"
-            ratio = d.fixed_text(f"{now} / nullif(sum({now}) OVER (), 0)", 2)
-            self._cte(f"SELECT p AS g0, {ratio} AS s1, {now} AS s2, "
-                      f"{label} AS s3, {before} AS s4, {now} - {before} AS s5 FROM {{prev}} GROUP BY p", label_params)
+        if self.diff:
             names += list(insights_pattern.DIFF_COLUMNS)
             cols += ["s4", "s5"]
             kinds += ["num", "num"]
@@ -435,6 +438,24 @@ class _Compiler:
         self.is_stats = True
         self.display = names
         self.order = [(quote("s2"), [], "DESC"), (quote("g0"), [], "ASC")]
+
+    def _merge_shapes(self, shapes: str, kept: list[str]) -> None:
+        """Each shape of ``shapes`` (columns p and ``kept``) with ``g``, the pattern it joins: shapes that are one
+        word apart (`insights_pattern.WORD`) share the pattern with that word as ``<*>``. A shape takes the
+        variant most other shapes share (then the first in text order), and keeps its own text when none does."""
+        d = self.d
+        self._cte(f"SELECT p, {d.token_variants('p', insights_pattern.WORD, insights_pattern.MIN_TOKENS)} AS k "
+                  f"FROM {{prev}}", [])
+        variants = self.prev
+        rank = d.to_text("1000000000 - s.c")
+        self._cte(f"SELECT v.p AS p, substring(min(concat(lpad({rank}, 10, '0'), v.k)), 11) AS k FROM {variants} v "
+                  f"JOIN (SELECT k, count(*) AS c FROM {variants} GROUP BY k HAVING count(*) > 1) s ON v.k = s.k "
+                  f"GROUP BY v.p", [])
+        best = self.prev
+        cols = ", ".join(f"b.{c} AS {c}" for c in ["p"] + kept)
+        self._cte(f"SELECT {cols}, CASE WHEN coalesce(m.k, '') <> '' AND count(*) OVER (PARTITION BY "
+                  f"coalesce(m.k, '')) > 1 THEN m.k ELSE b.p END AS g FROM {shapes} b LEFT JOIN {best} m ON b.p = m.p",
+                  [])
 
     def cmd_diff(self, node: Tree) -> None:
         """Done by the `pattern` just before it (`compile` checks the order), which counts both periods."""

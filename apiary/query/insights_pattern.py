@@ -10,8 +10,9 @@ same patterns on DuckDB and on ClickHouse and the work stays one GROUP BY in
 the database: a dynamic token is a run of word characters (letters, digits,
 ``_ . : + -``) holding at least one digit. That covers what AWS's own
 examples vary on (timestamps, request ids, durations, addresses, counts):
-``[INFO] Request time: 327 ms`` gives ``[INFO] Request time: <*> ms``. Lines
-whose varying parts hold no digit (two user names) stay separate patterns.
+``[INFO] Request time: 327 ms`` gives ``[INFO] Request time: <*> ms``. Then
+shapes one word apart merge (``User alice logged in``, ``User bob logged in``
+give ``User <*> logged in``), a second GROUP BY over the shapes, not the events.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ from apiary.query.insights_expr import Expr
 PLACEHOLDER = "<*>"
 #: A run of token characters with a digit in it; `/` and `=` end a run, so ``/users/42`` keeps ``/users/``.
 DYNAMIC_TOKEN = r"[A-Za-z0-9_.:+-]*[0-9][A-Za-z0-9_.:+-]*"
+#: A word that may vary between the lines of one pattern: letters only, one of them lower case (so level words
+#: such as INFO, and HTTP methods, stay); patterns of MIN_TOKENS tokens or more that differ in one such word merge.
+WORD = "[A-Za-z]*[a-z][A-Za-z]*"
+MIN_TOKENS = 3
 #: The result columns, in the order AWS lists them.
 COLUMNS = ("@pattern", "@ratio", "@sampleCount", "@severityLabel")
 #: What `pattern | diff` adds: the pattern's count in the period compared with, and the change since then.

@@ -260,6 +260,12 @@ def test_pattern_clusters_events_by_their_shared_text(logs: Any) -> None:
     assert query(logs, "app", "pattern @message | filter @ratio > 0.3 | display @ratio") == [{"@ratio": "0.50"}]
     with pytest.raises(logs.exceptions.MalformedQueryException, match="not defined after stats"):
         logs.start_query(logGroupName="app", startTime=0, endTime=1, queryString="pattern @message | fields @message")
+    # lines one word apart join one pattern; a line sharing that word's neighbours with no other stays whole
+    put(logs, "logins", ["User alice logged in", "User bob logged in", "User alice logged in", "User carol logged out",
+                         "GET /health", "POST /health"])
+    assert query(logs, "logins", "pattern @message | display @pattern, @sampleCount") == [
+        {"@pattern": "User <*> logged in", "@sampleCount": "3"}, {"@pattern": "GET /health", "@sampleCount": "1"},
+        {"@pattern": "POST /health", "@sampleCount": "1"}, {"@pattern": "User carol logged out", "@sampleCount": "1"}]
 
 
 def test_unnest_makes_one_event_per_item_of_a_json_list(logs: Any) -> None:
