@@ -58,8 +58,6 @@ _AGGS = {"count", "count_distinct", "avg", "sum", "min", "max", "pct", "percenti
          "sortsfirst", "sortslast"}
 #: Commands of AWS's reference that Apiary does not run: a query using one is refused, naming it.
 UNSUPPORTED_COMMANDS = ("anomaly", "lookup")
-#: `diff`'s comparison periods: the one just before the query's window, or the window a day, week or month back.
-DIFF_PERIODS = ("previous", "previousday", "previousweek", "previousmonth")
 #: The fields CloudWatch Logs indexes in every Standard log group by default (CWL_QuerySyntax-FilterIndex).
 #: Apiary creates no other field indexes (it has no PutIndexPolicy), so `filterIndex` on any other field
 #: finds every log group unindexed for it, and AWS skips such log groups.
@@ -104,7 +102,8 @@ class Compiled:
     is_stats: bool
     dialect: str
     source: Source | None = None
-    #: `diff`: the period compared with (one of DIFF_PERIODS); the base then holds both windows
+    #: `diff`: the period compared with (previous, previousday, previousweek or previousmonth); the base then
+    #: holds both windows (`compared_window`)
     diff: str | None = None
 
 
@@ -418,8 +417,7 @@ class _Compiler:
                   "sum(CASE WHEN _period = 1 THEN 1 ELSE 0 END) AS n1"] if self.diff else ["count(*) AS n0"]
         kept = [c.split(" AS ")[1] for c in counts] + (["sv"] if otel else [])
         self._cte(f"SELECT p, {', '.join(counts + (['max(sev) AS sv'] if otel else []))} FROM {{prev}} GROUP BY p", [])
-        shapes = self.prev
-        self._merge_shapes(shapes, kept)
+        self._merge_shapes(kept)
         label, label_params = insights_pattern.severity(d, "g", "max(sv)" if otel else None)
         ratio = d.fixed_text("sum(n0) / nullif(sum(sum(n0)) OVER (), 0)", 2)
         more = ", sum(n1) AS s4, sum(n0) - sum(n1) AS s5" if self.diff else ""
@@ -439,23 +437,25 @@ class _Compiler:
         self.display = names
         self.order = [(quote("s2"), [], "DESC"), (quote("g0"), [], "ASC")]
 
-    def _merge_shapes(self, shapes: str, kept: list[str]) -> None:
-        """Each shape of ``shapes`` (columns p and ``kept``) with ``g``, the pattern it joins: shapes that are one
-        word apart (`insights_pattern.WORD`) share the pattern with that word as ``<*>``. A shape takes the
-        variant most other shapes share (then the first in text order), and keeps its own text when none does."""
+    def _merge_shapes(self, kept: list[str]) -> None:
+        """Each shape of the CTE before (columns p and ``kept``) with ``g``, the pattern it joins: shapes that are
+        one word apart (`insights_pattern.WORD`) share the pattern with that word as ``<*>``. A shape takes the
+        variant most other shapes share (then the first in text order), and keeps its own text when none does.
+
+        Each step reads only the one before: ClickHouse inlines a CTE wherever it is named, so a CTE named twice
+        scanned the events twice (2.2x the hand-written query, bench/insights.py).
+        """
         d = self.d
-        self._cte(f"SELECT p, {d.token_variants('p', insights_pattern.WORD, insights_pattern.MIN_TOKENS)} AS k "
-                  f"FROM {{prev}}", [])
-        variants = self.prev
-        rank = d.to_text("1000000000 - s.c")
-        self._cte(f"SELECT v.p AS p, substring(min(concat(lpad({rank}, 10, '0'), v.k)), 11) AS k FROM {variants} v "
-                  f"JOIN (SELECT k, count(*) AS c FROM {variants} GROUP BY k HAVING count(*) > 1) s ON v.k = s.k "
-                  f"GROUP BY v.p", [])
-        best = self.prev
-        cols = ", ".join(f"b.{c} AS {c}" for c in ["p"] + kept)
-        self._cte(f"SELECT {cols}, CASE WHEN coalesce(m.k, '') <> '' AND count(*) OVER (PARTITION BY "
-                  f"coalesce(m.k, '')) > 1 THEN m.k ELSE b.p END AS g FROM {shapes} b LEFT JOIN {best} m ON b.p = m.p",
-                  [])
+        cols = ", ".join(kept)
+        variants = d.token_variants("p", insights_pattern.WORD, insights_pattern.MIN_TOKENS)
+        self._cte(f"SELECT p, {cols}, {variants} AS k FROM {{prev}}", [])  # (shape, variant) rows, and (shape, '')
+        self._cte(f"SELECT p, {cols}, k, count(*) OVER (PARTITION BY k) AS c FROM {{prev}}", [])
+        rank = d.to_text("1000000000 - c")
+        firsts = ", ".join(f"max({c}) AS {c}" for c in kept)
+        self._cte(f"SELECT p, {firsts}, coalesce(substring(min(CASE WHEN k <> '' AND c > 1 THEN "
+                  f"concat(lpad({rank}, 10, '0'), k) END), 11), '') AS k FROM {{prev}} GROUP BY p", [])
+        self._cte(f"SELECT p, {cols}, CASE WHEN k <> '' AND count(*) OVER (PARTITION BY k) > 1 THEN k ELSE p END "
+                  f"AS g FROM {{prev}}", [])
 
     def cmd_diff(self, node: Tree) -> None:
         """Done by the `pattern` just before it (`compile` checks the order), which counts both periods."""

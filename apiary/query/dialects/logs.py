@@ -77,13 +77,14 @@ class LogDialect:
 
     def token_variants(self, text: str, word: str, min_tokens: int) -> str:
         """One row per space-separated token of ``text`` that fully matches the regular expression ``word`` (a
-        constant), holding ``text`` with that token replaced by ``<*>``; none when ``text`` has fewer than
-        ``min_tokens`` tokens. A set-returning expression for a SELECT list (`insights_pattern`)."""
+        constant), holding ``text`` with that token replaced by ``<*>`` (none when ``text`` has fewer than
+        ``min_tokens`` tokens), and one more row holding '', so that every ``text`` keeps a row. A set-returning
+        expression for a SELECT list (`insights_pattern`)."""
         t = f"string_split({text}, ' ')"
         variant = f"array_to_string(list_concat({t}[1:i - 1], ['<*>'], {t}[i + 1:]), ' ')"
-        return (f"unnest(list_filter(list_transform(range(1, len({t}) + 1), lambda i: CASE WHEN len({t}) >= "
-                f"{int(min_tokens)} AND regexp_full_match({t}[i], '{word}') THEN {variant} END), "
-                f"lambda x: x IS NOT NULL))")
+        return (f"unnest(list_concat(list_filter(list_transform(range(1, len({t}) + 1), lambda i: CASE WHEN "
+                f"len({t}) >= {int(min_tokens)} AND regexp_full_match({t}[i], '{word}') THEN {variant} END), "
+                f"lambda x: x IS NOT NULL), ['']))")
 
     def fixed_text(self, number: str, places: int) -> str:
         """``number`` rounded to ``places`` decimals and written with all of them (``0.50``)."""
@@ -276,8 +277,8 @@ class ClickHouseLogDialect(LogDialect):
     def token_variants(self, text: str, word: str, min_tokens: int) -> str:
         t = f"splitByChar(' ', {text})"
         variant = f"arrayStringConcat(arrayConcat(arraySlice({t}, 1, i - 1), ['<*>'], arraySlice({t}, i + 1)), ' ')"
-        return (f"arrayJoin(arrayFilter(x -> x != '', arrayMap(i -> if(length({t}) >= {int(min_tokens)} AND "
-                f"match({t}[i], '^{word}$'), {variant}, ''), arrayEnumerate({t}))))")
+        return (f"arrayJoin(arrayConcat(arrayFilter(x -> x != '', arrayMap(i -> if(length({t}) >= {int(min_tokens)} "
+                f"AND match({t}[i], '^{word}$'), {variant}, ''), arrayEnumerate({t}))), ['']))")
 
     def fixed_text(self, number: str, places: int) -> str:
         return f"toDecimalString(round({number}, {int(places)}), {int(places)})"
