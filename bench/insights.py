@@ -60,6 +60,12 @@ QUERIES: dict[str, tuple[str, str, str]] = {
         "starts_with(message, '{{') AND json_valid(message) AND level IS NOT NULL GROUP BY 1",
         "SELECT JSON_VALUE(message, '$.level') AS level, max(`timestamp`) FROM logs WHERE {where} AND "
         "level != '' GROUP BY 1"),
+    "pattern": (
+        "pattern @message",
+        "SELECT regexp_replace(message, '[A-Za-z0-9_.:+-]*[0-9][A-Za-z0-9_.:+-]*', '<*>', 'g') AS p, count(*) "
+        "FROM logs WHERE {where} GROUP BY 1 ORDER BY 2 DESC",
+        "SELECT replaceRegexpAll(message, '[A-Za-z0-9_.:+-]*[0-9][A-Za-z0-9_.:+-]*', '<*>') AS p, count(*) "
+        "FROM logs WHERE {where} GROUP BY 1 ORDER BY 2 DESC"),
 }
 
 _MESSAGE = {
@@ -79,8 +85,7 @@ _ATTRIBUTES = {
 
 
 def fill_duckdb(tmp: Path, n: int, start_us: int) -> tuple[Any, Callable[[str], Any], Callable[[], None]]:
-    from apiary.store.duckdb import DuckDBStore
-    from apiary.store.duckdb_logs import DuckDBLogStore
+    from apiary.store.duckdb import DuckDBLogStore, DuckDBStore
 
     spans = DuckDBStore(tmp / "bench.duckdb")
     store = DuckDBLogStore(spans)

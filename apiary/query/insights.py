@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from lark import Lark, Token, Tree
 from lark.exceptions import LarkError
 
 from apiary.input_limits import InputError, check_expression
-from apiary.query import insights_fields
+from apiary.query import insights_fields, insights_pattern
 from apiary.query.dialects.logs import LogDialect, log_dialect_for
 from apiary.query.insights_expr import Expr as _Expr
 from apiary.query.insights_expr import QueryError, boolean, num, text
@@ -56,12 +57,36 @@ BUILTINS = {"@timestamp": ("ts", "time"), "@message": ("msg", "str"), "@logStrea
 _AGGS = {"count", "count_distinct", "avg", "sum", "min", "max", "pct", "percentile", "stddev", "earliest", "latest",
          "sortsfirst", "sortslast"}
 #: Commands of AWS's reference that Apiary does not run: a query using one is refused, naming it.
-UNSUPPORTED_COMMANDS = ("pattern", "diff", "anomaly", "unnest", "lookup", "filterindex", "source", "addtotals")
-__all__ = ["QueryError", "Compiled", "compile_query", "to_sql", "base_cte"]
+UNSUPPORTED_COMMANDS = ("anomaly", "lookup")
+#: The fields CloudWatch Logs indexes in every Standard log group by default (CWL_QuerySyntax-FilterIndex).
+#: Apiary creates no other field indexes (it has no PutIndexPolicy), so `filterIndex` on any other field
+#: finds every log group unindexed for it, and AWS skips such log groups.
+DEFAULT_FIELD_INDEXES = ("@logStream", "@aws.region", "@aws.account", "@source.log", "@data_source_name",
+                         "@data_source_type", "@data_format", "traceId", "severityText", "attributes.session.id")
+#: SOURCE's limits (CWL_QuerySyntax-Source): name prefixes and account identifiers per query.
+MAX_SOURCE_PREFIXES = 5
+MAX_SOURCE_ACCOUNTS = 20
+LOG_GROUP_CLASSES = ("STANDARD", "INFREQUENT_ACCESS")
+__all__ = ["QueryError", "Compiled", "Source", "compile_query", "to_sql", "base_cte"]
 
 
 def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True)
+class Source:
+    """The log groups a query's ``SOURCE logGroups(...)`` selects; StartQuery then names none itself."""
+
+    prefixes: tuple[str, ...] = ()  # none: every log group
+    log_class: str = "STANDARD"
+    accounts: tuple[str, ...] = ()  # none: this account
+
+    def select(self, names: list[str]) -> list[str]:
+        """The groups among ``names`` (all of this environment's, every one a Standard group of `ACCOUNT`)."""
+        if self.log_class != "STANDARD" or (self.accounts and ACCOUNT not in self.accounts):
+            return []
+        return [n for n in names if not self.prefixes or any(n.startswith(p) for p in self.prefixes)]
 
 
 @dataclass
@@ -76,6 +101,10 @@ class Compiled:
     limit: int
     is_stats: bool
     dialect: str
+    source: Source | None = None
+    #: `diff`: the period compared with (previous, previousday, previousweek or previousmonth); the base then
+    #: holds both windows (`compared_window`)
+    diff: str | None = None
 
 
 class _Compiler:
@@ -95,6 +124,12 @@ class _Compiler:
         self.matched_cte = "c0"
         self.deduped = False
         self.dedup: tuple[list[_Expr], list[tuple[str, list[Any], str]]] | None = None
+        #: name -> column of the JSON text behind an `unnest`ed item (the item's own column shows its value)
+        self.json_docs: dict[str, str] = {}
+        self.source_selection: Source | None = None
+        #: `addtotals col=true`: the fields summed in a summary row after the results
+        self.column_totals: list[str] = []
+        self.diff: str | None = None
         self._n = 0
 
     # -- helpers ----------------------------------------------------------------------------
@@ -136,10 +171,9 @@ class _Compiler:
         if name in self.columns:
             return _Expr(quote(self.columns[name]), [], self.kinds.get(name, "any"))
         path = path if path is not None else _path(name)
-        for cut in range(len(path) - 1, 0, -1):  # `j.a.b` where j = jsonParse(...)
-            head = _joined_name(path[:cut])
-            if self.kinds.get(head) == "json":
-                return _Expr(self.d.json_text(quote(self.columns[head]), "?"), [_json_path(path[cut:])], "any")
+        inside = self._json_head(path)
+        if inside is not None:  # `j.a.b` where j = jsonParse(...)
+            return _Expr(self.d.json_text(inside[0], "?"), [_json_path(inside[1])], "any")
         if not self.raw:
             raise QueryError(f"field {name!r} is not defined after stats; the fields there are: "
                              + ", ".join(n for n in self.columns))
@@ -158,6 +192,22 @@ class _Compiler:
         parts += [_Expr(d.json_text(doc, "?"), [p], "any") for doc, p in lookups]
         lookup = _Expr(*render(lambda *sqls: d.first_present(list(sqls)), *parts), "any")
         return self._extract(name, lookup)
+
+    def _json_document(self, name: str) -> str | None:
+        """The column holding ``name`` as JSON text: a `jsonParse` result or an `unnest`ed item."""
+        if name in self.json_docs:
+            return quote(self.json_docs[name])
+        if self.kinds.get(name) == "json":
+            return quote(self.columns[name])
+        return None
+
+    def _json_head(self, path: list[str | int]) -> tuple[str, list[str | int]] | None:
+        """(JSON column, the steps into it) when ``path`` starts with a JSON value the query made."""
+        for cut in range(len(path) - 1, 0, -1):
+            doc = self._json_document(_joined_name(path[:cut]))
+            if doc is not None:
+                return doc, path[cut:]
+        return None
 
     def _extract(self, name: str, e: _Expr) -> _Expr:
         """``e`` computed once per event, in a column of its own that later commands read by name.
@@ -312,6 +362,198 @@ class _Compiler:
         # WHERE drops rows whose condition is NULL, as Insights drops events lacking the field
         self._cte(f"SELECT * FROM {{prev}} WHERE {e.sql}", e.params)
 
+    def cmd_filter_index(self, node: Tree) -> None:
+        """``filterIndex``: AWS scans only the log groups indexed on the field, and skips the rest. Apiary's only
+        indexes are AWS's defaults, so on those it is `filter`; on any other field every group is skipped."""
+        cond = _bare(node.children[0])
+        equality = isinstance(cond, Tree) and ((cond.data == "compare" and str(cond.children[1]) == "=")
+                                               or cond.data == "in_")
+        name = _plain_field(cond.children[0]) if equality else None
+        if name is None:
+            raise QueryError(f"filterIndex takes an indexed field compared with = or in [...], such as "
+                             f"filterIndex requestId = \"abc\", not {self.source(cond)!r}")
+        if name in DEFAULT_FIELD_INDEXES:
+            self.cmd_filter(node)
+        else:
+            self._cte("SELECT * FROM {prev} WHERE 1 = 0", [])
+
+    def cmd_source(self, node: Tree) -> None:
+        if self._n or self.source_selection is not None:  # pragma: no cover - the grammar puts it first, once
+            raise QueryError("SOURCE must come first in the query")
+        values: dict[str, tuple[str, ...]] = {}
+        for arg in node.children:
+            key = str(arg.children[0])
+            if key in values:
+                raise QueryError(f"SOURCE names {key} twice")
+            values[key] = tuple(_unquote(str(t)) for t in arg.children[1:])
+        unknown = set(values) - {"namePrefix", "class", "logGroupClass", "accountIdentifiers", "accountIdentifier"}
+        if unknown:
+            raise QueryError(f"SOURCE logGroups() takes namePrefix, class and accountIdentifiers, not {sorted(unknown)[0]}")
+        prefixes = values.get("namePrefix", ())
+        accounts = values.get("accountIdentifiers", values.get("accountIdentifier", ()))
+        classes = values.get("class", values.get("logGroupClass", ("STANDARD",)))
+        if len(prefixes) > MAX_SOURCE_PREFIXES:
+            raise QueryError(f"SOURCE takes at most {MAX_SOURCE_PREFIXES} name prefixes")
+        if len(accounts) > MAX_SOURCE_ACCOUNTS:
+            raise QueryError(f"SOURCE takes at most {MAX_SOURCE_ACCOUNTS} account identifiers")
+        if len(classes) != 1 or classes[0].upper() not in LOG_GROUP_CLASSES:
+            raise QueryError(f"SOURCE class is one of {', '.join(LOG_GROUP_CLASSES)}")
+        self.source_selection = Source(prefixes, classes[0].upper(), accounts)
+
+    def cmd_pattern(self, node: Tree) -> None:
+        """``pattern``: one row per pattern of the events so far (`insights_pattern`); later commands see its
+        columns, as they see those of ``stats``."""
+        d = self.d
+        line = text(d, self.expr(node.children[0]))
+        otel = quote(self.columns["@severity"]) if "@severity" in self.columns else None
+        if self.diff is not None and not self.raw:
+            raise QueryError("pattern | diff compares events: put stats after it, not before")
+        self.matched_cte = self.prev
+        shape = insights_pattern.masked(d, line)
+        extra = (f", {otel} AS sev" if otel else "") + (", _period" if self.diff else "")
+        self._cte(f"SELECT {shape.sql} AS p{extra} FROM {{prev}}", shape.params)
+        # counts per shape: in the query's window (n0) and, for diff, in the one compared with (n1)
+        counts = ["sum(CASE WHEN _period = 0 THEN 1 ELSE 0 END) AS n0",
+                  "sum(CASE WHEN _period = 1 THEN 1 ELSE 0 END) AS n1"] if self.diff else ["count(*) AS n0"]
+        kept = [c.split(" AS ")[1] for c in counts] + (["sv"] if otel else [])
+        self._cte(f"SELECT p, {', '.join(counts + (['max(sev) AS sv'] if otel else []))} FROM {{prev}} GROUP BY p", [])
+        self._merge_shapes(kept)
+        label, label_params = insights_pattern.severity(d, "g", "max(sv)" if otel else None)
+        ratio = d.fixed_text("sum(n0) / nullif(sum(sum(n0)) OVER (), 0)", 2)
+        more = ", sum(n1) AS s4, sum(n0) - sum(n1) AS s5" if self.diff else ""
+        self._cte(f"SELECT g AS g0, {ratio} AS s1, sum(n0) AS s2, {label} AS s3{more} FROM {{prev}} GROUP BY g",
+                  label_params)
+        # @ratio is written with two decimals, as AWS shows it (0.50); as text, a comparison converts it
+        names, cols, kinds = list(insights_pattern.COLUMNS), ["g0", "s1", "s2", "s3"], ["str", "any", "num", "str"]
+        if self.diff:
+            names += list(insights_pattern.DIFF_COLUMNS)
+            cols += ["s4", "s5"]
+            kinds += ["num", "num"]
+        self.columns = dict(zip(names, cols))
+        self.kinds = dict(zip(names, kinds))
+        self.json_docs = {}
+        self.raw = False
+        self.is_stats = True
+        self.display = names
+        self.order = [(quote("s2"), [], "DESC"), (quote("g0"), [], "ASC")]
+
+    def _merge_shapes(self, kept: list[str]) -> None:
+        """Each shape of the CTE before (columns p and ``kept``) with ``g``, the pattern it joins: shapes that are
+        one word apart (`insights_pattern.WORD`) share the pattern with that word as ``<*>``. A shape takes the
+        variant most other shapes share (then the first in text order), and keeps its own text when none does.
+
+        Each step reads only the one before: ClickHouse inlines a CTE wherever it is named, so a CTE named twice
+        scanned the events twice (2.2x the hand-written query, bench/insights.py).
+        """
+        d = self.d
+        cols = ", ".join(kept)
+        variants = d.token_variants("p", insights_pattern.WORD, insights_pattern.MIN_TOKENS)
+        self._cte(f"SELECT p, {cols}, {variants} AS k FROM {{prev}}", [])  # (shape, variant) rows, and (shape, '')
+        self._cte(f"SELECT p, {cols}, k, count(*) OVER (PARTITION BY k) AS c FROM {{prev}}", [])
+        rank = d.to_text("1000000000 - c")
+        firsts = ", ".join(f"max({c}) AS {c}" for c in kept)
+        self._cte(f"SELECT p, {firsts}, coalesce(substring(min(CASE WHEN k <> '' AND c > 1 THEN "
+                  f"concat(lpad({rank}, 10, '0'), k) END), 11), '') AS k FROM {{prev}} GROUP BY p", [])
+        self._cte(f"SELECT p, {cols}, CASE WHEN k <> '' AND count(*) OVER (PARTITION BY k) > 1 THEN k ELSE p END "
+                  f"AS g FROM {{prev}}", [])
+
+    def cmd_diff(self, node: Tree) -> None:
+        """Done by the `pattern` just before it (`compile` checks the order), which counts both periods."""
+
+    def cmd_unnest(self, node: Tree) -> None:
+        """``unnest list into item``: one event per item of a JSON list (from `jsonParse`); a value that is no
+        list is a list of one, as AWS documents. ``item`` shows the item's value; ``item.key`` looks into it."""
+        src, into = node.children
+        name = self.name_of(into)
+        doc = self._json_source(src)
+        if doc is None:  # no JSON value: the one item is the value itself
+            e = self.expr(src)
+            self._cte(f"SELECT *, {e.sql} AS {quote(self._new_column(name, e.kind))} FROM {{prev}}", e.params)
+            self.json_docs.pop(name, None)
+            return
+        item = f"j{len(self.columns)}_{re.sub(r'[^A-Za-z0-9_]', '_', name)[:40]}"
+        items, params = render(self.d.json_items, doc)
+        self._cte(f"SELECT *, {items} AS {quote(item)} FROM {{prev}}", params)
+        value = _Expr(*render(lambda *s: self.d.first_present(list(s)),
+                              _Expr(self.d.json_text(quote(item), "?"), ["$"], "any"), _Expr(quote(item), [], "any")),
+                      "any")
+        self._cte(f"SELECT *, {value.sql} AS {quote(self._new_column(name, 'any'))} FROM {{prev}}", value.params)
+        self.json_docs[name] = item
+
+    def _json_source(self, node: Tree) -> _Expr | None:
+        """The JSON text that ``node`` (a name) refers to, when it is a JSON value the query made, else None."""
+        node = _bare(node)
+        if not (isinstance(node, Tree) and node.data == "field"):
+            return None
+        name, path = self.name_of(node.children[0]), self.path_of(node.children[0])
+        whole = self._json_document(name)
+        if whole is not None:
+            return _Expr(whole, [], "json")
+        inside = self._json_head(path)
+        if inside is None:
+            return None
+        return _Expr(*render(self.d.json_raw, _Expr(inside[0], [], "json"), _Expr("?", [_json_path(inside[1])], "str")),
+                     "json")
+
+    def cmd_addtotals(self, node: Tree) -> None:
+        """``addtotals [fieldname=Name] [row=bool] [col=bool] [field, ...]`` (CWL_QuerySyntax-Addtotals): a column
+        summing the fields in each row, and with ``col=true`` a summary row summing each field."""
+        options = {"fieldname": "Total", "row": "true", "col": "false"}
+        names: list[str] = []
+        for child in node.children:
+            if child.data == "totals_option":
+                key, op, value = (str(c) for c in child.children)
+                if key.lower() not in options or op != "=":
+                    raise QueryError(f"addtotals takes fieldname=Name, row=true|false and col=true|false, "
+                                     f"not {self.source(child)!r}")
+                options[key.lower()] = value
+            else:
+                names.append(self.name_of(child))
+        for flag in ("row", "col"):
+            if options[flag].lower() not in ("true", "false"):
+                raise QueryError(f"addtotals {flag}= takes true or false")
+        if not names:  # every numeric field shown so far; @-fields are never numbers to add
+            shown = self.display if self.display is not None else self.fields_seen
+            names = [n for n in shown if n not in BUILTINS and self.kinds.get(n) in ("num", "any")]
+        values = [num(self.d, self.field(n)) for n in names]
+        if options["row"].lower() == "true":
+            total = options["fieldname"]
+            if values:
+                present = " AND ".join(f"{v.sql} IS NULL" for v in values)
+                added = " + ".join(f"coalesce({v.sql}, 0)" for v in values)
+                e = _Expr(f"CASE WHEN {present} THEN NULL ELSE {added} END",
+                          [p for v in values for p in v.params] * 2, "num")
+            else:
+                e = _Expr(self.d.to_double("NULL"), [], "num")
+            self._cte(f"SELECT *, {e.sql} AS {quote(self._new_column(total, 'num'))} FROM {{prev}}", e.params)
+            if self.display is not None:
+                self.display = [n for n in self.display if n != total] + [total]
+            else:
+                self.fields_seen = [n for n in self.fields_seen if n != total] + [total]
+            names.append(total)
+        if options["col"].lower() == "true":
+            self.column_totals = names
+
+    def _totals_row(self, shown: list[str], order: list[tuple[str, list[Any], str]]) -> str:
+        """The results, then one row of column totals (`addtotals col=true`) over the rows returned. Summed
+        columns are shown as number text in both parts, so the two halves of the UNION have one type."""
+        d = self.d
+        summed = [n for n in shown if n in self.column_totals]
+        rows, sums = [], []
+        for name in shown:
+            col = quote(name)
+            if name in summed:
+                rows.append(f"{d.number_text(d.to_double(col))} AS {col}")
+                sums.append(d.number_text(f"sum({d.to_double(col)})") + f" AS {col}")
+            else:
+                rows.append(col)
+                sums.append(f"NULL AS {col}")
+        keys = ", ".join(f"_o{i} {direction}" for i, (_, _, direction) in enumerate(order)) or "1"
+        sql = (f"SELECT {', '.join(quote(n) for n in shown)} FROM (SELECT {', '.join(rows)}, 0 AS _totals, "
+               f"row_number() OVER (ORDER BY {keys}) AS _n FROM _results UNION ALL SELECT {', '.join(sums)}, "
+               f"1 AS _totals, 0 AS _n FROM _results) ORDER BY _totals, _n")
+        return sql
+
     def cmd_parse_glob(self, node: Tree) -> None:
         src = text(self.d, self.expr(node.children[0]))
         glob = _unquote(str(node.children[1]))
@@ -376,6 +618,7 @@ class _Compiler:
         group_by = f" GROUP BY {', '.join(str(i + 1) for i in range(len(groups)))}" if groups else ""
         self._cte(f"SELECT {', '.join(selects)} FROM {{prev}}{group_by}", params)
         self.columns, self.kinds = new_columns, new_kinds
+        self.json_docs = {}
         self.raw = False
         self.is_stats = True
         self.display = list(new_columns)
@@ -488,6 +731,13 @@ class _Compiler:
     # -- the whole query --------------------------------------------------------------------
 
     def compile(self, tree: Tree, default_limit: int | None) -> Compiled:
+        kinds = [c.data for c in tree.children]
+        if "diff" in kinds:
+            at = kinds.index("diff")
+            if at == 0 or kinds[at - 1] != "pattern" or kinds.count("diff") > 1:
+                raise QueryError("diff has to follow pattern, as in pattern @message | diff")
+            period = tree.children[at].children
+            self.diff = "previous" + (str(period[0]).lower()[len("previous"):] if period else "")
         for cmd in tree.children:
             self.command(cmd)
         if self.display is not None:
@@ -517,6 +767,10 @@ class _Compiler:
         order = self.order or ([] if self.is_stats else [(quote(self.columns["@timestamp"]), [], "DESC")])
         if self.is_stats and not self.order:
             order = [(f"{i + 1}", [], "ASC") for i in range(len(shown))]
+        if self.column_totals:  # the order keys are kept as columns, to number the rows before the totals
+            order = [(quote(self.columns[shown[int(sql) - 1]]) if sql.isdigit() else sql, p, d) for sql, p, d in order]
+            cols += [f"{sql} AS _o{i}" for i, (sql, _, _) in enumerate(order)]
+            params += [p for _, ps, _ in order for p in ps]
         select = f"SELECT {', '.join(cols)} FROM {self.prev}"
         if order:
             select += " ORDER BY " + ", ".join(f"{sql} {d}" for sql, _, d in order)
@@ -525,14 +779,24 @@ class _Compiler:
         limit = self.limit or default_limit or (MAX_LIMIT if self.is_stats else DEFAULT_LIMIT)
         select += " LIMIT ?"
         params.append(limit)
+        if self.column_totals:
+            self.ctes.append(f"_results AS ({select})")
+            self.params += params
+            select, params = self._totals_row(shown, order), []
         return Compiled(self.text, self.ctes, self.params, select, params, self.matched_cte, shown, limit, self.is_stats,
-                        self.d.name)
+                        self.d.name, self.source_selection, self.diff)
+
+
+def _bare(node: Any) -> Any:
+    """``node`` without the one-child wrappers the grammar's precedence levels leave around it."""
+    while isinstance(node, Tree) and node.data in ("or_", "and_", "arith") and len(node.children) == 1:
+        node = node.children[0]
+    return node
 
 
 def _plain_field(node: Any) -> str | None:
     """The field name when an expression is just one field reference."""
-    while isinstance(node, Tree) and node.data in ("or_", "and_", "arith") and len(node.children) == 1:
-        node = node.children[0]
+    node = _bare(node)
     if isinstance(node, Tree) and node.data == "field":
         return _display_name(str(node.children[0].children[0]))
     return None
@@ -604,6 +868,9 @@ def compile_query(text: str, default_limit: int | None = None, dialect: str = "d
         if unsupported:
             raise QueryError(f"the {unsupported} command is not supported by Apiary "
                              f"(see docs/compatibility/logs.md)") from None
+        if re.match(r"\s*source\b", re.sub(r"#[^\n]*", "", text), re.I):
+            raise QueryError("SOURCE selects log groups as SOURCE logGroups(namePrefix: [\"prefix\"], class: \"STANDARD\") "
+                             "at the start of the query (logGroupTags and dataSource are not supported by Apiary)") from None
         col = getattr(exc, "column", None)
         tok = getattr(exc, "token", None)
         where = f" at character {col}" if col is not None else ""
@@ -624,24 +891,57 @@ def _unsupported_command(text: str) -> str | None:
     return None
 
 
-def base_cte(d: LogDialect, env: str, groups: list[str], start_s: int, end_s: int) -> tuple[str, list[Any]]:
-    """``c0``: the events of ``groups`` in the window, under the names the compiler uses (``ts``, ``msg``, ...)."""
+def base_cte(d: LogDialect, env: str, groups: list[str], start_s: int, end_s: int,
+             compared: tuple[int, int] | None = None) -> tuple[str, list[Any]]:
+    """``c0``: the events of ``groups`` in the window, under the names the compiler uses (``ts``, ``msg``, ...).
+
+    With ``compared`` (`diff`'s other window), the events of both windows, each with its ``_period`` (0 for the
+    query's, 1 for the other): an event in both windows is counted in each, as two queries would count it.
+    """
     groups = list(groups) or [""]  # no group: no events (a log group's name is never empty)
-    sql = (f"c0 AS (SELECT \"timestamp\" AS ts, message AS msg, log_stream AS stream, log_group AS grp, "
-           f"concat('{ACCOUNT}:', log_group) AS logid, ingestion_time AS ingested, {d.to_text('seq')} AS ptr, trace_id AS trace, span_id AS span, "
-           f"severity_text AS sev, "
-           f"{d.json_document('message')} AS _json, "
-           f"attributes AS _attrs FROM logs WHERE _env = ? AND log_group IN ({', '.join('?' for _ in groups)}) "
-           f"AND \"timestamp\" >= {d.from_epoch_us('?')} AND \"timestamp\" <= {d.from_epoch_us('?')})")
-    # One parameter per group, not a list parameter: the databases push `IN (?, ?)` into the scan (DuckDB's
-    # zone maps, ClickHouse's primary key); `list_contains(?, log_group)` read every row of every group.
-    return sql, [env, *groups, start_s * 1_000_000, end_s * 1_000_000 + 999_999]
+    windows = [(start_s, end_s)] + ([compared] if compared else [])
+    scans, params = [], []
+    for period, (lo, hi) in enumerate(windows):
+        scans.append(f"SELECT \"timestamp\" AS ts, message AS msg, log_stream AS stream, log_group AS grp, "
+                     f"concat('{ACCOUNT}:', log_group) AS logid, ingestion_time AS ingested, {d.to_text('seq')} AS ptr, "
+                     f"trace_id AS trace, span_id AS span, severity_text AS sev, "
+                     f"{d.json_document('message')} AS _json, "
+                     f"attributes AS _attrs{f', {period} AS _period' if compared else ''} FROM logs WHERE _env = ? "
+                     f"AND log_group IN ({', '.join('?' for _ in groups)}) "
+                     f"AND \"timestamp\" >= {d.from_epoch_us('?')} AND \"timestamp\" <= {d.from_epoch_us('?')}")
+        # One parameter per group, not a list parameter: the databases push `IN (?, ?)` into the scan (DuckDB's
+        # zone maps, ClickHouse's primary key); `list_contains(?, log_group)` read every row of every group.
+        params += [env, *groups, lo * 1_000_000, hi * 1_000_000 + 999_999]
+    return f"c0 AS ({' UNION ALL '.join(scans)})", params
+
+
+def compared_window(diff: str, start_s: int, end_s: int) -> tuple[int, int]:
+    """The window `diff` compares with (CWL_QuerySyntax-Diff): as long as the query's, just before it, or the same
+    times a day, a week or a calendar month earlier; never before 1970."""
+    if diff == "previousmonth":
+        lo, hi = (_month_earlier(t) for t in (start_s, end_s))
+    else:
+        shift = {"previous": end_s - start_s + 1, "previousday": 86_400, "previousweek": 604_800}[diff]
+        lo, hi = start_s - shift, end_s - shift
+    return max(lo, 0), max(hi, 0)
+
+
+def _month_earlier(t: int) -> int:
+    when = datetime.fromtimestamp(t, timezone.utc)
+    year, month = (when.year, when.month - 1) if when.month > 1 else (when.year - 1, 12)
+    for day in range(when.day, 27, -1):  # the 31st of a 30-day month is its last day
+        try:
+            return int(when.replace(year=year, month=month, day=day).timestamp())
+        except ValueError:
+            continue
+    return int(when.replace(year=year, month=month, day=min(when.day, 28)).timestamp())
 
 
 def to_sql(c: Compiled, env: str, groups: list[str], start_s: int, end_s: int) -> tuple[str, list[Any], str, list[Any]]:
     """(results SQL, params, counts SQL, params) for one run, bound for the dialect ``c`` was compiled for."""
     d = log_dialect_for(c.dialect)
-    base, base_params = base_cte(d, env, groups, start_s, end_s)
+    compared = compared_window(c.diff, start_s, end_s) if c.diff else None
+    base, base_params = base_cte(d, env, groups, start_s, end_s, compared)
     with_ = "WITH " + ", ".join([base] + c.ctes) + " "
     results = with_ + c.select
     counts = (with_ + f"SELECT (SELECT count(*) FROM c0) AS scanned, (SELECT count(*) FROM {c.matched_cte}) AS matched, "

@@ -8,9 +8,10 @@ from typing import Any
 WINDOW = {"startTime": 0, "endTime": 4_000_000_000}
 
 
-def query(logs: Any, group: str, text: str) -> list[dict[str, str]]:
-    """The result rows as {field: value}, without @ptr; fails the test unless the query completes."""
-    q = logs.start_query(logGroupName=group, queryString=text, **WINDOW)
+def query(logs: Any, group: str | None, text: str) -> list[dict[str, str]]:
+    """The result rows as {field: value}, without @ptr; fails the test unless the query completes.
+    With no ``group``, the query selects its log groups itself (``SOURCE``)."""
+    q = logs.start_query(queryString=text, **({"logGroupName": group} if group else {}), **WINDOW)
     deadline = time.monotonic() + 30
     while (r := logs.get_query_results(queryId=q["queryId"]))["status"] in ("Scheduled", "Running"):
         assert time.monotonic() < deadline, f"query still running: {text}"

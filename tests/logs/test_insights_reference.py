@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
@@ -203,10 +204,8 @@ def test_discovered_fields_of_every_event(logs: Any, orders: list[dict[str, Any]
 
 
 @pytest.mark.parametrize("text,named", [
-    ("pattern @message", "pattern"),
-    ("fields @message | diff", "diff"),
-    ("filterIndex level = 'ERROR'", "filterIndex"),
-    ("fields x | unnest y into z", "unnest"),
+    ("pattern @message | anomaly", "anomaly"),
+    ("fields x | lookup owners x OUTPUT team", "lookup"),
 ])
 def test_commands_apiary_lacks_are_refused_by_name(logs: Any, text: str, named: str) -> None:
     """Commands of the reference Apiary does not run answer AWS's MalformedQueryException, naming the command."""
@@ -228,3 +227,160 @@ def test_parse_numeric_general_and_json_functions(logs: Any) -> None:
                                 "jsonStringify(j) as text, j.a.b[1] as b1")
     assert row == {"a": "2.5", "c": "-2", "f": "-3", "g": "9", "l": "-2.5", "s": "4", "ln": "0", "co": "-2.5",
                    "fresh": "1", "text": '{"a": {"b": [3, 4]}, "n": -2.5}', "b1": "4"}
+
+
+PATTERNED = (["2026-01-01 19:00:0%d [INFO] Calling DynamoDB to store for resource id %s-12345" % (i, rid)
+              for i, rid in enumerate(["12342342k124", "324892398123", "3ff231242342", "77aa01"])]
+             + ["[INFO] Request time: 327 ms", "[INFO] Request time: 41 ms",
+                "[ERROR] card 4111 declined for order 77", "[ERROR] card 5500 declined for order 78"])
+
+
+def test_pattern_clusters_events_by_their_shared_text(logs: Any) -> None:
+    """CWL_QuerySyntax-Pattern and CWL_AnalyzeLogData_Patterns: one row per pattern, varying parts as <*>, with
+    @ratio, @sampleCount and @severityLabel; filter, parse and sort combine with it."""
+    put(logs, "app", PATTERNED)
+    rows = query(logs, "app", "pattern @message")
+    assert rows == [
+        {"@pattern": "<*> <*> [INFO] Calling DynamoDB to store for resource id <*>", "@ratio": "0.50",
+         "@sampleCount": "4", "@severityLabel": "Info"},
+        {"@pattern": "[ERROR] card <*> declined for order <*>", "@ratio": "0.25", "@sampleCount": "2",
+         "@severityLabel": "Error"},
+        {"@pattern": "[INFO] Request time: <*> ms", "@ratio": "0.25", "@sampleCount": "2", "@severityLabel": "Info"}]
+    # the ratio is of the events given to pattern: after a filter, all of them
+    assert query(logs, "app", "filter @message like /ERROR/ | pattern @message") == [
+        {"@pattern": "[ERROR] card <*> declined for order <*>", "@ratio": "1.00", "@sampleCount": "2",
+         "@severityLabel": "Error"}]
+    # a parsed field as the input; the pattern lost its level word, the label still comes from the events' level
+    assert query(logs, "app", 'parse @message "[*] *" as level, text | pattern text | sort @sampleCount asc, '
+                              "@pattern desc | limit 1") == [
+        {"@pattern": "card <*> declined for order <*>", "@ratio": "0.25", "@sampleCount": "2",
+         "@severityLabel": "Error"}]
+    assert query(logs, "app", 'pattern @message | filter @severityLabel = "Error" | display @sampleCount') == \
+        [{"@sampleCount": "2"}]
+    assert query(logs, "app", "pattern @message | filter @ratio > 0.3 | display @ratio") == [{"@ratio": "0.50"}]
+    with pytest.raises(logs.exceptions.MalformedQueryException, match="not defined after stats"):
+        logs.start_query(logGroupName="app", startTime=0, endTime=1, queryString="pattern @message | fields @message")
+    # lines one word apart join one pattern; a line sharing that word's neighbours with no other stays whole
+    put(logs, "logins", ["User alice logged in", "User bob logged in", "User alice logged in", "User carol logged out",
+                         "GET /health", "POST /health"])
+    assert query(logs, "logins", "pattern @message | display @pattern, @sampleCount") == [
+        {"@pattern": "User <*> logged in", "@sampleCount": "3"}, {"@pattern": "GET /health", "@sampleCount": "1"},
+        {"@pattern": "POST /health", "@sampleCount": "1"}, {"@pattern": "User carol logged out", "@sampleCount": "1"}]
+
+
+def test_unnest_makes_one_event_per_item_of_a_json_list(logs: Any) -> None:
+    """CWL_QuerySyntax-Unnest: a jsonParse list flattened into records, then displayed, filtered or aggregated;
+    a value that is no list is a list of one."""
+    put(logs, "lists", [
+        json.dumps({"events": [{"name": "exception"}, {"name": "user action"}]}),
+        json.dumps({"events": {"name": "single"}}),
+        json.dumps({"accounts": [{"type": "internal", "id": "a1", "dropped": 3},
+                                 {"type": "external", "id": "a2", "dropped": 5},
+                                 {"type": "internal", "id": "a1", "dropped": 4}], "tags": ["x", "y"]}),
+        "no json here"])
+    assert query(logs, "lists", "fields jsonParse(@message) as json_message | unnest json_message.events into event "
+                                "| sort event.name asc | display event.name") == \
+        [{"event.name": "exception"}, {"event.name": "single"}, {"event.name": "user action"}]
+    assert query(logs, "lists", 'fields jsonParse(@message) as js | unnest js.accounts into account '
+                                '| filter account.type = "internal" | stats sum(account.dropped) as n by account.id') == \
+        [{"account.id": "a1", "n": "7"}]
+    assert query(logs, "lists", "fields jsonParse(@message) as j | unnest j.tags into tag | sort tag desc "
+                                "| display tag") == [{"tag": "y"}, {"tag": "x"}]
+    with pytest.raises(logs.exceptions.MalformedQueryException):
+        logs.start_query(logGroupName="lists", startTime=0, endTime=1, queryString="unnest j.tags")
+
+
+def test_filter_index_uses_the_default_indexes_and_skips_unindexed_fields(logs: Any) -> None:
+    """CWL_QuerySyntax-FilterIndex (and "filterIndex compared to filter"): on a field a log group is indexed on
+    it filters like filter; a log group not indexed on the field is skipped. Apiary's indexes are AWS's default
+    ones (@logStream, traceId, ...); it has no custom field indexes."""
+    put(logs, "svc", [json.dumps({"requestId": "r-1"}), json.dumps({"requestId": "r-2"})], stream="web")
+    logs.create_log_stream(logGroupName="svc", logStreamName="db")
+    logs.put_log_events(logGroupName="svc", logStreamName="db",
+                        logEvents=[{"timestamp": int(datetime.now(timezone.utc).timestamp() * 1000) - 1000,
+                                    "message": json.dumps({"requestId": "r-3"})}])
+    by_filter = query(logs, "svc", 'fields requestId | filter @logStream = "web" | sort requestId asc')
+    assert by_filter == [{"requestId": "r-1"}, {"requestId": "r-2"}]
+    assert query(logs, "svc", 'fields requestId | filterIndex @logStream = "web" | sort requestId asc') == by_filter
+    assert len(query(logs, "svc", 'filterIndex @logStream in ["web", "db"] | fields requestId')) == 3
+    assert query(logs, "svc", 'fields requestId | filterIndex requestId = "r-1"') == []
+    with pytest.raises(logs.exceptions.MalformedQueryException, match="filterIndex takes"):
+        logs.start_query(logGroupName="svc", startTime=0, endTime=1, queryString="filterIndex requestId like /r/")
+
+
+def test_source_selects_the_log_groups_inside_the_query(logs: Any) -> None:
+    """CWL_QuerySyntax-Source and StartQuery: log groups chosen by name prefix (and class) in the query string,
+    with no log group in the request."""
+    for group, lines in (("/app/web", ["GET /", "GET /a"]), ("/app/db", ["SELECT 1"]), ("/other", ["noise"])):
+        put(logs, group, lines)
+    assert query(logs, None, 'SOURCE logGroups(namePrefix: ["/app/"]) | stats count(*) as n by @log '
+                             "| sort @log asc") == [{"@log": "000000000000:/app/db", "n": "1"},
+                                                    {"@log": "000000000000:/app/web", "n": "2"}]
+    assert query(logs, None, "SOURCE logGroups() | stats count(*) as n") == [{"n": "4"}]
+    assert query(logs, None, "SOURCE logGroups(namePrefix: ['/other', '/app/d'], class: 'STANDARD') "
+                             "| fields @message | sort @message asc") == [{"@message": "SELECT 1"}, {"@message": "noise"}]
+    assert query(logs, None, 'SOURCE logGroups(class: "INFREQUENT_ACCESS") | stats count(*) as n') == [{"n": "0"}]
+    with pytest.raises(logs.exceptions.InvalidParameterException, match="not both"):
+        logs.start_query(logGroupName="/other", startTime=0, endTime=1, queryString="SOURCE logGroups() | limit 1")
+    with pytest.raises(logs.exceptions.InvalidParameterException, match="SOURCE"):
+        logs.start_query(startTime=0, endTime=1, queryString="fields @message")
+    with pytest.raises(logs.exceptions.MalformedQueryException, match="logGroupTags"):
+        logs.start_query(startTime=0, endTime=1, queryString="SOURCE logGroupTags([{key: 'team'}]) | limit 1")
+    with pytest.raises(logs.exceptions.MalformedQueryException, match="at most 5"):
+        logs.start_query(startTime=0, endTime=1,
+                         queryString="SOURCE logGroups(namePrefix: ['a', 'b', 'c', 'd', 'e', 'f'])")
+
+
+def test_addtotals_adds_row_and_column_totals(logs: Any) -> None:
+    """CWL_QuerySyntax-Addtotals: a Total column summing the numeric fields of each row (or the fields named,
+    under the name given), and with col=true a summary row of column totals at the bottom."""
+    put(logs, "bills", [json.dumps({"item": i, "price": p, "tax": t, "qty": q})
+                        for i, p, t, q in (("pen", 2, 0.5, 3), ("ink", 10, 2, 1), ("pad", 4, 1, 2))])
+    assert query(logs, "bills", "fields item, price, tax, qty | sort price asc | addtotals price, tax") == [
+        {"item": "pen", "price": "2", "tax": "0.5", "qty": "3", "Total": "2.5"},
+        {"item": "pad", "price": "4", "tax": "1", "qty": "2", "Total": "5"},
+        {"item": "ink", "price": "10", "tax": "2", "qty": "1", "Total": "12"}]
+    # every numeric field by default (item holds text: nothing to add), under a name of one's own
+    assert [r["RowSum"] for r in query(logs, "bills", "fields item, price, qty | sort price desc "
+                                                       "| addtotals fieldname=RowSum")] == ["11", "6", "5"]
+    assert query(logs, "bills", "stats sum(price) as p, sum(qty) as q by item | sort item asc "
+                                "| addtotals row=false col=true p") == [
+        {"item": "ink", "p": "10", "q": "1"}, {"item": "pad", "p": "4", "q": "2"}, {"item": "pen", "p": "2", "q": "3"},
+        {"p": "16"}]
+    with pytest.raises(logs.exceptions.MalformedQueryException, match="addtotals takes"):
+        logs.start_query(logGroupName="bills", startTime=0, endTime=1, queryString="fields price | addtotals sum=yes")
+
+
+def test_diff_compares_patterns_with_the_previous_period(logs: Any) -> None:
+    """CWL_QuerySyntax-Diff and CWL_AnalyzeLogData_Compare: the patterns of the query's window beside their counts
+    in the window just before it (or a day, week or month back); diff follows pattern."""
+    hour = int(datetime.now(timezone.utc).timestamp()) // 3600 * 3600 - 3600  # the last whole hour
+    before = ["[ERROR] card 4111 declined"] * 2 + ["[INFO] Request time: %d ms" % n for n in (5, 7, 9)]
+    now = ["[ERROR] card 5500 declined"] + ["[INFO] Request time: %d ms" % n for n in (3, 4, 8)] + \
+        ["[WARN] disk 91% full", "[WARN] disk 97% full"]
+    logs.create_log_group(logGroupName="shop")
+    logs.create_log_stream(logGroupName="shop", logStreamName="s")
+    events = [{"timestamp": (hour - 3600 + 60 * i) * 1000, "message": m} for i, m in enumerate(before)]
+    events += [{"timestamp": (hour + 60 * i) * 1000, "message": m} for i, m in enumerate(now)]
+    logs.put_log_events(logGroupName="shop", logStreamName="s", logEvents=events)
+
+    def run(text: str) -> list[dict[str, str]]:
+        q = logs.start_query(logGroupName="shop", queryString=text, startTime=hour, endTime=hour + 3599)
+        while (r := logs.get_query_results(queryId=q["queryId"]))["status"] == "Running":
+            time.sleep(0.05)
+        assert r["status"] == "Complete", r
+        return [{f["field"]: f["value"] for f in row} for row in r["results"]]
+
+    assert run("pattern @message | diff") == [
+        {"@pattern": "[INFO] Request time: <*> ms", "@ratio": "0.50", "@sampleCount": "3", "@severityLabel": "Info",
+         "@previousSampleCount": "3", "@sampleCountChange": "0"},
+        {"@pattern": "[WARN] disk <*>% full", "@ratio": "0.33", "@sampleCount": "2", "@severityLabel": "Warning",
+         "@previousSampleCount": "0", "@sampleCountChange": "2"},
+        {"@pattern": "[ERROR] card <*> declined", "@ratio": "0.17", "@sampleCount": "1", "@severityLabel": "Error",
+         "@previousSampleCount": "2", "@sampleCountChange": "-1"}]
+    # the same hour a day earlier held nothing: every pattern is new
+    assert [r["@previousSampleCount"] for r in run("pattern @message | diff previousDay")] == ["0", "0", "0"]
+    assert run("pattern @message | diff | filter @sampleCountChange < 0 | display @pattern") == \
+        [{"@pattern": "[ERROR] card <*> declined"}]
+    with pytest.raises(logs.exceptions.MalformedQueryException, match="diff has to follow pattern"):
+        logs.start_query(logGroupName="shop", startTime=0, endTime=1, queryString="filter @message like /x/ | diff")

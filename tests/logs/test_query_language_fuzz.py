@@ -94,8 +94,22 @@ commands = (st.lists(expressions, min_size=1, max_size=3).map(lambda es: "fields
             | st.integers(-5, 20_000).map(lambda n: f"limit {n}")
             | st.lists(names, min_size=1, max_size=2).map(lambda ns: "dedup " + ", ".join(ns))
             | st.sampled_from(['parse @message "* - * [*" as a, b, c', "parse @message /(?<word>\\w+) line/",
-                               "display level, latency", "pattern @message", "# a comment\nfields @message"]))
-queries = st.lists(commands, min_size=1, max_size=4).map(" | ".join) | st.text(max_size=80)
+                               "display level, latency", "pattern @message", "# a comment\nfields @message",
+                               "fields jsonParse(@message) as j | unnest j.tags into t", "unnest tags into t",
+                               "pattern level", "pattern concat(level, @message)", "diff", "anomaly",
+                               "pattern @message | diff", "pattern @message | diff previousMonth"])
+            | expressions.map(lambda e: f"pattern {e}")
+            | expressions.map(lambda e: f"filterIndex {e}")
+            | st.tuples(names, st.sampled_from(["=", "in"]), literals).map(
+                lambda t: f"filterIndex {t[0]} {t[1]} {'[' + t[2] + ']' if t[1] == 'in' else t[2]}")
+            | st.tuples(st.lists(st.sampled_from(["fieldname=Sum", "row=false", "col=true", "col=maybe", "x=1"]),
+                                 max_size=2), st.lists(names, max_size=2)).map(
+                lambda t: "addtotals " + " ".join(t[0]) + (" " + ", ".join(t[1]) if t[1] else "")))
+sources = st.sampled_from(["", "SOURCE logGroups() | ", 'SOURCE logGroups(namePrefix: ["fuz"]) | ',
+                           "SOURCE logGroups(class: 'INFREQUENT_ACCESS') | ", "SOURCE logGroups(namePrefix: 1) | ",
+                           "SOURCE logGroupTags([]) | "])
+queries = (st.tuples(sources, st.lists(commands, min_size=1, max_size=4).map(" | ".join)).map("".join)
+           | st.text(max_size=80))
 
 
 @FUZZ
@@ -107,9 +121,16 @@ queries = st.lists(commands, min_size=1, max_size=4).map(" | ".join) | st.text(m
 @example("filter " + "not " * 200 + "ok")
 @example("fields substr(@message, 1e30, -1e30), fromMillis(1e300), datefloor(@timestamp, 99999999y), 2 ^ 99999")
 @example("fields `" + "a" * 10_000 + "`")
+@example("pattern " + "concat(" * 40 + "@message" + ")" * 40)
+@example("addtotals")
+@example("fields jsonParse(@message) as j | unnest j.tags into t | unnest t into u | pattern u | addtotals col=true")
 def test_insights_queries_are_refused_in_aws_words_or_complete(logs: Any, query: str) -> None:
+    window = {"startTime": 0, "endTime": int(time.time()) + 60}
     try:
-        started = logs.start_query(logGroupName=GROUP, startTime=0, endTime=int(time.time()) + 60, queryString=query)
+        if query.lstrip().upper().startswith("SOURCE"):  # the query names its log groups itself
+            started = logs.start_query(queryString=query, **window)
+        else:
+            started = logs.start_query(logGroupName=GROUP, queryString=query, **window)
     except ClientError as exc:
         # MalformedQueryException for the language; InvalidParameterException past StartQuery's 10,000 characters
         refused_as(exc, "MalformedQueryException", "InvalidParameterException")

@@ -62,6 +62,40 @@ class LogDialect:
     def in_array(self, array: str, value: str) -> str:
         return f"list_contains({array}, {value})"
 
+    def json_raw(self, doc: str, path: str) -> str:
+        """The JSON at a JSONPath, as JSON text (an object or list whole, a string still quoted); NULL when missing."""
+        return f"CAST(json_extract({doc}, {path}) AS VARCHAR)"
+
+    def json_items(self, raw: str) -> str:
+        """One row per item of the JSON list ``raw`` (as JSON text), a value that is no list as its only item, and
+        no row for NULL: a set-returning expression for a SELECT list (Insights' ``unnest``)."""
+        return (f"unnest(CASE WHEN {raw} IS NULL THEN CAST([] AS VARCHAR[]) WHEN json_type({raw}) = 'ARRAY' "
+                f"THEN CAST(json_extract({raw}, '$[*]') AS VARCHAR[]) ELSE [CAST({raw} AS VARCHAR)] END)")
+
+    def regex_replace_all(self, text: str, pattern: str, replacement: str) -> str:
+        return f"regexp_replace({text}, {pattern}, {replacement}, 'g')"
+
+    def token_variants(self, text: str, word: str, min_tokens: int) -> str:
+        """One row per space-separated token of ``text`` that fully matches the regular expression ``word`` (a
+        constant), holding ``text`` with that token replaced by ``<*>`` (none when ``text`` has fewer than
+        ``min_tokens`` tokens), and one more row holding '', so that every ``text`` keeps a row. A set-returning
+        expression for a SELECT list (`insights_pattern`)."""
+        t = f"string_split({text}, ' ')"
+        variant = f"array_to_string(list_concat({t}[1:i - 1], ['<*>'], {t}[i + 1:]), ' ')"
+        return (f"unnest(list_concat(list_filter(list_transform(range(1, len({t}) + 1), lambda i: CASE WHEN "
+                f"len({t}) >= {int(min_tokens)} AND regexp_full_match({t}[i], '{word}') THEN {variant} END), "
+                f"lambda x: x IS NOT NULL), ['']))")
+
+    def fixed_text(self, number: str, places: int) -> str:
+        """``number`` rounded to ``places`` decimals and written with all of them (``0.50``)."""
+        return f"printf('%.{int(places)}f', {number})"
+
+    def number_text(self, number: str) -> str:
+        """A number as Insights prints it: whole numbers without a decimal point (``7``, ``0.25``)."""
+        return (f"CASE WHEN {number} = trunc({number}) AND abs({number}) < 1e15 "
+                f"THEN CAST(CAST({number} AS BIGINT) AS VARCHAR) ELSE CAST({number} AS VARCHAR) END")
+
+
     def first_present(self, values: list[str]) -> str:
         """The first of ``values`` that is not null (DuckDB's ``coalesce`` skips the rest where one is found)."""
         return f"coalesce({', '.join(values)})"
@@ -226,6 +260,32 @@ class ClickHouseLogDialect(LogDialect):
 
     def in_array(self, array: str, value: str) -> str:
         return f"has({array}, {value})"
+
+    def json_raw(self, doc: str, path: str) -> str:
+        """``JSON_QUERY`` wraps what it finds in a list (``[[1,2]]``): the outer brackets are taken off."""
+        found = f"JSON_QUERY({doc}, {path})"
+        return f"nullIf(substring({found}, 2, greatest(length({found}) - 2, 0)), '')"
+
+    def json_items(self, raw: str) -> str:
+        text = f"ifNull({raw}, '')"
+        return (f"arrayJoin(multiIf({raw} IS NULL, CAST([], 'Array(String)'), JSONType({text}) = 'Array', "
+                f"JSONExtractArrayRaw({text}), [{text}]))")
+
+    def regex_replace_all(self, text: str, pattern: str, replacement: str) -> str:
+        return f"replaceRegexpAll({text}, {pattern}, {replacement})"
+
+    def token_variants(self, text: str, word: str, min_tokens: int) -> str:
+        t = f"splitByChar(' ', {text})"
+        variant = f"arrayStringConcat(arrayConcat(arraySlice({t}, 1, i - 1), ['<*>'], arraySlice({t}, i + 1)), ' ')"
+        return (f"arrayJoin(arrayConcat(arrayFilter(x -> x != '', arrayMap(i -> if(length({t}) >= {int(min_tokens)} "
+                f"AND match({t}[i], '^{word}$'), {variant}, ''), arrayEnumerate({t}))), ['']))")
+
+    def fixed_text(self, number: str, places: int) -> str:
+        return f"toDecimalString(round({number}, {int(places)}), {int(places)})"
+
+    def number_text(self, number: str) -> str:
+        return f"toString({number})"
+
 
     def first_present(self, values: list[str]) -> str:
         """``coalesce`` that stops at the first value present: ClickHouse's ``coalesce`` computes every

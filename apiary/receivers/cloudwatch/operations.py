@@ -368,9 +368,9 @@ async def start_query(call: Call) -> dict[str, Any]:
     names = call.params.get("logGroupNames") or call.params.get("logGroupIdentifiers")
     if names is None and call.params.get("logGroupName"):
         names = [call.params["logGroupName"]]
-    if not names or not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise invalid("StartQuery needs logGroupName, logGroupNames or logGroupIdentifiers (strings)")
-    groups = [_from_identifier(n) or "" for n in names]
+    if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
+        raise invalid("logGroupName, logGroupNames and logGroupIdentifiers are strings")
+    groups = [_from_identifier(n) or "" for n in names or []]
     for n in groups:
         if call.logs.group(call.env, n) is None:
             raise group_not_found(n)
@@ -390,6 +390,14 @@ async def start_query(call: Call) -> dict[str, Any]:
         compiled = insights.compile_query(text, call.int("limit", 1, 10_000), call.logs.dialect)
     except insights.QueryError as exc:
         raise AwsError("MalformedQueryException", str(exc)) from None
+    # The log groups come from the request or from the query's SOURCE command, never from both (StartQuery).
+    if compiled.source is not None:
+        if groups:
+            raise invalid("Specify the log groups either in the request or with SOURCE in the query, not both")
+        groups = compiled.source.select([g.name for g in call.logs.groups(call.env)])
+    elif not groups:
+        raise invalid("StartQuery needs logGroupName, logGroupNames or logGroupIdentifiers, "
+                      "or a SOURCE command in queryString")
     query_id = call.queries.start(call.env, call.logs, groups, start, end, compiled)
     return {"queryId": query_id}
 
