@@ -312,6 +312,14 @@ class ClickHouseLogDialect(LogDialect):
 
     def first_per_key(self, source: str, columns: list[str], keys: list[str], order: str,
                       by: tuple[str, bool] | None = None) -> str:
+        """As DuckDB's: by one never-null column, ``argMax`` of the row as a tuple (a tuple is never null, so no
+        row is skipped) in one hash aggregation, where ``LIMIT 1 BY`` sorted every row first (1.7-2.9 x the
+        hand-written SQL's time at 2 M events, bench/insights.py dedup)."""
+        if by is not None:
+            fn = "argMax" if by[1] else "argMin"
+            picked = ", ".join(f"_first.{i + 1} AS {c}" for i, c in enumerate(columns))
+            return (f"SELECT {picked} FROM (SELECT {fn}(tuple({', '.join(columns)}), {by[0]}) AS _first FROM {source} "
+                    f"GROUP BY {', '.join(keys)})")
         return f"SELECT {', '.join(columns)} FROM {source} ORDER BY {order} LIMIT 1 BY {', '.join(keys)}"
 
     def ipv6_hex(self, text: str) -> str:
