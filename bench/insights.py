@@ -49,8 +49,8 @@ QUERIES: dict[str, tuple[str, str, str]] = {
     "isIpv4InSubnet": (
         'filter isIpv4InSubnet(ip, "10.0.0.0/8") | stats count(*) as n by level',
         "SELECT json_extract_string(message, '$.level') AS level, count(*) FROM logs WHERE {where} AND "
-        "starts_with(message, '{{') AND json_valid(message) AND json_extract_string(message, '$.ip') LIKE '10.%' "
-        f"AND regexp_full_match(json_extract_string(message, '$.ip'), '10{_OCTETS}') GROUP BY 1 ORDER BY 1",
+        "starts_with(message, '{{') AND json_valid(message) AND "
+        f"regexp_full_match(json_extract_string(message, '$.ip'), '10{_OCTETS}') GROUP BY 1 ORDER BY 1",
         "SELECT JSON_VALUE(message, '$.level') AS level, count(*) FROM logs WHERE {where} AND "
         "isIPv4String(JSON_VALUE(message, '$.ip')) AND "
         "isIPAddressInRange(JSON_VALUE(message, '$.ip'), '10.0.0.0/8') GROUP BY 1 ORDER BY 1"),
