@@ -3,7 +3,7 @@
     python bench/query.py --spans 1000000
     python bench/query.py --spans 10000000 --data /tmp/apiary-bench   # reuses the store when present
     python bench/query.py --spans 10000000 --store clickhouse         # the same on ClickHouse (chdb), side by side
-    python bench/query.py --spans 10000000 --sampled                  # sample-rate-weighted queries, a calculated field
+    python bench/query.py --spans 10000000 --sampled [--store clickhouse]  # sample-rate-weighted queries, a calculated field
     python bench/query.py --spans 1000000 --relational [--store clickhouse]  # Honeycomb's relational fields
     git archive 19c0b83 | tar -x -C ../apiary-before                  # an earlier tree, then:
     python bench/query.py --spans 200000 --baseline ../apiary-before [--store clickhouse]
@@ -20,7 +20,9 @@ as the equivalent SQL typed by hand; the ratio is the engine's overhead.
 ``--sampled`` loads a store of its own whose spans carry ``meta.sample_rate``
 (1 for most, 10 and 100 for some, none for a few), in place of ``http.flavor``,
 and times Honeycomb's weighted COUNT, AVG and P99 and a calculated field
-against the weighted SQL written by hand.
+against the weighted SQL written by hand for the same answer -- the number and
+each result row's example trace (the slowest span's), which the engine's answer
+carries -- and against the number alone (``--store clickhouse``: on both stores).
 
 ``--relational`` times Honeycomb's relational fields (``root.``, ``parent.``,
 ``any.``, ``none.``, as filters and breakdowns) through the engine beside the
@@ -198,7 +200,8 @@ def replayed(store: Any, run: Callable[[], Any]) -> Callable[[], Any]:
 
 def open_store(kind: str, data: Path, spans: int, start_us: int | None, sampled: bool = False) -> tuple[Any, int]:
     """The store for ``kind``, loaded with ``spans`` synthetic spans unless it already holds them; its start (us)."""
-    meta = data / f"{kind}-{spans}.start"
+    suffix = "-sampled" if sampled else ""
+    meta = data / f"{kind}-{spans}{suffix}.start"
     if kind == "duckdb":
         name = f"spans-{spans}{'-sampled' if sampled else ''}"
         path = data / f"{name}.duckdb"
@@ -210,7 +213,7 @@ def open_store(kind: str, data: Path, spans: int, start_us: int | None, sampled:
     else:
         from apiary.store.clickhouse.store import ClickHouseStore
 
-        path = data / f"chdb-{spans}"
+        path = data / f"chdb-{spans}{suffix}"
         fresh = not (path.exists() and meta.exists())
         if fresh and path.exists():
             import shutil
@@ -303,8 +306,7 @@ def main() -> None:
     ap.add_argument("--store", choices=["duckdb", "clickhouse"], default="duckdb",
                     help="clickhouse: also load the same spans into ClickHouse (chdb, in-process) and print both side by side")
     ap.add_argument("--load-only", action="store_true", help="build the store(s) and stop")
-    ap.add_argument("--sampled", action="store_true",
-                    help="sample-rate-weighted queries and a calculated field (DuckDB; with --baseline, beside that tree)")
+    ap.add_argument("--sampled", action="store_true", help="sample-rate-weighted queries and a calculated field (with --store clickhouse: on both stores)")
     ap.add_argument("--relational", action="store_true", help="relational fields against hand-written SQL")
     ap.add_argument("--baseline", type=Path, help="an earlier Apiary source tree: time the engine cases there too, interleaved")
     ap.add_argument("--worker-start", type=int, help=argparse.SUPPRESS)
@@ -400,46 +402,89 @@ def main() -> None:
 
 def sampled_main(args: argparse.Namespace) -> None:
     """Weighted COUNT, AVG, P99 and a calculated field through the engine, beside the weighted SQL written by hand."""
-    store, start_us = open_store("duckdb", args.data, args.spans, None, sampled=True)
-    if args.load_only:
+    kinds = ["duckdb"] + (["clickhouse"] if args.store == "clickhouse" else [])
+    start_us: int | None = None
+    for kind in kinds:
+        store, start_us = open_store(kind, args.data, args.spans, start_us, sampled=True)
+        if not args.load_only:
+            sampled_table(store, start_us, args.runs)
         store.close_sync()
-        return
-    window, naive = day_window(start_us)
-    where = '_env = $1 AND "timestamp" >= $2 AND "timestamp" < $3'
-    p = [ENV, *naive]
-    rate = f"coalesce(CAST({store_column(store, 'meta.sample_rate')} AS DOUBLE), 1.0)"
-
-    def sql(text: str) -> Callable[[], Any]:
-        return lambda: store.query(text, p)
-
-    # A weighted percentile by hand: each distinct duration's running share of the sample rates, in order.
-    ranked = (f"SELECT duration_ms d, sum(sum({rate})) OVER (ORDER BY duration_ms ROWS BETWEEN UNBOUNDED PRECEDING AND "
-              f"CURRENT ROW) c, sum(sum({rate})) OVER () t FROM spans WHERE {where} GROUP BY duration_ms")
-    p99 = ("SELECT min(d) FILTER (WHERE c > floor((t - 1) * 0.99)) + (min(d) FILTER (WHERE c > ceil((t - 1) * 0.99)) - "
-           "min(d) FILTER (WHERE c > floor((t - 1) * 0.99))) * ((max(t) - 1) * 0.99 - floor((max(t) - 1) * 0.99)) "
-           f"FROM ({ranked})")
-    hand = [
-        sql(f"SELECT sum({rate}) FROM spans WHERE {where}"),
-        sql(f"SELECT sum(duration_ms * {rate}) / sum({rate}) FROM spans WHERE {where}"),
-        sql(p99),
-        sql(f"SELECT {store_column(store, 'http.route')}, sum(CASE WHEN duration_ms >= 100 THEN 1 ELSE 0 END * {rate}) "
-            f"/ sum({rate}) FROM spans WHERE {where} GROUP BY ALL"),
-    ]
-    cases = [(label, eng, h) for (label, eng), h in zip(sampled_engine_cases(store, window), hand)]
-    print(f"\n{store.count(ENV):,} spans with meta.sample_rate, DuckDB, median of {args.runs} runs (ms), disable_series")
-    print("unweighted: the engine's summary statement for the same plan without sample rates (what weighting costs)")
-    print(f"{'query':46} {'engine':>9} {'its SQL':>9} {'ratio':>6} {'hand SQL':>9} {'ratio':>6} {'unweighted':>10} {'ratio':>6}")
-    for label, eng, hand in cases:
-        e, d, r, u = interleaved_medians_ms([eng, replayed(store, eng), hand, unweighted(store, eng)], args.runs)
-        print(f"{label:46} {e:9.1f} {d:9.1f} {e / d:6.2f} {r:9.1f} {e / r:6.2f} {u:10.1f} {d / u:6.2f}")
-    if args.baseline:
+    if args.baseline and not args.load_only:
+        store, start_us = open_store("duckdb", args.data, args.spans, start_us, sampled=True)
+        window, _ = day_window(start_us)
         base = Baseline(args.baseline, "duckdb", args.data / "baseline", args.spans, start_us, "-", sampled=True)
         try:
             before_and_after(sampled_engine_cases(store, window), base, args.runs,
                              f"{store.count(ENV):,} spans with meta.sample_rate, DuckDB, disable_series")
         finally:
             base.close()
-    store.close_sync()
+            store.close_sync()
+
+
+#: Per store: the window's WHERE (``{p1}``.. its parameters), a cast to a float, the slowest span's trace per
+#: group (the ``examples`` every result row of the engine carries), and its spelling of a conditional sum.
+_SAMPLED_SQL = {
+    "duckdb": {"where": '_env = $1 AND "timestamp" >= $2 AND "timestamp" < $3', "float": "CAST({} AS DOUBLE)",
+               "example": 'arg_max("trace.trace_id", duration_ms)', "min_if": "min({v}) FILTER (WHERE {c})",
+               "if": "CASE WHEN {c} THEN 1 ELSE 0 END"},
+    "clickhouse": {"where": "_env = {p1:String} AND `timestamp` >= {p2:DateTime64(6, 'UTC')} AND "
+                            "`timestamp` < {p3:DateTime64(6, 'UTC')}", "float": "toFloat64({})",
+                   "example": "argMax(`trace.trace_id`, duration_ms)", "min_if": "minIf({v}, {c})",
+                   "if": "if({c}, 1, 0)"},
+}
+
+
+def sampled_cases(store: Any, start_us: int) -> tuple[list[tuple[str, Callable[[], Any], str]], list[Any]]:
+    """(label, engine run, hand SQL of the headline number) per query, and the hand SQL's parameters."""
+    window, naive = day_window(start_us)
+    spell = _SAMPLED_SQL[store.dialect]
+    where = spell["where"]
+    rate = f"coalesce({spell['float'].format(store_column(store, 'meta.sample_rate'))}, 1.0)"
+    # A weighted percentile by hand: each distinct duration's running share of the sample rates, in order.
+    ranked = (f"SELECT duration_ms d, sum(sum({rate})) OVER (ORDER BY duration_ms ROWS BETWEEN UNBOUNDED PRECEDING AND "
+              f"CURRENT ROW) c, sum(sum({rate})) OVER () t FROM spans WHERE {where} GROUP BY duration_ms")
+    at = (lambda rank: spell["min_if"].format(v="d", c=f"c > {rank}((t - 1) * 0.99)"))
+    p99 = f"SELECT {at('floor')} + ({at('ceil')} - {at('floor')}) * ((max(t) - 1) * 0.99 - floor((max(t) - 1) * 0.99)) "
+    p99 += f"FROM ({ranked})"
+    route = store_column(store, "http.route")
+    hand = [
+        f"SELECT sum({rate}) FROM spans WHERE {where}",
+        f"SELECT sum(duration_ms * {rate}) / sum({rate}) FROM spans WHERE {where}",
+        p99,
+        f"SELECT {route}, sum({spell['if'].format(c='duration_ms >= 100')} * {rate}) / sum({rate}) FROM spans "
+        f"WHERE {where} GROUP BY {route}",
+    ]
+    cases = [(label, eng, sql) for (label, eng), sql in zip(sampled_engine_cases(store, window), hand)]
+    return cases, [ENV, *naive]
+
+
+def with_example(store: Any, sql: str) -> str:
+    """``sql`` (one SELECT over ``spans``) also giving the slowest span's trace of each row, as the engine's answer
+    does (``results[].examples``): what a developer writes for the same answer. A percentile, read from a
+    subquery of its own, takes it from a second scan joined on, as a developer would add it."""
+    example = _SAMPLED_SQL[store.dialect]["example"]
+    if " FROM (" in sql:  # the percentile
+        where = _SAMPLED_SQL[store.dialect]["where"]
+        return f"SELECT * FROM ({sql}) AS v CROSS JOIN (SELECT {example} FROM spans WHERE {where}) AS e"
+    head, tail = sql.split(" FROM spans", 1)
+    return f"{head}, {example} FROM spans{tail}"
+
+
+def sampled_table(store: Any, start_us: int, runs: int) -> None:
+    cases, params = sampled_cases(store, start_us)
+    name = "DuckDB" if store.dialect == "duckdb" else "ClickHouse (chdb)"
+    print(f"\n{store.count(ENV):,} spans with meta.sample_rate, {name}, median of {runs} runs (ms), disable_series")
+    print("its SQL: the engine's statements replayed; hand SQL: the same answer by hand (the number and each row's")
+    print("example trace); number only: the hand SQL without the example; unweighted: the engine's statement without")
+    print("sample rates (what weighting costs)")
+    print(f"{'query':46} {'engine':>8} {'its SQL':>8} {'ratio':>6} {'hand SQL':>8} {'ratio':>6} {'number':>8} {'ratio':>6} "
+          f"{'unweighted':>10} {'ratio':>6}")
+    for label, eng, hand in cases:
+        same = with_example(store, hand)
+        e, d, r, n, u = interleaved_medians_ms([eng, replayed(store, eng), lambda same=same: store.query(same, params),
+                                                lambda hand=hand: store.query(hand, params), unweighted(store, eng)], runs)
+        print(f"{label:46} {e:8.1f} {d:8.1f} {e / d:6.2f} {r:8.1f} {e / r:6.2f} {n:8.1f} {e / n:6.2f} {u:10.1f} {d / u:6.2f}",
+              flush=True)
 
 
 def sampled_engine_cases(store: Any, window: dict[str, int]) -> list[tuple[str, Callable[[], Any]]]:

@@ -116,14 +116,11 @@ def _in_subnet(d: LogDialect, ip: Expr, net: ipaddress.IPv4Network | ipaddress.I
     if net.version == 4 and net.prefixlen % 8 == 0:
         # On a byte boundary the subnet is a text prefix: one anchored regular expression checks the
         # prefix and that the rest is a valid address (measured 3x faster than the number on DuckDB).
+        # The address is written once: a prefix test before it named the address twice, and DuckDB then
+        # computed a discovered field's JSON lookup twice (1.5-1.7 x the hand-written SQL, against 1.0 x).
         fixed = str(net.network_address).split(".")[:net.prefixlen // 8]
-        rest = 4 - len(fixed)
-        regex = "^" + "[.]".join(fixed + [_OCTET] * rest) + "$"
-        if not fixed:
-            return Expr(d.regex_match(ip.sql, "?"), ip.params + [regex], "bool")
-        # the prefix test first: the regular expression then runs only on the rows it lets through
-        sql = f"({d.starts_with(ip.sql, '?')} AND {d.regex_match(ip.sql, '?')})"
-        return Expr(sql, ip.params + [".".join(fixed) + "."] + ip.params + [regex], "bool")
+        regex = "^" + "[.]".join(fixed + [_OCTET] * (4 - len(fixed))) + "$"
+        return Expr(d.regex_match(ip.sql, "?"), ip.params + [regex], "bool")
     if net.version == 4:
         sql, params = render(d.ipv4_number, ip)
         lo, hi = int(net.network_address), int(net.broadcast_address)

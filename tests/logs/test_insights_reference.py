@@ -128,6 +128,15 @@ def test_dedup_keeps_the_first_event_per_value_in_sort_order(logs: Any) -> None:
         logs.start_query(logGroupName="servers", startTime=0, endTime=1, queryString="dedup server | sort n")
 
 
+def test_dedup_shows_the_first_event_whole(logs: Any) -> None:
+    """CWL_QuerySyntax-Dedup: the event kept is shown as it is; a field it lacks stays empty, never filled in
+    from an earlier event of the same value."""
+    put(logs, "builds", [json.dumps({"job": "api", "took": 31, "by": "ci"}), json.dumps({"job": "api", "took": 40}),
+                         json.dumps({"job": "web", "by": "ana"}), json.dumps({"job": "web", "took": 12})])
+    rows = query(logs, "builds", "fields job, took, by | sort @timestamp desc | dedup job")
+    assert rows == [{"job": "web", "took": "12"}, {"job": "api", "took": "40"}]
+
+
 def test_datetime_functions(logs: Any) -> None:
     """CWL_QuerySyntax-operations-functions, "Datetime functions": bin, datefloor, dateceil, fromMillis, toMillis."""
     t0 = put(logs, "clock", ["tick"], start_ms=int(datetime.now(timezone.utc).timestamp() * 1000) // 3_600_000
