@@ -31,6 +31,7 @@ import collections
 import ctypes
 import logging
 import multiprocessing
+import os
 import pickle
 import signal
 import socket
@@ -222,6 +223,7 @@ def _serve(sock: socket.socket) -> None:
     socket, so the worker ignores it rather than dying under a request still being decoded.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _lower_priority()
     with sock, sock.makefile("rb", buffering=_SOCKET_BUFFER) as stream:
         while True:
             head = stream.read(_LEN.size)
@@ -252,6 +254,20 @@ def _trim() -> None:
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
+
+
+#: Decoding is throughput work; the server process answers reads and small exports, where latency
+#: counts. A worker a step behind it in the scheduler's order leaves the server the cores it needs,
+#: and takes all that is left: one environment's bodies that cost seconds to decode then slow the
+#: others' reads far less (``bench/fairness.py``).
+WORKER_NICENESS = 10
+
+
+def _lower_priority() -> None:
+    try:
+        os.nice(WORKER_NICENESS)
+    except OSError:  # not permitted here: decode at the server's priority
         pass
 
 
