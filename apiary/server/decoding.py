@@ -65,6 +65,7 @@ class DecodePool:
 
     async def start(self) -> None:
         """Start the worker processes and wait until each has imported the decoders."""
+        map_large_allocations()  # the server process holds the bodies while they are read and decoded
         await asyncio.gather(*(self._spawn() for _ in range(self.workers)))
 
     async def run(self, size: int, fn: Callable[..., T], *args: Any) -> T:
@@ -224,6 +225,7 @@ def _serve(sock: socket.socket) -> None:
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _lower_priority()
+    map_large_allocations()
     with sock, sock.makefile("rb", buffering=_SOCKET_BUFFER) as stream:
         while True:
             head = stream.read(_LEN.size)
@@ -248,6 +250,25 @@ def _serve(sock: socket.socket) -> None:
 #: otherwise. Measured on one 19 MiB OTLP body: a process at 93 MiB stayed at 254 MiB once the batch
 #: was freed, and fell to 172 MiB (the body itself still held) after ``malloc_trim``.
 _TRIM_AFTER_BYTES = 4 * 1024 * 1024
+
+
+#: glibc's ``mallopt`` parameter for the size from which an allocation gets pages of its own.
+_M_MMAP_THRESHOLD = -3
+MMAP_FROM_BYTES = 1024 * 1024
+
+
+def map_large_allocations() -> None:
+    """Give every allocation of 1 MiB or more (a body, a decoded batch's buffers) pages of its own,
+    handed back to the system as soon as it is freed.
+
+    glibc does so from 128 KiB, but raises that threshold to the size of each such block freed, up to
+    32 MiB: after the first 19 MiB body, the next ones came from the heap, which keeps what is freed.
+    A fixed threshold keeps the first behaviour (``bench/overload.py`` figures: docs/benchmarks.md).
+    """
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, MMAP_FROM_BYTES)
+    except (OSError, AttributeError):  # not glibc: its own policy stands
+        pass
 
 
 def _trim() -> None:
