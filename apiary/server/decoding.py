@@ -224,8 +224,8 @@ def _serve(sock: socket.socket) -> None:
     socket, so the worker ignores it rather than dying under a request still being decoded.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _lower_priority()
     map_large_allocations()
+    lowered = False
     with sock, sock.makefile("rb", buffering=_SOCKET_BUFFER) as stream:
         while True:
             head = stream.read(_LEN.size)
@@ -244,6 +244,9 @@ def _serve(sock: socket.socket) -> None:
                 except Exception:
                     out = pickle.dumps((False, RuntimeError(f"{type(exc).__name__}: {exc}")))
             sock.sendall(_LEN.pack(len(out)) + out)
+            if not lowered:  # after the first call (the imports), which the server's start waits for
+                _lower_priority()
+                lowered = True
 
 
 #: After decoding a body this large, hand the freed heap back to the system: glibc keeps it resident
