@@ -29,6 +29,7 @@ import enum
 import ipaddress
 from typing import Any, Callable, TypeVar
 
+from apiary.store import read_scope
 from apiary.store.meta import ApiKey
 
 
@@ -91,8 +92,13 @@ class Refusal(Exception):
 
 
 def check(key: ApiKey, need: Permission, action: str) -> ApiKey:
-    """``key`` if it holds ``need``; `Refusal` (forbidden) otherwise. ``action`` names the operation for the message."""
+    """``key`` if it holds ``need``; `Refusal` (forbidden) otherwise. ``action`` names the operation for the message.
+
+    A key let through also marks the request as acting for its environment, so its reads wait only for
+    that environment's acknowledged rows (`apiary.store.read_scope`).
+    """
     if need is Permission.PUBLIC or need in granted(key):
+        read_scope.act_for(key.environment)
         return key
     raise Refusal("forbidden", need, f"this Apiary key of environment {key.environment!r} is ingest-only: it may send "
                   f"data but not {_VERB[need]} ({action}); use a key created without --ingest-only")

@@ -114,7 +114,7 @@ def main() -> None:
     rng = random.Random(5)
     small = [make_request(20, rng) for _ in range(8)]
     wide = [wide_span(f"f{n}", args.attributes) for n in range(16)]
-    server = start_server(data, port, args.server_arg)
+    server = start_server(data, port, 0, args.server_arg)  # no gRPC port: the flood and the reads are HTTP
     try:
         calm = Calm(port, calm_key)
         calm.run(3.0, small, 20)  # warm-up: the calm environment's columns, the workers' imports

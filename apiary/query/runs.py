@@ -26,6 +26,7 @@ are left out, as the trace views leave them out.
 
 from __future__ import annotations
 
+import contextvars
 import math
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -171,7 +172,8 @@ def compare_runs(store: Store, env: str, a: str, b: str, percentile: str = "p50"
     with ThreadPoolExecutor(1) as pool:
         # BubbleUp's counting scan is most of the cost (722 of 1,100 ms at 300,000 spans): where the store takes
         # concurrent reads it runs beside the span statistics rather than after them.
-        pending = pool.submit(run_bubbleup, store, env, ALL_DATASETS, bubble_spec, selection, now) \
+        pending = pool.submit(contextvars.copy_context().run, run_bubbleup, store, env, ALL_DATASETS, bubble_spec,
+                              selection, now) \
             if store.parallel_reads else None
         found = run_query(store, env, ALL_DATASETS, spec, now, disable_series=True).data["results"]
         bubble = pending.result() if pending else run_bubbleup(store, env, ALL_DATASETS, bubble_spec, selection, now)

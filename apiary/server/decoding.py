@@ -31,6 +31,7 @@ import collections
 import ctypes
 import logging
 import multiprocessing
+import os
 import pickle
 import signal
 import socket
@@ -64,6 +65,7 @@ class DecodePool:
 
     async def start(self) -> None:
         """Start the worker processes and wait until each has imported the decoders."""
+        map_large_allocations()  # the server process holds the bodies while they are read and decoded
         await asyncio.gather(*(self._spawn() for _ in range(self.workers)))
 
     async def run(self, size: int, fn: Callable[..., T], *args: Any) -> T:
@@ -222,6 +224,8 @@ def _serve(sock: socket.socket) -> None:
     socket, so the worker ignores it rather than dying under a request still being decoded.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    map_large_allocations()
+    lowered = False
     with sock, sock.makefile("rb", buffering=_SOCKET_BUFFER) as stream:
         while True:
             head = stream.read(_LEN.size)
@@ -240,6 +244,9 @@ def _serve(sock: socket.socket) -> None:
                 except Exception:
                     out = pickle.dumps((False, RuntimeError(f"{type(exc).__name__}: {exc}")))
             sock.sendall(_LEN.pack(len(out)) + out)
+            if not lowered:  # after the first call (the imports), which the server's start waits for
+                _lower_priority()
+                lowered = True
 
 
 #: After decoding a body this large, hand the freed heap back to the system: glibc keeps it resident
@@ -248,10 +255,43 @@ def _serve(sock: socket.socket) -> None:
 _TRIM_AFTER_BYTES = 4 * 1024 * 1024
 
 
+#: glibc's ``mallopt`` parameter for the size from which an allocation gets pages of its own.
+_M_MMAP_THRESHOLD = -3
+MMAP_FROM_BYTES = 1024 * 1024
+
+
+def map_large_allocations() -> None:
+    """Give every allocation of 1 MiB or more (a body, a decoded batch's buffers) pages of its own,
+    handed back to the system as soon as it is freed.
+
+    glibc does so from 128 KiB, but raises that threshold to the size of each such block freed, up to
+    32 MiB: after the first 19 MiB body, the next ones came from the heap, which keeps what is freed.
+    A fixed threshold keeps the first behaviour (``bench/overload.py`` figures: docs/benchmarks.md).
+    """
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, MMAP_FROM_BYTES)
+    except (OSError, AttributeError):  # not glibc: its own policy stands
+        pass
+
+
 def _trim() -> None:
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
+
+
+#: Decoding is throughput work; the server process answers reads and small exports, where latency
+#: counts. A worker a step behind it in the scheduler's order leaves the server the cores it needs,
+#: and takes all that is left: one environment's bodies that cost seconds to decode then slow the
+#: others' reads far less (``bench/fairness.py``).
+WORKER_NICENESS = 10
+
+
+def _lower_priority() -> None:
+    try:
+        os.nice(WORKER_NICENESS)
+    except OSError:  # not permitted here: decode at the server's priority
         pass
 
 

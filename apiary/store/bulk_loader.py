@@ -3,10 +3,27 @@
 Batches arrive here once the intake log holds them (the request is answered
 then). One loader thread waits until ``rows`` have queued (the DuckDB store
 asks for a few whole row groups), or the oldest batch has waited
-``delay_s``, or a reader asks for everything
-(``flush``: reads see every acknowledged span), and loads the lot in one
-transaction. Loads are in log order, and each records the last seq it holds,
-so a crash at any point repeats nothing and skips nothing.
+``delay_s``, or a reader asks for its environment's batches (``flush``:
+reads see every acknowledged span), and loads them in one transaction.
+
+Loads are not in log order. Each environment (``key``) is loaded on its
+own account, so that a read waits only for its own environment's batches:
+
+* a reader's environment goes first: its batches are loaded in the next
+  transaction, with whatever ordinary batches are due, ahead of anything
+  costly another environment queued before them;
+* a costly batch (``cost`` > 0, a width the store estimates) is loaded
+  alone, one per turn, environments taking turns, so a reader arriving while
+  one loads waits for that one only, never for another environment's
+  backlog of them;
+* each environment has a bound on the costly work it may have queued
+  (``reserve``); past it it is answered 429, rather than growing the queue.
+
+Out of order, one watermark cannot say what is loaded. Each transaction
+therefore records a `Loaded`: the watermark below which every entry is
+loaded, and the entries past it that this load holds. After a crash,
+start-up loads exactly the entries that are past the watermark and not in
+any recorded load: nothing twice, nothing skipped.
 
 A batch the database refuses alone, while the database itself still takes
 transactions, is handed to ``set_aside`` (kept on disk, reported) so that one
@@ -17,21 +34,15 @@ batch refused for want of disk space is never set aside: it is not at fault,
 and setting it aside would hide acknowledged spans from every read. While
 loads fail, ``flush`` returns at once (False) so that reads answer with what
 is loaded, marked as behind, instead of hanging for the timeout.
-
-Fairness: loads are in log order, so a read waits for whatever other
-environments queued before it. Each environment (``key``) therefore has its
-own bound on the load work it may have queued (``reserve``: a cost the store
-estimates per batch), and any environment past ``cost_trigger`` starts a load
-at once; an environment flooding with costly batches is answered 429 past its
-own bound rather than growing the queue every read must wait for.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
-from collections import deque
+from dataclasses import dataclass
 from typing import Callable, Generic, TypeVar
 
 from apiary.store.base import is_disk_full
@@ -39,9 +50,31 @@ from apiary.store.base import is_disk_full
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-#: ``load(items, upto_seq)``: one transaction holding the items and the watermark ``upto_seq``.
-LoadFn = Callable[[list[T], int], None]
 _RETRY_S = 1.0
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What one load's transaction records beside its rows, so a crash replays exactly what was not loaded."""
+
+    #: Every entry up to this seq is in the database.
+    watermark: int
+    #: Entries past the watermark that this load holds.
+    ahead: tuple[int, ...] = ()
+
+
+#: ``load(items, loaded)``: one transaction holding the items and the record ``loaded``.
+LoadFn = Callable[[list[T], Loaded], None]
+
+
+@dataclass(eq=False)
+class _Queued(Generic[T]):
+    seq: int
+    item: T
+    rows: int
+    at: float  #: when it was queued (monotonic)
+    key: str | None
+    cost: int
 
 
 class BulkLoader(Generic[T]):
@@ -54,13 +87,18 @@ class BulkLoader(Generic[T]):
         self._max_group = max_group_rows
         self._healthy = healthy
         self._set_aside = set_aside
-        self._queue: deque[tuple[int, T, int, float, str | None, int]] = deque()  # seq, item, rows, enqueued at, key, cost
+        self._queue: dict[int, _Queued[T]] = {}  # by seq, in seq order
+        self._by_key: dict[str | None, dict[int, None]] = {}  # each key's queued seqs, in order
         self._cost: dict[str | None, int] = {}  # reserved load cost per key, until loaded
         self._cost_trigger = cost_trigger
+        #: Readers waiting, per key (None: a reader of every key).
+        self._readers: collections.Counter[str | None] = collections.Counter()
+        #: Whose costly batch goes next: the key whose last costly load is the oldest (by load count).
+        self._served: dict[str | None, int] = {}
         self._pending_rows = 0
+        self._costly_queued = 0
         self._added_seq = loaded_seq
-        self._loaded_seq = loaded_seq
-        self._flush_to = loaded_seq
+        self._watermark = loaded_seq
         self._cond = threading.Condition()
         self._closing = False
         #: The last load failed and waits to be tried again: reads answer at once with what is loaded.
@@ -74,6 +112,13 @@ class BulkLoader(Generic[T]):
     def pending_rows(self) -> int:
         return self._pending_rows
 
+    def pending_rows_of(self, key: str | None) -> int:
+        """Rows not loaded yet: of ``key``, or of every key for None."""
+        with self._cond:
+            if key is None:
+                return self._pending_rows
+            return sum(self._queue[seq].rows for seq in self._by_key.get(key, ()))
+
     def reserve(self, key: str, cost: int, limit: int) -> bool:
         """Reserve ``cost`` of load work for ``key``; False when ``key`` already has ``limit`` queued.
 
@@ -84,8 +129,6 @@ class BulkLoader(Generic[T]):
             if have and have + cost > limit:
                 return False
             self._cost[key] = have + cost
-            if self._cost_trigger is not None and have + cost >= self._cost_trigger:
-                self._cond.notify_all()
             return True
 
     def unreserve(self, key: str, cost: int) -> None:
@@ -103,17 +146,20 @@ class BulkLoader(Generic[T]):
     def add(self, seq: int, item: T, rows: int, key: str | None = None, cost: int = 0) -> None:
         """Queue a committed item; ``key`` and ``cost`` name the reservation it holds (released once loaded)."""
         with self._cond:
-            self._queue.append((seq, item, rows, time.monotonic(), key, cost))
+            self._queue[seq] = _Queued(seq, item, rows, time.monotonic(), key, cost)
+            self._by_key.setdefault(key, {})[seq] = None
             self._pending_rows += rows
+            self._costly_queued += self._costly(cost)
             self._added_seq = seq
-            if self._pending_rows >= self._rows or len(self._queue) == 1 or self._over_trigger():
+            if self._pending_rows >= self._rows or len(self._queue) == 1 or self._costly(cost) or key in self._readers:
                 self._cond.notify_all()
 
-    def _over_trigger(self) -> bool:
-        return self._cost_trigger is not None and any(c >= self._cost_trigger for c in self._cost.values())
+    def _costly(self, cost: int) -> bool:
+        return self._cost_trigger is not None and cost >= self._cost_trigger
 
-    def flush(self, timeout_s: float = 30.0) -> bool:
-        """Wait until everything added before this call is loaded; False if that took past the timeout.
+    def flush(self, timeout_s: float = 30.0, key: str | None = None) -> bool:
+        """Wait until everything of ``key`` (every key for None) added before this call is loaded; False
+        if that took past the timeout.
 
         The timeout only matters when the database refuses every load, or a load takes that long: the
         caller then says its answer would be incomplete rather than hang.
@@ -121,20 +167,30 @@ class BulkLoader(Generic[T]):
         deadline = time.monotonic() + timeout_s
         with self._cond:
             target = self._added_seq
-            if self._loaded_seq >= target:
+            if self._loaded(key, target):
                 return True
-            self._flush_to = max(self._flush_to, target)
+            self._readers[key] += 1
             self._cond.notify_all()
-            while self._loaded_seq < target and self._thread.is_alive():
-                if self.failing:  # the database refuses loads (disk full): waiting would only delay the answer
-                    log.warning("read goes ahead with %d acknowledged rows not loaded yet: loads fail", self._pending_rows)
-                    return False
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    log.warning("a read waited %.1f s for %d acknowledged rows to be loaded", timeout_s, self._pending_rows)
-                    return False
-                self._cond.wait(min(left, 0.5))
-            return self._loaded_seq >= target
+            try:
+                while not self._loaded(key, target) and self._thread.is_alive():
+                    if self.failing:  # the database refuses loads (disk full): waiting would only delay the answer
+                        log.warning("read goes ahead with acknowledged rows not loaded yet: loads fail")
+                        return False
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        log.warning("a read waited %.1f s for acknowledged rows to be loaded", timeout_s)
+                        return False
+                    self._cond.wait(min(left, 0.5))
+                return self._loaded(key, target)
+            finally:
+                self._readers[key] -= 1
+                if not self._readers[key]:
+                    del self._readers[key]
+
+    def _loaded(self, key: str | None, target: int) -> bool:
+        """Is every entry of ``key`` (of every key for None) up to ``target`` loaded?"""
+        queued = self._queue if key is None else self._by_key.get(key, {})
+        return not queued or next(iter(queued)) > target
 
     def close(self) -> None:
         """Load everything queued, then stop."""
@@ -143,13 +199,58 @@ class BulkLoader(Generic[T]):
             self._cond.notify_all()
         self._thread.join()
 
+    # -- the loader thread ------------------------------------------------------------------------
+
+    def _read_wanted(self) -> bool:
+        if None in self._readers:
+            return True
+        return any(self._by_key.get(key) for key in self._readers)
+
+    def _ordinary_due(self) -> bool:
+        oldest = next(iter(self._queue.values()))
+        return self._pending_rows >= self._rows or oldest.at + self._delay <= time.monotonic()
+
     def _due(self) -> float | None:
         """Seconds until the next load is due (0: now), or None when there is nothing to load."""
         if not self._queue:
             return None
-        if self._closing or self._pending_rows >= self._rows or self._flush_to > self._loaded_seq or self._over_trigger():
+        if self._closing or self._read_wanted() or self._costly_queued:
             return 0.0
-        return max(0.0, self._queue[0][3] + self._delay - time.monotonic())
+        return max(0.0, next(iter(self._queue.values())).at + self._delay - time.monotonic())
+
+    def _take(self) -> list[_Queued[T]]:
+        """The next load: what readers wait for first, then what is due, in log order; else one costly batch."""
+        everything = self._closing or None in self._readers
+        ordinary = everything or self._ordinary_due()
+        group: list[_Queued[T]] = []
+        rows = 0
+        for read in (True, False):
+            for entry in self._queue.values():
+                if (entry.key in self._readers) != read:
+                    continue
+                if not read and not everything and (self._costly(entry.cost) or not ordinary):
+                    continue  # a costly batch of an environment nobody reads waits for its turn
+                if group and rows + entry.rows > self._max_group:
+                    break
+                group.append(entry)
+                rows += entry.rows
+        if group:
+            group.sort(key=lambda e: e.seq)
+            return group
+        # Nothing else is due: one costly batch, of the environment whose last one is the longest ago.
+        turn = min((e for e in self._queue.values() if self._costly(e.cost)),
+                   key=lambda e: self._served.get(e.key, -1), default=None)
+        if turn is None:
+            return [next(iter(self._queue.values()))]
+        self._served[turn.key] = self.loads
+        return [turn]
+
+    def _record(self, group: list[_Queued[T]]) -> Loaded:
+        """The watermark once ``group`` is loaded, and the group's entries past it."""
+        held = {e.seq for e in group}
+        rest = next((seq for seq in self._queue if seq not in held), None)
+        watermark = self._added_seq if rest is None else rest - 1
+        return Loaded(watermark, tuple(sorted(seq for seq in held if seq > watermark)))
 
     def _run(self) -> None:
         while True:
@@ -161,46 +262,51 @@ class BulkLoader(Generic[T]):
                     if due is None and self._closing:
                         return
                     self._cond.wait(due)
-                group: list[tuple[int, T, int, float, str | None, int]] = []
-                rows = 0
-                for entry in self._queue:
-                    if group and rows + entry[2] > self._max_group:
-                        break
-                    group.append(entry)
-                    rows += entry[2]
-            done = self._load_group(group)
+                group = self._take()
+                loaded = self._record(group)
+            done = self._load_group(group, loaded)
             with self._cond:
-                for _ in range(done):
-                    _seq, _item, n, _t, key, cost = self._queue.popleft()
-                    self._pending_rows -= n
-                    self._release(key, cost)
-                self.failing = done < len(group)
+                for entry in done:
+                    del self._queue[entry.seq]
+                    mine = self._by_key[entry.key]
+                    del mine[entry.seq]
+                    if not mine:
+                        del self._by_key[entry.key]
+                    self._pending_rows -= entry.rows
+                    self._costly_queued -= self._costly(entry.cost)
+                    self._release(entry.key, entry.cost)
+                self.failing = len(done) < len(group)
+                if not self.failing:
+                    self._watermark = loaded.watermark
                 if done:
-                    self._loaded_seq = group[done - 1][0]
                     self.loads += 1
-                    self.loaded_rows += sum(e[2] for e in group[:done])
+                    self.loaded_rows += sum(e.rows for e in done)
                 self._cond.notify_all()
-            if done < len(group):
+            if len(done) < len(group):
                 time.sleep(_RETRY_S)
 
-    def _load_group(self, group: list[tuple[int, T, int, float, str | None, int]]) -> int:
-        """Load the group; returns how many of its entries (from the front) are now loaded or set aside."""
+    def _load_group(self, group: list[_Queued[T]], loaded: Loaded) -> list[_Queued[T]]:
+        """Load the group; returns its entries now loaded or set aside (a failure stops at the first refused)."""
         try:
-            self._load([e[1] for e in group], group[-1][0])
-            return len(group)
+            self._load([e.item for e in group], loaded)
+            return group
         except Exception:  # noqa: BLE001 - find the entry at fault
             log.warning("bulk load of %d batches failed; loading them one by one", len(group), exc_info=True)
-        for i, (seq, item, *_rest) in enumerate(group):
+        done: list[_Queued[T]] = []
+        for entry in group:
+            alone = Loaded(self._watermark, (entry.seq,))  # the watermark stays: other entries may be behind it
             try:
-                self._load([item], seq)
+                self._load([entry.item], alone)
             except Exception as exc:  # noqa: BLE001
                 if is_disk_full(exc) or not self._healthy():
                     log.exception("the database takes no transaction; loading again in %.0f s", _RETRY_S)
-                    return i
-                log.exception("batch %d refused by the database; set aside", seq)
+                    return done
+                log.exception("batch %d refused by the database; set aside", entry.seq)
                 try:
-                    self._set_aside(seq, item, exc)
+                    self._set_aside(entry.seq, entry.item, exc)
+                    self._load([], alone)
                 except Exception:  # noqa: BLE001 - it stays queued and is tried again
-                    log.exception("could not set batch %d aside", seq)
-                    return i
-        return len(group)
+                    log.exception("could not set batch %d aside", entry.seq)
+                    return done
+            done.append(entry)
+        return done

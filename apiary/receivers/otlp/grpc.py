@@ -103,6 +103,7 @@ def _metadata(context: grpc.aio.ServicerContext, key: str) -> str | None:
 def _handler(export: Export, sink: OtlpSink) -> grpc.RpcMethodHandler:
     async def handle(body: bytes, context: grpc.aio.ServicerContext) -> bytes:
         key = _metadata(context, KEY_HEADER)
+        refusal: Refusal | None = None
         try:
             env = sink.environment(key)  # a key store that cannot be reached is UNAVAILABLE, not UNKNOWN
             if env is not None:
@@ -113,9 +114,14 @@ def _handler(export: Export, sink: OtlpSink) -> grpc.RpcMethodHandler:
             refusal = refusal_for(exc, export.noun)
             if refusal is None:
                 raise
+        if refusal is None and env is None:
+            refusal = unknown_key() if key else missing_key()
+        if refusal is not None:
+            # Aborting raises; raised inside the except block, its traceback would hold this frame and the
+            # caught exception in a cycle, and the message's bytes with them until a full collection:
+            # 6 senders of 19 MiB refused messages took the server to 1.1 GiB that way.
+            del body
             await _abort(context, refusal)
-        if env is None:
-            await _abort(context, unknown_key() if key else missing_key())
         return export.response(batch).SerializeToString()
 
     # No (de)serializers: the handler takes and returns the messages' bytes.

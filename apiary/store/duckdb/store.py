@@ -32,8 +32,10 @@ Writes: a request's spans are committed to the intake log (``intake_log.py``;
 group commit, one fsync for all that queued) and answered; one loader thread
 then loads the log into this file in bulk (``bulk_loader.py``), four whole
 row groups at a time under load (``LOAD_ROWS``). Every read first has the
-loader take in what was acknowledged before it, so a read sees every
-acknowledged span. Reads use their own cursors.
+loader take in what its environment had acknowledged before it, so a read
+sees every acknowledged span of its environment, and never waits for a
+costly batch of another (loads are out of log order; ``bulk_loader.py``).
+Reads use their own cursors.
 """
 
 from __future__ import annotations
@@ -61,7 +63,8 @@ from apiary.model.span import (
 )
 from apiary.model import ipc
 from apiary.store.base import ColumnInfo, DatasetInfo, StoreOverloaded, StoreUnavailable
-from apiary.store.bulk_loader import BulkLoader
+from apiary.store import read_scope
+from apiary.store.bulk_loader import BulkLoader, Loaded
 from apiary.store.duckdb.partitions import Partitions
 from apiary.store.group_commit import GroupCommitter
 from apiary.store.intake_log import IntakeLog
@@ -106,7 +109,8 @@ LOAD_ROWS = 4 * ROW_GROUP_SIZE
 #: columns. A batch's cost is therefore its columns past ``WIDE_COLUMNS`` (ordinary batches cost
 #: nothing and are bounded by rows as before); an environment may have ``ENV_PENDING_COST`` of it
 #: queued, about one such span, before it is answered 429, and a costly batch is loaded at once
-#: rather than after ``LOAD_DELAY_S``. So what another environment's read waits for is bounded.
+#: rather than after ``LOAD_DELAY_S`` -- alone, environments taking turns, and only when no reader
+#: waits for another environment: a read waits for at most the one costly load already running.
 WIDE_COLUMNS = 256
 ENV_PENDING_COST = 1024
 LOAD_COST_TRIGGER = 1
@@ -197,6 +201,8 @@ class DuckDBStore:
         db.execute("CREATE TABLE IF NOT EXISTS intake_state (loaded_seq BIGINT)")
         if not db.execute("SELECT 1 FROM intake_state").fetchall():
             db.execute("INSERT INTO intake_state VALUES (0)")
+        # Intake log entries loaded out of order, past ``loaded_seq`` (``bulk_loader.Loaded``).
+        db.execute("CREATE TABLE IF NOT EXISTS intake_loaded_ahead (seq BIGINT)")
         db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
         if not db.execute("SELECT 1 FROM schema_version").fetchall():
             db.execute("INSERT INTO schema_version VALUES (?)", [SCHEMA_VERSION])
@@ -285,21 +291,26 @@ class DuckDBStore:
             self._loader.add(first + n, item, item[1].num_rows, key=item[0], cost=_load_cost(item[1]))
 
     def _replay(self) -> None:
-        """Load what the intake log holds beyond DuckDB's watermark: spans acknowledged before a crash."""
+        """Load what the intake log holds beyond DuckDB's watermark and not loaded ahead of it: spans
+        acknowledged before a crash, each exactly once."""
         loaded = self._db.execute("SELECT max(loaded_seq) FROM intake_state").fetchall()[0][0] or 0
+        self._ahead = {seq for (seq,) in self._db.execute("SELECT seq FROM intake_loaded_ahead").fetchall()}
         group: list[tuple[str, SpanBatch]] = []
-        rows, upto = 0, loaded
+        rows, upto, replayed = 0, loaded, 0
         for entry in self._intake.replay(loaded):
+            if entry.seq in self._ahead:
+                continue
             group.append((entry.env, SpanBatch(entry.table)))
             rows += entry.table.num_rows
             upto = entry.seq
+            replayed += 1
             if rows >= LOAD_ROWS:
-                self._load(group, upto)
+                self._load(group, Loaded(upto))
                 group, rows = [], 0
         if group:
-            self._load(group, upto)
-        if upto > loaded:
-            log.info("loaded intake log entries %d..%d (acknowledged before the last stop)", loaded + 1, upto)
+            self._load(group, Loaded(upto))
+        if replayed:
+            log.info("loaded %d intake log entries up to %d (acknowledged before the last stop)", replayed, upto)
 
     def _healthy(self) -> bool:
         """Does the database still take a transaction? (Tells a poisoned batch from a broken disk.)"""
@@ -316,28 +327,29 @@ class DuckDBStore:
             return False
 
     def _set_aside(self, seq: int, item: tuple[str, SpanBatch], exc: BaseException) -> None:
-        """Keep a batch DuckDB refuses in a file of its own, and go on past it."""
+        """Keep a batch DuckDB refuses in a file of its own (the loader then records it as loaded)."""
         aside = Path(self._intake.dir) / "set-aside"
         aside.mkdir(exist_ok=True)
         env, batch = item
         table = batch.table.replace_schema_metadata({"environment": env, "error": str(exc)})
         (aside / f"{seq:016d}.arrows").write_bytes(ipc.to_ipc(table))
-        self._load([], seq)
 
-    def flush(self) -> None:
-        """Return once every acknowledged span is in DuckDB; every read starts with it.
+    def flush(self, env: str | None = None) -> None:
+        """Return once every acknowledged span of ``env`` (of every environment for None) is in DuckDB;
+        every read starts with it, for its own environment only: a read never waits for a costly batch
+        of another environment's. A compiled query's environment is the request's (``read_scope``).
 
         A read never answers without saying it lacks acknowledged rows. When DuckDB refuses loads
         (disk full), it answers at once with what is loaded and notes how many acknowledged rows it
-        misses (``read_freshness``: the answer is marked as behind). When loads are only slow (a costly
-        batch ahead in the log), it waits ``read_wait_s`` and then fails with 503 and Retry-After.
+        misses (``read_freshness``: the answer is marked as behind). When loads are only slow, it
+        waits ``read_wait_s`` and then fails with 503 and Retry-After.
         """
-        if self._loader.flush(self.read_wait_s):
+        if self._loader.flush(self.read_wait_s, env):
             return
         if self._loader.failing:
-            note_unloaded(self._loader.pending_rows)
+            note_unloaded(self._loader.pending_rows_of(env))
             return
-        raise StoreUnavailable(f"{self._loader.pending_rows} acknowledged spans are not loaded yet, so this "
+        raise StoreUnavailable(f"{self._loader.pending_rows_of(env)} acknowledged spans are not loaded yet, so this "
                                "read would be incomplete; retry shortly", retry_after=5)
 
     def _layout(self, env: str, schema: pa.Schema) -> "_Layout":
@@ -413,16 +425,38 @@ class DuckDBStore:
         arrays.insert(0, pa.chunked_array([pa.repeat(env, table.num_rows)], pa.string()))
         return pa.Table.from_arrays(arrays, names=layout.names)
 
-    def _load(self, group: list[tuple[str, SpanBatch]], upto_seq: int) -> None:
-        """One transaction: the group's spans, their traces, the catalogue, and the intake watermark."""
+    def _load(self, group: list[tuple[str, SpanBatch]], loaded: Loaded) -> None:
+        """One transaction: the group's spans, their traces, the catalogue, and which intake entries it holds."""
         with self._write_lock:
-            self._load_locked(group, upto_seq)
+            self._load_locked(group, loaded)
+        self._intake.release(loaded.watermark)
 
-    def _load_locked(self, group: list[tuple[str, SpanBatch]], upto_seq: int) -> None:
+    def _record_loaded(self, loaded: Loaded) -> None:
+        """Inside a load's transaction: the watermark, and the entries loaded ahead of it."""
+        db = self._db
+        db.execute("UPDATE intake_state SET loaded_seq = ?", [loaded.watermark])
+        passed = [seq for seq in self._ahead if seq <= loaded.watermark]
+        if passed:
+            db.execute("DELETE FROM intake_loaded_ahead WHERE seq <= ?", [loaded.watermark])
+        if loaded.ahead:
+            _bulk(db, "INSERT INTO intake_loaded_ahead SELECT * FROM _rows", ["seq"], [[seq] for seq in loaded.ahead])
+
+    def _loaded(self, loaded: Loaded) -> None:
+        """After a load's commit: what start-up would skip, in memory too."""
+        self._ahead.difference_update([seq for seq in self._ahead if seq <= loaded.watermark])
+        self._ahead.update(loaded.ahead)
+
+    def _load_locked(self, group: list[tuple[str, SpanBatch]], loaded: Loaded) -> None:
         db = self._db
         if not group:
-            db.execute("UPDATE intake_state SET loaded_seq = ?", [upto_seq])
-            self._intake.release(upto_seq)
+            db.execute("BEGIN TRANSACTION")
+            try:
+                self._record_loaded(loaded)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            self._loaded(loaded)
             return
         runs = _runs(group)
         tables = [self._physical_table(env, table) for env, table in runs]
@@ -442,7 +476,7 @@ class DuckDBStore:
                 db.execute("INSERT INTO trace_index BY NAME SELECT *, ?::INTEGER AS part FROM _traces", [part.part])
                 self._partitions.loaded(part, combined.num_rows, times["min"], times["max"])
                 self._record_catalogue(presence)
-                db.execute("UPDATE intake_state SET loaded_seq = ?", [upto_seq])
+                self._record_loaded(loaded)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -451,7 +485,7 @@ class DuckDBStore:
         finally:
             db.unregister("_incoming")
             db.unregister("_traces")
-        self._intake.release(upto_seq)
+        self._loaded(loaded)
 
     def _presence(self, runs: list[tuple[str, pa.Table]]) -> dict[tuple[str, str], set[tuple[str, str]]]:
         """Which (name, type) columns each (env, dataset) received in this group.
@@ -530,13 +564,13 @@ class DuckDBStore:
     # -- reading --------------------------------------------------------------------------------
 
     def datasets(self, env: str) -> list[DatasetInfo]:
-        self.flush()
+        self.flush(env)
         with self._lock:
             items = [(ds, v[0], v[1]) for (e, ds), v in self._datasets.items() if e == env]
         return sorted((DatasetInfo(ds, c, lw) for ds, c, lw in items), key=lambda d: d.name)
 
     def columns(self, env: str, dataset: str | None) -> list[ColumnInfo]:
-        self.flush()
+        self.flush(env)
         merged: dict[tuple[str, str], list[datetime]] = {}
         with self._lock:
             for (e, ds), cols in self._catalogue.items():
@@ -556,7 +590,11 @@ class DuckDBStore:
         return sorted(out, key=lambda c: (c.name, c.type))
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
-        self.flush()
+        return self._read(sql, params, read_scope.environment())
+
+    def _read(self, sql: str, params: Sequence[Any], env: str | None) -> pa.Table:
+        """A statement over what ``env`` (every environment for None) has acknowledged."""
+        self.flush(env)
         cur = self.cursor()
         try:
             return _arrow(cur, sql, params)
@@ -564,7 +602,7 @@ class DuckDBStore:
             cur.close()
 
     def trace(self, env: str, trace_id: str) -> pa.Table:
-        self.flush()
+        self.flush(env)
         cur = self.cursor()
         try:
             found = cur.execute("SELECT coalesce(part, 1), min(ts_min), max(ts_max) FROM trace_index "
@@ -624,13 +662,13 @@ class DuckDBStore:
 
     def span_counts(self, env: str) -> dict[str, int]:
         """Rows per dataset of one environment."""
-        t = self.query(f"SELECT {quote(DATASET_COLUMN)} AS d, count(*) AS n FROM spans WHERE _env = ? GROUP BY 1", [env])
+        t = self._read(f"SELECT {quote(DATASET_COLUMN)} AS d, count(*) AS n FROM spans WHERE _env = ? GROUP BY 1", [env], env)
         return dict(zip(t.column("d").to_pylist(), t.column("n").to_pylist()))
 
     def count(self, env: str | None = None) -> int:
         if env is None:
             return self.query("SELECT count(*) AS n FROM spans").column(0)[0].as_py()
-        return self.query("SELECT count(*) AS n FROM spans WHERE _env = ?", [env]).column(0)[0].as_py()
+        return self._read("SELECT count(*) AS n FROM spans WHERE _env = ?", [env], env).column(0)[0].as_py()
 
     def delete_older_than(self, cutoff: datetime) -> int:
         naive = cutoff.astimezone(timezone.utc).replace(tzinfo=None)

@@ -1,0 +1,79 @@
+"""What other environments' columns cost one environment's loads: the shared span table's width.
+
+Every environment's spans go into the same partition tables, and a typed attribute column, once
+added, is in every row. DuckDB's insert and commit do work per column of the table, not per column
+of the batch, so a small batch costs more once other environments have widened the table. Each
+step here widens the table with the wide spans of more flooding environments (each granted up to
+``--env-columns`` typed columns), then times the calm environment's 20-span export made visible to
+a read (append, then a read that has it loaded), against the same in the narrow table at the start.
+
+    python bench/table_width.py --rounds 40
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from apiary.receivers.otlp.traces import SpanLimits, decode  # noqa: E402
+from apiary.store.duckdb import DuckDBStore  # noqa: E402
+from bench.fairness import wide_span  # noqa: E402
+from bench.synth import make_request  # noqa: E402
+
+
+async def calm_rounds(store: DuckDBStore, batches: list, rounds: int) -> list[float]:
+    times = []
+    for i in range(rounds):
+        t0 = time.perf_counter()
+        await store.append("calm", batches[i % len(batches)])
+        await asyncio.to_thread(store.datasets, "calm")  # a read of the calm environment: its batch is loaded
+        times.append((time.perf_counter() - t0) * 1000)
+    return times
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    rng = random.Random(3)
+    limits = SpanLimits(1000, 65535)
+    calm = [decode(make_request(20, rng), False, limits) for _ in range(8)]
+    data = Path(tempfile.mkdtemp(prefix="apiary-bench-width-"))
+    store = DuckDBStore(data / "spans.duckdb", max_env_columns=args.env_columns)
+    try:
+        await calm_rounds(store, calm, 5)  # the calm environment's own columns
+        base = await calm_rounds(store, calm, args.rounds)
+        print(f"table width: the calm environment's 20-span export until a read sees it, {args.rounds} rounds per step")
+        print(f"  narrow table (calm's columns only): p50 {statistics.median(base):6.1f} ms")
+        for flooders in range(1, args.flooders + 1):
+            env = f"flood{flooders}"
+            for n in range(args.wide_spans):  # one at a time: an environment may queue about one such span
+                await store.append(env, decode(wide_span(f"{env}.{n}", args.attributes), False, limits))
+                await asyncio.to_thread(store.datasets, env)
+            times = await calm_rounds(store, calm, args.rounds)
+            width = len(store.cursor().execute("DESCRIBE spans").fetchall())
+            print(f"  after {flooders} flooding environment(s), {width} columns: p50 {statistics.median(times):6.1f} ms "
+                  f"({statistics.median(times) / statistics.median(base):.2f}x the narrow table)")
+    finally:
+        await store.close()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=40)
+    ap.add_argument("--flooders", type=int, default=4)
+    ap.add_argument("--wide-spans", type=int, default=2, help="wide spans each flooding environment sends")
+    ap.add_argument("--attributes", type=int, default=1000)
+    ap.add_argument("--env-columns", type=int, default=250, help="typed columns an environment may take")
+    asyncio.run(main_async(ap.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
