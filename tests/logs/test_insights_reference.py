@@ -25,7 +25,7 @@ from tests.stores import STORES, StoreServer, Tenant, running
 @pytest.fixture(scope="module", params=STORES)
 def store_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoreServer]:
     """One server per store for this module, with an environment for each of its tests."""
-    with running(request.param, tmp_path_factory.mktemp(request.param), tenants=20) as server:
+    with running(request.param, tmp_path_factory.mktemp(request.param), tenants=32) as server:
         yield server
 
 ORDERS = [
