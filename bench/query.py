@@ -267,8 +267,7 @@ def worker(args: argparse.Namespace) -> None:
     store, start_us = open_store(kind, args.data, args.spans, args.worker_start, sampled=args.sampled)
     if start_us != args.worker_start:
         raise SystemExit(f"the baseline copy in {args.data} was loaded for another window: delete it and run again")
-    start, end = start_us // 1_000_000, start_us // 1_000_000 + 86_400 + 1
-    window = {"start_time": start, "end_time": end}
+    window, _ = day_window(start_us)
     cases = (sampled_engine_cases(store, window) if args.sampled
              else engine_cases(store, window, args.worker_trace, 90))
     print("ready", file=reply, flush=True)
@@ -278,6 +277,16 @@ def worker(args: argparse.Namespace) -> None:
         fn()
         print((time.perf_counter() - t) * 1000, file=reply, flush=True)
     store.close_sync()
+
+
+def beside_baseline(args: argparse.Namespace, kind: str, cases: list[tuple[str, Callable[[], Any]]], start_us: int,
+                    tid: str, title: str, sampled: bool = False) -> None:
+    """``cases`` here and in ``--baseline``'s tree (a worker on its own copy of the spans), interleaved."""
+    base = Baseline(args.baseline, kind, args.data / "baseline", args.spans, start_us, tid, sampled=sampled)
+    try:
+        before_and_after(cases, base, args.runs, title)
+    finally:
+        base.close()
 
 
 def before_and_after(cases: list[tuple[str, Callable[[], Any]]], base: Baseline, runs: int, title: str) -> None:
@@ -332,11 +341,9 @@ def main() -> None:
         if ch is not None:
             ch.close_sync()
         return
-    start, end = start_us // 1_000_000, start_us // 1_000_000 + 86_400 + 1
     count = store.count(ENV)
     tid = store.query('SELECT "trace.trace_id" FROM spans WHERE _env = ? LIMIT 1 OFFSET ?', [ENV, count // 2]).column(0)[0].as_py()
-    window = {"start_time": start, "end_time": end}
-    naive = [np.datetime64(start, "s").astype("datetime64[us]").item(), np.datetime64(end, "s").astype("datetime64[us]").item()]
+    window, naive = day_window(start_us)
     gran = 90
 
     def sql(text: str, params: list[Any]) -> Callable[[], Any]:
@@ -377,11 +384,7 @@ def main() -> None:
     exact = median_ms(sql(f'SELECT count(DISTINCT "trace.trace_id") FROM spans WHERE {where}', p), max(1, args.runs // 2))
     print(f"{'(reference) exact count(DISTINCT trace_id)':46} {'':9} {exact:9.1f}")
     if args.baseline:
-        base = Baseline(args.baseline, "duckdb", args.data / "baseline", args.spans, start_us, tid)
-        try:
-            before_and_after(engine_cases(store, window, tid, gran), base, args.runs, f"{count:,} spans, DuckDB")
-        finally:
-            base.close()
+        beside_baseline(args, "duckdb", engine_cases(store, window, tid, gran), start_us, tid, f"{count:,} spans, DuckDB")
     store.close_sync()
     if ch is None:
         return
@@ -392,11 +395,8 @@ def main() -> None:
         d = e if label.startswith("one trace by id") else median_ms(replayed(ch, eng), args.runs)
         print(f"{label:46} {e:9.1f} {d:9.1f} {e / d:6.2f} {duck:9.1f} {e / duck:7.2f}")
     if args.baseline:
-        base = Baseline(args.baseline, "clickhouse", args.data / "baseline", args.spans, start_us, tid)
-        try:
-            before_and_after(engine_cases(ch, window, tid, gran), base, args.runs, f"{count:,} spans, ClickHouse (chdb)")
-        finally:
-            base.close()
+        beside_baseline(args, "clickhouse", engine_cases(ch, window, tid, gran), start_us, tid,
+                        f"{count:,} spans, ClickHouse (chdb)")
     ch.close_sync()
 
 
@@ -408,17 +408,10 @@ def sampled_main(args: argparse.Namespace) -> None:
         store, start_us = open_store(kind, args.data, args.spans, start_us, sampled=True)
         if not args.load_only:
             sampled_table(store, start_us, args.runs)
+            if args.baseline and kind == "duckdb":
+                beside_baseline(args, "duckdb", sampled_engine_cases(store, day_window(start_us)[0]), start_us, "-",
+                                f"{store.count(ENV):,} spans with meta.sample_rate, DuckDB, disable_series", sampled=True)
         store.close_sync()
-    if args.baseline and not args.load_only:
-        store, start_us = open_store("duckdb", args.data, args.spans, start_us, sampled=True)
-        window, _ = day_window(start_us)
-        base = Baseline(args.baseline, "duckdb", args.data / "baseline", args.spans, start_us, "-", sampled=True)
-        try:
-            before_and_after(sampled_engine_cases(store, window), base, args.runs,
-                             f"{store.count(ENV):,} spans with meta.sample_rate, DuckDB, disable_series")
-        finally:
-            base.close()
-            store.close_sync()
 
 
 #: Per store: the window's WHERE (``{p1}``.. its parameters), a cast to a float, the slowest span's trace per
