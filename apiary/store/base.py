@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 if TYPE_CHECKING:
     from apiary.query.filter_pattern import MessageFilter
+    from apiary.store.lookup_tables import LookupTable, Parsed
 
 import pyarrow as pa
 
@@ -163,6 +164,18 @@ class LogStore(Protocol):
     async def delete_stream(self, env: str, group: str, name: str) -> None: ...
 
     async def put_retention(self, env: str, group: str, days: int | None) -> None: ...
+
+    def lookup_table(self, env: str, name: str) -> LookupTable | None: ...
+
+    def lookup_tables(self, env: str, prefix: str = "") -> list[LookupTable]:
+        """The environment's lookup tables whose names start with ``prefix``, by name."""
+
+    async def put_lookup_table(self, env: str, table: LookupTable, body: str, parsed: Parsed) -> None:
+        """Create or wholly replace a lookup table (its CSV ``body`` and its records)."""
+
+    async def delete_lookup_table(self, env: str, name: str) -> None: ...
+
+    def lookup_table_body(self, env: str, name: str) -> str | None: ...
 
     async def append(self, env: str, batch: LogBatch) -> None:
         """Return only once every row is durably committed; the rows' groups and streams must exist."""

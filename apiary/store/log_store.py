@@ -37,6 +37,7 @@ from apiary.query.dialects.logs import log_dialect_for
 from apiary.query.filter_pattern import MessageFilter, render
 from apiary.store.base import LogGroup, LogStream, StoreUnavailable
 from apiary.store.group_commit import GroupCommitter
+from apiary.store.lookup_tables import LookupTable, Parsed, from_row
 
 StreamKey = tuple[str, str, str]  # (env, group, stream)
 _TS = '"timestamp"'
@@ -52,7 +53,9 @@ class Change:
 
     ``kind`` is one of ``create_group`` (``value``: created ms), ``create_stream`` (created ms),
     ``delete_group``, ``delete_stream``, ``retention`` (days or None), ``expire`` (``value``: a list of
-    (env, group, cutoff)), ``older_than`` (``value``: a cutoff). Deletions set ``removed``.
+    (env, group, cutoff)), ``older_than`` (``value``: a cutoff), ``put_lookup`` (``group``: the lookup
+    table's name; ``value``: (`LookupTable`, its CSV, its `Parsed` records)), ``delete_lookup``.
+    Deletions set ``removed``.
     """
 
     kind: str
@@ -91,6 +94,9 @@ class LogStoreBase(abc.ABC):
         self._groups: dict[tuple[str, str], LogGroup] = {}
         self._streams: dict[StreamKey, LogStream] = {}
         self._next_seq = self._load(self._groups, self._streams)
+        self._lookups: dict[tuple[str, str], LookupTable] = {
+            (r["_env"], r["name"]): from_row(r) for r in self.query(
+                "SELECT _env, name, description, fields, records, size_bytes, updated_ms FROM lookup_tables").to_pylist()}
         self._writer: GroupCommitter[_Item] = GroupCommitter(self._commit, max_pending_rows=max_pending_rows,
                                                              name=f"apiary-{self.dialect}-log-writer")
         self._closed = False
@@ -173,9 +179,37 @@ class LogStoreBase(abc.ABC):
     async def put_retention(self, env: str, group: str, days: int | None) -> None:
         await self._change(Change("retention", env, group, value=days))
 
+    # -- lookup tables ----------------------------------------------------------------------------
+
+    def lookup_table(self, env: str, name: str) -> LookupTable | None:
+        with self._lock:
+            return self._lookups.get((env, name))
+
+    def lookup_tables(self, env: str, prefix: str = "") -> list[LookupTable]:
+        with self._lock:
+            found = [t for (e, n), t in self._lookups.items() if e == env and n.startswith(prefix)]
+        return sorted(found, key=lambda t: t.name)
+
+    async def put_lookup_table(self, env: str, table: LookupTable, body: str, parsed: Parsed) -> None:
+        """Create or wholly replace ``table``: its CSV and records, in one commit."""
+        await self._change(Change("put_lookup", env, table.name, value=(table, body, parsed)))
+
+    async def delete_lookup_table(self, env: str, name: str) -> None:
+        await self._change(Change("delete_lookup", env, name))
+
+    def lookup_table_body(self, env: str, name: str) -> str | None:
+        """The CSV of a table as it was uploaded (GetLookupTable)."""
+        sql, params = self._sql.bind("SELECT body FROM lookup_tables WHERE _env = ? AND name = ?", [env, name])
+        found = self.query(sql, params).to_pylist()
+        return found[0]["body"] if found else None
+
     def _apply(self, c: Change) -> None:
         """A committed change, in memory (the writer thread holds ``_lock``)."""
-        if c.kind == "create_group":
+        if c.kind == "put_lookup":
+            self._lookups[(c.env, c.group)] = c.value[0]
+        elif c.kind == "delete_lookup":
+            self._lookups.pop((c.env, c.group), None)
+        elif c.kind == "create_group":
             self._groups.setdefault((c.env, c.group), LogGroup(c.group, c.value))
         elif c.kind == "create_stream":
             self._streams.setdefault((c.env, c.group, c.stream), LogStream(c.group, c.stream, c.value))

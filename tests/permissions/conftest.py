@@ -109,6 +109,8 @@ def seed(server: Server) -> None:
         _ok(logs_call(server, k, "CreateLogStream", {"logGroupName": LOG_GROUP, "logStreamName": stream}))
     _ok(logs_call(server, k, "PutLogEvents", {"logGroupName": LOG_GROUP, "logStreamName": "s",
                                               "logEvents": [{"timestamp": now * 1000, "message": f"{SECRET} line"}]}))
+    for table in ("dev_table", "doomed_table"):
+        _ok(logs_call(server, k, "CreateLookupTable", {"lookupTableName": table, "tableBody": f"k,v\nx,{SECRET}\n"}))
     server.ids["query_id"] = _ok(logs_call(server, k, "StartQuery", {
         "logGroupName": LOG_GROUP, "startTime": now - 3600, "endTime": now + 60,
         "queryString": "fields @message"})).json()["queryId"]

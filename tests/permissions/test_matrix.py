@@ -19,7 +19,7 @@ import httpx
 import pytest
 from starlette.routing import Mount, Route
 
-from apiary.receivers.cloudwatch.operations import OPERATIONS
+from apiary.receivers.cloudwatch.http import OPERATIONS
 from apiary.receivers.xray.unserved import UNSERVED
 from apiary.server.app import create_app
 from apiary.server.settings import Settings
@@ -57,6 +57,7 @@ def xr(path: str, need: str, body: Any = None, foreign: int | None = None, forei
 
 
 NOT_FOUND = dict(foreign=400, foreign_code="ResourceNotFoundException")
+LOOKUP_TABLE = "arn:aws:logs:us-east-1:000000000000:lookup-table:dev_table"
 XRAY_MISSING = dict(foreign=400, foreign_code="InvalidRequestException")
 SPEC = {"calculations": [{"op": "COUNT"}], "time_range": 7200}
 OTLP_SPAN = {"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "0af7651916cd43dd8448eb211c80319c",
@@ -166,6 +167,12 @@ TABLE: list[Op] = [
     cw("GetQueryResults", "read", lambda s, c: {"queryId": s.ids["query_id"]}, **NOT_FOUND),
     cw("StopQuery", "read", lambda s, c: {"queryId": s.ids["query_id"]}, **NOT_FOUND),
     cw("DescribeQueries", "read"),
+    cw("CreateLookupTable", "configure", lambda s, c: {"lookupTableName": f"new_{c}", "tableBody": "k\n1\n"}),
+    cw("DescribeLookupTables", "read"),
+    cw("GetLookupTable", "read", {"lookupTableArn": LOOKUP_TABLE}, **NOT_FOUND),
+    cw("UpdateLookupTable", "configure", {"lookupTableArn": LOOKUP_TABLE, "tableBody": "k,v\ny,2\n"}, **NOT_FOUND),
+    cw("DeleteLookupTable", "configure", {"lookupTableArn": LOOKUP_TABLE.replace("dev_table", "doomed_table")},
+       **NOT_FOUND),
     xr("/TraceSegments", "ingest", segment),
     xr("/GetSamplingRules", "ingest"),
     xr("/SamplingTargets", "ingest", {"SamplingStatisticsDocuments": []}),

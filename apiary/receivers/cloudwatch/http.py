@@ -18,16 +18,23 @@ from apiary.input_limits import InputError, load_json
 from apiary.permissions import permission_of
 from apiary.receivers import aws_auth
 from apiary.receivers.cloudwatch.errors import CONTENT_TYPE, AwsError
-from apiary.receivers.cloudwatch.operations import OPERATIONS, Call
+from apiary.receivers.cloudwatch import lookup_tables
+from apiary.receivers.cloudwatch.operations import OPERATIONS as LOG_OPERATIONS
+from apiary.receivers.cloudwatch.operations import Call
 from apiary.receivers.cloudwatch.sink import LogsSink
 from apiary.receivers.encoding import decompress, read_body
 from apiary.receivers.refusals import refusal_for
+from apiary.store.lookup_tables import MAX_BODY_BYTES
 
 log = logging.getLogger(__name__)
 TARGET_PREFIX = "Logs_20140328."
 SERVICE = "logs"  # the SigV4 signing name
 #: PutLogEvents carries at most 1 MiB of events; JSON escaping can roughly double that.
 MAX_BODY = 4 * 1024 * 1024
+#: A lookup table's CSV may be 10 MB (CreateLookupTable), escaped inside a JSON string.
+LOOKUP_TABLE_BODY = 2 * MAX_BODY_BYTES + 64 * 1024
+OPERATIONS = {**LOG_OPERATIONS, **lookup_tables.OPERATIONS}
+_LARGE_BODIES = {lookup_tables.create_lookup_table, lookup_tables.update_lookup_table}
 
 
 def _refused(exc: Exception) -> AwsError:
@@ -70,9 +77,10 @@ async def logs_api(request: Request) -> Response:
     if logs is None:
         return AwsError("ServiceUnavailableException", "the log store is not open", 503).response()
     try:
-        raw = await read_body(request, MAX_BODY)
+        limit = LOOKUP_TABLE_BODY if op in _LARGE_BODIES else MAX_BODY
+        raw = await read_body(request, limit)
         env, region = _authorize(sink, request, raw, target[len(TARGET_PREFIX):], op)
-        body = decompress(raw, request.headers.get("content-encoding"), MAX_BODY)
+        body = decompress(raw, request.headers.get("content-encoding"), limit)
         try:
             params = load_json(body or b"{}", "request body")
         except InputError as exc:

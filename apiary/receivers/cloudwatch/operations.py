@@ -124,6 +124,14 @@ def _page(items: list[Any], key: Callable[[Any], str], token: str | None, limit:
     return page, ("n/" + key(page[-1]) if more and page else None)
 
 
+def listing(member: str, shown: list[dict[str, Any]], token: str | None) -> dict[str, Any]:
+    """A Describe* answer: one page of ``member``, and the token of the next page when there is one."""
+    out: dict[str, Any] = {member: shown}
+    if token:
+        out["nextToken"] = token
+    return out
+
+
 # -- groups and streams ---------------------------------------------------------------------------
 
 @needs(Permission.INGEST)
@@ -182,10 +190,7 @@ async def describe_log_groups(call: Call) -> dict[str, Any]:
     if pattern:
         groups = [g for g in groups if pattern.lower() in g.name.lower()]
     page, token = _page(groups, lambda g: g.name, call.str("nextToken"), limit)
-    out: dict[str, Any] = {"logGroups": [_group_json(call, g) for g in page]}
-    if token:
-        out["nextToken"] = token
-    return out
+    return listing("logGroups", [_group_json(call, g) for g in page], token)
 
 
 @needs(Permission.READ)
@@ -208,10 +213,7 @@ async def describe_log_streams(call: Call) -> dict[str, Any]:
             streams.reverse()
         keyed = [(f"{i:012d}", s) for i, s in enumerate(streams)]
     page, token = _page(keyed, lambda kv: kv[0], call.str("nextToken"), limit)
-    out: dict[str, Any] = {"logStreams": [_stream_json(call, s) for _, s in page]}
-    if token:
-        out["nextToken"] = token
-    return out
+    return listing("logStreams", [_stream_json(call, s) for _, s in page], token)
 
 
 @needs(Permission.CONFIGURE)
@@ -387,7 +389,8 @@ async def start_query(call: Call) -> dict[str, Any]:
         raise invalid(f"1 validation error detected: Value at 'queryString' failed to satisfy constraint: "
                       f"Member must have length less than or equal to {insights.MAX_QUERY_LENGTH}")
     try:
-        compiled = insights.compile_query(text, call.int("limit", 1, 10_000), call.logs.dialect)
+        compiled = insights.compile_query(text, call.int("limit", 1, 10_000), call.logs.dialect,
+                                          insights.fields_of_lookup_tables(call.logs, call.env))
     except insights.QueryError as exc:
         raise AwsError("MalformedQueryException", str(exc)) from None
     # The log groups come from the request or from the query's SOURCE command, never from both (StartQuery).

@@ -36,6 +36,7 @@ from apiary.query.dialects.logs import ClickHouseLogDialect
 from apiary.store.base import LogGroup, LogStream
 from apiary.store.clickhouse.client import Client, quote
 from apiary.store.log_store import Change, Incoming, LogStoreBase, StreamKey
+from apiary.store.lookup_tables import TABLES_SCHEMA, record_rows, table_row
 
 TS = "DateTime64(6, 'UTC')"
 _LOW_CARDINALITY = {"log_group", "log_stream", "severity_text", "source"}
@@ -76,6 +77,12 @@ class ClickHouseLogStore(LogStoreBase):
                       created_ms Int64, first_event_ms Nullable(Int64), last_event_ms Nullable(Int64),
                       last_ingestion_ms Nullable(Int64), stored_bytes Int64, deleted UInt8, version UInt64)
                       ENGINE = ReplacingMergeTree(version) ORDER BY (_env, log_group, name) SETTINGS {durable}""")
+        # Lookup tables are replaced whole (delete, then insert), as rarely as a user uploads one.
+        c.command(f"""CREATE TABLE IF NOT EXISTS lookup_tables (_env String, name String, description String,
+                      fields String, records Int64, size_bytes Int64, updated_ms Int64, body String)
+                      ENGINE = MergeTree ORDER BY (_env, name) SETTINGS {durable}""")
+        c.command(f"""CREATE TABLE IF NOT EXISTS lookup_rows (_env String, lookup_table String, row_no Int64,
+                      row String) ENGINE = MergeTree ORDER BY (_env, lookup_table, row_no) SETTINGS {durable}""")
 
     def _load(self, groups: dict[tuple[str, str], LogGroup], streams: dict[StreamKey, LogStream]) -> int:
         for r in self.client.query_arrow("SELECT _env, name, created_ms, retention_days FROM log_groups FINAL "
@@ -102,11 +109,11 @@ class ClickHouseLogStore(LogStoreBase):
                 "last_ingestion_ms": s.last_ingestion_ms, "stored_bytes": s.stored_bytes, "deleted": int(deleted),
                 "version": next(self._versions)}
 
-    def _delete(self, where: str, params: list[Any]) -> int:
-        sql, bound = self._bind(f"SELECT count() AS n FROM logs WHERE {where}", params)
+    def _delete(self, where: str, params: list[Any], table: str = "logs") -> int:
+        sql, bound = self._bind(f"SELECT count() AS n FROM {table} WHERE {where}", params)
         n = int(self.query(sql, bound).column(0)[0].as_py())
         if n:
-            sql, bound = self._bind(f"DELETE FROM logs WHERE {where}", params)
+            sql, bound = self._bind(f"DELETE FROM {table} WHERE {where}", params)
             self.client.command(sql, {f"p{i + 1}": v for i, v in enumerate(bound)})
         return n
 
@@ -141,6 +148,15 @@ class ClickHouseLogStore(LogStoreBase):
                     c.removed += self._delete('_env = ? AND log_group = ? AND "timestamp" < ?', [env, group, cutoff])
             elif c.kind == "older_than":
                 c.removed = self._delete('"timestamp" < ?', [c.value])
+            elif c.kind in ("put_lookup", "delete_lookup"):
+                self._delete("_env = ? AND lookup_table = ?", [c.env, c.group], "lookup_rows")
+                self._delete("_env = ? AND name = ?", [c.env, c.group], "lookup_tables")
+                if c.kind == "put_lookup":
+                    table, body, parsed = c.value
+                    self.client.insert_arrow("lookup_tables", pa.Table.from_pylist([table_row(c.env, table, body)],
+                                                                                   schema=TABLES_SCHEMA))
+                    if parsed.rows:
+                        self.client.insert_arrow("lookup_rows", record_rows(c.env, table.name, parsed.rows))
             else:
                 raise ValueError(f"unknown log store change {c.kind!r}")
         if groups:

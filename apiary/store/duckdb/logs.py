@@ -19,6 +19,7 @@ from apiary.store.base import LogGroup, LogStream
 from apiary.store.duckdb.backend import SpanFileBackend, deleted
 from apiary.store.duckdb.store import DuckDBStore
 from apiary.store.log_store import Change, Incoming, LogStoreBase, StreamKey, now_ms
+from apiary.store.lookup_tables import record_rows, table_row
 
 _SQL = {pa.string(): "VARCHAR", pa.int32(): "INTEGER"}
 
@@ -46,6 +47,11 @@ class DuckDBLogStore(SpanFileBackend, LogStoreBase):
         db.execute("""CREATE TABLE IF NOT EXISTS log_streams (_env VARCHAR, log_group VARCHAR, name VARCHAR,
                       created_ms BIGINT, first_event_ms BIGINT, last_event_ms BIGINT, last_ingestion_ms BIGINT,
                       stored_bytes BIGINT, PRIMARY KEY (_env, log_group, name))""")
+        db.execute("""CREATE TABLE IF NOT EXISTS lookup_tables (_env VARCHAR, name VARCHAR, description VARCHAR,
+                      fields VARCHAR, records BIGINT, size_bytes BIGINT, updated_ms BIGINT, body VARCHAR,
+                      PRIMARY KEY (_env, name))""")
+        db.execute("CREATE TABLE IF NOT EXISTS lookup_rows (_env VARCHAR, lookup_table VARCHAR, row_no BIGINT, "
+                   "row VARCHAR)")
 
     def _load(self, groups: dict[tuple[str, str], LogGroup], streams: dict[StreamKey, LogStream]) -> int:
         db = self._db
@@ -81,6 +87,19 @@ class DuckDBLogStore(SpanFileBackend, LogStoreBase):
                                                  [env, group, cutoff]))
         elif c.kind == "older_than":
             c.removed = deleted(db.execute('DELETE FROM logs WHERE "timestamp" < ?', [c.value]))
+        elif c.kind in ("put_lookup", "delete_lookup"):
+            db.execute("DELETE FROM lookup_rows WHERE _env = ? AND lookup_table = ?", [c.env, c.group])
+            db.execute("DELETE FROM lookup_tables WHERE _env = ? AND name = ?", [c.env, c.group])
+            if c.kind == "put_lookup":
+                table, body, parsed = c.value
+                row = table_row(c.env, table, body)
+                db.execute(f"INSERT INTO lookup_tables ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
+                           list(row.values()))
+                db.register("_incoming_lookup", record_rows(c.env, table.name, parsed.rows))
+                try:
+                    db.execute("INSERT INTO lookup_rows BY NAME SELECT * FROM _incoming_lookup")
+                finally:
+                    db.unregister("_incoming_lookup")
         else:
             raise ValueError(f"unknown log store change {c.kind!r}")
 
