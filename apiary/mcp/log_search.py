@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Sequence
 
-from apiary.query.insights import compile_query, to_sql
+from apiary.query.insights import compile_query, fields_of_lookup_tables, to_sql
 from apiary.receivers.cloudwatch.filter_pattern import parse
 from apiary.store.base import LogStore
 
@@ -67,7 +67,7 @@ def filter_events(logs: LogStore, env: str, groups: Sequence[str], pattern_text:
 def run_insights(logs: LogStore, env: str, groups: Sequence[str], text: str, start_s: int, end_s: int,
                  limit: int) -> dict[str, Any]:
     """An Insights query's rows (at most ``limit``) and its counts; `QueryError` names what is wrong."""
-    compiled = compile_query(text, dialect=logs.dialect)
+    compiled = compile_query(text, dialect=logs.dialect, lookup_fields=fields_of_lookup_tables(logs, env))
     sql, params, counts_sql, counts_params = to_sql(compiled, env, list(groups), start_s, end_s)
     rows = logs.query(sql, params).to_pylist()
     counts = logs.query(counts_sql, counts_params).to_pylist()[0]

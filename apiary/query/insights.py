@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from lark import Lark, Token, Tree
 from lark.exceptions import LarkError
@@ -57,7 +57,7 @@ BUILTINS = {"@timestamp": ("ts", "time"), "@message": ("msg", "str"), "@logStrea
 _AGGS = {"count", "count_distinct", "avg", "sum", "min", "max", "pct", "percentile", "stddev", "earliest", "latest",
          "sortsfirst", "sortslast"}
 #: Commands of AWS's reference that Apiary does not run: a query using one is refused, naming it.
-UNSUPPORTED_COMMANDS = ("anomaly", "lookup")
+UNSUPPORTED_COMMANDS: tuple[str, ...] = ()
 #: The fields CloudWatch Logs indexes in every Standard log group by default (CWL_QuerySyntax-FilterIndex).
 #: Apiary creates no other field indexes (it has no PutIndexPolicy), so `filterIndex` on any other field
 #: finds every log group unindexed for it, and AWS skips such log groups.
@@ -105,12 +105,21 @@ class Compiled:
     #: `diff`: the period compared with (previous, previousday, previousweek or previousmonth); the base then
     #: holds both windows (`compared_window`)
     diff: str | None = None
+    #: the lookup tables the query joins, in order: `to_sql` reads each as CTE ``lk<i>`` of the environment's rows
+    lookups: tuple[str, ...] = ()
+
+
+#: The columns of a lookup table by its name, or None when the environment has no such table.
+LookupFields = Callable[[str], "tuple[str, ...] | None"]
 
 
 class _Compiler:
-    def __init__(self, text: str, dialect: LogDialect) -> None:
+    def __init__(self, text: str, dialect: LogDialect, lookup_fields: LookupFields | None = None) -> None:
         self.text = text
         self.d = dialect
+        self.lookup_fields = lookup_fields
+        self.lookups: list[str] = []
+        self.anomaly = False
         self.ctes: list[str] = []
         self.params: list[Any] = []
         self.columns: dict[str, str] = {k: v[0] for k, v in BUILTINS.items()}  # user name -> physical column
@@ -460,6 +469,64 @@ class _Compiler:
     def cmd_diff(self, node: Tree) -> None:
         """Done by the `pattern` just before it (`compile` checks the order), which counts both periods."""
 
+    def cmd_anomaly(self, node: Tree) -> None:
+        """``pattern ... | anomaly`` (CWL_QuerySyntax-Anomaly): every pattern row kept, with `insights_pattern.anomaly`'s
+        fields; the `pattern` before it counted each pattern in the baseline too (`compile` sets that up)."""
+        c = self.columns
+        sqls, params = insights_pattern.anomaly(self.d, quote(c["@sampleCount"]), quote(c["@previousSampleCount"]),
+                                                quote(c["@severityLabel"]))
+        names = list(insights_pattern.ANOMALY_COLUMNS)
+        cols = [f"a{i}" for i in range(len(names))]
+        self._cte(f"SELECT *, {', '.join(f'{sql} AS {col}' for sql, col in zip(sqls, cols))} FROM {{prev}}", params)
+        for name, col, kind in zip(names, cols, ("str", "str", "str", "num")):
+            self.columns[name], self.kinds[name] = col, kind
+        self.display = list(insights_pattern.COLUMNS) + names
+
+    def cmd_lookup(self, node: Tree) -> None:
+        """``lookup table lookup-field [as log-field], ... [OUTPUT field, ...]`` (CWL_QuerySyntax-Lookup): each event
+        gains the output fields of the table's first record whose lookup fields equal the event's fields (exact,
+        case-sensitive text); an event without a match keeps going, without them. An output field that the event
+        already has is overwritten. Without OUTPUT, every column of the table that is not a lookup field is added."""
+        table = str(node.children[0])
+        keys = [c for c in node.children[1:] if isinstance(c, Tree) and c.data == "lookup_key"]
+        outputs = [self.name_of(c) for c in node.children[1:] if isinstance(c, Tree) and c.data == "name"]
+        columns = self.lookup_fields(table) if self.lookup_fields is not None else None
+        if columns is None:
+            raise QueryError(f"lookup table {table!r} does not exist: create it with CreateLookupTable")
+        if not self.raw:
+            raise QueryError("lookup enriches log events: put it before stats or pattern, not after")
+        pairs = [(self.name_of(k.children[0]), k.children[-1]) for k in keys]
+        table_keys = [t for t, _ in pairs]
+        for name in table_keys + outputs:
+            if name not in columns:
+                raise QueryError(f"lookup table {table!r} has no field {name!r}; its fields are: {', '.join(columns)}")
+        outputs = outputs or [c for c in columns if c not in table_keys]
+        n = len(self.lookups)
+        self.lookups.append(table)
+        d = self.d
+        # the event's side of each key as text, in a column of its own (a JOIN condition compares columns)
+        left = [text(d, self.field(self.name_of(log_field), self.path_of(log_field))) for _, log_field in pairs]
+        key_cols = [f"_lk{n}q{i}" for i in range(len(left))]
+        self._cte(f"SELECT *, {', '.join(f'{e.sql} AS {c}' for e, c in zip(left, key_cols))} FROM {{prev}}",
+                  [p for e in left for p in e.params])
+        # the table's side: one row per key, the first record in file order
+        first_row = d.arg_at("arg_min", "row", "row_no")
+        selects = [f"{d.json_text('row', '?')} AS _lk{n}k{i}" for i in range(len(table_keys))]
+        selects += [f"{d.json_text(first_row, '?')} AS _lk{n}v{j}" for j in range(len(outputs))]
+        params: list[Any] = [_json_path([k]) for k in table_keys] + [_json_path([o]) for o in outputs]
+        matched = (f"SELECT {', '.join(selects)}, 1 AS _lk{n}hit FROM lk{n} "
+                   f"GROUP BY {', '.join(f'_lk{n}k{i}' for i in range(len(table_keys)))}")
+        on = " AND ".join(f"p.{c} = m._lk{n}k{i}" for i, c in enumerate(key_cols))
+        added = []
+        for j, name in enumerate(outputs):
+            added.append(f"CASE WHEN m._lk{n}hit = 1 THEN m._lk{n}v{j} END AS {quote(self._new_column(name, 'any'))}")
+        self._cte(f"SELECT p.*, {', '.join(added)} FROM {{prev}} AS p LEFT JOIN ({matched}) AS m ON {on}", params)
+        if self.display is None:
+            shown = self.fields_seen or ["@timestamp", "@message"]
+            self.fields_seen = shown + [o for o in outputs if o not in shown]
+        else:
+            self.display += [o for o in outputs if o not in self.display]
+
     def cmd_unnest(self, node: Tree) -> None:
         """``unnest list into item``: one event per item of a JSON list (from `jsonParse`); a value that is no
         list is a list of one, as AWS documents. ``item`` shows the item's value; ``item.key`` looks into it."""
@@ -732,6 +799,11 @@ class _Compiler:
 
     def compile(self, tree: Tree, default_limit: int | None) -> Compiled:
         kinds = [c.data for c in tree.children]
+        if "anomaly" in kinds:
+            at = kinds.index("anomaly")
+            if at == 0 or kinds[at - 1] != "pattern" or kinds.count("anomaly") > 1 or "diff" in kinds:
+                raise QueryError("anomaly has to follow pattern, as in pattern @message | anomaly (and not go with diff)")
+            self.diff, self.anomaly = "previous", True
         if "diff" in kinds:
             at = kinds.index("diff")
             if at == 0 or kinds[at - 1] != "pattern" or kinds.count("diff") > 1:
@@ -784,7 +856,7 @@ class _Compiler:
             self.params += params
             select, params = self._totals_row(shown, order), []
         return Compiled(self.text, self.ctes, self.params, select, params, self.matched_cte, shown, limit, self.is_stats,
-                        self.d.name, self.source_selection, self.diff)
+                        self.d.name, self.source_selection, self.diff, tuple(self.lookups))
 
 
 def _bare(node: Any) -> Any:
@@ -854,8 +926,10 @@ def _check_regex(body: str, raw: str) -> None:
         raise QueryError(f"invalid regular expression {raw}: {exc}") from None
 
 
-def compile_query(text: str, default_limit: int | None = None, dialect: str = "duckdb") -> Compiled:
-    """``text`` compiled for the store whose dialect is ``dialect``; `QueryError` says what is wrong."""
+def compile_query(text: str, default_limit: int | None = None, dialect: str = "duckdb",
+                  lookup_fields: LookupFields | None = None) -> Compiled:
+    """``text`` compiled for the store whose dialect is ``dialect``; `QueryError` says what is wrong.
+    ``lookup_fields`` names the columns of the environment's lookup tables (the ``lookup`` command)."""
     if not re.sub(r"#[^\n]*", "", text).strip():
         raise QueryError("the query is empty: write at least one command, such as fields @timestamp, @message")
     try:
@@ -879,7 +953,15 @@ def compile_query(text: str, default_limit: int | None = None, dialect: str = "d
     terms = sum(1 for _ in tree.iter_subtrees())
     if terms > MAX_TERMS:
         raise QueryError(f"the query is too complex: {terms} terms, at most {MAX_TERMS} are accepted")
-    return _Compiler(text, log_dialect_for(dialect)).compile(tree, default_limit)
+    return _Compiler(text, log_dialect_for(dialect), lookup_fields).compile(tree, default_limit)
+
+
+def fields_of_lookup_tables(logs: Any, env: str) -> LookupFields:
+    """`LookupFields` for ``env`` from a log store (its `lookup_table`)."""
+    def fields(name: str) -> tuple[str, ...] | None:
+        table = logs.lookup_table(env, name)
+        return table.fields if table is not None else None
+    return fields
 
 
 def _unsupported_command(text: str) -> str | None:
@@ -942,7 +1024,11 @@ def to_sql(c: Compiled, env: str, groups: list[str], start_s: int, end_s: int) -
     d = log_dialect_for(c.dialect)
     compared = compared_window(c.diff, start_s, end_s) if c.diff else None
     base, base_params = base_cte(d, env, groups, start_s, end_s, compared)
-    with_ = "WITH " + ", ".join([base] + c.ctes) + " "
+    # the records of each lookup table the query joins, by the environment's table name
+    lookups = [f"lk{i} AS (SELECT row_no, row FROM lookup_rows WHERE _env = ? AND lookup_table = ?)"
+               for i in range(len(c.lookups))]
+    base_params = base_params + [p for name in c.lookups for p in (env, name)]
+    with_ = "WITH " + ", ".join([base] + lookups + c.ctes) + " "
     results = with_ + c.select
     counts = (with_ + f"SELECT (SELECT count(*) FROM c0) AS scanned, (SELECT count(*) FROM {c.matched_cte}) AS matched, "
               f"(SELECT coalesce(sum({d.text_length('msg')}), 0) FROM c0) AS size")

@@ -145,7 +145,7 @@ def _json_value(v: Any) -> Any:
 
 def insights_run(logs: LogStore, env: str, text: str, groups: list[str], start_s: int, end_s: int) -> dict[str, Any]:
     """Run a Logs Insights query now (compiled for the store's dialect, as StartQuery does); rows as JSON values."""
-    compiled = insights.compile_query(text, None, logs.dialect)
+    compiled = insights.compile_query(text, None, logs.dialect, insights.fields_of_lookup_tables(logs, env))
     sql, params, counts_sql, counts_params = insights.to_sql(compiled, env, groups, start_s, end_s)
     table = logs.query(sql, params)
     counts = logs.query(counts_sql, counts_params).to_pylist()[0]

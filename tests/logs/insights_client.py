@@ -8,10 +8,10 @@ from typing import Any
 WINDOW = {"startTime": 0, "endTime": 4_000_000_000}
 
 
-def query(logs: Any, group: str | None, text: str) -> list[dict[str, str]]:
+def query(logs: Any, group: str | None, text: str, window: dict[str, int] = WINDOW) -> list[dict[str, str]]:
     """The result rows as {field: value}, without @ptr; fails the test unless the query completes.
     With no ``group``, the query selects its log groups itself (``SOURCE``)."""
-    q = logs.start_query(queryString=text, **({"logGroupName": group} if group else {}), **WINDOW)
+    q = logs.start_query(queryString=text, **({"logGroupName": group} if group else {}), **window)
     deadline = time.monotonic() + 30
     while (r := logs.get_query_results(queryId=q["queryId"]))["status"] in ("Scheduled", "Running"):
         assert time.monotonic() < deadline, f"query still running: {text}"
@@ -29,3 +29,15 @@ def put(logs: Any, group: str, messages: list[str], stream: str = "s", start_ms:
                             logEvents=[{"timestamp": t0 + i, "message": m} for i, m in enumerate(messages)])
     assert "rejectedLogEventsInfo" not in r
     return t0
+
+
+def put_last_two_hours(logs: Any, group: str, before: list[str], now: list[str]) -> int:
+    """``before`` in the hour before the last whole hour and ``now`` in the last whole hour, a minute apart;
+    returns the start of the last whole hour (a query window for patterns compared with their previous period)."""
+    hour = int(time.time()) // 3600 * 3600 - 3600
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName="s")
+    events = [{"timestamp": (hour - 3600 + 60 * i) * 1000, "message": m} for i, m in enumerate(before)]
+    events += [{"timestamp": (hour + 60 * i) * 1000, "message": m} for i, m in enumerate(now)]
+    logs.put_log_events(logGroupName=group, logStreamName="s", logEvents=events)
+    return hour

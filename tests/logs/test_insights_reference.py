@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
@@ -18,7 +17,7 @@ from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
 from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 
-from tests.logs.insights_client import put, query
+from tests.logs.insights_client import put, put_last_two_hours, query
 from tests.stores import STORES, StoreServer, Tenant, running
 
 
@@ -212,17 +211,6 @@ def test_discovered_fields_of_every_event(logs: Any, orders: list[dict[str, Any]
     assert row == {"@log": "000000000000:orders", "@logStream": "s", "ingested": "1", "timed": "1"}
 
 
-@pytest.mark.parametrize("text,named", [
-    ("pattern @message | anomaly", "anomaly"),
-    ("fields x | lookup owners x OUTPUT team", "lookup"),
-])
-def test_commands_apiary_lacks_are_refused_by_name(logs: Any, text: str, named: str) -> None:
-    """Commands of the reference Apiary does not run answer AWS's MalformedQueryException, naming the command."""
-    logs.create_log_group(logGroupName="any")
-    with pytest.raises(logs.exceptions.MalformedQueryException, match=f"the {named} command is not supported"):
-        logs.start_query(logGroupName="any", startTime=0, endTime=1, queryString=text)
-
-
 def test_parse_numeric_general_and_json_functions(logs: Any) -> None:
     """CWL_QuerySyntax-Parse (a regular expression with named groups), and the numeric, general and JSON
     function groups of CWL_QuerySyntax-operations-functions."""
@@ -363,22 +351,13 @@ def test_addtotals_adds_row_and_column_totals(logs: Any) -> None:
 def test_diff_compares_patterns_with_the_previous_period(logs: Any) -> None:
     """CWL_QuerySyntax-Diff and CWL_AnalyzeLogData_Compare: the patterns of the query's window beside their counts
     in the window just before it (or a day, week or month back); diff follows pattern."""
-    hour = int(datetime.now(timezone.utc).timestamp()) // 3600 * 3600 - 3600  # the last whole hour
     before = ["[ERROR] card 4111 declined"] * 2 + ["[INFO] Request time: %d ms" % n for n in (5, 7, 9)]
     now = ["[ERROR] card 5500 declined"] + ["[INFO] Request time: %d ms" % n for n in (3, 4, 8)] + \
         ["[WARN] disk 91% full", "[WARN] disk 97% full"]
-    logs.create_log_group(logGroupName="shop")
-    logs.create_log_stream(logGroupName="shop", logStreamName="s")
-    events = [{"timestamp": (hour - 3600 + 60 * i) * 1000, "message": m} for i, m in enumerate(before)]
-    events += [{"timestamp": (hour + 60 * i) * 1000, "message": m} for i, m in enumerate(now)]
-    logs.put_log_events(logGroupName="shop", logStreamName="s", logEvents=events)
+    hour = put_last_two_hours(logs, "shop", before, now)
 
     def run(text: str) -> list[dict[str, str]]:
-        q = logs.start_query(logGroupName="shop", queryString=text, startTime=hour, endTime=hour + 3599)
-        while (r := logs.get_query_results(queryId=q["queryId"]))["status"] == "Running":
-            time.sleep(0.05)
-        assert r["status"] == "Complete", r
-        return [{f["field"]: f["value"] for f in row} for row in r["results"]]
+        return query(logs, "shop", text, {"startTime": hour, "endTime": hour + 3599})
 
     assert run("pattern @message | diff") == [
         {"@pattern": "[INFO] Request time: <*> ms", "@ratio": "0.50", "@sampleCount": "3", "@severityLabel": "Info",
