@@ -504,11 +504,20 @@ class _Compiler:
         n = len(self.lookups)
         self.lookups.append(table)
         d = self.d
-        # the event's side of each key as text, in a column of its own (a JOIN condition compares columns)
+        # the event's side of each key as text, in a column (a JOIN condition compares columns): a field is one
+        # already; anything else is computed into one
         left = [text(d, self.field(self.name_of(log_field), self.path_of(log_field))) for _, log_field in pairs]
-        key_cols = [f"_lk{n}q{i}" for i in range(len(left))]
-        self._cte(f"SELECT *, {', '.join(f'{e.sql} AS {c}' for e, c in zip(left, key_cols))} FROM {{prev}}",
-                  [p for e in left for p in e.params])
+        key_cols: list[str] = []
+        computed: list[tuple[_Expr, str]] = []
+        for i, e in enumerate(left):
+            if not e.params and re.fullmatch(r'"(?:[^"]|"")+"', e.sql):
+                key_cols.append(e.sql)
+            else:
+                key_cols.append(f"_lk{n}q{i}")
+                computed.append((e, key_cols[-1]))
+        if computed:
+            self._cte(f"SELECT *, {', '.join(f'{e.sql} AS {c}' for e, c in computed)} FROM {{prev}}",
+                      [p for e, _ in computed for p in e.params])
         # the table's side: one row per key, the first record in file order
         first_row = d.arg_at("arg_min", "row", "row_no")
         selects = [f"{d.json_text('row', '?')} AS _lk{n}k{i}" for i in range(len(table_keys))]

@@ -62,7 +62,7 @@ class Parsed:
 
 def parse_csv(body: str) -> Parsed:
     """The header row names the columns (each once, none empty); every record has as many values as the header."""
-    size = len(body.encode("utf-8"))
+    size = len(body.encode("utf-8"))  # a lone surrogate never gets here: the request's JSON refused it
     if size > MAX_BODY_BYTES:
         raise BadTable(f"tableBody is {size} bytes; a lookup table holds at most {MAX_BODY_BYTES} bytes of CSV")
     try:

@@ -69,6 +69,7 @@ def test_lookup_table_api_round_trip(logs: Any) -> None:
     ({"lookupTableName": "t", "tableBody": "a,b\n1\n"}, "InvalidParameterException", "line 2"),
     ({"lookupTableName": "t", "tableBody": "a,a\n1,2\n"}, "InvalidParameterException", "twice"),
     ({"lookupTableName": "t", "tableBody": ",b\n1,2\n"}, "InvalidParameterException", "needs a name"),
+    ({"lookupTableName": "t", "tableBody": "a\n\ud800\n"}, "SerializationException", "surrogate"),
     ({"lookupTableName": "t", "tableBody": "a\n1\n", "kmsKeyId": "arn:aws:kms:k"}, "InvalidParameterException", "KMS"),
     ({"lookupTableName": "t", "tableBody": "a\n1\n", "tags": {"team": "x"}}, "InvalidParameterException", "tags"),
     ({"lookupTableName": "t", "queryId": "no-such-query"}, "ResourceNotFoundException", "Query does not exist"),
