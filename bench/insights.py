@@ -24,6 +24,7 @@ from typing import Any, Callable
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from apiary.query import insights  # noqa: E402
+from apiary.store.lookup_tables import LookupTable, parse_csv  # noqa: E402
 from bench.timing import interleaved_medians_ms  # noqa: E402
 
 ENV, GROUP = "bench", "app"
@@ -67,6 +68,25 @@ QUERIES: dict[str, tuple[str, str, str]] = {
         "SELECT max(`timestamp`) AS ts, argMax(message, `timestamp`), argMax(seq, `timestamp`) FROM logs "
         "WHERE {where} AND JSON_VALUE(message, '$.level') != '' GROUP BY JSON_VALUE(message, '$.level') "
         "ORDER BY ts DESC LIMIT 10"),
+    "lookup": (
+        "lookup users id as user.id OUTPUT team | stats count(*) as n by team",
+        "SELECT u.team, count(*) FROM (SELECT coalesce(CASE WHEN starts_with(message, '{{') AND json_valid(message) "
+        "THEN json_extract_string(message, '$.user.id') END, json_extract_string(attributes, '$.\"user.id\"')) AS k "
+        "FROM logs WHERE {where}) AS l LEFT JOIN (SELECT json_extract_string(row, '$.id') AS id, "
+        "json_extract_string(row, '$.team') AS team FROM lookup_rows WHERE _env = 'bench' AND lookup_table = 'users') "
+        "AS u ON l.k = u.id GROUP BY 1 ORDER BY 1",
+        "SELECT u.team, count(*) FROM (SELECT coalesce(nullIf(JSON_VALUE(message, '$.user.id'), ''), "
+        "nullIf(JSON_VALUE(attributes, '$.\"user.id\"'), '')) AS k FROM logs WHERE {where}) AS l LEFT JOIN "
+        "(SELECT JSON_VALUE(row, '$.id') AS id, JSON_VALUE(row, '$.team') AS team FROM lookup_rows "
+        "WHERE _env = 'bench' AND lookup_table = 'users') AS u ON l.k = u.id GROUP BY 1 ORDER BY 1"),
+    "anomaly": (
+        "pattern @message | anomaly",
+        "SELECT regexp_replace(message, '[A-Za-z0-9_.:+-]*[0-9][A-Za-z0-9_.:+-]*', '<*>', 'g') AS p, "
+        "count(*) FILTER (WHERE {now}) AS n0, count(*) FILTER (WHERE NOT ({now})) AS n1 "
+        "FROM logs WHERE {where_both} GROUP BY 1 ORDER BY 2 DESC",
+        "SELECT replaceRegexpAll(message, '[A-Za-z0-9_.:+-]*[0-9][A-Za-z0-9_.:+-]*', '<*>') AS p, "
+        "countIf({now}) AS n0, countIf(NOT ({now})) AS n1 "
+        "FROM logs WHERE {where_both} GROUP BY 1 ORDER BY 2 DESC"),
     "pattern": (
         "pattern @message",
         "SELECT regexp_replace(message, '[A-Za-z0-9_.:+-]*[0-9][A-Za-z0-9_.:+-]*', '<*>', 'g') AS p, count(*) "
@@ -133,6 +153,17 @@ def fill_clickhouse(tmp: Path, n: int, start_us: int) -> tuple[Any, Callable[[st
     return store, raw, close
 
 
+#: The lookup table of the `lookup` query: each of the 50 user ids of the events, one team per five of them.
+USERS_CSV = "id,team\n" + "".join(f"u{i},team{i // 5}\n" for i in range(50))
+
+
+def add_lookup_table(store: Any) -> None:
+    """``users`` in the bench environment, through the store's own write path (as CreateLookupTable does)."""
+    parsed = parse_csv(USERS_CSV)
+    table = LookupTable("users", "", parsed.fields, len(parsed.rows), parsed.size_bytes, 0)
+    asyncio.run(store.put_lookup_table(ENV, table, USERS_CSV, parsed))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=1_000_000)
@@ -149,25 +180,31 @@ def main() -> None:
             t = time.perf_counter()
             fill = fill_duckdb if name == "duckdb" else fill_clickhouse
             store, raw, close = fill(Path(tmp_name), args.events, start_s * 1_000_000)
+            add_lookup_table(store)
             print(f"\n{name}: filled in {time.perf_counter() - t:.1f} s")
             ts = '"timestamp"' if name == "duckdb" else "`timestamp`"
-            if name == "duckdb":
-                where = (f"_env = '{ENV}' AND log_group = '{GROUP}' AND {ts} >= make_timestamp({start_s * 1_000_000}) "
-                         f"AND {ts} <= make_timestamp({end_s * 1_000_000 + 999_999})")
-            else:
-                where = (f"_env = '{ENV}' AND log_group = '{GROUP}' AND {ts} >= fromUnixTimestamp64Micro("
-                         f"toInt64({start_s * 1_000_000}), 'UTC') AND {ts} <= fromUnixTimestamp64Micro("
-                         f"toInt64({end_s * 1_000_000 + 999_999}), 'UTC')")
+
+            def at(us: int) -> str:
+                return (f"make_timestamp({us})" if name == "duckdb" else
+                        f"fromUnixTimestamp64Micro(toInt64({us}), 'UTC')")
+            where = (f"_env = '{ENV}' AND log_group = '{GROUP}' AND {ts} >= {at(start_s * 1_000_000)} "
+                     f"AND {ts} <= {at(end_s * 1_000_000 + 999_999)}")
+            # `anomaly` reads the window before the query's too (its baseline)
+            before_s = start_s - (end_s - start_s + 1)
+            where_both = (f"_env = '{ENV}' AND log_group = '{GROUP}' AND {ts} >= {at(before_s * 1_000_000)} "
+                          f"AND {ts} <= {at(end_s * 1_000_000 + 999_999)}")
+            now = f"{ts} >= {at(start_s * 1_000_000)}"
             print(f"{'query':16}{'Insights ms':>13}{'SQL ms':>10}{'ratio':>8}")
             try:
                 for label, (text, duck_sql, ch_sql) in QUERIES.items():
                     if args.only and label not in args.only.split(","):
                         continue
                     def via_insights(text: str = text) -> Any:
-                        compiled = insights.compile_query(text, None, store.dialect)
+                        compiled = insights.compile_query(text, None, store.dialect,
+                                                          insights.fields_of_lookup_tables(store, ENV))
                         sql, params, _, _ = insights.to_sql(compiled, ENV, [GROUP], start_s, end_s)
                         return store.query(sql, params)
-                    hand = (duck_sql if name == "duckdb" else ch_sql).format(where=where)
+                    hand = (duck_sql if name == "duckdb" else ch_sql).format(where=where, where_both=where_both, now=now)
                     mine, theirs = interleaved_medians_ms([via_insights, lambda hand=hand: raw(hand)], args.runs)
                     print(f"{label:16}{mine:13.1f}{theirs:10.1f}{mine / theirs:7.2f}x")
             finally:

@@ -15,8 +15,9 @@ names become quoted identifiers.
 The pipeline of CTEs does not fit the span plan (``apiary/query/plan.py``),
 which has one scan and one grouping; the functions whose spelling differs
 between DuckDB and ClickHouse come from `LogDialect`. The SQL only ever
-reads the ``logs`` table. Running a query (the job registry behind
-``StartQuery``/``GetQueryResults``) is the CloudWatch receiver's.
+reads the ``logs`` table, and ``lookup_rows`` for the ``lookup`` command.
+Running a query (the job registry behind ``StartQuery``/``GetQueryResults``)
+is the CloudWatch receiver's.
 """
 
 from __future__ import annotations
@@ -119,7 +120,6 @@ class _Compiler:
         self.d = dialect
         self.lookup_fields = lookup_fields
         self.lookups: list[str] = []
-        self.anomaly = False
         self.ctes: list[str] = []
         self.params: list[Any] = []
         self.columns: dict[str, str] = {k: v[0] for k, v in BUILTINS.items()}  # user name -> physical column
@@ -812,7 +812,7 @@ class _Compiler:
             at = kinds.index("anomaly")
             if at == 0 or kinds[at - 1] != "pattern" or kinds.count("anomaly") > 1 or "diff" in kinds:
                 raise QueryError("anomaly has to follow pattern, as in pattern @message | anomaly (and not go with diff)")
-            self.diff, self.anomaly = "previous", True
+            self.diff = "previous"  # the pattern before it counts the baseline window too
         if "diff" in kinds:
             at = kinds.index("diff")
             if at == 0 or kinds[at - 1] != "pattern" or kinds.count("diff") > 1:
