@@ -182,3 +182,10 @@ def test_what_json_cannot_say_is_refused_by_name(traces: Any) -> None:
     for keyword in ("first", "last", "index > 1"):
         assert keyword.split()[0] in refused(traces, keyword)
         assert keyword.split()[0] in refused(traces, f'service("api") {{ {keyword} }}')
+
+
+def test_a_groups_root_cause_expression_draws_its_graph(traces: Any) -> None:
+    # "Using filter expressions with groups": a group's traces are the ones its expression selects.
+    traces.create_group(GroupName="deep-causes", FilterExpression='rootcause.fault.service { last and name = "s7" }')
+    graph = traces.get_service_graph(StartTime=NOW - 600, EndTime=NOW + 60, GroupName="deep-causes")["Services"]
+    assert {s["Name"] for s in graph if s["Type"] != "client"} == {f"s{i}" for i in range(8) if i != 3} | {"Auth"}
