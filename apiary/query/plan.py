@@ -102,8 +102,9 @@ class RootCausePath:
     ``holds``, an element on its path satisfying it. A root cause's path is the chain of spans from the trace's
     root down to the root-cause span, read as X-Ray's summaries list it: services in order (``svc_index``,
     ``svc_last``), each with its entity path (``ent_index``, ``ent_last``), and the entities of the whole path
-    (``path_index``, ``path_last``); ``holds`` read those `SpanValue`s beside the span's own. One condition is a keyword block (``rootcause.fault.service { last }``); several
-    describe one root cause's whole shape (``rootcause.json``)."""
+    (``path_index``, ``path_last``); ``holds`` read those `SpanValue`s beside the span's own. One condition is a
+    keyword block (``rootcause.fault.service { last }``); several describe one root cause's whole shape
+    (``rootcause.json``)."""
 
     kinds: tuple[str, ...]
     holds: tuple["Expr", ...]

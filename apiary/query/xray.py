@@ -14,12 +14,12 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Sequence
 
 from apiary.query.plan import (
-    BOOLEAN, FLOAT, ROOT_CAUSE_KINDS, STRING, Call, Expr, Group, InList, Literal, PerTrace, RootCausePath, SpanQuery, SpanValue,
-    TraceGraph, TraceQuery, TraceRows, TraceSeries,
+    BOOLEAN, FLOAT, ROOT_CAUSE_KINDS, STRING, Call, Expr, Group, InList, Literal, PerTrace, RootCausePath, SpanQuery,
+    SpanValue, TraceGraph, TraceQuery, TraceRows, TraceSeries,
 )
 from apiary.query.planner import Catalogue
-from apiary.query.xray_filter import (And, Compare, Edge, Everything, Flag, GroupRef, Node, Not, Or, RootCause, RootCauseJson,
-                                      Service)
+from apiary.query.xray_filter import (And, Compare, Edge, Everything, Flag, GroupRef, Node, Not, Or, RootCause,
+                                      RootCauseJson, Service)
 from apiary.store.base import Store
 
 #: Spans of a trace may start after the window that holds the trace's start.
@@ -261,8 +261,9 @@ class Compiler:
         matches: list[Expr] = []
         for cause in node.causes:
             services = cause.get("Services", [])
-            holds: list[Expr] = [_b("and", _b("eq", _value("svc_index", FLOAT), Literal(float(len(services) - 1), FLOAT)),
-                                    _value("svc_last", BOOLEAN))] if services else []
+            last = Literal(float(len(services) - 1), FLOAT)
+            holds: list[Expr] = [_b("and", _b("eq", _value("svc_index", FLOAT), last), _value("svc_last", BOOLEAN))] \
+                if services else []
             for i, service in enumerate(services):
                 at = _b("eq", _value("svc_index", FLOAT), Literal(float(i), FLOAT))
                 terms = [at, *self._service_fields(service)]

@@ -19,8 +19,8 @@ from apiary.query.dialects.base import epoch_us
 from apiary.query.dialects.clickhouse import ClickHouseRender
 from apiary.query.dialects.duckdb import DuckDBRender
 from apiary.query.dialects.traces import span_rows
-from apiary.query.plan import (ROOT_CAUSE_KINDS, Column, Expr, InList, Literal, PerTrace, RootCausePath, SpanValue, TraceGraph, TraceQuery,
-                               TraceRows, TraceSeries)
+from apiary.query.plan import (ROOT_CAUSE_KINDS, Column, Expr, InList, Literal, PerTrace, RootCausePath, SpanValue,
+                               TraceGraph, TraceQuery, TraceRows, TraceSeries)
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 #: The spans a graph node counts: those entering it, from no parent or from another node.
@@ -122,7 +122,8 @@ class XRaySQL(ABC):
             t_columns.append("_root_ms")
         kinds = sorted(set().union(*(root_cause_kinds(e) for e in reads)))
         paths = self.root_cause_paths(kinds, t_columns) if kinds else ""
-        return (f"WITH {'RECURSIVE ' if kinds else ''}r AS (SELECT *, {', '.join(derived)} FROM ({latest}) AS s1 WHERE _n = 1), "
+        recursive = "RECURSIVE " if kinds else ""
+        return (f"WITH {recursive}r AS (SELECT *, {', '.join(derived)} FROM ({latest}) AS s1 WHERE _n = 1), "
                 f"kids AS (SELECT _tid AS _ktid, _pid AS _kpid, {self.any_true('_fault')} AS _kfault, "
                 f"{self.any_true('_error')} AS _kerror FROM r WHERE _pid IS NOT NULL GROUP BY _tid, _pid), "
                 f"j AS (SELECT {', '.join(f'c.{name} AS {name}' for name in own)}, p._service AS _parent_service, "
@@ -135,17 +136,20 @@ class XRaySQL(ABC):
 
     def root_cause_paths(self, kinds: Sequence[str], t_columns: Sequence[str]) -> str:
         """``WITH`` clauses after ``t`` ending in ``rcp``: a row per (root cause, span on its path) -- the root cause
-        (``_rc_kind``: its kind's place in `ROOT_CAUSE_KINDS`, ``_rc``: its span id), the path span's columns of ``t``, and where
-        the span stands in the root cause as X-Ray lists it: ``_svc_index`` (its service's place in the services,
-        the root's first), ``_ent_index`` (its place in that service's entity path), ``_svc_last``, ``_ent_last``;
+        (``_rc_kind``: its kind's place in `ROOT_CAUSE_KINDS`, ``_rc``: its span id), the path span's columns of
+        ``t``, and where the span stands in the root cause as X-Ray lists it: ``_svc_index`` (its service's place in
+        the services, the root's first), ``_ent_index`` (its place in that service's entity path), ``_svc_last``,
+        ``_ent_last``;
         and in the whole path: ``_path_index`` (the root 0), ``_path_last`` (the root-cause span itself).
         The path is climbed from each root cause to the root (or to a span whose parent is missing), 256 spans
         at most."""
         seeds = " UNION ALL ".join(
             f"SELECT _tid AS _atid, {ROOT_CAUSE_KINDS.index(k)} AS _akind, _sid AS _arc, _sid AS _aat, _pid AS _anext, "
             f"0 AS _aup FROM t WHERE {_ROOT_CAUSE_SPANS[k]}" for k in kinds)
+        # Climbed over ``r`` (the spans, before their joins): ClickHouse evaluates a WITH clause at every reference,
+        # and the climb refers to it once a step.
         climb = ("SELECT a._atid, a._akind, a._arc, p._sid, p._pid, a._aup + 1 FROM anc AS a "
-                 "JOIN t AS p ON p._tid = a._atid AND p._sid = a._anext WHERE a._aup < 255")
+                 "JOIN r AS p ON p._tid = a._atid AND p._sid = a._anext WHERE a._aup < 255")
         path = "PARTITION BY _tid, _rc_kind, _rc"
         enters = f"CASE WHEN {_ENTERS_NODE} THEN 1 ELSE 0 END"
         # The seeds in a subquery of their own: ClickHouse reads every part after a recursive CTE's first as recursive.

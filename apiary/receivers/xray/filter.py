@@ -18,8 +18,8 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, VisitError
 
 from apiary.input_limits import InputError, check_expression
-from apiary.query.xray_filter import (And, Compare, Edge, Everything, Flag, GroupRef, Node, Not, Or, RootCause, RootCauseJson,
-                                      Service)
+from apiary.query.xray_filter import (And, Compare, Edge, Everything, Flag, GroupRef, Node, Not, Or, RootCause,
+                                      RootCauseJson, Service)
 
 MAX_LENGTH = 2000
 
