@@ -9,7 +9,8 @@ Phases, each bounded:
    (sent - received = lost in the kernel).
 2. Fill: PutTraceSegments (500 documents a call) up to ``--total`` segments.
 3. GetTraceSummaries over the whole window, no filter, with
-   ``service("svc-3") AND http.status >= 500`` and ``service("svc-3") { fault }``,
+   ``service("svc-3") AND http.status >= 500``, ``service("svc-3") { fault }`` and a root-cause block (`ROOT_CAUSE`,
+   also timed beside ``service("svc-3") { fault }`` alone),
    GetServiceGraph and GetTimeSeriesServiceStatistics (``service("svc-3")``, per minute), ``--calls`` each,
    every server in turn within each round: medians.
    The same calls against ``moto_server`` (X-Ray mocked in memory, started
@@ -70,6 +71,10 @@ def segment(rng: random.Random, now: float) -> dict[str, Any]:
         "subsegments": [{"id": f"{rng.getrandbits(64):016x}", "name": n, "start_time": start + 0.001,
                          "end_time": start + 0.001 + dur / 2, "namespace": "remote"} for n in ("postgres", "mock-data")],
     }
+
+
+#: A root-cause keyword block with the enumerated-list keywords: the path of every fault climbed to its entry point.
+ROOT_CAUSE = 'rootcause.fault.service { last and name = "svc-3" and index = 0 }'
 
 
 def client(url: str, key: str) -> Any:
@@ -169,7 +174,7 @@ def main() -> None:
     ap.add_argument("--baseline", type=Path, help="an earlier Apiary source tree to time beside this one (on the same store)")
     args = ap.parse_args()
     rng = random.Random(42)
-    expressions = [None, 'service("svc-3") AND http.status >= 500', 'service("svc-3") { fault }']
+    expressions = [None, 'service("svc-3") AND http.status >= 500', 'service("svc-3") { fault }', ROOT_CAUSE]
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         udp_port = free_port()
@@ -236,6 +241,12 @@ def main() -> None:
                                                          args.calls)
             print(f"GetTimeSeriesServiceStatistics p50 {series_ms:.1f} ms | GetServiceGraph p50 {graph_ms:.1f} ms | "
                   f"on apiary ({args.store}) over {held} segments: series/graph {series_ms / graph_ms:.2f}x", flush=True)
+            # A root cause's path is climbed span by span (a recursive statement): beside the one-level block.
+            block_ms, path_ms = interleaved_medians_ms([lambda: summaries(xray, 'service("svc-3") { fault }'),
+                                                        lambda: summaries(xray, ROOT_CAUSE)], args.calls)
+            print(f"GetTraceSummaries {ROOT_CAUSE} p50 {path_ms:.1f} ms | service(\"svc-3\") {{ fault }} p50 "
+                  f"{block_ms:.1f} ms | on apiary ({args.store}) over {held} segments: root cause/block "
+                  f"{path_ms / block_ms:.2f}x", flush=True)
         finally:
             if moto is not None:
                 moto.terminate()

@@ -92,6 +92,25 @@ class PerTrace:
     type: str
 
 
+#: The kinds of root cause X-Ray's filter expressions name (``rootcause.<kind>.*``).
+ROOT_CAUSE_KINDS = ("fault", "error", "responsetime")
+
+
+@dataclass(frozen=True)
+class RootCausePath:
+    """Per trace: some root cause of one of ``kinds`` (``fault``, ``error``, ``responsetime``) has, for each of
+    ``holds``, an element on its path satisfying it. A root cause's path is the chain of spans from the trace's
+    root down to the root-cause span, read as X-Ray's summaries list it: services in order (``svc_index``,
+    ``svc_last``), each with its entity path (``ent_index``, ``ent_last``), and the entities of the whole path
+    (``path_index``, ``path_last``); ``holds`` read those `SpanValue`s beside the span's own. One condition is a
+    keyword block (``rootcause.fault.service { last }``); several describe one root cause's whole shape
+    (``rootcause.json``)."""
+
+    kinds: tuple[str, ...]
+    holds: tuple["Expr", ...]
+    type: str = BOOLEAN
+
+
 @dataclass(frozen=True)
 class Related:
     """A value a span query reads off another span of each row's trace (Honeycomb's relational fields): entry
@@ -104,7 +123,7 @@ class Related:
     type: str
 
 
-Expr = Union[Column, Literal, Call, InList, SpanValue, PerTrace, Related]
+Expr = Union[Column, Literal, Call, InList, SpanValue, PerTrace, RootCausePath, Related]
 
 
 #: How a row's span finds its related spans: ``trace`` (every span of its trace), ``parent`` (its direct parent),

@@ -14,11 +14,12 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Sequence
 
 from apiary.query.plan import (
-    BOOLEAN, FLOAT, STRING, Call, Expr, Group, InList, Literal, PerTrace, SpanQuery, SpanValue,
-    TraceGraph, TraceQuery, TraceRows, TraceSeries,
+    BOOLEAN, FLOAT, ROOT_CAUSE_KINDS, STRING, Call, Expr, Group, InList, Literal, PerTrace, RootCausePath, SpanQuery,
+    SpanValue, TraceGraph, TraceQuery, TraceRows, TraceSeries,
 )
 from apiary.query.planner import Catalogue
-from apiary.query.xray_filter import And, Compare, Edge, Everything, Flag, GroupRef, Node, Not, Or, RootCause, Service
+from apiary.query.xray_filter import (And, Compare, Edge, Everything, Flag, GroupRef, Node, Not, Or, RootCause,
+                                      RootCauseJson, Service)
 from apiary.store.base import Store
 
 #: Spans of a trace may start after the window that holds the trace's start.
@@ -126,7 +127,11 @@ class Compiler:
             return _b("or", self._trace(node.left), self._trace(node.right))
         if isinstance(node, Not):
             return _b("not", self._trace(node.operand))
-        if isinstance(node, (Service, Edge, RootCause)):
+        if isinstance(node, RootCause):
+            return self.root_cause(node)
+        if isinstance(node, RootCauseJson):
+            return self.root_cause_json(node)
+        if isinstance(node, (Service, Edge)):
             return _any(self.span(node, "trace"))
         if isinstance(node, GroupRef):
             raise ValueError("group references are resolved before compiling")
@@ -204,15 +209,15 @@ class Compiler:
             if node.inner is not None:
                 parts.append(_false(self.span(node.inner, "edge")))
             return _all(parts)
-        if isinstance(node, RootCause):
-            return _b("and", self._root_cause(node.kind), _false(self.span(node.inner, f"rootcause.{node.kind}.{node.level}")))
+        if isinstance(node, (RootCause, RootCauseJson)):
+            raise ValueError("root causes are judged per trace, not inside braces")
         if isinstance(node, GroupRef):
             raise ValueError("group references are resolved before compiling")
         if isinstance(node, Flag):
             return self._span_flag(node.key, scope=scope)
         if node.key in ("responsetime", "duration"):
             return self._compare(self.response_time(), node)
-        if node.key in FLAG_NAMES or node.key in ("inferred", "root", "remote"):
+        if node.key in FLAG_NAMES or node.key in ("inferred", "root", "remote", "first", "last"):
             flag = self._span_flag(node.key, scope=scope)
             return flag if (node.op == "=") == bool(node.value) else _b("not", flag)
         if node.key.startswith("annotation."):
@@ -233,14 +238,90 @@ class Compiler:
             return self.attribute("exception.message", STRING)
         if key == "coverage":
             return Call("div", (_value("duration_ms", FLOAT), _value("root_ms", FLOAT)), FLOAT)
+        if key == "index":
+            return self._place(scope)
         name, typ = KEYWORD_ATTRIBUTES[key]
         return self.attribute(name, typ)
 
-    def _root_cause(self, kind: str) -> Expr:
-        if kind == "responsetime":
-            return _false(_value("leaf", BOOLEAN))
-        flag, child = ("fault", "child_fault") if kind == "fault" else ("error", "child_error")
-        return _b("and", _value(flag, BOOLEAN), _b("not", _false(_value(child, BOOLEAN))))
+    # -- root causes ---------------------------------------------------------------------------
+
+    def root_cause(self, node: RootCause) -> Expr:
+        """``rootcause.<kind>.<level> { inner }``: some element of that level on the path of some root cause of
+        that kind satisfies ``inner`` ("a fault root cause that includes a service named Auth"). The exceptions
+        of a path are its spans' first exceptions (the one Apiary keeps of each span)."""
+        inner = _false(self.span(node.inner, f"rootcause.{node.kind}.{node.level}"))
+        if node.level == "exception":
+            inner = _b("and", self._has_exception(), inner)
+        return RootCausePath((node.kind,), (inner,))
+
+    def root_cause_json(self, node: RootCauseJson) -> Expr:
+        """``rootcause.json = #[...]``: each listed root cause has the shape of one of the trace's root causes (of
+        any kind): the same number of services, in order, each with the listed fields and the same number of
+        entities in its ``EntityPath``, each with the listed fields. Fields left out match anything."""
+        matches: list[Expr] = []
+        for cause in node.causes:
+            services = cause.get("Services", [])
+            last = Literal(float(len(services) - 1), FLOAT)
+            holds: list[Expr] = [_b("and", _b("eq", _value("svc_index", FLOAT), last), _value("svc_last", BOOLEAN))] \
+                if services else []
+            for i, service in enumerate(services):
+                at = _b("eq", _value("svc_index", FLOAT), Literal(float(i), FLOAT))
+                terms = [at, *self._service_fields(service)]
+                holds.append(_all(terms))
+                for j, entity in enumerate(service.get("EntityPath", [])):
+                    place = _b("and", at, _b("eq", _value("ent_index", FLOAT), Literal(float(j), FLOAT)))
+                    if j == len(service["EntityPath"]) - 1:
+                        place = _b("and", place, _value("ent_last", BOOLEAN))
+                    holds.append(_all([place, *self._entity_fields(entity)]))
+            matches.append(RootCausePath(ROOT_CAUSE_KINDS, tuple(holds)))
+        found = _all(matches)
+        return _b("not", found) if node.negate else found
+
+    def _service_fields(self, service: dict[str, Any]) -> list[Expr]:
+        terms: list[Expr] = []
+        if "Name" in service:
+            terms.append(_b("eq", _value("node", STRING), Literal(service["Name"], STRING)))
+        for name in service.get("Names", []):
+            terms.append(_b("eq", _value("node", STRING), Literal(name, STRING)))
+        if "Type" in service:
+            terms.append(_b("eq", _value("node_type", STRING), Literal(service["Type"], STRING)))
+        if "Inferred" in service:
+            terms.append(_b("eq", _false(_value("inferred", BOOLEAN)), Literal(bool(service["Inferred"]), BOOLEAN)))
+        return terms
+
+    def _entity_fields(self, entity: dict[str, Any]) -> list[Expr]:
+        terms: list[Expr] = []
+        if "Name" in entity:
+            terms.append(_b("eq", _value("name", STRING), Literal(entity["Name"], STRING)))
+        if "Remote" in entity:
+            terms.append(_b("eq", _false(_value("inferred", BOOLEAN)), Literal(bool(entity["Remote"]), BOOLEAN)))
+        return terms
+
+    def _has_exception(self) -> Expr:
+        return _b("or", _b("not_null", self.attribute("exception.type", STRING)),
+                  _b("not_null", self.attribute("exception.message", STRING)))
+
+    def _place(self, scope: str) -> Expr:
+        """``index``: an element's place in its list, from 0 -- a service among the root cause's services, an entity
+        among the entities of the whole path (so the ``last`` entity is the root cause itself, as the guide's
+        "last entity that has coverage greater than 0.8" reads); an exception is its span's first."""
+        if scope.endswith(".service"):
+            return _value("svc_index", FLOAT)
+        if scope.endswith(".entity"):
+            return _value("path_index", FLOAT)
+        return Literal(0.0, FLOAT)
+
+    def _ends_list(self, key: str, scope: str) -> Expr:
+        """``first`` / ``last``: the element begins / ends its list. A span's exception is last when the span
+        recorded no other (``xray.cause.exception_count``; a span without one, from OpenTelemetry, holds one)."""
+        if key == "first":
+            return _b("eq", self._place(scope), Literal(0.0, FLOAT))
+        if scope.endswith(".service"):
+            return _value("svc_last", BOOLEAN)
+        if scope.endswith(".entity"):
+            return _value("path_last", BOOLEAN)
+        count = self.attribute("xray.cause.exception_count", FLOAT)
+        return _b("eq", _b("coalesce", count, Literal(1.0, FLOAT)), Literal(1.0, FLOAT))
 
     def _end(self, end: "str | Service", name: str, typ: str) -> list[Expr]:
         """The terms that pick a service (a name, or ``id(name:, type:)``) by its node."""
@@ -266,6 +347,8 @@ class Compiler:
             return _value("inferred", BOOLEAN)
         if key == "root":
             return _value("is_root", BOOLEAN)
+        if key in ("first", "last"):
+            return self._ends_list(key, scope)
         if key in ("responsetime", "duration"):
             return _b("not_null", _value("duration_ms", FLOAT))
         if key.startswith("annotation."):

@@ -8,7 +8,7 @@ because the query side must not import a receiver.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
+from typing import Any, Union
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,19 @@ class RootCause:
 
 
 @dataclass(frozen=True)
+class RootCauseJson:
+    """``rootcause.json = #[{"Services": [...]}, ...]``: root causes described as GetTraceSummaries lists them
+    (``Services``, each with ``Name`` / ``Names`` / ``Type`` / ``Inferred`` and an ``EntityPath`` of entities with
+    ``Name`` / ``Remote``), each of which the trace must have; ``negate`` for ``!=``. The receiver checks the fields."""
+
+    causes: tuple[dict[str, Any], ...]
+    negate: bool = False
+
+    def __hash__(self) -> int:
+        return hash((repr(self.causes), self.negate))
+
+
+@dataclass(frozen=True)
 class GroupRef:
     """``group.name = "x"`` / ``group.arn = "arn:..."``: the group's own filter expression. The receiver replaces it
     with that expression's tree (or `Everything` for a group without one) before the query side sees it."""
@@ -86,4 +99,4 @@ class Not:
     operand: "Node"
 
 
-Node = Union[Compare, Flag, Service, Edge, RootCause, GroupRef, Everything, And, Or, Not]
+Node = Union[Compare, Flag, Service, Edge, RootCause, RootCauseJson, GroupRef, Everything, And, Or, Not]

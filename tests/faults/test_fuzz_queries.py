@@ -90,7 +90,9 @@ def test_honeycomb_query_specs(seeded: ApiaryProcess, body: bytes) -> None:
 
 xray_tokens = st.sampled_from(['service("a")', 'edge("a","b")', "fault", "error", "ok", "AND", "OR", "NOT", "!", "(", ")",
                                "{", "}", "http.status", "=", ">=", "500", '"x"', "CONTAINS", "annotation.k", "responsetime",
-                               'id(name: "n")', "true", "1.5", "1e400", str(2**70), ",", "user", "rootcause.fault.service.name"])
+                               'id(name: "n")', "true", "1.5", "1e400", str(2**70), ",", "user", "rootcause.fault.service.name",
+                               "rootcause.fault.entity", "first", "last", "index", "rootcause.json", "#[", "[", "]",
+                               '"Services":', '"EntityPath":', '"Name":', "null"])
 
 
 @FUZZ
@@ -99,6 +101,9 @@ xray_tokens = st.sampled_from(['service("a")', 'edge("a","b")', "fault", "error"
 @example('annotation.k = "\ud800"')  # a lone surrogate: botocore sends it as the JSON escape \ud800
 @example("responsetime > 1e400 AND duration < -1e400")
 @example("http.status = " + "9" * 400)
+@example("rootcause.json = #" + "[" * 300 + "]" * 300)
+@example('rootcause.json = #[{"Services": [{"EntityPath": [' + '{"Name": "a"}, ' * 200 + '{}]}]}]')
+@example("rootcause.fault.service { index > 1e400 } AND rootcause.error.entity { last } OR rootcause.responsetime.exception { first }")
 def test_xray_filter_expressions(seeded: ApiaryProcess, expression: str) -> None:
     now = datetime.now(timezone.utc)
     params: dict[str, Any] = {"StartTime": now - timedelta(minutes=5), "EndTime": now}

@@ -42,7 +42,9 @@ def test_decoder_maps_any_fields_of_a_valid_segment(extra: dict) -> None:
 
 tokens = st.sampled_from(['service("a")', 'edge("a","b")', "fault", "ok", "AND", "OR", "NOT", "(", ")", "{", "}",
                           "http.status", "=", ">=", "500", '"x"', "CONTAINS", "annotation.k", "responsetime", "!",
-                          "id(name: \"n\")", "true", "1.5", ",", "user", "rootcause.fault.service.name"])
+                          "id(name: \"n\")", "true", "1.5", ",", "user", "rootcause.fault.service.name",
+                          "rootcause.fault.entity", "first", "last", "index", "rootcause.json", "#", "[", "]",
+                          '"Services"', '"EntityPath"', '"Name"', ":", "null"])
 
 
 @settings(max_examples=400, deadline=None)

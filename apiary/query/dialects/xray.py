@@ -19,14 +19,18 @@ from apiary.query.dialects.base import epoch_us
 from apiary.query.dialects.clickhouse import ClickHouseRender
 from apiary.query.dialects.duckdb import DuckDBRender
 from apiary.query.dialects.traces import span_rows
-from apiary.query.plan import (Column, Expr, InList, Literal, PerTrace, SpanValue, TraceGraph, TraceQuery, TraceRows,
-                               TraceSeries)
+from apiary.query.plan import (ROOT_CAUSE_KINDS, Column, Expr, InList, Literal, PerTrace, RootCausePath, SpanValue,
+                               TraceGraph, TraceQuery, TraceRows, TraceSeries)
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 #: The spans a graph node counts: those entering it, from no parent or from another node.
 _ENTERS_NODE = "(_orphan OR _parent_node <> _node OR _parent_type <> _node_type)"
 #: The spans an edge counts: the trace's root (called by the client) and those called from another node.
 _CROSSES_EDGE = "(_is_root OR _parent_node <> _node OR _parent_type <> _node_type)"
+#: The root-cause spans of each kind: a fault (error) none of whose children faulted (erred); for response time,
+#: a span without children (X-Ray's attribution along the slowest path is not reproduced).
+_ROOT_CAUSE_SPANS = {"fault": "_fault AND NOT coalesce(_child_fault, false)",
+                     "error": "_error AND NOT coalesce(_child_error, false)", "responsetime": "_leaf"}
 
 
 def value_column(name: str) -> str:
@@ -111,9 +115,15 @@ class XRaySQL(ABC):
         own = [c.rsplit(" AS ", 1)[1] for c in cols + derived] + ["_service_origin"]
         order = "_orphan DESC, _start_us, _sid"
         root_ms = ""
+        t_columns = own + ["_parent_service", "_parent_node", "_parent_type", "_orphan", "_child_fault", "_child_error",
+                           "_leaf", "_is_root"]
         if any("root_ms" in span_values(e) for e in reads):
             root_ms = f", first_value(_duration_ms) OVER (PARTITION BY _tid ORDER BY {order}) AS _root_ms"
-        return (f"WITH r AS (SELECT *, {', '.join(derived)} FROM ({latest}) AS s1 WHERE _n = 1), "
+            t_columns.append("_root_ms")
+        kinds = sorted(set().union(*(root_cause_kinds(e) for e in reads)))
+        paths = self.root_cause_paths(kinds, t_columns) if kinds else ""
+        recursive = "RECURSIVE " if kinds else ""
+        return (f"WITH {recursive}r AS (SELECT *, {', '.join(derived)} FROM ({latest}) AS s1 WHERE _n = 1), "
                 f"kids AS (SELECT _tid AS _ktid, _pid AS _kpid, {self.any_true('_fault')} AS _kfault, "
                 f"{self.any_true('_error')} AS _kerror FROM r WHERE _pid IS NOT NULL GROUP BY _tid, _pid), "
                 f"j AS (SELECT {', '.join(f'c.{name} AS {name}' for name in own)}, p._service AS _parent_service, "
@@ -121,7 +131,46 @@ class XRaySQL(ABC):
                 "k._kfault AS _child_fault, k._kerror AS _child_error, k._ktid IS NULL AS _leaf "
                 "FROM r AS c LEFT JOIN r AS p ON p._tid = c._tid AND p._sid = c._pid "
                 "LEFT JOIN kids AS k ON k._ktid = c._tid AND k._kpid = c._sid), "
-                f"t AS (SELECT *, row_number() OVER (PARTITION BY _tid ORDER BY {order}) = 1 AS _is_root{root_ms} FROM j)")
+                f"t AS (SELECT *, row_number() OVER (PARTITION BY _tid ORDER BY {order}) = 1 AS _is_root{root_ms} FROM j)"
+                f"{paths}")
+
+    def root_cause_paths(self, kinds: Sequence[str], t_columns: Sequence[str]) -> str:
+        """``WITH`` clauses after ``t`` ending in ``rcp``: a row per (root cause, span on its path) -- the root cause
+        (``_rc_kind``: its kind's place in `ROOT_CAUSE_KINDS`, ``_rc``: its span id), the path span's columns of
+        ``t``, and where the span stands in the root cause as X-Ray lists it: ``_svc_index`` (its service's place in
+        the services, the root's first), ``_ent_index`` (its place in that service's entity path), ``_svc_last``,
+        ``_ent_last``;
+        and in the whole path: ``_path_index`` (the root 0), ``_path_last`` (the root-cause span itself).
+        The path is climbed from each root cause to the root (or to a span whose parent is missing), 256 spans
+        at most."""
+        seeds = " UNION ALL ".join(
+            f"SELECT _tid AS _atid, {ROOT_CAUSE_KINDS.index(k)} AS _akind, _sid AS _arc, _sid AS _aat, _pid AS _anext, "
+            f"0 AS _aup FROM t WHERE {_ROOT_CAUSE_SPANS[k]}" for k in kinds)
+        # Climbed over ``r`` (the spans, before their joins): ClickHouse evaluates a WITH clause at every reference,
+        # and the climb refers to it once a step.
+        climb = ("SELECT a._atid, a._akind, a._arc, p._sid, p._pid, a._aup + 1 FROM anc AS a "
+                 "JOIN r AS p ON p._tid = a._atid AND p._sid = a._anext WHERE a._aup < 255")
+        path = "PARTITION BY _tid, _rc_kind, _rc"
+        enters = f"CASE WHEN {_ENTERS_NODE} THEN 1 ELSE 0 END"
+        # The seeds in a subquery of their own: ClickHouse reads every part after a recursive CTE's first as recursive.
+        return (f", anc AS (SELECT * FROM ({seeds}) AS seeds UNION ALL {climb}), "
+                f"rcp0 AS (SELECT a._akind AS _rc_kind, a._arc AS _rc, a._aup AS _rc_up, "
+                f"{', '.join(f's.{c} AS {c}' for c in t_columns)} FROM anc AS a "
+                "JOIN t AS s ON s._tid = a._atid AND s._sid = a._aat), "
+                f"rcp1 AS (SELECT *, sum({enters}) OVER ({path} ORDER BY _rc_up DESC "
+                "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) - 1 AS _svc_index FROM rcp0), "
+                f"rcp AS (SELECT *, row_number() OVER ({path}, _svc_index ORDER BY _rc_up DESC) - 1 AS _ent_index, "
+                f"row_number() OVER ({path}, _svc_index ORDER BY _rc_up) = 1 AS _ent_last, "
+                f"_svc_index = max(_svc_index) OVER ({path}) AS _svc_last, "
+                f"max(_rc_up) OVER ({path}) - _rc_up AS _path_index, _rc_up = 0 AS _path_last FROM rcp1)")
+
+    def root_cause(self, r: Any, e: RootCausePath) -> str:
+        """Some root cause of the kinds whose path holds an element satisfying each condition: the trace ids of
+        such root causes, grouped by root cause."""
+        kinds = ", ".join(str(ROOT_CAUSE_KINDS.index(k)) for k in e.kinds)
+        holds = " AND ".join(self.any_true(f"coalesce({r.expr(c)}, false)") for c in e.holds) or "true"
+        return (f"(_tid IN (SELECT _tid FROM rcp WHERE _rc_kind IN ({kinds}) GROUP BY _tid, _rc_kind, _rc "
+                f"HAVING {holds}))")
 
     # -- statements -------------------------------------------------------------------------------
 
@@ -187,17 +236,31 @@ class XRaySQL(ABC):
         return Compiled(sql, r.params)
 
 
+def _parts(e: Expr) -> tuple[Expr | None, ...]:
+    if isinstance(e, PerTrace):
+        return (e.arg,)
+    if isinstance(e, InList):
+        return (e.expr,)
+    if isinstance(e, RootCausePath):
+        return e.holds
+    return tuple(getattr(e, "args", ()))
+
+
 def span_values(e: Expr | None) -> set[str]:
     """The names of the span values an expression reads."""
     if e is None or isinstance(e, (Literal, Column)):
         return set()
     if isinstance(e, SpanValue):
         return {e.name}
-    if isinstance(e, PerTrace):
-        return span_values(e.arg)
-    if isinstance(e, InList):
-        return span_values(e.expr)
-    return set().union(*(span_values(a) for a in e.args))
+    return set().union(*(span_values(a) for a in _parts(e)))
+
+
+def root_cause_kinds(e: Expr | None) -> set[str]:
+    """The kinds of root cause whose paths an expression reads."""
+    if e is None or isinstance(e, (Literal, Column, SpanValue)):
+        return set()
+    own = set(e.kinds) if isinstance(e, RootCausePath) else set()
+    return own.union(*(root_cause_kinds(a) for a in _parts(e)))
 
 
 def _alias(name: str) -> str:
@@ -226,6 +289,8 @@ class _TraceValues:
             return value_column(e.name)
         if isinstance(e, PerTrace):
             return self.owner.per_trace(self, e)
+        if isinstance(e, RootCausePath):
+            return self.owner.root_cause(self, e)
         return super().expr(e)  # type: ignore[misc]
 
 

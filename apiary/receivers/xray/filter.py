@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, VisitError
 
 from apiary.input_limits import InputError, check_expression
-from apiary.query.xray_filter import And, Compare, Edge, Everything, Flag, GroupRef, Node, Not, Or, RootCause, Service
+from apiary.query.xray_filter import (And, Compare, Edge, Everything, Flag, GroupRef, Node, Not, Or, RootCause,
+                                      RootCauseJson, Service)
 
 MAX_LENGTH = 2000
 
@@ -29,13 +30,21 @@ KEYWORDS = {
     "user": "string", "name": "string", "type": "string", "message": "string", "availabilityzone": "string",
     "instance.id": "string", "resource.arn": "string", "group.name": "string", "group.arn": "string",
     "fault": "boolean", "error": "boolean", "throttle": "boolean", "ok": "boolean", "partial": "boolean",
-    "inferred": "boolean", "root": "boolean", "remote": "boolean",
+    "inferred": "boolean", "root": "boolean", "remote": "boolean", "first": "boolean", "last": "boolean",
+    "index": "number",
 }
 STRING_OPS = {"contains", "beginswith", "endswith"}
 NUMBER_OPS = {"<", "<=", ">", ">="}
 FUNCTIONS = {"service", "id", "edge"}
-#: Keywords of AWS's language Apiary does not evaluate (enumerated root-cause lists, JSON root-cause objects).
-UNSUPPORTED = {"first", "last", "index", "json", "rootcause.json"}
+#: Keywords of AWS's language Apiary does not evaluate.
+UNSUPPORTED: set[str] = set()
+#: The keyword that compares a trace's root causes with a JSON description of them (``#[...]``); the guide lists it
+#: as ``json`` and writes it ``rootcause.json``.
+JSON_KEYWORDS = ("rootcause.json", "json")
+#: The fields of a root cause ``rootcause.json`` can match, at each level of GetTraceSummaries' shape.
+JSON_FIELDS = {"cause": {"Services": list}, "service": {"Name": str, "Names": list, "Type": str, "Inferred": bool,
+                                                        "EntityPath": list},
+               "entity": {"Name": str, "Remote": bool}}
 ROOT_CAUSE_KINDS = ("fault", "error", "responsetime")
 ROOT_CAUSE_LEVELS = ("service", "entity", "exception")
 _EVERYWHERE = {"ok", "error", "fault", "throttle", "partial", "duration", "responsetime", "http.status", "http.url",
@@ -64,6 +73,8 @@ def allowed_in(key: str, scope: str) -> bool:
         return scope.endswith(".entity")
     if key == "coverage":
         return scope == "rootcause.responsetime.entity"
+    if key in ("first", "last", "index"):
+        return scope.startswith("rootcause.")
     if key == "message":
         return scope.endswith(".exception")
     return False
@@ -121,6 +132,33 @@ class _ToAst(Transformer):
     def number(self, token: Token) -> tuple[float, Token]:
         return (float(token), token)
 
+    def json_literal(self, array: list[Any]) -> tuple[list[Any], None]:
+        return (array, None)
+
+    def json_array(self, *items: Any) -> list[Any]:
+        return [i for i in items if i is not None] if items != (None,) else []
+
+    def json_object(self, *members: Any) -> dict[str, Any]:
+        return dict(m for m in members if m is not None)
+
+    def json_member(self, key: Token, value: Any) -> tuple[str, Any]:
+        return (_unquote(key), value)
+
+    def json_string(self, token: Token) -> str:
+        return _unquote(token)
+
+    def json_number(self, token: Token) -> float:
+        return float(token)
+
+    def json_true(self, _token: Token) -> bool:
+        return True
+
+    def json_false(self, _token: Token) -> bool:
+        return False
+
+    def json_null(self, _token: Token) -> None:
+        return None
+
     def true(self, token: Token) -> tuple[bool, Token]:
         return (True, token)
 
@@ -140,6 +178,9 @@ class _ToAst(Transformer):
         key = _known(token)
         if key in ("group.name", "group.arn"):
             raise FilterError(f"{token} needs a value, e.g. {token} = \"my-group\"", token.column)
+        if key in JSON_KEYWORDS:
+            raise FilterError(f'{token} needs a value, e.g. {token} = #[{{ "Services": [{{ "Name": "api" }}] }}]',
+                              token.column)
         if key.startswith("rootcause."):
             raise FilterError(f"{token} takes a filter in braces, e.g. {token} {{ name = \"api\" }}", token.column)
         return Flag(key)
@@ -158,6 +199,8 @@ class _ToAst(Transformer):
         operator = str(op).lower()
         val, vtok = value
         parts = key.split(".")
+        if key in JSON_KEYWORDS or vtok is None:
+            return _root_cause_json(key, token, op, operator, val)
         if key.startswith("rootcause.") and len(parts) == 4:  # rootcause.fault.service.name = "x": a one-term block
             if parts[1] not in ROOT_CAUSE_KINDS or parts[2] not in ROOT_CAUSE_LEVELS:
                 raise FilterError(f"unknown keyword {str(token)!r}", token.column)
@@ -218,9 +261,40 @@ class _ToAst(Transformer):
         return Service(named.get("name"), named.get("type"))
 
 
+def _root_cause_json(key: str, token: Token, op: Token, operator: str, value: Any) -> Node:
+    """``rootcause.json = #[...]``: a list of root-cause objects, each field one Apiary can match."""
+    if key not in JSON_KEYWORDS:
+        raise FilterError(f"a JSON value (#[...]) goes with rootcause.json, not {key}", token.column)
+    if not isinstance(value, list):
+        raise FilterError(f'{key} compares with a JSON list of root causes: #[{{ "Services": [ ... ] }}]', token.column)
+    if operator not in ("=", "!="):
+        raise FilterError(f"{key} can only be compared with = or !=", op.column)
+    for cause in value:
+        _check_json(cause, "cause", token)
+        for service in cause.get("Services", []):
+            _check_json(service, "service", token)
+            if not all(isinstance(n, str) for n in service.get("Names", [])):
+                raise FilterError(f"{key}: Names is a list of strings", token.column)
+            for entity in service.get("EntityPath", []):
+                _check_json(entity, "entity", token)
+    return RootCauseJson(tuple(value), negate=operator == "!=")
+
+
+def _check_json(obj: Any, level: str, token: Token) -> None:
+    if not isinstance(obj, dict):
+        raise FilterError(f"rootcause.json: each {level} is a JSON object", token.column)
+    fields = JSON_FIELDS[level]
+    for name, value in obj.items():
+        if name not in fields:
+            raise FilterError(f"rootcause.json: Apiary does not match the {level} field {name!r} "
+                              f"(it matches {', '.join(fields)})", token.column)
+        if not isinstance(value, fields[name]):
+            raise FilterError(f"rootcause.json: {name} is a {fields[name].__name__}", token.column)
+
+
 def _known(token: Token) -> str:
     key = _key(token)
-    if key in KEYWORDS or key.startswith("annotation.") and len(key) > len("annotation."):
+    if key in KEYWORDS or key in JSON_KEYWORDS or key.startswith("annotation.") and len(key) > len("annotation."):
         return key
     if key in UNSUPPORTED:
         raise FilterError(f"Apiary does not support the keyword {key!r}", token.column)
@@ -250,6 +324,9 @@ def check_scopes(node: Node | None, scope: str = "trace") -> None:
     elif isinstance(node, GroupRef):
         if scope != "trace":
             raise FilterError(f"group.{node.field} cannot be used inside braces")
+    elif isinstance(node, RootCauseJson):
+        if scope != "trace":
+            raise FilterError("rootcause.json cannot be used inside braces")
     elif not allowed_in(node.key, scope):
         where = "at the top level" if scope == "trace" else f"inside {scope} {{ }}" if scope.startswith("rootcause.") \
             else f"inside {scope}() {{ }}"

@@ -264,6 +264,8 @@ def _attributes(b: BatchBuilder, row: int, ent: dict[str, Any], is_segment: bool
             if first.get("stack") is not None:
                 set_attr(row, "exception.stacktrace", json.dumps(first["stack"], separators=(",", ":")))
             set_attr(row, "xray.cause.exceptions", json.dumps(exceptions, separators=(",", ":")))
+            # Whether the first exception is also the last of the entity's list (``rootcause.*.exception { last }``).
+            set_attr(row, "xray.cause.exception_count", len(exceptions))
 
 
 def _flat(b: BatchBuilder, row: int, prefix: str, obj: dict[str, Any], depth: int = 0) -> None:
