@@ -204,6 +204,10 @@ class SpanRender(ABC):
         """The aggregate of the distinct non-null values as a sorted list."""
 
     @abstractmethod
+    def distinct_union(self, lists: str) -> str:
+        """The aggregate of lists: their distinct non-null values as one sorted list."""
+
+    @abstractmethod
     def any_flag(self, flag: str) -> str:
         """Whether some row's flag (from `flag`) holds, as a flag."""
 

@@ -218,6 +218,9 @@ class ClickHouseRender(SpanRender):
     def distinct_list(self, value: str) -> str:
         return f"arraySort(groupUniqArray({value}))"
 
+    def distinct_union(self, lists: str) -> str:
+        return f"arraySort(groupUniqArrayArray({lists}))"
+
     def any_flag(self, flag: str) -> str:
         return f"max({flag})"
 

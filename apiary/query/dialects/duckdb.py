@@ -172,6 +172,9 @@ class DuckDBRender(SpanRender):
     def distinct_list(self, value: str) -> str:
         return f"list_sort(list_distinct(list({value})))"
 
+    def distinct_union(self, lists: str) -> str:
+        return f"list_sort(list_distinct(flatten(list({lists}))))"
+
     def any_flag(self, flag: str) -> str:
         return f"bool_or({flag})"
 

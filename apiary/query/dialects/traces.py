@@ -12,21 +12,36 @@ condition every match needs) gained nothing (249 against 256 ms), so it is not d
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol, Sequence
 
 from apiary.query.dialects import Compiled
 from apiary.query.dialects.base import SpanRender
 from apiary.query.plan import TraceRows
-from apiary.query.trace_search import Const, Has, Logic, Match, TraceSearchPlan
+from apiary.query.trace_search import Const, Has, Logic, Match, TraceSearchPlan, evaluate
+
+
+@dataclass(frozen=True)
+class Cuts:
+    """The traces an edge of the search window cuts (some summary row of theirs straddles it): judged from their
+    spans, read only in ``ranges`` (disjoint, inside the window), which hold every span of theirs that starts there."""
+
+    trace_ids: tuple[str, ...] = ()
+    ranges: tuple[tuple[datetime, datetime], ...] = ()
 
 
 class TraceDialect(Protocol):
-    def search(self, plan: TraceSearchPlan) -> Compiled:
+    def cuts(self, plan: TraceSearchPlan) -> Compiled:
+        """The traces a window edge cuts: ``_tid``, ``lo``, ``hi`` (the first and last start of their summary
+        rows that overlap the window)."""
+
+    def search(self, plan: TraceSearchPlan, cuts: Cuts) -> Compiled:
         """One row per trace: ``_tid``, ``start_us``, ``end_us``, ``h0..hN`` (some span matched condition i). When
         the plan's match is exact in SQL, only the matching traces, ordered and limited, each with ``_matched``
         (all that matched); otherwise every trace the relaxed match keeps."""
 
-    def summaries(self, plan: TraceSearchPlan, trace_ids: Sequence[str]) -> Compiled:
+    def summaries(self, plan: TraceSearchPlan, trace_ids: Sequence[str], cuts: Cuts) -> Compiled:
         """For the traces listed: ``_tid``, ``start_us``, ``end_us``, ``spans``, ``errors``, ``has_root``,
         ``root_name``, ``root_service`` (the root's, else the earliest span's), ``services``."""
 
@@ -65,30 +80,63 @@ def span_rows(r: SpanRender, plan: TraceSearchPlan | TraceRows, trace_ids: Seque
 def _span_times(r: SpanRender) -> list[str]:
     """A span's trace (``_tid``), start and end (``_s``, ``_e``, µs)."""
     start, ifnull = r.micros(r.ident("timestamp")), r.NAMES["ifnull"]
-    end = f"{start} + {r.to_int64(f'{ifnull}(duration_ms, 0) * 1000')}"
+    # Rounded to the microsecond, as the trace summary rounds it (a cast would round in DuckDB, truncate in ClickHouse).
+    end = f"{start} + {r.to_int64(f'round({ifnull}(duration_ms, 0) * 1000)')}"
     return [f"{r.not_null(r.ident('trace.trace_id'))} AS _tid", f"{start} AS _s", f"{end} AS _e"]
 
 
 class TraceSearchSQL:
-    """The trace search's statements, rendered by one store's `SpanRender`."""
+    """The trace search's statements, rendered by one store's `SpanRender`.
+
+    Each trace's start, end and shown columns come from the trace summary (``apiary.store.trace_summary``):
+    merged partial rows, one or a few per trace, where the spans would be grouped by trace. Its rows stand for
+    a trace's spans in a window when none of them straddles an edge; the few traces an edge cuts (`Cuts`) are
+    grouped from their spans. Span conditions still read the spans, but only the spans that match one of them
+    when a trace with none cannot match (``a and not b``, not ``not b``): those are grouped by trace, not all.
+    """
 
     def __init__(self, render: type[SpanRender], name: str) -> None:
         self.render = render
         self.name = name
 
-    def search(self, plan: TraceSearchPlan) -> Compiled:
+    def cuts(self, plan: TraceSearchPlan) -> Compiled:
         r = self.render()
-        where = span_rows(r, plan, plan.trace_ids)
-        flags = [f"{r.flag(r.expr(c))} AS m{i}" for i, c in enumerate(plan.conditions)]
-        per_trace = ["_tid", "min(_s) AS start_us", "max(_e) AS end_us"]
-        per_trace += [f"{r.any_flag(f'm{i}')} AS h{i}" for i in range(len(plan.conditions))]
+        assert plan.start is not None and plan.end is not None
+        env, lo, hi = r.param(plan.env), r.param(plan.start), r.param(plan.end)
+        edge = f"(ts_min < {lo} AND ts_max >= {lo}) OR (ts_min < {hi} AND ts_max >= {hi})"
+        return Compiled(f"SELECT trace_id AS _tid, {r.micros('min(ts_min)')} AS lo, {r.micros('max(ts_max)')} AS hi "
+                        f"FROM trace_summary WHERE _env = {env} AND ts_min < {hi} AND ts_max >= {lo} AND trace_id IN "
+                        f"(SELECT trace_id FROM trace_summary WHERE _env = {env} AND ({edge})) GROUP BY trace_id", r.params)
+
+    def search(self, plan: TraceSearchPlan, cuts: Cuts) -> Compiled:
+        r = self.render()
         judged = [render_match(plan.sql_match)]
         if plan.min_trace_ms is not None:
             judged.append(f"(end_us - start_us) / 1000.0 >= {r.number_param(plan.min_trace_ms)}")
         if plan.max_trace_ms is not None:
             judged.append(f"(end_us - start_us) / 1000.0 <= {r.number_param(plan.max_trace_ms)}")
-        sql = (f"WITH s AS (SELECT {', '.join(_span_times(r) + flags)} FROM spans WHERE {' AND '.join(where)}), "
-               f"t AS (SELECT {', '.join(per_trace)} FROM s GROUP BY _tid) ")
+        n = len(plan.conditions)
+        hs = [f"f.h{i} AS h{i}" for i in range(n)]
+        if n and not bool(evaluate(plan.sql_match, [False] * n, {})):
+            # A trace none of whose spans matches a condition cannot match: group only the spans that match one.
+            where = span_rows(r, plan, plan.trace_ids)
+            flags = [f"{r.flag(r.expr(c))} AS m{i}" for i, c in enumerate(plan.conditions)]
+            some = " OR ".join(r.is_set(f"m{i}") for i in range(n))
+            per_trace = ["_tid", *(f"{r.any_flag(f'm{i}')} AS h{i}" for i in range(n))]
+            sql = (f"WITH f AS (SELECT {', '.join(per_trace)} FROM (SELECT {r.not_null(r.ident('trace.trace_id'))} AS _tid, "
+                   f"{', '.join(flags)} FROM spans WHERE {' AND '.join(where)}) WHERE {some} GROUP BY _tid), "
+                   f"w AS ({self._traces(r, plan, plan.trace_ids, cuts, among='SELECT _tid FROM f')}), "
+                   f"t AS (SELECT w._tid AS _tid, w.start_us AS start_us, w.end_us AS end_us, {', '.join(hs)} "
+                   f"FROM f JOIN w ON w._tid = f._tid) ")
+        elif n:
+            where = span_rows(r, plan, plan.trace_ids)
+            flags = [f"{r.flag(r.expr(c))} AS m{i}" for i, c in enumerate(plan.conditions)]
+            per_trace = ["_tid", "min(_s) AS start_us", "max(_e) AS end_us"]
+            per_trace += [f"{r.any_flag(f'm{i}')} AS h{i}" for i in range(n)]
+            sql = (f"WITH s AS (SELECT {', '.join(_span_times(r) + flags)} FROM spans WHERE {' AND '.join(where)}), "
+                   f"t AS (SELECT {', '.join(per_trace)} FROM s GROUP BY _tid) ")
+        else:
+            sql = f"WITH t AS (SELECT _tid, start_us, end_us FROM ({self._traces(r, plan, plan.trace_ids, cuts)})) "
         if plan.exact_in_sql:
             order = "start_us DESC" if plan.order == "newest" else "end_us - start_us DESC"
             sql += (f"SELECT *, count(*) OVER () AS _matched FROM t WHERE {' AND '.join(judged)} "
@@ -97,23 +145,60 @@ class TraceSearchSQL:
             sql += f"SELECT * FROM t WHERE {' AND '.join(judged)}"
         return Compiled(sql, r.params)
 
-    def summaries(self, plan: TraceSearchPlan, trace_ids: Sequence[str]) -> Compiled:
+    def summaries(self, plan: TraceSearchPlan, trace_ids: Sequence[str], cuts: Cuts) -> Compiled:
         r = self.render()
-        where = span_rows(r, plan, trace_ids)
+        return Compiled(self._traces(r, plan, trace_ids, cuts), r.params)
+
+    def _traces(self, r: SpanRender, plan: TraceSearchPlan, trace_ids: Sequence[str] | None, cuts: Cuts,
+                among: str | None = None) -> str:
+        """One row per trace of the window (or of ``trace_ids``; only those in ``among``, a statement of trace
+        ids, when given), with the columns `summaries` lists: from the summary, and from the spans for the cut."""
+        where = [f"_env = {r.param(plan.env)}"]
+        if trace_ids is not None:
+            where.append(r.in_list("trace_id", r.list_param(trace_ids)))
+        if among is not None:
+            where.append(f"trace_id IN ({among})")
+        cut_here = ""
+        if plan.start is not None and plan.end is not None:
+            lo, hi = r.param(plan.start), r.param(plan.end)
+            where += [f"ts_min < {hi}", f"ts_max >= {lo}"]
+            edge = r.as_flag(f"ts_min < {lo} OR ts_max >= {hi}")
+            cut_here = f" HAVING NOT ({r.is_set(r.any_flag(edge))})"
+        root, arg_min = "root_us IS NOT NULL", r.NAMES["arg_min"]
+        has_root = r.is_set(r.any_flag(r.as_flag(root)))
+        first = [f"CASE WHEN {has_root} THEN {r.agg_if(arg_min, f'{c}, root_us', root)} "
+                 f"ELSE {arg_min}({f}, ts_min) END AS {alias}"
+                 for c, f, alias in (("root_name", "first_name", "root_name"), ("root_service", "first_service", "root_service"))]
+        merged = ["trace_id AS _tid", f"{r.micros('min(ts_min)')} AS start_us", "max(end_us) AS end_us",
+                  f"{r.to_int64('sum(spans)')} AS spans", f"{r.to_int64('sum(errors)')} AS errors",
+                  f"{r.any_flag(r.as_flag(root))} AS has_root", *first, f"{r.distinct_union('services')} AS services"]
+        sql = f"SELECT {', '.join(merged)} FROM trace_summary WHERE {' AND '.join(where)} GROUP BY trace_id{cut_here}"
+        wanted = None if trace_ids is None else set(trace_ids)
+        ids = [t for t in cuts.trace_ids if wanted is None or t in wanted]
+        if plan.start is not None and ids and cuts.ranges:
+            sql += " UNION ALL " + self._from_spans(r, plan, ids, cuts.ranges)
+        return sql
+
+    def _from_spans(self, r: SpanRender, plan: TraceSearchPlan, trace_ids: Sequence[str],
+                    ranges: Sequence[tuple[datetime, datetime]]) -> str:
+        """`_traces`'s columns for ``trace_ids`` from their spans in the window, read in ``ranges`` only."""
         ifnull = r.NAMES["ifnull"]
         is_error = r.as_flag(f"{ifnull}({r.ident('error')}, false)")
         is_root = r.as_flag(f"{ifnull}({r.ident('trace.parent_id')}, '') = ''")
         cols = _span_times(r) + ["name AS _name", f"{r.ident('service.name')} AS _svc", f"{is_error} AS _err",
                                  f"{is_root} AS _root"]
+        where = span_rows(r, plan, trace_ids)
+        ts = r.ident("timestamp")
+        pieces = [f"SELECT {', '.join(cols)} FROM spans WHERE {' AND '.join(where)} AND {ts} >= {r.param(lo)} "
+                  f"AND {ts} <= {r.param(hi)}" for lo, hi in ranges]
         has_root, root = r.is_set(r.any_flag("_root")), r.is_set("_root")
         first = [f"CASE WHEN {has_root} THEN {r.agg_if(r.NAMES['arg_min'], f'{c}, _s', root)} "
                  f"ELSE {r.NAMES['arg_min']}({c}, _s) END AS {alias}" for c, alias in (("_name", "root_name"),
                                                                                       ("_svc", "root_service"))]
-        per_trace = ["_tid", "min(_s) AS start_us", "max(_e) AS end_us", "count(*) AS spans",
-                     f"{r.count_if(r.is_set('_err'))} AS errors", f"{r.any_flag('_root')} AS has_root", *first,
-                     f"{r.distinct_list('_svc')} AS services"]
-        return Compiled(f"SELECT {', '.join(per_trace)} FROM (SELECT {', '.join(cols)} FROM spans WHERE {' AND '.join(where)}) "
-                        "GROUP BY _tid", r.params)
+        per_trace = ["_tid", "min(_s) AS start_us", "max(_e) AS end_us", f"{r.to_int64('count(*)')} AS spans",
+                     f"{r.to_int64(r.count_if(r.is_set('_err')))} AS errors", f"{r.any_flag('_root')} AS has_root",
+                     *first, f"{r.distinct_list('_svc')} AS services"]
+        return f"SELECT {', '.join(per_trace)} FROM ({' UNION ALL '.join(pieces)}) GROUP BY _tid"
 
     def spans_of(self, plan: TraceSearchPlan, trace_ids: Sequence[str], conditions: Sequence[int]) -> Compiled:
         r = self.render()
