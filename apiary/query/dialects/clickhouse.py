@@ -90,6 +90,7 @@ class ClickHouseRender(SpanRender):
     GROUPING_SETS_SETTINGS = " SETTINGS group_by_use_nulls = 1"
     JOIN_SETTINGS = " SETTINGS join_use_nulls = 1"
     RELATED = _RELATED
+    SUMMARY_MERGED = False
     COUNT = "count()"
 
     def quote(self, name: str) -> str:

@@ -1,13 +1,12 @@
 """What a trace search asks of a SQL dialect, and which one a store gets.
 
 Kept apart from ``Dialect`` (spans grouped by columns) because a trace search
-groups by trace and judges each trace by flags over its spans. The search
-statement computes only the flags and each trace's first start and last end;
-the rows shown (root, services, counts) are worked out afterwards for the
-traces returned alone. On 1 M spans (this machine, loaded): 276 ms for the
-flags, ordered and limited, against 941 ms with the shown columns computed for
-every trace. Picking candidate traces first (a semi-join on the spans of a
-condition every match needs) gained nothing (249 against 256 ms), so it is not done.
+groups by trace and judges each trace by flags over its spans. Each trace's
+start, end and shown columns (root, services, counts) come from the trace
+summary kept at ingest (``apiary.store.trace_summary``), not from grouping
+the spans; span conditions still read the spans. The search statement
+computes only the flags and the times; the rows shown are worked out
+afterwards for the traces returned alone.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from typing import Protocol, Sequence
 from apiary.query.dialects import Compiled
 from apiary.query.dialects.base import SpanRender
 from apiary.query.plan import TraceRows
-from apiary.query.trace_search import Const, Has, Logic, Match, TraceSearchPlan, evaluate
+from apiary.query.trace_search import Const, Has, Logic, Match, TraceSearchPlan
 
 
 @dataclass(frozen=True)
@@ -88,11 +87,15 @@ def _span_times(r: SpanRender) -> list[str]:
 class TraceSearchSQL:
     """The trace search's statements, rendered by one store's `SpanRender`.
 
-    Each trace's start, end and shown columns come from the trace summary (``apiary.store.trace_summary``):
-    merged partial rows, one or a few per trace, where the spans would be grouped by trace. Its rows stand for
-    a trace's spans in a window when none of them straddles an edge; the few traces an edge cuts (`Cuts`) are
-    grouped from their spans. Span conditions still read the spans, but only the spans that match one of them
-    when a trace with none cannot match (``a and not b``, not ``not b``): those are grouped by trace, not all.
+    Without span conditions, each trace's start and end come from the trace summary
+    (``apiary.store.trace_summary``) instead of grouping the spans by trace; so do the shown columns of the
+    traces returned. A summary row stands for a trace's spans in a window when it does not straddle an edge;
+    the few traces an edge cuts (`Cuts`) are grouped from their spans, read in narrow time ranges.
+
+    Span conditions group every span of the window by trace, as before the summary: grouping only the spans
+    that match a condition and joining the summary's times took 1.15-1.42 x as long on 10 M spans (DuckDB,
+    the same rounds; ``bench/investigate.py``'s cross-span and absence searches), the grouping of the 543,069
+    traces that matched one costing about what grouping all 1.25 M traces' spans did.
     """
 
     def __init__(self, render: type[SpanRender], name: str) -> None:
@@ -104,6 +107,9 @@ class TraceSearchSQL:
         assert plan.start is not None and plan.end is not None
         env, lo, hi = r.param(plan.env), r.param(plan.start), r.param(plan.end)
         edge = f"(ts_min < {lo} AND ts_max >= {lo}) OR (ts_min < {hi} AND ts_max >= {hi})"
+        if r.SUMMARY_MERGED:  # a trace's one row straddles the edge: no grouping (it took ~0.6 s over 1.25 M traces)
+            return Compiled(f"SELECT trace_id AS _tid, {r.micros('ts_min')} AS lo, {r.micros('ts_max')} AS hi "
+                            f"FROM trace_summary WHERE _env = {env} AND ({edge})", r.params)
         return Compiled(f"SELECT trace_id AS _tid, {r.micros('min(ts_min)')} AS lo, {r.micros('max(ts_max)')} AS hi "
                         f"FROM trace_summary WHERE _env = {env} AND ts_min < {hi} AND ts_max >= {lo} AND trace_id IN "
                         f"(SELECT trace_id FROM trace_summary WHERE _env = {env} AND ({edge})) GROUP BY trace_id", r.params)
@@ -116,30 +122,24 @@ class TraceSearchSQL:
         if plan.max_trace_ms is not None:
             judged.append(f"(end_us - start_us) / 1000.0 <= {r.number_param(plan.max_trace_ms)}")
         n = len(plan.conditions)
-        hs = [f"f.h{i} AS h{i}" for i in range(n)]
-        if n and not bool(evaluate(plan.sql_match, [False] * n, {})):
-            # A trace none of whose spans matches a condition cannot match: group only the spans that match one.
-            where = span_rows(r, plan, plan.trace_ids)
-            flags = [f"{r.flag(r.expr(c))} AS m{i}" for i, c in enumerate(plan.conditions)]
-            some = " OR ".join(r.is_set(f"m{i}") for i in range(n))
-            per_trace = ["_tid", *(f"{r.any_flag(f'm{i}')} AS h{i}" for i in range(n))]
-            sql = (f"WITH f AS (SELECT {', '.join(per_trace)} FROM (SELECT {r.not_null(r.ident('trace.trace_id'))} AS _tid, "
-                   f"{', '.join(flags)} FROM spans WHERE {' AND '.join(where)}) WHERE {some} GROUP BY _tid), "
-                   f"w AS ({self._traces(r, plan, plan.trace_ids, cuts, among='SELECT _tid FROM f')}), "
-                   f"t AS (SELECT w._tid AS _tid, w.start_us AS start_us, w.end_us AS end_us, {', '.join(hs)} "
-                   f"FROM f JOIN w ON w._tid = f._tid) ")
-        elif n:
+        if n:
             where = span_rows(r, plan, plan.trace_ids)
             flags = [f"{r.flag(r.expr(c))} AS m{i}" for i, c in enumerate(plan.conditions)]
             per_trace = ["_tid", "min(_s) AS start_us", "max(_e) AS end_us"]
             per_trace += [f"{r.any_flag(f'm{i}')} AS h{i}" for i in range(n)]
             sql = (f"WITH s AS (SELECT {', '.join(_span_times(r) + flags)} FROM spans WHERE {' AND '.join(where)}), "
                    f"t AS (SELECT {', '.join(per_trace)} FROM s GROUP BY _tid) ")
-        else:
-            sql = f"WITH t AS (SELECT _tid, start_us, end_us FROM ({self._traces(r, plan, plan.trace_ids, cuts)})) "
+        else:  # every trace: read twice below (count, and top rows) rather than kept
+            sql = f"WITH {r.inlined('t', self._traces(r, plan, plan.trace_ids, cuts, shown=False))} "
         if plan.exact_in_sql:
             order = "start_us DESC" if plan.order == "newest" else "end_us - start_us DESC"
-            sql += (f"SELECT *, count(*) OVER () AS _matched FROM t WHERE {' AND '.join(judged)} "
+            kept = " AND ".join(judged)
+            # A window count keeps every row it counts (630 of 700 ms for 1.25 M traces from the summary on DuckDB);
+            # a subquery reads them again instead, which only the summary's rows are cheap enough for (ClickHouse
+            # runs a CTE once per read, and its window is cheap).
+            by_window = n or r.COUNT_BY_WINDOW
+            matched = "count(*) OVER ()" if by_window else f"(SELECT count(*) FROM t WHERE {kept})"
+            sql += (f"SELECT *, {matched} AS _matched FROM t WHERE {kept} "
                     f"ORDER BY {order}, _tid LIMIT {r.limit_param(plan.limit)}")
         else:
             sql += f"SELECT * FROM t WHERE {' AND '.join(judged)}"
@@ -150,37 +150,47 @@ class TraceSearchSQL:
         return Compiled(self._traces(r, plan, trace_ids, cuts), r.params)
 
     def _traces(self, r: SpanRender, plan: TraceSearchPlan, trace_ids: Sequence[str] | None, cuts: Cuts,
-                among: str | None = None) -> str:
-        """One row per trace of the window (or of ``trace_ids``; only those in ``among``, a statement of trace
-        ids, when given), with the columns `summaries` lists: from the summary, and from the spans for the cut."""
+                shown: bool = True) -> str:
+        """One row per trace of the window (or of ``trace_ids``): ``_tid``, ``start_us``, ``end_us`` and, ``shown``,
+        the other columns `summaries` lists; from the summary, and from the spans for the traces an edge cuts."""
         where = [f"_env = {r.param(plan.env)}"]
         if trace_ids is not None:
             where.append(r.in_list("trace_id", r.list_param(trace_ids)))
-        if among is not None:
-            where.append(f"trace_id IN ({among})")
-        cut_here = ""
+        edge = None
         if plan.start is not None and plan.end is not None:
             lo, hi = r.param(plan.start), r.param(plan.end)
             where += [f"ts_min < {hi}", f"ts_max >= {lo}"]
-            edge = r.as_flag(f"ts_min < {lo} OR ts_max >= {hi}")
-            cut_here = f" HAVING NOT ({r.is_set(r.any_flag(edge))})"
+            edge = f"ts_min < {lo} OR ts_max >= {hi}"
         root, arg_min = "root_us IS NOT NULL", r.NAMES["arg_min"]
-        has_root = r.is_set(r.any_flag(r.as_flag(root)))
-        first = [f"CASE WHEN {has_root} THEN {r.agg_if(arg_min, f'{c}, root_us', root)} "
-                 f"ELSE {arg_min}({f}, ts_min) END AS {alias}"
-                 for c, f, alias in (("root_name", "first_name", "root_name"), ("root_service", "first_service", "root_service"))]
-        merged = ["trace_id AS _tid", f"{r.micros('min(ts_min)')} AS start_us", "max(end_us) AS end_us",
-                  f"{r.to_int64('sum(spans)')} AS spans", f"{r.to_int64('sum(errors)')} AS errors",
-                  f"{r.any_flag(r.as_flag(root))} AS has_root", *first, f"{r.distinct_union('services')} AS services"]
-        sql = f"SELECT {', '.join(merged)} FROM trace_summary WHERE {' AND '.join(where)} GROUP BY trace_id{cut_here}"
+        pairs = (("root_name", "first_name"), ("root_service", "first_service"))
+        if r.SUMMARY_MERGED:  # one row per trace already
+            if edge is not None:
+                where.append(f"NOT ({edge})")
+            cols = ["trace_id AS _tid", f"{r.micros('ts_min')} AS start_us", "end_us"]
+            if shown:
+                cols += ["spans", "errors", f"{r.as_flag(root)} AS has_root",
+                         *(f"CASE WHEN {root} THEN {c} ELSE {f} END AS {c}" for c, f in pairs),
+                         f"{r.distinct_union_row('services')} AS services"]
+            sql = f"SELECT {', '.join(cols)} FROM trace_summary WHERE {' AND '.join(where)}"
+        else:  # partial rows, merged here
+            has_root = r.is_set(r.any_flag(r.as_flag(root)))
+            cols = ["trace_id AS _tid", f"{r.micros('min(ts_min)')} AS start_us", "max(end_us) AS end_us"]
+            if shown:
+                cols += [f"{r.to_int64('sum(spans)')} AS spans", f"{r.to_int64('sum(errors)')} AS errors",
+                         f"{r.any_flag(r.as_flag(root))} AS has_root",
+                         *(f"CASE WHEN {has_root} THEN {r.agg_if(arg_min, f'{c}, root_us', root)} "
+                           f"ELSE {arg_min}({f}, ts_min) END AS {c}" for c, f in pairs),
+                         f"{r.distinct_union('services')} AS services"]
+            cut_here = "" if edge is None else f" HAVING NOT ({r.is_set(r.any_flag(r.as_flag(edge)))})"
+            sql = f"SELECT {', '.join(cols)} FROM trace_summary WHERE {' AND '.join(where)} GROUP BY trace_id{cut_here}"
         wanted = None if trace_ids is None else set(trace_ids)
         ids = [t for t in cuts.trace_ids if wanted is None or t in wanted]
         if plan.start is not None and ids and cuts.ranges:
-            sql += " UNION ALL " + self._from_spans(r, plan, ids, cuts.ranges)
+            sql += " UNION ALL " + self._from_spans(r, plan, ids, cuts.ranges, shown)
         return sql
 
     def _from_spans(self, r: SpanRender, plan: TraceSearchPlan, trace_ids: Sequence[str],
-                    ranges: Sequence[tuple[datetime, datetime]]) -> str:
+                    ranges: Sequence[tuple[datetime, datetime]], shown: bool) -> str:
         """`_traces`'s columns for ``trace_ids`` from their spans in the window, read in ``ranges`` only."""
         ifnull = r.NAMES["ifnull"]
         is_error = r.as_flag(f"{ifnull}({r.ident('error')}, false)")
@@ -195,9 +205,10 @@ class TraceSearchSQL:
         first = [f"CASE WHEN {has_root} THEN {r.agg_if(r.NAMES['arg_min'], f'{c}, _s', root)} "
                  f"ELSE {r.NAMES['arg_min']}({c}, _s) END AS {alias}" for c, alias in (("_name", "root_name"),
                                                                                       ("_svc", "root_service"))]
-        per_trace = ["_tid", "min(_s) AS start_us", "max(_e) AS end_us", f"{r.to_int64('count(*)')} AS spans",
-                     f"{r.to_int64(r.count_if(r.is_set('_err')))} AS errors", f"{r.any_flag('_root')} AS has_root",
-                     *first, f"{r.distinct_list('_svc')} AS services"]
+        per_trace = ["_tid", "min(_s) AS start_us", "max(_e) AS end_us"]
+        if shown:
+            per_trace += [f"{r.to_int64('count(*)')} AS spans", f"{r.to_int64(r.count_if(r.is_set('_err')))} AS errors",
+                          f"{r.any_flag('_root')} AS has_root", *first, f"{r.distinct_list('_svc')} AS services"]
         return f"SELECT {', '.join(per_trace)} FROM ({' UNION ALL '.join(pieces)}) GROUP BY _tid"
 
     def spans_of(self, plan: TraceSearchPlan, trace_ids: Sequence[str], conditions: Sequence[int]) -> Compiled:
