@@ -27,6 +27,9 @@ figures; the README has the latest run):
   per load and trace, ART-indexed). Fetching a trace reads the index, then,
   in that partition alone, only the row groups whose timestamp zone maps
   overlap that range, so its cost does not grow with the data.
+* ``trace_summary`` (``trace_summary.py``) keeps one row per trace (start,
+  end, counts, root, services), upserted in each load's transaction, so a
+  list of traces reads a row per trace instead of grouping their spans.
 
 Writes: a request's spans are committed to the intake log (``intake_log.py``;
 group commit, one fsync for all that queued) and answered; one loader thread
