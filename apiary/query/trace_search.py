@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence, Union
@@ -323,13 +323,18 @@ class TraceSearchOutcome:
 
 def search_traces(store: Store, env: str, doc: Any, now: float | None = None) -> TraceSearchOutcome:
     """Plan, run the dialect's SQL, check ``under`` exactly where asked, and shape the answer."""
-    from apiary.query.dialects.traces import trace_dialect_for
+    from apiary.query.dialects.traces import Cuts, trace_dialect_for
 
     started = time.perf_counter()
     plan = build_search_plan(store, env, doc, now)
     dialect = trace_dialect_for(store.dialect)
     statements: list[str] = []
-    compiled = dialect.search(plan)
+    cuts = Cuts()
+    if plan.start is not None and plan.end is not None:
+        compiled = dialect.cuts(plan)
+        statements.append(compiled.sql)
+        cuts = window_cuts(store.query(compiled.sql, compiled.params), plan.start, plan.end)
+    compiled = dialect.search(plan, cuts)
     statements.append(compiled.sql)
     found = store.query(compiled.sql, compiled.params)
     if plan.exact_in_sql:
@@ -342,7 +347,7 @@ def search_traces(store: Store, env: str, doc: Any, now: float | None = None) ->
         rows = _rows(kept.slice(0, plan.limit))
     traces: list[dict[str, Any]] = []
     if rows:  # the shown columns, for the returned traces only
-        compiled = dialect.summaries(plan, [r["_tid"] for r in rows])
+        compiled = dialect.summaries(plan, [r["_tid"] for r in rows], cuts)
         statements.append(compiled.sql)
         shown = {r["_tid"]: r for r in _rows(store.query(compiled.sql, compiled.params))}
         traces = [_trace_row(shown[r["_tid"]]) for r in rows if r["_tid"] in shown]
@@ -352,6 +357,41 @@ def search_traces(store: Store, env: str, doc: Any, now: float | None = None) ->
         data["start_time"] = _iso(plan.start)
         data["end_time"] = _iso(plan.end)
     return TraceSearchOutcome(data, statements)
+
+
+#: At most this many time ranges are read for the traces a window edge cuts (nearby ranges are joined).
+MAX_CUT_RANGES = 8
+
+
+def window_cuts(found: pa.Table, start: datetime, end: datetime) -> Any:
+    """The traces a window edge cuts (``TraceDialect.cuts``' rows) and the few time ranges inside the window that
+    hold their spans there: their summary rows' ranges, clipped to the window, overlapping ones joined, then the
+    closest joined until at most `MAX_CUT_RANGES` remain (each range becomes one read of the spans)."""
+    from apiary.query.dialects.traces import Cuts
+
+    if not found.num_rows:
+        return Cuts()
+    lo_us, hi_us = _micros(start), _micros(end) - 1
+    spans = sorted((max(lo, lo_us), min(hi, hi_us)) for lo, hi in zip(found.column("lo").to_pylist(),
+                                                                        found.column("hi").to_pylist()))
+    ranges: list[list[int]] = []
+    for lo, hi in spans:
+        if ranges and lo <= ranges[-1][1]:
+            ranges[-1][1] = max(ranges[-1][1], hi)
+        else:
+            ranges.append([lo, hi])
+    while len(ranges) > MAX_CUT_RANGES:
+        i = min(range(len(ranges) - 1), key=lambda k: ranges[k + 1][0] - ranges[k][1])
+        ranges[i:i + 2] = [[ranges[i][0], ranges[i + 1][1]]]
+    return Cuts(tuple(found.column("_tid").to_pylist()), tuple((_from_micros(lo), _from_micros(hi)) for lo, hi in ranges))
+
+
+def _micros(naive: datetime) -> int:
+    return (naive - datetime(1970, 1, 1)) // timedelta(microseconds=1)
+
+
+def _from_micros(us: int) -> datetime:
+    return datetime(1970, 1, 1) + timedelta(microseconds=us)
 
 
 def _check_under(store: Store, dialect: Any, plan: TraceSearchPlan,

@@ -70,6 +70,11 @@ class SpanRender(ABC):
     JOIN_SETTINGS: ClassVar[str] = ""
     #: How the engine spells the summaries of related spans (relational fields, ``apiary.query.dialects.related``).
     RELATED: ClassVar[RelatedSQL]
+    #: Whether the store's ``trace_summary`` has one row per trace (merged at ingest) rather than partial rows to
+    #: merge when read (``apiary.store.trace_summary``).
+    SUMMARY_MERGED: ClassVar[bool] = False
+    #: Whether a trace search counts its matches by a window over its rows (else by a subquery reading them again).
+    COUNT_BY_WINDOW: ClassVar[bool] = True
     #: The count of a statement's rows (``bubbleup_sides``).
     COUNT: ClassVar[str] = "count(*)"
 
@@ -204,6 +209,14 @@ class SpanRender(ABC):
         """The aggregate of the distinct non-null values as a sorted list."""
 
     @abstractmethod
+    def distinct_union(self, lists: str) -> str:
+        """The aggregate of lists: their distinct non-null values as one sorted list."""
+
+    def distinct_union_row(self, values: str) -> str:
+        """One row's list as `distinct_union` would give it (only where ``SUMMARY_MERGED``)."""
+        raise NotImplementedError
+
+    @abstractmethod
     def any_flag(self, flag: str) -> str:
         """Whether some row's flag (from `flag`) holds, as a flag."""
 
@@ -243,6 +256,10 @@ class SpanRender(ABC):
         """Each row's number from 0 (any order where the engine reads a WITH item once; ``order``, a unique key
         up to repeated rows, where it reads it again at each use and the numbers must agree)."""
         return "row_number() OVER () - 1"
+
+    def inlined(self, name: str, sql: str) -> str:
+        """A WITH item read more than once that is cheaper to compute again than to keep."""
+        return f"{name} AS ({sql})"
 
     def reused(self, name: str, sql: str) -> str:
         """A WITH item read more than once, computed once where the engine can be told to."""

@@ -90,6 +90,7 @@ class ClickHouseRender(SpanRender):
     GROUPING_SETS_SETTINGS = " SETTINGS group_by_use_nulls = 1"
     JOIN_SETTINGS = " SETTINGS join_use_nulls = 1"
     RELATED = _RELATED
+    SUMMARY_MERGED = False
     COUNT = "count()"
 
     def quote(self, name: str) -> str:
@@ -217,6 +218,9 @@ class ClickHouseRender(SpanRender):
 
     def distinct_list(self, value: str) -> str:
         return f"arraySort(groupUniqArray({value}))"
+
+    def distinct_union(self, lists: str) -> str:
+        return f"arraySort(groupUniqArrayArray({lists}))"
 
     def any_flag(self, flag: str) -> str:
         return f"max({flag})"

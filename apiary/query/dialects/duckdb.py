@@ -61,6 +61,8 @@ class DuckDBRender(SpanRender):
     NAMES = {"nullif": "nullif", "ifnull": "coalesce", "any": "any_value", "uniq": "approx_count_distinct", "ln": "ln",
              "arg_min": "arg_min"}
     RELATED = _RELATED
+    SUMMARY_MERGED = True
+    COUNT_BY_WINDOW = False
 
     def quote(self, name: str) -> str:
         return ident(name)
@@ -172,11 +174,21 @@ class DuckDBRender(SpanRender):
     def distinct_list(self, value: str) -> str:
         return f"list_sort(list_distinct(list({value})))"
 
+    def distinct_union(self, lists: str) -> str:
+        return f"list_sort(list_distinct(flatten(list({lists}))))"
+
+    def distinct_union_row(self, values: str) -> str:
+        """One row's list, as `distinct_union` gives a group's: sorted (an upsert appends in arrival order)."""
+        return f"list_sort(list_distinct({values}))"
+
     def any_flag(self, flag: str) -> str:
         return f"bool_or({flag})"
 
     def reused(self, name: str, sql: str) -> str:
         return f"{name} AS MATERIALIZED ({sql})"
+
+    def inlined(self, name: str, sql: str) -> str:
+        return f"{name} AS NOT MATERIALIZED ({sql})"
 
 
 class DuckDBDialect(SpanDialect):

@@ -1,17 +1,18 @@
 """What a trace search asks of a SQL dialect, and which one a store gets.
 
 Kept apart from ``Dialect`` (spans grouped by columns) because a trace search
-groups by trace and judges each trace by flags over its spans. The search
-statement computes only the flags and each trace's first start and last end;
-the rows shown (root, services, counts) are worked out afterwards for the
-traces returned alone. On 1 M spans (this machine, loaded): 276 ms for the
-flags, ordered and limited, against 941 ms with the shown columns computed for
-every trace. Picking candidate traces first (a semi-join on the spans of a
-condition every match needs) gained nothing (249 against 256 ms), so it is not done.
+groups by trace and judges each trace by flags over its spans. Each trace's
+start, end and shown columns (root, services, counts) come from the trace
+summary kept at ingest (``apiary.store.trace_summary``), not from grouping
+the spans; span conditions still read the spans. The search statement
+computes only the flags and the times; the rows shown are worked out
+afterwards for the traces returned alone.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol, Sequence
 
 from apiary.query.dialects import Compiled
@@ -20,13 +21,26 @@ from apiary.query.plan import TraceRows
 from apiary.query.trace_search import Const, Has, Logic, Match, TraceSearchPlan
 
 
+@dataclass(frozen=True)
+class Cuts:
+    """The traces an edge of the search window cuts (some summary row of theirs straddles it): judged from their
+    spans, read only in ``ranges`` (disjoint, inside the window), which hold every span of theirs that starts there."""
+
+    trace_ids: tuple[str, ...] = ()
+    ranges: tuple[tuple[datetime, datetime], ...] = ()
+
+
 class TraceDialect(Protocol):
-    def search(self, plan: TraceSearchPlan) -> Compiled:
+    def cuts(self, plan: TraceSearchPlan) -> Compiled:
+        """The traces a window edge cuts: ``_tid``, ``lo``, ``hi`` (the first and last start of their summary
+        rows that overlap the window)."""
+
+    def search(self, plan: TraceSearchPlan, cuts: Cuts) -> Compiled:
         """One row per trace: ``_tid``, ``start_us``, ``end_us``, ``h0..hN`` (some span matched condition i). When
         the plan's match is exact in SQL, only the matching traces, ordered and limited, each with ``_matched``
         (all that matched); otherwise every trace the relaxed match keeps."""
 
-    def summaries(self, plan: TraceSearchPlan, trace_ids: Sequence[str]) -> Compiled:
+    def summaries(self, plan: TraceSearchPlan, trace_ids: Sequence[str], cuts: Cuts) -> Compiled:
         """For the traces listed: ``_tid``, ``start_us``, ``end_us``, ``spans``, ``errors``, ``has_root``,
         ``root_name``, ``root_service`` (the root's, else the earliest span's), ``services``."""
 
@@ -65,55 +79,137 @@ def span_rows(r: SpanRender, plan: TraceSearchPlan | TraceRows, trace_ids: Seque
 def _span_times(r: SpanRender) -> list[str]:
     """A span's trace (``_tid``), start and end (``_s``, ``_e``, µs)."""
     start, ifnull = r.micros(r.ident("timestamp")), r.NAMES["ifnull"]
-    end = f"{start} + {r.to_int64(f'{ifnull}(duration_ms, 0) * 1000')}"
+    # Rounded to the microsecond, as the trace summary rounds it (a cast would round in DuckDB, truncate in ClickHouse).
+    end = f"{start} + {r.to_int64(f'round({ifnull}(duration_ms, 0) * 1000)')}"
     return [f"{r.not_null(r.ident('trace.trace_id'))} AS _tid", f"{start} AS _s", f"{end} AS _e"]
 
 
 class TraceSearchSQL:
-    """The trace search's statements, rendered by one store's `SpanRender`."""
+    """The trace search's statements, rendered by one store's `SpanRender`.
+
+    Without span conditions, each trace's start and end come from the trace summary
+    (``apiary.store.trace_summary``) instead of grouping the spans by trace; so do the shown columns of the
+    traces returned. A summary row stands for a trace's spans in a window when it does not straddle an edge;
+    the few traces an edge cuts (`Cuts`) are grouped from their spans, read in narrow time ranges.
+
+    Span conditions group every span of the window by trace, as before the summary: grouping only the spans
+    that match a condition and joining the summary's times took 1.15-1.42 x as long on 10 M spans (DuckDB,
+    the same rounds; ``bench/investigate.py``'s cross-span and absence searches), the grouping of the 543,069
+    traces that matched one costing about what grouping all 1.25 M traces' spans did.
+    """
 
     def __init__(self, render: type[SpanRender], name: str) -> None:
         self.render = render
         self.name = name
 
-    def search(self, plan: TraceSearchPlan) -> Compiled:
+    def cuts(self, plan: TraceSearchPlan) -> Compiled:
         r = self.render()
-        where = span_rows(r, plan, plan.trace_ids)
-        flags = [f"{r.flag(r.expr(c))} AS m{i}" for i, c in enumerate(plan.conditions)]
-        per_trace = ["_tid", "min(_s) AS start_us", "max(_e) AS end_us"]
-        per_trace += [f"{r.any_flag(f'm{i}')} AS h{i}" for i in range(len(plan.conditions))]
+        assert plan.start is not None and plan.end is not None
+        env, lo, hi = r.param(plan.env), r.param(plan.start), r.param(plan.end)
+        edge = f"(ts_min < {lo} AND ts_max >= {lo}) OR (ts_min < {hi} AND ts_max >= {hi})"
+        if r.SUMMARY_MERGED:  # a trace's one row straddles the edge: no grouping (it took ~0.6 s over 1.25 M traces)
+            return Compiled(f"SELECT trace_id AS _tid, {r.micros('ts_min')} AS lo, {r.micros('ts_max')} AS hi "
+                            f"FROM trace_summary WHERE _env = {env} AND ({edge})", r.params)
+        return Compiled(f"SELECT trace_id AS _tid, {r.micros('min(ts_min)')} AS lo, {r.micros('max(ts_max)')} AS hi "
+                        f"FROM trace_summary WHERE _env = {env} AND ts_min < {hi} AND ts_max >= {lo} AND trace_id IN "
+                        f"(SELECT trace_id FROM trace_summary WHERE _env = {env} AND ({edge})) GROUP BY trace_id", r.params)
+
+    def search(self, plan: TraceSearchPlan, cuts: Cuts) -> Compiled:
+        r = self.render()
         judged = [render_match(plan.sql_match)]
         if plan.min_trace_ms is not None:
             judged.append(f"(end_us - start_us) / 1000.0 >= {r.number_param(plan.min_trace_ms)}")
         if plan.max_trace_ms is not None:
             judged.append(f"(end_us - start_us) / 1000.0 <= {r.number_param(plan.max_trace_ms)}")
-        sql = (f"WITH s AS (SELECT {', '.join(_span_times(r) + flags)} FROM spans WHERE {' AND '.join(where)}), "
-               f"t AS (SELECT {', '.join(per_trace)} FROM s GROUP BY _tid) ")
+        n = len(plan.conditions)
+        if n:
+            where = span_rows(r, plan, plan.trace_ids)
+            flags = [f"{r.flag(r.expr(c))} AS m{i}" for i, c in enumerate(plan.conditions)]
+            per_trace = ["_tid", "min(_s) AS start_us", "max(_e) AS end_us"]
+            per_trace += [f"{r.any_flag(f'm{i}')} AS h{i}" for i in range(n)]
+            sql = (f"WITH s AS (SELECT {', '.join(_span_times(r) + flags)} FROM spans WHERE {' AND '.join(where)}), "
+                   f"t AS (SELECT {', '.join(per_trace)} FROM s GROUP BY _tid) ")
+        else:  # every trace: read twice below (count, and top rows) rather than kept
+            sql = f"WITH {r.inlined('t', self._traces(r, plan, plan.trace_ids, cuts, shown=False))} "
         if plan.exact_in_sql:
             order = "start_us DESC" if plan.order == "newest" else "end_us - start_us DESC"
-            sql += (f"SELECT *, count(*) OVER () AS _matched FROM t WHERE {' AND '.join(judged)} "
+            kept = " AND ".join(judged)
+            # A window count keeps every row it counts (630 of 700 ms for 1.25 M traces from the summary on DuckDB);
+            # a subquery reads them again instead, which only the summary's rows are cheap enough for (ClickHouse
+            # runs a CTE once per read, and its window is cheap).
+            by_window = n or r.COUNT_BY_WINDOW
+            matched = "count(*) OVER ()" if by_window else f"(SELECT count(*) FROM t WHERE {kept})"
+            sql += (f"SELECT *, {matched} AS _matched FROM t WHERE {kept} "
                     f"ORDER BY {order}, _tid LIMIT {r.limit_param(plan.limit)}")
         else:
             sql += f"SELECT * FROM t WHERE {' AND '.join(judged)}"
         return Compiled(sql, r.params)
 
-    def summaries(self, plan: TraceSearchPlan, trace_ids: Sequence[str]) -> Compiled:
+    def summaries(self, plan: TraceSearchPlan, trace_ids: Sequence[str], cuts: Cuts) -> Compiled:
         r = self.render()
-        where = span_rows(r, plan, trace_ids)
+        return Compiled(self._traces(r, plan, trace_ids, cuts), r.params)
+
+    def _traces(self, r: SpanRender, plan: TraceSearchPlan, trace_ids: Sequence[str] | None, cuts: Cuts,
+                shown: bool = True) -> str:
+        """One row per trace of the window (or of ``trace_ids``): ``_tid``, ``start_us``, ``end_us`` and, ``shown``,
+        the other columns `summaries` lists; from the summary, and from the spans for the traces an edge cuts."""
+        where = [f"_env = {r.param(plan.env)}"]
+        if trace_ids is not None:
+            where.append(r.in_list("trace_id", r.list_param(trace_ids)))
+        edge = None
+        if plan.start is not None and plan.end is not None:
+            lo, hi = r.param(plan.start), r.param(plan.end)
+            where += [f"ts_min < {hi}", f"ts_max >= {lo}"]
+            edge = f"ts_min < {lo} OR ts_max >= {hi}"
+        root, arg_min = "root_us IS NOT NULL", r.NAMES["arg_min"]
+        pairs = (("root_name", "first_name"), ("root_service", "first_service"))
+        if r.SUMMARY_MERGED:  # one row per trace already
+            if edge is not None:
+                where.append(f"NOT ({edge})")
+            cols = ["trace_id AS _tid", f"{r.micros('ts_min')} AS start_us", "end_us"]
+            if shown:
+                cols += ["spans", "errors", f"{r.as_flag(root)} AS has_root",
+                         *(f"CASE WHEN {root} THEN {c} ELSE {f} END AS {c}" for c, f in pairs),
+                         f"{r.distinct_union_row('services')} AS services"]
+            sql = f"SELECT {', '.join(cols)} FROM trace_summary WHERE {' AND '.join(where)}"
+        else:  # partial rows, merged here
+            has_root = r.is_set(r.any_flag(r.as_flag(root)))
+            cols = ["trace_id AS _tid", f"{r.micros('min(ts_min)')} AS start_us", "max(end_us) AS end_us"]
+            if shown:
+                cols += [f"{r.to_int64('sum(spans)')} AS spans", f"{r.to_int64('sum(errors)')} AS errors",
+                         f"{r.any_flag(r.as_flag(root))} AS has_root",
+                         *(f"CASE WHEN {has_root} THEN {r.agg_if(arg_min, f'{c}, root_us', root)} "
+                           f"ELSE {arg_min}({f}, ts_min) END AS {c}" for c, f in pairs),
+                         f"{r.distinct_union('services')} AS services"]
+            cut_here = "" if edge is None else f" HAVING NOT ({r.is_set(r.any_flag(r.as_flag(edge)))})"
+            sql = f"SELECT {', '.join(cols)} FROM trace_summary WHERE {' AND '.join(where)} GROUP BY trace_id{cut_here}"
+        wanted = None if trace_ids is None else set(trace_ids)
+        ids = [t for t in cuts.trace_ids if wanted is None or t in wanted]
+        if plan.start is not None and ids and cuts.ranges:
+            sql += " UNION ALL " + self._from_spans(r, plan, ids, cuts.ranges, shown)
+        return sql
+
+    def _from_spans(self, r: SpanRender, plan: TraceSearchPlan, trace_ids: Sequence[str],
+                    ranges: Sequence[tuple[datetime, datetime]], shown: bool) -> str:
+        """`_traces`'s columns for ``trace_ids`` from their spans in the window, read in ``ranges`` only."""
         ifnull = r.NAMES["ifnull"]
         is_error = r.as_flag(f"{ifnull}({r.ident('error')}, false)")
         is_root = r.as_flag(f"{ifnull}({r.ident('trace.parent_id')}, '') = ''")
         cols = _span_times(r) + ["name AS _name", f"{r.ident('service.name')} AS _svc", f"{is_error} AS _err",
                                  f"{is_root} AS _root"]
+        where = span_rows(r, plan, trace_ids)
+        ts = r.ident("timestamp")
+        pieces = [f"SELECT {', '.join(cols)} FROM spans WHERE {' AND '.join(where)} AND {ts} >= {r.param(lo)} "
+                  f"AND {ts} <= {r.param(hi)}" for lo, hi in ranges]
         has_root, root = r.is_set(r.any_flag("_root")), r.is_set("_root")
         first = [f"CASE WHEN {has_root} THEN {r.agg_if(r.NAMES['arg_min'], f'{c}, _s', root)} "
                  f"ELSE {r.NAMES['arg_min']}({c}, _s) END AS {alias}" for c, alias in (("_name", "root_name"),
                                                                                       ("_svc", "root_service"))]
-        per_trace = ["_tid", "min(_s) AS start_us", "max(_e) AS end_us", "count(*) AS spans",
-                     f"{r.count_if(r.is_set('_err'))} AS errors", f"{r.any_flag('_root')} AS has_root", *first,
-                     f"{r.distinct_list('_svc')} AS services"]
-        return Compiled(f"SELECT {', '.join(per_trace)} FROM (SELECT {', '.join(cols)} FROM spans WHERE {' AND '.join(where)}) "
-                        "GROUP BY _tid", r.params)
+        per_trace = ["_tid", "min(_s) AS start_us", "max(_e) AS end_us"]
+        if shown:
+            per_trace += [f"{r.to_int64('count(*)')} AS spans", f"{r.to_int64(r.count_if(r.is_set('_err')))} AS errors",
+                          f"{r.any_flag('_root')} AS has_root", *first, f"{r.distinct_list('_svc')} AS services"]
+        return f"SELECT {', '.join(per_trace)} FROM ({' UNION ALL '.join(pieces)}) GROUP BY _tid"
 
     def spans_of(self, plan: TraceSearchPlan, trace_ids: Sequence[str], conditions: Sequence[int]) -> Compiled:
         r = self.render()

@@ -62,6 +62,7 @@ import pyarrow.compute as pc
 
 from apiary.model.span import CORE_FIELDS, CORE_NAMES, DATASET_COLUMN, OVERFLOW_COLUMN, SpanBatch, column_type
 from apiary.store.base import ColumnInfo, DatasetInfo, StoreUnavailable
+from apiary.store.clickhouse import trace_summary
 from apiary.store.clickhouse.client import Client, ClickHouseError, connect, quote
 from apiary.store.group_commit import GroupCommitter
 
@@ -112,7 +113,7 @@ class ClickHouseStore:
         self._create_schema(fsync)
         if retention_days > 0:
             seconds = int(retention_days * 86400)  # a number from the server's settings, never a request's value
-            for table, column in (("spans", "timestamp"), ("trace_index", "ts_max")):
+            for table, column in (("spans", "timestamp"), ("trace_index", "ts_max"), ("trace_summary", "ts_max")):
                 self.client.command(f"ALTER TABLE {table} MODIFY TTL toDateTime({column}) + toIntervalSecond({seconds})",
                                     settings={"materialize_ttl_after_modify": 0})
         self._load_physical()
@@ -137,6 +138,7 @@ class ClickHouseStore:
                       ts_max SimpleAggregateFunction(max, {TS}))
                       ENGINE = AggregatingMergeTree ORDER BY (trace_id, _env, _dataset)
                       SETTINGS non_replicated_deduplication_window = 1000{durable}""")
+        trace_summary.create(c, durable)
         c.command("""CREATE TABLE IF NOT EXISTS attribute_columns (name String, type LowCardinality(String), physical String)
                      ENGINE = ReplacingMergeTree ORDER BY (name, type, physical)""")
         if not c.query_arrow("SELECT count() AS n FROM system.tables WHERE database = currentDatabase() "
@@ -266,6 +268,7 @@ class ClickHouseStore:
             index = index.rename_columns(["_env", "trace_id", "_dataset", "ts_min", "ts_max"])
             self.client.insert_arrow("trace_index", index, settings=_INSERT_SETTINGS)
         self.client.insert_arrow("spans", combined, settings=_INSERT_SETTINGS)  # the commit point
+        trace_summary.add(self.client, combined, _INSERT_SETTINGS)
 
     def _record_catalogue(self, present: dict[tuple[str, str], set[tuple[str, str]]]) -> None:
         """Write new and stale (last-seen) catalogue rows; this node's memory changes only once they are in."""
@@ -414,6 +417,7 @@ class ClickHouseStore:
         if n:
             self.client.command(f"DELETE FROM spans WHERE `timestamp` < {{c:{TS}}}", at)
             self.client.command(f"DELETE FROM trace_index WHERE ts_max < {{c:{TS}}}", at)
+            trace_summary.expire(self.client, cutoff)
         return n
 
     async def close(self) -> None:

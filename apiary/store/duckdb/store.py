@@ -27,6 +27,9 @@ figures; the README has the latest run):
   per load and trace, ART-indexed). Fetching a trace reads the index, then,
   in that partition alone, only the row groups whose timestamp zone maps
   overlap that range, so its cost does not grow with the data.
+* ``trace_summary`` (``trace_summary.py``) keeps one row per trace (start,
+  end, counts, root, services), upserted in each load's transaction, so a
+  list of traces reads a row per trace instead of grouping their spans.
 
 Writes: a request's spans are committed to the intake log (``intake_log.py``;
 group commit, one fsync for all that queued) and answered; one loader thread
@@ -65,6 +68,7 @@ from apiary.model import ipc
 from apiary.store.base import ColumnInfo, DatasetInfo, StoreOverloaded, StoreUnavailable
 from apiary.store import read_scope
 from apiary.store.bulk_loader import BulkLoader, Loaded
+from apiary.store.duckdb import trace_summary
 from apiary.store.duckdb.partitions import Partitions
 from apiary.store.group_commit import GroupCommitter
 from apiary.store.intake_log import IntakeLog
@@ -164,6 +168,7 @@ class DuckDBStore:
         self._catalogue: dict[tuple[str, str], dict[tuple[str, str], list[datetime]]] = defaultdict(dict)
         self._datasets: dict[tuple[str, str], list[datetime]] = {}
         self._create_schema()
+        trace_summary.create(self._db, self._partitions.tables())
         self._load_catalogue()
         self._intake = IntakeLog(self.path + ".intake")
         self._replay()
@@ -474,6 +479,7 @@ class DuckDBStore:
                 part = self._partitions.for_load(combined.num_rows)
                 db.execute(f"INSERT INTO {part.table} BY NAME SELECT * FROM _incoming")
                 db.execute("INSERT INTO trace_index BY NAME SELECT *, ?::INTEGER AS part FROM _traces", [part.part])
+                trace_summary.add(db, combined)
                 self._partitions.loaded(part, combined.num_rows, times["min"], times["max"])
                 self._record_catalogue(presence)
                 self._record_loaded(loaded)
@@ -684,6 +690,7 @@ class DuckDBStore:
                     for table in self._partitions.tables():
                         n += cur.execute(f'DELETE FROM {table} WHERE "timestamp" < ?', [naive]).fetchall()[0][0]
                     cur.execute("DELETE FROM trace_index WHERE ts_max < ?", [naive])
+                    trace_summary.expire(cur, naive, self._partitions.tables())
                     self._partitions.recount(cur)
                     cur.execute("COMMIT")
                 except BaseException:
