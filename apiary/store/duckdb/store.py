@@ -631,7 +631,10 @@ class DuckDBStore:
         cur = self.cursor()
         path = None if env is None else self._partitions.search_path(env)
         if path is not None:
-            cur.execute("SET search_path = ?", [path])
+            try:
+                cur.execute("SET search_path = ?", [path])
+            except duckdb.CatalogException:  # its first load is not committed yet: the view over every partition
+                pass
         try:
             return _arrow(cur, sql, params)
         finally:
