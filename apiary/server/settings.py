@@ -90,9 +90,11 @@ class Settings(StoreLocation):
                                   help="largest request body, after decompression; past it 413")
     #: Rows waiting for commit before ingest answers 429.
     max_pending_rows: int = setting(400_000, group=LIMITS, help="rows waiting for commit before ingest answers 429")
-    #: Typed attribute columns before new keys go to the overflow JSON column.
+    #: Typed attribute columns a span table holds before new keys go to the overflow JSON column: on DuckDB
+    #: each environment's tables (each has its own), on ClickHouse the one table of every environment.
     max_columns: int = setting(1000, group=LIMITS,
-                               help="typed attribute columns in all; past it new keys go to the overflow JSON column")
+                               help="typed attribute columns of a span table (DuckDB: each environment's; ClickHouse: "
+                                    "the shared one); past it new keys go to the overflow JSON column")
     #: Typed attribute columns one environment may take; past it its new keys go to the overflow column.
     max_env_columns: int = setting(250, group=LIMITS, help="typed attribute columns per environment; past it new keys "
                                                            "go to the overflow JSON column")

@@ -1,4 +1,4 @@
-"""The span table, cut into partitions of ~8 M rows behind one ``spans`` view.
+"""The span tables: each environment's spans in partitions of its own, ~8 M rows each.
 
 Every DuckDB statement on a table visits each of its row groups' zone maps,
 ~0.8 us apiece, even when a filter lets it read only one: on 100 M spans in
@@ -6,14 +6,29 @@ one table (12,401 row groups of 8,192 rows), fetching one trace took 13-19 ms
 warm and 45 ms cold where 10 M took 5.6, and even a ``rowid`` range over
 101 rows took 10 ms. A trace is fetched from the partition(s) that
 ``trace_index`` names, so that cost stays that of one partition however much
-data the store holds. Scans read the view: DuckDB plans a UNION ALL of the
-partitions and pushes every filter into each.
+data the store holds.
+
+Each environment has a schema of its own (``spans_e0001``, named in
+``span_environments``) holding its partition tables (``p0001`` ...; numbers
+are unique across environments, so ``trace_index`` names a table by number)
+and a ``spans`` view over them. DuckDB's insert and commit work per column of
+the table, not of the batch: when every environment shared one table, one
+environment's 250 attribute columns made another's 20-span export 21.6x
+slower to become readable (48.5x at 536 columns, ``bench/table_width.py``).
+Now a table has only the core columns and the attribute columns granted to
+its environment, and a read acting for an environment (``read_scope``) finds
+that environment's view first on its search path, so the query layer's SQL
+(``FROM spans``) is unchanged and touches no other environment's table. The
+``spans`` view of the main schema is all partitions of all environments
+(``UNION ALL BY NAME`` fills absent columns with NULL), for reads made outside
+any environment (the CLI, tests); ``spans_template`` gives it, and every new
+environment's first table, the core columns.
 
 Partitions fill in load order; the loader starts a new one in the same
-transaction as the load that would overflow the current one. All partitions
-have the same columns (a new attribute column is added to every one), so the
-view is a plain ``UNION ALL BY NAME``. Retention drops a partition whose
-newest span is past the cutoff instead of deleting its rows.
+transaction as the load that would overflow the current one. Retention drops
+a partition whose newest span is past the cutoff instead of deleting its rows.
+A partition with no environment is one shared by all from before this layout;
+``env_split.py`` moves its rows into the environments' own at start.
 """
 
 from __future__ import annotations
@@ -21,12 +36,15 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Callable
 
 import duckdb
 
 #: Rows per partition: 1,024 row groups of 8,192.
 PARTITION_ROWS = 1024 * 8_192
 VIEW = "spans"
+TEMPLATE = "spans_template"
+CATALOG = "apiary"
 
 
 @dataclass
@@ -35,78 +53,126 @@ class Partition:
     rows: int
     ts_min: datetime | None
     ts_max: datetime | None
+    env: str | None = None  #: None: shared by every environment (a store from before per-environment partitions)
+    schema: str | None = None
 
     @property
     def table(self) -> str:
-        return table_name(self.part)
+        if self.schema is None:
+            return shared_table_name(self.part)
+        return f"{self.schema}.p{self.part:04d}"
 
 
-def table_name(part: int) -> str:
+def shared_table_name(part: int) -> str:
     return f"spans_p{part:04d}"
 
 
 class Partitions:
-    """The partition list, in memory and in ``span_partitions``; changed only by the loader thread."""
+    """The partition list, in memory and in ``span_partitions``; changed only by the loader thread (and at start)."""
 
-    def __init__(self, db: duckdb.DuckDBPyConnection, columns_sql: str) -> None:
+    def __init__(self, db: duckdb.DuckDBPyConnection, columns_sql: str,
+                 env_columns: Callable[[str], list[str]]) -> None:
+        """``columns_sql`` declares the core columns; ``env_columns(env)`` the attribute columns granted to ``env``."""
         self._db = db
+        self._columns_sql = columns_sql
+        self._env_columns = env_columns
         self._lock = threading.Lock()
         db.execute("""CREATE TABLE IF NOT EXISTS span_partitions (part INTEGER PRIMARY KEY, rows BIGINT,
                       ts_min TIMESTAMP, ts_max TIMESTAMP)""")
+        db.execute("ALTER TABLE span_partitions ADD COLUMN IF NOT EXISTS _env VARCHAR")  # NULL: shared
+        db.execute("CREATE TABLE IF NOT EXISTS span_environments (_env VARCHAR PRIMARY KEY, schema_name VARCHAR)")
+        db.execute(f"CREATE TABLE IF NOT EXISTS {TEMPLATE} ({columns_sql})")
         self.reload()
         if not self._parts:
-            self._migrate_or_create(columns_sql)
+            self._adopt_single_table()
 
     def reload(self) -> None:
         """The list as committed: after a rolled-back transaction that had changed it in memory."""
-        parts = [Partition(*r) for r in self._db.execute(
-            "SELECT part, rows, ts_min, ts_max FROM span_partitions ORDER BY part").fetchall()]
+        schemas = dict(self._db.execute("SELECT _env, schema_name FROM span_environments").fetchall())
+        parts = [Partition(part, rows, lo, hi, env, schemas.get(env) if env is not None else None)
+                 for part, rows, lo, hi, env in self._db.execute(
+                     "SELECT part, rows, ts_min, ts_max, _env FROM span_partitions ORDER BY part").fetchall()]
         with self._lock:
+            self._schemas: dict[str, str] = schemas
             self._parts = parts
 
-    def _migrate_or_create(self, columns_sql: str) -> None:
-        """A new store gets its first partition; a store from before partitions has its table renamed."""
+    def _adopt_single_table(self) -> None:
+        """A store from before partitions has its one table renamed into a shared partition; else the view is made."""
         db = self._db
         kind = db.execute("SELECT table_type FROM information_schema.tables WHERE table_catalog = current_database() "
-                          "AND table_name = ?", [VIEW]).fetchall()
+                          "AND table_schema = 'main' AND table_name = ?", [VIEW]).fetchall()
         db.execute("BEGIN TRANSACTION")
         if kind and kind[0][0] == "BASE TABLE":
-            db.execute(f"ALTER TABLE {VIEW} RENAME TO {table_name(1)}")
-            rows, lo, hi = _extent(db, table_name(1))
-        else:
-            db.execute(f"CREATE TABLE {table_name(1)} ({columns_sql})")
-            rows, lo, hi = 0, None, None
-        db.execute("INSERT INTO span_partitions VALUES (1, ?, ?, ?)", [rows, lo, hi])
-        self._parts = [Partition(1, rows, lo, hi)]
-        self._write_view()
+            db.execute(f"ALTER TABLE {VIEW} RENAME TO {shared_table_name(1)}")
+            rows, lo, hi = extent(db, shared_table_name(1))
+            db.execute("INSERT INTO span_partitions VALUES (1, ?, ?, ?, NULL)", [rows, lo, hi])
+            self._parts = [Partition(1, rows, lo, hi)]
+        self._write_views(db, set())
         db.execute("COMMIT")
 
-    @property
-    def active(self) -> Partition:
-        return self._parts[-1]
-
-    def tables(self) -> list[str]:
+    def schema_of(self, env: str) -> str | None:
+        """The schema holding ``env``'s partitions and its ``spans`` view; None before its first load."""
         with self._lock:
-            return [p.table for p in self._parts]
+            return self._schemas.get(env)
+
+    def search_path(self, env: str) -> str | None:
+        """What a reader acting for ``env`` sets as its search path: its own ``spans`` first, then the rest."""
+        schema = self.schema_of(env)
+        return None if schema is None else f"{CATALOG}.{schema},{CATALOG}.main"
+
+    def tables(self, env: str | None = None) -> list[str]:
+        """Every partition table, or ``env``'s own."""
+        with self._lock:
+            return [p.table for p in self._parts if env is None or p.env == env]
 
     def table_of(self, part: int) -> str | None:
         with self._lock:
             return next((p.table for p in self._parts if p.part == part), None)
 
+    def shared(self) -> list[Partition]:
+        """Partitions from before per-environment partitions, oldest first."""
+        with self._lock:
+            return [p for p in self._parts if p.env is None]
+
+    def _active(self, env: str) -> Partition | None:
+        with self._lock:
+            return next((p for p in reversed(self._parts) if p.env == env), None)
+
     # -- inside the loader's transaction --------------------------------------------------------
 
-    def for_load(self, rows: int) -> Partition:
-        """The partition a load of ``rows`` goes into, starting a new one if the active one is full."""
-        active = self.active
-        if active.rows and active.rows + rows > PARTITION_ROWS:
-            new = Partition(active.part + 1, 0, None, None)
-            self._db.execute(f"CREATE TABLE {new.table} AS SELECT * FROM {active.table} LIMIT 0")
-            self._db.execute("INSERT INTO span_partitions VALUES (?, 0, NULL, NULL)", [new.part])
-            with self._lock:
-                self._parts.append(new)
-            self._write_view()
-            return new
-        return active
+    def for_load(self, env: str, rows: int) -> Partition:
+        """``env``'s partition a load of ``rows`` goes into, starting a new one if its active one is full."""
+        active = self._active(env)
+        if active is not None and not (active.rows and active.rows + rows > PARTITION_ROWS):
+            return active
+        db = self._db
+        schema = self.schema_of(env)
+        if schema is None:
+            schema = self._new_schema(env)
+        with self._lock:
+            number = max((p.part for p in self._parts), default=0) + 1
+        new = Partition(number, 0, None, None, env, schema)
+        if active is None:
+            db.execute(f"CREATE TABLE {new.table} ({', '.join([self._columns_sql, *self._env_columns(env)])})")
+        else:
+            db.execute(f"CREATE TABLE {new.table} AS SELECT * FROM {active.table} LIMIT 0")
+        db.execute("INSERT INTO span_partitions VALUES (?, 0, NULL, NULL, ?)", [new.part, env])
+        with self._lock:
+            self._parts.append(new)
+        self._write_views(db, {env})
+        return new
+
+    def _new_schema(self, env: str) -> str:
+        taken = set(self._schemas.values())
+        n = len(taken) + 1
+        while f"spans_e{n:04d}" in taken:
+            n += 1
+        schema = f"spans_e{n:04d}"
+        self._db.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        self._db.execute("INSERT INTO span_environments VALUES (?, ?)", [env, schema])
+        with self._lock:
+            self._schemas[env] = schema
+        return schema
 
     def loaded(self, part: Partition, rows: int, lo: datetime, hi: datetime) -> None:
         part.rows += rows
@@ -115,40 +181,49 @@ class Partitions:
         self._db.execute("UPDATE span_partitions SET rows = ?, ts_min = ?, ts_max = ? WHERE part = ?",
                          [part.rows, part.ts_min, part.ts_max, part.part])
 
-    def add_column(self, column_sql: str) -> None:
-        for table in self.tables():
-            self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column_sql}")
+    def add_column(self, env: str, column_sql: str) -> None:
+        """A column granted to ``env``: added to its tables alone (a first table is made with it)."""
+        for table in self.tables(env):
+            self._db.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column_sql}")
 
-    # -- retention ------------------------------------------------------------------------------
+    # -- retention and the move out of shared partitions ----------------------------------------
 
     def older_than(self, cutoff: datetime) -> list[Partition]:
-        """Partitions, other than the active one, whose every span is older than ``cutoff``."""
+        """Partitions, other than each environment's active one, whose every span is older than ``cutoff``."""
         with self._lock:
-            return [p for p in self._parts[:-1] if p.ts_max is None or p.ts_max < cutoff]
+            active = {p.env: p.part for p in self._parts if p.env is not None}
+            return [p for p in self._parts if active.get(p.env) != p.part and (p.ts_max is None or p.ts_max < cutoff)]
 
     def drop(self, cur: duckdb.DuckDBPyConnection, parts: list[Partition]) -> None:
-        """In the caller's transaction: drop the partitions' tables and rows, then the view without them."""
+        """In the caller's transaction: drop the partitions' tables and rows, then the views without them."""
         gone = {p.part for p in parts}
         for p in parts:
             cur.execute(f"DROP TABLE {p.table}")
             cur.execute("DELETE FROM span_partitions WHERE part = ?", [p.part])
         with self._lock:
             self._parts = [p for p in self._parts if p.part not in gone]
-        self._write_view(cur)
+        self._write_views(cur, {p.env for p in parts if p.env is not None})
 
     def recount(self, cur: duckdb.DuckDBPyConnection) -> None:
         """After a DELETE: the partitions' rows and time ranges as stored."""
         for p in list(self._parts):
-            rows, lo, hi = _extent(cur, p.table)
+            rows, lo, hi = extent(cur, p.table)
             cur.execute("UPDATE span_partitions SET rows = ?, ts_min = ?, ts_max = ? WHERE part = ?", [rows, lo, hi, p.part])
             p.rows, p.ts_min, p.ts_max = rows, lo, hi
 
-    def _write_view(self, cur: duckdb.DuckDBPyConnection | None = None) -> None:
-        body = " UNION ALL BY NAME ".join(f"SELECT * FROM {t}" for t in self.tables())
-        (cur or self._db).execute(f"CREATE OR REPLACE VIEW {VIEW} AS {body}")
+    def _write_views(self, cur: duckdb.DuckDBPyConnection, envs: set[str]) -> None:
+        """The main ``spans`` view over every partition, and the views of ``envs`` over their own."""
+        every = " UNION ALL BY NAME ".join(f"SELECT * FROM {t}" for t in [TEMPLATE, *self.tables()])
+        cur.execute(f"CREATE OR REPLACE VIEW main.{VIEW} AS {every}")
+        for env in envs:
+            schema, own = self.schema_of(env), self.tables(env)
+            if schema is None:
+                continue
+            body = " UNION ALL BY NAME ".join(f"SELECT * FROM {t}" for t in own) if own else f"SELECT * FROM main.{TEMPLATE}"
+            cur.execute(f"CREATE OR REPLACE VIEW {schema}.{VIEW} AS {body}")
 
 
-def _extent(cur: duckdb.DuckDBPyConnection, table: str) -> tuple[int, datetime | None, datetime | None]:
+def extent(cur: duckdb.DuckDBPyConnection, table: str) -> tuple[int, datetime | None, datetime | None]:
     """Rows and time range of a partition table, as stored."""
     rows, lo, hi = cur.execute(f'SELECT count(*), min("timestamp"), max("timestamp") FROM {table}').fetchall()[0]
     return rows, lo, hi

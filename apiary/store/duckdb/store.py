@@ -3,11 +3,11 @@
 Physical layout, chosen by measurement (``bench/schema.py`` prints the
 figures; the README has the latest run):
 
-* One wide table, ``spans`` (a view over partitions of ~8 M rows each:
-  ``partitions.py``). Core columns keep their Honeycomb names; every
-  attribute key gets its own typed column the first time it arrives
-  (``a1``, ``a2`` ... -- DuckDB identifiers are case-insensitive, so the
-  attribute name itself cannot be the column name). A filter on a typed
+* One wide table per environment, ``spans`` (a view over that environment's
+  partitions of ~8 M rows each: ``partitions.py``). Core columns keep their
+  Honeycomb names; every attribute key gets its own typed column the first
+  time it arrives (``a1``, ``a2`` ... -- DuckDB identifiers are
+  case-insensitive, so the attribute name itself cannot be the column name). A filter on a typed
   column reads one compressed column; the alternatives parse or look up
   every row. ``bench/schema.py --rows 2000000`` measured here: string
   equality 3.8 ms typed vs 276 ms in a JSON column (72x) vs 106 ms in a
@@ -17,12 +17,13 @@ figures; the README has the latest run):
   ~0.2 s once per new key.
 * A key seen with a second type (``http.status_code`` as int here, string
   there) gets a second column; the catalogue records (name, type) pairs.
-* Past ``max_columns`` attribute columns, new keys go into the ``_attrs``
-  JSON column (the long tail stays queryable, only slower), so a client
-  that invents a key per request cannot grow the table without bound.
-  Each environment may take at most ``max_env_columns`` of them
-  (``env_columns`` records which), so one environment inventing keys sends
-  its own to ``_attrs`` without using up the columns of the others.
+* An environment's tables hold at most ``max_env_columns`` attribute
+  columns (and no more than ``max_columns``; ``env_columns`` records which);
+  past it its new keys go into the ``_attrs`` JSON column (the long tail
+  stays queryable, only slower), so a client that invents a key per request
+  cannot grow its tables without bound. Each environment has tables of its
+  own, so one environment's columns neither use up nor widen another's; a
+  column's physical name (``a7``) is the same in every environment's tables.
 * ``trace_index`` maps a trace id to its partition and time range (one row
   per load and trace, ART-indexed). Fetching a trace reads the index, then,
   in that partition alone, only the row groups whose timestamp zone maps
@@ -69,6 +70,7 @@ from apiary.store.base import ColumnInfo, DatasetInfo, StoreOverloaded, StoreUna
 from apiary.store import read_scope
 from apiary.store.bulk_loader import BulkLoader, Loaded
 from apiary.store.duckdb import trace_summary
+from apiary.store.duckdb.env_split import split_shared
 from apiary.store.duckdb.partitions import Partitions
 from apiary.store.group_commit import GroupCommitter
 from apiary.store.intake_log import IntakeLog
@@ -95,7 +97,8 @@ CHECKPOINT_THRESHOLD = "16MB"
 ROW_GROUP_SIZE = 8_192
 CATALOG = "apiary"
 #: 2: ``spans`` is a view over partition tables, and ``trace_index`` names each trace's partition.
-SCHEMA_VERSION = 2
+#: 3: each environment has partition tables of its own (``partitions.py``).
+SCHEMA_VERSION = 3
 _SQL_TYPES = {"string": "VARCHAR", "integer": "BIGINT", "float": "DOUBLE", "boolean": "BOOLEAN", "timestamp": "TIMESTAMP"}
 #: How often a known column's last-seen time is written back (in memory it is always current).
 _LAST_SEEN_FLUSH_S = 60.0
@@ -143,7 +146,8 @@ class DuckDBStore:
         # 30,000 spans/s waiting 20 ms for more requests only added that much to every answer.
         self.path = str(path)
         self.max_columns = max_columns
-        self.max_env_columns = max_columns if max_env_columns is None else max_env_columns
+        # No table holds every environment's columns, so ``max_columns`` bounds each environment's.
+        self.max_env_columns = max_columns if max_env_columns is None else min(max_columns, max_env_columns)
         self._max_pending = max_pending_rows
         # The file is attached, not opened directly, because only ATTACH takes a row group size.
         self._root = duckdb.connect(":memory:")
@@ -170,6 +174,7 @@ class DuckDBStore:
         self._create_schema()
         trace_summary.create(self._db, self._partitions.tables())
         self._load_catalogue()
+        split_shared(self._db, self._partitions, quote, self._grant_found)
         self._intake = IntakeLog(self.path + ".intake")
         self._replay()
         self._loader: BulkLoader[tuple[str, SpanBatch]] = BulkLoader(
@@ -186,7 +191,7 @@ class DuckDBStore:
         cols += [f"{quote(f.name)} {_core_sql_type(f)}" for f in CORE_FIELDS]
         cols.append(f"{quote(OVERFLOW_COLUMN)} VARCHAR")
         db = self._db
-        self._partitions = Partitions(db, ", ".join(cols))
+        self._partitions = Partitions(db, ", ".join(cols), self._granted_columns_sql)
         db.execute("""CREATE TABLE IF NOT EXISTS trace_index (_env VARCHAR, trace_id VARCHAR, ts_min TIMESTAMP,
                       ts_max TIMESTAMP, part INTEGER)""")
         db.execute("ALTER TABLE trace_index ADD COLUMN IF NOT EXISTS part INTEGER")  # NULL: partition 1
@@ -226,6 +231,23 @@ class DuckDBStore:
         for env, name, created, last in self._db.execute("SELECT _env, name, created_at, last_written FROM datasets").fetchall():
             self._datasets[(env, name)] = [_utc(created), _utc(last), _utc(last)]
 
+    def _granted_columns_sql(self, env: str) -> list[str]:
+        """The attribute columns of ``env``'s tables, declared: those granted to it."""
+        with self._lock:
+            physical = [(self._physical[k], k[1]) for k in self._env_columns.get(env, ()) if k in self._physical]
+        return [f"{quote(p)} {_SQL_TYPES[typ]}" for p, typ in physical if p != OVERFLOW_COLUMN]
+
+    def _grant_found(self, env: str, columns: list[str]) -> None:
+        """Grant ``env`` the typed columns it has values in (a shared partition being split), in the caller's transaction."""
+        found = set(columns)
+        with self._lock:
+            keys = {p: k for k, p in self._physical.items() if p in found}
+            new = [k for k in keys.values() if k not in self._env_columns[env]]
+            self._env_columns[env].update(new)
+        if new:
+            _bulk(self._db, "INSERT OR IGNORE INTO env_columns SELECT * FROM _rows", ["_env", "name", "type"],
+                  [[env, name, typ] for name, typ in new])
+
     def _physical_for(self, env: str, name: str, typ: str) -> str | None:
         """The column for (name, type) in ``env``, adding it if both caps allow; None means overflow.
 
@@ -244,8 +266,6 @@ class DuckDBStore:
         if physical == OVERFLOW_COLUMN:  # overflowed for everyone before per-environment caps
             return None
         if physical is None:
-            if self._typed_columns >= self.max_columns:
-                return None
             physical = f"a{self._typed_columns + 1}"
             self._new_columns.append([name, typ, physical])
             self._typed_columns += 1
@@ -398,8 +418,10 @@ class DuckDBStore:
         db = self._db
         db.execute("BEGIN TRANSACTION")
         try:
-            for name, typ, physical in columns:
-                self._partitions.add_column(f"{quote(physical)} {_SQL_TYPES[typ]}")
+            with self._lock:
+                physical = dict(self._physical)
+            for env, name, typ in grants:
+                self._partitions.add_column(env, f"{quote(physical[(name, typ)])} {_SQL_TYPES[typ]}")
             if columns:
                 _bulk(db, "INSERT OR IGNORE INTO attribute_columns SELECT * FROM _rows", ["name", "type", "physical"], columns)
             if grants:
@@ -464,34 +486,41 @@ class DuckDBStore:
             self._loaded(loaded)
             return
         runs = _runs(group)
-        tables = [self._physical_table(env, table) for env, table in runs]
-        combined = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
+        per_env: dict[str, list[pa.Table]] = defaultdict(list)
+        for env, table in runs:
+            per_env[env].append(self._physical_table(env, table))
+        presence = self._presence(runs)
+        db.execute("BEGIN TRANSACTION")
+        try:
+            for env, tables in per_env.items():
+                self._insert(env, pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0])
+            self._record_catalogue(presence)
+            self._record_loaded(loaded)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            self._partitions.reload()
+            raise
+        self._loaded(loaded)
+
+    def _insert(self, env: str, spans: pa.Table) -> None:
+        """Inside a load's transaction: ``env``'s spans into its own partition, their traces into the index and the summary."""
+        db = self._db
         # DuckDB reads a registered table through the Arrow C stream, chunk by chunk: one contiguous
         # chunk cut the INSERT's CPU per span by ~40% (measured on 8 requests of 512 spans).
-        combined = combined.combine_chunks()
-        db.register("_incoming", combined)
-        db.register("_traces", _trace_ranges(combined))
+        spans = spans.combine_chunks()
+        times = pc.min_max(spans.column("timestamp")).as_py()
+        db.register("_incoming", spans)
+        db.register("_traces", _trace_ranges(spans))
         try:
-            presence = self._presence(runs)
-            times = pc.min_max(combined.column("timestamp")).as_py()
-            db.execute("BEGIN TRANSACTION")
-            try:
-                part = self._partitions.for_load(combined.num_rows)
-                db.execute(f"INSERT INTO {part.table} BY NAME SELECT * FROM _incoming")
-                db.execute("INSERT INTO trace_index BY NAME SELECT *, ?::INTEGER AS part FROM _traces", [part.part])
-                trace_summary.add(db, combined)
-                self._partitions.loaded(part, combined.num_rows, times["min"], times["max"])
-                self._record_catalogue(presence)
-                self._record_loaded(loaded)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                self._partitions.reload()
-                raise
+            part = self._partitions.for_load(env, spans.num_rows)
+            db.execute(f"INSERT INTO {part.table} BY NAME SELECT * FROM _incoming")
+            db.execute("INSERT INTO trace_index BY NAME SELECT *, ?::INTEGER AS part FROM _traces", [part.part])
+            trace_summary.add(db, spans)
+            self._partitions.loaded(part, spans.num_rows, times["min"], times["max"])
         finally:
             db.unregister("_incoming")
             db.unregister("_traces")
-        self._loaded(loaded)
 
     def _presence(self, runs: list[tuple[str, pa.Table]]) -> dict[tuple[str, str], set[tuple[str, str]]]:
         """Which (name, type) columns each (env, dataset) received in this group.
@@ -599,9 +628,20 @@ class DuckDBStore:
         return self._read(sql, params, read_scope.environment())
 
     def _read(self, sql: str, params: Sequence[Any], env: str | None) -> pa.Table:
-        """A statement over what ``env`` (every environment for None) has acknowledged."""
+        """A statement over what ``env`` (every environment for None) has acknowledged.
+
+        ``spans`` names ``env``'s own view (its partitions alone) when it has one: the query layer's SQL
+        needs no table name of its own, and filters on ``_env`` as before. Outside any environment, and
+        for one that has loaded nothing yet, it is the view over every partition.
+        """
         self.flush(env)
         cur = self.cursor()
+        path = None if env is None else self._partitions.search_path(env)
+        if path is not None:
+            try:
+                cur.execute("SET search_path = ?", [path])
+            except duckdb.CatalogException:  # its first load is not committed yet: the view over every partition
+                pass
         try:
             return _arrow(cur, sql, params)
         finally:
