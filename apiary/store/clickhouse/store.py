@@ -40,6 +40,13 @@ spans (``python -m tests.clickhouse.measure``): group commit 265 k spans/s,
 one async insert per request 34 k, one plain insert per request 30 k -- so
 group commit it is; a server fed by many nodes can still turn ``async_insert`` on.
 
+A batch past ``WIDE_COLUMNS`` columns (a flood of 1,000-attribute spans) costs the writer far more than
+its rows (``_physical_for`` per key, the overflow folding, a wide insert): as in the DuckDB store's
+loader, each environment may have ``ENV_PENDING_COST`` of such work queued before it is answered 429
+(`EnvironmentOverloaded`), and the group commit writes each costly batch alone, environments taking
+turns (`apiary.store.load_shares`), so another environment's insert never waits behind a backlog of them
+nor takes on their columns.
+
 Order within a commit: catalogue and ``trace_index`` first, spans last. A
 failure before the spans insert leaves at most a harmless catalogue or
 index entry; the spans insert is the commit point. ``non_replicated_deduplication_window``
@@ -61,9 +68,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from apiary.model.span import CORE_FIELDS, CORE_NAMES, DATASET_COLUMN, OVERFLOW_COLUMN, SpanBatch, column_type
-from apiary.store.base import ColumnInfo, DatasetInfo, StoreUnavailable
+from apiary.store.base import (
+    ColumnInfo,
+    DatasetInfo,
+    EnvironmentOverloaded,
+    StoreUnavailable,
+    wide_cost,
+)
 from apiary.store.clickhouse.client import Client, ClickHouseError, connect, quote
 from apiary.store.group_commit import GroupCommitter
+from apiary.store.load_shares import ENV_PENDING_COST, WIDE_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +229,10 @@ class ClickHouseStore:
             raise StoreUnavailable("store is closed")
         if batch.num_rows == 0:
             return
-        await self._writer.submit((env, batch), batch.num_rows)
+        cost = wide_cost(batch, WIDE_COLUMNS)
+        if cost and not self._writer.reserve(env, cost, ENV_PENDING_COST):  # this environment's share of the writer
+            raise EnvironmentOverloaded(env, retry_after=1)
+        await self._writer.submit((env, batch), batch.num_rows, key=env, cost=cost)
 
     @property
     def pending_rows(self) -> int:
