@@ -20,6 +20,7 @@ import concurrent.futures
 import http.client
 import json
 import multiprocessing
+import os
 import random
 import secrets
 import selectors
@@ -32,6 +33,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -87,10 +89,21 @@ def receivers(key: str, size: int, rng: random.Random) -> list[tuple[str, str, d
     ]
 
 
+#: ``APIARY_BENCH_TREE=/path/to/older/tree``: the server (and ``apiary keys``) run from that tree, this script
+#: unchanged, so a figure and its "before" come from the same bench.
+BENCH_TREE = os.environ.get("APIARY_BENCH_TREE") or None
+
+
+def apiary_cli(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """``python -m apiary ARGS`` from this tree, or from ``APIARY_BENCH_TREE``; its stdout as text."""
+    return subprocess.run([sys.executable, "-m", "apiary", *args], check=True, capture_output=True, text=True,
+                          cwd=BENCH_TREE, **kwargs)
+
+
 def start_server(data: Path, port: int, grpc_port: int, extra: list[str]) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "apiary", "serve", "--data", str(data), "--port", str(port), "--xray-port", "0",
            "--otlp-grpc-port", str(grpc_port), *extra]
-    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=BENCH_TREE)
     for _ in range(600):
         try:
             c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
@@ -144,8 +157,7 @@ def main() -> None:
 
     rng = random.Random(11)
     data = Path(tempfile.mkdtemp(prefix="apiary-overload-"))
-    key = subprocess.run([sys.executable, "-m", "apiary", "keys", "create", "bench", "--data", str(data)],
-                         check=True, capture_output=True, text=True).stdout.strip()
+    key = apiary_cli("keys", "create", "bench", "--data", str(data)).stdout.strip()
     port, grpc_port = _free_port(), _free_port()
     small = make_request(20, rng)
     bodies = [b for b in receivers(key, int(args.size_mib * MIB), rng) if not args.only or b[0] in args.only.split(",")]
