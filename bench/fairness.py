@@ -109,6 +109,9 @@ def main() -> None:
     ap.add_argument("--attributes", type=int, default=100_000)
     ap.add_argument("--server-arg", action="append", default=[], help="extra `apiary serve` argument (repeatable)")
     ap.add_argument("--store", choices=("duckdb", "clickhouse"), default="duckdb")
+    ap.add_argument("--flood-retry-after", action="store_true",
+                    help="flooders wait the Retry-After of a 429, as the OTLP spec asks of exporters (default: they "
+                         "send again at once, as an attacker would)")
     args = ap.parse_args()
     args.duration = min(args.duration, 60.0)
 
@@ -142,6 +145,8 @@ def main() -> None:
                 resp.read()
                 flood_answers[resp.status] += 1
                 i += args.flooders
+                if args.flood_retry_after and resp.status == 429:
+                    stop.wait(float(resp.getheader("retry-after") or 1))
 
         threads = [threading.Thread(target=flood, args=(n,), daemon=True) for n in range(args.flooders)]
         for t in threads:
@@ -160,7 +165,8 @@ def main() -> None:
         shutil.rmtree(data, ignore_errors=True)
 
     print(f"fairness ({args.store} store{', tree ' + BENCH_TREE if BENCH_TREE else ''}): calm environment alone {args.duration:g} s, then {args.duration:g} s while {args.flooders} threads "
-          f"post {args.attributes:,}-attribute spans ({len(wide[0]) / 1e6:.1f} MB each) from another environment")
+          f"post {args.attributes:,}-attribute spans ({len(wide[0]) / 1e6:.1f} MB each) from another environment"
+          + (", waiting each 429's Retry-After" if args.flood_retry_after else ", sending again at once after a 429"))
     for name, solo, flooded in (("ingest (20 spans)", solo_ingest, flooded_ingest),
                                 ("read (datasets + COUNT query)", solo_read, flooded_read)):
         print(f"  {name:30} alone p50 {pct(solo, 50):7.1f} / p99 {pct(solo, 99):7.1f} ms ({len(solo)} rounds); "

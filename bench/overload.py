@@ -152,15 +152,26 @@ def main() -> None:
     ap.add_argument("--interval", type=float, default=0.1, help="seconds between the well-behaved client's exports")
     ap.add_argument("--server-arg", action="append", default=[], help="extra `apiary serve` argument (repeatable)")
     ap.add_argument("--only", default="", help="comma-separated receiver names to flood (default: every one)")
+    ap.add_argument("--envs", type=int, default=1,
+                    help="environments the large senders are spread over (a key each; the well-behaved client has its "
+                         "own beside them when more than one): each environment's share of the body budget then binds "
+                         "less, and the server-wide budget more")
     args = ap.parse_args()
     args.duration = min(args.duration, 60.0)
 
     rng = random.Random(11)
     data = Path(tempfile.mkdtemp(prefix="apiary-overload-"))
     key = apiary_cli("keys", "create", "bench", "--data", str(data)).stdout.strip()
+    flood_keys = [key] if args.envs <= 1 else \
+        [apiary_cli("keys", "create", f"flood{n}", "--data", str(data)).stdout.strip() for n in range(args.envs)]
     port, grpc_port = _free_port(), _free_port()
     small = make_request(20, rng)
-    bodies = [b for b in receivers(key, int(args.size_mib * MIB), rng) if not args.only or b[0] in args.only.split(",")]
+    size = int(args.size_mib * MIB)
+    # One list of (name, path, headers, body) per environment; the bodies themselves are shared.
+    first = [b for b in receivers(flood_keys[0], size, rng) if not args.only or b[0] in args.only.split(",")]
+    by_env = [first] + [[(name, path, {h: (k if v == flood_keys[0] else v) for h, v in headers.items()}, body)
+                         for name, path, headers, body in first] for k in flood_keys[1:]]
+    bodies = [row for rows in zip(*by_env) for row in rows]
     server = start_server(data, port, grpc_port, args.server_arg)
     try:
         well_behaved(port, key, small, 2.0, args.interval)  # warm-up: columns, decode workers' imports
@@ -278,7 +289,8 @@ def main() -> None:
             server.kill()
         shutil.rmtree(data, ignore_errors=True)
 
-    print(f"overload: {args.large} senders of {args.size_mib:g} MiB bodies over {len(bodies)} receivers, "
+    print(f"overload: {args.large} senders of {args.size_mib:g} MiB bodies over {len(first)} receivers and "
+          f"{len(flood_keys)} environment(s), "
           f"{args.slow} slowloris connections, {args.duration:g} s; server args {args.server_arg or '(defaults)'}")
     print(f"peak RSS of the server tree: idle {idle_rss / 1024:,.0f} MiB, under overload {peak[0] / 1024:,.0f} MiB "
           f"(goal < 1,024 MiB): server process {split[0] / 1024:,.0f} MiB, decode workers {split[1] / 1024:,.0f} MiB")
