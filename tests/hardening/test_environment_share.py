@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import random
-import socket
 import time
 from typing import Any, Iterator
 
@@ -36,6 +35,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from tests.grpc.conftest import STORES, TRACE_EXPORT, GrpcApiary, start_grpc_apiary, stop_grpc_apiary
 from tests.grpc.test_bad_input import retry_delay
+from tests.grpc.test_byte_budget import large_request  # about 1.5 MiB: over the 1 MiB of a small body
+from tests.hardening.test_body_budget import _stalled_upload
 from tests.ingest.otlp_requests import request
 
 MIB = 1024 * 1024
@@ -51,24 +52,6 @@ def server(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[GrpcApiary
         yield proc
     finally:
         stop_grpc_apiary(proc, url)
-
-
-def _large(service: str) -> bytes:
-    """An OTLP trace request of about 1.5 MiB (over the 1 MiB of a small body)."""
-    req = request(spans=1200, service=service)
-    for span in req.resource_spans[0].scope_spans[0].spans:
-        span.attributes.append(KeyValue(key="payload", value=AnyValue(string_value="x" * 1200)))
-    body = req.SerializeToString()
-    assert MIB < len(body) < 2 * MIB
-    return body
-
-
-def _stalled_upload(url: str, key: str, length: int) -> socket.socket:
-    port = int(url.rsplit(":", 1)[1])
-    s = socket.create_connection(("127.0.0.1", port))
-    s.sendall(f"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-protobuf\r\n"
-              f"x-honeycomb-team: {key}\r\nContent-Length: {length}\r\n\r\n".encode() + b"\0" * 1024)
-    return s
 
 
 def _health(server: GrpcApiary) -> dict[str, Any]:
@@ -120,11 +103,11 @@ def test_an_environment_past_its_share_of_body_bytes_is_refused_while_another_is
             time.sleep(0.1)
         assert _health(server)["body_bytes_in_flight"] == HELD
 
-        r = _post(server, flood, _large("flood"))
+        r = _post(server, flood, large_request("flood"))
         assert r.status_code == 429, r.text
         assert int(r.headers["retry-after"]) >= 1
         assert "APIARY_MAX_ENV_INFLIGHT_BYTES" in _status_message(r)
-        error = _grpc_export(server, flood, _large("flood"))
+        error = _grpc_export(server, flood, large_request("flood"))
         assert error is not None and error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, error
         assert "APIARY_MAX_ENV_INFLIGHT_BYTES" in error.details()
         assert min(retry_delay(error)) >= 1
@@ -133,8 +116,8 @@ def test_an_environment_past_its_share_of_body_bytes_is_refused_while_another_is
         assert r.status_code == 429 and "APIARY_MAX_ENV_INFLIGHT_BYTES" in r.json()["error"], r.text
 
         # The other environment's bodies of the same size are read, decoded and stored meanwhile.
-        assert _post(server, calm, _large("calm-raw")).status_code == 200
-        assert _grpc_export(server, calm, _large("calm-raw")) is None
+        assert _post(server, calm, large_request("calm-raw")).status_code == 200
+        assert _grpc_export(server, calm, large_request("calm-raw")) is None
         assert _post(server, calm, events, "/1/batch/calm-events", "application/json").status_code == 200
         headers = {"x-honeycomb-team": calm}
         assert _sdk_export(HttpSpanExporter(endpoint=f"{server.url}/v1/traces", headers=headers, timeout=60),
@@ -149,7 +132,7 @@ def test_an_environment_past_its_share_of_body_bytes_is_refused_while_another_is
     deadline = time.monotonic() + 30
     while _health(server)["body_bytes_in_flight"] and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _post(server, flood, _large("flood")).status_code == 200  # its share is given back with the upload
+    assert _post(server, flood, large_request("flood")).status_code == 200  # its share is given back with the upload
     assert server.counts(flood) == {"flood": 1200}
 
 
