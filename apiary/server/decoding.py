@@ -175,9 +175,14 @@ class _Channel(asyncio.BufferedProtocol):
         body at once in the server, where the caller's own and the transport's remain.
         """
         assert self._transport is not None
-        self.waiting.append(fut)
         bodies: list[pickle.PickleBuffer] = []
-        call = pickle.dumps((fn, tuple(_out_of_band(a) for a in args)), protocol=5, buffer_callback=bodies.append)
+        try:  # pickled here, possibly inside another call's result callback: a failure is this call's alone
+            call = pickle.dumps((fn, tuple(_out_of_band(a) for a in args)), protocol=5, buffer_callback=bodies.append)
+        except Exception as exc:  # noqa: BLE001
+            if not fut.done():
+                fut.set_result((False, exc))
+            return
+        self.waiting.append(fut)
         views = [b.raw() for b in bodies]
         self._transport.write(_HEAD.pack(len(call), len(views)) + b"".join(_LEN.pack(v.nbytes) for v in views) + call)
         for view in views:
