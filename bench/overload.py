@@ -10,6 +10,10 @@ whatever is offered, and the well-behaved client served throughout (no refusals)
 All load goes to 127.0.0.1 and stops after ``--duration`` seconds (at most 60).
 
     python bench/overload.py --duration 30 --large 40 --slow 1200
+    python bench/overload.py --duration 15 --large 6 --slow 10 --only "otlp/grpc traces" --envs 3
+
+Each environment may hold only its share of the body budget (``--max-env-inflight-bytes``), so senders
+of one environment are refused sooner than senders spread over several (``--envs``), the worst case.
 """
 
 from __future__ import annotations
