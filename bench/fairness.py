@@ -7,6 +7,11 @@ Printed: the calm environment's ingest and read p50/p99 alone and while flooded,
 p99 <= 2x), whether every read held every acknowledged span, and the flood's answers.
 
     python bench/fairness.py --duration 30 --flooders 2
+    python bench/fairness.py --duration 30 --flooders 2 --store clickhouse   # ClickHouse in-process (chdb)
+    APIARY_BENCH_TREE=/path/to/older/tree python bench/fairness.py ...     # that tree's server, this script
+
+``--store clickhouse`` serves from ClickHouse: ``APIARY_CLICKHOUSE_URL`` when set, else chdb in the
+bench's temporary directory.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import argparse
 import collections
 import http.client
 import json
+import os
 import random
 import shutil
 import socket
@@ -31,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue  # noqa: E402
 
-from bench.overload import pct, start_server  # noqa: E402
+from bench.overload import BENCH_TREE, apiary_cli, pct, start_server  # noqa: E402
 from bench.synth import make_request  # noqa: E402
 
 
@@ -50,10 +56,9 @@ def wide_span(prefix: str, attributes: int) -> bytes:
     return req.SerializeToString()
 
 
-def keys(data: Path, env: str, ingest_only: bool = False) -> str:
-    cmd = [sys.executable, "-m", "apiary", "keys", "create", env, "--data", str(data)]
-    return subprocess.run(cmd + (["--ingest-only"] if ingest_only else []), check=True, capture_output=True,
-                          text=True).stdout.strip()
+def keys(data: Path, env: str, store: str, ingest_only: bool = False) -> str:
+    args = ["keys", "create", env, "--data", str(data), "--store", store]
+    return apiary_cli(*args, *(["--ingest-only"] if ingest_only else [])).stdout.strip()
 
 
 class Calm:
@@ -103,18 +108,23 @@ def main() -> None:
     ap.add_argument("--flooders", type=int, default=2, help="threads posting 100,000-attribute spans")
     ap.add_argument("--attributes", type=int, default=100_000)
     ap.add_argument("--server-arg", action="append", default=[], help="extra `apiary serve` argument (repeatable)")
+    ap.add_argument("--store", choices=("duckdb", "clickhouse"), default="duckdb")
+    ap.add_argument("--flood-retry-after", action="store_true",
+                    help="flooders wait the Retry-After of a 429, as the OTLP spec asks of exporters (default: they "
+                         "send again at once, as an attacker would)")
     args = ap.parse_args()
     args.duration = min(args.duration, 60.0)
 
     data = Path(tempfile.mkdtemp(prefix="apiary-fairness-"))
-    calm_key, flood_key = keys(data, "calm"), keys(data, "flood", ingest_only=True)
+    store = "duckdb" if args.store == "duckdb" else os.environ.get("APIARY_CLICKHOUSE_URL") or f"chdb://{data / 'ch'}"
+    calm_key, flood_key = keys(data, "calm", store), keys(data, "flood", store, ingest_only=True)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     rng = random.Random(5)
     small = [make_request(20, rng) for _ in range(8)]
     wide = [wide_span(f"f{n}", args.attributes) for n in range(16)]
-    server = start_server(data, port, 0, args.server_arg)  # no gRPC port: the flood and the reads are HTTP
+    server = start_server(data, port, 0, ["--store", store, *args.server_arg])  # no gRPC: flood and reads are HTTP
     try:
         calm = Calm(port, calm_key)
         calm.run(3.0, small, 20)  # warm-up: the calm environment's columns, the workers' imports
@@ -135,6 +145,8 @@ def main() -> None:
                 resp.read()
                 flood_answers[resp.status] += 1
                 i += args.flooders
+                if args.flood_retry_after and resp.status == 429:
+                    stop.wait(float(resp.getheader("retry-after") or 1))
 
         threads = [threading.Thread(target=flood, args=(n,), daemon=True) for n in range(args.flooders)]
         for t in threads:
@@ -152,8 +164,9 @@ def main() -> None:
             server.kill()
         shutil.rmtree(data, ignore_errors=True)
 
-    print(f"fairness: calm environment alone {args.duration:g} s, then {args.duration:g} s while {args.flooders} threads "
-          f"post {args.attributes:,}-attribute spans ({len(wide[0]) / 1e6:.1f} MB each) from another environment")
+    print(f"fairness ({args.store} store{', tree ' + BENCH_TREE if BENCH_TREE else ''}): calm environment alone {args.duration:g} s, then {args.duration:g} s while {args.flooders} threads "
+          f"post {args.attributes:,}-attribute spans ({len(wide[0]) / 1e6:.1f} MB each) from another environment"
+          + (", waiting each 429's Retry-After" if args.flood_retry_after else ", sending again at once after a 429"))
     for name, solo, flooded in (("ingest (20 spans)", solo_ingest, flooded_ingest),
                                 ("read (datasets + COUNT query)", solo_read, flooded_read)):
         print(f"  {name:30} alone p50 {pct(solo, 50):7.1f} / p99 {pct(solo, 99):7.1f} ms ({len(solo)} rounds); "

@@ -10,6 +10,10 @@ whatever is offered, and the well-behaved client served throughout (no refusals)
 All load goes to 127.0.0.1 and stops after ``--duration`` seconds (at most 60).
 
     python bench/overload.py --duration 30 --large 40 --slow 1200
+    python bench/overload.py --duration 15 --large 6 --slow 10 --only "otlp/grpc traces" --envs 3
+
+Each environment may hold only its share of the body budget (``--max-env-inflight-bytes``), so senders
+of one environment are refused sooner than senders spread over several (``--envs``), the worst case.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import concurrent.futures
 import http.client
 import json
 import multiprocessing
+import os
 import random
 import secrets
 import selectors
@@ -32,6 +37,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -87,10 +93,21 @@ def receivers(key: str, size: int, rng: random.Random) -> list[tuple[str, str, d
     ]
 
 
+#: ``APIARY_BENCH_TREE=/path/to/older/tree``: the server (and ``apiary keys``) run from that tree, this script
+#: unchanged, so a figure and its "before" come from the same bench.
+BENCH_TREE = os.environ.get("APIARY_BENCH_TREE") or None
+
+
+def apiary_cli(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """``python -m apiary ARGS`` from this tree, or from ``APIARY_BENCH_TREE``; its stdout as text."""
+    return subprocess.run([sys.executable, "-m", "apiary", *args], check=True, capture_output=True, text=True,
+                          cwd=BENCH_TREE, **kwargs)
+
+
 def start_server(data: Path, port: int, grpc_port: int, extra: list[str]) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "apiary", "serve", "--data", str(data), "--port", str(port), "--xray-port", "0",
            "--otlp-grpc-port", str(grpc_port), *extra]
-    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=BENCH_TREE)
     for _ in range(600):
         try:
             c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
@@ -139,16 +156,26 @@ def main() -> None:
     ap.add_argument("--interval", type=float, default=0.1, help="seconds between the well-behaved client's exports")
     ap.add_argument("--server-arg", action="append", default=[], help="extra `apiary serve` argument (repeatable)")
     ap.add_argument("--only", default="", help="comma-separated receiver names to flood (default: every one)")
+    ap.add_argument("--envs", type=int, default=1,
+                    help="environments the large senders are spread over (a key each; the well-behaved client has its "
+                         "own beside them when more than one): each environment's share of the body budget then binds "
+                         "less, and the server-wide budget more")
     args = ap.parse_args()
     args.duration = min(args.duration, 60.0)
 
     rng = random.Random(11)
     data = Path(tempfile.mkdtemp(prefix="apiary-overload-"))
-    key = subprocess.run([sys.executable, "-m", "apiary", "keys", "create", "bench", "--data", str(data)],
-                         check=True, capture_output=True, text=True).stdout.strip()
+    key = apiary_cli("keys", "create", "bench", "--data", str(data)).stdout.strip()
+    flood_keys = [key] if args.envs <= 1 else \
+        [apiary_cli("keys", "create", f"flood{n}", "--data", str(data)).stdout.strip() for n in range(args.envs)]
     port, grpc_port = _free_port(), _free_port()
     small = make_request(20, rng)
-    bodies = [b for b in receivers(key, int(args.size_mib * MIB), rng) if not args.only or b[0] in args.only.split(",")]
+    size = int(args.size_mib * MIB)
+    # One list of (name, path, headers, body) per environment; the bodies themselves are shared.
+    first = [b for b in receivers(flood_keys[0], size, rng) if not args.only or b[0] in args.only.split(",")]
+    by_env = [first] + [[(name, path, {h: (k if v == flood_keys[0] else v) for h, v in headers.items()}, body)
+                         for name, path, headers, body in first] for k in flood_keys[1:]]
+    bodies = [row for rows in zip(*by_env) for row in rows]
     server = start_server(data, port, grpc_port, args.server_arg)
     try:
         well_behaved(port, key, small, 2.0, args.interval)  # warm-up: columns, decode workers' imports
@@ -266,7 +293,8 @@ def main() -> None:
             server.kill()
         shutil.rmtree(data, ignore_errors=True)
 
-    print(f"overload: {args.large} senders of {args.size_mib:g} MiB bodies over {len(bodies)} receivers, "
+    print(f"overload: {args.large} senders of {args.size_mib:g} MiB bodies over {len(first)} receivers and "
+          f"{len(flood_keys)} environment(s), "
           f"{args.slow} slowloris connections, {args.duration:g} s; server args {args.server_arg or '(defaults)'}")
     print(f"peak RSS of the server tree: idle {idle_rss / 1024:,.0f} MiB, under overload {peak[0] / 1024:,.0f} MiB "
           f"(goal < 1,024 MiB): server process {split[0] / 1024:,.0f} MiB, decode workers {split[1] / 1024:,.0f} MiB")

@@ -15,6 +15,7 @@ from starlette.requests import Request
 
 from apiary.receivers.body_budget import SCOPE_KEY, BodyAllowance, BodyTimeout
 from apiary.receivers.refusals import MalformedPayload, PayloadTooLarge, UnsupportedPayload
+from apiary.store import read_scope
 
 
 class BodyTooLarge(PayloadTooLarge):
@@ -64,8 +65,15 @@ async def read_body(request: Request, limit: int) -> bytes:
     the declared Content-Length at once, or chunk by chunk without one. ``BodyOverBudget`` (a
     ``StoreOverloaded``: every receiver answers it 429 with Retry-After) when they do not fit, and
     ``BodyTimeout`` when the body takes longer than the body timeout to arrive.
+
+    When the one permission check has let a key through (`apiary.store.read_scope` names its
+    environment), the bytes count against that environment's share too, and a body of an environment
+    past its share (or held off) is refused here, before a byte of it is read or decoded.
     """
     allowance: BodyAllowance | None = request.scope.get(SCOPE_KEY)
+    env = read_scope.environment()
+    if allowance is not None and env is not None:
+        allowance.charge_to(env)
     declared = request.headers.get("content-length")
     expected = int(declared) if declared and declared.isdigit() else None
     if expected is not None and expected > limit:

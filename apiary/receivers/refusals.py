@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from google.rpc import code_pb2
 
 from apiary.receivers.body_budget import BodyOverBudget
-from apiary.store.base import StoreOverloaded, StoreUnavailable
+from apiary.store.base import EnvironmentOverloaded, StoreOverloaded, StoreUnavailable
 
 
 class MalformedPayload(ValueError):
@@ -49,7 +49,7 @@ def refusal_for(exc: BaseException, noun: str = "records") -> Refusal | None:
         return Refusal(415, code_pb2.INVALID_ARGUMENT, str(exc))
     if isinstance(exc, MalformedPayload):
         return Refusal(400, code_pb2.INVALID_ARGUMENT, str(exc))
-    if isinstance(exc, BodyOverBudget):  # the bytes in flight, not the store: its message says which limit
+    if isinstance(exc, (BodyOverBudget, EnvironmentOverloaded)):  # the bytes in flight or an environment's share: its message says which
         return Refusal(429, code_pb2.RESOURCE_EXHAUSTED, str(exc), exc.retry_after)
     if isinstance(exc, StoreOverloaded):
         return Refusal(429, code_pb2.RESOURCE_EXHAUSTED, f"too many {noun} waiting to be committed; retry later",

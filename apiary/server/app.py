@@ -48,7 +48,7 @@ async def health(request: Request) -> JSONResponse:
     stats = ctx.store.writer_stats() if hasattr(ctx.store, "writer_stats") else {}
     budget = request.app.state.body_budget
     stats.update(body_bytes_in_flight=budget.used - request.scope[BODY_ALLOWANCE].held,
-                 bodies_refused=budget.refused)
+                 bodies_refused=budget.refused, bodies_refused_for_environment_share=budget.refused_env)
     return JSONResponse({"status": "ok", **stats})
 
 
@@ -115,7 +115,7 @@ def create_app(settings: Settings, ctx: Apiary | None = None) -> Starlette:
         app.state.apiary = context
         app.state.key_lookup = context.authenticate  # every X-Honeycomb-Team route (apiary.keyed_routes)
         # Each receiver, and the query API, sees the server only through its own narrow view.
-        app.state.honeycomb = sinks.HoneycombContextSink(context)
+        app.state.honeycomb = sinks.HoneycombContextSink(context, app.state.body_budget)
         app.state.rollbar = sinks.RollbarContextSink(context)
         app.state.cloudwatch = sinks.LogsContextSink(context)
         app.state.query = sinks.QueryContextSource(context)
@@ -169,7 +169,7 @@ def create_app(settings: Settings, ctx: Apiary | None = None) -> Starlette:
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
                     exception_handlers=EXCEPTION_HANDLERS)
     # Guard goes outside Starlette's own error middleware, so that even a 500 carries its headers.
-    budget = app.state.body_budget = BodyBudget(settings.max_inflight_bytes)
+    budget = app.state.body_budget = BodyBudget(settings.max_inflight_bytes, settings.max_env_inflight_bytes)
     stack = app.build_middleware_stack
     app.build_middleware_stack = lambda: Guard(stack(), budget, settings.body_timeout_s)  # type: ignore[method-assign]
     return app

@@ -11,7 +11,9 @@ from apiary.model.span import SpanBatch
 from apiary.receivers.otlp import logs as otlp_logs
 from apiary.receivers.body_budget import BodyAllowance, BodyBudget
 from apiary.receivers.otlp.grpc import OtlpGrpcReceiver
+from apiary.permissions import Permission, check
 from apiary.server.context import Apiary
+from apiary.server.sinks import append_spans
 from apiary.store.base import StoreUnavailable
 
 T = TypeVar("T")
@@ -27,8 +29,9 @@ class ContextSink:
         self.span_limits = ctx.settings.span_limits
 
     @contextlib.contextmanager
-    def hold(self, size: int) -> Iterator[None]:
+    def hold(self, env: str, size: int) -> Iterator[None]:
         allowance = BodyAllowance(self._budget, math.inf)  # gRPC has read the message: no body deadline left
+        allowance.charge_to(env)
         allowance.take(size, size)
         try:
             yield
@@ -36,18 +39,20 @@ class ContextSink:
             allowance.release()
 
     def environment(self, key: str | None) -> str | None:
+        """Every key may send data; the one check also notes the environment, whose share the body then counts
+        against (HTTP: ``read_body``)."""
         found = self._ctx.authenticate(key)
-        return found.environment if found is not None else None
+        return check(found, Permission.INGEST, "OTLP export").environment if found is not None else None
 
     async def decode(self, size: int, decoder: Callable[..., T], *args: Any) -> T:
         return await self._ctx.pool.run(size, decoder, *args)
 
     async def append_spans(self, env: str, batch: SpanBatch) -> None:
-        await self._ctx.store.append(env, batch)
+        await append_spans(self._ctx.store, self._budget, env, batch)
 
     async def append_metrics(self, env: str, batch: SpanBatch) -> None:
         if batch.num_rows:  # a request of only rejected points commits nothing
-            await self._ctx.store.append(env, batch)
+            await append_spans(self._ctx.store, self._budget, env, batch)
 
     async def append_logs(self, env: str, batch: LogBatch) -> None:
         logs = self._ctx.logs

@@ -106,6 +106,11 @@ class Settings(StoreLocation):
     #: Request body bytes held at once across every receiver; past it, 429 with Retry-After.
     max_inflight_bytes: int = setting(DEFAULT_INFLIGHT, group=LIMITS,
                                       help="request body bytes held at once by all receivers; past it 429 + Retry-After")
+    #: Of those, the bytes one environment's requests may hold; past it that environment alone gets 429.
+    max_env_inflight_bytes: int = setting(0, group=LIMITS,
+                                          help="request body bytes one environment's requests may hold at once; past "
+                                               "it 429 + Retry-After for that environment alone (0: half of "
+                                               "--max-inflight-bytes)")
     #: Seconds a client may take to send a request's headers, and then to send its body.
     header_timeout_s: float = setting(10.0, group=LIMITS, flag="--header-timeout", env="HEADER_TIMEOUT",
                                       help="seconds to receive a request's headers before the connection is closed")

@@ -13,14 +13,25 @@ from __future__ import annotations
 from typing import Any, Callable, TypeVar
 
 from apiary.model.span import SpanBatch
+from apiary.receivers.body_budget import BodyBudget
 from apiary.query.history import QueryBook
 from apiary.receivers.cloudwatch.insights import Registry
 from apiary.server.context import Apiary
-from apiary.store.base import ErrorStore, LogStore, Store
+from apiary.store.base import EnvironmentOverloaded, ErrorStore, LogStore, Store
 from apiary.receivers.xray.sink import XRayMeta
 from apiary.store.meta import ApiKey
 
 T = TypeVar("T")
+
+
+async def append_spans(store: Store, budget: BodyBudget, env: str, batch: SpanBatch) -> None:
+    """``store.append``; an environment the store refuses for its share of the loader is held off for the
+    Retry-After it was given, so its next requests are refused before their bodies are read and decoded."""
+    try:
+        await store.append(env, batch)
+    except EnvironmentOverloaded as exc:
+        budget.hold_off(env, exc.retry_after)
+        raise
 
 
 class _Keyed:
@@ -34,8 +45,9 @@ class _Keyed:
 class HoneycombContextSink:
     """`apiary.receivers.honeycomb.sink.HoneycombSink`: events to the span store, its columns back."""
 
-    def __init__(self, ctx: Apiary) -> None:
+    def __init__(self, ctx: Apiary, budget: BodyBudget) -> None:
         self._pool = ctx.pool
+        self._budget = budget
         self.store: Store = ctx.store
         self.max_body_bytes = ctx.settings.max_body_bytes
         self.span_limits = ctx.settings.span_limits
@@ -44,7 +56,7 @@ class HoneycombContextSink:
         return await self._pool.run(size, decoder, *args)
 
     async def append_spans(self, env: str, batch: SpanBatch) -> None:
-        await self.store.append(env, batch)
+        await append_spans(self.store, self._budget, env, batch)
 
 
 class RollbarContextSink(_Keyed):

@@ -33,6 +33,25 @@ class StoreOverloaded(Exception):
         self.retry_after = retry_after
 
 
+class EnvironmentOverloaded(StoreOverloaded):
+    """One environment has as much costly load work queued as its share allows: it, not the server, should wait.
+
+    Told apart from `StoreOverloaded` so that the intake can refuse that environment's next requests
+    before their bodies are read and decoded (`apiary.receivers.body_budget`), and leave the others alone.
+    """
+
+    def __init__(self, environment: str, retry_after: int = 1) -> None:
+        super().__init__(retry_after)
+        self.environment = environment
+        self.args = (f"environment {environment!r} has as much costly work (wide batches) waiting to be loaded as its "
+                     f"share of the loader allows; retry after {retry_after}s",)
+
+
+def wide_cost(batch: SpanBatch, wide_columns: int) -> int:
+    """A batch's load cost: its columns past ``wide_columns`` (the loader's work grows with columns, not rows)."""
+    return max(0, batch.table.num_columns - wide_columns)
+
+
 class StoreUnavailable(Exception):
     """The store cannot commit right now (closing, or its database is unreachable)."""
 

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from typing import Callable, Generic, TypeVar
 
 from apiary.store.base import is_disk_full
+from apiary.store.load_shares import CostShares
 
 log = logging.getLogger(__name__)
 
@@ -89,12 +90,10 @@ class BulkLoader(Generic[T]):
         self._set_aside = set_aside
         self._queue: dict[int, _Queued[T]] = {}  # by seq, in seq order
         self._by_key: dict[str | None, dict[int, None]] = {}  # each key's queued seqs, in order
-        self._cost: dict[str | None, int] = {}  # reserved load cost per key, until loaded
-        self._cost_trigger = cost_trigger
+        #: Reserved load cost per key until loaded, and whose costly batch goes next.
+        self._shares = CostShares(cost_trigger)
         #: Readers waiting, per key (None: a reader of every key).
         self._readers: collections.Counter[str | None] = collections.Counter()
-        #: Whose costly batch goes next: the key whose last costly load is the oldest (by load count).
-        self._served: dict[str | None, int] = {}
         self._pending_rows = 0
         self._costly_queued = 0
         self._added_seq = loaded_seq
@@ -125,23 +124,12 @@ class BulkLoader(Generic[T]):
         A batch costlier than ``limit`` alone is still taken when its key has nothing queued.
         """
         with self._cond:
-            have = self._cost.get(key, 0)
-            if have and have + cost > limit:
-                return False
-            self._cost[key] = have + cost
-            return True
+            return self._shares.reserve(key, cost, limit)
 
     def unreserve(self, key: str, cost: int) -> None:
         """Give back a reservation whose batch never reached ``add`` (its commit failed)."""
         with self._cond:
-            self._release(key, cost)
-
-    def _release(self, key: str | None, cost: int) -> None:
-        left = self._cost.get(key, 0) - cost
-        if left > 0:
-            self._cost[key] = left
-        else:
-            self._cost.pop(key, None)
+            self._shares.release(key, cost)
 
     def add(self, seq: int, item: T, rows: int, key: str | None = None, cost: int = 0) -> None:
         """Queue a committed item; ``key`` and ``cost`` name the reservation it holds (released once loaded)."""
@@ -155,7 +143,7 @@ class BulkLoader(Generic[T]):
                 self._cond.notify_all()
 
     def _costly(self, cost: int) -> bool:
-        return self._cost_trigger is not None and cost >= self._cost_trigger
+        return self._shares.costly(cost)
 
     def flush(self, timeout_s: float = 30.0, key: str | None = None) -> bool:
         """Wait until everything of ``key`` (every key for None) added before this call is loaded; False
@@ -238,11 +226,9 @@ class BulkLoader(Generic[T]):
             group.sort(key=lambda e: e.seq)
             return group
         # Nothing else is due: one costly batch, of the environment whose last one is the longest ago.
-        turn = min((e for e in self._queue.values() if self._costly(e.cost)),
-                   key=lambda e: self._served.get(e.key, -1), default=None)
+        turn = self._shares.next_turn(self._queue.values(), lambda e: e.key, lambda e: e.cost, self.loads)
         if turn is None:
             return [next(iter(self._queue.values()))]
-        self._served[turn.key] = self.loads
         return [turn]
 
     def _record(self, group: list[_Queued[T]]) -> Loaded:
@@ -274,7 +260,7 @@ class BulkLoader(Generic[T]):
                         del self._by_key[entry.key]
                     self._pending_rows -= entry.rows
                     self._costly_queued -= self._costly(entry.cost)
-                    self._release(entry.key, entry.cost)
+                    self._shares.release(entry.key, entry.cost)
                 self.failing = len(done) < len(group)
                 if not self.failing:
                     self._watermark = loaded.watermark

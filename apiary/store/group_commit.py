@@ -11,6 +11,14 @@ protocol): nothing of it was stored, and the client still holds it.
 The queue is bounded in rows: past the bound, ``submit`` refuses at once
 (the receiver answers 429/503 with Retry-After) instead of letting memory
 and latency grow without limit.
+
+Where the commit is itself the costly write (the ClickHouse store inserts
+the batch before it answers), a batch may name its environment (``key``)
+and its ``cost`` (`apiary.store.load_shares`): a costly batch is then
+committed alone, never in a group with others' batches (whose insert would
+take on its columns), environments taking turns, and at most one between
+two groups of ordinary batches, so an ordinary batch waits for at most the
+one costly commit already running.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from collections import deque
 from typing import Callable, Generic, TypeVar
 
 from apiary.store.base import StoreOverloaded, StoreUnavailable, as_unavailable
+from apiary.store.load_shares import CostShares
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +40,12 @@ CommitFn = Callable[[list[T]], None]
 
 
 class _Pending(Generic[T]):
-    __slots__ = ("item", "rows", "loop", "future")
+    __slots__ = ("item", "rows", "loop", "future", "key", "cost")
 
-    def __init__(self, item: T, rows: int, loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> None:
+    def __init__(self, item: T, rows: int, loop: asyncio.AbstractEventLoop, future: asyncio.Future[None],
+                 key: str | None = None, cost: int = 0) -> None:
         self.item, self.rows, self.loop, self.future = item, rows, loop, future
+        self.key, self.cost = key, cost
 
 
 class GroupCommitter(Generic[T]):
@@ -50,6 +61,8 @@ class GroupCommitter(Generic[T]):
         self._last_group = 0
         self._queue: deque[_Pending[T]] = deque()
         self._pending_rows = 0
+        self._shares = CostShares()
+        self._costly_next = False  # a costly batch waits and an ordinary group just went: its turn
         self._cond = threading.Condition()
         self._closing = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -61,27 +74,60 @@ class GroupCommitter(Generic[T]):
     def pending_rows(self) -> int:
         return self._pending_rows
 
-    async def submit(self, item: T, rows: int) -> None:
+    def reserve(self, key: str, cost: int, limit: int) -> bool:
+        """Reserve ``cost`` for ``key`` until its batch is committed; False when ``key`` has ``limit`` reserved."""
+        with self._cond:
+            return self._shares.reserve(key, cost, limit)
+
+    async def submit(self, item: T, rows: int, key: str | None = None, cost: int = 0) -> None:
+        """Return once ``item`` is committed. ``key`` and ``cost`` name a reservation (`reserve`), given back
+        once the commit is over, whether it succeeded or not, or at once when the batch is refused here."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
         with self._cond:
+            refusal: Exception | None = None
             if self._closing:
-                raise StoreUnavailable("server is shutting down", retry_after=5)
-            if self._pending_rows and self._pending_rows + rows > self._max_pending:
-                raise StoreOverloaded(retry_after=1)
-            self._queue.append(_Pending(item, rows, loop, fut))
+                refusal = StoreUnavailable("server is shutting down", retry_after=5)
+            elif self._pending_rows and self._pending_rows + rows > self._max_pending:
+                refusal = StoreOverloaded(retry_after=1)
+            if refusal is not None:
+                if cost:
+                    self._shares.release(key, cost)
+                raise refusal
+            self._queue.append(_Pending(item, rows, loop, fut, key, cost))
             self._pending_rows += rows
             self._cond.notify()
         await fut
 
     def _take_group(self) -> list[_Pending[T]]:
-        group: list[_Pending[T]] = []
-        rows = 0
-        while self._queue and (not group or rows + self._queue[0].rows <= self._max_group):
-            p = self._queue.popleft()
-            group.append(p)
-            rows += p.rows
-        return group
+        """Ordinary batches in arrival order, up to ``max_group`` rows; or one costly batch, alone, in its turn."""
+        costly = self._shares.costly
+        if not self._costly_next or not any(costly(p.cost) for p in self._queue):
+            group: list[_Pending[T]] = []
+            rows = 0
+            for p in self._queue:
+                if costly(p.cost):
+                    continue
+                if group and rows + p.rows > self._max_group:
+                    break
+                group.append(p)
+                rows += p.rows
+            if group:
+                self._costly_next = True
+                self._remove(group)
+                return group
+        self._costly_next = False
+        turn = self._shares.next_turn(self._queue, lambda p: p.key, lambda p: p.cost, self.commits)
+        assert turn is not None, "a queue without ordinary batches holds a costly one"
+        self._remove([turn])
+        return [turn]
+
+    def _remove(self, taken: list[_Pending[T]]) -> None:
+        if len(taken) == len(self._queue):
+            self._queue.clear()
+            return
+        gone = {id(p) for p in taken}
+        self._queue = deque(p for p in self._queue if id(p) not in gone)
 
     def _run(self) -> None:
         while True:
@@ -120,6 +166,9 @@ class GroupCommitter(Generic[T]):
                             results.append(one_exc)
             with self._cond:
                 self._pending_rows -= sum(p.rows for p in group)
+                for p in group:
+                    if p.cost:
+                        self._shares.release(p.key, p.cost)
             for p, err in zip(group, results):
                 p.loop.call_soon_threadsafe(_settle, p.future, None if err is None else as_unavailable(err))
 

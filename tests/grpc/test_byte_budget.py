@@ -26,7 +26,7 @@ BOUND = 4 * 1024 * 1024
 @pytest.fixture(scope="module", params=STORES)
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GrpcApiary]:
     proc, url = start_grpc_apiary(tmp_path_factory.mktemp(f"budget-{request.param}"), request.param,
-                                  env={"APIARY_MAX_INFLIGHT_BYTES": str(BOUND)})
+                                  env={"APIARY_MAX_INFLIGHT_BYTES": str(BOUND), "APIARY_MAX_ENV_INFLIGHT_BYTES": str(BOUND)})
     try:
         yield proc
     finally:

@@ -65,7 +65,7 @@ def _post(url: str, path: str, key: str, body: bytes) -> httpx.Response:
 
 
 def test_large_bodies_past_the_budget_get_429_while_small_clients_are_served(start: Start) -> None:
-    served = start("duckdb", {"dev": False}, "--max-inflight-bytes", str(BUDGET))
+    served = start("duckdb", {"dev": False}, "--max-inflight-bytes", str(BUDGET), "--max-env-inflight-bytes", str(BUDGET))
     key = served.keys["dev"]
     stalled = [_stalled_upload(served.url, key, LARGE) for _ in range(2)]
     try:

@@ -107,7 +107,7 @@ def _handler(export: Export, sink: OtlpSink) -> grpc.RpcMethodHandler:
         try:
             env = sink.environment(key)  # a key store that cannot be reached is UNAVAILABLE, not UNKNOWN
             if env is not None:
-                with sink.hold(len(body)):  # the same byte bound as every HTTP receiver's bodies
+                with sink.hold(env, len(body)):  # the same byte bounds as every HTTP receiver's bodies, before decoding
                     batch = await sink.decode(len(body), export.decoder, body, None, False, sink.max_body_bytes)
                     await export.append(sink, env, batch)
         except Exception as exc:

@@ -22,9 +22,10 @@ class OtlpSink(Protocol):
     #: Attributes per span and bytes per value the trace decoder keeps (``APIARY_MAX_SPAN_ATTRIBUTES`` ...).
     span_limits: SpanLimits
 
-    def hold(self, size: int) -> ContextManager[None]:
-        """Count a received message's ``size`` bytes against the server-wide bound on bodies in memory until the
-        block ends; raises BodyOverBudget (retry later) when they do not fit."""
+    def hold(self, env: str, size: int) -> ContextManager[None]:
+        """Count a received message's ``size`` bytes against the server-wide bound on bodies in memory, and ``env``'s
+        share of it, until the block ends; raises BodyOverBudget (retry later) when they do not fit, or when ``env``
+        is held off (its share of the loader used)."""
 
     def environment(self, key: str | None) -> str | None:
         """The environment an ingest key writes to, or None for a missing or unknown key."""

@@ -40,6 +40,13 @@ spans (``python -m tests.clickhouse.measure``): group commit 265 k spans/s,
 one async insert per request 34 k, one plain insert per request 30 k -- so
 group commit it is; a server fed by many nodes can still turn ``async_insert`` on.
 
+A batch past ``WIDE_COLUMNS`` columns (a flood of 1,000-attribute spans) costs the writer far more than
+its rows (``_physical_for`` per key, the overflow folding, a wide insert): as in the DuckDB store's
+loader, each environment may have ``ENV_PENDING_COST`` of such work queued before it is answered 429
+(`EnvironmentOverloaded`), and the group commit writes each costly batch alone, environments taking
+turns (`apiary.store.load_shares`), so another environment's insert never waits behind a backlog of them
+nor takes on their columns.
+
 Order within a commit: catalogue and ``trace_index`` first, spans last. A
 failure before the spans insert leaves at most a harmless catalogue or
 index entry; the spans insert is the commit point. ``non_replicated_deduplication_window``
@@ -54,6 +61,7 @@ import json
 import logging
 import threading
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping, Sequence
 
@@ -61,10 +69,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from apiary.model.span import CORE_FIELDS, CORE_NAMES, DATASET_COLUMN, OVERFLOW_COLUMN, SpanBatch, column_type
-from apiary.store.base import ColumnInfo, DatasetInfo, StoreUnavailable
+from apiary.store.base import (
+    ColumnInfo,
+    DatasetInfo,
+    EnvironmentOverloaded,
+    StoreUnavailable,
+    wide_cost,
+)
 from apiary.store.clickhouse import trace_summary
 from apiary.store.clickhouse.client import Client, ClickHouseError, connect, quote
 from apiary.store.group_commit import GroupCommitter
+from apiary.store.load_shares import ENV_PENDING_COST, WIDE_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -173,42 +188,54 @@ class ClickHouseStore:
             for env, name, typ in zip(*(grants.column(i).to_pylist() for i in range(3))):
                 self._env_columns[env].add((name, typ))
 
-    def _physical_for(self, env: str, name: str, typ: str, reloaded: list[bool]) -> str | None:
-        """The column for (name, type) in ``env``, adding it if both caps allow; None means overflow.
+    def _physical_for(self, env: str, name: str, typ: str, plan: "_ColumnPlan") -> str | None:
+        """The column for (name, type) in ``env``, planning to add it if both caps allow; None means overflow.
 
-        As in the DuckDB store, a key past a cap is not recorded (that was a statement per key), and
-        the typed columns are counted once per commit, not once per key.
+        As in the DuckDB store, a key past a cap is not recorded (that was a statement per key), the typed
+        columns are counted once per commit, not once per key, and what a commit adds is written in one
+        statement of each kind (`_add_columns`): three statements per new key took a 1,000-attribute span
+        ~100 s to commit on chdb, while every other environment's inserts waited behind it.
         """
         key = (name, typ)
-        granted = self._env_columns.get(env)
-        if (granted is None or key not in granted) and not reloaded[0]:
+        granted = self._env_columns.get(env, set())
+        planned = plan.grants.setdefault(env, set())
+        if key not in granted and key not in planned and not plan.reloaded:
             self._load_physical()  # another node may have added it
-            reloaded[0] = True
-            granted = self._env_columns.get(env)
-        if granted is not None and key in granted and key in self._physical:
-            return self._physical[key]
-        if granted is not None and len(granted) >= self.max_env_columns:
+            plan.reloaded = True
+            granted = self._env_columns.get(env, set())
+        physical = self._physical.get(key) or plan.columns.get(key)
+        if physical is not None and (key in granted or key in planned):
+            return physical
+        if len(granted) + len(planned) >= self.max_env_columns:
             return None
-        physical = self._physical.get(key)
         if physical == OVERFLOW_COLUMN:  # overflowed for everyone before per-environment caps
             return None
         if physical is None:
-            if reloaded[1] is None:
-                reloaded[1] = sum(1 for p in self._physical.values() if p != OVERFLOW_COLUMN)
-            if reloaded[1] >= self.max_columns:
+            if plan.typed is None:
+                plan.typed = sum(1 for p in self._physical.values() if p != OVERFLOW_COLUMN)
+            if plan.typed + len(plan.columns) >= self.max_columns:
                 return None
-            physical = physical_name(name, typ)
-            self.client.command(f"ALTER TABLE spans ADD COLUMN IF NOT EXISTS {quote(physical)} {_SQL_TYPES[typ]}")
-            self.client.command("INSERT INTO attribute_columns VALUES ({n:String}, {t:String}, {p:String})",
-                                {"n": name, "t": typ, "p": physical})
-            reloaded[1] += 1
-            with self._lock:
-                self._physical[key] = physical
-        self.client.command("INSERT INTO env_columns VALUES ({e:String}, {n:String}, {t:String})",
-                            {"e": env, "n": name, "t": typ})
-        with self._lock:
-            self._env_columns[env].add(key)
+            physical = plan.columns[key] = physical_name(name, typ)
+        planned.add(key)
         return physical
+
+    def _add_columns(self, plan: "_ColumnPlan") -> None:
+        """The columns and grants a commit planned: one ALTER and one insert per catalogue table."""
+        if plan.columns:
+            self.client.command("ALTER TABLE spans " + ", ".join(
+                f"ADD COLUMN IF NOT EXISTS {quote(p)} {_SQL_TYPES[typ]}" for (_n, typ), p in plan.columns.items()))
+            names, types = zip(*plan.columns)
+            self.client.insert_arrow("attribute_columns", pa.table(
+                {"name": list(names), "type": list(types), "physical": list(plan.columns.values())}))
+        grants = [(env, n, t) for env, keys in plan.grants.items() for n, t in keys]
+        if grants:
+            self.client.insert_arrow("env_columns", pa.table(
+                {"_env": [g[0] for g in grants], "name": [g[1] for g in grants], "type": [g[2] for g in grants]}))
+        with self._lock:
+            self._physical.update(plan.columns)
+            for env, keys in plan.grants.items():
+                if keys:
+                    self._env_columns[env].update(keys)
 
     # -- writing --------------------------------------------------------------------------------
 
@@ -217,7 +244,10 @@ class ClickHouseStore:
             raise StoreUnavailable("store is closed")
         if batch.num_rows == 0:
             return
-        await self._writer.submit((env, batch), batch.num_rows)
+        cost = wide_cost(batch, WIDE_COLUMNS)
+        if cost and not self._writer.reserve(env, cost, ENV_PENDING_COST):  # this environment's share of the writer
+            raise EnvironmentOverloaded(env, retry_after=1)
+        await self._writer.submit((env, batch), batch.num_rows, key=env, cost=cost)
 
     @property
     def pending_rows(self) -> int:
@@ -227,7 +257,7 @@ class ClickHouseStore:
         w = self._writer
         return {"pending_rows": w.pending_rows, "commits": w.commits, "committed_rows": w.committed_rows}
 
-    def _physical_table(self, env: str, batch: SpanBatch, reloaded: list[Any]) -> pa.Table:
+    def _physical_table(self, env: str, batch: SpanBatch, plan: "_ColumnPlan") -> pa.Table:
         table = batch.table
         names: list[str] = []
         arrays: list[Any] = []
@@ -241,7 +271,7 @@ class ClickHouseStore:
                 names.append(name)
                 arrays.append(col)
                 continue
-            physical = self._physical_for(env, name, column_type(col.type), reloaded)
+            physical = self._physical_for(env, name, column_type(col.type), plan)
             if physical is None:
                 overflow.append((name, col))
             else:
@@ -255,8 +285,9 @@ class ClickHouseStore:
         return pa.Table.from_arrays(arrays, names=names)
 
     def _commit(self, group: list[tuple[str, SpanBatch]]) -> None:
-        reloaded: list[Any] = [False, None]  # catalogue reloaded this commit; typed columns counted
-        tables = [self._physical_table(env, batch, reloaded) for env, batch in group]
+        plan = _ColumnPlan()
+        tables = [self._physical_table(env, batch, plan) for env, batch in group]
+        self._add_columns(plan)
         combined = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
         combined = combined.combine_chunks()
         self._record_catalogue(_presence(group))
@@ -431,6 +462,20 @@ class ClickHouseStore:
         self.client.close()
         for fn in self._on_close:
             fn()
+
+
+@dataclass
+class _ColumnPlan:
+    """What one commit adds to the catalogue, written together once its tables are laid out."""
+
+    #: (name, type) -> physical column, for keys no node had a column for.
+    columns: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: env -> (name, type) keys newly given a typed column in that environment.
+    grants: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
+    #: The catalogue was read again this commit (another node may have added a key).
+    reloaded: bool = False
+    #: Typed columns before this commit, counted once.
+    typed: int | None = None
 
 
 def _presence(group: list[tuple[str, SpanBatch]]) -> dict[tuple[str, str], set[tuple[str, str]]]:

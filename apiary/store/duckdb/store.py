@@ -66,7 +66,7 @@ from apiary.model.span import (
     column_type,
 )
 from apiary.model import ipc
-from apiary.store.base import ColumnInfo, DatasetInfo, StoreOverloaded, StoreUnavailable
+from apiary.store.base import ColumnInfo, DatasetInfo, EnvironmentOverloaded, StoreOverloaded, StoreUnavailable, wide_cost
 from apiary.store import read_scope
 from apiary.store.bulk_loader import BulkLoader, Loaded
 from apiary.store.duckdb import trace_summary
@@ -74,6 +74,7 @@ from apiary.store.duckdb.env_split import split_shared
 from apiary.store.duckdb.partitions import Partitions
 from apiary.store.group_commit import GroupCommitter
 from apiary.store.intake_log import IntakeLog
+from apiary.store.load_shares import COST_TRIGGER, ENV_PENDING_COST, WIDE_COLUMNS
 from apiary.store.read_freshness import note_unloaded
 
 log = logging.getLogger(__name__)
@@ -110,17 +111,11 @@ _LAST_SEEN_FLUSH_S = 60.0
 #: usually partial, so fewer loads also leave fewer small row groups (57 against 72 bytes per span).
 LOAD_DELAY_S = 1.0
 LOAD_ROWS = 4 * ROW_GROUP_SIZE
-#: The loader's work for a wide batch grows with its columns (layout, overflow folding, a catalogue
-#: row per key) far more than with its rows: ``bench/fairness.py``'s flood span (1,023 columns after
-#: the attribute cap, one row) took ~0.12 s to load, against ~2.5 ms for a 512-span request of ~30
-#: columns. A batch's cost is therefore its columns past ``WIDE_COLUMNS`` (ordinary batches cost
-#: nothing and are bounded by rows as before); an environment may have ``ENV_PENDING_COST`` of it
-#: queued, about one such span, before it is answered 429, and a costly batch is loaded at once
-#: rather than after ``LOAD_DELAY_S`` -- alone, environments taking turns, and only when no reader
-#: waits for another environment: a read waits for at most the one costly load already running.
-WIDE_COLUMNS = 256
-ENV_PENDING_COST = 1024
-LOAD_COST_TRIGGER = 1
+#: A wide batch's cost (its columns past ``WIDE_COLUMNS``) and each environment's share of it:
+#: ``apiary.store.load_shares``, shared with the ClickHouse store. A costly batch is loaded at once rather
+#: than after ``LOAD_DELAY_S`` -- alone, environments taking turns, and only when no reader waits for
+#: another environment: a read waits for at most the one costly load already running.
+LOAD_COST_TRIGGER = COST_TRIGGER
 
 
 def quote(identifier: str) -> str:
@@ -287,7 +282,7 @@ class DuckDBStore:
             raise StoreOverloaded(retry_after=1)
         cost = _load_cost(batch)
         if cost and not self._loader.reserve(env, cost, ENV_PENDING_COST):  # this environment's share of the loader
-            raise StoreOverloaded(retry_after=1)
+            raise EnvironmentOverloaded(env, retry_after=1)
         try:
             await self._writer.submit((env, batch), batch.num_rows)
         except BaseException:
@@ -769,7 +764,7 @@ class DuckDBStore:
 
 
 def _load_cost(batch: SpanBatch) -> int:
-    return max(0, batch.table.num_columns - WIDE_COLUMNS)
+    return wide_cost(batch, WIDE_COLUMNS)
 
 
 def _merge_overflow(existing: pa.ChunkedArray | pa.Array, extra: list[tuple[str, pa.ChunkedArray]]) -> list[str | None]:
