@@ -8,13 +8,18 @@ three JSON lines with level, latency, ip and a nested user.id; one in three plai
 attribute ``user.id`` has a dot in its key), then times each Insights query -- compiled by
 ``apiary.query.insights`` and run by the store, as GetQueryResults does, minus HTTP -- beside the SQL a
 developer would write for the same answer, in alternation (`interleaved_medians_ms`). The ratio is
-Insights over hand-written SQL; the goal is at most 1.2.
+Insights over hand-written SQL; the goal is at most 1.2. ``--baseline DIR`` (an earlier Apiary's source tree)
+also times the statement that tree compiles for the same query, in the same rounds: "now / before".
+
+    python bench/insights.py --events 2000000 --stores clickhouse --only isIpv4InSubnet,dedup --baseline ../apiary-before
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,8 +37,9 @@ DAY_S = 86_400
 #: The three octets after ``10.`` of a valid IPv4 address, as a regular expression.
 _OCTETS = "([.](25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){{3}}"
 #: name -> (Insights query, DuckDB SQL, ClickHouse SQL); ``{where}`` is the same window and group for all.
-#: The SQL gives the same answer as the query on any events, not only on these: the subnet test checks the
-#: address is one; dedup keeps the latest event's @timestamp, @message and @ptr per level.
+#: The SQL gives the same answer as the query on any events, not only on these (the "JSON-only" rows excepted,
+#: see `_FIELD`): the subnet test checks the address is one; dedup keeps the latest event's @timestamp, @message
+#: and @ptr per level.
 QUERIES: dict[str, tuple[str, str, str]] = {
     "strcontains": (
         'filter strcontains(@message, "ERROR") | stats count(*) as n',
@@ -165,12 +171,32 @@ def fill_clickhouse(tmp: Path, n: int, start_us: int) -> tuple[Any, Callable[[st
     return store, raw, close
 
 
+#: Run in a child process with an earlier tree first on the path: that tree's statement for a query, as JSON.
+_COMPILE_THERE = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from apiary.query import insights
+c = insights.compile_query(sys.argv[2], None, sys.argv[3])
+sql, params, _, _ = insights.to_sql(c, sys.argv[4], [sys.argv[5]], int(sys.argv[6]), int(sys.argv[7]))
+print(json.dumps([sql, params]))
+"""
+
+
+def compiled_in(tree: Path, text: str, dialect: str, start_s: int, end_s: int) -> tuple[str, list[Any]]:
+    """The SQL and parameters an earlier tree's ``apiary`` compiles ``text`` to (in a child process)."""
+    out = subprocess.run([sys.executable, "-c", _COMPILE_THERE, str(tree.resolve()), text, dialect, ENV, GROUP,
+                          str(start_s), str(end_s)], capture_output=True, text=True, check=True).stdout
+    sql, params = json.loads(out)
+    return sql, params
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=5, help="timed rounds (median reported)")
     ap.add_argument("--stores", default="duckdb,clickhouse")
     ap.add_argument("--only", default="", help="comma-separated query names (default: all), to stay within a minute")
+    ap.add_argument("--baseline", type=Path, help="an earlier Apiary source tree: its statements timed in the same rounds")
     args = ap.parse_args()
     end_s = int(time.time())
     start_s = end_s - DAY_S
@@ -190,7 +216,8 @@ def main() -> None:
                 where = (f"_env = '{ENV}' AND log_group = '{GROUP}' AND {ts} >= fromUnixTimestamp64Micro("
                          f"toInt64({start_s * 1_000_000}), 'UTC') AND {ts} <= fromUnixTimestamp64Micro("
                          f"toInt64({end_s * 1_000_000 + 999_999}), 'UTC')")
-            print(f"{'query':26}{'Insights ms':>13}{'SQL ms':>10}{'ratio':>8}")
+            before_head = f"{'before ms':>11}{'ratio':>8}{'now/before':>11}" if args.baseline else ""
+            print(f"{'query':26}{'Insights ms':>13}{'SQL ms':>10}{'ratio':>8}{before_head}")
             try:
                 for label, (text, _, _) in QUERIES.items():
                     if args.only and label not in args.only.split(","):
@@ -200,8 +227,13 @@ def main() -> None:
                         sql, params, _, _ = insights.to_sql(compiled, ENV, [GROUP], start_s, end_s)
                         return store.query(sql, params)
                     hand = hand_sql(label, name, where)
-                    mine, theirs = interleaved_medians_ms([via_insights, lambda hand=hand: raw(hand)], args.runs)
-                    print(f"{label:26}{mine:13.1f}{theirs:10.1f}{mine / theirs:7.2f}x")
+                    fns = [via_insights, lambda hand=hand: raw(hand)]
+                    if args.baseline:
+                        then = compiled_in(args.baseline, text, store.dialect, start_s, end_s)
+                        fns.append(lambda then=then: store.query(*then))
+                    mine, theirs, *before = interleaved_medians_ms(fns, args.runs)
+                    tail = f"{before[0]:11.1f}{before[0] / theirs:7.2f}x{mine / before[0]:10.2f}x" if before else ""
+                    print(f"{label:26}{mine:13.1f}{theirs:10.1f}{mine / theirs:7.2f}x{tail}", flush=True)
             finally:
                 close()
 
