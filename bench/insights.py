@@ -8,13 +8,18 @@ three JSON lines with level, latency, ip and a nested user.id; one in three plai
 attribute ``user.id`` has a dot in its key), then times each Insights query -- compiled by
 ``apiary.query.insights`` and run by the store, as GetQueryResults does, minus HTTP -- beside the SQL a
 developer would write for the same answer, in alternation (`interleaved_medians_ms`). The ratio is
-Insights over hand-written SQL; the goal is at most 1.2.
+Insights over hand-written SQL; the goal is at most 1.2. ``--baseline DIR`` (an earlier Apiary's source tree)
+also times the statement that tree compiles for the same query, in the same rounds: "now / before".
+
+    python bench/insights.py --events 2000000 --stores clickhouse --only isIpv4InSubnet,dedup --baseline ../apiary-before
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,8 +38,9 @@ DAY_S = 86_400
 #: The three octets after ``10.`` of a valid IPv4 address, as a regular expression.
 _OCTETS = "([.](25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){{3}}"
 #: name -> (Insights query, DuckDB SQL, ClickHouse SQL); ``{where}`` is the same window and group for all.
-#: The SQL gives the same answer as the query on any events, not only on these: the subnet test checks the
-#: address is one; dedup keeps the latest event's @timestamp, @message and @ptr per level.
+#: The SQL gives the same answer as the query on any events, not only on these (the "JSON-only" rows excepted,
+#: see `_FIELD`): the subnet test checks the address is one; dedup keeps the latest event's @timestamp, @message
+#: and @ptr per level.
 QUERIES: dict[str, tuple[str, str, str]] = {
     "strcontains": (
         'filter strcontains(@message, "ERROR") | stats count(*) as n',
@@ -49,17 +55,29 @@ QUERIES: dict[str, tuple[str, str, str]] = {
         "nullIf(JSON_VALUE(attributes, '$.\"user.id\"'), '')) = 'u7'"),
     "isIpv4InSubnet": (
         'filter isIpv4InSubnet(ip, "10.0.0.0/8") | stats count(*) as n by level',
+        "SELECT level, count(*) FROM (SELECT {duck_level} AS level, {duck_ip} AS ip FROM logs WHERE {where}) "
+        f"WHERE regexp_full_match(ip, '10{_OCTETS}') GROUP BY 1 ORDER BY 1",
+        "SELECT level, count(*) FROM (SELECT {ch_level} AS level, {ch_ip} AS ip FROM logs WHERE {where}) "
+        "WHERE isIPv4String(ip) AND isIPAddressInRange(ip, '10.0.0.0/8') GROUP BY 1 ORDER BY 1"),
+    "datefloor": (
+        "stats count(*) as n by datefloor(@timestamp, 1h)",
+        "SELECT time_bucket(INTERVAL 1 hour, \"timestamp\") AS h, count(*) FROM logs WHERE {where} GROUP BY 1 ORDER BY 1",
+        "SELECT toStartOfHour(`timestamp`) AS h, count(*) FROM logs WHERE {where} GROUP BY 1 ORDER BY 1"),
+    "dedup": (
+        "filter ispresent(level) | sort @timestamp desc | dedup level | limit 10",
+        "SELECT max(ts) AS latest, arg_max(message, ts), arg_max(seq, ts) FROM (SELECT \"timestamp\" AS ts, message, seq, "
+        "{duck_level} AS level FROM logs WHERE {where}) WHERE level IS NOT NULL GROUP BY level ORDER BY latest DESC LIMIT 10",
+        "SELECT max(ts) AS latest, argMax(message, ts), argMax(seq, ts) FROM (SELECT `timestamp` AS ts, message, seq, "
+        "{ch_level} AS level FROM logs WHERE {where}) WHERE level IS NOT NULL GROUP BY level ORDER BY latest DESC LIMIT 10"),
+    "isIpv4InSubnet JSON-only": (
+        'filter isIpv4InSubnet(ip, "10.0.0.0/8") | stats count(*) as n by level',
         "SELECT json_extract_string(message, '$.level') AS level, count(*) FROM logs WHERE {where} AND "
         "starts_with(message, '{{') AND json_valid(message) AND "
         f"regexp_full_match(json_extract_string(message, '$.ip'), '10{_OCTETS}') GROUP BY 1 ORDER BY 1",
         "SELECT JSON_VALUE(message, '$.level') AS level, count(*) FROM logs WHERE {where} AND "
         "isIPv4String(JSON_VALUE(message, '$.ip')) AND "
         "isIPAddressInRange(JSON_VALUE(message, '$.ip'), '10.0.0.0/8') GROUP BY 1 ORDER BY 1"),
-    "datefloor": (
-        "stats count(*) as n by datefloor(@timestamp, 1h)",
-        "SELECT time_bucket(INTERVAL 1 hour, \"timestamp\") AS h, count(*) FROM logs WHERE {where} GROUP BY 1 ORDER BY 1",
-        "SELECT toStartOfHour(`timestamp`) AS h, count(*) FROM logs WHERE {where} GROUP BY 1 ORDER BY 1"),
-    "dedup": (
+    "dedup JSON-only": (
         "filter ispresent(level) | sort @timestamp desc | dedup level | limit 10",
         "SELECT max(\"timestamp\") AS ts, arg_max(message, \"timestamp\"), arg_max(seq, \"timestamp\") FROM logs "
         "WHERE {where} AND starts_with(message, '{{') AND json_valid(message) AND "
@@ -94,6 +112,27 @@ QUERIES: dict[str, tuple[str, str, str]] = {
         "SELECT replaceRegexpAll(message, '[A-Za-z0-9_.:+-]*[0-9][A-Za-z0-9_.:+-]*', '<*>') AS p, count(*) "
         "FROM logs WHERE {where} GROUP BY 1 ORDER BY 2 DESC"),
 }
+
+#: A field as Insights discovers it: the line's JSON key, else the OTel attribute of that name (the SQL reads
+#: both for the same answer on any events; the "JSON-only" rows, the earlier SQL, read the line alone). On
+#: ClickHouse the attributes are read only where the line lacks the key, as ``multiIf`` does (``coalesce``
+#: computes both: the slower spelling).
+_FIELD = {
+    "duckdb": ("coalesce(CASE WHEN starts_with(message, '{{') AND json_valid(message) THEN "
+               "json_extract_string(message, '$.{key}') END, json_extract_string(attributes, '$.{key}'))"),
+    "clickhouse": ("if(JSON_VALUE(message, '$.{key}') != '', JSON_VALUE(message, '$.{key}'), "
+                   "nullIf(JSON_VALUE(attributes, '$.{key}'), ''))"),
+}
+
+
+def hand_sql(name: str, store: str, where: str, **windows: str) -> str:
+    """The hand-written SQL of query ``name`` on ``store`` for the window and group ``where`` (``anomaly``'s two
+    windows in ``windows``)."""
+    _, duck, ch = QUERIES[name]
+    fields = {f"{prefix}_{key}": _FIELD[kind].format(key=key)
+              for prefix, kind in (("duck", "duckdb"), ("ch", "clickhouse")) for key in ("level", "ip")}
+    return (duck if store == "duckdb" else ch).format(where=where, **windows, **fields)
+
 
 _MESSAGE = {
     "duckdb": ("CASE WHEN i % 3 < 2 THEN '{{\"level\": \"' || (CASE WHEN i % 7 = 0 THEN 'ERROR' ELSE 'INFO' END) "
@@ -164,12 +203,32 @@ def add_lookup_table(store: Any) -> None:
     asyncio.run(store.put_lookup_table(ENV, table, USERS_CSV, parsed))
 
 
+#: Run in a child process with an earlier tree first on the path: that tree's statement for a query, as JSON.
+_COMPILE_THERE = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from apiary.query import insights
+c = insights.compile_query(sys.argv[2], None, sys.argv[3])
+sql, params, _, _ = insights.to_sql(c, sys.argv[4], [sys.argv[5]], int(sys.argv[6]), int(sys.argv[7]))
+print(json.dumps([sql, params]))
+"""
+
+
+def compiled_in(tree: Path, text: str, dialect: str, start_s: int, end_s: int) -> tuple[str, list[Any]]:
+    """The SQL and parameters an earlier tree's ``apiary`` compiles ``text`` to (in a child process)."""
+    out = subprocess.run([sys.executable, "-c", _COMPILE_THERE, str(tree.resolve()), text, dialect, ENV, GROUP,
+                          str(start_s), str(end_s)], capture_output=True, text=True, check=True).stdout
+    sql, params = json.loads(out)
+    return sql, params
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=5, help="timed rounds (median reported)")
     ap.add_argument("--stores", default="duckdb,clickhouse")
     ap.add_argument("--only", default="", help="comma-separated query names (default: all), to stay within a minute")
+    ap.add_argument("--baseline", type=Path, help="an earlier Apiary source tree: its statements timed in the same rounds")
     args = ap.parse_args()
     end_s = int(time.time())
     start_s = end_s - DAY_S
@@ -194,9 +253,10 @@ def main() -> None:
             where_both = (f"_env = '{ENV}' AND log_group = '{GROUP}' AND {ts} >= {at(before_s * 1_000_000)} "
                           f"AND {ts} <= {at(end_s * 1_000_000 + 999_999)}")
             now = f"{ts} >= {at(start_s * 1_000_000)}"
-            print(f"{'query':16}{'Insights ms':>13}{'SQL ms':>10}{'ratio':>8}")
+            before_head = f"{'before ms':>11}{'ratio':>8}{'now/before':>11}" if args.baseline else ""
+            print(f"{'query':26}{'Insights ms':>13}{'SQL ms':>10}{'ratio':>8}{before_head}")
             try:
-                for label, (text, duck_sql, ch_sql) in QUERIES.items():
+                for label, (text, _, _) in QUERIES.items():
                     if args.only and label not in args.only.split(","):
                         continue
                     def via_insights(text: str = text) -> Any:
@@ -204,9 +264,14 @@ def main() -> None:
                                                           insights.fields_of_lookup_tables(store, ENV))
                         sql, params, _, _ = insights.to_sql(compiled, ENV, [GROUP], start_s, end_s)
                         return store.query(sql, params)
-                    hand = (duck_sql if name == "duckdb" else ch_sql).format(where=where, where_both=where_both, now=now)
-                    mine, theirs = interleaved_medians_ms([via_insights, lambda hand=hand: raw(hand)], args.runs)
-                    print(f"{label:16}{mine:13.1f}{theirs:10.1f}{mine / theirs:7.2f}x")
+                    hand = hand_sql(label, name, where, where_both=where_both, now=now)
+                    fns = [via_insights, lambda hand=hand: raw(hand)]
+                    if args.baseline:
+                        then = compiled_in(args.baseline, text, store.dialect, start_s, end_s)
+                        fns.append(lambda then=then: store.query(*then))
+                    mine, theirs, *before = interleaved_medians_ms(fns, args.runs)
+                    tail = f"{before[0]:11.1f}{before[0] / theirs:7.2f}x{mine / before[0]:10.2f}x" if before else ""
+                    print(f"{label:26}{mine:13.1f}{theirs:10.1f}{mine / theirs:7.2f}x{tail}", flush=True)
             finally:
                 close()
 

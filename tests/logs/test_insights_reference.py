@@ -170,6 +170,12 @@ def test_ip_functions_and_vpc_flow_log_fields(logs: Any) -> None:
                               'isIpInSubnet("2001:db8::7", "2001:db8::/32") as e, isIpv6InSubnet("2001:db9::1", "2001:db8::/32") as f, '
                               'isIpInSubnet("192.168.1.9", "192.168.0.0/16") as g | limit 1')
     assert row == {"a": "1", "b": "0", "c": "1", "d": "0", "e": "1", "f": "0", "g": "1"}
+    # not addresses (a leading zero, a part over 255, words) are in no subnet, and a constant one is no error
+    row, = query(logs, "vpc", 'fields isIpv4InSubnet("010.0.0.7", "10.0.0.0/8") as h, isIpv4InSubnet("10.0.0.256", '
+                              '"10.0.0.0/8") as i, isIpv4InSubnet("10.31.2.3", "10.16.0.0/12") as j, '
+                              'isIpv4InSubnet("not an address", "10.0.0.0/8") as k, isIpv4InSubnet(nosuchfield, '
+                              '"10.0.0.0/8") as m | limit 1')
+    assert {k: row.get(k) for k in "hijkm"} == {"h": "0", "i": "0", "j": "1", "k": "0", "m": None}
     with pytest.raises(logs.exceptions.MalformedQueryException, match="CIDR"):
         logs.start_query(logGroupName="vpc", startTime=0, endTime=1,
                          queryString='filter isIpv4InSubnet(srcAddr, "not a subnet")')

@@ -279,6 +279,10 @@ class SpanRender(ABC):
             raw, raw_type = self.json_text(self.ident(s.physical), s.json_key), STRING
         else:
             raw, raw_type = self.ident(s.physical), s.type
+        if raw_type == INTEGER and want == FLOAT:
+            # An integer always converts: ClickHouse's checked cast (accurateCastOrNull) of an Int64 sample rate
+            # cost a weighted AVG a fifth of its time beside the hand-written toFloat64 (bench/query.py --sampled).
+            return self.to_double(raw)
         return raw if raw_type == want else self.cast(raw, want)
 
     def expr(self, e: Expr) -> str:
@@ -400,14 +404,22 @@ class SpanRender(ABC):
 
     # -- aggregates -----------------------------------------------------------------------------
 
-    def weighted_ranks(self, q: SpanQuery, make_base: Callable[[], str], keys: Sequence[str]) -> str:
-        """What the aggregates read (after FROM): ``make_base()``'s rows and, for each weighted percentile, its value
-        per group (``keys``) as ``_q{j}``. A percentile ranks the distinct values of its group by their summed sample
-        rates (the running sum, ``_c``, against the total, ``_t``). Ranking distinct values rather than rows took
-        a weighted P99 over 1 M sampled spans from 2.6 s to 1.3 s (``bench/query.py --sampled``, a loaded machine)."""
-        source = f"({make_base()}) AS _b"
+    def weighted_percentiles(self, q: SpanQuery, make_base: Callable[[], str], keys: Sequence[str], aggregated: str,
+                             columns: Sequence[str]) -> str | None:
+        """``aggregated`` (one row per ``keys``, its columns ``columns``, ``_rows`` among them) with each weighted
+        percentile joined on per group as ``c{j}``; None when the query has none.
+
+        A percentile ranks the distinct values of its group by their summed sample rates (the running sum, ``_c``,
+        against the total, ``_t``). Ranking distinct values rather than rows took a weighted P99 over 1 M sampled
+        spans from 2.6 s to 1.3 s (``bench/query.py --sampled``, a loaded machine). It is joined on to the groups
+        once they are aggregated, not to every row before: ClickHouse ran that join over the whole scan (weighted
+        P99 1.4-1.5 x the hand-written SQL, which joins the two results, at 2 M spans). A group with no value to
+        rank, and no rows at all, has no percentile (NULL)."""
+        if q.sample_rate is None or not any(a.kind == "quantile" for a in q.aggregates):
+            return None
+        joins, picked = "", [f"_a.{c} AS {c}" for c in columns]
         for j, a in enumerate(q.aggregates):
-            if q.sample_rate is None or a.kind != "quantile":
+            if a.kind != "quantile":
                 continue
             part = f"PARTITION BY {', '.join(keys)} " if keys else ""
             lead = "".join(f"{k}, " for k in keys)
@@ -420,15 +432,18 @@ class SpanRender(ABC):
             value = self.nullable(f"({at('floor')} + ({at('ceil')} - {at('floor')}) * ({h} - floor({h})))", FLOAT)
             pick = f"SELECT {''.join(f'{k} AS _p{j}_{k}, ' for k in keys)}{value} AS _q{j} FROM ({ranked})"
             if keys:
-                on = " AND ".join(self.same_key(f"_b.{k}", f"_p{j}._p{j}_{k}") for k in keys)
-                source += f" LEFT JOIN ({pick} GROUP BY {', '.join(keys)}) AS _p{j} ON {on}"
-            else:  # one row, even over no rows
-                source += f" CROSS JOIN ({pick}) AS _p{j}"
-        return source
+                on = " AND ".join(self.same_key(f"_a.{k}", f"_p{j}._p{j}_{k}") for k in keys)
+                joins += f" LEFT JOIN ({pick} GROUP BY {', '.join(keys)}) AS _p{j} ON {on}"
+                picked.append(f"_p{j}._q{j} AS c{j}")
+            else:  # one row, even over no rows: then the aggregate over no rows has none
+                joins += f" CROSS JOIN ({pick}) AS _p{j}"
+                picked.append(f"CASE WHEN _a._rows > 0 THEN _p{j}._q{j} END AS c{j}")
+        return f"SELECT {', '.join(picked)} FROM ({aggregated}) AS _a{joins}"
 
     def weighted(self, j: int, a: Aggregate) -> str | None:
         """Honeycomb's weighting by sample rate (``_w``): each row stands for ``_w`` events. A percentile is the one
-        of the rows repeated ``_w`` times, interpolated between the two closest ranks (see `weighted_ranks`)."""
+        of the rows repeated ``_w`` times, interpolated between the two closest ranks, is joined on after the
+        aggregates (`weighted_percentiles`)."""
         v = f"v{j}"
         if a.kind == "count":
             return self.cast("round(coalesce(sum(_w), 0))", INTEGER)
@@ -436,8 +451,6 @@ class SpanRender(ABC):
             return self.cast(f"round(sum({v} * _w))", INTEGER) if a.type == INTEGER else f"sum({v} * _w)"
         if a.kind == "avg":
             return f"(sum({v} * _w) / {self.NAMES['nullif']}({self.sum_where('_w', f'{v} IS NOT NULL')}, 0))"
-        if a.kind == "quantile":  # worked out per group by ``weighted_ranks``
-            return f"{self.NAMES['any']}(_q{j})"
         return None
 
     def aggregate(self, j: int, a: Aggregate, weighted: bool = False) -> str:
@@ -462,8 +475,8 @@ class SpanRender(ABC):
         """``per_s`` renders the seconds a RATE divides by (the window's in a summary, the bucket's in a series)."""
         out = []
         for j, a in enumerate(q.aggregates):
-            if a.kind in SEPARATE_KINDS:
-                continue
+            if a.kind in SEPARATE_KINDS or (a.kind == "quantile" and q.sample_rate is not None):
+                continue  # a weighted percentile is joined on afterwards (`weighted_percentiles`)
             if a.kind == "increase":
                 out.append(f"sum(v{j}) AS c{j}")
             elif a.kind == "rate":
@@ -489,13 +502,16 @@ class SpanDialect:
     def summary(self, q: SpanQuery) -> Compiled:
         r = self.render()
         groups = [f"g{i}" for i in range(len(q.groups))]
-        source = r.weighted_ranks(q, lambda: r.base(q), groups)
         cols = groups + r.aggregates(q) + ["count(*) AS _rows", f"{r.examples(q.examples)} AS _examples"]
-        sql = f"SELECT {', '.join(cols)} FROM {source}"
+        sql = f"SELECT {', '.join(cols)} FROM ({r.base(q)}) AS _b"
         if groups:
             sql += f" GROUP BY {', '.join(groups)}"
         having = [f"c{h.aggregate} {r.BINARY[h.op]} {r.number_param(h.value)}" for h in q.having]
-        if having:
+        names = [c.rsplit(" AS ", 1)[-1] for c in cols]
+        joined = r.weighted_percentiles(q, lambda: r.base(q), groups, sql, names)
+        if joined is not None:
+            sql = f"SELECT * FROM ({joined}) AS _s" + (" WHERE " + " AND ".join(having) if having else "")
+        elif having:
             sql += " HAVING " + " AND ".join(having)
         order = [f"{'g' if o.target == 'group' else 'c'}{o.index} {'DESC' if o.descending else 'ASC'} NULLS LAST"
                  for o in q.order]
@@ -509,10 +525,12 @@ class SpanDialect:
     def series(self, q: SpanQuery, groups: Sequence[tuple[Any, ...]] | None) -> Compiled:
         r = self.render()
         keys = ["_bucket"] + [f"g{i}" for i in range(len(q.groups))]
-        source = r.weighted_ranks(q, lambda: r.base(q, groups=groups), keys)
         aggs = r.aggregates(q, lambda: r.float_param(q.granularity_s))
-        sql = f"SELECT {', '.join(keys + aggs)}, count(*) AS _rows FROM {source} GROUP BY {', '.join(keys)}"
-        return Compiled(sql, r.params)
+        sql = (f"SELECT {', '.join(keys + aggs)}, count(*) AS _rows FROM ({r.base(q, groups=groups)}) AS _b "
+               f"GROUP BY {', '.join(keys)}")
+        names = keys + [c.rsplit(" AS ", 1)[-1] for c in aggs] + ["_rows"]
+        joined = r.weighted_percentiles(q, lambda: r.base(q, groups=groups), keys, sql, names)
+        return Compiled(joined or sql, r.params)
 
     def totals_and_series(self, q: SpanQuery) -> Compiled:
         assert not q.groups and not q.having and not weighted_percentiles(q)
