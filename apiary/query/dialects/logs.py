@@ -399,12 +399,21 @@ class ClickHouseLogDialect(LogDialect):
         """
         if by is not None:
             fn = "argMax" if by[1] else "argMin"
-            picks = ", ".join(f"if({fn}(isNull({c}), {by[0]}), NULL, {fn}({c}, {by[0]})) AS _first{i}"
-                              for i, c in enumerate(columns))
+            picks = ", ".join(f"{self._pick(fn, c, keys, by[0])} AS _first{i}" for i, c in enumerate(columns))
             picked = ", ".join(f"_first{i} AS {c}" for i, c in enumerate(columns))
             # the picks are named apart from the columns: an alias equal to a column's name would replace it
             return f"SELECT {picked} FROM (SELECT {picks} FROM {source} GROUP BY {', '.join(keys)})"
         return f"SELECT {', '.join(columns)} FROM {source} ORDER BY {order} LIMIT 1 BY {', '.join(keys)}"
+
+    @staticmethod
+    def _pick(fn: str, column: str, keys: list[str], by: str) -> str:
+        """`first_per_key`'s aggregate for ``column``: a key is the group's own value and ``by`` (never null) is
+        its extreme, so neither needs an ``argMax``; any other column is the picked row's, null included."""
+        if column in keys:
+            return column
+        if column == by:
+            return f"{fn[3:].lower()}({column})"
+        return f"if({fn}(isNull({column}), {by}), NULL, {fn}({column}, {by}))"
 
     def ipv6_hex(self, text: str) -> str:
         return f"CASE WHEN isIPv6String({text}) AND position({text}, '.') = 0 THEN hex(toIPv6OrNull({text})) END"
