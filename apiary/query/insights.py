@@ -139,6 +139,8 @@ class _Compiler:
         #: `addtotals col=true`: the fields summed in a summary row after the results
         self.column_totals: list[str] = []
         self.diff: str | None = None
+        #: columns a `filter ispresent(...)` has left with no null: `dedup` by them needs no group per null event
+        self.present: set[str] = set()
         self._n = 0
 
     # -- helpers ----------------------------------------------------------------------------
@@ -154,6 +156,8 @@ class _Compiler:
     def _cte(self, body: str, params: list[Any]) -> None:
         self._n += 1
         self.ctes.append(f"c{self._n} AS ({body.replace('{prev}', f'c{self._n - 1}')})")
+        # a column written again (`fields x as f` over an earlier f) may hold nulls once more
+        self.present = {c for c in self.present if f" AS {c}" not in body}
         self.params += params
 
     @property
@@ -370,6 +374,7 @@ class _Compiler:
         e = boolean(self.d, self.expr(node.children[0]))
         # WHERE drops rows whose condition is NULL, as Insights drops events lacking the field
         self._cte(f"SELECT * FROM {{prev}} WHERE {e.sql}", e.params)
+        self.present |= {quote(self.columns[n]) for n in _present_fields(node.children[0]) if n in self.columns}
 
     def cmd_filter_index(self, node: Tree) -> None:
         """``filterIndex``: AWS scans only the log groups indexed on the field, and skips the rest. Apiary's only
@@ -441,6 +446,7 @@ class _Compiler:
         self.columns = dict(zip(names, cols))
         self.kinds = dict(zip(names, kinds))
         self.json_docs = {}
+        self.present = set()
         self.raw = False
         self.is_stats = True
         self.display = names
@@ -787,9 +793,11 @@ class _Compiler:
         order_sql = ", ".join(f"{sql} {direction}" for sql, _, direction in order)
         order_params = [p for _, ps, _ in order for p in ps]
         if "@ptr" in self.columns and self.raw:
-            # one pass: an event with a null key is a group of its own, told apart by its @ptr
-            unique = f"CASE WHEN {nulls} THEN {quote(self.columns['@ptr'])} END"
-            first = self.d.first_per_key("{prev}", needed, [k.sql for k in keys] + [unique], order_sql, by)
+            # one pass: an event with a null key is a group of its own, told apart by its @ptr -- unless a
+            # filter already dropped such events (a key fewer to hash: bench/insights.py dedup)
+            unique = [] if all(k.sql in self.present for k in keys) else \
+                [f"CASE WHEN {nulls} THEN {quote(self.columns['@ptr'])} END"]
+            first = self.d.first_per_key("{prev}", needed, [k.sql for k in keys] + unique, order_sql, by)
             self._cte(first, order_params)
             return
         present = " AND ".join(f"{k.sql} IS NOT NULL" for k in keys)
@@ -873,6 +881,19 @@ def _bare(node: Any) -> Any:
     while isinstance(node, Tree) and node.data in ("or_", "and_", "arith") and len(node.children) == 1:
         node = node.children[0]
     return node
+
+
+def _present_fields(node: Any) -> list[str]:
+    """The fields a filter condition requires present: the ``ispresent(field)`` among its top-level ``and`` terms
+    (under ``or`` or ``not`` an event may pass lacking them)."""
+    node = _bare(node)
+    if isinstance(node, Tree) and node.data == "and_":
+        return [name for term in node.children for name in _present_fields(term)]
+    if isinstance(node, Tree) and node.data == "call" and str(node.children[0]).lower() == "ispresent" \
+            and len(node.children) == 2:
+        name = _plain_field(node.children[1])
+        return [name] if name is not None else []
+    return []
 
 
 def _plain_field(node: Any) -> str | None:

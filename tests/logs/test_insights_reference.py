@@ -136,6 +136,17 @@ def test_dedup_shows_the_first_event_whole(logs: Any) -> None:
     assert rows == [{"job": "web", "took": "12"}, {"job": "api", "took": "40"}]
 
 
+def test_dedup_after_a_filter_on_presence(logs: Any) -> None:
+    """A filter ispresent(f) before dedup f leaves no event lacking f; a field named f after that filter may
+    be missing again, and each event lacking it is still kept."""
+    put(logs, "hosts", [json.dumps({"host": "a", "n": 1}), json.dumps({"host": "a", "n": 2, "zone": "z1"}),
+                        json.dumps({"host": "b", "n": 3}), json.dumps({"host": "b", "n": 4}), json.dumps({"n": 5})])
+    rows = query(logs, "hosts", "fields host, n | filter ispresent(host) | sort @timestamp desc | dedup host")
+    assert rows == [{"host": "b", "n": "4"}, {"host": "a", "n": "2"}]
+    rows = query(logs, "hosts", "filter ispresent(host) | fields zone as host, n | sort @timestamp desc | dedup host")
+    assert rows == [{"n": "4"}, {"n": "3"}, {"host": "z1", "n": "2"}, {"n": "1"}]
+
+
 def test_datetime_functions(logs: Any) -> None:
     """CWL_QuerySyntax-operations-functions, "Datetime functions": bin, datefloor, dateceil, fromMillis, toMillis."""
     t0 = put(logs, "clock", ["tick"], start_ms=int(datetime.now(timezone.utc).timestamp() * 1000) // 3_600_000
