@@ -334,15 +334,15 @@ def search_traces(store: Store, env: str, doc: Any, now: float | None = None) ->
         compiled = dialect.cuts(plan)
         statements.append(compiled.sql)
         cuts = window_cuts(store.query(compiled.sql, compiled.params), plan.start, plan.end)
-    compiled = dialect.search(plan, cuts)
-    statements.append(compiled.sql)
-    found = store.query(compiled.sql, compiled.params)
     if plan.exact_in_sql:
-        rows = _rows(found)
+        compiled = dialect.search(plan, cuts)
+        statements.append(compiled.sql)
+        rows = _rows(store.query(compiled.sql, compiled.params))
         matched = int(rows[0]["_matched"]) if rows else 0
     else:
-        kept, more = _check_under(store, dialect, plan, found)
-        statements.extend(more)
+        compiled = dialect.candidate_spans(plan)
+        statements.append(compiled.sql)
+        kept = _check_under(plan, store.query(compiled.sql, compiled.params))
         matched = kept.num_rows
         rows = _rows(kept.slice(0, plan.limit))
     traces: list[dict[str, Any]] = []
@@ -394,49 +394,50 @@ def _from_micros(us: int) -> datetime:
     return datetime(1970, 1, 1) + timedelta(microseconds=us)
 
 
-def _check_under(store: Store, dialect: Any, plan: TraceSearchPlan,
-                 candidates: pa.Table) -> tuple[pa.Table, list[str]]:
-    """Exact truth of every ``a under b`` on the candidate traces, from the parent links of their spans: the
-    candidates that match, in the plan's order.
+def _check_under(plan: TraceSearchPlan, table: pa.Table) -> pa.Table:
+    """The traces that match, in the plan's order (``_tid``, ``start_us``, ``end_us``, ``h<i>``), judged exactly
+    from the spans of the candidate traces (`TraceDialect.candidate_spans`): each ``a under b`` from the parent
+    links, the rest from per-trace flags gathered here from the same spans.
 
     Array work, not a loop per span or trace: each span's parent row comes from SQL, "has an ancestor
     matching b" is spread down the trees by pointer jumping (the cost grows with the spans fetched, times
     the log of the trees' depth), and the match is judged on whole columns (62,714 candidates judged one by
     one took ~0.8 s of a loaded machine's Python).
     """
-    if not candidates.num_rows:
-        return candidates, []
-    pairs = sorted(set(unders(plan.match)))
-    used = sorted({i for p in pairs for i in p})
-    ids = candidates.column("_tid").combine_chunks().cast(pa.string())
-    compiled = dialect.spans_of(plan, ids.to_pylist(), used)
-    table = store.query(compiled.sql, compiled.params)
     n = table.num_rows
     row = table.column("_i").to_numpy().astype(np.int64)  # rows come back in any order: put span i at i
     parent = np.full(n, -1, np.int64)
     parent[row] = pc.fill_null(table.column("_p"), -1).to_numpy().astype(np.int64)
     parent[parent == np.arange(n)] = -1
-    trace_no = np.full(n, -1, np.int64)
-    trace_no[row] = pc.fill_null(pc.index_in(table.column("_tid").combine_chunks().cast(pa.string()), value_set=ids),
-                                 -1).to_numpy().astype(np.int64)
-    flags = {}
-    for i in used:
-        flags[i] = np.zeros(n, bool)
+    encoded = pc.dictionary_encode(table.column("_tid").combine_chunks().cast(pa.string()))
+    ids = encoded.dictionary
+    trace_no = np.zeros(n, np.int64)
+    trace_no[row] = encoded.indices.to_numpy().astype(np.int64)
+    traces = len(ids)
+    start = np.full(traces, np.iinfo(np.int64).max, np.int64)
+    end = np.full(traces, np.iinfo(np.int64).min, np.int64)
+    np.minimum.at(start, trace_no[row], table.column("_s").to_numpy().astype(np.int64))
+    np.maximum.at(end, trace_no[row], table.column("_e").to_numpy().astype(np.int64))
+    flags, has = [], []
+    for i in range(len(plan.conditions)):
+        flags.append(np.zeros(n, bool))
         flags[i][row] = table.column(f"m{i}").to_numpy(zero_copy_only=False).astype(bool)
+        has.append(np.zeros(traces, bool))
+        has[i][trace_no[flags[i]]] = True
     truth: dict[tuple[int, int], np.ndarray] = {}
-    for inner, outer in pairs:
-        hit = flags[inner] & _below(parent, flags[outer]) & (trace_no >= 0)
-        per_trace = np.zeros(candidates.num_rows, bool)
-        per_trace[trace_no[hit]] = True
+    for inner, outer in sorted(set(unders(plan.match))):
+        per_trace = np.zeros(traces, bool)
+        per_trace[trace_no[flags[inner] & _below(parent, flags[outer])]] = True
         truth[(inner, outer)] = per_trace
-    has = [candidates.column(f"h{i}").to_numpy(zero_copy_only=False).astype(bool) for i in range(len(plan.conditions))]
-    kept = candidates.filter(pa.array(np.broadcast_to(evaluate(plan.match, has, truth), candidates.num_rows)))
+    candidates = pa.table({"_tid": ids, "start_us": start, "end_us": end,
+                           **{f"h{i}": has[i] for i in range(len(has))}})
+    kept = candidates.filter(pa.array(np.broadcast_to(evaluate(plan.match, has, truth), traces)))
     if plan.order == "slowest":
         kept = kept.append_column("_d", pc.subtract(kept.column("end_us"), kept.column("start_us")))
         order = [("_d", "descending"), ("_tid", "ascending")]
     else:
         order = [("start_us", "descending"), ("_tid", "ascending")]
-    return kept.sort_by(order), [compiled.sql]
+    return kept.sort_by(order)
 
 
 def _below(parent: np.ndarray, flagged: np.ndarray) -> np.ndarray:

@@ -44,9 +44,10 @@ class TraceDialect(Protocol):
         """For the traces listed: ``_tid``, ``start_us``, ``end_us``, ``spans``, ``errors``, ``has_root``,
         ``root_name``, ``root_service`` (the root's, else the earliest span's), ``services``."""
 
-    def spans_of(self, plan: TraceSearchPlan, trace_ids: Sequence[str], conditions: Sequence[int]) -> Compiled:
-        """For every span of the traces: ``_i`` (its row number, 0..n-1), ``_tid``, ``_p`` (its parent's row
-        number, NULL without one) and ``m<i>`` (the span matches condition i)."""
+    def candidate_spans(self, plan: TraceSearchPlan) -> Compiled:
+        """For a plan with span conditions, every span of the traces `search` would keep (the relaxed match): ``_i``
+        (its row number, 0..n-1), ``_tid``, ``_p`` (its parent's row number, NULL without one), ``_s``, ``_e``
+        (start and end, µs) and ``m<i>`` (the span matches condition i), for every condition."""
 
 
 def render_match(m: Match) -> str:
@@ -116,19 +117,10 @@ class TraceSearchSQL:
 
     def search(self, plan: TraceSearchPlan, cuts: Cuts) -> Compiled:
         r = self.render()
-        judged = [render_match(plan.sql_match)]
-        if plan.min_trace_ms is not None:
-            judged.append(f"(end_us - start_us) / 1000.0 >= {r.number_param(plan.min_trace_ms)}")
-        if plan.max_trace_ms is not None:
-            judged.append(f"(end_us - start_us) / 1000.0 <= {r.number_param(plan.max_trace_ms)}")
+        judged = _judged(r, plan)
         n = len(plan.conditions)
         if n:
-            where = span_rows(r, plan, plan.trace_ids)
-            flags = [f"{r.flag(r.expr(c))} AS m{i}" for i, c in enumerate(plan.conditions)]
-            per_trace = ["_tid", "min(_s) AS start_us", "max(_e) AS end_us"]
-            per_trace += [f"{r.any_flag(f'm{i}')} AS h{i}" for i in range(n)]
-            sql = (f"WITH s AS (SELECT {', '.join(_span_times(r) + flags)} FROM spans WHERE {' AND '.join(where)}), "
-                   f"t AS (SELECT {', '.join(per_trace)} FROM s GROUP BY _tid) ")
+            sql = f"WITH {_flagged_traces(r, plan)} "
         else:  # every trace: read twice below (count, and top rows) rather than kept
             sql = f"WITH {r.inlined('t', self._traces(r, plan, plan.trace_ids, cuts, shown=False))} "
         if plan.exact_in_sql:
@@ -211,23 +203,48 @@ class TraceSearchSQL:
                           f"{r.any_flag('_root')} AS has_root", *first, f"{r.distinct_list('_svc')} AS services"]
         return f"SELECT {', '.join(per_trace)} FROM ({' UNION ALL '.join(pieces)}) GROUP BY _tid"
 
-    def spans_of(self, plan: TraceSearchPlan, trace_ids: Sequence[str], conditions: Sequence[int]) -> Compiled:
+    def candidate_spans(self, plan: TraceSearchPlan) -> Compiled:
         r = self.render()
-        where = span_rows(r, plan, trace_ids)
+        # The candidates stay inside the statement (the search's per-trace flags, read once): listing them as a
+        # parameter took ~130 ms of binding for 62,714 traces, and grouping them in a separate statement read the
+        # window's spans once more than this does (bench/investigate.py's descendant search, 10 M spans).
+        traces = _flagged_traces(r, plan)
         tid, sid = r.not_null(r.ident("trace.trace_id")), r.ident("trace.span_id")
-        flags = [f"{r.flag(r.expr(plan.conditions[i]))} AS m{int(i)}" for i in conditions]
-        cols = [f"{r.row_number(f'{tid}, {sid}')} AS _i", f"{tid} AS _tid", f"{sid} AS _sid",
+        n = len(plan.conditions)
+        flags = [f"{r.flag(r.expr(c))} AS m{i}" for i, c in enumerate(plan.conditions)]
+        cols = [f"{r.row_number(f'{tid}, {sid}')} AS _i", *_span_times(r), f"{sid} AS _sid",
                 f"{r.ident('trace.parent_id')} AS _pid", *flags]
+        where = span_rows(r, plan, plan.trace_ids) + [f"{tid} IN (SELECT _tid FROM t WHERE {' AND '.join(_judged(r, plan))})"]
+        rows = f"SELECT {', '.join(cols)} FROM spans WHERE {' AND '.join(where)}"
         # The parent's row number by a join here: matching (trace, span id) strings in Python took ~2 s for 500,000
         # spans on a loaded machine. The first row of a span id repeated within a trace is its parent.
-        shown = ["s._i AS _i", "s._tid AS _tid", "f._p AS _p", *(f"s.m{int(i)} AS m{int(i)}" for i in conditions)]
-        if not conditions:
-            shown.append("NULL AS _none")
-        rows = f"SELECT {', '.join(cols)} FROM spans WHERE {' AND '.join(where)}"
-        return Compiled(f"WITH {r.reused('s', rows)}, "
-                        "f AS (SELECT _tid, _sid, min(_i) AS _p FROM s GROUP BY _tid, _sid) "
-                        f"SELECT {', '.join(shown)} FROM s LEFT JOIN f ON f._tid = s._tid AND f._sid = s._pid"
+        shown = ["c._i AS _i", "c._tid AS _tid", "f._p AS _p", "c._s AS _s", "c._e AS _e",
+                 *(f"c.m{i} AS m{i}" for i in range(n))]
+        return Compiled(f"WITH {traces}, {r.reused('c', rows)}, "
+                        "f AS (SELECT _tid, _sid, min(_i) AS _p FROM c GROUP BY _tid, _sid) "
+                        f"SELECT {', '.join(shown)} FROM c LEFT JOIN f ON f._tid = c._tid AND f._sid = c._pid"
                         f"{r.JOIN_SETTINGS}", r.params)
+
+
+def _judged(r: SpanRender, plan: TraceSearchPlan) -> list[str]:
+    """What a trace must satisfy in SQL: the relaxed match over ``h<i>``, and the trace's duration bounds."""
+    judged = [render_match(plan.sql_match)]
+    if plan.min_trace_ms is not None:
+        judged.append(f"(end_us - start_us) / 1000.0 >= {r.number_param(plan.min_trace_ms)}")
+    if plan.max_trace_ms is not None:
+        judged.append(f"(end_us - start_us) / 1000.0 <= {r.number_param(plan.max_trace_ms)}")
+    return judged
+
+
+def _flagged_traces(r: SpanRender, plan: TraceSearchPlan) -> str:
+    """WITH items ``s`` (the window's spans: ``_tid``, ``_s``, ``_e``, ``m<i>``) and ``t`` (per trace: ``_tid``,
+    ``start_us``, ``end_us``, ``h<i>``), for plans with span conditions."""
+    where = span_rows(r, plan, plan.trace_ids)
+    flags = [f"{r.flag(r.expr(c))} AS m{i}" for i, c in enumerate(plan.conditions)]
+    per_trace = ["_tid", "min(_s) AS start_us", "max(_e) AS end_us"]
+    per_trace += [f"{r.any_flag(f'm{i}')} AS h{i}" for i in range(len(plan.conditions))]
+    return (f"s AS (SELECT {', '.join(_span_times(r) + flags)} FROM spans WHERE {' AND '.join(where)}), "
+            f"t AS (SELECT {', '.join(per_trace)} FROM s GROUP BY _tid)")
 
 
 def trace_dialect_for(name: str) -> TraceDialect:
