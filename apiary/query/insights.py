@@ -32,7 +32,7 @@ from lark import Lark, Token, Tree
 from lark.exceptions import LarkError
 
 from apiary.input_limits import InputError, check_expression
-from apiary.query import insights_fields, insights_pattern
+from apiary.query import insights_anomaly, insights_fields, insights_pattern
 from apiary.query.dialects.logs import LogDialect, log_dialect_for
 from apiary.query.insights_expr import Expr as _Expr
 from apiary.query.insights_expr import QueryError, boolean, num, text
@@ -139,6 +139,8 @@ class _Compiler:
         #: `addtotals col=true`: the fields summed in a summary row after the results
         self.column_totals: list[str] = []
         self.diff: str | None = None
+        #: `anomaly` follows the `pattern`: it also gathers the values of each pattern's tokens
+        self.anomaly = False
         #: columns a `filter ispresent(...)` has left with no null: `dedup` by them needs no group per null event
         self.present: set[str] = set()
         self._n = 0
@@ -425,16 +427,24 @@ class _Compiler:
         self.matched_cte = self.prev
         shape = insights_pattern.masked(d, line)
         extra = (f", {otel} AS sev" if otel else "") + (", _period" if self.diff else "")
-        self._cte(f"SELECT {shape.sql} AS p{extra} FROM {{prev}}", shape.params)
-        # counts per shape: in the query's window (n0) and, for diff, in the one compared with (n1)
-        counts = ["sum(CASE WHEN _period = 0 THEN 1 ELSE 0 END) AS n0",
-                  "sum(CASE WHEN _period = 1 THEN 1 ELSE 0 END) AS n1"] if self.diff else ["count(*) AS n0"]
-        kept = [c.split(" AS ")[1] for c in counts] + (["sv"] if otel else [])
-        self._cte(f"SELECT p, {', '.join(counts + (['max(sev) AS sv'] if otel else []))} FROM {{prev}} GROUP BY p", [])
+        tokens = insights_anomaly.token_values(d, line) if self.anomaly else None
+        if tokens is not None:
+            extra += f", {tokens.sql} AS t"
+        self._cte(f"SELECT {shape.sql} AS p{extra} FROM {{prev}}", shape.params + (tokens.params if tokens else []))
+        if tokens is not None:  # counts per shape with its first token anomaly (tv), for `anomaly`
+            for body, params in insights_anomaly.token_ctes(d, otel is not None):
+                self._cte(body, params)
+            kept = ["n0", "n1"] + (["sv"] if otel else []) + ["tv"]
+        else:  # counts per shape: in the query's window (n0) and, for diff, in the one compared with (n1)
+            counts = ["sum(CASE WHEN _period = 0 THEN 1 ELSE 0 END) AS n0",
+                      "sum(CASE WHEN _period = 1 THEN 1 ELSE 0 END) AS n1"] if self.diff else ["count(*) AS n0"]
+            kept = [c.split(" AS ")[1] for c in counts] + (["sv"] if otel else [])
+            self._cte(f"SELECT p, {', '.join(counts + (['max(sev) AS sv'] if otel else []))} FROM {{prev}} GROUP BY p",
+                      [])
         self._merge_shapes(kept)
         label, label_params = insights_pattern.severity(d, "g", "max(sv)" if otel else None)
         ratio = d.fixed_text("sum(n0) / nullif(sum(sum(n0)) OVER (), 0)", 2)
-        more = ", sum(n1) AS s4, sum(n0) - sum(n1) AS s5" if self.diff else ""
+        more = (", sum(n1) AS s4, sum(n0) - sum(n1) AS s5" if self.diff else "") + (", min(tv) AS s6" if tokens else "")
         self._cte(f"SELECT g AS g0, {ratio} AS s1, sum(n0) AS s2, {label} AS s3{more} FROM {{prev}} GROUP BY g",
                   label_params)
         # @ratio is written with two decimals, as AWS shows it (0.50); as text, a comparison converts it
@@ -476,12 +486,13 @@ class _Compiler:
         """Done by the `pattern` just before it (`compile` checks the order), which counts both periods."""
 
     def cmd_anomaly(self, node: Tree) -> None:
-        """``pattern ... | anomaly`` (CWL_QuerySyntax-Anomaly): every pattern row kept, with `insights_pattern.anomaly`'s
-        fields; the `pattern` before it counted each pattern in the baseline too (`compile` sets that up)."""
+        """``pattern ... | anomaly`` (CWL_QuerySyntax-Anomaly): every pattern row kept, with the fields of
+        `insights_anomaly.anomaly`; the `pattern` before it counted each pattern and its tokens in the baseline too
+        (`compile` sets that up), its first token anomaly in column ``s6``."""
         c = self.columns
-        sqls, params = insights_pattern.anomaly(self.d, quote(c["@sampleCount"]), quote(c["@previousSampleCount"]),
-                                                quote(c["@severityLabel"]))
-        names = list(insights_pattern.ANOMALY_COLUMNS)
+        sqls, params = insights_anomaly.anomaly(self.d, quote(c["@sampleCount"]), quote(c["@previousSampleCount"]),
+                                                quote(c["@severityLabel"]), quote("s6"))
+        names = list(insights_anomaly.ANOMALY_COLUMNS)
         cols = [f"a{i}" for i in range(len(names))]
         self._cte(f"SELECT *, {', '.join(f'{sql} AS {col}' for sql, col in zip(sqls, cols))} FROM {{prev}}", params)
         for name, col, kind in zip(names, cols, ("str", "str", "str", "num")):
@@ -821,6 +832,7 @@ class _Compiler:
             if at == 0 or kinds[at - 1] != "pattern" or kinds.count("anomaly") > 1 or "diff" in kinds:
                 raise QueryError("anomaly has to follow pattern, as in pattern @message | anomaly (and not go with diff)")
             self.diff = "previous"  # the pattern before it counts the baseline window too
+            self.anomaly = True  # and the values of its tokens
         if "diff" in kinds:
             at = kinds.index("diff")
             if at == 0 or kinds[at - 1] != "pattern" or kinds.count("diff") > 1:

@@ -64,31 +64,3 @@ def severity(d: LogDialect, pattern: str, otel_severity: str | None) -> tuple[st
             whens.append(f"WHEN {d.regex_match(otel_severity, '?')} THEN ?")
             params += [f"^(?i)({words})", label]
     return f"CASE {' '.join(whens)} END", params
-
-
-#: What `pattern | anomaly` adds (CWL_QuerySyntax-Anomaly keeps the pattern's fields and "adds anomaly detection
-#: results" without naming them; these names are Apiary's, docs/compatibility/logs.md): the kind of anomaly, its
-#: priority, a sentence saying what changed, and the pattern's count in the baseline.
-ANOMALY_COLUMNS = ("@anomalyType", "@priority", "@description", "@baselineSampleCount")
-#: A pattern's count that grew or shrank by this factor against its baseline is a frequency anomaly.
-FREQUENCY_FACTOR = 3
-NEW_PATTERN, FREQUENCY = "New pattern", "Pattern frequency"
-
-
-def anomaly(d: LogDialect, count: str, baseline: str, label: str) -> tuple[list[str], list[Any]]:
-    """SQL for `ANOMALY_COLUMNS` of one pattern row, from its ``count`` in the query's window, its ``baseline``
-    count (the window just before, as long) and its severity ``label``.
-
-    AWS learns a baseline with machine learning; Apiary's is the preceding window, by rule, so that the same
-    events give the same answer on both stores: a pattern absent from a baseline that holds events is new, one
-    whose count moved by `FREQUENCY_FACTOR` either way is a frequency anomaly; with no events at all in the
-    baseline there is nothing to compare with, and no anomaly. Priority follows the pattern's severity.
-    """
-    has_baseline = f"sum({baseline}) OVER () > 0"
-    kind = (f"CASE WHEN NOT ({has_baseline}) THEN NULL WHEN {baseline} = 0 THEN ? "
-            f"WHEN {count} >= ? * {baseline} OR {count} * ? <= {baseline} THEN ? END")
-    kind_params: list[Any] = [NEW_PATTERN, FREQUENCY_FACTOR, FREQUENCY_FACTOR, FREQUENCY]
-    priority = f"CASE WHEN {label} = 'Error' THEN 'HIGH' WHEN {label} = 'Warning' THEN 'MEDIUM' ELSE 'LOW' END"
-    description = (f"concat(?, {d.to_text(count)}, ?, {d.to_text(baseline)}, ?)")
-    description_params = ["seen ", " times in the query's time range, ", " times in the baseline just before it"]
-    return [kind, priority, description, baseline], kind_params + description_params

@@ -89,6 +89,17 @@ class LogDialect:
                 f"len({t}) >= {int(min_tokens)} AND regexp_full_match({t}[i], '{word}') THEN {variant} END), "
                 f"lambda x: x IS NOT NULL), ['']))")
 
+    def regex_extract_all(self, text: str, pattern: str) -> str:
+        """Every match of ``pattern`` in ``text``, in order, as a list of text."""
+        return f"regexp_extract_all({text}, {pattern})"
+
+    def numbered_items(self, array: str, limit: int) -> str:
+        """Columns ``k`` and ``v``: one row per item among the first ``limit`` of ``array``, numbered from 1, or
+        for an empty one a row (``k`` 0, ``v`` '') so that every input row keeps one. A set-returning SELECT list."""
+        items = f"CASE WHEN len({array}) = 0 THEN [''] ELSE {array}[1:{int(limit)}] END"
+        numbers = f"CASE WHEN len({array}) = 0 THEN [0] ELSE range(1, least(len({array}), {int(limit)}) + 1) END"
+        return f"unnest({numbers}) AS k, unnest({items}) AS v"
+
     def fixed_text(self, number: str, places: int) -> str:
         """``number`` rounded to ``places`` decimals and written with all of them (``0.50``)."""
         return f"printf('%.{int(places)}f', {number})"
@@ -293,6 +304,15 @@ class ClickHouseLogDialect(LogDialect):
         variant = f"arrayStringConcat(arrayConcat(arraySlice({t}, 1, i - 1), ['<*>'], arraySlice({t}, i + 1)), ' ')"
         return (f"arrayJoin(arrayConcat(arrayFilter(x -> x != '', arrayMap(i -> if(length({t}) >= {int(min_tokens)} "
                 f"AND match({t}[i], '^{word}$'), {variant}, ''), arrayEnumerate({t}))), ['']))")
+
+    def regex_extract_all(self, text: str, pattern: str) -> str:
+        return f"extractAll({text}, {pattern})"
+
+    def numbered_items(self, array: str, limit: int) -> str:
+        items = f"if(empty({array}), [''], arraySlice({array}, 1, {int(limit)}))"
+        numbers = f"if(empty({array}), [0], range(1, least(length({array}), {int(limit)}) + 1))"
+        return (f"arrayJoin(arrayZip({numbers}, {items})) AS _kv, tupleElement(_kv, 1) AS k, "
+                f"tupleElement(_kv, 2) AS v")
 
     def fixed_text(self, number: str, places: int) -> str:
         return f"toDecimalString(round({number}, {int(places)}), {int(places)})"
