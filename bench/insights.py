@@ -37,6 +37,78 @@ DAY_S = 86_400
 
 #: The three octets after ``10.`` of a valid IPv4 address, as a regular expression.
 _OCTETS = "([.](25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){{3}}"
+_TOKEN = "[A-Za-z0-9_.:+-]*[0-9][A-Za-z0-9_.:+-]*"
+#: `pattern @message | anomaly` by hand, for the same anomalies (apiary/query/insights_anomaly.py's rules; the
+#: shapes one word apart are not merged, as in the `pattern` row): each line masked and its number-bearing tokens
+#: listed, one row per token position, each value counted in both windows, then each position's statistics and
+#: the first anomaly among them per pattern, with its description.
+_ANOMALY_VERDICT = (
+    "CASE WHEN k = 0 OR b = 0 OR w = 0 THEN NULL WHEN hh = 1 AND MATCH(p, '(?i)(http|status)') THEN "
+    "CASE WHEN e0 * b - e1 * w >= 0.1 * w * b AND e0 > 0 THEN concat('1', lpad(TEXT(k), 3, '0'), 'token ', "
+    "TEXT(k), ' (an HTTP status code) was 4xx or 5xx in ', TEXT(e0), ' of ', TEXT(w), ' lines in the query''s "
+    "time range, against ', TEXT(e1), ' of ', TEXT(b), ' in the baseline') END "
+    "WHEN bt = 0 THEN CASE WHEN b >= 5 AND bd < b AND (hi > bhi AND hi - sx / b > 3 * SD OR lo < blo AND sx / b - lo > "
+    "3 * SD) THEN concat('2', lpad(TEXT(k), 3, '0'), 'token ', TEXT(k), ' ranged from ', NUM(lo), ' to ', "
+    "NUM(hi), ' in the query''s time range, beyond 3 standard deviations of the baseline''s ', TEXT(b), "
+    "' values (mean ', FIXED(sx / b), ', standard deviation ', FIXED(SD), ')') END "
+    "WHEN bd <= 10 AND nv > 0 THEN concat('3', lpad(TEXT(k), 3, '0'), 'token ', TEXT(k), ' took ', TEXT(nv), "
+    "' value(s) the baseline never had, such as ', nv1, ', where the baseline had ', TEXT(bd), ' distinct "
+    "value(s)') END")
+
+
+def _spelled(template: str, words: dict[str, str]) -> str:
+    """``template`` with its placeholder words (``TEXT(``, ``SD``, ...) spelled for one dialect."""
+    for word, spelling in words.items():
+        template = template.replace(word, spelling)
+    return template
+
+
+_ANOMALY_KIND = (
+    "CASE WHEN sum(n1) OVER () = 0 THEN NULL WHEN n1 = 0 THEN 'New pattern' WHEN tv LIKE '1%' THEN 'HTTP error code' "
+    "WHEN tv LIKE '2%' THEN 'Numerical token' WHEN tv LIKE '3%' THEN 'Token variation' "
+    "WHEN n0 >= 3 * n1 OR 3 * n0 <= n1 THEN 'Pattern frequency' END")
+_ANOMALY_DUCKDB = (
+    "WITH e AS (SELECT regexp_replace(message, '" + _TOKEN + "', '<*>', 'g') AS p, {now} AS cur, "
+    "regexp_extract_all(message, '" + _TOKEN + "') AS t FROM logs WHERE {where_both}), "
+    "u AS (SELECT p, cur, unnest(CASE WHEN len(t) = 0 THEN [0] ELSE range(1, least(len(t), 10) + 1) END) AS k, "
+    "unnest(CASE WHEN len(t) = 0 THEN [''] ELSE t[1:10] END) AS v FROM e), "
+    "vals AS (SELECT p, k, v, count(*) FILTER (WHERE cur) AS n0, count(*) FILTER (WHERE NOT cur) AS n1, "
+    "CASE WHEN regexp_matches(v, '^[+-]?[0-9]+([.][0-9]+)?$') THEN TRY_CAST(v AS DOUBLE) END AS x, "
+    "CASE WHEN regexp_matches(v, '^[1-5][0-9][0-9]$') THEN 1 ELSE 0 END AS h FROM u GROUP BY p, k, v), "
+    "pos AS (SELECT p, k, sum(n0) AS w, sum(n1) AS b, count(*) FILTER (WHERE n1 > 0) AS bd, "
+    "count(*) FILTER (WHERE n1 > 0 AND x IS NULL) AS bt, min(h) AS hh, sum(n0) FILTER (WHERE h = 1 AND x >= 400) AS e0, "
+    "coalesce(sum(n1) FILTER (WHERE h = 1 AND x >= 400), 0) AS e1, sum(n1 * x) AS sx, sum(n1 * x * x) AS sxx, "
+    "min(x) FILTER (WHERE n1 > 0) AS blo, max(x) FILTER (WHERE n1 > 0) AS bhi, min(x) FILTER (WHERE n0 > 0) AS lo, "
+    "max(x) FILTER (WHERE n0 > 0) AS hi, count(*) FILTER (WHERE n0 > 0 AND n1 = 0) AS nv, "
+    "min(v) FILTER (WHERE n0 > 0 AND n1 = 0) AS nv1 "
+    "FROM vals GROUP BY p, k), "
+    "verdicts AS (SELECT p, k, w, b, " + _spelled(_ANOMALY_VERDICT, {
+        "MATCH(": "regexp_matches(", "TEXT(": "format('{{}}', ", "NUM(": "printf('%g', ",
+        "SD": "sqrt(greatest(sxx / b - (sx / b) ** 2, 0))", "FIXED(": "printf('%.2f', "}) + " AS tv FROM pos), "
+    "shapes AS (SELECT p, sum(w) FILTER (WHERE k <= 1) AS n0, sum(b) FILTER (WHERE k <= 1) AS n1, min(tv) AS tv "
+    "FROM verdicts GROUP BY p) "
+    "SELECT p, n0, n1, " + _ANOMALY_KIND + " AS kind, substring(tv, 5) AS description FROM shapes ORDER BY n0 DESC")
+_ANOMALY_CLICKHOUSE = (
+    "WITH e AS (SELECT replaceRegexpAll(message, '" + _TOKEN + "', '<*>') AS p, {now} AS cur, "
+    "extractAll(message, '" + _TOKEN + "') AS t FROM logs WHERE {where_both}), "
+    "u AS (SELECT p, cur, kv.1 AS k, kv.2 AS v FROM e ARRAY JOIN arrayZip(if(empty(t), [0], range(1, "
+    "least(length(t), 10) + 1)), if(empty(t), [''], arraySlice(t, 1, 10))) AS kv), "
+    "vals AS (SELECT p, k, v, countIf(cur) AS n0, countIf(NOT cur) AS n1, "
+    "if(match(v, '^[+-]?[0-9]+([.][0-9]+)?$'), toFloat64OrNull(v), NULL) AS x, "
+    "if(match(v, '^[1-5][0-9][0-9]$'), 1, 0) AS h FROM u GROUP BY p, k, v), "
+    "pos AS (SELECT p, k, sum(n0) AS w, sum(n1) AS b, countIf(n1 > 0) AS bd, countIf(n1 > 0 AND x IS NULL) AS bt, "
+    "min(h) AS hh, sumIf(n0, h = 1 AND x >= 400) AS e0, sumIf(n1, h = 1 AND x >= 400) AS e1, sum(n1 * x) AS sx, "
+    "sum(n1 * x * x) AS sxx, minIf(x, n1 > 0) AS blo, maxIf(x, n1 > 0) AS bhi, minIf(x, n0 > 0) AS lo, "
+    "maxIf(x, n0 > 0) AS hi, countIf(n0 > 0 AND n1 = 0) AS nv, minIf(v, n0 > 0 AND n1 = 0) AS nv1 "
+    "FROM vals GROUP BY p, k), "
+    "verdicts AS (SELECT p, k, w, b, " + _spelled(_ANOMALY_VERDICT, {
+        "MATCH(": "match(", "TEXT(": "toString(", "NUM(": "toString(",
+        "SD": "sqrt(greatest(sxx / b - pow(sx / b, 2), 0))",
+        "FIXED(": "printf('%.2f', "}) + " AS tv FROM pos), "
+    "shapes AS (SELECT p, sumIf(w, k <= 1) AS n0, sumIf(b, k <= 1) AS n1, min(tv) AS tv FROM verdicts GROUP BY p) "
+    "SELECT p, n0, n1, " + _ANOMALY_KIND + " AS kind, substring(tv, 5) AS description FROM shapes ORDER BY n0 DESC")
+
+
 #: name -> (Insights query, DuckDB SQL, ClickHouse SQL); ``{where}`` is the same window and group for all.
 #: The SQL gives the same answer as the query on any events, not only on these (the "JSON-only" rows excepted,
 #: see `_FIELD`): the subnet test checks the address is one; dedup keeps the latest event's @timestamp, @message
@@ -97,7 +169,9 @@ QUERIES: dict[str, tuple[str, str, str]] = {
         "nullIf(JSON_VALUE(attributes, '$.\"user.id\"'), '')) AS k FROM logs WHERE {where}) AS l LEFT JOIN "
         "(SELECT JSON_VALUE(row, '$.id') AS id, JSON_VALUE(row, '$.team') AS team FROM lookup_rows "
         "WHERE _env = 'bench' AND lookup_table = 'users') AS u ON l.k = u.id GROUP BY 1 ORDER BY 1"),
-    "anomaly": (
+    "anomaly": ("pattern @message | anomaly", _ANOMALY_DUCKDB, _ANOMALY_CLICKHOUSE),
+    # the hand-written SQL of `anomaly` before token anomalies: the counts per masked message in both windows only
+    "anomaly counts only": (
         "pattern @message | anomaly",
         "SELECT regexp_replace(message, '[A-Za-z0-9_.:+-]*[0-9][A-Za-z0-9_.:+-]*', '<*>', 'g') AS p, "
         "count(*) FILTER (WHERE {now}) AS n0, count(*) FILTER (WHERE NOT ({now})) AS n1 "
@@ -246,28 +320,34 @@ def main() -> None:
             def at(us: int) -> str:
                 return (f"make_timestamp({us})" if name == "duckdb" else
                         f"fromUnixTimestamp64Micro(toInt64({us}), 'UTC')")
-            where = (f"_env = '{ENV}' AND log_group = '{GROUP}' AND {ts} >= {at(start_s * 1_000_000)} "
-                     f"AND {ts} <= {at(end_s * 1_000_000 + 999_999)}")
-            # `anomaly` reads the window before the query's too (its baseline)
-            before_s = start_s - (end_s - start_s + 1)
-            where_both = (f"_env = '{ENV}' AND log_group = '{GROUP}' AND {ts} >= {at(before_s * 1_000_000)} "
-                          f"AND {ts} <= {at(end_s * 1_000_000 + 999_999)}")
-            now = f"{ts} >= {at(start_s * 1_000_000)}"
+            def windows(first_s: int) -> dict[str, str]:
+                """The hand SQL's conditions for a query from ``first_s`` to ``end_s``: ``where`` its window, and
+                for `anomaly`, ``where_both`` with the baseline window before it and ``now`` the query's own."""
+                before_s = first_s - (end_s - first_s + 1)
+
+                def between(lo_s: int) -> str:
+                    return (f"_env = '{ENV}' AND log_group = '{GROUP}' AND {ts} >= {at(lo_s * 1_000_000)} "
+                            f"AND {ts} <= {at(end_s * 1_000_000 + 999_999)}")
+                return {"where": between(first_s), "where_both": between(before_s),
+                        "now": f"{ts} >= {at(first_s * 1_000_000)}"}
             before_head = f"{'before ms':>11}{'ratio':>8}{'now/before':>11}" if args.baseline else ""
             print(f"{'query':26}{'Insights ms':>13}{'SQL ms':>10}{'ratio':>8}{before_head}")
             try:
                 for label, (text, _, _) in QUERIES.items():
                     if args.only and label not in args.only.split(","):
                         continue
-                    def via_insights(text: str = text) -> Any:
+                    # `anomaly` looks at the last 12 h against the 12 h before (its baseline), both full of events
+                    first_s = end_s - DAY_S // 2 + 1 if label.startswith("anomaly") else start_s
+
+                    def via_insights(text: str = text, first_s: int = first_s) -> Any:
                         compiled = insights.compile_query(text, None, store.dialect,
                                                           insights.fields_of_lookup_tables(store, ENV))
-                        sql, params, _, _ = insights.to_sql(compiled, ENV, [GROUP], start_s, end_s)
+                        sql, params, _, _ = insights.to_sql(compiled, ENV, [GROUP], first_s, end_s)
                         return store.query(sql, params)
-                    hand = hand_sql(label, name, where, where_both=where_both, now=now)
+                    hand = hand_sql(label, name, **windows(first_s))
                     fns = [via_insights, lambda hand=hand: raw(hand)]
                     if args.baseline:
-                        then = compiled_in(args.baseline, text, store.dialect, start_s, end_s)
+                        then = compiled_in(args.baseline, text, store.dialect, first_s, end_s)
                         fns.append(lambda then=then: store.query(*then))
                     mine, theirs, *before = interleaved_medians_ms(fns, args.runs)
                     tail = f"{before[0]:11.1f}{before[0] / theirs:7.2f}x{mine / before[0]:10.2f}x" if before else ""
