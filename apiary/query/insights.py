@@ -58,7 +58,7 @@ BUILTINS = {"@timestamp": ("ts", "time"), "@message": ("msg", "str"), "@logStrea
 _AGGS = {"count", "count_distinct", "avg", "sum", "min", "max", "pct", "percentile", "stddev", "earliest", "latest",
          "sortsfirst", "sortslast"}
 #: Commands of AWS's reference that Apiary does not run: a query using one is refused, naming it.
-UNSUPPORTED_COMMANDS: tuple[str, ...] = ()
+UNSUPPORTED_COMMANDS: tuple[str, ...] = ("join",)
 #: The fields CloudWatch Logs indexes in every Standard log group by default (CWL_QuerySyntax-FilterIndex).
 #: Apiary creates no other field indexes (it has no PutIndexPolicy), so `filterIndex` on any other field
 #: finds every log group unindexed for it, and AWS skips such log groups.
@@ -1007,8 +1007,11 @@ def fields_of_lookup_tables(logs: Any, env: str) -> LookupFields:
 
 
 def _unsupported_command(text: str) -> str | None:
-    """The first command word of AWS's reference that Apiary lacks, at the start of the query or after a pipe."""
+    """The first command word of AWS's reference that Apiary lacks, at the start of the query or after a pipe; or
+    ``subqueries`` (CWL_QuerySyntax-Subqueries) for a query inside ``filter field in ( ... )``."""
     without_comments = re.sub(r"#[^\n]*", "", text)
+    if re.search(r"\bin\s*\(\s*(source|fields|filter|stats|parse|display|sort|limit|dedup)\b", without_comments, re.I):
+        return "subqueries"
     for m in re.finditer(r"(?:^|\|)\s*([A-Za-z]+)\b", without_comments):
         if m.group(1).lower() in UNSUPPORTED_COMMANDS:
             return m.group(1)
