@@ -430,7 +430,8 @@ async def start_query(call: Call) -> dict[str, Any]:
     if compiled.source is not None:
         if groups:
             raise invalid("Specify the log groups either in the request or with SOURCE in the query, not both")
-        groups = compiled.source.select([g.name for g in call.logs.groups(call.env)])
+        groups = compiled.source.select([g.name for g in call.logs.groups(call.env)],
+                                        lambda name: call.logs.tags(call.env, name))
     elif not groups:
         raise invalid("StartQuery needs logGroupName, logGroupNames or logGroupIdentifiers, "
                       "or a SOURCE command in queryString")
