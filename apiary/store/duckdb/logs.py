@@ -74,7 +74,8 @@ class DuckDBLogStore(SpanFileBackend, LogStoreBase):
     def _run_change(self, db: duckdb.DuckDBPyConnection, c: Change) -> None:
         if c.kind == "create_group":
             db.execute("INSERT OR IGNORE INTO log_groups VALUES (?, ?, ?, NULL)", [c.env, c.group, c.value])
-            self._put_tags(db, c)
+            if c.tags:  # a group without tags costs no statement more (its deletion took any old row)
+                self._put_tags(db, c)
         elif c.kind == "tags":
             self._put_tags(db, c)
         elif c.kind == "create_stream":
