@@ -53,9 +53,8 @@ def open_store(name: str, tmp: Path) -> tuple[Any, Any]:
         spans = DuckDBStore(tmp / "bench.duckdb")
         return DuckDBLogStore(spans), spans.close_sync
     from apiary.store.clickhouse import ClickHouseLogStore, connect
-    from tests.clickhouse.conftest import clickhouse_url
 
-    client = connect(clickhouse_url(tmp))
+    client = connect(f"chdb://{tmp / 'chdb'}")
     return ClickHouseLogStore(client, fsync=False), client.close
 
 
