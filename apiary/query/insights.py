@@ -23,10 +23,10 @@ is the CloudWatch receiver's.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from lark import Lark, Token, Tree
 from lark.exceptions import LarkError
@@ -37,6 +37,8 @@ from apiary.query.dialects.logs import LogDialect, log_dialect_for
 from apiary.query.insights_expr import Expr as _Expr
 from apiary.query.insights_expr import QueryError, boolean, num, text
 from apiary.query.insights_functions import render, scalar
+from apiary.query.tag_filter import MAX_FILTERS as MAX_TAG_FILTERS
+from apiary.query.tag_filter import BadTagFilter, TagFilter, all_match
 
 # cache=True: Lark keeps the LALR tables in the temp directory; building them was ~0.22 s of every start-up
 # (bench/testing_startup.py), loading them takes ~0.03 s.
@@ -77,17 +79,21 @@ def quote(name: str) -> str:
 
 @dataclass(frozen=True)
 class Source:
-    """The log groups a query's ``SOURCE logGroups(...)`` selects; StartQuery then names none itself."""
+    """The log groups a query's ``SOURCE logGroups(...) logGroupTags([...])`` selects; StartQuery then names none
+    itself. A group must satisfy both selectors when both are given."""
 
     prefixes: tuple[str, ...] = ()  # none: every log group
     log_class: str = "STANDARD"
     accounts: tuple[str, ...] = ()  # none: this account
+    tags: tuple[TagFilter, ...] = ()  # none: whatever their tags
 
-    def select(self, names: list[str]) -> list[str]:
-        """The groups among ``names`` (all of this environment's, every one a Standard group of `ACCOUNT`)."""
+    def select(self, names: list[str], tags_of: Callable[[str], Mapping[str, str]] = lambda _: {}) -> list[str]:
+        """The groups among ``names`` (all of this environment's, every one a Standard group of `ACCOUNT`);
+        ``tags_of`` gives a group's tags."""
         if self.log_class != "STANDARD" or (self.accounts and ACCOUNT not in self.accounts):
             return []
-        return [n for n in names if not self.prefixes or any(n.startswith(p) for p in self.prefixes)]
+        return [n for n in names if (not self.prefixes or any(n.startswith(p) for p in self.prefixes))
+                and (not self.tags or all_match(self.tags, tags_of(n)))]
 
 
 @dataclass
@@ -396,6 +402,40 @@ class _Compiler:
     def cmd_source(self, node: Tree) -> None:
         if self._n or self.source_selection is not None:  # pragma: no cover - the grammar puts it first, once
             raise QueryError("SOURCE must come first in the query")
+        kinds = [sel.data for sel in node.children]
+        if len(set(kinds)) < len(kinds):
+            raise QueryError("SOURCE takes logGroups(...) and logGroupTags([...]) once each")
+        source = Source()
+        for sel in node.children:
+            if sel.data == "source_groups":
+                source = self._source_groups(sel, source)
+            else:
+                source = replace(source, tags=self._source_tags(sel))
+        self.source_selection = source
+
+    def _source_tags(self, node: Tree) -> tuple[TagFilter, ...]:
+        """``logGroupTags([{key: "k", values: ["v", ...]}, ...])``: AWS's TagFilter, written inside the query."""
+        if not 1 <= len(node.children) <= MAX_TAG_FILTERS:
+            raise QueryError(f"SOURCE logGroupTags takes 1 to {MAX_TAG_FILTERS} tag filters, such as "
+                             "logGroupTags([{key: \"team\", values: [\"web\"]}])")
+        filters = []
+        for f in node.children:
+            fields: dict[str, tuple[str, ...]] = {}
+            for field in f.children:
+                name = _unquote(str(field.children[0])) if field.children[0].type == "STRING" else str(field.children[0])
+                if name in fields or name not in ("key", "values"):
+                    raise QueryError(f"a tag filter of SOURCE logGroupTags holds key and values, once each, "
+                                     f"as in {{key: \"team\", values: [\"web\"]}}; not {name!r} here")
+                fields[name] = tuple(_unquote(str(t)) for t in field.children[1:])
+            if len(fields.get("key", ())) != 1:
+                raise QueryError("each tag filter of SOURCE logGroupTags names one key: {key: \"team\"}")
+            try:
+                filters.append(TagFilter(fields["key"][0], fields.get("values", ())))
+            except BadTagFilter as exc:
+                raise QueryError(f"SOURCE logGroupTags: {exc}") from None
+        return tuple(filters)
+
+    def _source_groups(self, node: Tree, source: Source) -> Source:
         values: dict[str, tuple[str, ...]] = {}
         for arg in node.children:
             key = str(arg.children[0])
@@ -414,7 +454,7 @@ class _Compiler:
             raise QueryError(f"SOURCE takes at most {MAX_SOURCE_ACCOUNTS} account identifiers")
         if len(classes) != 1 or classes[0].upper() not in LOG_GROUP_CLASSES:
             raise QueryError(f"SOURCE class is one of {', '.join(LOG_GROUP_CLASSES)}")
-        self.source_selection = Source(prefixes, classes[0].upper(), accounts)
+        return replace(source, prefixes=prefixes, log_class=classes[0].upper(), accounts=accounts)
 
     def cmd_pattern(self, node: Tree) -> None:
         """``pattern``: one row per pattern of the events so far (`insights_pattern`); later commands see its
@@ -984,9 +1024,15 @@ def compile_query(text: str, default_limit: int | None = None, dialect: str = "d
         if unsupported:
             raise QueryError(f"the {unsupported} command is not supported by Apiary "
                              f"(see docs/compatibility/logs.md)") from None
-        if re.match(r"\s*source\b", re.sub(r"#[^\n]*", "", text), re.I):
+        plain = re.sub(r"#[^\n]*", "", text)
+        if re.match(r"\s*source\b[^|]*\bdatasource\s*\(", plain, re.I):
+            raise QueryError("SOURCE dataSource(...) is not supported by Apiary: it keeps no data sources (the name and "
+                             "type AWS records for logs that its services or pipelines deliver), so it cannot tell "
+                             "which log groups received data from one; select them with logGroups(...) or "
+                             "logGroupTags([...])") from None
+        if re.match(r"\s*source\b", plain, re.I):
             raise QueryError("SOURCE selects log groups as SOURCE logGroups(namePrefix: [\"prefix\"], class: \"STANDARD\") "
-                             "at the start of the query (logGroupTags and dataSource are not supported by Apiary)") from None
+                             "and/or logGroupTags([{key: \"team\", values: [\"web\"]}]) at the start of the query") from None
         col = getattr(exc, "column", None)
         tok = getattr(exc, "token", None)
         where = f" at character {col}" if col is not None else ""

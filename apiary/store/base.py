@@ -12,7 +12,7 @@ from __future__ import annotations
 import errno
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence
 
 if TYPE_CHECKING:
     from apiary.query.filter_pattern import MessageFilter
@@ -171,8 +171,16 @@ class LogStore(Protocol):
 
     def streams(self, env: str, group: str, prefix: str = "") -> list[LogStream]: ...
 
-    async def create_group(self, env: str, name: str) -> bool:
-        """False when it already exists."""
+    async def create_group(self, env: str, name: str, tags: Mapping[str, str] | None = None) -> bool:
+        """False when it already exists. ``tags`` are committed with the group (CreateLogGroup's ``tags``)."""
+
+    def tags(self, env: str, group: str) -> dict[str, str]:
+        """The group's tags (none for a group without any, or no such group)."""
+
+    async def retag(self, env: str, group: str,
+                    change: Callable[[dict[str, str]], dict[str, str]]) -> dict[str, str] | None:
+        """Replace the group's tags by ``change(current)``, committed, with no other tag call in between;
+        None when there is no such group."""
 
     async def create_stream(self, env: str, group: str, name: str) -> bool: ...
 

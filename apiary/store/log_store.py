@@ -14,6 +14,9 @@ store's `LogDialect`:
 * The catalogue (groups and streams with their statistics) is also held in
   memory, changed only after a commit succeeded, so ``Describe*`` and the
   existence checks of every ``PutLogEvents`` do not touch the database.
+* A log group's tags (TagResource, CreateLogGroup's ``tags``) are one JSON object per group in
+  ``log_group_tags``, replaced whole by each change and dropped with the group; `retag` reads,
+  changes and writes them under one lock, so two tag calls on a group never lose each other's keys.
 * Each event gets a ``seq``: a store-wide counter assigned at commit. The
   pair (``timestamp``, ``seq``) orders events totally; paging tokens are
   positions in that order, so a page never splits or repeats events that
@@ -23,11 +26,13 @@ store's `LogDialect`:
 from __future__ import annotations
 
 import abc
+import asyncio
+import json
 import threading
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any, Sequence, Union
+from typing import Any, Callable, Mapping, Sequence, Union
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -54,8 +59,9 @@ class Change:
     ``kind`` is one of ``create_group`` (``value``: created ms), ``create_stream`` (created ms),
     ``delete_group``, ``delete_stream``, ``retention`` (days or None), ``expire`` (``value``: a list of
     (env, group, cutoff)), ``older_than`` (``value``: a cutoff), ``put_lookup`` (``group``: the lookup
-    table's name; ``value``: (`LookupTable`, its CSV, its `Parsed` records)), ``delete_lookup``.
-    Deletions set ``removed``.
+    table's name; ``value``: (`LookupTable`, its CSV, its `Parsed` records)), ``delete_lookup``, ``tags``
+    (``tags``: the group's whole new set, empty to drop it). ``create_group`` may carry ``tags`` too, so a
+    group created with tags never exists without them. Deletions set ``removed``.
     """
 
     kind: str
@@ -64,6 +70,7 @@ class Change:
     stream: str = ""
     value: Any = None
     removed: int = 0
+    tags: dict[str, str] | None = None
 
 
 @dataclass
@@ -97,11 +104,17 @@ class LogStoreBase(abc.ABC):
         self._lookups: dict[tuple[str, str], LookupTable] = {
             (r["_env"], r["name"]): from_row(r) for r in self.query(
                 "SELECT _env, name, description, fields, records, size_bytes, updated_ms FROM lookup_tables").to_pylist()}
+        self._tags: dict[tuple[str, str], dict[str, str]] = {
+            (r["_env"], r["log_group"]): decode_tags(r["tags"]) for r in self.query(self._TAGS_SQL).to_pylist()}
+        self._tag_lock = asyncio.Lock()
         self._writer: GroupCommitter[_Item] = GroupCommitter(self._commit, max_pending_rows=max_pending_rows,
                                                              name=f"apiary-{self.dialect}-log-writer")
         self._closed = False
 
     # -- what a backend supplies ------------------------------------------------------------------
+
+    #: The statement that reads every stored group's tags (``_env``, ``log_group``, ``tags``) at start-up.
+    _TAGS_SQL = "SELECT _env, log_group, tags FROM log_group_tags"
 
     @abc.abstractmethod
     def _load(self, groups: dict[tuple[str, str], LogGroup], streams: dict[StreamKey, LogStream]) -> int:
@@ -151,10 +164,10 @@ class LogStoreBase(abc.ABC):
         await self._writer.submit(change, 1)
         return change
 
-    async def create_group(self, env: str, name: str) -> bool:
+    async def create_group(self, env: str, name: str, tags: Mapping[str, str] | None = None) -> bool:
         if self.group(env, name) is not None:
             return False
-        await self._change(Change("create_group", env, name, value=now_ms()))
+        await self._change(Change("create_group", env, name, value=now_ms(), tags=dict(tags) if tags else None))
         return True
 
     async def create_stream(self, env: str, group: str, name: str) -> bool:
@@ -171,13 +184,35 @@ class LogStoreBase(abc.ABC):
             await self.create_stream(env, group, name)
 
     async def delete_group(self, env: str, name: str) -> None:
-        await self._change(Change("delete_group", env, name))
+        async with self._tag_lock:  # its tags go with it (`retag`)
+            await self._change(Change("delete_group", env, name))
 
     async def delete_stream(self, env: str, group: str, name: str) -> None:
         await self._change(Change("delete_stream", env, group, name))
 
     async def put_retention(self, env: str, group: str, days: int | None) -> None:
         await self._change(Change("retention", env, group, value=days))
+
+    # -- tags -------------------------------------------------------------------------------------
+
+    def tags(self, env: str, group: str) -> dict[str, str]:
+        with self._lock:
+            return dict(self._tags.get((env, group), {}))
+
+    async def retag(self, env: str, group: str,
+                    change: Callable[[dict[str, str]], dict[str, str]]) -> dict[str, str] | None:
+        """The group's tags after ``change`` (given the current ones; it may raise to refuse), committed; None
+        when there is no such group.
+
+        One tag call (or group deletion) at a time: the read, the change and the write see no other in between,
+        and tags are never written for a group deleted meanwhile.
+        """
+        async with self._tag_lock:
+            if self.group(env, group) is None:
+                return None
+            new = change(self.tags(env, group))
+            await self._change(Change("tags", env, group, tags=new))
+        return new
 
     # -- lookup tables ----------------------------------------------------------------------------
 
@@ -211,10 +246,18 @@ class LogStoreBase(abc.ABC):
             self._lookups.pop((c.env, c.group), None)
         elif c.kind == "create_group":
             self._groups.setdefault((c.env, c.group), LogGroup(c.group, c.value))
+            if c.tags:
+                self._tags[(c.env, c.group)] = dict(c.tags)
+        elif c.kind == "tags":
+            if c.tags:
+                self._tags[(c.env, c.group)] = dict(c.tags)
+            else:
+                self._tags.pop((c.env, c.group), None)
         elif c.kind == "create_stream":
             self._streams.setdefault((c.env, c.group, c.stream), LogStream(c.group, c.stream, c.value))
         elif c.kind == "delete_group":
             self._groups.pop((c.env, c.group), None)
+            self._tags.pop((c.env, c.group), None)
             for k in [k for k in self._streams if k[0] == c.env and k[1] == c.group]:
                 del self._streams[k]
         elif c.kind == "delete_stream":
@@ -372,6 +415,15 @@ class LogStoreBase(abc.ABC):
         self._closed = True
         self._writer.close()
         self._close_backend()
+
+
+def encode_tags(tags: Mapping[str, str]) -> str:
+    """A group's tags as the JSON text both stores keep (keys sorted, so equal sets are equal text)."""
+    return json.dumps(dict(tags), sort_keys=True, ensure_ascii=False)
+
+
+def decode_tags(text: str | None) -> dict[str, str]:
+    return dict(json.loads(text)) if text else {}
 
 
 def _stream_stats(incoming: pa.Table) -> dict[StreamKey, tuple[int, int, int, int]]:

@@ -6,9 +6,10 @@ the same data directory. SQLite takes concurrent writers from several
 processes, so the CLI and the server share this file safely.
 
 Other modules' small tables (X-Ray sampling rules and statistics, X-Ray
-groups, query specs, results, history and saved queries) are reached through
-named repositories (``sampling_rules``, ``sampling_stats``, ``xray_groups``,
-``queries``), never through SQL handed in from outside ``apiary.store``.
+groups, the tags of both, query specs, results, history and saved queries)
+are reached through named repositories (``sampling_rules``, ``sampling_stats``,
+``xray_groups``, ``xray_tags``, ``queries``), never through SQL handed in from
+outside ``apiary.store``.
 
 Keys are stored as SHA-256 digests: they are 32 random characters, so a
 slow password hash buys nothing, and a leaked database does not leak keys.
@@ -30,6 +31,7 @@ from typing import Any, Iterator
 from apiary.store.meta_groups import XRayGroupRows
 from apiary.store.meta_queries import QueryRows
 from apiary.store.meta_sampling import SamplingRuleRows, SamplingStatRows
+from apiary.store.meta_tags import XRayTagRows
 
 KEY_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 KEY_LENGTH = 32
@@ -129,6 +131,10 @@ class MetaStore:
     @functools.cached_property
     def xray_groups(self) -> XRayGroupRows:
         return XRayGroupRows(self)
+
+    @functools.cached_property
+    def xray_tags(self) -> XRayTagRows:
+        return XRayTagRows(self)
 
     @functools.cached_property
     def queries(self) -> QueryRows:

@@ -209,10 +209,12 @@ def test_xray_udp_daemon_survives_any_datagram(fuzz_server: ApiaryProcess) -> No
 # -- CloudWatch Logs ------------------------------------------------------------------------------
 
 OPERATIONS = ["PutLogEvents", "CreateLogGroup", "CreateLogStream", "DescribeLogGroups", "DescribeLogStreams",
-              "GetLogEvents", "FilterLogEvents", "StartQuery", "GetQueryResults", "PutRetentionPolicy"]
+              "GetLogEvents", "FilterLogEvents", "StartQuery", "GetQueryResults", "PutRetentionPolicy",
+              "TagResource", "UntagResource", "ListTagsForResource", "TagLogGroup", "UntagLogGroup"]
 logs_params = st.dictionaries(st.sampled_from(["logGroupName", "logStreamName", "logEvents", "filterPattern",
                                                "queryString", "startTime", "endTime", "limit", "nextToken", "queryId",
-                                               "retentionInDays", "logGroupNamePrefix"]), json_values, max_size=5)
+                                               "retentionInDays", "logGroupNamePrefix", "tags", "tagKeys",
+                                               "resourceArn"]), json_values, max_size=5)
 
 
 @FUZZ
@@ -230,6 +232,8 @@ logs_params = st.dictionaries(st.sampled_from(["logGroupName", "logStreamName", 
                               "queryString": "stats count(*) by bin(1s)"}))
 @example("GetLogEvents", dumps({"logGroupName": LOG_GROUP, "logStreamName": "s", "startTime": -(2**62),
                                 "endTime": 2**62, "limit": 2**62}))
+@example("TagResource", dumps({"resourceArn": f"arn:aws:logs:us-east-1:000000000000:log-group:{LOG_GROUP}",
+                               "tags": {"k": [1], "": "v", "aws:x": "y"}}))
 def test_cloudwatch_logs_operations(fuzz_server: ApiaryProcess, operation: str, body: bytes) -> None:
     r = no_server_error(signed(fuzz_server, "logs", "/", body, {"X-Amz-Target": f"Logs_20140328.{operation}",
                                                            "Content-Type": "application/x-amz-json-1.1"}))

@@ -338,8 +338,8 @@ def test_source_selects_the_log_groups_inside_the_query(logs: Any) -> None:
         logs.start_query(logGroupName="/other", startTime=0, endTime=1, queryString="SOURCE logGroups() | limit 1")
     with pytest.raises(logs.exceptions.InvalidParameterException, match="SOURCE"):
         logs.start_query(startTime=0, endTime=1, queryString="fields @message")
-    with pytest.raises(logs.exceptions.MalformedQueryException, match="logGroupTags"):
-        logs.start_query(startTime=0, endTime=1, queryString="SOURCE logGroupTags([{key: 'team'}]) | limit 1")
+    with pytest.raises(logs.exceptions.MalformedQueryException, match="dataSource"):  # logGroupTags: tests/tagging
+        logs.start_query(startTime=0, endTime=1, queryString="SOURCE dataSource(['amazon_vpc.flow']) | limit 1")
     with pytest.raises(logs.exceptions.MalformedQueryException, match="at most 5"):
         logs.start_query(startTime=0, endTime=1,
                          queryString="SOURCE logGroups(namePrefix: ['a', 'b', 'c', 'd', 'e', 'f'])")

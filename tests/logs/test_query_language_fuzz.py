@@ -42,7 +42,7 @@ def tenant(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 def logs(tenant: Tenant) -> Iterator[Any]:
     client = boto3.client("logs", endpoint_url=tenant.url, region_name="us-east-1", aws_access_key_id=tenant.key,
                           aws_secret_access_key=tenant.key, config=Config(retries={"total_max_attempts": 1}))
-    client.create_log_group(logGroupName=GROUP)
+    client.create_log_group(logGroupName=GROUP, tags={"team": "web", "env": "prod-eu"})  # for SOURCE logGroupTags
     client.create_log_stream(logGroupName=GROUP, logStreamName="s")
     now = int(time.time() * 1000) - 10_000
     client.put_log_events(logGroupName=GROUP, logStreamName="s",
@@ -105,9 +105,20 @@ commands = (st.lists(expressions, min_size=1, max_size=3).map(lambda es: "fields
             | st.tuples(st.lists(st.sampled_from(["fieldname=Sum", "row=false", "col=true", "col=maybe", "x=1"]),
                                  max_size=2), st.lists(names, max_size=2)).map(
                 lambda t: "addtotals " + " ".join(t[0]) + (" " + ", ".join(t[1]) if t[1] else "")))
-sources = st.sampled_from(["", "SOURCE logGroups() | ", 'SOURCE logGroups(namePrefix: ["fuz"]) | ',
-                           "SOURCE logGroups(class: 'INFREQUENT_ACCESS') | ", "SOURCE logGroups(namePrefix: 1) | ",
-                           "SOURCE logGroupTags([]) | "])
+# SOURCE logGroupTags: tag filters as CloudWatch Logs' TagFilter writes them (a key, its values: exact, *wildcards*,
+# !negations), well-formed or not (no key, a key given twice, a '*' mid-value, six values).
+tag_values = st.lists(st.sampled_from(["'web'", '"prod*"', "'!legacy'", "'*eu'", "'*'", "''", "'a*b'", "'!'", "1"]),
+                      max_size=6).map(lambda vs: "[" + ", ".join(vs) + "]")
+tag_filters = st.tuples(st.sampled_from(["key: 'team'", '"key": "env"', "key: ''", "", "key: 'a', key: 'b'",
+                                         "key: ['team']", "nope: 'x'"]),
+                        st.one_of(st.just(""), tag_values.map(lambda v: "values: " + v))).map(
+    lambda t: "{" + ", ".join(p for p in t if p) + "}")
+tag_sources = st.lists(tag_filters, max_size=6).map(lambda fs: "SOURCE logGroupTags([" + ", ".join(fs) + "]) | ")
+sources = (st.sampled_from(["", "SOURCE logGroups() | ", 'SOURCE logGroups(namePrefix: ["fuz"]) | ',
+                            "SOURCE logGroups(class: 'INFREQUENT_ACCESS') | ", "SOURCE logGroups(namePrefix: 1) | ",
+                            "SOURCE logGroupTags([]) | ", "SOURCE dataSource(['amazon_vpc.flow']) | "])
+           | tag_sources
+           | tag_sources.map(lambda s: s.replace("SOURCE ", "SOURCE logGroups(namePrefix: ['fuz']) ", 1)))
 queries = (st.tuples(sources, st.lists(commands, min_size=1, max_size=4).map(" | ".join)).map("".join)
            | st.text(max_size=80))
 

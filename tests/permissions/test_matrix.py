@@ -59,6 +59,9 @@ def xr(path: str, need: str, body: Any = None, foreign: int | None = None, forei
 NOT_FOUND = dict(foreign=400, foreign_code="ResourceNotFoundException")
 LOOKUP_TABLE = "arn:aws:logs:us-east-1:000000000000:lookup-table:dev_table"
 XRAY_MISSING = dict(foreign=400, foreign_code="InvalidRequestException")
+XRAY_NO_RESOURCE = dict(foreign=404, foreign_code="ResourceNotFoundException")
+GROUP_ARN = f"arn:aws:logs:us-east-1:000000000000:log-group:{LOG_GROUP}"
+XRAY_GROUP_ARN = f"arn:aws:xray:us-east-1:000000000000:group/{LOG_GROUP}/{LOG_GROUP}"
 SPEC = {"calculations": [{"op": "COUNT"}], "time_range": 7200}
 OTLP_SPAN = {"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "0af7651916cd43dd8448eb211c80319c",
                                                             "spanId": "b7ad6b7169203331", "name": "matrix",
@@ -173,6 +176,12 @@ TABLE: list[Op] = [
     cw("UpdateLookupTable", "configure", {"lookupTableArn": LOOKUP_TABLE, "tableBody": "k,v\ny,2\n"}, **NOT_FOUND),
     cw("DeleteLookupTable", "configure", {"lookupTableArn": LOOKUP_TABLE.replace("dev_table", "doomed_table")},
        **NOT_FOUND),
+    cw("TagResource", "configure", {"resourceArn": GROUP_ARN, "tags": {"k": "v"}}, **NOT_FOUND),
+    cw("UntagResource", "configure", {"resourceArn": GROUP_ARN, "tagKeys": ["k"]}, **NOT_FOUND),
+    cw("ListTagsForResource", "read", {"resourceArn": GROUP_ARN}, **NOT_FOUND),
+    cw("TagLogGroup", "configure", {"logGroupName": LOG_GROUP, "tags": {"k": "v"}}, **NOT_FOUND),
+    cw("UntagLogGroup", "configure", {"logGroupName": LOG_GROUP, "tags": ["k"]}, **NOT_FOUND),
+    cw("ListTagsLogGroup", "read", {"logGroupName": LOG_GROUP}, **NOT_FOUND),
     xr("/TraceSegments", "ingest", segment),
     xr("/GetSamplingRules", "ingest"),
     xr("/SamplingTargets", "ingest", {"SamplingStatisticsDocuments": []}),
@@ -191,6 +200,10 @@ TABLE: list[Op] = [
     xr("/UpdateSamplingRule", "configure", {"SamplingRuleUpdate": {"RuleName": f"{SECRET}-rule", "FixedRate": 0.5}},
        **XRAY_MISSING),
     xr("/DeleteSamplingRule", "configure", {"RuleName": "doomed-rule"}, **XRAY_MISSING),
+    xr("/TagResource", "configure", {"ResourceARN": XRAY_GROUP_ARN, "Tags": [{"Key": "k", "Value": "v"}]},
+       **XRAY_NO_RESOURCE),
+    xr("/UntagResource", "configure", {"ResourceARN": XRAY_GROUP_ARN, "TagKeys": ["k"]}, **XRAY_NO_RESOURCE),
+    xr("/ListTagsForResource", "read", {"ResourceARN": XRAY_GROUP_ARN}, **XRAY_NO_RESOURCE),
     xr("/EncryptionConfig", "read"),
     xr("/PutEncryptionConfig", "configure", {"Type": "NONE"}),
     xr("/TelemetryRecords", "ingest", {"TelemetryRecords": []}),

@@ -134,6 +134,33 @@ def test_events_read_back_in_order_with_filters_paging_and_a_restart(open_stores
     run(read())
 
 
+def test_log_group_tags_survive_a_restart_and_go_with_their_group(open_stores: Stores) -> None:
+    """Tags committed with a new group or by `retag` are read back after a restart; deleting the group drops them,
+    so a group made again under the name starts with none."""
+    async def write() -> None:
+        logs, errors, done = open_stores()
+        assert await logs.create_group("e", "web", {"team": "web"}) and await logs.create_group("e", "api")
+        assert await logs.retag("e", "api", lambda tags: {**tags, "team": "api", "env": "prod"}) == {
+            "team": "api", "env": "prod"}
+        assert await logs.retag("e", "missing", lambda tags: {"a": "b"}) is None
+        await close(logs, errors, done)
+
+    async def read() -> None:
+        logs, errors, done = open_stores()
+        assert logs.tags("e", "web") == {"team": "web"} and logs.tags("e", "api") == {"team": "api", "env": "prod"}
+        assert logs.tags("other", "web") == {} and logs.tags("e", "missing") == {}
+        await logs.retag("e", "api", lambda tags: {})
+        await logs.delete_group("e", "web")
+        await logs.create_group("e", "web")
+        await close(logs, errors, done)
+        logs, errors, done = open_stores()
+        assert logs.tags("e", "web") == {} and logs.tags("e", "api") == {}
+        await close(logs, errors, done)
+
+    run(write())
+    run(read())
+
+
 def test_retention_per_group_and_server_wide(open_stores: Stores) -> None:
     old, recent = NOW - timedelta(days=1, hours=2), NOW - timedelta(hours=2)
 

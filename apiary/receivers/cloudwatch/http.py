@@ -18,13 +18,14 @@ from apiary.input_limits import InputError, load_json
 from apiary.permissions import permission_of
 from apiary.receivers import aws_auth
 from apiary.receivers.cloudwatch.errors import CONTENT_TYPE, AwsError
-from apiary.receivers.cloudwatch import lookup_tables
+from apiary.receivers.cloudwatch import lookup_tables, tags
 from apiary.receivers.cloudwatch.operations import OPERATIONS as LOG_OPERATIONS
 from apiary.receivers.cloudwatch.operations import Call
 from apiary.receivers.cloudwatch.sink import LogsSink
 from apiary.receivers.encoding import decompress, read_body
 from apiary.receivers.refusals import refusal_for
 from apiary.store.lookup_tables import MAX_BODY_BYTES
+from apiary.store.meta import ApiKey
 
 log = logging.getLogger(__name__)
 TARGET_PREFIX = "Logs_20140328."
@@ -33,7 +34,7 @@ SERVICE = "logs"  # the SigV4 signing name
 MAX_BODY = 4 * 1024 * 1024
 #: A lookup table's CSV may be 10 MB (CreateLookupTable), escaped inside a JSON string.
 LOOKUP_TABLE_BODY = 2 * MAX_BODY_BYTES + 64 * 1024
-OPERATIONS = {**LOG_OPERATIONS, **lookup_tables.OPERATIONS}
+OPERATIONS = {**LOG_OPERATIONS, **lookup_tables.OPERATIONS, **tags.OPERATIONS}
 _LARGE_BODIES = {lookup_tables.create_lookup_table, lookup_tables.update_lookup_table}
 
 
@@ -52,15 +53,15 @@ def _refused(exc: Exception) -> AwsError:
     return AwsError("SerializationException", refusal.message)
 
 
-def _authorize(sink: LogsSink, request: Request, body: bytes, action: str, op: Any) -> tuple[str, str]:
-    """(environment, region) of a correctly signed request whose key may run ``op``; AwsError otherwise."""
+def _authorize(sink: LogsSink, request: Request, body: bytes, action: str, op: Any) -> tuple[ApiKey, str]:
+    """(key, region) of a correctly signed request whose key may run ``op``; AwsError otherwise."""
     try:
         key, region = aws_auth.authorize(
             sink.authenticate, request.method, request.scope.get("raw_path", b"").decode("latin-1") or request.url.path,
             request.url.query, dict(request.headers), body, service=SERVICE, action=action, need=permission_of(op))
     except aws_auth.AwsDenied as exc:
         raise AwsError(exc.code, exc.message) from None  # AWS's JSON 1.1 services answer these with 400
-    return key.environment, region
+    return key, region
 
 
 async def logs_api(request: Request) -> Response:
@@ -79,7 +80,7 @@ async def logs_api(request: Request) -> Response:
     try:
         limit = LOOKUP_TABLE_BODY if op in _LARGE_BODIES else MAX_BODY
         raw = await read_body(request, limit)
-        env, region = _authorize(sink, request, raw, target[len(TARGET_PREFIX):], op)
+        key, region = _authorize(sink, request, raw, target[len(TARGET_PREFIX):], op)
         body = decompress(raw, request.headers.get("content-encoding"), limit)
         try:
             params = load_json(body or b"{}", "request body")
@@ -89,7 +90,7 @@ async def logs_api(request: Request) -> Response:
             raise AwsError("SerializationException", f"request body is not valid JSON: {exc}") from None
         if not isinstance(params, dict):
             raise AwsError("SerializationException", "request body must be a JSON object")
-        result = await op(Call(env, region, params, logs, sink.insights))
+        result = await op(Call(key.environment, region, params, logs, sink.insights, key))
     except AwsError as exc:
         return exc.response()
     except RecursionError:  # a backstop: every parser checks nesting first (``apiary.input_limits``)

@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
 from apiary.model.timestamps import MAX_TIMESTAMP_US
-from apiary.permissions import Permission, needs
+from apiary.permissions import Permission, Refusal, check, needs
 from apiary.query import insights
+from apiary.receivers import aws_tags
 from apiary.receivers.cloudwatch import events as put_events
 from apiary.receivers.cloudwatch.errors import AwsError, group_not_found, invalid, stream_not_found
 from apiary.receivers.cloudwatch.filter_pattern import PatternError, parse
 from apiary.receivers.cloudwatch.insights import Registry
 from apiary.store.base import LogGroup, LogStore, LogStream
+from apiary.store.meta import ApiKey
 
 ACCOUNT = "000000000000"
 # What each operation needs (`apiary.permissions`): creating a group or stream is part of sending, as
@@ -40,6 +42,18 @@ class Call:
     logs: LogStore
     #: This server's Logs Insights queries.
     queries: Registry
+    #: The request's key, for an operation whose parameters ask for more than the operation itself (`require`).
+    key: ApiKey | None = None
+
+    def require(self, need: Permission, action: str) -> None:
+        """AccessDeniedException unless the key may also do ``need`` (CreateLogGroup with ``tags`` is tagging)."""
+        if self.key is None:
+            return
+        try:
+            check(self.key, need, f"logs:{action}")
+        except Refusal as exc:
+            raise AwsError("AccessDeniedException", f"User: apiary key {self.key.masked} is not authorized to "
+                           f"perform: logs:{action} ({exc.message})") from None
 
     def str(self, name: str, required: bool = False) -> str | None:
         v = self.params.get(name)
@@ -140,9 +154,28 @@ async def create_log_group(call: Call) -> dict[str, Any]:
     if not _GROUP_NAME.match(name):
         raise invalid(f"1 validation error detected: Value '{name}' at 'logGroupName' failed to satisfy constraint: "
                       r"Member must satisfy regular expression pattern: [\.\-_/#A-Za-z0-9]+")
-    if not await call.logs.create_group(call.env, name):
+    tags = None
+    if call.params.get("tags") is not None:
+        # AWS: "To assign tags when you create a log group, you must have ... logs:TagResource".
+        call.require(Permission.CONFIGURE, "TagResource")
+        tags = log_group_tags(call.params["tags"], "tags")
+    if not await call.logs.create_group(call.env, name, tags):
         raise AwsError("ResourceAlreadyExistsException", "The specified log group already exists")
     return {}
+
+
+def log_group_tags(tags: Any, member: str, counted: bool = False) -> dict[str, str]:
+    """``tags`` checked by AWS's rules (`apiary.receivers.aws_tags`), refused in CloudWatch Logs' words."""
+    try:
+        return aws_tags.checked(tags, member)
+    except aws_tags.BadTags as exc:
+        raise tag_error(exc, counted) from None
+
+
+def tag_error(exc: aws_tags.BadTags, counted: bool) -> AwsError:
+    """``TooManyTagsException`` where the operation has it (``counted``: TagResource); else, as CreateLogGroup and
+    TagLogGroup list no such error, ``InvalidParameterException``."""
+    return AwsError("TooManyTagsException", str(exc)) if exc.too_many and counted else invalid(str(exc))
 
 
 @needs(Permission.CONFIGURE)
@@ -397,7 +430,8 @@ async def start_query(call: Call) -> dict[str, Any]:
     if compiled.source is not None:
         if groups:
             raise invalid("Specify the log groups either in the request or with SOURCE in the query, not both")
-        groups = compiled.source.select([g.name for g in call.logs.groups(call.env)])
+        groups = compiled.source.select([g.name for g in call.logs.groups(call.env)],
+                                        lambda name: call.logs.tags(call.env, name))
     elif not groups:
         raise invalid("StartQuery needs logGroupName, logGroupNames or logGroupIdentifiers, "
                       "or a SOURCE command in queryString")

@@ -28,7 +28,8 @@ from apiary.receivers.xray import queries
 from apiary.query.xray import SelectorError, selects_edges
 from apiary.query.xray_filter import Node
 from apiary.receivers.xray.filter import FilterError, parse, resolve_groups
-from apiary.receivers.xray.groups import GroupError
+from apiary.receivers.xray.groups import GroupError, name_of
+from apiary.receivers.xray.tags import TagError, tag_map
 from apiary.receivers.xray.service import XRay
 from apiary.receivers.xray.unserved import NO_ENCRYPTION
 from apiary.sampling.rules import RuleError, rule_from_request
@@ -100,8 +101,9 @@ def operation(fn: Callable[[Call], Awaitable[dict[str, Any]]], action: str) -> C
             return JSONResponse(await fn(Call(xray, env, params)))
         except AwsError as exc:
             return exc.response()
-        except (FilterError, RuleError, GroupError, queries.BadToken) as exc:
-            return AwsError(getattr(exc, "code", "InvalidRequestException"), str(exc)).response()
+        except (FilterError, RuleError, GroupError, TagError, queries.BadToken) as exc:
+            return AwsError(getattr(exc, "code", "InvalidRequestException"), str(exc),
+                            getattr(exc, "status", 400)).response()
         except Exception as exc:  # too large a body, overload, an unavailable store
             return _refused(exc).response()
     return endpoint
@@ -280,12 +282,14 @@ async def get_time_series_service_statistics(call: Call) -> dict[str, Any]:
 
 @needs(Permission.CONFIGURE)
 async def create_group(call: Call) -> dict[str, Any]:
-    return {"Group": (await asyncio.to_thread(call.xray.groups.create, call.env, call.params)).to_aws()}
+    tags = tag_map(call.params.get("Tags"))  # refused tags create nothing
+    group = await asyncio.to_thread(call.xray.groups.create, call.env, call.params)
+    await asyncio.to_thread(call.xray.tags.created, call.env, f"group/{group.name}", tags)
+    return {"Group": group.to_aws()}
 
 
 @needs(Permission.READ)
 async def get_group(call: Call) -> dict[str, Any]:
-    from apiary.receivers.xray.groups import name_of
     return {"Group": (await asyncio.to_thread(call.xray.groups.get, call.env, name_of(call.params))).to_aws()}
 
 
@@ -302,6 +306,7 @@ async def update_group(call: Call) -> dict[str, Any]:
 @needs(Permission.CONFIGURE)
 async def delete_group(call: Call) -> dict[str, Any]:
     await asyncio.to_thread(call.xray.groups.delete, call.env, call.params)
+    await asyncio.to_thread(call.xray.tags.deleted, call.env, f"group/{name_of(call.params)}")
     return {}
 
 
@@ -313,7 +318,9 @@ async def delete_group(call: Call) -> dict[str, Any]:
 @needs(Permission.CONFIGURE)
 async def create_sampling_rule(call: Call) -> dict[str, Any]:
     rule = rule_from_request(call.params.get("SamplingRule"), creating=True)
+    tags = tag_map(call.params.get("Tags"))
     record = await asyncio.to_thread(call.xray.rules.create, call.env, rule)
+    await asyncio.to_thread(call.xray.tags.created, call.env, f"sampling-rule/{rule.RuleName}", tags)
     return {"SamplingRuleRecord": record.to_aws()}
 
 
@@ -335,7 +342,28 @@ async def update_sampling_rule(call: Call) -> dict[str, Any]:
 @needs(Permission.CONFIGURE)
 async def delete_sampling_rule(call: Call) -> dict[str, Any]:
     record = await asyncio.to_thread(call.xray.rules.delete, call.env, call.params)
+    await asyncio.to_thread(call.xray.tags.deleted, call.env, f"sampling-rule/{record.rule.RuleName}")
     return {"SamplingRuleRecord": record.to_aws()}
+
+
+# -- tags of groups and sampling rules ------------------------------------------------------------
+
+@needs(Permission.CONFIGURE)
+async def tag_resource(call: Call) -> dict[str, Any]:
+    await asyncio.to_thread(call.xray.tags.tag, call.env, call.params.get("ResourceARN"), call.params.get("Tags"))
+    return {}
+
+
+@needs(Permission.CONFIGURE)
+async def untag_resource(call: Call) -> dict[str, Any]:
+    await asyncio.to_thread(call.xray.tags.untag, call.env, call.params.get("ResourceARN"), call.params.get("TagKeys"))
+    return {}
+
+
+@needs(Permission.READ)
+async def list_tags_for_resource(call: Call) -> dict[str, Any]:
+    """At most 50 tags a resource: one page, never a NextToken."""
+    return {"Tags": await asyncio.to_thread(call.xray.tags.list, call.env, call.params.get("ResourceARN"))}
 
 
 @needs(Permission.INGEST)
@@ -392,6 +420,9 @@ _OPERATIONS: dict[str, Callable[[Call], Awaitable[dict[str, Any]]]] = {
     "/EncryptionConfig": get_encryption_config,
     "/PutEncryptionConfig": put_encryption_config,
     "/TelemetryRecords": put_telemetry_records,
+    "/TagResource": tag_resource,
+    "/UntagResource": untag_resource,
+    "/ListTagsForResource": list_tags_for_resource,
 }
 
 @needs(Permission.READ)

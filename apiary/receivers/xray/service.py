@@ -1,10 +1,11 @@
-"""What the X-Ray API and the daemon listener share: rules, targets, groups, and the ingest path."""
+"""What the X-Ray API and the daemon listener share: rules, targets, groups, their tags, and the ingest path."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from apiary.receivers.xray.groups import GroupStore
+from apiary.receivers.xray.tags import ResourceTags
 from apiary.receivers.xray.segments import SegmentError, SegmentNames, parse_document, to_batch
 from apiary.sampling.rules import RuleStore
 from apiary.sampling.targets import SamplingTargets
@@ -17,6 +18,7 @@ class XRay:
         self.rules = RuleStore(sink.meta.sampling_rules)
         self.targets = SamplingTargets(sink.meta.sampling_stats, self.rules)
         self.groups = GroupStore(sink.meta.xray_groups)
+        self.tags = ResourceTags(sink.meta.xray_tags, self.groups, self.rules)
         #: service of recently seen (sub)segment ids, for subsegments that arrive on their own
         self.names = SegmentNames()
 

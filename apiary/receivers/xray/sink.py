@@ -2,7 +2,7 @@
 
 Segments in (``append_spans`` answers once committed), the span store for
 X-Ray's own reads (trace summaries, traces, service graphs), the metadata
-store for groups and sampling rules, the key check and the two settings the
+store for groups, sampling rules and their tags, the key check and the two settings the
 receiver reads; nothing else of the server.
 """
 
@@ -16,6 +16,7 @@ from apiary.store.base import Store
 from apiary.store.meta import ApiKey
 from apiary.store.meta_groups import XRayGroupRows
 from apiary.store.meta_sampling import SamplingRuleRows, SamplingStatRows
+from apiary.store.meta_tags import XRayTagRows
 
 
 class XRayMeta(Protocol):
@@ -24,6 +25,7 @@ class XRayMeta(Protocol):
     sampling_rules: SamplingRuleRows
     sampling_stats: SamplingStatRows
     xray_groups: XRayGroupRows
+    xray_tags: XRayTagRows
 
     def environments(self) -> list[str]:
         """Every environment, oldest first."""

@@ -22,9 +22,9 @@ UNSERVED = {
     "/InsightImpactGraph": "GetInsightImpactGraph", "/InsightSummaries": "GetInsightSummaries",
     "/GetRetrievedTracesGraph": "GetRetrievedTracesGraph",
     "/GetTraceSegmentDestination": "GetTraceSegmentDestination", "/ListResourcePolicies": "ListResourcePolicies",
-    "/ListRetrievedTraces": "ListRetrievedTraces", "/ListTagsForResource": "ListTagsForResource",
+    "/ListRetrievedTraces": "ListRetrievedTraces",
     "/PutResourcePolicy": "PutResourcePolicy", "/StartTraceRetrieval": "StartTraceRetrieval",
-    "/TagResource": "TagResource", "/UntagResource": "UntagResource", "/UpdateIndexingRule": "UpdateIndexingRule",
+    "/UpdateIndexingRule": "UpdateIndexingRule",
     "/UpdateTraceSegmentDestination": "UpdateTraceSegmentDestination",
 }
 
@@ -35,7 +35,7 @@ NO_ENCRYPTION = {"EncryptionConfig": {"Status": "ACTIVE", "Type": "NONE"}}
 def refuse(operation: str) -> JSONResponse:
     return JSONResponse({"message": f"Apiary does not implement the X-Ray operation {operation}; it serves trace "
                                     "segments, traces, summaries, graphs, time series statistics, groups, sampling "
-                                    "rules and encryption config"}, 400, {"x-amzn-ErrorType": "InvalidRequestException"})
+                                    "rules, tags and encryption config"}, 400, {"x-amzn-ErrorType": "InvalidRequestException"})
 
 
 def unserved(operation: str) -> Any:

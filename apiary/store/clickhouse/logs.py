@@ -5,7 +5,7 @@
   environment over a time range, in (timestamp, seq) order", which that key
   answers from the granules of that group and range; retention drops rows
   by the same key.
-* ``log_groups`` and ``log_streams``: ReplacingMergeTree on a version
+* ``log_groups``, ``log_streams`` and ``log_group_tags``: ReplacingMergeTree on a version
   column. A change inserts a new version of the row (a deletion a version
   marked ``deleted``); start-up reads the latest versions (``FINAL``). The
   catalogue is also held in memory (`LogStoreBase`).
@@ -35,7 +35,7 @@ from apiary.model.log import LOG_FIELDS
 from apiary.query.dialects.logs import ClickHouseLogDialect
 from apiary.store.base import LogGroup, LogStream
 from apiary.store.clickhouse.client import Client, quote
-from apiary.store.log_store import Change, Incoming, LogStoreBase, StreamKey
+from apiary.store.log_store import Change, Incoming, LogStoreBase, StreamKey, encode_tags
 from apiary.store.lookup_tables import TABLES_SCHEMA, record_rows, table_row
 
 TS = "DateTime64(6, 'UTC')"
@@ -55,6 +55,7 @@ def _column_sql(f: pa.Field) -> str:
 
 class ClickHouseLogStore(LogStoreBase):
     dialect = "clickhouse"
+    _TAGS_SQL = "SELECT _env, log_group, tags FROM log_group_tags FINAL WHERE deleted = 0"
 
     def __init__(self, client: Client, *, max_pending_rows: int = 400_000, fsync: bool = True) -> None:
         self.client = client
@@ -81,6 +82,9 @@ class ClickHouseLogStore(LogStoreBase):
         c.command(f"""CREATE TABLE IF NOT EXISTS lookup_tables (_env String, name String, description String,
                       fields String, records Int64, size_bytes Int64, updated_ms Int64, body String)
                       ENGINE = MergeTree ORDER BY (_env, name) SETTINGS {durable}""")
+        c.command(f"""CREATE TABLE IF NOT EXISTS log_group_tags (_env String, log_group String, tags String,
+                      deleted UInt8, version UInt64)
+                      ENGINE = ReplacingMergeTree(version) ORDER BY (_env, log_group) SETTINGS {durable}""")
         c.command(f"""CREATE TABLE IF NOT EXISTS lookup_rows (_env String, lookup_table String, row_no Int64,
                       row String) ENGINE = MergeTree ORDER BY (_env, lookup_table, row_no) SETTINGS {durable}""")
 
@@ -109,6 +113,11 @@ class ClickHouseLogStore(LogStoreBase):
                 "last_ingestion_ms": s.last_ingestion_ms, "stored_bytes": s.stored_bytes, "deleted": int(deleted),
                 "version": next(self._versions)}
 
+    def _tags_row(self, env: str, group: str, tags: dict[str, str] | None) -> dict[str, Any]:
+        """A new version of a group's tags; none marks the row deleted."""
+        return {"_env": env, "log_group": group, "tags": encode_tags(tags or {}), "deleted": int(not tags),
+                "version": next(self._versions)}
+
     def _delete(self, where: str, params: list[Any], table: str = "logs") -> int:
         sql, bound = self._bind(f"SELECT count() AS n FROM {table} WHERE {where}", params)
         n = int(self.query(sql, bound).column(0)[0].as_py())
@@ -120,11 +129,16 @@ class ClickHouseLogStore(LogStoreBase):
     def _persist(self, changes: list[Change], incoming: Incoming) -> None:
         groups: list[dict[str, Any]] = []
         streams: list[dict[str, Any]] = []
+        tags: list[dict[str, Any]] = []
         with self._lock:
             known_groups, known_streams = dict(self._groups), dict(self._streams)
         for c in changes:
             if c.kind == "create_group":
                 groups.append(self._group_row(c.env, LogGroup(c.group, c.value)))
+                if c.tags:
+                    tags.append(self._tags_row(c.env, c.group, c.tags))
+            elif c.kind == "tags":
+                tags.append(self._tags_row(c.env, c.group, c.tags))
             elif c.kind == "create_stream":
                 streams.append(self._stream_row(c.env, LogStream(c.group, c.stream, c.value)))
             elif c.kind == "retention":
@@ -136,6 +150,7 @@ class ClickHouseLogStore(LogStoreBase):
                 g = known_groups.get((c.env, c.group))
                 if g is not None:
                     groups.append(self._group_row(c.env, g, deleted=True))
+                tags.append(self._tags_row(c.env, c.group, None))
                 streams += [self._stream_row(c.env, s, deleted=True) for (e, gn, _), s in known_streams.items()
                             if e == c.env and gn == c.group]
             elif c.kind == "delete_stream":
@@ -163,6 +178,8 @@ class ClickHouseLogStore(LogStoreBase):
             self.client.insert_arrow("log_groups", pa.Table.from_pylist(groups, schema=_GROUPS))
         if streams:
             self.client.insert_arrow("log_streams", pa.Table.from_pylist(streams, schema=_STREAMS))
+        if tags:
+            self.client.insert_arrow("log_group_tags", pa.Table.from_pylist(tags, schema=_TAGS))
         if incoming.events is not None:
             self.client.insert_arrow("logs", incoming.events, settings={"max_partitions_per_insert_block": 1000})
             rows = [self._stream_row(k[0], s) for k, s in incoming.streams.items()]
@@ -180,6 +197,8 @@ class ClickHouseLogStore(LogStoreBase):
 
 _GROUPS = pa.schema([("_env", pa.string()), ("name", pa.string()), ("created_ms", pa.int64()),
                      ("retention_days", pa.int32()), ("deleted", pa.uint8()), ("version", pa.uint64())])
+_TAGS = pa.schema([("_env", pa.string()), ("log_group", pa.string()), ("tags", pa.string()),
+                   ("deleted", pa.uint8()), ("version", pa.uint64())])
 _STREAMS = pa.schema([("_env", pa.string()), ("log_group", pa.string()), ("name", pa.string()),
                       ("created_ms", pa.int64()), ("first_event_ms", pa.int64()), ("last_event_ms", pa.int64()),
                       ("last_ingestion_ms", pa.int64()), ("stored_bytes", pa.int64()), ("deleted", pa.uint8()),

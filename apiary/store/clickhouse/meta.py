@@ -5,7 +5,7 @@ ReplacingMergeTree collapses a key or environment written twice, so two nodes
 creating the same environment at once end with one. Keys are stored as
 SHA-256 digests, as in SQLite.
 
-Other modules' small tables (X-Ray groups and sampling rules, query history,
+Other modules' small tables (X-Ray groups and sampling rules and their tags, query history,
 saved queries) are the same named repositories as `MetaStore`'s, over the
 SQLite file on this node (``local``): they are not shared between nodes yet.
 """
@@ -22,6 +22,7 @@ from apiary.store.meta import ApiKey, MetaStore, digest, new_key
 from apiary.store.meta_groups import XRayGroupRows
 from apiary.store.meta_queries import QueryRows
 from apiary.store.meta_sampling import SamplingRuleRows, SamplingStatRows
+from apiary.store.meta_tags import XRayTagRows
 
 
 class ClickHouseMeta:
@@ -89,6 +90,10 @@ class ClickHouseMeta:
     @property
     def xray_groups(self) -> XRayGroupRows:
         return self._local_meta().xray_groups
+
+    @property
+    def xray_tags(self) -> XRayTagRows:
+        return self._local_meta().xray_tags
 
     @property
     def queries(self) -> QueryRows:

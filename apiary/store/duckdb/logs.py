@@ -18,7 +18,7 @@ from apiary.model.log import LOG_FIELDS
 from apiary.store.base import LogGroup, LogStream
 from apiary.store.duckdb.backend import SpanFileBackend, deleted
 from apiary.store.duckdb.store import DuckDBStore
-from apiary.store.log_store import Change, Incoming, LogStoreBase, StreamKey, now_ms
+from apiary.store.log_store import Change, Incoming, LogStoreBase, StreamKey, encode_tags, now_ms
 from apiary.store.lookup_tables import record_rows, table_row
 
 _SQL = {pa.string(): "VARCHAR", pa.int32(): "INTEGER"}
@@ -52,6 +52,8 @@ class DuckDBLogStore(SpanFileBackend, LogStoreBase):
                       PRIMARY KEY (_env, name))""")
         db.execute("CREATE TABLE IF NOT EXISTS lookup_rows (_env VARCHAR, lookup_table VARCHAR, row_no BIGINT, "
                    "row VARCHAR)")
+        db.execute("""CREATE TABLE IF NOT EXISTS log_group_tags (_env VARCHAR, log_group VARCHAR, tags VARCHAR,
+                      PRIMARY KEY (_env, log_group))""")
 
     def _load(self, groups: dict[tuple[str, str], LogGroup], streams: dict[StreamKey, LogStream]) -> int:
         db = self._db
@@ -63,9 +65,19 @@ class DuckDBLogStore(SpanFileBackend, LogStoreBase):
             streams[(env, grp, name)] = LogStream(grp, name, created, first, last, ingest, size or 0)
         return (db.execute("SELECT max(seq) FROM logs").fetchall()[0][0] or 0) + 1
 
+    def _put_tags(self, db: duckdb.DuckDBPyConnection, c: Change) -> None:
+        """The group's tags replaced whole by ``c.tags`` (none: the row goes)."""
+        db.execute("DELETE FROM log_group_tags WHERE _env = ? AND log_group = ?", [c.env, c.group])
+        if c.tags:
+            db.execute("INSERT INTO log_group_tags VALUES (?, ?, ?)", [c.env, c.group, encode_tags(c.tags)])
+
     def _run_change(self, db: duckdb.DuckDBPyConnection, c: Change) -> None:
         if c.kind == "create_group":
             db.execute("INSERT OR IGNORE INTO log_groups VALUES (?, ?, ?, NULL)", [c.env, c.group, c.value])
+            if c.tags:  # a group without tags costs no statement more (its deletion took any old row)
+                self._put_tags(db, c)
+        elif c.kind == "tags":
+            self._put_tags(db, c)
         elif c.kind == "create_stream":
             db.execute("INSERT OR IGNORE INTO log_streams VALUES (?, ?, ?, ?, NULL, NULL, NULL, 0)",
                        [c.env, c.group, c.stream, c.value])
@@ -73,6 +85,7 @@ class DuckDBLogStore(SpanFileBackend, LogStoreBase):
             db.execute("DELETE FROM logs WHERE _env = ? AND log_group = ?", [c.env, c.group])
             db.execute("DELETE FROM log_streams WHERE _env = ? AND log_group = ?", [c.env, c.group])
             db.execute("DELETE FROM log_groups WHERE _env = ? AND name = ?", [c.env, c.group])
+            db.execute("DELETE FROM log_group_tags WHERE _env = ? AND log_group = ?", [c.env, c.group])
         elif c.kind == "delete_stream":
             db.execute("DELETE FROM logs WHERE _env = ? AND log_group = ? AND log_stream = ?",
                        [c.env, c.group, c.stream])
