@@ -240,7 +240,6 @@ class TraceSearchSQL:
                         f"SELECT {', '.join(shown)} FROM c LEFT JOIN f ON f._tid = c._tid AND f._sid = c._pid"
                         f"{r.JOIN_SETTINGS}", r.params)
 
-
     def under_levels(self, plan: TraceSearchPlan, pairs: Sequence[tuple[int, int]]) -> Compiled | None:
         if not self.under_levels_walked:
             return None
@@ -296,6 +295,7 @@ class TraceSearchSQL:
             cols += [f"{ifnull}(u{pair}._found, {no}) AS u{pair}", f"{ifnull}(u{pair}._open, {no}) AS o{pair}"]
             joins.append(f"LEFT JOIN u{pair} ON u{pair}._tid = k._tid")
         return Compiled(f"WITH {', '.join(items)} SELECT {', '.join(cols)} FROM k {' '.join(joins)}", r.params)
+
 
 def _judged(r: SpanRender, plan: TraceSearchPlan) -> list[str]:
     """What a trace must satisfy in SQL: the relaxed match over ``h<i>``, and the trace's duration bounds."""
