@@ -29,7 +29,7 @@ capped by ``limit``.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -340,9 +340,7 @@ def search_traces(store: Store, env: str, doc: Any, now: float | None = None) ->
         rows = _rows(store.query(compiled.sql, compiled.params))
         matched = int(rows[0]["_matched"]) if rows else 0
     else:
-        compiled = dialect.candidate_spans(plan)
-        statements.append(compiled.sql)
-        kept = _check_under(plan, store.query(compiled.sql, compiled.params))
+        kept = _judged_under(plan, _under_traces(store, dialect, plan, statements))
         matched = kept.num_rows
         rows = _rows(kept.slice(0, plan.limit))
     traces: list[dict[str, Any]] = []
@@ -394,10 +392,62 @@ def _from_micros(us: int) -> datetime:
     return datetime(1970, 1, 1) + timedelta(microseconds=us)
 
 
-def _check_under(plan: TraceSearchPlan, table: pa.Table) -> pa.Table:
-    """The traces that match, in the plan's order (``_tid``, ``start_us``, ``end_us``, ``h<i>``), judged exactly
-    from the spans of the candidate traces (`TraceDialect.candidate_spans`): each ``a under b`` from the parent
-    links, the rest from per-trace flags gathered here from the same spans.
+def _under_traces(store: Store, dialect: Any, plan: TraceSearchPlan, statements: list[str]) -> pa.Table:
+    """The traces the relaxed match keeps, each with ``_tid``, ``start_us``, ``end_us``, ``h<i>`` and ``u<k>``: the
+    truth of the k-th ``a under b`` of the plan (`unders`, sorted).
+
+    Where the dialect can (`TraceDialect.under_levels`), SQL follows each chain of parents a few levels up and
+    answers the traces whose chains all ended there; only the traces with a chain left open have their spans
+    fetched and walked in arrays (`_walked`). Fetching every candidate's spans with its parent's row number
+    cost ~0.6 s of the ~1.2 s descendant search on 10 M spans (62,714 candidates, 501,712 spans; DuckDB).
+    """
+    pairs = sorted(set(unders(plan.match)))
+    compiled = dialect.under_levels(plan, pairs)
+    if compiled is None:
+        compiled = dialect.candidate_spans(plan)
+        statements.append(compiled.sql)
+        return _walked(plan, pairs, store.query(compiled.sql, compiled.params))
+    statements.append(compiled.sql)
+    found = store.query(compiled.sql, compiled.params)
+    ids = found.column("_tid").to_numpy(zero_copy_only=False)
+    truth = [_bools(found.column(f"u{k}")) for k in range(len(pairs))]
+    undecided = np.logical_or.reduce([_bools(found.column(f"o{k}")) & ~truth[k] for k in range(len(pairs))])
+    if undecided.any():
+        narrowed = replace(plan, trace_ids=tuple(ids[undecided].tolist()))
+        compiled = dialect.candidate_spans(narrowed)
+        statements.append(compiled.sql)
+        walked = _walked(narrowed, pairs, store.query(compiled.sql, compiled.params))
+        at = pc.index_in(walked.column("_tid"), pa.array(ids)).to_numpy(zero_copy_only=False)
+        for k in range(len(pairs)):
+            truth[k][at] = _bools(walked.column(f"u{k}"))
+    columns = {name: found.column(name) for name in ("_tid", "start_us", "end_us")}
+    columns.update({f"h{i}": pa.array(_bools(found.column(f"h{i}"))) for i in range(len(plan.conditions))})
+    columns.update({f"u{k}": pa.array(truth[k]) for k in range(len(pairs))})
+    return pa.table(columns)
+
+
+def _bools(column: Any) -> np.ndarray:
+    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=bool).copy()
+
+
+def _judged_under(plan: TraceSearchPlan, traces: pa.Table) -> pa.Table:
+    """`_under_traces`' rows that match exactly, in the plan's order (``_tid``, ``start_us``, ``end_us``, ``h<i>``)."""
+    pairs = sorted(set(unders(plan.match)))
+    has = [traces.column(f"h{i}").to_numpy(zero_copy_only=False) for i in range(len(plan.conditions))]
+    truth = {pair: traces.column(f"u{k}").to_numpy(zero_copy_only=False) for k, pair in enumerate(pairs)}
+    kept = traces.filter(pa.array(np.broadcast_to(evaluate(plan.match, has, truth), traces.num_rows)))
+    kept = kept.select(["_tid", "start_us", "end_us", *(f"h{i}" for i in range(len(has)))])
+    if plan.order == "slowest":
+        kept = kept.append_column("_d", pc.subtract(kept.column("end_us"), kept.column("start_us")))
+        order = [("_d", "descending"), ("_tid", "ascending")]
+    else:
+        order = [("start_us", "descending"), ("_tid", "ascending")]
+    return kept.sort_by(order)
+
+
+def _walked(plan: TraceSearchPlan, pairs: Sequence[tuple[int, int]], table: pa.Table) -> pa.Table:
+    """`_under_traces`' rows from the spans of the candidate traces (`TraceDialect.candidate_spans`): each
+    ``a under b`` from the parent links, the rest from per-trace flags gathered here from the same spans.
 
     Array work, not a loop per span or trace: each span's parent row comes from SQL, "has an ancestor
     matching b" is spread down the trees by pointer jumping (the cost grows with the spans fetched, times
@@ -424,20 +474,13 @@ def _check_under(plan: TraceSearchPlan, table: pa.Table) -> pa.Table:
         flags[i][row] = table.column(f"m{i}").to_numpy(zero_copy_only=False).astype(bool)
         has.append(np.zeros(traces, bool))
         has[i][trace_no[flags[i]]] = True
-    truth: dict[tuple[int, int], np.ndarray] = {}
-    for inner, outer in sorted(set(unders(plan.match))):
+    truth = []
+    for inner, outer in pairs:
         per_trace = np.zeros(traces, bool)
         per_trace[trace_no[flags[inner] & _below(parent, flags[outer])]] = True
-        truth[(inner, outer)] = per_trace
-    candidates = pa.table({"_tid": ids, "start_us": start, "end_us": end,
-                           **{f"h{i}": has[i] for i in range(len(has))}})
-    kept = candidates.filter(pa.array(np.broadcast_to(evaluate(plan.match, has, truth), traces)))
-    if plan.order == "slowest":
-        kept = kept.append_column("_d", pc.subtract(kept.column("end_us"), kept.column("start_us")))
-        order = [("_d", "descending"), ("_tid", "ascending")]
-    else:
-        order = [("start_us", "descending"), ("_tid", "ascending")]
-    return kept.sort_by(order)
+        truth.append(per_trace)
+    return pa.table({"_tid": ids, "start_us": start, "end_us": end, **{f"h{i}": has[i] for i in range(len(has))},
+                     **{f"u{k}": truth[k] for k in range(len(truth))}})
 
 
 def _below(parent: np.ndarray, flagged: np.ndarray) -> np.ndarray:

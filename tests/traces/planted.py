@@ -99,6 +99,11 @@ def planted_traces() -> dict[str, PlantedTrace]:
         PlantedTrace("compare_fast", 540, [
             _s("root", "web", "GET /compare", 0, 60),
             _s("work", "api", "work", 10, 50, "root")]),
+        # A chain of seven spans: the leaf's root is deeper than SQL follows parents (the rest is walked in arrays).
+        PlantedTrace("deep_chain", 660, [
+            _s("root", "web", "GET /deep", 0, 150),
+            *(_s(f"hop{i}", "api", "hop", 10 + i, 140 - i, "root" if i == 1 else f"hop{i - 1}") for i in range(1, 7)),
+            _s("leaf", "api", "deep-leaf", 20, 120, "hop6")]),
         PlantedTrace("compare_slow", 600, [
             _s("root", "web", "GET /compare", 0, 170),
             _s("work", "api", "work", 10, 150, "root"),

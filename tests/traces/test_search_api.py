@@ -22,6 +22,9 @@ def test_under_reaches_any_depth_and_can_be_negated(planted: Planted) -> None:
     assert found(deep) == planted.ids("db_under_checkout", "db_beside_checkout")  # a grandchild counts
     elsewhere = planted.search({"spans": {"c": {"name": "checkout"}, "d": {"name": "db-query"}}, "match": "d and not d under c"})
     assert found(elsewhere) == planted.ids("db_beside_checkout", "browse") and elsewhere["matched"] == 2
+    spans = {"leaf": {"name": "deep-leaf"}, "hop": {"name": "hop"}, "root": {"name": "GET /deep"}}
+    assert found(planted.search({"spans": spans, "match": "leaf under root"})) == planted.ids("deep_chain")
+    assert planted.search({"spans": spans, "match": "hop under leaf or root under hop"})["matched"] == 0
 
 
 def test_conditions_are_matched_by_any_span_of_the_trace(planted: Planted) -> None:

@@ -18,7 +18,14 @@ from typing import Protocol, Sequence
 from apiary.query.dialects import Compiled
 from apiary.query.dialects.base import SpanRender
 from apiary.query.plan import TraceRows
-from apiary.query.trace_search import Const, Has, Logic, Match, TraceSearchPlan
+from apiary.query.trace_search import Const, Has, Logic, Match, TraceSearchPlan, evaluate
+
+
+#: How many parents up SQL follows each chain for ``a under b`` on DuckDB, where the spans of the candidate
+#: traces are kept for the statement (a WITH item it reads once per level); the chains left open are walked in
+#: arrays from `TraceDialect.candidate_spans`, for their traces alone. ClickHouse reads a WITH item again at each
+#: use, so it walks every chain in arrays.
+UNDER_LEVELS = 4
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,13 @@ class TraceDialect(Protocol):
         """For a plan with span conditions, every span of the traces `search` would keep (the relaxed match): ``_i``
         (its row number, 0..n-1), ``_tid``, ``_p`` (its parent's row number, NULL without one), ``_s``, ``_e``
         (start and end, µs) and ``m<i>`` (the span matches condition i), for every condition."""
+
+    def under_levels(self, plan: TraceSearchPlan, pairs: Sequence[tuple[int, int]]) -> Compiled | None:
+        """For a plan with span conditions, one row per trace `search` would keep (the relaxed match): ``_tid``,
+        ``start_us``, ``end_us``, ``h<i>`` and, for the k-th ``(inner, outer)`` of ``pairs``, ``u<k>`` (a span
+        matching inner has an ancestor matching outer, found within `UNDER_LEVELS` parents) and ``o<k>`` (some
+        such span's chain was left open: deeper, or through a span id repeated in the trace); None where the
+        store walks every chain from `candidate_spans` instead."""
 
 
 def render_match(m: Match) -> str:
@@ -99,9 +113,10 @@ class TraceSearchSQL:
     traces that matched one costing about what grouping all 1.25 M traces' spans did.
     """
 
-    def __init__(self, render: type[SpanRender], name: str) -> None:
+    def __init__(self, render: type[SpanRender], name: str, under_levels: int = 0) -> None:
         self.render = render
         self.name = name
+        self.under_levels_walked = under_levels
 
     def cuts(self, plan: TraceSearchPlan) -> Compiled:
         r = self.render()
@@ -225,6 +240,62 @@ class TraceSearchSQL:
                         f"SELECT {', '.join(shown)} FROM c LEFT JOIN f ON f._tid = c._tid AND f._sid = c._pid"
                         f"{r.JOIN_SETTINGS}", r.params)
 
+    def under_levels(self, plan: TraceSearchPlan, pairs: Sequence[tuple[int, int]]) -> Compiled | None:
+        if not self.under_levels_walked:
+            return None
+        r = self.render()
+        tid, sid = r.not_null(r.ident("trace.trace_id")), r.ident("trace.span_id")
+        n = len(plan.conditions)
+        flags = [f"{r.flag(r.expr(c))} AS m{i}" for i, c in enumerate(plan.conditions)]
+        where = span_rows(r, plan, plan.trace_ids)
+        kept = " AND ".join(_judged(r, plan))
+        span_cols = [f"{sid} AS _sid", f"{r.ident('trace.parent_id')} AS _pid", *flags]
+        if evaluate(plan.sql_match, [False] * n, {}):  # a trace with no span matching a condition can be kept
+            items = [_flagged_traces(r, plan), f"k AS (SELECT * FROM t WHERE {kept})"]
+            span_cols.insert(0, f"{tid} AS _tid")
+            candidates = "k"
+        else:
+            # Only the traces with a span matching some condition can be kept: their flags come from grouping
+            # those spans alone (688,684 of 10 M spans for "an error under route3"), their times from their spans
+            # read below, instead of grouping every span of the window by trace.
+            per_trace = ", ".join(["_tid", *(f"{r.any_flag(f'm{i}')} AS h{i}" for i in range(n))])
+            some = " OR ".join(r.is_set(f"m{i}") for i in range(n))
+            items = [_window_spans(r, plan),
+                     f"f AS (SELECT * FROM (SELECT {per_trace} FROM s WHERE {some} GROUP BY _tid) "
+                     f"WHERE {render_match(plan.sql_match)})"]
+            span_cols[:0] = _span_times(r)
+            candidates = "f"
+        items.append(r.reused("c", f"SELECT {', '.join(span_cols)} FROM spans WHERE {' AND '.join(where)} "
+                                   f"AND {tid} IN (SELECT _tid FROM {candidates})"))
+        if candidates == "f":
+            items.append("k AS (SELECT f.*, x.start_us, x.end_us FROM f JOIN (SELECT _tid, min(_s) AS start_us, "
+                         f"max(_e) AS end_us FROM c GROUP BY _tid) x ON x._tid = f._tid WHERE {kept})")
+        any_value, ifnull, no = r.NAMES["any"], r.NAMES["ifnull"], r.as_flag("false")
+        cols, joins = ["k.*"], []
+        for pair, (inner, outer) in enumerate(pairs):
+            # A step of a chain is (its trace, the span stepped from, that span's parent id); steps that are the same
+            # are taken once. The parent is the one span of that id: none ends the chain, and so does the span
+            # itself; more than one leaves the chain open (the walk in arrays decides which copy is the parent).
+            w = f"w{pair}_"
+            items.append(f"{w}0 AS (SELECT DISTINCT _tid, _sid AS _from, _pid AS _up FROM c "
+                         f"WHERE {r.is_set(f'm{inner}')} AND _pid IS NOT NULL)")
+            steps = []
+            for level in range(1, self.under_levels_walked + 1):
+                step = f"l{pair}_{level}"
+                items.append(f"{step} AS (SELECT w._tid, w._from, w._up, count(*) AS _n, "
+                             f"{r.any_flag(f'p.m{outer}')} AS _hit, {any_value}(p._pid) AS _next FROM {w}{level - 1} w "
+                             f"JOIN c p ON p._tid = w._tid AND p._sid = w._up GROUP BY w._tid, w._from, w._up)")
+                items.append(f"{w}{level} AS (SELECT _tid, _up AS _from, _next AS _up FROM {step} WHERE _n = 1 "
+                             f"AND _up <> _from AND NOT ({r.is_set('_hit')}) AND _next IS NOT NULL)")
+                found = r.as_flag(f"_n = 1 AND _up <> _from AND {r.is_set('_hit')}")
+                steps.append(f"SELECT _tid, {found} AS _found, {r.as_flag('_n > 1')} AS _open FROM {step}")
+            steps.append(f"SELECT _tid, {no} AS _found, {r.as_flag('true')} AS _open FROM {w}{self.under_levels_walked}")
+            items.append(f"u{pair} AS (SELECT _tid, {r.any_flag('_found')} AS _found, {r.any_flag('_open')} AS _open "
+                         f"FROM ({' UNION ALL '.join(steps)}) GROUP BY _tid)")
+            cols += [f"{ifnull}(u{pair}._found, {no}) AS u{pair}", f"{ifnull}(u{pair}._open, {no}) AS o{pair}"]
+            joins.append(f"LEFT JOIN u{pair} ON u{pair}._tid = k._tid")
+        return Compiled(f"WITH {', '.join(items)} SELECT {', '.join(cols)} FROM k {' '.join(joins)}", r.params)
+
 
 def _judged(r: SpanRender, plan: TraceSearchPlan) -> list[str]:
     """What a trace must satisfy in SQL: the relaxed match over ``h<i>``, and the trace's duration bounds."""
@@ -236,22 +307,26 @@ def _judged(r: SpanRender, plan: TraceSearchPlan) -> list[str]:
     return judged
 
 
-def _flagged_traces(r: SpanRender, plan: TraceSearchPlan) -> str:
-    """WITH items ``s`` (the window's spans: ``_tid``, ``_s``, ``_e``, ``m<i>``) and ``t`` (per trace: ``_tid``,
-    ``start_us``, ``end_us``, ``h<i>``), for plans with span conditions."""
+def _window_spans(r: SpanRender, plan: TraceSearchPlan) -> str:
+    """The WITH item ``s``: the window's spans (``_tid``, ``_s``, ``_e``, ``m<i>``), for plans with span conditions."""
     where = span_rows(r, plan, plan.trace_ids)
     flags = [f"{r.flag(r.expr(c))} AS m{i}" for i, c in enumerate(plan.conditions)]
+    return f"s AS (SELECT {', '.join(_span_times(r) + flags)} FROM spans WHERE {' AND '.join(where)})"
+
+
+def _flagged_traces(r: SpanRender, plan: TraceSearchPlan) -> str:
+    """WITH items ``s`` (`_window_spans`) and ``t`` (per trace: ``_tid``, ``start_us``, ``end_us``, ``h<i>``), for
+    plans with span conditions."""
     per_trace = ["_tid", "min(_s) AS start_us", "max(_e) AS end_us"]
     per_trace += [f"{r.any_flag(f'm{i}')} AS h{i}" for i in range(len(plan.conditions))]
-    return (f"s AS (SELECT {', '.join(_span_times(r) + flags)} FROM spans WHERE {' AND '.join(where)}), "
-            f"t AS (SELECT {', '.join(per_trace)} FROM s GROUP BY _tid)")
+    return f"{_window_spans(r, plan)}, t AS (SELECT {', '.join(per_trace)} FROM s GROUP BY _tid)"
 
 
 def trace_dialect_for(name: str) -> TraceDialect:
     if name == "duckdb":
         from apiary.query.dialects.duckdb import DuckDBRender
 
-        return TraceSearchSQL(DuckDBRender, name)
+        return TraceSearchSQL(DuckDBRender, name, UNDER_LEVELS)
     if name == "clickhouse":
         from apiary.query.dialects.clickhouse import ClickHouseRender
 
