@@ -11,9 +11,10 @@ The spans are bench/query.py's (3 services, 20 routes, traces of 8 spans, log-no
 one 100,000-span trace (``bench/critical_trace.py``, through the OTLP decoder) added once per store.
 
 Each case is timed through its engine entry point (plan, SQL, shaping; no HTTP) and the statements that run
-issued, replayed directly, in the same rounds (``bench.timing.interleaved_medians_ms``): their ratio is the
-engine's own overhead. Every section also times the 24 h ``HEATMAP(duration_ms)`` query in those rounds, a
-yardstick that moves with the machine's load: "/ heatmap" compares runs made under different loads.
+issued, replayed directly, in the same rounds (``bench.timing.interleaved_medians_ms``, the two swapping places
+every other round): their ratio is the engine's own overhead. Every section also times the 24 h
+``HEATMAP(duration_ms)`` query in those rounds, a yardstick that moves with the machine's load: "/ heatmap"
+compares runs made under different loads.
 
 * ``bubbleup``: a rectangle on that heatmap (1 h x 500-2000 ms) against the rest of the day, all columns;
 * ``search``: every trace of the day (what grouping by trace costs), cross-span (a ``GET /api/route3`` span
@@ -69,8 +70,9 @@ class Bench:
         return run_query(self.store, ENV, "__all__", self.heatmap_spec)
 
     def timed(self, engine: Callable[[], Any], sql: Callable[[], Any]) -> tuple[float, float, float]:
-        """(engine, its SQL, heatmap) medians, timed in turn within every round."""
-        e, s, h = interleaved_medians_ms([engine, sql, self.heatmap], self.runs)
+        """(engine, its SQL, heatmap) medians, timed in turn within every round, the engine and its SQL swapping
+        places every other round (the second of the two would otherwise always read what the first just read)."""
+        e, s, h = interleaved_medians_ms([engine, sql, self.heatmap], self.runs, alternate=True)
         return e, s, h
 
 
