@@ -18,18 +18,23 @@ def median_ms(fn: Callable[[], Any], runs: int) -> float:
     return statistics.median(times)
 
 
-def interleaved_medians_ms(fns: list[Callable[[], Any]], runs: int) -> list[float]:
+def interleaved_medians_ms(fns: list[Callable[[], Any]], runs: int, alternate: bool = False) -> list[float]:
     """Median wall time of each of ``fns``, in ms, timed in turn within every round.
 
     This machine's speed drifts by tens of percent within a minute; timing the engine and its SQL
-    in alternation, rather than one after the other, keeps that drift out of their ratio.
+    in alternation, rather than one after the other, keeps that drift out of their ratio. With
+    ``alternate`` the first two swap places every other round: an engine and the statements it
+    sent read the same data, and the one always run second would always find it the warmer.
     """
     for fn in fns:
         fn()
     times: list[list[float]] = [[] for _ in fns]
-    for _ in range(runs):
-        for fn, mine in zip(fns, times):
+    for r in range(runs):
+        order = list(range(len(fns)))
+        if alternate and r % 2 and len(fns) > 1:
+            order[0], order[1] = 1, 0
+        for i in order:
             t = time.perf_counter()
-            fn()
-            mine.append((time.perf_counter() - t) * 1000)
+            fns[i]()
+            times[i].append((time.perf_counter() - t) * 1000)
     return [statistics.median(t) for t in times]

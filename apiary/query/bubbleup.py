@@ -33,7 +33,9 @@ are counts of that sample.
 
 from __future__ import annotations
 
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -204,7 +206,7 @@ def run_bubbleup(store: Store, env: str, dataset: str, spec: QuerySpec, selectio
         if n_sel + min(n_base, BASELINE_SAMPLE) <= ARROW_COUNT_ROWS:
             keys = run(dialect.bubbleup_keys(b, chosen))
             n_compared = keys.num_rows - n_sel
-            sides = [_arrow_counts(keys, k) for k in range(len(facets))]
+            sides = _arrow_counts(keys, len(facets))
         else:
             counts = run(dialect.bubbleup_counts(b, chosen))
             n_compared = _compared(counts)
@@ -266,15 +268,33 @@ def _compared(table: pa.Table) -> int:
     return int(pc.sum(mine.column("n")).as_py() or 0)
 
 
-def _arrow_counts(keys: pa.Table, k: int) -> tuple[dict[Any, int], dict[Any, int]]:
-    """Facet ``k``'s keys (None: missing) -> rows, in the selection and in the baseline, counted from the rows."""
-    counted = keys.select(["_sel", f"k{k}"]).group_by(["_sel", f"k{k}"], use_threads=False).aggregate([([], "count_all")])
-    sel: dict[Any, int] = {}
-    base: dict[Any, int] = {}
-    for side, key, n in zip(counted.column("_sel").to_pylist(), counted.column(f"k{k}").to_pylist(),
-                            counted.column("count_all").to_pylist()):
-        (sel if side else base)[key] = int(n)
-    return sel, base
+def _arrow_counts(keys: pa.Table, facets: int) -> list[tuple[dict[Any, int], dict[Any, int]]]:
+    """Each facet's keys (None: missing) -> rows, in the selection and in the baseline, counted from the rows.
+
+    Each column is counted whole and over the selected rows alone, the baseline being the difference: the selection
+    is the small side (4,432 of 104,327 rows at 10 M spans), and a plain value count of a column costs less than a
+    grouping by side and value (an Acero plan per column). The columns are counted on as many threads as the
+    statements run on (Arrow lets go of the GIL while it counts): on one thread the counting ran at a fraction of
+    the database's speed on a busy machine, a thread's share of the cores against the database's two.
+    """
+    selected = keys.filter(keys.column("_sel").cast(pa.bool_()))  # ClickHouse hands back a UInt8
+
+    def sides(k: int) -> tuple[dict[Any, int], dict[Any, int]]:
+        whole, sel = _value_counts(keys.column(f"k{k}")), _value_counts(selected.column(f"k{k}"))
+        return sel, {key: n - sel.get(key, 0) for key, n in whole.items() if n > sel.get(key, 0)}
+
+    with ThreadPoolExecutor(max(1, min(facets, os.cpu_count() or 1))) as pool:
+        return list(pool.map(sides, range(facets)))
+
+
+def _value_counts(values: pa.ChunkedArray) -> dict[Any, int]:
+    """Value (None: missing) -> rows holding it."""
+    counted = pc.value_counts(values)
+    out = dict(zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist()))
+    out.pop(None, None)  # counted from the null count: whether the kernel lists nulls has changed across versions
+    if values.null_count:
+        out[None] = values.null_count
+    return out
 
 
 def _counts(table: pa.Table, k: int) -> tuple[dict[Any, int], dict[Any, int]]:
