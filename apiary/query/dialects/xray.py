@@ -20,7 +20,7 @@ from apiary.query.dialects.clickhouse import ClickHouseRender
 from apiary.query.dialects.duckdb import DuckDBRender
 from apiary.query.dialects.traces import span_rows
 from apiary.query.plan import (ROOT_CAUSE_KINDS, Column, Expr, InList, Literal, PerTrace, RootCausePath, SpanValue,
-                               TraceGraph, TraceQuery, TraceRows, TraceSeries)
+                               TraceGraph, TraceQuery, TraceRootCauses, TraceRows, TraceSeries)
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 #: The spans a graph node counts: those entering it, from no parent or from another node.
@@ -187,6 +187,19 @@ class XRaySQL(ABC):
         sql = (f"{with_rows} SELECT _tid, {', '.join(cols)}, count(*) OVER () AS _matched FROM t GROUP BY _tid "
                f"HAVING {' AND '.join(having)} ORDER BY min(_start_us) DESC, _tid "
                f"LIMIT {r.param(int(q.limit))} OFFSET {r.param(int(q.offset))}{self.settings}")
+        return Compiled(sql, r.params)
+
+    def root_causes(self, q: TraceRootCauses) -> Compiled:
+        """A row per (root cause, span on its path) of the plan's traces, every kind: ``_tid``, ``rc_kind`` (its
+        place in `ROOT_CAUSE_KINDS`), ``rc`` (the root-cause span), ``svc_index``, ``ent_index`` and the plan's
+        columns, in path order from the entry point. The paths are the ones the ``rootcause.*`` keywords judge
+        (`root_cause_paths`), climbed over the page's traces only."""
+        r = self.renderer()
+        with_rows = self.rows(r, q.rows, [RootCausePath(ROOT_CAUSE_KINDS, ()), *(e for _, e in q.columns)])
+        cols = [f"{r.expr(e)} AS {_alias(name)}" for name, e in q.columns]
+        sql = (f"{with_rows} SELECT _tid, _rc_kind AS rc_kind, _rc AS rc, _svc_index AS svc_index, "
+               f"_ent_index AS ent_index, {', '.join(cols)} FROM rcp "
+               f"ORDER BY _tid, _rc_kind, _rc, _path_index{self.settings}")
         return Compiled(sql, r.params)
 
     def _selected(self, r: Any, g: TraceGraph, reads: Sequence[Expr | None] = ()) -> str:
