@@ -342,6 +342,16 @@ class TraceQuery:
 
 
 @dataclass(frozen=True)
+class TraceRootCauses:
+    """The root causes of the traces ``rows.trace_ids`` (a page of summaries), every kind, each as its path: a row
+    per (root cause, span on its path) with the path's places (`RootCausePath`) and ``columns`` (named span
+    values) -- what GetTraceSummaries lists, from the paths the ``rootcause.*`` keywords judge."""
+
+    rows: TraceRows
+    columns: tuple[tuple[str, Expr], ...]
+
+
+@dataclass(frozen=True)
 class TraceGraph:
     """The service graph of the traces that satisfy ``traces`` (all when None): a node per (``node``,
     ``node_type``) with the statistics of the spans that enter it, an edge per (parent's node, node) pair."""

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 from apiary.query.plan import (
     BOOLEAN, FLOAT, ROOT_CAUSE_KINDS, STRING, Call, Expr, Group, InList, Literal, PerTrace, RootCausePath, SpanQuery,
-    SpanValue, TraceGraph, TraceQuery, TraceRows, TraceSeries,
+    SpanValue, TraceGraph, TraceQuery, TraceRootCauses, TraceRows, TraceSeries,
 )
 from apiary.query.planner import Catalogue
 from apiary.query.xray_filter import (And, Compare, Edge, Everything, Flag, GroupRef, Node, Not, Or, RootCause,
@@ -426,6 +426,52 @@ def trace_summaries(store: Store, env: str, start: datetime, end: datetime, node
     compiled = xray_dialect_for(store.dialect).summaries(plan)
     rows = store.query(compiled.sql, compiled.params).to_pylist()
     return SummaryRows(rows, int(rows[0]["_matched"]) if rows else 0)
+
+
+def root_cause_plan(catalogue: Catalogue, env: str, start: datetime, end: datetime,
+                    trace_ids: Sequence[str]) -> TraceRootCauses:
+    """What GetTraceSummaries lists of each element of a root cause's path: its node (``node``, ``node_type``,
+    ``inferred``), the span's ``name``, its first exception (``exception_type``, ``exception_message``) and its
+    ``coverage`` (its duration over the root's)."""
+    c = Compiler(catalogue)
+    rows = c.rows(env, start, end, trace_ids)
+    columns = (("node", _value("node", STRING)), ("node_type", _value("node_type", STRING)),
+               ("inferred", _false(_value("inferred", BOOLEAN))), ("name", _value("name", STRING)),
+               ("exception_type", c.attribute("exception.type", STRING)),
+               ("exception_message", c.attribute("exception.message", STRING)),
+               ("coverage", c._keyword_value("coverage", "rootcause.responsetime.entity")))
+    return TraceRootCauses(c.finish(rows), columns)
+
+
+@dataclass
+class CausePath:
+    """One root cause of a trace: its ``kind`` (one of `ROOT_CAUSE_KINDS`) and its path, from the trace's entry
+    point down to the root-cause span, a row per span with the columns of `root_cause_plan` and the span's
+    place (``svc_index``, ``ent_index``)."""
+
+    kind: str
+    path: list[dict[str, Any]]
+
+
+def root_causes(store: Store, env: str, trace_ids: Sequence[str], start: datetime,
+                end: datetime) -> dict[str, list[CausePath]]:
+    """Per trace of a page of summaries, its root causes of every kind: one statement for the whole page, none
+    for an empty page."""
+    from apiary.query.dialects.xray import xray_dialect_for
+
+    if not trace_ids:
+        return {}
+    plan = root_cause_plan(catalogue_of(store, env), env, start, end, trace_ids)
+    compiled = xray_dialect_for(store.dialect).root_causes(plan)
+    out: dict[str, list[CausePath]] = {}
+    last: tuple[str, int, str] | None = None
+    for r in store.query(compiled.sql, compiled.params).to_pylist():
+        key = (r["_tid"], int(r["rc_kind"]), r["rc"])
+        if key != last:
+            out.setdefault(key[0], []).append(CausePath(ROOT_CAUSE_KINDS[key[1]], []))
+            last = key
+        out[key[0]][-1].path.append(r)
+    return out
 
 
 def graph_plan(catalogue: Catalogue, env: str, start: datetime, end: datetime, node: Node | None,

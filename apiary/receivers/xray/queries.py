@@ -41,6 +41,7 @@ def trace_summaries(store: Store, env: str, start: datetime, end: datetime, node
     more = len(found.rows) > page_size
     table = found.rows[:page_size]
     annotations = xray_query.annotation_values(store, env, [r["_tid"] for r in table], start, end)
+    causes = xray_query.root_causes(store, env, [r["_tid"] for r in table], start, end)
     out = []
     for r in table:
         http = {k: v for k, v in (("HttpURL", r["http_url"]), ("HttpMethod", r["http_method"]),
@@ -59,13 +60,43 @@ def trace_summaries(store: Store, env: str, start: datetime, end: datetime, node
             "ServiceIds": [_service_id(n, t) for n, t in sorted(types.items())],
             "EntryPoint": _service_id(r["entry"] or "", r["entry_type"]),
             "ResourceARNs": [], "InstanceIds": [], "AvailabilityZones": [],
-            "FaultRootCauses": [], "ErrorRootCauses": [], "ResponseTimeRootCauses": [], "Revision": 1,
+            **_root_cause_fields(causes.get(r["_tid"], [])), "Revision": 1,
         }
         if r["response_time"] is not None:
             summary["ResponseTime"] = round(r["response_time"], 6)
         out.append(summary)
     next_token = _token(offset + page_size, start, end, node) if more else None
     return SummaryPage(out, next_token, found.matched)
+
+
+#: The summary's field for each kind of root cause.
+_ROOT_CAUSE_FIELDS = {"fault": "FaultRootCauses", "error": "ErrorRootCauses", "responsetime": "ResponseTimeRootCauses"}
+
+
+def _root_cause_fields(causes: list[xray_query.CausePath]) -> dict[str, list[dict[str, Any]]]:
+    """FaultRootCauses, ErrorRootCauses and ResponseTimeRootCauses: each root cause's path cut into the services
+    it crosses (as GetServiceGraph draws them), each service with the path's entities in it. A fault or error
+    entity lists the one exception Apiary keeps of its span; a response-time entity its ``Coverage``. No
+    ``AccountId`` (Apiary keeps none) and no ``ClientImpacting`` (AWS does not document when it is set)."""
+    out: dict[str, list[dict[str, Any]]] = {name: [] for name in _ROOT_CAUSE_FIELDS.values()}
+    for cause in causes:
+        services: list[dict[str, Any]] = []
+        for r in cause.path:
+            if int(r["ent_index"]) == 0:
+                services.append({"Name": r["node"], "Names": [r["node"]], "Type": r["node_type"],
+                                 "Inferred": bool(r["inferred"]), "EntityPath": []})
+            entity: dict[str, Any] = {"Name": r["name"]}
+            if cause.kind == "responsetime":
+                if r["coverage"] is not None:
+                    entity["Coverage"] = round(float(r["coverage"]), 6)
+            else:
+                entity["Exceptions"] = [{k: v for k, v in (("Name", r["exception_type"]),
+                                                            ("Message", r["exception_message"])) if v is not None}] \
+                    if r["exception_type"] is not None or r["exception_message"] is not None else []
+            entity["Remote"] = bool(r["inferred"])
+            services[-1]["EntityPath"].append(entity)
+        out[_ROOT_CAUSE_FIELDS[cause.kind]].append({"Services": services})
+    return out
 
 
 def _annotation_kind(v: Any) -> str:
