@@ -4,7 +4,8 @@ The calm environment sends a small OTLP export (20 spans) and then reads (``/api
 then a Honeycomb COUNT query), in a loop, first alone and then while ``--flooders`` threads of the
 flooding environment post 100,000-attribute spans (new keys in each) as fast as they are answered.
 Printed: the calm environment's ingest and read p50/p99 alone and while flooded, the ratios (goal
-p99 <= 2x), whether every read held every acknowledged span, and the flood's answers.
+p99 <= 2x), whether every read held every acknowledged span, the flood's answers, and the cores the
+server (its process, and its decode workers) kept busy in each phase.
 
     python bench/fairness.py --duration 30 --flooders 2
     python bench/fairness.py --duration 30 --flooders 2 --store clickhouse   # ClickHouse in-process (chdb)
@@ -37,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue  # noqa: E402
 
+from bench.ingest import tree_cpu_s  # noqa: E402
 from bench.overload import BENCH_TREE, apiary_cli, pct, start_server  # noqa: E402
 from bench.synth import make_request  # noqa: E402
 
@@ -102,6 +104,12 @@ class Calm:
         return ingest, read, statuses
 
 
+def _cpu_per_s(pid: int, start: tuple[float, float], since: float) -> tuple[float, float]:
+    """CPU seconds per second since ``since`` of the server process and of its decode workers."""
+    now, seconds = tree_cpu_s(pid), time.monotonic() - since
+    return (now[0] - start[0]) / seconds, (now[1] - start[1]) / seconds
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=float, default=30.0, help="seconds alone, then as many flooded (each at most 60)")
@@ -128,21 +136,31 @@ def main() -> None:
     try:
         calm = Calm(port, calm_key)
         calm.run(3.0, small, 20)  # warm-up: the calm environment's columns, the workers' imports
+        cpu_start, t_start = tree_cpu_s(server.pid), time.monotonic()
         solo_ingest, solo_read, solo_status = calm.run(args.duration, small, 20)
+        cpu_solo = _cpu_per_s(server.pid, cpu_start, t_start)
         solo_incomplete = calm.incomplete
         solo_parts, calm.parts = calm.parts, []
 
         stop = threading.Event()
-        flood_answers: collections.Counter[int] = collections.Counter()
+        flood_answers: collections.Counter[int | str] = collections.Counter()
 
         def flood(n: int) -> None:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
             i = n
             while not stop.is_set():
-                conn.request("POST", "/v1/traces", wide[i % len(wide)],
-                             {"content-type": "application/x-protobuf", "x-honeycomb-team": flood_key})
-                resp = conn.getresponse()
-                resp.read()
+                try:
+                    conn.request("POST", "/v1/traces", wide[i % len(wide)],
+                                 {"content-type": "application/x-protobuf", "x-honeycomb-team": flood_key})
+                except OSError:  # the server ended the upload after answering: read that answer, as urllib3 does
+                    pass
+                try:
+                    resp = conn.getresponse()
+                    resp.read()
+                except (OSError, http.client.HTTPException):
+                    flood_answers["connection error"] += 1
+                    conn.close()  # and the next request opens a new connection
+                    continue
                 flood_answers[resp.status] += 1
                 i += args.flooders
                 if args.flood_retry_after and resp.status == 429:
@@ -152,7 +170,9 @@ def main() -> None:
         for t in threads:
             t.start()
         time.sleep(1.0)
+        cpu_start, t_start = tree_cpu_s(server.pid), time.monotonic()
         flooded_ingest, flooded_read, flooded_status = calm.run(args.duration, small, 20)
+        cpu_flooded = _cpu_per_s(server.pid, cpu_start, t_start)
         stop.set()
         for t in threads:
             t.join(timeout=300)
@@ -175,6 +195,8 @@ def main() -> None:
     print(f"  calm answers alone {dict(collections.Counter(solo_status))}, flooded {dict(collections.Counter(flooded_status))}; "
           f"reads missing acknowledged spans: {solo_incomplete} alone, {calm.incomplete - solo_incomplete} flooded")
     print(f"  flood answers: {dict(flood_answers)}")
+    print(f"  server CPU (cores busy), its process / its decode workers: alone {cpu_solo[0]:.2f} / {cpu_solo[1]:.2f}, "
+          f"flooded {cpu_flooded[0]:.2f} / {cpu_flooded[1]:.2f}")
     for name, parts in (("alone", solo_parts), ("flooded", calm.parts)):
         medians = [statistics.median(p[i] for p in parts) for i in range(3)] if parts else []
         print(f"  read medians {name}: " + ", ".join(f"{n} {m:.1f} ms" for n, m in
