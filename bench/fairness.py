@@ -40,7 +40,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue  # noqa: E402
 
 from bench.ingest import tree_cpu_s  # noqa: E402
-from bench.overload import BENCH_TREE, apiary_cli, pct, start_server  # noqa: E402
+from bench.overload import BENCH_TREE, apiary_cli, pct, post_reading_answer, start_server  # noqa: E402
 from bench.synth import make_request  # noqa: E402
 
 
@@ -128,13 +128,8 @@ class Flood:
         i = n
         while not self._stop.is_set():
             try:
-                conn.request("POST", "/v1/traces", self.bodies[i % len(self.bodies)],
-                             {"content-type": "application/x-protobuf", "x-honeycomb-team": self.key})
-            except OSError:  # the server ended the upload after answering: read that answer, as urllib3 does
-                pass
-            try:
-                resp = conn.getresponse()
-                resp.read()
+                resp = post_reading_answer(conn, "/v1/traces", self.bodies[i % len(self.bodies)],
+                                           {"content-type": "application/x-protobuf", "x-honeycomb-team": self.key})
             except (OSError, http.client.HTTPException):
                 self.answers["connection error"] += 1
                 conn.close()  # and the next request opens a new connection
