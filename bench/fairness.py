@@ -4,11 +4,13 @@ The calm environment sends a small OTLP export (20 spans) and then reads (``/api
 then a Honeycomb COUNT query), in a loop, first alone and then while ``--flooders`` threads of the
 flooding environment post 100,000-attribute spans (new keys in each) as fast as they are answered.
 Printed: the calm environment's ingest and read p50/p99 alone and while flooded, the ratios (goal
-p99 <= 2x), whether every read held every acknowledged span, and the flood's answers.
+p99 <= 2x), whether every read held every acknowledged span, the flood's answers, and the cores the
+server (its process, and its decode workers) kept busy in each phase.
 
     python bench/fairness.py --duration 30 --flooders 2
     python bench/fairness.py --duration 30 --flooders 2 --store clickhouse   # ClickHouse in-process (chdb)
     APIARY_BENCH_TREE=/path/to/older/tree python bench/fairness.py ...     # that tree's server, this script
+    python bench/fairness.py --duration 10 --flood-only   # what an answer to the flood costs the server
 
 ``--store clickhouse`` serves from ClickHouse: ``APIARY_CLICKHOUSE_URL`` when set, else chdb in the
 bench's temporary directory.
@@ -37,7 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue  # noqa: E402
 
-from bench.overload import BENCH_TREE, apiary_cli, pct, start_server  # noqa: E402
+from bench.ingest import tree_cpu_s  # noqa: E402
+from bench.overload import BENCH_TREE, apiary_cli, pct, post_reading_answer, start_server  # noqa: E402
 from bench.synth import make_request  # noqa: E402
 
 
@@ -102,6 +105,63 @@ class Calm:
         return ingest, read, statuses
 
 
+class Flood:
+    """``flooders`` threads posting wide spans, sending again at once after a 429 (or after its Retry-After)."""
+
+    def __init__(self, port: int, key: str, bodies: list[bytes], flooders: int, wait_retry_after: bool) -> None:
+        self.port, self.key, self.bodies, self.wait_retry_after = port, key, bodies, wait_retry_after
+        self.answers: collections.Counter[int | str] = collections.Counter()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(n, flooders), daemon=True) for n in range(flooders)]
+
+    def start(self) -> None:
+        for t in self._threads:
+            t.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=300)
+
+    def _run(self, n: int, step: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=300)
+        i = n
+        while not self._stop.is_set():
+            try:
+                resp = post_reading_answer(conn, "/v1/traces", self.bodies[i % len(self.bodies)],
+                                           {"content-type": "application/x-protobuf", "x-honeycomb-team": self.key})
+            except (OSError, http.client.HTTPException):
+                self.answers["connection error"] += 1
+                conn.close()  # and the next request opens a new connection
+                continue
+            self.answers[resp.status] += 1
+            i += step
+            if self.wait_retry_after and resp.status == 429:
+                self._stop.wait(float(resp.getheader("retry-after") or 1))
+
+
+def flood_only(args: argparse.Namespace, port: int, key: str, bodies: list[bytes], server_pid: int) -> None:
+    """``--flood-only``: what each answer to the flood costs the server, with no calm environment beside it."""
+    flood = Flood(port, key, bodies, args.flooders, args.flood_retry_after)
+    flood.start()
+    time.sleep(1.0)
+    answered, cpu_start, t_start = sum(flood.answers.values()), tree_cpu_s(server_pid), time.monotonic()
+    time.sleep(args.duration)
+    answered, (cpu, workers) = sum(flood.answers.values()) - answered, _cpu_per_s(server_pid, cpu_start, t_start)
+    flood.stop()
+    seconds = time.monotonic() - t_start
+    print(f"flood only ({args.store} store{', tree ' + BENCH_TREE if BENCH_TREE else ''}): {args.flooders} threads, "
+          f"{args.duration:g} s, {len(bodies[0]) / 1e6:.1f} MB bodies: {answered / args.duration:,.0f} answers/s "
+          f"{dict(flood.answers)}; server CPU {cpu:.2f} cores (decode workers {workers:.2f}), "
+          f"{cpu * seconds / max(answered, 1) * 1000:.2f} ms of its process per answer")
+
+
+def _cpu_per_s(pid: int, start: tuple[float, float], since: float) -> tuple[float, float]:
+    """CPU seconds per second since ``since`` of the server process and of its decode workers."""
+    now, seconds = tree_cpu_s(pid), time.monotonic() - since
+    return (now[0] - start[0]) / seconds, (now[1] - start[1]) / seconds
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=float, default=30.0, help="seconds alone, then as many flooded (each at most 60)")
@@ -109,6 +169,8 @@ def main() -> None:
     ap.add_argument("--attributes", type=int, default=100_000)
     ap.add_argument("--server-arg", action="append", default=[], help="extra `apiary serve` argument (repeatable)")
     ap.add_argument("--store", choices=("duckdb", "clickhouse"), default="duckdb")
+    ap.add_argument("--flood-only", action="store_true",
+                    help="no calm environment: print the flood's answers/s and the server's CPU per answer")
     ap.add_argument("--flood-retry-after", action="store_true",
                     help="flooders wait the Retry-After of a 429, as the OTLP spec asks of exporters (default: they "
                          "send again at once, as an attacker would)")
@@ -126,36 +188,24 @@ def main() -> None:
     wide = [wide_span(f"f{n}", args.attributes) for n in range(16)]
     server = start_server(data, port, 0, ["--store", store, *args.server_arg])  # no gRPC: flood and reads are HTTP
     try:
+        if args.flood_only:
+            flood_only(args, port, flood_key, wide, server.pid)
+            return
         calm = Calm(port, calm_key)
         calm.run(3.0, small, 20)  # warm-up: the calm environment's columns, the workers' imports
+        cpu_start, t_start = tree_cpu_s(server.pid), time.monotonic()
         solo_ingest, solo_read, solo_status = calm.run(args.duration, small, 20)
+        cpu_solo = _cpu_per_s(server.pid, cpu_start, t_start)
         solo_incomplete = calm.incomplete
         solo_parts, calm.parts = calm.parts, []
 
-        stop = threading.Event()
-        flood_answers: collections.Counter[int] = collections.Counter()
-
-        def flood(n: int) -> None:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
-            i = n
-            while not stop.is_set():
-                conn.request("POST", "/v1/traces", wide[i % len(wide)],
-                             {"content-type": "application/x-protobuf", "x-honeycomb-team": flood_key})
-                resp = conn.getresponse()
-                resp.read()
-                flood_answers[resp.status] += 1
-                i += args.flooders
-                if args.flood_retry_after and resp.status == 429:
-                    stop.wait(float(resp.getheader("retry-after") or 1))
-
-        threads = [threading.Thread(target=flood, args=(n,), daemon=True) for n in range(args.flooders)]
-        for t in threads:
-            t.start()
+        flood = Flood(port, flood_key, wide, args.flooders, args.flood_retry_after)
+        flood.start()
         time.sleep(1.0)
+        cpu_start, t_start = tree_cpu_s(server.pid), time.monotonic()
         flooded_ingest, flooded_read, flooded_status = calm.run(args.duration, small, 20)
-        stop.set()
-        for t in threads:
-            t.join(timeout=300)
+        cpu_flooded = _cpu_per_s(server.pid, cpu_start, t_start)
+        flood.stop()
     finally:
         server.terminate()
         try:
@@ -174,7 +224,9 @@ def main() -> None:
               f"p99 ratio {pct(flooded, 99) / pct(solo, 99):.2f}x (goal <= 2x)")
     print(f"  calm answers alone {dict(collections.Counter(solo_status))}, flooded {dict(collections.Counter(flooded_status))}; "
           f"reads missing acknowledged spans: {solo_incomplete} alone, {calm.incomplete - solo_incomplete} flooded")
-    print(f"  flood answers: {dict(flood_answers)}")
+    print(f"  flood answers: {dict(flood.answers)}")
+    print(f"  server CPU (cores busy), its process / its decode workers: alone {cpu_solo[0]:.2f} / {cpu_solo[1]:.2f}, "
+          f"flooded {cpu_flooded[0]:.2f} / {cpu_flooded[1]:.2f}")
     for name, parts in (("alone", solo_parts), ("flooded", calm.parts)):
         medians = [statistics.median(p[i] for p in parts) for i in range(3)] if parts else []
         print(f"  read medians {name}: " + ", ".join(f"{n} {m:.1f} ms" for n, m in

@@ -143,6 +143,20 @@ def well_behaved(port: int, key: str, body: bytes, seconds: float, interval: flo
     return latencies, statuses
 
 
+def post_reading_answer(conn: http.client.HTTPConnection, path: str, body: bytes,
+                        headers: dict[str, str]) -> http.client.HTTPResponse:
+    """POST and read the answer, also when the server answered before reading the body and then ended the
+    connection (a refusal, then a lingering close): the send fails, the answer is there, as urllib3 and
+    httpx read it."""
+    try:
+        conn.request("POST", path, body, headers)
+    except OSError:
+        pass
+    resp = conn.getresponse()
+    resp.read()
+    return resp
+
+
 def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[q - 1] if len(values) >= 2 else (values[0] if values else float("nan"))
 
@@ -206,11 +220,9 @@ def main() -> None:
             while not stop.is_set():
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
                 try:
-                    conn.request("POST", path, body, headers)
-                    resp = conn.getresponse()
-                    resp.read()
+                    resp = post_reading_answer(conn, path, body, headers)
                     label = f"{resp.status}" + (" +Retry-After" if resp.getheader("retry-after") else "")
-                except OSError as exc:
+                except (OSError, http.client.HTTPException) as exc:
                     label = type(exc).__name__
                 finally:
                     conn.close()

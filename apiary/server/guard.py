@@ -6,8 +6,11 @@
   without them, while the page routes set them). It also gives each request its
   ``BodyAllowance`` of the server's body budget and gives the bytes back once the
   response is sent; a body that does not arrive in time is answered 408
-  (``EXCEPTION_HANDLERS``).
-* ``HeaderTimeoutProtocol`` (uvicorn's HTTP protocol with one timer more):
+  (``EXCEPTION_HANDLERS``). A response that starts before the application has
+  had the whole request body (a 429, 413 or 401 given before reading it) says
+  ``Connection: close``: the body is not read to keep the connection alive,
+  the connection ends with a lingering close (``lingering_close.py``).
+* ``HeaderTimeoutProtocol`` (uvicorn's HTTP protocol with one timer more, and the lingering close):
   uvicorn closes idle keep-alive connections but never times out a request's
   headers, so 1,200 slowloris connections sending a header byte now and then
   were all held open. Here a connection that has not finished its headers
@@ -23,9 +26,8 @@ from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-
 from apiary.receivers.body_budget import SCOPE_KEY, BodyAllowance, BodyBudget, BodyTimeout
+from apiary.server.lingering_close import LingeringCloseProtocol
 from apiary.store.base import StoreUnavailable
 
 #: The UI's policy: its own scripts and styles only, never framed.
@@ -50,6 +52,14 @@ class Guard:
             return
         allowance = BodyAllowance(self.budget, self.body_timeout_s)
         scope[SCOPE_KEY] = allowance
+        body_unread = _has_body(scope)
+
+        async def receive_tracked() -> Message:
+            nonlocal body_unread
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_unread = False
+            return message
 
         async def send_secured(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -57,12 +67,21 @@ class Guard:
                 for name, value in SECURITY_HEADERS:
                     if name.decode() not in headers:
                         headers.append(name.decode(), value.decode())
+                if body_unread:  # answered before reading it: the body is not read just to reuse the connection
+                    headers["connection"] = "close"
             await send(message)
 
         try:
-            await self.app(scope, receive, send_secured)
+            await self.app(scope, receive_tracked, send_secured)
         finally:
             allowance.release()
+
+
+def _has_body(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() not in (b"", b"0")):
+            return True
+    return False
 
 
 async def body_too_slow(request: Request, exc: Exception) -> Response:
@@ -78,7 +97,7 @@ async def store_unavailable(request: Request, exc: Exception) -> Response:
 EXCEPTION_HANDLERS = {BodyTimeout: body_too_slow, StoreUnavailable: store_unavailable}
 
 
-class HeaderTimeoutProtocol(HttpToolsProtocol):
+class HeaderTimeoutProtocol(LingeringCloseProtocol):
     """uvicorn's httptools protocol, closing connections whose request headers do not arrive in time."""
 
     header_timeout_s = 10.0
