@@ -43,7 +43,7 @@ def run(layout: str, batches: list, per_commit: int, seconds: float) -> None:
             group = [("bench", batches[(i + k) % len(batches)]) for k in range(per_commit)]
             i += per_commit
             t, c = time.perf_counter(), time.process_time()
-            first = store._intake.append([(env, b.ipc_stream()) for env, b in group])  # what a request waits for
+            first = store._intake.append([(env, b.arrived_us, b.ipc_stream()) for env, b in group])  # what a request waits for
             log_latencies.append(time.perf_counter() - t)
             log_cpu += time.process_time() - c
             t = time.perf_counter()

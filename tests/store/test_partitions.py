@@ -12,6 +12,7 @@ import pytest
 
 import apiary.store.duckdb.partitions as partitions
 from apiary.store.duckdb import DuckDBStore
+from apiary.store.duckdb.store import SCHEMA_VERSION
 from tests.store.spans import batch
 
 
@@ -114,7 +115,7 @@ def test_a_store_from_before_partitions_is_upgraded_in_place(tmp_path: Path) -> 
     assert [r["k"] for r in upgraded.trace("e", "0e" * 16).to_pylist()] == list(range(10))
     load(upgraded, ([{"k": i} for i in range(995)], "0f" * 16, None))  # 1,005 rows: into a new partition
     assert upgraded.count("e") == 1_005 and len(upgraded.trace("e", "0f" * 16)) == 995
-    assert upgraded.query("SELECT version FROM schema_version").column(0)[0].as_py() == 3
+    assert upgraded.query("SELECT version FROM schema_version").column(0)[0].as_py() == SCHEMA_VERSION
     upgraded.close_sync()
     # The one table became a shared partition (1), whose rows moved into the environment's own (2).
     assert partition_tables(path) == ["spans_e0001.p0002", "spans_e0001.p0003"]
@@ -201,7 +202,7 @@ def test_a_store_with_shared_partitions_is_split_by_environment(tmp_path: Path) 
     assert placed(upgraded) == before
     load(upgraded, ([{"b.only": 7, "b.new": True}], "3d" * 16, None), env="b")
     assert upgraded.trace("b", "3d" * 16).to_pylist()[0]["b.new"] is True
-    assert upgraded.query("SELECT version FROM schema_version").column(0)[0].as_py() == 3
+    assert upgraded.query("SELECT version FROM schema_version").column(0)[0].as_py() == SCHEMA_VERSION
     upgraded.close_sync()
     # The shared tables are gone; b's one partition (after a's two) has b's two keys and none of a's.
     assert partition_tables(path) == ["spans_e0001.p0003", "spans_e0001.p0005", "spans_e0002.p0004"]
