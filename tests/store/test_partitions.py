@@ -13,7 +13,7 @@ import pytest
 import apiary.store.duckdb.partitions as partitions
 from apiary.store.duckdb import DuckDBStore
 from apiary.store.duckdb.store import SCHEMA_VERSION
-from tests.store.spans import batch
+from tests.store.spans import arrivals, batch
 
 
 @pytest.fixture(autouse=True)
@@ -119,6 +119,36 @@ def test_a_store_from_before_partitions_is_upgraded_in_place(tmp_path: Path) -> 
     upgraded.close_sync()
     # The one table became a shared partition (1), whose rows moved into the environment's own (2).
     assert partition_tables(path) == ["spans_e0001.p0002", "spans_e0001.p0003"]
+
+
+def test_a_store_from_before_arrival_times_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "spans.duckdb"
+    store = DuckDBStore(path)
+    load(store, ([{"k": i % 5} for i in range(600)], "1a" * 16, None), ([{"k": i % 5} for i in range(600)], "1b" * 16, None))
+    store.close_sync()
+    tables = partition_tables(path)
+    assert len(tables) == 2
+    # Put the file back in the layout of schema version 3: span tables and views without the arrival time.
+    con = duckdb.connect(str(path))
+    for table in [*tables, "spans_template"]:
+        con.execute(f"ALTER TABLE {table} DROP COLUMN _ingest_timestamp")
+    for (sql,) in con.execute("SELECT sql FROM duckdb_views() WHERE NOT internal").fetchall():
+        con.execute(sql.replace("CREATE VIEW", "CREATE OR REPLACE VIEW", 1))
+    con.execute("UPDATE schema_version SET version = 3")
+    con.close()
+    assert all("_ingest_timestamp" not in table_columns(path, t) for t in tables)
+
+    upgraded = DuckDBStore(path)
+    assert len(upgraded.trace("e", "1a" * 16)) == 600 and upgraded.count("e") == 1_200
+    load(upgraded, ([{"k": 10 + i % 3} for i in range(10)], "1c" * 16, None))
+    times = arrivals(upgraded)
+    assert sorted(times) == [0, 1, 2, 3, 4, 10, 11, 12]
+    assert [times[k] for k in range(5)] == [None] * 5  # never recorded: no made-up time
+    assert all(times[k] is not None for k in (10, 11, 12))
+    assert "_ingest_timestamp" not in upgraded.trace("e", "1c" * 16).column_names
+    assert upgraded.query("SELECT version FROM schema_version").column(0)[0].as_py() == SCHEMA_VERSION
+    upgraded.close_sync()
+    assert all("_ingest_timestamp" in table_columns(path, t) for t in [*partition_tables(path), "spans_template"])
 
 
 def test_one_environments_columns_stay_out_of_another_s_tables(tmp_path: Path) -> None:
