@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import apiary.store.duckdb.store as duckdb_store  # noqa: E402
+from apiary.store.bulk_loader import Loaded  # noqa: E402
 from apiary.receivers.otlp.traces import decode  # noqa: E402
 from bench.synth import make_request  # noqa: E402
 
@@ -43,11 +44,11 @@ def run(layout: str, batches: list, per_commit: int, seconds: float) -> None:
             group = [("bench", batches[(i + k) % len(batches)]) for k in range(per_commit)]
             i += per_commit
             t, c = time.perf_counter(), time.process_time()
-            first = store._intake.append([(env, b.ipc_stream()) for env, b in group])  # what a request waits for
+            first = store._intake.append([(env, b.arrived_us, b.ipc_stream()) for env, b in group])  # what a request waits for
             log_latencies.append(time.perf_counter() - t)
             log_cpu += time.process_time() - c
             t = time.perf_counter()
-            store._load(group, first + len(group) - 1)  # the loader thread's own call
+            store._load(group, Loaded(first + len(group) - 1))  # the loader thread's own call
             latencies.append(time.perf_counter() - t)
             spans += sum(b.num_rows for _, b in group)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0 - log_cpu
@@ -73,6 +74,8 @@ def main() -> None:
     layouts = args.layout or ["122880:64MB", "32768:64MB", "16384:16MB", "8192:16MB"]
     rng = random.Random(1)
     batches = [decode(make_request(512, rng), False) for _ in range(64)]
+    for b in batches:
+        b.arrive()  # as the store's append stamps each batch it accepts
     print(f"groups of {args.requests_per_commit * 512:,} spans, {min(args.seconds, 300):.0f} s per layout, one thread")
     print(f"{'':>16} {'':>10} {'-- intake log append --':>23} {'---------- DuckDB load ----------':>33}")
     print(f"{'row group':>9} {'ckpt':>6} {'spans/s':>10} {'CPU us':>7} {'p50 ms':>7} {'p99 ms':>7} "

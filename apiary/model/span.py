@@ -13,6 +13,7 @@ how a store lays them out physically is the store's business.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -52,7 +53,10 @@ CORE_NAMES: frozenset[str] = frozenset(f.name for f in CORE_FIELDS)
 DATASET_COLUMN = "_dataset"
 #: Attribute values that could not take their column's type, as a JSON object.
 OVERFLOW_COLUMN = "_attrs"
-INTERNAL_NAMES: frozenset[str] = frozenset({DATASET_COLUMN, OVERFLOW_COLUMN})
+#: When the store accepted the row's batch (Honeycomb's ``INGEST_TIMESTAMP()``): stamped by the store before it
+#: acknowledges, kept in its span tables, and shown by no reader of whole rows -- only calculated fields read it.
+INGEST_COLUMN = "_ingest_timestamp"
+INTERNAL_NAMES: frozenset[str] = frozenset({DATASET_COLUMN, OVERFLOW_COLUMN, INGEST_COLUMN})
 
 #: Honeycomb's dataset name for spans without ``service.name``.
 UNKNOWN_SERVICE = "unknown_service"
@@ -86,10 +90,22 @@ class SpanBatch(ipc.PickledAsIPC):
     table: pa.Table
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
+    #: Microseconds since the epoch when a store accepted the batch (``INGEST_COLUMN``); None until then, and
+    #: for batches an older intake log kept without one.
+    arrived_us: int | None = None
 
     @property
     def num_rows(self) -> int:
         return self.table.num_rows
+
+    def arrive(self) -> None:
+        """Stamp the batch as accepted now, once: a batch handed on again keeps its first time."""
+        if self.arrived_us is None:
+            self.arrived_us = time.time_ns() // 1000
+
+    def arrival_column(self) -> pa.Array:
+        """``INGEST_COLUMN``'s values for every row, as the stores keep timestamps (UTC, without the zone)."""
+        return pa.repeat(pa.scalar(self.arrived_us, pa.timestamp("us")), self.num_rows)
 
     def attribute_names(self) -> list[str]:
         return [n for n in self.table.column_names if n not in CORE_NAMES and n not in INTERNAL_NAMES]

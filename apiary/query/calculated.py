@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
@@ -26,6 +27,15 @@ Resolve = Callable[[str, "str | None"], Column]
 
 class ExpressionError(ValueError):
     pass
+
+
+@dataclass(frozen=True)
+class EventMetadata:
+    """What Honeycomb records about an event beside its fields, read by its event metadata functions."""
+
+    timestamp: Column  #: ``EVENT_TIMESTAMP()``
+    ingest_timestamp: Column  #: ``INGEST_TIMESTAMP()``: when the store accepted the event (null for events from before)
+    sample_rate: Column | None = None  #: ``SAMPLE_RATE()``; None when no event of the datasets has one (all are 1)
 
 
 @lru_cache(maxsize=1)
@@ -80,9 +90,9 @@ _SIMPLE: dict[str, tuple[str, int, int | None, Callable[[list[Expr]], str], str 
 }
 _COMPARISONS = {"EQUALS": "eq", "LT": "lt", "LTE": "le", "GT": "gt", "GTE": "ge"}
 _SPECIAL = ("IF", "SWITCH", "COALESCE", "IN", "LENGTH", "SUBSTRING", "REG_MATCH", "REG_VALUE", "REG_COUNT",
-            "UNIX_TIMESTAMP", "EVENT_TIMESTAMP", "FORMAT_TIME", "BUCKET")
+            "UNIX_TIMESTAMP", "EVENT_TIMESTAMP", "INGEST_TIMESTAMP", "SAMPLE_RATE", "FORMAT_TIME", "BUCKET")
 #: In Honeycomb's reference, but not built: refused by name.
-NOT_BUILT = {"INGEST_TIMESTAMP": "Apiary does not keep the time an event arrived, only the event's own timestamp"}
+NOT_BUILT: dict[str, str] = {}
 FUNCTIONS = tuple(sorted([*_SIMPLE, *_COMPARISONS, *_SPECIAL]))
 #: strftime directives FORMAT_TIME takes: each one formats the same way in every store.
 TIME_DIRECTIVES = frozenset("YmdHMSyjaAbpI%")
@@ -90,8 +100,9 @@ TIME_DIRECTIVES = frozenset("YmdHMSyjaAbpI%")
 _NOT_RE2 = re.compile(r"\(\?(?:[=!]|<[=!]|>|P=)|\\[1-9]")
 
 
-def parse_expression(text: str, resolve: Resolve, event_timestamp: Column | None = None) -> Expr:
-    """``resolve(name, wanted_type)`` looks a ``$column`` up (raising ValueError for an unknown one)."""
+def parse_expression(text: str, resolve: Resolve, metadata: EventMetadata | None = None) -> Expr:
+    """``resolve(name, wanted_type)`` looks a ``$column`` up (raising ValueError for an unknown one); ``metadata``
+    answers the event metadata functions (refused without it)."""
     try:
         check_expression(text, "calculated field")
         tree = _parser().parse(text)
@@ -99,7 +110,7 @@ def parse_expression(text: str, resolve: Resolve, event_timestamp: Column | None
         raise ExpressionError(str(exc)) from None
     except LarkError as exc:
         raise ExpressionError(f"cannot parse {text!r}: {str(exc).splitlines()[0]}") from None
-    expr = _Builder(resolve, event_timestamp).build(tree)
+    expr = _Builder(resolve, metadata).build(tree)
     return Literal(None, STRING) if expr.type == NULL else expr  # a field that is always null reads as empty text
 
 
@@ -113,8 +124,8 @@ def _text(tok: Token) -> str:
 
 
 class _Builder:
-    def __init__(self, resolve: Resolve, ts: Column | None) -> None:
-        self.resolve, self.ts = resolve, ts
+    def __init__(self, resolve: Resolve, metadata: EventMetadata | None) -> None:
+        self.resolve, self.metadata = resolve, metadata
 
     def build(self, node: Tree | Token) -> Expr:
         if isinstance(node, Token):  # pragma: no cover - the grammar wraps every leaf
@@ -310,11 +321,25 @@ class _Builder:
             return Call("epoch_seconds", (args[0],), FLOAT)
         return Call("parse_time", (self.retype(args[0], STRING, "UNIX_TIMESTAMP"),), FLOAT)
 
+    def event_metadata(self, name: str, args: list[Expr]) -> EventMetadata:
+        self.arity(name, args, 0, 0)
+        if self.metadata is None:
+            raise ExpressionError(f"{name} is not available here")
+        return self.metadata
+
     def fn_event_timestamp(self, args: list[Expr]) -> Expr:
-        self.arity("EVENT_TIMESTAMP", args, 0, 0)
-        if self.ts is None:
-            raise ExpressionError("EVENT_TIMESTAMP is not available here")
-        return Call("epoch_seconds", (self.ts,), FLOAT)
+        return Call("epoch_seconds", (self.event_metadata("EVENT_TIMESTAMP", args).timestamp,), FLOAT)
+
+    def fn_ingest_timestamp(self, args: list[Expr]) -> Expr:
+        """Seconds since the epoch when the store accepted the event, as Honeycomb's is when its servers received it."""
+        return Call("epoch_seconds", (self.event_metadata("INGEST_TIMESTAMP", args).ingest_timestamp,), FLOAT)
+
+    def fn_sample_rate(self, args: list[Expr]) -> Expr:
+        """The event's sample rate as an integer, 1 when it has none (as Honeycomb answers)."""
+        rate = self.event_metadata("SAMPLE_RATE", args).sample_rate
+        if rate is None:
+            return Literal(1, INTEGER)
+        return Call("coalesce", (self.retype(rate, INTEGER, "SAMPLE_RATE"), Literal(1, INTEGER)), INTEGER)
 
     def fn_format_time(self, args: list[Expr]) -> Expr:
         """``FORMAT_TIME(format, seconds)``: strftime directives, in UTC."""

@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Sequence
 
-from apiary.model.span import CORE_FIELDS, column_type
-from apiary.query.calculated import ExpressionError, parse_expression
+from apiary.model.span import CORE_FIELDS, INGEST_COLUMN, column_type
+from apiary.query.calculated import EventMetadata, ExpressionError, parse_expression
 from apiary.query.plan import (
     BOOLEAN, FLOAT, INTEGER, NUMERIC, STRING, TIMESTAMP, Aggregate, Call, Column, Expr, Group, HavingTerm,
     InList, Literal, OrderTerm, SEPARATE_KINDS, SeriesColumns, Source, SpanQuery, WEIGHTED_KINDS,
@@ -26,6 +26,8 @@ DATASET_PSEUDO_COLUMN = "meta.dataset"
 #: Where the receivers keep an event's sample rate (libhoney's ``samplerate``, OTel's ``SampleRate`` attribute).
 SAMPLE_RATE_COLUMN = "meta.sample_rate"
 _CORE_SOURCES[DATASET_PSEUDO_COLUMN] = Source(STRING, "_dataset")
+#: When the store accepted a span: read by ``INGEST_TIMESTAMP()`` alone, never a column of the catalogue.
+INGEST_TIMESTAMP = Column("INGEST_TIMESTAMP()", (Source(TIMESTAMP, INGEST_COLUMN),), TIMESTAMP)
 
 _COMPARE = {"=": "eq", "!=": "ne", ">": "gt", ">=": "ge", "<": "lt", "<=": "le"}
 _MATCH = {"starts-with": ("starts_with", False), "does-not-start-with": ("starts_with", True),
@@ -167,11 +169,16 @@ class _Planner:
                     raise SpecError(f"{where}: calculated field {name!r} uses another calculated field ({col!r}); "
                                     "inline its expression instead")
                 return expr
-            return parse_expression(self.calculated[name], resolve, self.catalogue.column("timestamp"))
+            return parse_expression(self.calculated[name], resolve, self.event_metadata())
         except ExpressionError as exc:
             raise SpecError(f"{where}: calculated field {name!r}: {exc}") from None
         finally:
             self._expanding.discard(name)
+
+    def event_metadata(self) -> EventMetadata:
+        """What the event metadata functions read; ``SAMPLE_RATE()`` the column the weighting reads."""
+        rate = self.catalogue.column(SAMPLE_RATE_COLUMN, INTEGER) if SAMPLE_RATE_COLUMN in self.catalogue.sources else None
+        return EventMetadata(self.catalogue.column("timestamp"), INGEST_TIMESTAMP, rate)
 
     def _types(self, name: str) -> set[str]:
         if name in self.calculated:

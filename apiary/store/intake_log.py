@@ -10,8 +10,12 @@ path (``bulk_loader.py``). DuckDB records, in the same transaction as each
 load, the last entry it holds; after a crash, start-up loads what follows.
 
 Format: segment files ``<first seq>.log``, each a run of entries
-``magic | seq | length | crc32 | body``, the body being the environment name
-and the batch as one Arrow IPC stream. An append is acknowledged only once
+``magic | seq | length | crc32 | body``, the body being the environment name,
+the time the store accepted the batch (microseconds since the epoch) and the
+batch as one Arrow IPC stream. The time rides in the entry rather than in the
+batch, so a batch is still written in the bytes it arrived in, and a replay
+after a crash loads it with the time it was first accepted. Entries written
+before the time was kept (magic ``APIL``) replay without one. An append is acknowledged only once
 fsync returns, so a torn entry at a segment's end was never acknowledged:
 replay stops there and cuts it off. A segment goes once every entry in it
 is in DuckDB.
@@ -40,9 +44,13 @@ from apiary.model import ipc
 
 log = logging.getLogger(__name__)
 
-_MAGIC = b"APIL"
+_MAGIC_UNTIMED = b"APIL"  #: entries from before the arrival time was kept
+_MAGIC = b"APIT"
 _HEADER = struct.Struct("<4sQII")  # magic, seq, body length, crc32 of body
 _ENV_LEN = struct.Struct("<H")
+_ARRIVED = struct.Struct("<q")
+#: The arrival time of an entry that has none (written as such, read back as None).
+_NO_TIME = -(2**63)
 #: A segment is closed and a new one started past this size, so released entries free their disk.
 SEGMENT_BYTES = 64 * 1024 * 1024
 
@@ -52,6 +60,7 @@ class Entry:
     seq: int
     env: str
     table: pa.Table
+    arrived_us: int | None = None
 
 
 class IntakeLog:
@@ -87,29 +96,29 @@ class IntakeLog:
                             f.truncate(offset)
                             os.fsync(f.fileno())
                     break
-                seq, body, offset = entry
+                seq, timed, body, offset = entry
                 self.last_seq = max(self.last_seq, seq)
                 if seq > after:
-                    yield _decode_body(seq, body)
+                    yield _decode_body(seq, timed, body)
         self.last_seq = max(self.last_seq, after)
 
     # -- writing --------------------------------------------------------------------------------
 
-    def append(self, records: list[tuple[str, bytes]]) -> int:
-        """Write the records (environment, batch as one Arrow IPC stream) as consecutive entries and
-        fsync; returns the seq of the first."""
+    def append(self, records: list[tuple[str, int | None, bytes]]) -> int:
+        """Write the records (environment, arrival time in microseconds, batch as one Arrow IPC stream) as
+        consecutive entries and fsync; returns the seq of the first."""
         with self._lock:
             return self._append(records)
 
-    def _append(self, records: list[tuple[str, bytes]]) -> int:
+    def _append(self, records: list[tuple[str, int | None, bytes]]) -> int:
         if self._file is None or self._size >= SEGMENT_BYTES:
             self._roll()
         assert self._file is not None
         first = self.last_seq + 1
         parts: list[bytes] = []
-        for n, (env, stream) in enumerate(records):
+        for n, (env, arrived_us, stream) in enumerate(records):
             env_bytes = env.encode()
-            prefix = _ENV_LEN.pack(len(env_bytes)) + env_bytes
+            prefix = _ENV_LEN.pack(len(env_bytes)) + env_bytes + _ARRIVED.pack(_NO_TIME if arrived_us is None else arrived_us)
             crc = zlib.crc32(stream, zlib.crc32(prefix))
             parts += (_HEADER.pack(_MAGIC, first + n, len(prefix) + len(stream), crc), prefix, stream)
         blob = b"".join(parts)
@@ -186,24 +195,31 @@ def _write_all(file: BinaryIO, blob: bytes) -> None:
         view = view[written:]
 
 
-def _read_entry(data: bytes, offset: int) -> tuple[int, bytes, int] | None:
+def _read_entry(data: bytes, offset: int) -> tuple[int, bool, bytes, int] | None:
+    """(seq, whether the body holds an arrival time, body, next offset), or None for a torn or foreign entry."""
     end = offset + _HEADER.size
     if end > len(data):
         return None
     magic, seq, length, crc = _HEADER.unpack_from(data, offset)
-    if magic != _MAGIC or end + length > len(data):
+    if magic not in (_MAGIC, _MAGIC_UNTIMED) or end + length > len(data):
         return None
     body = data[end:end + length]
     if zlib.crc32(body) != crc:
         return None
-    return seq, body, end + length
+    return seq, magic == _MAGIC, body, end + length
 
 
-def _decode_body(seq: int, body: bytes) -> Entry:
+def _decode_body(seq: int, timed: bool, body: bytes) -> Entry:
     (n,) = _ENV_LEN.unpack_from(body, 0)
     start = _ENV_LEN.size
     env = body[start:start + n].decode()
-    return Entry(seq, env, ipc.from_ipc(body[start + n:]))
+    start += n
+    arrived_us = None
+    if timed:
+        (stamp,) = _ARRIVED.unpack_from(body, start)
+        arrived_us = None if stamp == _NO_TIME else stamp
+        start += _ARRIVED.size
+    return Entry(seq, env, ipc.from_ipc(body[start:]), arrived_us)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -4,17 +4,29 @@ The expressions follow the examples of Honeycomb's derived column reference (con
 math, strings, regular expressions, time, type conversion), on events of our own. Each field is read
 per event (as a breakdown beside ``path``, which is different on every event), then used in WHERE,
 in calculations and in ORDER BY.
+
+``INGEST_TIMESTAMP()`` is read on spans the OTel SDK exports with start times two hours old: the "ingest lag"
+Honeycomb's reference computes (``SUB(INGEST_TIMESTAMP(), EVENT_TIMESTAMP())``) is then the two hours and the
+time the export took, and the arrival time itself is no column of any reader of whole spans.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+import boto3
 import httpx
 import pytest
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import set_span_in_context
 
 from tests.query.conftest import run_spec, send_libhoney
 from tests.stores import StoreServer, Tenant
@@ -149,7 +161,8 @@ def test_calculated_field_in_where_calculations_and_order(shop: Tenant) -> None:
 
 
 @pytest.mark.parametrize("expression,words", [
-    ("INGEST_TIMESTAMP()", "INGEST_TIMESTAMP is not supported"),
+    ("INGEST_TIMESTAMP(1)", "INGEST_TIMESTAMP takes 0 arguments"),
+    ("SUB(INGEST_TIMESTAMP(), $_ingest_timestamp)", "unknown column '_ingest_timestamp'"),
     ("NOPE($duration_ms)", "unknown function NOPE"),
     ('SUM($first, "x")', "SUM needs numbers"),
     ("SWITCH($env, $first, 1)", "SWITCH: each case must be a string literal"),
@@ -164,3 +177,89 @@ def test_what_is_refused_is_named(shop: Tenant, expression: str, words: str) -> 
     r = run(shop, {"calculated_fields": [{"name": "f", "expression": expression}], "breakdowns": ["f"]})
     assert r.status_code == 400, r.text
     assert words in r.json()["error"]
+
+
+#: How long before their export the late spans started: a client that buffered them, or a clock two hours behind.
+LATE_S = 2 * 3600
+LAG = {"name": "lag", "expression": "SUB(INGEST_TIMESTAMP(), EVENT_TIMESTAMP())"}
+ARRIVED = {"name": "arrived", "expression": "INGEST_TIMESTAMP()"}
+
+
+@dataclass
+class Late:
+    """Spans exported between ``sent_from`` and ``sent_by`` (unix seconds) with the start times in ``starts``."""
+
+    tenant: Tenant
+    starts: dict[str, float]  # span name -> its start, in seconds
+    trace_id: str
+    sent_from: float
+    sent_by: float
+
+    def results(self, spec: dict[str, Any]) -> list[dict[str, Any]]:
+        first = min(self.starts.values())
+        r = run_spec(self.tenant.url, self.tenant.key, "late-service", spec, start_time=int(first) - 60,
+                     end_time=int(time.time()) + 60)
+        assert r.status_code == 201, r.text
+        return [row["data"] for row in r.json()["data"]["results"]]
+
+
+@pytest.fixture(scope="module")
+def late(store_server: StoreServer) -> Late:
+    """A two-hour-old trace (a root and two children) and one fresh span, through the OTel SDK's OTLP/HTTP exporter."""
+    t = store_server.take()
+    provider = TracerProvider(resource=Resource.create({"service.name": "late-service"}))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{t.url}/v1/traces",
+                                                                    headers={"x-honeycomb-team": t.key})))
+    tracer = provider.get_tracer("tests.ingest_timestamp")
+    sent_from = time.time()
+    old = int((sent_from - LATE_S) * 1e9)
+    fresh = int((sent_from - 1) * 1e9)
+    starts = {"old-root": old, "old-child-a": old + 10**6, "old-child-b": old + 2 * 10**6, "fresh": fresh}
+    root = tracer.start_span("old-root", start_time=starts["old-root"])
+    for name in ("old-child-a", "old-child-b"):
+        tracer.start_span(name, context=set_span_in_context(root), start_time=starts[name]).end(end_time=starts[name] + 10**6)
+    root.end(end_time=old + 5 * 10**6)
+    tracer.start_span("fresh", start_time=fresh).end(end_time=fresh + 10**6)
+    provider.force_flush()
+    provider.shutdown()
+    sent_by = time.time()  # the exporter returned: every span was acknowledged, so accepted, by now
+    return Late(t, {k: v / 1e9 for k, v in starts.items()}, f"{root.get_span_context().trace_id:032x}", sent_from, sent_by)
+
+
+def test_ingest_lag_of_spans_sent_two_hours_late(late: Late) -> None:
+    rows = late.results({"calculated_fields": [LAG], "breakdowns": ["name", "lag"], "calculations": [{"op": "COUNT"}]})
+    assert sorted(r["name"] for r in rows) == sorted(late.starts)
+    for r in rows:  # accepted while the exporter ran: the lag is the age of the span at some moment of the export
+        start = late.starts[r["name"]]
+        assert late.sent_from - start - 0.001 <= r["lag"] <= late.sent_by - start + 0.001, (r, late)
+    lags = {r["name"]: r["lag"] for r in rows}
+    assert lags["old-root"] > LATE_S - 1 and lags["fresh"] < 60
+
+
+def test_ingest_timestamp_in_where_group_by_calculations_and_time_functions(late: Late) -> None:
+    fields = [LAG, ARRIVED, {"name": "late", "expression": "GT(SUB(INGEST_TIMESTAMP(), EVENT_TIMESTAMP()), 3600)"},
+              {"name": "hour", "expression": 'FORMAT_TIME("%Y-%m-%d %H", INGEST_TIMESTAMP())'},
+              {"name": "minutes", "expression": "INT(DIV(SUB(INGEST_TIMESTAMP(), EVENT_TIMESTAMP()), 60))"}]
+    rows = late.results({"calculated_fields": fields, "filters": [{"column": "late", "op": "=", "value": True}],
+                         "breakdowns": ["minutes"], "calculations": [{"op": "COUNT"}, {"op": "MIN", "column": "arrived"},
+                                                                     {"op": "MAX", "column": "arrived"}]})
+    assert [(r["minutes"], r["COUNT"]) for r in rows] == [(LATE_S // 60, 3)]  # the fresh span is not late
+    assert late.sent_from - 0.001 <= rows[0]["MIN(arrived)"] <= rows[0]["MAX(arrived)"] <= late.sent_by + 0.001
+    rows = late.results({"calculated_fields": fields, "breakdowns": ["hour"], "calculations": [{"op": "COUNT"}]})
+    hours = {datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H") for t in (late.sent_from, late.sent_by)}
+    assert sum(r["COUNT"] for r in rows) == 4 and {r["hour"] for r in rows} <= hours
+
+
+def test_the_arrival_time_is_no_column_of_any_reader(late: Late) -> None:
+    t = late.tenant
+    headers = {"X-Honeycomb-Team": t.key}
+    names = {c["key_name"] for c in httpx.get(f"{t.url}/1/columns/late-service", headers=headers).json()}
+    assert "name" in names and not {n for n in names if "ingest" in n.lower()}
+    spans = httpx.get(f"{t.url}/api/traces/{late.trace_id}", headers=headers).json()["spans"]
+    assert len(spans) == 3 and not {k for s in spans for k in s if "ingest" in k.lower()}
+    xray = boto3.client("xray", endpoint_url=t.url, region_name="us-east-1", aws_access_key_id=t.key,
+                        aws_secret_access_key=t.key)
+    xray_id = f"1-{late.trace_id[:8]}-{late.trace_id[8:]}"
+    (trace,) = xray.batch_get_traces(TraceIds=[xray_id])["Traces"]
+    documents = [json.loads(s["Document"]) for s in trace["Segments"]]
+    assert len(documents) == 3 and "ingest" not in json.dumps(documents).lower()

@@ -32,7 +32,7 @@ literals = st.sampled_from(["0", "1", "-1", "2.5", "9223372036854775807", "-9223
 leaves = st.sampled_from(COLUMNS) | literals
 expressions = st.recursive(
     leaves, lambda inner: st.builds(lambda fn, args, comma: f"{fn}({', '.join(args)}{',' if comma and args else ''})",
-                                    st.sampled_from([*FUNCTIONS, "INGEST_TIMESTAMP", "NOPE", "if"]),
+                                    st.sampled_from([*FUNCTIONS, "NOPE", "if"]),
                                     st.lists(inner, max_size=5), st.booleans()),
     max_leaves=12)
 uses = st.sampled_from(["breakdown", "filter", "calculation", "order"])

@@ -4,7 +4,8 @@ Honeycomb's "Sampled Data in Honeycomb" (How Honeycomb Adjusts for Sample Rate):
 carries N; COUNT counts N for it, SUM and AVG weigh its value by N, percentiles and heatmaps too;
 COUNT_DISTINCT, MIN and MAX do not. The events arrive the three ways a rate travels: libhoney's
 ``samplerate`` in the batch API, ``X-Honeycomb-Samplerate`` on the single-event API, and OTel's
-``SampleRate`` span attribute.
+``SampleRate`` span attribute. ``SAMPLE_RATE()`` (Honeycomb's event metadata function) reads the same rate
+in calculated fields.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def sampled(store_server: StoreServer) -> Tenant:
                            ({"duration_ms": 20, "bytes": 2, "route": "/a"}, 3),
                            ({"duration_ms": 30, "bytes": 3, "route": "/b"}, None),
                            ({"duration_ms": 40, "bytes": 4, "route": "/b"}, 5)])
+    _libhoney(t, "unsampled", [({"duration_ms": 7}, None), ({"duration_ms": 8}, None)])
     for fields, rate in [({"duration_ms": 50}, "4"), ({"duration_ms": 10}, None)]:
         headers = {"X-Honeycomb-Team": t.key, "X-Honeycomb-Event-Time": str(T0 + 5)}
         if rate:
@@ -134,6 +136,20 @@ def test_otel_sample_rate_attribute(sampled: Tenant) -> None:
     assert r["COUNT"] == 6
     assert r["SUM(duration_ms)"] == pytest.approx(800.0)  # 100 x 5 + 300
     assert r["AVG(duration_ms)"] == pytest.approx(800.0 / 6)
+
+
+def test_sample_rate_function_reads_each_event_s_rate_and_1_without_one(sampled: Tenant) -> None:
+    rate = {"name": "rate", "expression": "SAMPLE_RATE()"}
+    data = query(sampled, "mixed", {"calculated_fields": [rate], "breakdowns": ["bytes", "rate"],
+                                    "calculations": [{"op": "COUNT"}]})
+    assert {r["data"]["bytes"]: r["data"]["rate"] for r in data["results"]} == {1: 1, 2: 3, 3: 1, 4: 5}
+    # Honeycomb's example, events that stand for at least 3 each, in WHERE: counted with their weight (3 + 5).
+    heavy = {"name": "heavy", "expression": "GTE(SAMPLE_RATE(), 3)"}
+    data = query(sampled, "mixed", {"calculated_fields": [heavy], "filters": [{"column": "heavy", "op": "=", "value": True}],
+                                    "calculations": [{"op": "COUNT"}]})
+    assert [r["data"] for r in data["results"]] == [{"COUNT": 8}]
+    data = query(sampled, "unsampled", {"calculated_fields": [rate], "breakdowns": ["rate"], "calculations": [{"op": "COUNT"}]})
+    assert [r["data"] for r in data["results"]] == [{"rate": 1, "COUNT": 2}]  # a dataset no rate ever reached
 
 
 def test_a_bad_header_rate_is_refused_and_stores_nothing(sampled: Tenant) -> None:

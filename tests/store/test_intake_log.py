@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import struct
 import subprocess
 import sys
 import textwrap
+import time
+import zlib
 from pathlib import Path
 
 import pyarrow as pa
 
+from apiary.model import ipc
 from apiary.model.span import SpanBatch
 from apiary.store.duckdb import DuckDBStore
-from tests.store.spans import batch
+from tests.store.spans import arrivals, batch
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,6 +75,34 @@ def test_acknowledged_spans_come_back_after_a_crash_once(tmp_path: Path) -> None
     run(again.append("e", batch([{"k": 1}], trace_id="ef" * 16)))
     assert again.count("e") == 701
     again.close_sync()
+
+
+def test_a_replay_keeps_the_time_each_batch_was_first_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "spans.duckdb"
+    before = time.time()
+    crash_after_appends(path, 3)
+    after = time.time()
+    time.sleep(1.5)  # the replay comes well after every batch was accepted
+    store = DuckDBStore(path)
+    replayed_from = time.time()
+    times = arrivals(store, by="req")
+    assert sorted(times) == [0, 1, 2]
+    assert all(t is not None and before <= t <= after < replayed_from for t in times.values()), (before, after, times)
+    store.close_sync()
+
+
+def test_an_intake_log_from_before_arrival_times_replays_without_them(tmp_path: Path) -> None:
+    """An entry as the previous version wrote it (magic ``APIL``: environment, then the batch), left by a crash."""
+    env, table = b"e", batch([{"k": 1}, {"k": 2}]).table
+    body = struct.pack("<H", len(env)) + env + ipc.to_ipc(table)
+    (tmp_path / "spans.duckdb.intake").mkdir()
+    (tmp_path / "spans.duckdb.intake" / f"{1:016d}.log").write_bytes(
+        struct.pack("<4sQII", b"APIL", 1, len(body), zlib.crc32(body)) + body)
+    store = DuckDBStore(tmp_path / "spans.duckdb")
+    assert arrivals(store) == {1: None, 2: None}  # loaded, with no arrival time rather than a made-up one
+    run(store.append("e", batch([{"k": 3}], trace_id="ef" * 16)))
+    assert arrivals(store)[3] is not None
+    store.close_sync()
 
 
 def test_a_torn_last_entry_is_cut_off_and_the_rest_kept(tmp_path: Path) -> None:

@@ -12,7 +12,8 @@ import pytest
 
 import apiary.store.duckdb.partitions as partitions
 from apiary.store.duckdb import DuckDBStore
-from tests.store.spans import batch
+from apiary.store.duckdb.store import SCHEMA_VERSION
+from tests.store.spans import arrivals, batch
 
 
 @pytest.fixture(autouse=True)
@@ -114,10 +115,40 @@ def test_a_store_from_before_partitions_is_upgraded_in_place(tmp_path: Path) -> 
     assert [r["k"] for r in upgraded.trace("e", "0e" * 16).to_pylist()] == list(range(10))
     load(upgraded, ([{"k": i} for i in range(995)], "0f" * 16, None))  # 1,005 rows: into a new partition
     assert upgraded.count("e") == 1_005 and len(upgraded.trace("e", "0f" * 16)) == 995
-    assert upgraded.query("SELECT version FROM schema_version").column(0)[0].as_py() == 3
+    assert upgraded.query("SELECT version FROM schema_version").column(0)[0].as_py() == SCHEMA_VERSION
     upgraded.close_sync()
     # The one table became a shared partition (1), whose rows moved into the environment's own (2).
     assert partition_tables(path) == ["spans_e0001.p0002", "spans_e0001.p0003"]
+
+
+def test_a_store_from_before_arrival_times_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "spans.duckdb"
+    store = DuckDBStore(path)
+    load(store, ([{"k": i % 5} for i in range(600)], "1a" * 16, None), ([{"k": i % 5} for i in range(600)], "1b" * 16, None))
+    store.close_sync()
+    tables = partition_tables(path)
+    assert len(tables) == 2
+    # Put the file back in the layout of schema version 3: span tables and views without the arrival time.
+    con = duckdb.connect(str(path))
+    for table in [*tables, "spans_template"]:
+        con.execute(f"ALTER TABLE {table} DROP COLUMN _ingest_timestamp")
+    for (sql,) in con.execute("SELECT sql FROM duckdb_views() WHERE NOT internal").fetchall():
+        con.execute(sql.replace("CREATE VIEW", "CREATE OR REPLACE VIEW", 1))
+    con.execute("UPDATE schema_version SET version = 3")
+    con.close()
+    assert all("_ingest_timestamp" not in table_columns(path, t) for t in tables)
+
+    upgraded = DuckDBStore(path)
+    assert len(upgraded.trace("e", "1a" * 16)) == 600 and upgraded.count("e") == 1_200
+    load(upgraded, ([{"k": 10 + i % 3} for i in range(10)], "1c" * 16, None))
+    times = arrivals(upgraded)
+    assert sorted(times) == [0, 1, 2, 3, 4, 10, 11, 12]
+    assert [times[k] for k in range(5)] == [None] * 5  # never recorded: no made-up time
+    assert all(times[k] is not None for k in (10, 11, 12))
+    assert "_ingest_timestamp" not in upgraded.trace("e", "1c" * 16).column_names
+    assert upgraded.query("SELECT version FROM schema_version").column(0)[0].as_py() == SCHEMA_VERSION
+    upgraded.close_sync()
+    assert all("_ingest_timestamp" in table_columns(path, t) for t in [*partition_tables(path), "spans_template"])
 
 
 def test_one_environments_columns_stay_out_of_another_s_tables(tmp_path: Path) -> None:
@@ -201,7 +232,7 @@ def test_a_store_with_shared_partitions_is_split_by_environment(tmp_path: Path) 
     assert placed(upgraded) == before
     load(upgraded, ([{"b.only": 7, "b.new": True}], "3d" * 16, None), env="b")
     assert upgraded.trace("b", "3d" * 16).to_pylist()[0]["b.new"] is True
-    assert upgraded.query("SELECT version FROM schema_version").column(0)[0].as_py() == 3
+    assert upgraded.query("SELECT version FROM schema_version").column(0)[0].as_py() == SCHEMA_VERSION
     upgraded.close_sync()
     # The shared tables are gone; b's one partition (after a's two) has b's two keys and none of a's.
     assert partition_tables(path) == ["spans_e0001.p0003", "spans_e0001.p0005", "spans_e0002.p0004"]

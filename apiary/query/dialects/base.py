@@ -22,7 +22,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any, Callable, ClassVar, Sequence
 
-from apiary.model.span import CORE_NAMES
+from apiary.model.span import CORE_NAMES, INTERNAL_NAMES
 from apiary.query.dialects import Compiled
 from apiary.query.dialects.related import RelatedSQL, related_column, related_joins
 from apiary.query.plan import (
@@ -31,7 +31,7 @@ from apiary.query.plan import (
 )
 
 #: Columns of the spans table that are neither a core field nor a promoted attribute.
-INTERNAL_COLUMNS = frozenset({"_dataset", "_attrs"})
+INTERNAL_COLUMNS = INTERNAL_NAMES
 #: Seconds since the epoch FORMAT_TIME formats: up to 2262-04-11, the last time the stores hold.
 MAX_SECONDS = 9_223_372_036
 #: The plan's cast functions and the type each gives.

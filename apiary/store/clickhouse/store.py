@@ -68,7 +68,9 @@ from typing import Any, Callable, Mapping, Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from apiary.model.span import CORE_FIELDS, CORE_NAMES, DATASET_COLUMN, OVERFLOW_COLUMN, SpanBatch, column_type
+from apiary.model.span import (
+    CORE_FIELDS, CORE_NAMES, DATASET_COLUMN, INGEST_COLUMN, INTERNAL_NAMES, OVERFLOW_COLUMN, SpanBatch, column_type,
+)
 from apiary.store.base import (
     ColumnInfo,
     DatasetInfo,
@@ -84,7 +86,8 @@ from apiary.store.load_shares import ENV_PENDING_COST, WIDE_COLUMNS
 log = logging.getLogger(__name__)
 
 ENV_COLUMN = "_env"
-SCHEMA_VERSION = 1
+#: 2: ``spans`` has ``_ingest_timestamp``, when the store accepted the span (NULL for older spans).
+SCHEMA_VERSION = 2
 TS = "DateTime64(6, 'UTC')"
 _SQL_TYPES = {"string": "Nullable(String)", "integer": "Nullable(Int64)", "float": "Nullable(Float64)",
               "boolean": "Nullable(Bool)", "timestamp": f"Nullable({TS})"}
@@ -143,11 +146,14 @@ class ClickHouseStore:
         cols = [f"{quote(ENV_COLUMN)} LowCardinality(String)", f"{quote(DATASET_COLUMN)} LowCardinality(String)"]
         cols += [f"{quote(f.name)} {_core_sql_type(f)}" for f in CORE_FIELDS]
         cols.append(f"{quote(OVERFLOW_COLUMN)} Nullable(String)")
+        arrival = f"{quote(INGEST_COLUMN)} Nullable({TS})"
+        cols.append(arrival)
         durable = f", fsync_after_insert = {int(fsync)}, fsync_part_directory = {int(fsync)}"
         c.command(f"""CREATE TABLE IF NOT EXISTS spans ({', '.join(cols)})
                       ENGINE = MergeTree PARTITION BY toDate(`timestamp`)
                       ORDER BY (_env, _dataset, toStartOfHour(`timestamp`), `timestamp`)
                       SETTINGS non_replicated_deduplication_window = 1000{durable}""")
+        c.command(f"ALTER TABLE spans ADD COLUMN IF NOT EXISTS {arrival}")  # a table from before version 2: NULL in its rows
         c.command(f"""CREATE TABLE IF NOT EXISTS trace_index (_env LowCardinality(String), trace_id String,
                       _dataset LowCardinality(String), ts_min SimpleAggregateFunction(min, {TS}),
                       ts_max SimpleAggregateFunction(max, {TS}))
@@ -244,6 +250,7 @@ class ClickHouseStore:
             raise StoreUnavailable("store is closed")
         if batch.num_rows == 0:
             return
+        batch.arrive()
         cost = wide_cost(batch, WIDE_COLUMNS)
         if cost and not self._writer.reserve(env, cost, ENV_PENDING_COST):  # this environment's share of the writer
             raise EnvironmentOverloaded(env, retry_after=1)
@@ -282,6 +289,8 @@ class ClickHouseStore:
             arrays[idx] = pa.chunked_array([pa.array(_merge_overflow(arrays[idx], overflow), pa.string())])
         names.insert(0, ENV_COLUMN)
         arrays.insert(0, pa.chunked_array([pa.array([env] * table.num_rows, pa.string())]))
+        names.append(INGEST_COLUMN)
+        arrays.append(batch.arrival_column().cast(pa.timestamp("us", tz="UTC")))
         return pa.Table.from_arrays(arrays, names=names)
 
     def _commit(self, group: list[tuple[str, SpanBatch]]) -> None:
@@ -405,7 +414,7 @@ class ClickHouseStore:
             by_physical = {p: n for (n, _t), p in self._physical.items() if p != OVERFLOW_COLUMN}
         names, arrays = [], []
         for name, col in zip(raw.column_names, raw.columns):
-            if name in (ENV_COLUMN, OVERFLOW_COLUMN) or col.null_count == len(col):
+            if name in (ENV_COLUMN, OVERFLOW_COLUMN, INGEST_COLUMN) or col.null_count == len(col):
                 continue
             if name == DATASET_COLUMN:
                 names.append("meta.dataset")
@@ -484,7 +493,7 @@ def _presence(group: list[tuple[str, SpanBatch]]) -> dict[tuple[str, str], set[t
     for env, batch in group:
         table = batch.table
         datasets = table.column(DATASET_COLUMN)
-        names = [n for n in table.column_names if n not in (DATASET_COLUMN, OVERFLOW_COLUMN)]
+        names = [n for n in table.column_names if n not in INTERNAL_NAMES]
         bounds = pc.min_max(datasets).as_py()
         if datasets.null_count == 0 and bounds["min"] == bounds["max"]:
             parts = [(datasets[0].as_py(), table)]

@@ -186,6 +186,28 @@ class Partitions:
         for table in self.tables(env):
             self._db.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column_sql}")
 
+    def add_core_column(self, name: str, sql_type: str) -> None:
+        """At start: a core column added to the template and every partition that lacks it (shared ones too, so
+        the move out of them copies it), in one transaction, and the views rewritten to show it."""
+        db = self._db
+        with self._lock:
+            tables = {TEMPLATE: TEMPLATE, **{p.table: p.table for p in self._parts}}
+        have = {f"{s}.{t}" if s != "main" else t for s, t in db.execute(
+            "SELECT schema_name, table_name FROM duckdb_columns() WHERE database_name = ? AND column_name = ?",
+            [CATALOG, name]).fetchall()}
+        lacking = [t for t in tables if t not in have]
+        if not lacking:
+            return
+        db.execute("BEGIN TRANSACTION")
+        try:
+            for table in lacking:
+                db.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {sql_type}')
+            self._write_views(db, set(self._schemas))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
     # -- retention and the move out of shared partitions ----------------------------------------
 
     def older_than(self, cutoff: datetime) -> list[Partition]:

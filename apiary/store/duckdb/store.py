@@ -61,6 +61,8 @@ from apiary.model.span import (
     CORE_FIELDS,
     CORE_NAMES,
     DATASET_COLUMN,
+    INGEST_COLUMN,
+    INTERNAL_NAMES,
     OVERFLOW_COLUMN,
     SpanBatch,
     column_type,
@@ -99,7 +101,8 @@ ROW_GROUP_SIZE = 8_192
 CATALOG = "apiary"
 #: 2: ``spans`` is a view over partition tables, and ``trace_index`` names each trace's partition.
 #: 3: each environment has partition tables of its own (``partitions.py``).
-SCHEMA_VERSION = 3
+#: 4: every span table has ``_ingest_timestamp``, when the store accepted the span (NULL for older spans).
+SCHEMA_VERSION = 4
 _SQL_TYPES = {"string": "VARCHAR", "integer": "BIGINT", "float": "DOUBLE", "boolean": "BOOLEAN", "timestamp": "TIMESTAMP"}
 #: How often a known column's last-seen time is written back (in memory it is always current).
 _LAST_SEEN_FLUSH_S = 60.0
@@ -185,8 +188,11 @@ class DuckDBStore:
         cols = [f"{quote(ENV_COLUMN)} VARCHAR", f"{quote(DATASET_COLUMN)} VARCHAR"]
         cols += [f"{quote(f.name)} {_core_sql_type(f)}" for f in CORE_FIELDS]
         cols.append(f"{quote(OVERFLOW_COLUMN)} VARCHAR")
+        cols.append(f"{quote(INGEST_COLUMN)} TIMESTAMP")
         db = self._db
         self._partitions = Partitions(db, ", ".join(cols), self._granted_columns_sql)
+        # Tables from before schema version 4 get it; their spans keep NULL: their arrival was never recorded.
+        self._partitions.add_core_column(INGEST_COLUMN, "TIMESTAMP")
         db.execute("""CREATE TABLE IF NOT EXISTS trace_index (_env VARCHAR, trace_id VARCHAR, ts_min TIMESTAMP,
                       ts_max TIMESTAMP, part INTEGER)""")
         db.execute("ALTER TABLE trace_index ADD COLUMN IF NOT EXISTS part INTEGER")  # NULL: partition 1
@@ -278,6 +284,7 @@ class DuckDBStore:
             raise StoreUnavailable("store is closed")
         if batch.num_rows == 0:
             return
+        batch.arrive()  # before the intake log, which keeps the time for a replay
         if self._loader.pending_rows + batch.num_rows > self._max_pending:
             raise StoreOverloaded(retry_after=1)
         cost = _load_cost(batch)
@@ -306,7 +313,7 @@ class DuckDBStore:
         An append that fails (ENOSPC) is cut back and not acknowledged; the next starts a new segment,
         so the write path recovers by itself once space is freed (``IntakeLog.append``).
         """
-        first = self._intake.append([(env, batch.ipc_stream()) for env, batch in group])
+        first = self._intake.append([(env, batch.arrived_us, batch.ipc_stream()) for env, batch in group])
         for n, item in enumerate(group):
             self._loader.add(first + n, item, item[1].num_rows, key=item[0], cost=_load_cost(item[1]))
 
@@ -320,7 +327,7 @@ class DuckDBStore:
         for entry in self._intake.replay(loaded):
             if entry.seq in self._ahead:
                 continue
-            group.append((entry.env, SpanBatch(entry.table)))
+            group.append((entry.env, SpanBatch(entry.table, arrived_us=entry.arrived_us)))
             rows += entry.table.num_rows
             upto = entry.seq
             replayed += 1
@@ -386,9 +393,9 @@ class DuckDBStore:
         names, overflow, timestamps, present = [ENV_COLUMN], [], [], []
         for i, f in enumerate(schema):
             typ = column_type(f.type)
-            if f.name not in (DATASET_COLUMN, OVERFLOW_COLUMN):
+            if f.name not in INTERNAL_NAMES:
                 present.append((i, (f.name, typ)))
-            if f.name in CORE_NAMES or f.name == DATASET_COLUMN or f.name == OVERFLOW_COLUMN:
+            if f.name in CORE_NAMES or f.name in INTERNAL_NAMES:
                 if pa.types.is_timestamp(f.type):
                     timestamps.append(i)
                 names.append(f.name)
@@ -671,7 +678,7 @@ class DuckDBStore:
             by_physical = {p: n for (n, _t), p in self._physical.items() if p != OVERFLOW_COLUMN}
         names, arrays = [], []
         for name, col in zip(raw.column_names, raw.columns):
-            if name in (ENV_COLUMN, OVERFLOW_COLUMN) or col.null_count == len(col):
+            if name in (ENV_COLUMN, OVERFLOW_COLUMN, INGEST_COLUMN) or col.null_count == len(col):
                 continue
             if name == DATASET_COLUMN:
                 names.append("meta.dataset")
@@ -799,21 +806,26 @@ def _bulk(db: duckdb.DuckDBPyConnection, sql: str, names: list[str], rows: list[
 
 
 def _runs(group: list[tuple[str, SpanBatch]]) -> list[tuple[str, pa.Table]]:
-    """The group's batches, concatenated per environment and schema.
+    """The group's batches, concatenated per environment and schema, each row with its batch's arrival time.
 
     A load's batches come from a few services, each with its own schema: the loader then renames
     columns and reads null counts a few times per load rather than once per request.
     """
-    runs: list[tuple[str, pa.Schema, list[pa.Table]]] = []
+    runs: list[tuple[str, pa.Schema, list[SpanBatch]]] = []
     for env, batch in group:
-        table = batch.table
-        for run_env, schema, tables in runs:
-            if run_env == env and schema.equals(table.schema):
-                tables.append(table)
+        schema = batch.table.schema
+        for run_env, run_schema, batches in runs:
+            if run_env == env and run_schema.equals(schema):
+                batches.append(batch)
                 break
         else:
-            runs.append((env, table.schema, [table]))
-    return [(env, pa.concat_tables(tables) if len(tables) > 1 else tables[0]) for env, _, tables in runs]
+            runs.append((env, schema, [batch]))
+    out = []
+    for env, _, batches in runs:
+        table = pa.concat_tables([b.table for b in batches]) if len(batches) > 1 else batches[0].table
+        arrival = pa.chunked_array([b.arrival_column() for b in batches], pa.timestamp("us"))
+        out.append((env, table.append_column(INGEST_COLUMN, arrival)))
+    return out
 
 
 @dataclass(frozen=True)
