@@ -66,13 +66,23 @@ class StoreUnavailable(Exception):
 RETRY_AFTER_FAILURE_S = 2
 
 
-def is_disk_full(exc: BaseException) -> bool:
-    """ENOSPC (or a quota), whether Python raised it or a database reports it in its message."""
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return True
-    text = str(exc)
-    # DuckDB says ENOSPC in words; ClickHouse reserves space first and says NOT_ENOUGH_SPACE (code 243).
-    return any(sign in text for sign in ("No space left on device", "Disk quota exceeded", "NOT_ENOUGH_SPACE"))
+def is_disk_full(exc: BaseException | None) -> bool:
+    """ENOSPC (or a quota), whether Python raised it or a database reports it in its message.
+
+    The exceptions it led to count too (``__context__``): a ROLLBACK after a COMMIT that could not
+    write its log fails in turn ("no transaction is active"), and that second error must not pass a
+    full disk off as a batch the database refused.
+    """
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        text = str(exc)
+        # DuckDB says ENOSPC in words; ClickHouse reserves space first and says NOT_ENOUGH_SPACE (code 243).
+        if any(sign in text for sign in ("No space left on device", "Disk quota exceeded", "NOT_ENOUGH_SPACE")):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 def as_unavailable(exc: BaseException) -> Exception:

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+import duckdb
 import httpx
 import pytest
 from google.rpc import status_pb2
@@ -29,6 +30,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
+from apiary.store.base import is_disk_full
 from tests.server import ApiaryProcess, create_key
 
 UNAVAILABLE = 14  # google.rpc.Code
@@ -185,3 +187,19 @@ def test_a_read_while_loads_fail_says_it_is_behind_and_catches_up_once_space_is_
         _umount(intake)
         _umount(data)
 
+
+
+def test_a_full_disk_behind_a_failed_rollback_is_still_a_full_disk() -> None:
+    """A COMMIT that cannot write DuckDB's log ends the transaction, so the ROLLBACK after it fails too.
+
+    The loader must still see a full disk there (and wait for space), not a batch the database
+    refused (which it would set aside, out of every read).
+    """
+    try:
+        try:
+            raise duckdb.TransactionException('Failed to commit: Could not write file "x.wal": No space left on device')
+        except duckdb.TransactionException:
+            raise duckdb.TransactionException("cannot rollback - no transaction is active")
+    except duckdb.TransactionException as exc:
+        assert is_disk_full(exc)
+    assert not is_disk_full(duckdb.ConversionException("Could not convert string 'x' to INT64"))

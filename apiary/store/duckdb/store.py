@@ -430,7 +430,7 @@ class DuckDBStore:
                 _bulk(db, "INSERT OR IGNORE INTO env_columns SELECT * FROM _rows", ["_env", "name", "type"], grants)
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            _rollback(db)
             with self._lock:  # forget what was not written, so the next load tries again
                 for name, typ, _ in columns:
                     self._physical.pop((name, typ), None)
@@ -483,7 +483,7 @@ class DuckDBStore:
                 self._record_loaded(loaded)
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                _rollback(db)
                 raise
             self._loaded(loaded)
             return
@@ -500,7 +500,7 @@ class DuckDBStore:
             self._record_loaded(loaded)
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            _rollback(db)
             self._partitions.reload()
             raise
         self._loaded(loaded)
@@ -803,6 +803,19 @@ def _bulk(db: duckdb.DuckDBPyConnection, sql: str, names: list[str], rows: list[
         db.execute(sql)
     finally:
         db.unregister("_rows")
+
+
+def _rollback(db: duckdb.DuckDBPyConnection) -> None:
+    """End a failed transaction, keeping the error that failed it.
+
+    When COMMIT itself fails (its write-ahead log could not be written: a full disk), DuckDB has
+    already ended the transaction and ROLLBACK raises "no transaction is active"; raised from the
+    ``except`` block, that error would replace the one that says why the load failed.
+    """
+    try:
+        db.execute("ROLLBACK")
+    except duckdb.TransactionException:
+        pass
 
 
 def _runs(group: list[tuple[str, SpanBatch]]) -> list[tuple[str, pa.Table]]:
