@@ -15,6 +15,7 @@ from typing import Callable
 import duckdb
 
 from apiary.store.duckdb.partitions import TEMPLATE, Partition, Partitions
+from apiary.store.duckdb.transactions import rollback
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def _split_one(db: duckdb.DuckDBPyConnection, partitions: Partitions, shared: Pa
         partitions.drop(db, [shared])
         db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        rollback(db)
         partitions.reload()
         raise
     log.info("moved %d spans of %d environment(s) out of shared partition %s", moved, len(envs), shared.table)

@@ -16,6 +16,7 @@ import pyarrow as pa
 from apiary.store.base import ErrorItem
 from apiary.store.duckdb.backend import SpanFileBackend, deleted
 from apiary.store.duckdb.store import DuckDBStore
+from apiary.store.duckdb.transactions import rollback
 from apiary.store.error_store import ITEM_COLUMNS, ErrorStoreBase, _Expire
 
 __all__ = ["DuckDBErrorStore", "ErrorItem"]
@@ -69,5 +70,5 @@ class DuckDBErrorStore(SpanFileBackend, ErrorStoreBase):
                 db.executemany("DELETE FROM error_items WHERE env = ? AND id = ?", [list(k) for k in gone])
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            rollback(db)
             raise

@@ -18,6 +18,7 @@ from apiary.model.log import LOG_FIELDS
 from apiary.store.base import LogGroup, LogStream
 from apiary.store.duckdb.backend import SpanFileBackend, deleted
 from apiary.store.duckdb.store import DuckDBStore
+from apiary.store.duckdb.transactions import rollback
 from apiary.store.log_store import Change, Incoming, LogStoreBase, StreamKey, encode_tags, now_ms
 from apiary.store.lookup_tables import record_rows, table_row
 
@@ -139,5 +140,5 @@ class DuckDBLogStore(SpanFileBackend, LogStoreBase):
                                 for k, s in incoming.streams.items()])
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            rollback(db)
             raise

@@ -40,6 +40,8 @@ from typing import Callable
 
 import duckdb
 
+from apiary.store.duckdb.transactions import rollback
+
 #: Rows per partition: 1,024 row groups of 8,192.
 PARTITION_ROWS = 1024 * 8_192
 VIEW = "spans"
@@ -205,7 +207,7 @@ class Partitions:
             self._write_views(db, set(self._schemas))
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            rollback(db)
             raise
 
     # -- retention and the move out of shared partitions ----------------------------------------

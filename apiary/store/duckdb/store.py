@@ -74,6 +74,7 @@ from apiary.store.bulk_loader import BulkLoader, Loaded
 from apiary.store.duckdb import trace_summary
 from apiary.store.duckdb.env_split import split_shared
 from apiary.store.duckdb.partitions import Partitions
+from apiary.store.duckdb.transactions import rollback
 from apiary.store.group_commit import GroupCommitter
 from apiary.store.intake_log import IntakeLog
 from apiary.store.load_shares import COST_TRIGGER, ENV_PENDING_COST, WIDE_COLUMNS
@@ -430,7 +431,7 @@ class DuckDBStore:
                 _bulk(db, "INSERT OR IGNORE INTO env_columns SELECT * FROM _rows", ["_env", "name", "type"], grants)
             db.execute("COMMIT")
         except BaseException:
-            _rollback(db)
+            rollback(db)
             with self._lock:  # forget what was not written, so the next load tries again
                 for name, typ, _ in columns:
                     self._physical.pop((name, typ), None)
@@ -483,7 +484,7 @@ class DuckDBStore:
                 self._record_loaded(loaded)
                 db.execute("COMMIT")
             except BaseException:
-                _rollback(db)
+                rollback(db)
                 raise
             self._loaded(loaded)
             return
@@ -500,7 +501,7 @@ class DuckDBStore:
             self._record_loaded(loaded)
             db.execute("COMMIT")
         except BaseException:
-            _rollback(db)
+            rollback(db)
             self._partitions.reload()
             raise
         self._loaded(loaded)
@@ -803,19 +804,6 @@ def _bulk(db: duckdb.DuckDBPyConnection, sql: str, names: list[str], rows: list[
         db.execute(sql)
     finally:
         db.unregister("_rows")
-
-
-def _rollback(db: duckdb.DuckDBPyConnection) -> None:
-    """End a failed transaction, keeping the error that failed it.
-
-    When COMMIT itself fails (its write-ahead log could not be written: a full disk), DuckDB has
-    already ended the transaction and ROLLBACK raises "no transaction is active"; raised from the
-    ``except`` block, that error would replace the one that says why the load failed.
-    """
-    try:
-        db.execute("ROLLBACK")
-    except duckdb.TransactionException:
-        pass
 
 
 def _runs(group: list[tuple[str, SpanBatch]]) -> list[tuple[str, pa.Table]]:

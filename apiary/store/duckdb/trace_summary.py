@@ -21,6 +21,7 @@ import duckdb
 import pyarrow as pa
 
 from apiary.store.trace_summary import SOURCE_COLUMNS, summary_rows
+from apiary.store.duckdb.transactions import rollback
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def create(db: duckdb.DuckDBPyConnection, span_tables: Sequence[str]) -> None:
                 total += spans.num_rows
         db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        rollback(db)
         raise
     if total:
         log.info("built the trace summary of %d stored spans", total)
