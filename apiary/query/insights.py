@@ -12,6 +12,10 @@ own, the first time the query names it. Functions live in
 ``insights_fields.py``. Values the user typed travel as parameters; field
 names become quoted identifiers.
 
+A subquery (``filter f in (...)``) and the right side of a ``join`` are
+queries of their own, compiled by a child compiler into CTEs named apart
+(``q0_1``, ...) over a scan of their own log groups (`insights_subquery`).
+
 The pipeline of CTEs does not fit the span plan (``apiary/query/plan.py``),
 which has one scan and one grouping; the functions whose spelling differs
 between DuckDB and ClickHouse come from `LogDialect`. The SQL only ever
@@ -32,7 +36,7 @@ from lark import Lark, Token, Tree
 from lark.exceptions import LarkError
 
 from apiary.input_limits import InputError, check_expression
-from apiary.query import insights_anomaly, insights_fields, insights_pattern
+from apiary.query import insights_anomaly, insights_fields, insights_pattern, insights_subquery
 from apiary.query.dialects.logs import LogDialect, log_dialect_for
 from apiary.query.insights_expr import Expr as _Expr
 from apiary.query.insights_expr import QueryError, boolean, num, text
@@ -60,7 +64,7 @@ BUILTINS = {"@timestamp": ("ts", "time"), "@message": ("msg", "str"), "@logStrea
 _AGGS = {"count", "count_distinct", "avg", "sum", "min", "max", "pct", "percentile", "stddev", "earliest", "latest",
          "sortsfirst", "sortslast"}
 #: Commands of AWS's reference that Apiary does not run: a query using one is refused, naming it.
-UNSUPPORTED_COMMANDS: tuple[str, ...] = ("join",)
+UNSUPPORTED_COMMANDS: tuple[str, ...] = ()
 #: The fields CloudWatch Logs indexes in every Standard log group by default (CWL_QuerySyntax-FilterIndex).
 #: Apiary creates no other field indexes (it has no PutIndexPolicy), so `filterIndex` on any other field
 #: finds every log group unindexed for it, and AWS skips such log groups.
@@ -80,8 +84,10 @@ def quote(name: str) -> str:
 @dataclass(frozen=True)
 class Source:
     """The log groups a query's ``SOURCE logGroups(...) logGroupTags([...])`` selects; StartQuery then names none
-    itself. A group must satisfy both selectors when both are given."""
+    itself. A group must satisfy both selectors when both are given. ``SOURCE '/aws/lambda/db'`` names groups
+    outright, as a subquery or a join's right side does."""
 
+    names: tuple[str, ...] = ()  # none: whatever their names
     prefixes: tuple[str, ...] = ()  # none: every log group
     log_class: str = "STANDARD"
     accounts: tuple[str, ...] = ()  # none: this account
@@ -92,7 +98,8 @@ class Source:
         ``tags_of`` gives a group's tags."""
         if self.log_class != "STANDARD" or (self.accounts and ACCOUNT not in self.accounts):
             return []
-        return [n for n in names if (not self.prefixes or any(n.startswith(p) for p in self.prefixes))
+        return [n for n in names if (not self.names or n in self.names)
+                and (not self.prefixes or any(n.startswith(p) for p in self.prefixes))
                 and (not self.tags or all_match(self.tags, tags_of(n)))]
 
 
@@ -114,6 +121,8 @@ class Compiled:
     diff: str | None = None
     #: the lookup tables the query joins, in order: `to_sql` reads each as CTE ``lk<i>`` of the environment's rows
     lookups: tuple[str, ...] = ()
+    #: the subqueries and join right sides, in order: `to_sql` scans each one's log groups as CTE ``q<i>_0``
+    subqueries: tuple[insights_subquery.Subquery, ...] = ()
 
 
 #: The columns of a lookup table by its name, or None when the environment has no such table.
@@ -121,11 +130,21 @@ LookupFields = Callable[[str], "tuple[str, ...] | None"]
 
 
 class _Compiler:
-    def __init__(self, text: str, dialect: LogDialect, lookup_fields: LookupFields | None = None) -> None:
+    def __init__(self, text: str, dialect: LogDialect, lookup_fields: LookupFields | None = None,
+                 parent: "_Compiler | None" = None, prefix: str = "c") -> None:
         self.text = text
         self.d = dialect
         self.lookup_fields = lookup_fields
-        self.lookups: list[str] = []
+        #: a subquery's compiler has the query around it as parent, and shares its lookups and subqueries (their
+        #: CTE names are numbered across the whole query); its own CTEs are named with ``prefix``
+        self.parent = parent
+        self.prefix = prefix
+        self.lookups: list[str] = parent.lookups if parent else []
+        self.subqueries: list[insights_subquery.Subquery] = parent.subqueries if parent else []
+        #: after `join`: the (left, right) aliases that name each side's fields, as in ``api.status``
+        self.join_aliases: tuple[str, str] | None = None
+        #: the commands after the one being compiled (a join looks ahead for the right side's fields used there)
+        self.rest: list[Tree] = []
         self.ctes: list[str] = []
         self.params: list[Any] = []
         self.columns: dict[str, str] = {k: v[0] for k, v in BUILTINS.items()}  # user name -> physical column
@@ -136,7 +155,7 @@ class _Compiler:
         self.order: list[tuple[str, list[Any], str]] = []
         self.limit: int | None = None
         self.is_stats = False
-        self.matched_cte = "c0"
+        self.matched_cte = f"{prefix}0"
         self.deduped = False
         self.dedup: tuple[list[_Expr], list[tuple[str, list[Any], str]]] | None = None
         #: name -> column of the JSON text behind an `unnest`ed item (the item's own column shows its value)
@@ -163,14 +182,14 @@ class _Compiler:
 
     def _cte(self, body: str, params: list[Any]) -> None:
         self._n += 1
-        self.ctes.append(f"c{self._n} AS ({body.replace('{prev}', f'c{self._n - 1}')})")
+        self.ctes.append(f"{self.prefix}{self._n} AS ({body.replace('{prev}', f'{self.prefix}{self._n - 1}')})")
         # a column written again (`fields x as f` over an earlier f) may hold nulls once more
         self.present = {c for c in self.present if f" AS {c}" not in body}
         self.params += params
 
     @property
     def prev(self) -> str:
-        return f"c{self._n}"
+        return f"{self.prefix}{self._n}"
 
     def _new_column(self, name: str, kind: str) -> str:
         physical = f"f{len(self.columns)}_{re.sub(r'[^A-Za-z0-9_]', '_', name)[:40]}"
@@ -192,6 +211,9 @@ class _Compiler:
         if name in self.columns:
             return _Expr(quote(self.columns[name]), [], self.kinds.get(name, "any"))
         path = path if path is not None else _path(name)
+        if self.join_aliases is not None and len(path) > 1 and path[0] == self.join_aliases[0]:
+            # `api.status` after `join left=api`: the field status of the left side, the query's own events
+            return self.field(name[len(self.join_aliases[0]) + 1:], path[1:])
         inside = self._json_head(path)
         if inside is not None:  # `j.a.b` where j = jsonParse(...)
             return _Expr(self.d.json_text(inside[0], "?"), [_json_path(inside[1])], "any")
@@ -300,6 +322,8 @@ class _Compiler:
             if kind == "not_like":
                 sql = f"NOT coalesce({sql}, false)"
             return _Expr(sql, params, "bool")
+        if kind in ("in_query", "not_in_query"):
+            return insights_subquery.in_query(self, node, negate=kind == "not_in_query")
         if kind in ("in_", "not_in"):
             left = self.expr(ch[0])
             values = [self.expr(c) for c in ch[1:]]
@@ -404,11 +428,13 @@ class _Compiler:
             raise QueryError("SOURCE must come first in the query")
         kinds = [sel.data for sel in node.children]
         if len(set(kinds)) < len(kinds):
-            raise QueryError("SOURCE takes logGroups(...) and logGroupTags([...]) once each")
+            raise QueryError("SOURCE takes log group names, logGroups(...) and logGroupTags([...]) once each")
         source = Source()
         for sel in node.children:
             if sel.data == "source_groups":
                 source = self._source_groups(sel, source)
+            elif sel.data == "source_names":
+                source = replace(source, names=tuple(_unquote(str(t)) for t in sel.children))
             else:
                 source = replace(source, tags=self._source_tags(sel))
         self.source_selection = source
@@ -564,17 +590,7 @@ class _Compiler:
         # the event's side of each key as text, in a column (a JOIN condition compares columns): a field is one
         # already; anything else is computed into one
         left = [text(d, self.field(self.name_of(log_field), self.path_of(log_field))) for _, log_field in pairs]
-        key_cols: list[str] = []
-        computed: list[tuple[_Expr, str]] = []
-        for i, e in enumerate(left):
-            if not e.params and re.fullmatch(r'"(?:[^"]|"")+"', e.sql):
-                key_cols.append(e.sql)
-            else:
-                key_cols.append(f"_lk{n}q{i}")
-                computed.append((e, key_cols[-1]))
-        if computed:
-            self._cte(f"SELECT *, {', '.join(f'{e.sql} AS {c}' for e, c in computed)} FROM {{prev}}",
-                      [p for e, _ in computed for p in e.params])
+        key_cols = self.key_columns(left, f"_lk{n}q")
         # the table's side: one row per key, the first record in file order
         first_row = d.arg_at("arg_min", "row", "row_no")
         selects = [f"{d.json_text('row', '?')} AS _lk{n}k{i}" for i in range(len(table_keys))]
@@ -592,6 +608,26 @@ class _Compiler:
             self.fields_seen = shown + [o for o in outputs if o not in shown]
         else:
             self.display += [o for o in outputs if o not in self.display]
+
+    def key_columns(self, keys: list[_Expr], tag: str) -> list[str]:
+        """A column for each of ``keys``, as a JOIN condition compares columns: a field is one already; anything
+        else is computed into one (named ``tag`` and its number)."""
+        cols: list[str] = []
+        computed: list[tuple[_Expr, str]] = []
+        for i, e in enumerate(keys):
+            if not e.params and re.fullmatch(r'"(?:[^"]|"")+"', e.sql):
+                cols.append(e.sql)
+            else:
+                cols.append(f"{tag}{i}")
+                computed.append((e, cols[-1]))
+        if computed:
+            self._cte(f"SELECT *, {', '.join(f'{e.sql} AS {c}' for e, c in computed)} FROM {{prev}}",
+                      [p for e, _ in computed for p in e.params])
+        return cols
+
+    def cmd_join(self, node: Tree) -> None:
+        """``join [type=inner|left] left=a right=b where a.f=b.g (query)`` (CWL_QuerySyntax-Join): `insights_subquery`."""
+        insights_subquery.join(self, node)
 
     def cmd_unnest(self, node: Tree) -> None:
         """``unnest list into item``: one event per item of a JSON list (from `jsonParse`); a value that is no
@@ -879,7 +915,8 @@ class _Compiler:
                 raise QueryError("diff has to follow pattern, as in pattern @message | diff")
             period = tree.children[at].children
             self.diff = "previous" + (str(period[0]).lower()[len("previous"):] if period else "")
-        for cmd in tree.children:
+        for at, cmd in enumerate(tree.children):
+            self.rest = tree.children[at + 1:]
             self.command(cmd)
         if self.display is not None:
             shown = self.display
@@ -925,7 +962,7 @@ class _Compiler:
             self.params += params
             select, params = self._totals_row(shown, order), []
         return Compiled(self.text, self.ctes, self.params, select, params, self.matched_cte, shown, limit, self.is_stats,
-                        self.d.name, self.source_selection, self.diff, tuple(self.lookups))
+                        self.d.name, self.source_selection, self.diff, tuple(self.lookups), tuple(self.subqueries))
 
 
 def _bare(node: Any) -> Any:
@@ -1053,11 +1090,8 @@ def fields_of_lookup_tables(logs: Any, env: str) -> LookupFields:
 
 
 def _unsupported_command(text: str) -> str | None:
-    """The first command word of AWS's reference that Apiary lacks, at the start of the query or after a pipe; or
-    ``subqueries`` (CWL_QuerySyntax-Subqueries) for a query inside ``filter field in ( ... )``."""
+    """The first command word of AWS's reference that Apiary lacks, at the start of the query or after a pipe."""
     without_comments = re.sub(r"#[^\n]*", "", text)
-    if re.search(r"\bin\s*\(\s*(source|fields|filter|stats|parse|display|sort|limit|dedup)\b", without_comments, re.I):
-        return "subqueries"
     for m in re.finditer(r"(?:^|\|)\s*([A-Za-z]+)\b", without_comments):
         if m.group(1).lower() in UNSUPPORTED_COMMANDS:
             return m.group(1)
@@ -1065,8 +1099,8 @@ def _unsupported_command(text: str) -> str | None:
 
 
 def base_cte(d: LogDialect, env: str, groups: list[str], start_s: int, end_s: int,
-             compared: tuple[int, int] | None = None) -> tuple[str, list[Any]]:
-    """``c0``: the events of ``groups`` in the window, under the names the compiler uses (``ts``, ``msg``, ...).
+             compared: tuple[int, int] | None = None, name: str = "c0") -> tuple[str, list[Any]]:
+    """``c0`` (or ``name``): the events of ``groups`` in the window, under the names the compiler uses (``ts``, ``msg``, ...).
 
     With ``compared`` (`diff`'s other window), the events of both windows, each with its ``_period`` (0 for the
     query's, 1 for the other): an event in both windows is counted in each, as two queries would count it.
@@ -1085,7 +1119,14 @@ def base_cte(d: LogDialect, env: str, groups: list[str], start_s: int, end_s: in
         # One parameter per group, not a list parameter: the databases push `IN (?, ?)` into the scan (DuckDB's
         # zone maps, ClickHouse's primary key); `list_contains(?, log_group)` read every row of every group.
         params += [env, *groups, lo * 1_000_000, hi * 1_000_000 + 999_999]
-    return f"c0 AS ({' UNION ALL '.join(scans)})", params
+    return f"{name} AS ({' UNION ALL '.join(scans)})", params
+
+
+def named_groups(c: Compiled) -> list[str]:
+    """The log groups the query names in quotes (``SOURCE '/aws/lambda/db'``), its own and its subqueries': the
+    server checks each is one of the caller's environment, as it checks the groups StartQuery names."""
+    names = list(c.source.names) if c.source is not None else []
+    return names + [n for sub in c.subqueries for n in sub.groups if n not in names]
 
 
 def compared_window(diff: str, start_s: int, end_s: int) -> tuple[int, int]:
@@ -1115,12 +1156,19 @@ def to_sql(c: Compiled, env: str, groups: list[str], start_s: int, end_s: int) -
     d = log_dialect_for(c.dialect)
     compared = compared_window(c.diff, start_s, end_s) if c.diff else None
     base, base_params = base_cte(d, env, groups, start_s, end_s, compared)
+    # each subquery scans the groups its SOURCE names (of the same environment), else the query's own
+    scans = ["c0"]
+    for sub in c.subqueries:
+        sub_base, sub_params = base_cte(d, env, list(sub.groups) or groups, start_s, end_s, name=sub.base)
+        base, base_params = f"{base}, {sub_base}", base_params + sub_params
+        scans.append(sub.base)
     # the records of each lookup table the query joins, by the environment's table name
     lookups = [f"lk{i} AS (SELECT row_no, row FROM lookup_rows WHERE _env = ? AND lookup_table = ?)"
                for i in range(len(c.lookups))]
     base_params = base_params + [p for name in c.lookups for p in (env, name)]
     with_ = "WITH " + ", ".join([base] + lookups + c.ctes) + " "
     results = with_ + c.select
-    counts = (with_ + f"SELECT (SELECT count(*) FROM c0) AS scanned, (SELECT count(*) FROM {c.matched_cte}) AS matched, "
-              f"(SELECT coalesce(sum({d.text_length('msg')}), 0) FROM c0) AS size")
+    scanned = " + ".join(f"(SELECT count(*) FROM {s})" for s in scans)
+    size = " + ".join(f"(SELECT coalesce(sum({d.text_length('msg')}), 0) FROM {s})" for s in scans)
+    counts = with_ + f"SELECT {scanned} AS scanned, (SELECT count(*) FROM {c.matched_cte}) AS matched, {size} AS size"
     return (*d.bind(results, base_params + c.params + c.select_params), *d.bind(counts, base_params + c.params))

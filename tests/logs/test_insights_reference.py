@@ -389,16 +389,3 @@ def test_diff_compares_patterns_with_the_previous_period(logs: Any) -> None:
         [{"@pattern": "[ERROR] card <*> declined"}]
     with pytest.raises(logs.exceptions.MalformedQueryException, match="diff has to follow pattern"):
         logs.start_query(logGroupName="shop", startTime=0, endTime=1, queryString="filter @message like /x/ | diff")
-
-
-@pytest.mark.parametrize("text,named", [
-    ("filter status >= 500 | join type=inner left=api right=fn where api.requestId=fn.requestId "
-     "(SOURCE '/aws/lambda/f')", "join"),
-    ("filter requestId in (SOURCE '/aws/lambda/db' | filter errorType = 'Timeout' | fields requestId)", "subqueries"),
-])
-def test_join_and_subqueries_are_refused_by_name(logs: Any, text: str, named: str) -> None:
-    """CWL_QuerySyntax-Join and CWL_QuerySyntax-Subqueries are in AWS's reference; Apiary has neither, and says so
-    by name (docs/compatibility/logs.md) rather than as a syntax error."""
-    logs.create_log_group(logGroupName="api")
-    with pytest.raises(logs.exceptions.MalformedQueryException, match=f"the {named} command is not supported"):
-        logs.start_query(logGroupName="api", startTime=0, endTime=1, queryString=text)

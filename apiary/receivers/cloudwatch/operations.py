@@ -426,6 +426,11 @@ async def start_query(call: Call) -> dict[str, Any]:
                                           insights.fields_of_lookup_tables(call.logs, call.env))
     except insights.QueryError as exc:
         raise AwsError("MalformedQueryException", str(exc)) from None
+    # A group named in the query (SOURCE '<group>', in a subquery or a join's right side) is checked as those of
+    # the request are: one of this environment's, else ResourceNotFoundException.
+    for n in insights.named_groups(compiled):
+        if call.logs.group(call.env, n) is None:
+            raise group_not_found(n)
     # The log groups come from the request or from the query's SOURCE command, never from both (StartQuery).
     if compiled.source is not None:
         if groups:
