@@ -169,6 +169,26 @@ QUERIES: dict[str, tuple[str, str, str]] = {
         "nullIf(JSON_VALUE(attributes, '$.\"user.id\"'), '')) AS k FROM logs WHERE {where}) AS l LEFT JOIN "
         "(SELECT JSON_VALUE(row, '$.id') AS id, JSON_VALUE(row, '$.team') AS team FROM lookup_rows "
         "WHERE _env = 'bench' AND lookup_table = 'users') AS u ON l.k = u.id GROUP BY 1 ORDER BY 1"),
+    # CWL_QuerySyntax-Subqueries: the events of the users who had a slow ERROR (u46..u49), counted per level
+    "subquery": (
+        'filter user.id in (SOURCE \'app\' | filter level = "ERROR" and latency > 995 | fields user.id) '
+        "| stats count(*) as n by level",
+        "SELECT level, count(*) FROM (SELECT {duck_level} AS level, {duck_user} AS u FROM logs WHERE {where}) "
+        "WHERE u IN (SELECT u FROM (SELECT {duck_user} AS u, {duck_level} AS level, TRY_CAST({duck_latency} AS DOUBLE) "
+        "AS latency FROM logs WHERE {where}) WHERE level = 'ERROR' AND latency > 995) GROUP BY 1 ORDER BY 1",
+        "SELECT level, count(*) FROM (SELECT {ch_level} AS level, {ch_user} AS u FROM logs WHERE {where}) "
+        "WHERE u IN (SELECT u FROM (SELECT {ch_user} AS u, {ch_level} AS level, accurateCastOrNull({ch_latency}, "
+        "'Float64') AS latency FROM logs WHERE {where}) WHERE level = 'ERROR' AND latency > 995) GROUP BY 1 ORDER BY 1"),
+    # CWL_QuerySyntax-Join: every event with its user's count of ERRORs (a query on the right), events per count
+    "join": (
+        "join left=e right=u where e.user.id=u.user.id (SOURCE 'app' | filter level = \"ERROR\" "
+        "| stats count(*) as errors by user.id) | stats count(*) as n by u.errors",
+        "SELECT r.errors, count(*) FROM (SELECT {duck_user} AS u FROM logs WHERE {where}) AS l JOIN "
+        "(SELECT u, count(*) AS errors FROM (SELECT {duck_user} AS u, {duck_level} AS level FROM logs WHERE {where}) "
+        "WHERE level = 'ERROR' GROUP BY u) AS r ON l.u = r.u GROUP BY 1 ORDER BY 1",
+        "SELECT r.errors, count(*) FROM (SELECT {ch_user} AS u FROM logs WHERE {where}) AS l JOIN "
+        "(SELECT u, count(*) AS errors FROM (SELECT {ch_user} AS u, {ch_level} AS level FROM logs WHERE {where}) "
+        "WHERE level = 'ERROR' GROUP BY u) AS r ON l.u = r.u GROUP BY 1 ORDER BY 1"),
     "anomaly": ("pattern @message | anomaly", _ANOMALY_DUCKDB, _ANOMALY_CLICKHOUSE),
     # the hand-written SQL of `anomaly` before token anomalies: the counts per masked message in both windows only
     "anomaly counts only": (
@@ -199,12 +219,22 @@ _FIELD = {
 }
 
 
+#: ``user.id``: the nested key of a JSON line, else the OTel attribute with a dot in its key
+_USER = {
+    "duckdb": ("coalesce(CASE WHEN starts_with(message, '{') AND json_valid(message) THEN "
+               "json_extract_string(message, '$.user.id') END, json_extract_string(attributes, '$.\"user.id\"'))"),
+    "clickhouse": ("if(JSON_VALUE(message, '$.user.id') != '', JSON_VALUE(message, '$.user.id'), "
+                   "nullIf(JSON_VALUE(attributes, '$.\"user.id\"'), ''))"),
+}
+
+
 def hand_sql(name: str, store: str, where: str, **windows: str) -> str:
     """The hand-written SQL of query ``name`` on ``store`` for the window and group ``where`` (``anomaly``'s two
     windows in ``windows``)."""
     _, duck, ch = QUERIES[name]
     fields = {f"{prefix}_{key}": _FIELD[kind].format(key=key)
-              for prefix, kind in (("duck", "duckdb"), ("ch", "clickhouse")) for key in ("level", "ip")}
+              for prefix, kind in (("duck", "duckdb"), ("ch", "clickhouse")) for key in ("level", "ip", "latency")}
+    fields.update(duck_user=_USER["duckdb"], ch_user=_USER["clickhouse"])
     return (duck if store == "duckdb" else ch).format(where=where, **windows, **fields)
 
 

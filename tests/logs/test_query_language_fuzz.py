@@ -105,6 +105,22 @@ commands = (st.lists(expressions, min_size=1, max_size=3).map(lambda es: "fields
             | st.tuples(st.lists(st.sampled_from(["fieldname=Sum", "row=false", "col=true", "col=maybe", "x=1"]),
                                  max_size=2), st.lists(names, max_size=2)).map(
                 lambda t: "addtotals " + " ".join(t[0]) + (" " + ", ".join(t[1]) if t[1] else "")))
+# CWL_QuerySyntax-Join and CWL_QuerySyntax-Subqueries: a query inside the query, well-formed or not (a join type AWS
+# lacks, aliases missing or alike, a key of neither side, SOURCE forms a subquery does not take, nesting).
+inner_queries = st.tuples(st.sampled_from([f"SOURCE '{GROUP}' | ", "", f"SOURCE '{GROUP}', '{GROUP}' | ",
+                                           "SOURCE logGroups() | ", f"SOURCE '{GROUP}' "]),
+                          st.lists(commands, min_size=1, max_size=3).map(" | ".join)).map("".join)
+joins = st.tuples(st.sampled_from(["", "type=inner ", "type=LEFT ", "type=outer ", "type= "]),
+                  st.sampled_from(["left=a right=b", "left=a right=a", "right=b", "left=a right=b left=c", ""]),
+                  st.sampled_from(["a.level=b.level", "b.user.id=a.user.id", "a.x=c.x", "a.latency>b.latency", "a=b"]),
+                  inner_queries,
+                  st.sampled_from(["", " | fields a.level, b.latency, b.@message", " | stats count(*) by b.level",
+                                   " | sort b.latency desc | limit 3", f" | filter a.level in (SOURCE '{GROUP}' "
+                                   "| fields level)"])).map(
+    lambda t: f"join {t[0]}{t[1]} where {t[2]} ({t[3]}){t[4]}")
+subqueries = st.tuples(names, st.sampled_from(["in", "not in", "IN"]), inner_queries).map(
+    lambda t: f"filter {t[0]} {t[1]} ({t[2]})")
+commands = commands | joins | subqueries
 # SOURCE logGroupTags: tag filters as CloudWatch Logs' TagFilter writes them (a key, its values: exact, *wildcards*,
 # !negations), well-formed or not (no key, a key given twice, a '*' mid-value, six values).
 tag_values = st.lists(st.sampled_from(["'web'", '"prod*"', "'!legacy'", "'*eu'", "'*'", "''", "'a*b'", "'!'", "1"]),
@@ -134,6 +150,8 @@ queries = (st.tuples(sources, st.lists(commands, min_size=1, max_size=4).map(" |
 @example("fields `" + "a" * 10_000 + "`")
 @example("pattern " + "concat(" * 40 + "@message" + ")" * 40)
 @example("addtotals")
+@example(f"filter level in (SOURCE '{GROUP}' | filter latency > 1 | fields level) | join left=a right=b "
+         f"where a.level=b.level (SOURCE '{GROUP}' | stats count(*) as n by level) | fields a.level, b.n")
 @example("fields jsonParse(@message) as j | unnest j.tags into t | unnest t into u | pattern u | addtotals col=true")
 def test_insights_queries_are_refused_in_aws_words_or_complete(logs: Any, query: str) -> None:
     window = {"startTime": 0, "endTime": int(time.time()) + 60}
