@@ -145,6 +145,8 @@ class _Compiler:
         self.join_aliases: tuple[str, str] | None = None
         #: the commands after the one being compiled (a join looks ahead for the right side's fields used there)
         self.rest: list[Tree] = []
+        #: the join's CTE (its index) and the left side's columns it may carry (`insights_subquery.narrow_join`)
+        self.join_cte: tuple[int, list[str]] | None = None
         self.ctes: list[str] = []
         self.params: list[Any] = []
         self.columns: dict[str, str] = {k: v[0] for k, v in BUILTINS.items()}  # user name -> physical column
@@ -961,6 +963,7 @@ class _Compiler:
             self.ctes.append(f"_results AS ({select})")
             self.params += params
             select, params = self._totals_row(shown, order), []
+        insights_subquery.narrow_join(self, select)
         return Compiled(self.text, self.ctes, self.params, select, params, self.matched_cte, shown, limit, self.is_stats,
                         self.d.name, self.source_selection, self.diff, tuple(self.lookups), tuple(self.subqueries))
 
