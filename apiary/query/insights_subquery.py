@@ -174,7 +174,8 @@ def join(outer: _Compiler, node: Tree) -> None:
     outputs = _output(outer, inner, wanted, "join's right side")
     left_col, = outer.key_columns([left_key], "_jk")
     # the left side's columns still to come (every column it has so far), narrowed once the query is compiled
-    available = list(BASE_COLUMNS if outer.raw else ()) + list(outer.columns.values()) + list(outer.json_docs.values())
+    available = list(BASE_COLUMNS if outer.raw else ()) + (["_period"] if outer.diff and outer.raw else []) + \
+        list(outer.columns.values()) + list(outer.json_docs.values())
     added = [f"CASE WHEN r._hit = 1 THEN r.{col} END AS "
              f"{insights.quote(outer._new_column(f'{right_alias}.{name}', kind))}"
              for (name, _, _), (col, kind) in zip(wanted[1:], outputs[1:])]

@@ -152,6 +152,8 @@ queries = (st.tuples(sources, st.lists(commands, min_size=1, max_size=4).map(" |
 @example("addtotals")
 @example(f"filter level in (SOURCE '{GROUP}' | filter latency > 1 | fields level) | join left=a right=b "
          f"where a.level=b.level (SOURCE '{GROUP}' | stats count(*) as n by level) | fields a.level, b.n")
+@example(f"join type=left left=a right=b where a.level=b.level (SOURCE '{GROUP}' | limit 2) | pattern @message | diff")
+@example(f"join left=a right=b where a.level=b.level (SOURCE '{GROUP}') | sort b.latency desc | dedup a.level")
 @example("fields jsonParse(@message) as j | unnest j.tags into t | unnest t into u | pattern u | addtotals col=true")
 def test_insights_queries_are_refused_in_aws_words_or_complete(logs: Any, query: str) -> None:
     window = {"startTime": 0, "endTime": int(time.time()) + 60}
