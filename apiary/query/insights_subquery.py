@@ -107,7 +107,8 @@ def _output(outer: _Compiler, inner: _Compiler, wanted: list[tuple[str, list[str
 
 def in_query(outer: _Compiler, node: Tree, negate: bool) -> Expr:
     """``field [not] in ( query )``: the inner query's values of the field of the same name (or of the one field
-    it selects). Both sides compare as text unless both are numbers; an event without the field is in no set."""
+    it selects). Both sides compare as text unless both are numbers; an event without the field passes
+    neither `in` nor `not in`, as with a list."""
     d = outer.d
     left = outer.expr(node.children[0])
     inner = _inner(outer, node.children[1], "subquery")
@@ -126,9 +127,9 @@ def in_query(outer: _Compiler, node: Tree, negate: bool) -> Expr:
     (col, _), = _output(outer, inner, [(name, insights._path(name), not numbers)], "subquery")
     if not numbers:
         left = text(d, left)
-    member = f"{left.sql} {'NOT ' if negate else ''}IN (SELECT {col} FROM {inner.prefix[:-1]} WHERE {col} IS NOT NULL)"
-    # the same answer on both stores for an event without the field (ClickHouse's IN answers 0 for NULL)
-    return Expr(f"(CASE WHEN {left.sql} IS NULL THEN NULL ELSE {member} END)", left.params * 2, "bool")
+    # no NULL among the values: `NOT IN` a set holding one answers NULL for every event, on both stores
+    member = f"({left.sql} {'NOT ' if negate else ''}IN (SELECT {col} FROM {inner.prefix[:-1]} WHERE {col} IS NOT NULL))"
+    return Expr(member, left.params, "bool")
 
 
 def join(outer: _Compiler, node: Tree) -> None:

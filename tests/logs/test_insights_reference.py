@@ -468,7 +468,7 @@ def test_subquery_picks_requests_that_failed_downstream(logs: Any) -> None:
     the statistics count the events both queries scanned."""
     put(logs, "web", _lines({"requestId": "q1", "endpoint": "/a", "userId": "u1"},
                             {"requestId": "q2", "endpoint": "/b", "userId": "u2"},
-                            {"requestId": "q3", "endpoint": "/c", "userId": "u3"}))
+                            {"requestId": "q3", "endpoint": "/c", "userId": "u3"}, {"endpoint": "/health"}))
     put(logs, "db", _lines({"requestId": "q1", "errorType": "DatabaseConnectionTimeout"},
                            {"requestId": "q2", "errorType": "DeadlockDetected"},
                            {"requestId": "q3", "errorType": "DatabaseConnectionTimeout"},
@@ -480,7 +480,8 @@ def test_subquery_picks_requests_that_failed_downstream(logs: Any) -> None:
     q = logs.start_query(logGroupName="web", startTime=0, endTime=4_000_000_000, queryString=text)
     while (r := logs.get_query_results(queryId=q["queryId"]))["status"] in ("Scheduled", "Running"):
         pass
-    assert r["statistics"]["recordsScanned"] == 7.0 and r["statistics"]["recordsMatched"] == 2.0
+    assert r["statistics"]["recordsScanned"] == 8.0 and r["statistics"]["recordsMatched"] == 2.0
+    # an event without the field passes neither `in` nor `not in`, as with a list
     rows = query(logs, "web", "filter requestId not in (SOURCE 'db' | filter errorType = 'DatabaseConnectionTimeout' "
                               "| fields requestId) | fields requestId")
     assert rows == [{"requestId": "q2"}]
