@@ -8,7 +8,7 @@ from typing import Iterator
 import httpx
 import pytest
 
-from tests.server import ApiaryProcess, create_key
+from tests.server import ApiaryProcess, serving
 
 pytest_plugins = ["pytester"]  # tests/testing runs inner sessions of the apiary.testing plugin
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -38,13 +38,8 @@ def data_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def apiary(data_dir: Path) -> Iterator[ApiaryProcess]:
     """A running server with a `dev` environment; its key is in ``apiary.key``."""
-    key = create_key(data_dir, "dev")
-    proc = ApiaryProcess(data_dir, key=key)
-    proc.start()
-    try:
+    with serving(data_dir) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -11,6 +12,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import httpx
 
@@ -105,3 +107,14 @@ class ApiaryProcess:
 
     def output(self) -> str:
         return self.log_path.read_text() if self.log_path and self.log_path.exists() else ""
+
+
+@contextlib.contextmanager
+def serving(data_dir: Path, env: str = "dev") -> Iterator[ApiaryProcess]:
+    """A running server whose ``key`` is ``env``'s, stopped on leaving."""
+    proc = ApiaryProcess(data_dir, key=create_key(data_dir, env))
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()

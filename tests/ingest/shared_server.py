@@ -18,20 +18,15 @@ from typing import Iterator
 
 import pytest
 
-from tests.server import ApiaryProcess, create_key
+from tests.server import ApiaryProcess, create_key, serving
 
 _names = itertools.count()
 
 
 @pytest.fixture(scope="module")
 def module_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiaryProcess]:
-    data_dir = tmp_path_factory.mktemp("shared") / "data"
-    proc = ApiaryProcess(data_dir, key=create_key(data_dir, "dev"))
-    proc.start()
-    try:
+    with serving(tmp_path_factory.mktemp("shared") / "data") as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 @pytest.fixture
