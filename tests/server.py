@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -11,6 +12,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import httpx
 
@@ -35,11 +37,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def create_key(data_dir: Path, env: str = "dev", ingest_only: bool = False) -> str:
-    cmd = [sys.executable, "-m", "apiary", "keys", "create", env, "--data", str(data_dir)]
-    if ingest_only:
-        cmd.append("--ingest-only")
-    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip()
+def create_key(data_dir: Path, env: str = "dev", ingest_only: bool = False, store: str = "duckdb") -> str:
+    """A key made in this process, as ``apiary keys create`` makes it (tests/test_cli_keys.py tests the command):
+    a CLI process per key cost its imports, seconds of CPU each while the suite's servers start beside it.
+    On ClickHouse the client is closed at once: chdb lets one process at a time open its directory."""
+    if store == "duckdb":
+        from apiary.store.meta import MetaStore
+
+        data_dir.mkdir(parents=True, exist_ok=True)
+        return MetaStore(data_dir / "meta.sqlite").create_key(env, can_read=not ingest_only)
+    from apiary.store.clickhouse import ClickHouseMeta, connect
+
+    client = connect(store)
+    try:
+        return ClickHouseMeta(client).create_key(env, can_read=not ingest_only)
+    finally:
+        client.close()
 
 
 @dataclass
@@ -94,3 +107,14 @@ class ApiaryProcess:
 
     def output(self) -> str:
         return self.log_path.read_text() if self.log_path and self.log_path.exists() else ""
+
+
+@contextlib.contextmanager
+def serving(data_dir: Path, env: str = "dev") -> Iterator[ApiaryProcess]:
+    """A running server whose ``key`` is ``env``'s, stopped on leaving."""
+    proc = ApiaryProcess(data_dir, key=create_key(data_dir, env))
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()

@@ -7,7 +7,7 @@ import contextlib
 import functools
 import logging
 from datetime import datetime, timedelta, timezone
-from typing import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -17,7 +17,6 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from apiary.mcp.http import McpEndpoint
-from apiary.mcp.tools import build_server as build_mcp_server
 from apiary.permissions import Permission, daemon_host, needs
 from apiary.receivers.cloudwatch import http as cloudwatch_http
 from apiary.query import http as query_http
@@ -38,6 +37,9 @@ from apiary.server.guard import EXCEPTION_HANDLERS, Guard
 from apiary.server.settings import Settings
 from apiary.store.duckdb import DuckDBErrorStore, DuckDBLogStore, DuckDBStore
 from apiary.store.meta import MetaStore
+
+if TYPE_CHECKING:
+    from mcp.server.mcpserver import MCPServer
 
 log = logging.getLogger("apiary")
 
@@ -107,6 +109,13 @@ def _open_clickhouse_context(settings: Settings) -> Apiary:
                   errors=ClickHouseErrorStore(client))
 
 
+def _build_mcp_server() -> "MCPServer":
+    """The MCP tools' server; its SDK is imported at the first ``/mcp`` request (see `apiary.mcp.http`)."""
+    from apiary.mcp.tools import build_server
+
+    return build_server()
+
+
 def create_app(settings: Settings, ctx: Apiary | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -155,7 +164,7 @@ def create_app(settings: Settings, ctx: Apiary | None = None) -> Starlette:
             await context.pool.close()
             print("Apiary stopped: every acknowledged batch is committed.", flush=True)
 
-    mcp = McpEndpoint(build_mcp_server())
+    mcp = McpEndpoint(_build_mcp_server)
     routes = [Route("/api/health", health, methods=["GET"]), Route("/mcp", mcp, methods=["POST"])]
     routes += otlp_http.routes + honeycomb_http.routes + trace_search_api.routes + traces_api.routes
     routes += rollbar_http.routes + cloudwatch_http.routes

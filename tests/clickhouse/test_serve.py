@@ -18,18 +18,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from apiary.store.base import StoreUnavailable
 from tests.clickhouse.conftest import clickhouse_url, drop_database
-from tests.server import ApiaryProcess, free_port
-
-
-def create_key(store: str, env: str = "dev") -> str:
-    cmd = [sys.executable, "-m", "apiary", "keys", "create", env, "--store", store]
-    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip()
+from tests.server import ApiaryProcess, create_key, free_port
 
 
 @pytest.fixture
 def clickhouse_apiary(tmp_path: Path) -> Iterator[ApiaryProcess]:
     url = clickhouse_url(tmp_path)
-    key = create_key(url)  # before the server: chdb lets one process at a time open its directory
+    key = create_key(tmp_path / "data", store=url)  # before the server: chdb lets one process at a time open its directory
     proc = ApiaryProcess(tmp_path / "data", key=key, extra_args=["--store", url])
     proc.start(timeout=60)
     try:

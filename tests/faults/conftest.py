@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Iterator
 
@@ -12,11 +10,6 @@ import pytest
 from tests.clickhouse.conftest import clickhouse_url, drop_database
 from tests.faults.fuzz_support import LOG_GROUP, aws_client
 from tests.server import ApiaryProcess, create_key, free_port
-
-
-def _create_key(store: str) -> str:
-    cmd = [sys.executable, "-m", "apiary", "keys", "create", "dev", "--store", store]
-    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip()
 
 
 @pytest.fixture(scope="module", params=["duckdb", "clickhouse"])
@@ -29,7 +22,8 @@ def store_apiary(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     else:
         url = clickhouse_url(base)
         # Before the server: chdb lets one process at a time open its directory.
-        proc = ApiaryProcess(base / "data", key=_create_key(url), extra_args=["--store", url, "--decode-workers", "0"])
+        proc = ApiaryProcess(base / "data", key=create_key(base / "data", store=url),
+                             extra_args=["--store", url, "--decode-workers", "0"])
     proc.start(timeout=60)
     try:
         yield proc

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +12,7 @@ import httpx
 import pytest
 
 from tests.clickhouse.conftest import clickhouse_url, drop_database
-from tests.server import ApiaryProcess, free_port
+from tests.server import ApiaryProcess, create_key, free_port
 
 STORES = ["duckdb", "chdb"]
 TRACE_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -59,18 +57,13 @@ class GrpcApiary(ApiaryProcess):
         raise AssertionError(f"trace {trace_id} has {len(spans)} spans, expected {expect}")
 
 
-def create_key(env: str, data_dir: Path, store: str) -> str:
-    cmd = [sys.executable, "-m", "apiary", "keys", "create", env, "--data", str(data_dir), "--store", store]
-    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip()
-
-
 def start_grpc_apiary(root: Path, store: str, envs: tuple[str, ...] = ("dev", "staging"),
                       extra_args: tuple[str, ...] = (), env: dict[str, str] | None = None) -> tuple[GrpcApiary, str]:
     """Keys first (chdb lets one process at a time open its directory), then the server."""
     url = "duckdb" if store == "duckdb" else clickhouse_url(root)
     data = root / "data"
     data.mkdir(parents=True, exist_ok=True)
-    keys = {e: create_key(e, data, url) for e in envs}
+    keys = {e: create_key(data, e, store=url) for e in envs}
     proc = GrpcApiary(data, key=keys[envs[0]], keys=keys, env=env or {})
     proc.extra_args = ["--otlp-grpc-port", str(proc.grpc_port), "--store", url, *extra_args]
     proc.start(timeout=60)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -17,7 +15,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tests.clickhouse.conftest import clickhouse_url, drop_database
-from tests.server import ApiaryProcess
+from tests.server import ApiaryProcess, create_key
 
 
 @dataclass
@@ -28,13 +26,6 @@ class Served:
     @property
     def url(self) -> str:
         return self.proc.url
-
-
-def create_key(data_dir: Path, store: str, env: str, ingest_only: bool = False) -> str:
-    cmd = [sys.executable, "-m", "apiary", "keys", "create", env, "--data", str(data_dir), "--store", store]
-    if ingest_only:
-        cmd.append("--ingest-only")
-    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip()
 
 
 @pytest.fixture(params=["duckdb", "chdb"])
@@ -59,7 +50,7 @@ def start(tmp_path: Path) -> Iterator[Start]:
     def go(store: str, envs: dict[str, bool], *flags: str) -> Served:
         data = tmp_path / "data"
         data.mkdir(exist_ok=True)
-        keys = {env: create_key(data, store, env, ingest_only) for env, ingest_only in envs.items()}
+        keys = {env: create_key(data, env, ingest_only, store) for env, ingest_only in envs.items()}
         proc = ApiaryProcess(data, key=next(iter(keys.values())), extra_args=["--store", store, *flags])
         running.append(proc)
         proc.start(timeout=90)

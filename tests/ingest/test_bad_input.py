@@ -12,6 +12,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from apiary.server.decoding import INLINE_BELOW_BYTES
 from tests.ingest.otlp_requests import request
+from tests.ingest.shared_server import environment as apiary, module_server  # noqa: F401 - fixtures
 from tests.server import ApiaryProcess, create_key
 
 PB = {"content-type": "application/x-protobuf"}

@@ -7,6 +7,7 @@ import secrets
 import httpx
 import libhoney
 
+from tests.ingest.shared_server import environment as apiary, module_server  # noqa: F401 - fixtures
 from tests.server import ApiaryProcess
 
 

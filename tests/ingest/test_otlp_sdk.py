@@ -13,6 +13,7 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
+from tests.ingest.shared_server import environment as apiary, module_server  # noqa: F401 - fixtures
 from tests.server import ApiaryProcess, free_port
 
 APP = Path(__file__).with_name("flask_app.py")

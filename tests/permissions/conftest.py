@@ -8,8 +8,6 @@ follows that setting (which defaults from ``--host``), so the tests never bind a
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +20,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from tests.clickhouse.conftest import clickhouse_url, drop_database
-from tests.server import ApiaryProcess
+from tests.server import ApiaryProcess, create_key
 
 #: Every piece of ``dev`` data carries this, so a leak to another environment's key shows in any answer.
 SECRET = "s3cr3t-dev-data"
@@ -51,15 +49,6 @@ class Server:
     @property
     def url(self) -> str:
         return self.proc.url
-
-
-def create_key(data_dir: Path, store: str, env: str, ingest_only: bool = False) -> str:
-    cmd = [sys.executable, "-m", "apiary", "keys", "create", env, "--data", str(data_dir)]
-    if store != "duckdb":
-        cmd += ["--store", store]
-    if ingest_only:
-        cmd.append("--ingest-only")
-    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip()
 
 
 def aws(url: str, service: str, key: str | None, path: str, body: bytes, target: str | None = None,
@@ -146,8 +135,8 @@ def start(tmp: Path, store: str, exposure: str) -> Server:
     data_dir = tmp / "data"
     url = clickhouse_url(tmp) if store == "clickhouse" else "duckdb"
     # Keys before the server: chdb lets one process at a time open its directory.
-    keys = Keys(read=create_key(data_dir, url, "dev"), ingest=create_key(data_dir, url, "dev", ingest_only=True),
-                other=create_key(data_dir, url, "staging"))
+    keys = Keys(read=create_key(data_dir, "dev", store=url), ingest=create_key(data_dir, "dev", True, url),
+                other=create_key(data_dir, "staging", store=url))
     args = ["--decode-workers", "0"] + (["--exposure", "network"] if exposure == "network" else [])
     if store == "clickhouse":
         args += ["--store", url]

@@ -18,8 +18,7 @@ import httpx
 import pytest
 
 from tests.clickhouse.conftest import clickhouse_url, drop_database
-from tests.permissions.conftest import create_key
-from tests.server import ApiaryProcess, free_port
+from tests.server import ApiaryProcess, create_key, free_port
 from tests.xray.conftest import datagram, eventually
 
 
@@ -45,7 +44,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 def start(tmp_path: Path, store: str, *args: str) -> tuple[ApiaryProcess, int, str, str]:
     data = tmp_path / "data"
-    dev, staging = create_key(data, store, "dev"), create_key(data, store, "staging")
+    dev, staging = create_key(data, "dev", store=store), create_key(data, "staging", store=store)
     port = free_port()
     proc = ApiaryProcess(data, key=dev, extra_args=["--exposure", "network", "--decode-workers", "0",
                                                     "--xray-port", str(port), *args,

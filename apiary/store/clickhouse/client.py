@@ -195,7 +195,12 @@ class ChdbClient:
 
     def query_arrow(self, sql: str, params: Mapping[str, Any] | None = None,
                     settings: Mapping[str, Any] | None = None) -> pa.Table:
-        return self._run(sql, "ArrowTable", params, settings)
+        # The Arrow file chdb writes, read here: chdb's own "ArrowTable" reader imports pandas first (a second or
+        # more of a chdb server's start-up, and of every process that opens chdb), only to check that it is there.
+        result = self._run(sql, "Arrow", params, settings)
+        if len(result) == 0:
+            return pa.Table.from_batches([], schema=pa.schema([]))
+        return pa.RecordBatchFileReader(result.get_memview().view()).read_all()
 
     def insert_arrow(self, table: str, data: pa.Table, settings: Mapping[str, Any] | None = None) -> None:
         if self._closed:
