@@ -29,6 +29,7 @@ from apiary.query.xray import SelectorError, selects_edges
 from apiary.query.xray_filter import Node
 from apiary.receivers.xray.filter import FilterError, parse, resolve_groups
 from apiary.receivers.xray.groups import GroupError, name_of
+from apiary.receivers.xray.refusal import Refused
 from apiary.receivers.xray.tags import TagError, tag_map
 from apiary.receivers.xray.service import XRay
 from apiary.receivers.xray.unserved import NO_ENCRYPTION
@@ -101,7 +102,7 @@ def operation(fn: Callable[[Call], Awaitable[dict[str, Any]]], action: str) -> C
             return JSONResponse(await fn(Call(xray, env, params)))
         except AwsError as exc:
             return exc.response()
-        except (FilterError, RuleError, GroupError, TagError, queries.BadToken) as exc:
+        except (FilterError, RuleError, GroupError, TagError, Refused, queries.BadToken) as exc:
             return AwsError(getattr(exc, "code", "InvalidRequestException"), str(exc),
                             getattr(exc, "status", 400)).response()
         except Exception as exc:  # too large a body, overload, an unavailable store
@@ -362,8 +363,10 @@ async def untag_resource(call: Call) -> dict[str, Any]:
 
 @needs(Permission.READ)
 async def list_tags_for_resource(call: Call) -> dict[str, Any]:
-    """At most 50 tags a resource: one page, never a NextToken."""
-    return {"Tags": await asyncio.to_thread(call.xray.tags.list, call.env, call.params.get("ResourceARN"))}
+    """The tags by key, a page at a time (`apiary.receivers.xray.tags.TAGS_PAGE`), with NextToken."""
+    tags, token = await asyncio.to_thread(call.xray.tags.list, call.env, call.params.get("ResourceARN"),
+                                          call.params.get("NextToken"))
+    return {"Tags": tags, **({"NextToken": token} if token else {})}
 
 
 @needs(Permission.INGEST)
