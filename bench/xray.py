@@ -9,8 +9,8 @@ Phases, each bounded:
    (sent - received = lost in the kernel).
 2. Fill: PutTraceSegments (500 documents a call) up to ``--total`` segments.
 3. GetTraceSummaries over the whole window, no filter, with
-   ``service("svc-3") AND http.status >= 500``, ``service("svc-3") { fault }`` and a root-cause block (`ROOT_CAUSE`,
-   also timed beside ``service("svc-3") { fault }`` alone),
+   ``service("svc-3") AND http.status >= 500``, ``service("svc-3") { fault }``, a root-cause block (`ROOT_CAUSE`,
+   also timed beside ``service("svc-3") { fault }`` alone) and a response-time root cause (`RESPONSE_TIME`),
    GetServiceGraph and GetTimeSeriesServiceStatistics (``service("svc-3")``, per minute), ``--calls`` each,
    every server in turn within each round: medians.
    The same calls against ``moto_server`` (X-Ray mocked in memory, started
@@ -75,6 +75,8 @@ def segment(rng: random.Random, now: float) -> dict[str, Any]:
 
 #: A root-cause keyword block with the enumerated-list keywords: the path of every fault climbed to its entry point.
 ROOT_CAUSE = 'rootcause.fault.service { last and name = "svc-3" and index = 0 }'
+#: A response-time root cause: the end of each trace's slowest path (its calls take as long: the lower span id wins).
+RESPONSE_TIME = 'rootcause.responsetime.service { last and name = "postgres" }'
 
 
 def client(url: str, key: str) -> Any:
@@ -156,7 +158,9 @@ def time_series(xray: Any) -> int:
 
 def baseline_server(tree: Path, data: Path, store_url: str | None = None) -> tuple[ApiaryProcess, str]:
     """An earlier Apiary's server (its own source tree first on the path), on DuckDB or at ``store_url``."""
-    env = {"PYTHONPATH": str(tree)}
+    # PYTHONSAFEPATH: ``python -m`` would otherwise put the working directory first on the path, and run from this
+    # tree's root the "earlier" server would import this tree's apiary.
+    env = {"PYTHONPATH": str(tree), "PYTHONSAFEPATH": "1"}
     store = ["--store", store_url] if store_url else []
     key = subprocess.run([sys.executable, "-m", "apiary", "keys", "create", "dev", "--data", str(data), *store],
                          check=True, capture_output=True, text=True, env={**os.environ, **env}).stdout.strip()
@@ -174,7 +178,8 @@ def main() -> None:
     ap.add_argument("--baseline", type=Path, help="an earlier Apiary source tree to time beside this one (on the same store)")
     args = ap.parse_args()
     rng = random.Random(42)
-    expressions = [None, 'service("svc-3") AND http.status >= 500', 'service("svc-3") { fault }', ROOT_CAUSE]
+    expressions = [None, 'service("svc-3") AND http.status >= 500', 'service("svc-3") { fault }', ROOT_CAUSE,
+                   RESPONSE_TIME]
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         udp_port = free_port()

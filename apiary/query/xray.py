@@ -64,7 +64,8 @@ class Compiler:
     ``partial`` any segment, ``responsetime`` the root, ``duration`` the whole trace; inside ``service() { }`` and
     ``edge() { }`` they judge the segments of that service or connection; inside ``rootcause.<kind>.<level> { }``
     a root cause of the trace's faults (a faulting span no child of which faulted), errors (likewise), or response
-    time (a span with no children; ``coverage`` is its share of the root's response time).
+    time (the end of the slowest path: from the root, at each span the child that took longest, down to a span
+    with no children; ``coverage`` is a span's share of the root's response time).
     """
 
     def __init__(self, catalogue: Catalogue) -> None:

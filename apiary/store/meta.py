@@ -6,10 +6,11 @@ the same data directory. SQLite takes concurrent writers from several
 processes, so the CLI and the server share this file safely.
 
 Other modules' small tables (X-Ray sampling rules and statistics, X-Ray
-groups, the tags of both, query specs, results, history and saved queries)
-are reached through named repositories (``sampling_rules``, ``sampling_stats``,
-``xray_groups``, ``xray_tags``, ``queries``), never through SQL handed in from
-outside ``apiary.store``.
+groups, the tags of both, resource policies, indexing rules, trace retrievals,
+query specs, results, history and saved queries) are reached through named
+repositories (``sampling_rules``, ``sampling_stats``, ``xray_groups``,
+``xray_tags``, ``xray_policies``, ``xray_indexing``, ``xray_retrievals``,
+``queries``), never through SQL handed in from outside ``apiary.store``.
 
 Keys are stored as SHA-256 digests: they are 32 random characters, so a
 slow password hash buys nothing, and a leaked database does not leak keys.
@@ -29,7 +30,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from apiary.store.meta_groups import XRayGroupRows
+from apiary.store.meta_indexing import XRayIndexingRows
+from apiary.store.meta_policies import XRayPolicyRows
 from apiary.store.meta_queries import QueryRows
+from apiary.store.meta_retrievals import XRayRetrievalRows
 from apiary.store.meta_sampling import SamplingRuleRows, SamplingStatRows
 from apiary.store.meta_tags import XRayTagRows
 
@@ -135,6 +139,18 @@ class MetaStore:
     @functools.cached_property
     def xray_tags(self) -> XRayTagRows:
         return XRayTagRows(self)
+
+    @functools.cached_property
+    def xray_policies(self) -> XRayPolicyRows:
+        return XRayPolicyRows(self)
+
+    @functools.cached_property
+    def xray_indexing(self) -> XRayIndexingRows:
+        return XRayIndexingRows(self)
+
+    @functools.cached_property
+    def xray_retrievals(self) -> XRayRetrievalRows:
+        return XRayRetrievalRows(self)
 
     @functools.cached_property
     def queries(self) -> QueryRows:

@@ -115,6 +115,9 @@ def seed(server: Server) -> None:
         _ok(xray_call(server, k, "/CreateGroup", {"GroupName": group, "FilterExpression": f'service("{SERVICE}")'}))
     for rule in (f"{SECRET}-rule", "doomed-rule"):
         _ok(xray_call(server, k, "/CreateSamplingRule", {"SamplingRule": rule_doc(rule)}))
+    for name in ("retrieval", "doomed_retrieval"):
+        server.ids[name] = _ok(xray_call(server, k, "/StartTraceRetrieval", {
+            "TraceIds": [XRAY_TRACE_ID], "StartTime": now - 3600, "EndTime": now + 60})).json()["RetrievalToken"]
     hc = {"x-honeycomb-team": k}
     spec = {"calculations": [{"op": "COUNT"}], "time_range": 7200}
     server.ids["qid"] = _ok(httpx.post(f"{url}/1/queries/{SERVICE}", json=spec, headers=hc, timeout=60)).json()["id"]

@@ -207,6 +207,21 @@ TABLE: list[Op] = [
     xr("/EncryptionConfig", "read"),
     xr("/PutEncryptionConfig", "configure", {"Type": "NONE"}),
     xr("/TelemetryRecords", "ingest", {"TelemetryRecords": []}),
+    xr("/PutResourcePolicy", "configure", {"PolicyName": "matrix", "PolicyDocument": json.dumps(
+        {"Statement": [{"Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"},
+                        "Action": "xray:PutTraceSegments", "Resource": "*"}]})}),
+    xr("/ListResourcePolicies", "read"),
+    xr("/DeleteResourcePolicy", "configure", {"PolicyName": "doomed-policy"}),
+    xr("/GetIndexingRules", "read"),
+    xr("/UpdateIndexingRule", "configure", {"Name": "Default", "Rule": {"Probabilistic": {"DesiredSamplingPercentage": 5}}}),
+    xr("/GetTraceSegmentDestination", "read"),
+    xr("/UpdateTraceSegmentDestination", "configure", {"Destination": "XRay"}),
+    xr("/StartTraceRetrieval", "read", lambda s, c: {"TraceIds": [XRAY_TRACE_ID], "StartTime": now() - 3600,
+                                                     "EndTime": now() + 60}),
+    xr("/ListRetrievedTraces", "read", lambda s, c: {"RetrievalToken": s.ids["retrieval"]}, **XRAY_NO_RESOURCE),
+    xr("/GetRetrievedTracesGraph", "read", lambda s, c: {"RetrievalToken": s.ids["retrieval"]}, **XRAY_NO_RESOURCE),
+    xr("/CancelTraceRetrieval", "read", lambda s, c: {"RetrievalToken": s.ids["doomed_retrieval"]},
+       **XRAY_NO_RESOURCE),
     # The rest of botocore's X-Ray model: X-Ray's InvalidRequestException naming the operation, whoever asks.
     *(Op("public", "POST", path, "public", ok=400) for path in UNSERVED),
     *(Op("public", "GET", p, "public", p.replace("{trace_id}", TRACE_ID).replace("{item_id}", "1"))

@@ -164,3 +164,24 @@ def test_xray_group_and_sampling_rule_tags(tenant: Tenant, xray: Any) -> None:
     assert xray.list_tags_for_resource(ResourceARN=group)["Tags"] == []
     xray.delete_sampling_rule(RuleARN=rule_arn)
     assert refused(lambda: xray.list_tags_for_resource(ResourceARN=rule_arn)) == "ResourceNotFoundException"
+
+
+def test_xray_tags_come_a_page_at_a_time_with_next_token(xray: Any) -> None:
+    """ListTagsForResource with NextToken: 50 tags (AWS's most) over pages by key, every one exactly once, as
+    boto3's paginator collects them; a token of another resource's listing, or not given out, is refused."""
+    arn = xray.create_group(GroupName="paged", Tags=[{"Key": f"k{i:02d}", "Value": f"v{i}"} for i in range(50)])[
+        "Group"]["GroupARN"]
+    first = xray.list_tags_for_resource(ResourceARN=arn)
+    assert [t["Key"] for t in first["Tags"]] == [f"k{i:02d}" for i in range(25)] and first["NextToken"]
+    # A tag removed between pages is not seen; the rest of the page follows the last key handed out.
+    xray.untag_resource(ResourceARN=arn, TagKeys=["k30"])
+    second = xray.list_tags_for_resource(ResourceARN=arn, NextToken=first["NextToken"])
+    assert [t["Key"] for t in second["Tags"]] == [f"k{i:02d}" for i in range(25, 50) if i != 30]
+    assert "NextToken" not in second
+    pages = xray.get_paginator("list_tags_for_resource").paginate(ResourceARN=arn).build_full_result()
+    assert len(pages["Tags"]) == 49 and {"Key": "k49", "Value": "v49"} in pages["Tags"]
+    other = xray.create_group(GroupName="paged-too", Tags=[{"Key": "a", "Value": "b"}])["Group"]["GroupARN"]
+    for token in (first["NextToken"], "not-a-token"):
+        with pytest.raises(ClientError) as caught:
+            xray.list_tags_for_resource(ResourceARN=other if token != "not-a-token" else arn, NextToken=token)
+        assert code(caught) == "InvalidRequestException"

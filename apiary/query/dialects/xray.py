@@ -28,10 +28,16 @@ _ENTERS_NODE = "(_orphan OR _parent_node <> _node OR _parent_type <> _node_type)
 #: The spans an edge counts: the trace's root (called by the client) and those called from another node.
 _CROSSES_EDGE = "(_is_root OR _parent_node <> _node OR _parent_type <> _node_type)"
 #: The root-cause spans of each kind, over a span of ``r`` joined to its children's flags (``kids`` as ``k``): a fault
-#: (error) none of whose children faulted (erred); for response time, a span without children (X-Ray's attribution
-#: along the slowest path is not reproduced).
+#: (error) none of whose children faulted (erred); for response time, a span without children that is its parent's
+#: slowest child (`_SLOWEST`) -- the climb from it keeps only the one whose whole path is slowest children.
 _ROOT_CAUSE_SPANS = {"fault": "_fault AND NOT coalesce(k._kfault, false)",
-                     "error": "_error AND NOT coalesce(k._kerror, false)", "responsetime": "k._ktid IS NULL"}
+                     "error": "_error AND NOT coalesce(k._kerror, false)", "responsetime": "k._ktid IS NULL AND _slowest"}
+#: The slowest path is walked down from the root: at each span, to the child that took longest (the earliest
+#: started, then the least span id, of equals; a span still in progress, without a duration, last). A span without
+#: a parent id heads a path of its own.
+_SLOWEST = ("(_pid IS NULL OR row_number() OVER (PARTITION BY _tid, _pid ORDER BY _duration_ms DESC NULLS LAST, "
+            "_start_us, _sid) = 1) AS _slowest")
+_RESPONSE_TIME = ROOT_CAUSE_KINDS.index("responsetime")
 
 
 def value_column(name: str) -> str:
@@ -112,8 +118,11 @@ class XRaySQL(ABC):
                    f"{r.expr(rows.throttle)} AS _throttle", f"{r.expr(rows.in_progress)} AS _in_progress",
                    f"{r.expr(rows.inferred)} AS _inferred", f"{r.expr(rows.node)} AS _node",
                    f"{r.expr(rows.node_type)} AS _node_type"]
+        kinds = sorted(set().union(*(root_cause_kinds(e) for e in reads)))
+        # Only a response-time root cause needs each span's place among its siblings: a window over every span.
+        r_columns = derived + ([_SLOWEST] if "responsetime" in kinds else [])
         # Named one by one: ClickHouse prefixes the columns of ``c.*`` in a join with ``c.``.
-        own = [c.rsplit(" AS ", 1)[1] for c in cols + derived] + ["_service_origin"]
+        own = [c.rsplit(" AS ", 1)[1] for c in cols + r_columns] + ["_service_origin"]
         order = "_orphan DESC, _start_us, _sid"
         root_ms = ""
         t_columns = own + ["_parent_service", "_parent_node", "_parent_type", "_orphan", "_child_fault", "_child_error",
@@ -121,10 +130,9 @@ class XRaySQL(ABC):
         if any("root_ms" in span_values(e) for e in reads):
             root_ms = f", first_value(_duration_ms) OVER (PARTITION BY _tid ORDER BY {order}) AS _root_ms"
             t_columns.append("_root_ms")
-        kinds = sorted(set().union(*(root_cause_kinds(e) for e in reads)))
         paths = self.root_cause_paths(kinds, t_columns) if kinds else ""
         recursive = "RECURSIVE " if kinds else ""
-        return (f"WITH {recursive}r AS (SELECT *, {', '.join(derived)} FROM ({latest}) AS s1 WHERE _n = 1), "
+        return (f"WITH {recursive}r AS (SELECT *, {', '.join(r_columns)} FROM ({latest}) AS s1 WHERE _n = 1), "
                 f"kids AS (SELECT _tid AS _ktid, _pid AS _kpid, {self.any_true('_fault')} AS _kfault, "
                 f"{self.any_true('_error')} AS _kerror FROM r WHERE _pid IS NOT NULL GROUP BY _tid, _pid), "
                 f"j AS (SELECT {', '.join(f'c.{name} AS {name}' for name in own)}, p._service AS _parent_service, "
@@ -143,17 +151,22 @@ class XRaySQL(ABC):
         ``_ent_last``;
         and in the whole path: ``_path_index`` (the root 0), ``_path_last`` (the root-cause span itself).
         The path is climbed from each root cause to the root (or to a span whose parent is missing), 256 spans
-        at most."""
+        at most. A response-time root cause is the end of the trace's slowest path (`_SLOWEST`): of the climbs from
+        the leaves that are their parents' slowest children, only the one that reaches the trace's root through
+        slowest children alone is kept -- one root cause per trace."""
         # The seeds read the spans and their children's flags, not ``t``: ClickHouse would evaluate ``t`` (two
         # joins and a window) once more for them; every kind in one pass over them, not one pass per kind.
         numbers = " UNION ALL ".join(f"SELECT {ROOT_CAUSE_KINDS.index(k)} AS _akind" for k in kinds)
         seeded = " OR ".join(f"(_akind = {ROOT_CAUSE_KINDS.index(k)} AND {_ROOT_CAUSE_SPANS[k]})" for k in kinds)
+        timed = "responsetime" in kinds
         seeds = ("SELECT _tid AS _atid, _akind, _sid AS _arc, _sid AS _aat, _pid AS _anext, 0 AS _aup "
                  "FROM r LEFT JOIN kids AS k ON k._ktid = r._tid AND k._kpid = r._sid "
                  f"CROSS JOIN ({numbers}) AS kinds WHERE {seeded}")
         # Climbed over ``r`` (the spans, before their joins): ClickHouse evaluates a WITH clause at every reference,
         # and the climb refers to it once a step. The few path rows are joined last (ClickHouse builds its hash
         # table from a join's right side): with the spans on the right, 10,000 traces took about 1.3x longer.
+        # The climb reads no window of ``r`` (ClickHouse would evaluate it again at every step): a response-time
+        # path is judged once climbed, from the path rows' own ``_slowest``.
         climb = ("SELECT a._atid, a._akind, a._arc, p._sid, p._pid, a._aup + 1 FROM r AS p "
                  "JOIN anc AS a ON p._tid = a._atid AND p._sid = a._anext WHERE a._aup < 255")
         path = "PARTITION BY _tid, _rc_kind, _rc"
@@ -164,11 +177,15 @@ class XRaySQL(ABC):
                 f"{', '.join(f's.{c} AS {c}' for c in t_columns)} FROM t AS s "
                 "JOIN anc AS a ON s._tid = a._atid AND s._sid = a._aat), "
                 f"rcp1 AS (SELECT *, sum({enters}) OVER ({path} ORDER BY _rc_up DESC "
-                "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) - 1 AS _svc_index FROM rcp0), "
+                "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) - 1 AS _svc_index"
+                + (f", min(CASE WHEN _is_root OR _slowest THEN 1 ELSE 0 END) OVER ({path}) "
+                   f"* max(CASE WHEN _is_root THEN 1 ELSE 0 END) OVER ({path}) AS _rc_whole" if timed else "")
+                + " FROM rcp0), "
                 f"rcp AS (SELECT *, row_number() OVER ({path}, _svc_index ORDER BY _rc_up DESC) - 1 AS _ent_index, "
                 f"row_number() OVER ({path}, _svc_index ORDER BY _rc_up) = 1 AS _ent_last, "
                 f"_svc_index = max(_svc_index) OVER ({path}) AS _svc_last, "
-                f"max(_rc_up) OVER ({path}) - _rc_up AS _path_index, _rc_up = 0 AS _path_last FROM rcp1)")
+                f"max(_rc_up) OVER ({path}) - _rc_up AS _path_index, _rc_up = 0 AS _path_last FROM rcp1"
+                + (f" WHERE _rc_kind <> {_RESPONSE_TIME} OR _rc_whole = 1" if timed else "") + ")")
 
     def root_cause(self, r: Any, e: RootCausePath) -> str:
         """Some root cause of the kinds whose path holds an element satisfying each condition: the trace ids of

@@ -29,7 +29,9 @@ from apiary.query.xray import SelectorError, selects_edges
 from apiary.query.xray_filter import Node
 from apiary.receivers.xray.filter import FilterError, parse, resolve_groups
 from apiary.receivers.xray.groups import GroupError, name_of
+from apiary.receivers.xray.refusal import Refused
 from apiary.receivers.xray.tags import TagError, tag_map
+from apiary.receivers.xray.transaction_search import DESTINATION, check_destination
 from apiary.receivers.xray.service import XRay
 from apiary.receivers.xray.unserved import NO_ENCRYPTION
 from apiary.sampling.rules import RuleError, rule_from_request
@@ -101,7 +103,7 @@ def operation(fn: Callable[[Call], Awaitable[dict[str, Any]]], action: str) -> C
             return JSONResponse(await fn(Call(xray, env, params)))
         except AwsError as exc:
             return exc.response()
-        except (FilterError, RuleError, GroupError, TagError, queries.BadToken) as exc:
+        except (FilterError, RuleError, GroupError, TagError, Refused, queries.BadToken) as exc:
             return AwsError(getattr(exc, "code", "InvalidRequestException"), str(exc),
                             getattr(exc, "status", 400)).response()
         except Exception as exc:  # too large a body, overload, an unavailable store
@@ -362,8 +364,10 @@ async def untag_resource(call: Call) -> dict[str, Any]:
 
 @needs(Permission.READ)
 async def list_tags_for_resource(call: Call) -> dict[str, Any]:
-    """At most 50 tags a resource: one page, never a NextToken."""
-    return {"Tags": await asyncio.to_thread(call.xray.tags.list, call.env, call.params.get("ResourceARN"))}
+    """The tags by key, a page at a time (`apiary.receivers.xray.tags.TAGS_PAGE`), with NextToken."""
+    tags, token = await asyncio.to_thread(call.xray.tags.list, call.env, call.params.get("ResourceARN"),
+                                          call.params.get("NextToken"))
+    return {"Tags": tags, **({"NextToken": token} if token else {})}
 
 
 @needs(Permission.INGEST)
@@ -399,6 +403,68 @@ async def put_telemetry_records(call: Call) -> dict[str, Any]:
     return {}
 
 
+# -- resource policies, Transaction Search's settings, trace retrieval ------------------------------
+# Policies, indexing rules and the destination are configuration; a trace retrieval is a read of the spans.
+
+@needs(Permission.CONFIGURE)
+async def put_resource_policy(call: Call) -> dict[str, Any]:
+    return {"ResourcePolicy": await asyncio.to_thread(call.xray.policies.put, call.env, call.params)}
+
+
+@needs(Permission.READ)
+async def list_resource_policies(call: Call) -> dict[str, Any]:
+    policies, token = await asyncio.to_thread(call.xray.policies.list, call.env, call.params.get("NextToken"))
+    return {"ResourcePolicies": policies, **({"NextToken": token} if token else {})}
+
+
+@needs(Permission.CONFIGURE)
+async def delete_resource_policy(call: Call) -> dict[str, Any]:
+    await asyncio.to_thread(call.xray.policies.delete, call.env, call.params)
+    return {}
+
+
+@needs(Permission.READ)
+async def get_indexing_rules(call: Call) -> dict[str, Any]:
+    rules, token = await asyncio.to_thread(call.xray.indexing.list, call.env, call.params.get("NextToken"))
+    return {"IndexingRules": rules, **({"NextToken": token} if token else {})}
+
+
+@needs(Permission.CONFIGURE)
+async def update_indexing_rule(call: Call) -> dict[str, Any]:
+    return {"IndexingRule": await asyncio.to_thread(call.xray.indexing.update, call.env, call.params)}
+
+
+@needs(Permission.READ)
+async def get_trace_segment_destination(call: Call) -> dict[str, Any]:
+    return dict(DESTINATION)
+
+
+@needs(Permission.CONFIGURE)
+async def update_trace_segment_destination(call: Call) -> dict[str, Any]:
+    return dict(check_destination(call.params))
+
+
+@needs(Permission.READ)
+async def start_trace_retrieval(call: Call) -> dict[str, Any]:
+    return await asyncio.to_thread(call.xray.retrievals.start, call.env, call.params)
+
+
+@needs(Permission.READ)
+async def list_retrieved_traces(call: Call) -> dict[str, Any]:
+    return await asyncio.to_thread(call.xray.retrievals.list, call.env, call.params)
+
+
+@needs(Permission.READ)
+async def get_retrieved_traces_graph(call: Call) -> dict[str, Any]:
+    return await asyncio.to_thread(call.xray.retrievals.graph, call.env, call.params)
+
+
+@needs(Permission.READ)
+async def cancel_trace_retrieval(call: Call) -> dict[str, Any]:
+    await asyncio.to_thread(call.xray.retrievals.cancel, call.env, call.params)
+    return {}
+
+
 _OPERATIONS: dict[str, Callable[[Call], Awaitable[dict[str, Any]]]] = {
     "/TraceSegments": put_trace_segments,
     "/TraceSummaries": get_trace_summaries,
@@ -423,6 +489,17 @@ _OPERATIONS: dict[str, Callable[[Call], Awaitable[dict[str, Any]]]] = {
     "/TagResource": tag_resource,
     "/UntagResource": untag_resource,
     "/ListTagsForResource": list_tags_for_resource,
+    "/PutResourcePolicy": put_resource_policy,
+    "/ListResourcePolicies": list_resource_policies,
+    "/DeleteResourcePolicy": delete_resource_policy,
+    "/GetIndexingRules": get_indexing_rules,
+    "/UpdateIndexingRule": update_indexing_rule,
+    "/GetTraceSegmentDestination": get_trace_segment_destination,
+    "/UpdateTraceSegmentDestination": update_trace_segment_destination,
+    "/StartTraceRetrieval": start_trace_retrieval,
+    "/ListRetrievedTraces": list_retrieved_traces,
+    "/GetRetrievedTracesGraph": get_retrieved_traces_graph,
+    "/CancelTraceRetrieval": cancel_trace_retrieval,
 }
 
 @needs(Permission.READ)

@@ -1,15 +1,19 @@
-"""What the X-Ray API and the daemon listener share: rules, targets, groups, their tags, and the ingest path."""
+"""What the X-Ray API and the daemon listener share: rules, targets, groups, their tags, resource policies, indexing
+rules, trace retrievals, and the ingest path."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from apiary.receivers.xray.groups import GroupStore
+from apiary.receivers.xray.policies import ResourcePolicies
+from apiary.receivers.xray.retrieval import Retrievals
 from apiary.receivers.xray.tags import ResourceTags
 from apiary.receivers.xray.segments import SegmentError, SegmentNames, parse_document, to_batch
 from apiary.sampling.rules import RuleStore
 from apiary.sampling.targets import SamplingTargets
 from apiary.receivers.xray.sink import XRaySink
+from apiary.receivers.xray.transaction_search import IndexingRules
 
 
 class XRay:
@@ -19,6 +23,9 @@ class XRay:
         self.targets = SamplingTargets(sink.meta.sampling_stats, self.rules)
         self.groups = GroupStore(sink.meta.xray_groups)
         self.tags = ResourceTags(sink.meta.xray_tags, self.groups, self.rules)
+        self.policies = ResourcePolicies(sink.meta.xray_policies)
+        self.indexing = IndexingRules(sink.meta.xray_indexing)
+        self.retrievals = Retrievals(sink.meta.xray_retrievals, sink.store)
         #: service of recently seen (sub)segment ids, for subsegments that arrive on their own
         self.names = SegmentNames()
 

@@ -2,7 +2,7 @@
 
 Segments in (``append_spans`` answers once committed), the span store for
 X-Ray's own reads (trace summaries, traces, service graphs), the metadata
-store for groups, sampling rules and their tags, the key check and the two settings the
+store for groups, sampling rules and their tags, resource policies, indexing rules and trace retrievals, the key check and the two settings the
 receiver reads; nothing else of the server.
 """
 
@@ -15,6 +15,9 @@ from apiary.model.span import SpanBatch
 from apiary.store.base import Store
 from apiary.store.meta import ApiKey
 from apiary.store.meta_groups import XRayGroupRows
+from apiary.store.meta_indexing import XRayIndexingRows
+from apiary.store.meta_policies import XRayPolicyRows
+from apiary.store.meta_retrievals import XRayRetrievalRows
 from apiary.store.meta_sampling import SamplingRuleRows, SamplingStatRows
 from apiary.store.meta_tags import XRayTagRows
 
@@ -26,6 +29,9 @@ class XRayMeta(Protocol):
     sampling_stats: SamplingStatRows
     xray_groups: XRayGroupRows
     xray_tags: XRayTagRows
+    xray_policies: XRayPolicyRows
+    xray_indexing: XRayIndexingRows
+    xray_retrievals: XRayRetrievalRows
 
     def environments(self) -> list[str]:
         """Every environment, oldest first."""

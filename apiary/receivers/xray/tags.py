@@ -15,10 +15,14 @@ from typing import Any
 
 from apiary.receivers import aws_tags
 from apiary.receivers.xray.groups import GroupError, GroupStore
+from apiary.receivers.xray.paging import page
 from apiary.sampling.rules import RuleStore
 from apiary.store.meta_tags import XRayTagRows
 
 ACCOUNT = "000000000000"
+#: Tags a ListTagsForResource page holds. AWS documents no page size (the request has no MaxResults); with at
+#: most 50 tags a resource, 25 a page lets a client that follows NextToken see every one.
+TAGS_PAGE = 25
 
 
 class TagError(ValueError):
@@ -77,8 +81,10 @@ class ResourceTags:
             return f"sampling-rule/{rest}"
         raise missing
 
-    def list(self, env: str, arn: Any) -> list[dict[str, str]]:
-        return tag_list(self.rows.get(env, self.resource(env, arn)))
+    def list(self, env: str, arn: Any, token: Any = None) -> tuple[list[dict[str, str]], str | None]:
+        """One page of the resource's tags by key, `TAGS_PAGE` a page, and the next page's token if any."""
+        resource = self.resource(env, arn)
+        return page(tag_list(self.rows.get(env, resource)), lambda t: t["Key"], token, TAGS_PAGE, f"tags/{resource}")
 
     def tag(self, env: str, arn: Any, tags: Any) -> None:
         added = tag_map(tags, counted=True)

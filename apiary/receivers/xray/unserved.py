@@ -17,15 +17,8 @@ from apiary.permissions import Permission, needs
 
 #: Operations of the model Apiary does not implement, by request path (botocore's ``requestUri``; all POST).
 UNSERVED = {
-    "/CancelTraceRetrieval": "CancelTraceRetrieval", "/DeleteResourcePolicy": "DeleteResourcePolicy",
-    "/GetIndexingRules": "GetIndexingRules", "/Insight": "GetInsight", "/InsightEvents": "GetInsightEvents",
+    "/Insight": "GetInsight", "/InsightEvents": "GetInsightEvents",
     "/InsightImpactGraph": "GetInsightImpactGraph", "/InsightSummaries": "GetInsightSummaries",
-    "/GetRetrievedTracesGraph": "GetRetrievedTracesGraph",
-    "/GetTraceSegmentDestination": "GetTraceSegmentDestination", "/ListResourcePolicies": "ListResourcePolicies",
-    "/ListRetrievedTraces": "ListRetrievedTraces",
-    "/PutResourcePolicy": "PutResourcePolicy", "/StartTraceRetrieval": "StartTraceRetrieval",
-    "/UpdateIndexingRule": "UpdateIndexingRule",
-    "/UpdateTraceSegmentDestination": "UpdateTraceSegmentDestination",
 }
 
 #: Apiary stores spans unencrypted in its own files; KMS keys do not exist here.
@@ -35,7 +28,8 @@ NO_ENCRYPTION = {"EncryptionConfig": {"Status": "ACTIVE", "Type": "NONE"}}
 def refuse(operation: str) -> JSONResponse:
     return JSONResponse({"message": f"Apiary does not implement the X-Ray operation {operation}; it serves trace "
                                     "segments, traces, summaries, graphs, time series statistics, groups, sampling "
-                                    "rules, tags and encryption config"}, 400, {"x-amzn-ErrorType": "InvalidRequestException"})
+                                    "rules, tags, encryption config, resource policies, indexing rules, the trace "
+                                    "segment destination and trace retrieval; it does not detect insights"}, 400, {"x-amzn-ErrorType": "InvalidRequestException"})
 
 
 def unserved(operation: str) -> Any:

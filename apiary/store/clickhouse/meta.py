@@ -5,7 +5,8 @@ ReplacingMergeTree collapses a key or environment written twice, so two nodes
 creating the same environment at once end with one. Keys are stored as
 SHA-256 digests, as in SQLite.
 
-Other modules' small tables (X-Ray groups and sampling rules and their tags, query history,
+Other modules' small tables (X-Ray groups and sampling rules and their tags, resource policies, indexing
+rules, trace retrievals, query history,
 saved queries) are the same named repositories as `MetaStore`'s, over the
 SQLite file on this node (``local``): they are not shared between nodes yet.
 """
@@ -20,7 +21,10 @@ from typing import Any, Iterator
 from apiary.store.clickhouse.client import Client
 from apiary.store.meta import ApiKey, MetaStore, digest, new_key
 from apiary.store.meta_groups import XRayGroupRows
+from apiary.store.meta_indexing import XRayIndexingRows
+from apiary.store.meta_policies import XRayPolicyRows
 from apiary.store.meta_queries import QueryRows
+from apiary.store.meta_retrievals import XRayRetrievalRows
 from apiary.store.meta_sampling import SamplingRuleRows, SamplingStatRows
 from apiary.store.meta_tags import XRayTagRows
 
@@ -94,6 +98,18 @@ class ClickHouseMeta:
     @property
     def xray_tags(self) -> XRayTagRows:
         return self._local_meta().xray_tags
+
+    @property
+    def xray_policies(self) -> XRayPolicyRows:
+        return self._local_meta().xray_policies
+
+    @property
+    def xray_indexing(self) -> XRayIndexingRows:
+        return self._local_meta().xray_indexing
+
+    @property
+    def xray_retrievals(self) -> XRayRetrievalRows:
+        return self._local_meta().xray_retrievals
 
     @property
     def queries(self) -> QueryRows:
