@@ -3,8 +3,8 @@
 DuckDB's insert and commit do work per column of the table, not per column of the batch, so a small
 batch costs more in a wide table. Each step here has more flooding environments send wide spans
 (each granted up to ``--env-columns`` typed columns), then times the calm environment's 20-span
-export made visible to a read (append, then a read that has it loaded), against the same before any
-flood, and prints the width of the table the calm environment's spans go into. On DuckDB each
+export made visible to a read (append, then a read that has it loaded) and the fetch of one of its traces, against the same before
+any flood, and prints the width of the table the calm environment's spans go into. On DuckDB each
 environment has tables of its own, so the calm one's stays narrow; ClickHouse (``--store chdb``)
 has one ``spans`` table for every environment, which every flooding environment widens.
 
@@ -56,6 +56,16 @@ async def calm_rounds(store: Any, batches: list, rounds: int) -> list[float]:
     return times
 
 
+def trace_fetches(store: Any, trace_ids: list[str], rounds: int) -> list[float]:
+    """Times (ms) of fetching the calm environment's traces, as the trace view does."""
+    times = []
+    for i in range(rounds):
+        t0 = time.perf_counter()
+        store.trace("calm", trace_ids[i % len(trace_ids)])
+        times.append((time.perf_counter() - t0) * 1000)
+    return times
+
+
 async def main_async(args: argparse.Namespace) -> None:
     rng = random.Random(3)
     limits = SpanLimits(1000, 65535)
@@ -69,17 +79,23 @@ async def main_async(args: argparse.Namespace) -> None:
     try:
         await calm_rounds(store, calm, 5)  # the calm environment's own columns
         base = await calm_rounds(store, calm, args.rounds)
+        trace_ids = [t for t in calm[0].table.column("trace.trace_id").unique().to_pylist() if t][:8]
+        base_trace = await asyncio.to_thread(trace_fetches, store, trace_ids, args.rounds)
         print(f"table width ({args.store}): the calm environment's 20-span export until a read sees it, "
               f"{args.rounds} rounds per step")
-        print(f"  before any flood, {calm_width(store)} columns: p50 {statistics.median(base):6.1f} ms")
+        print(f"  before any flood, {calm_width(store)} columns: p50 {statistics.median(base):6.1f} ms; "
+              f"trace fetch p50 {statistics.median(base_trace):6.1f} ms")
         for flooders in range(1, args.flooders + 1):
             env = f"flood{flooders}"
             for n in range(args.wide_spans):  # one at a time: an environment may queue about one such span
                 await store.append(env, decode(wide_span(f"{env}.{n}", args.attributes), False, limits))
                 await asyncio.to_thread(store.datasets, env)
             times = await calm_rounds(store, calm, args.rounds)
+            traces = await asyncio.to_thread(trace_fetches, store, trace_ids, args.rounds)
             print(f"  after {flooders} flooding environment(s), calm's table {calm_width(store)} columns: "
-                  f"p50 {statistics.median(times):6.1f} ms ({statistics.median(times) / statistics.median(base):.2f}x before)")
+                  f"p50 {statistics.median(times):6.1f} ms ({statistics.median(times) / statistics.median(base):.2f}x before); "
+                  f"trace fetch p50 {statistics.median(traces):6.1f} ms "
+                  f"({statistics.median(traces) / statistics.median(base_trace):.2f}x before)")
     finally:
         await store.close()
         shutil.rmtree(data, ignore_errors=True)

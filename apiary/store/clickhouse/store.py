@@ -205,7 +205,8 @@ class ClickHouseStore:
         key = (name, typ)
         granted = self._env_columns.get(env, set())
         planned = plan.grants.setdefault(env, set())
-        if key not in granted and key not in planned and not plan.reloaded:
+        at_cap = len(granted) + len(planned) >= self.max_env_columns
+        if key not in granted and key not in planned and not plan.reloaded and not at_cap:
             self._load_physical()  # another node may have added it
             plan.reloaded = True
             granted = self._env_columns.get(env, set())
@@ -401,10 +402,28 @@ class ClickHouseStore:
         if not found["ds"]:
             return pa.table({})
         raw = self.client.query_arrow(
-            f"SELECT * FROM spans WHERE _env = {{env:String}} AND _dataset IN {{ds:Array(String)}} "
+            f"SELECT {', '.join(quote(c) for c in self._read_columns(env))} FROM spans WHERE _env = {{env:String}} "
+            f"AND _dataset IN {{ds:Array(String)}} "
             f"AND `timestamp` BETWEEN {{lo:{TS}}} AND {{hi:{TS}}} AND `trace.trace_id` = {{t:String}} ORDER BY `timestamp`",
             {"env": env, "ds": found["ds"], "lo": found["lo"], "hi": found["hi"], "t": trace_id})
         return self.to_logical(raw)
+
+    def _read_columns(self, env: str) -> list[str]:
+        """The physical columns that can hold ``env``'s spans: the core ones, the overflow and its own typed columns.
+
+        ``spans`` is shared, so it is as wide as every environment's columns together; ClickHouse reads only
+        the columns a statement names, so naming these keeps a read of one environment as cheap as its own
+        width (``SELECT *`` read 786 columns for a trace of a 37-column environment). The grants are read from
+        ``env_columns``, where every node records them, so a column another node gave ``env`` is not missed.
+        """
+        granted = self.client.query_arrow("SELECT DISTINCT name, type FROM env_columns WHERE _env = {env:String}",
+                                          {"env": env})
+        keys = set(zip(granted.column(0).to_pylist(), granted.column(1).to_pylist()))
+        if any(k not in self._physical for k in keys):
+            self._load_physical()
+        with self._lock:
+            typed = sorted({self._physical[k] for k in keys if self._physical.get(k, OVERFLOW_COLUMN) != OVERFLOW_COLUMN})
+        return [ENV_COLUMN, DATASET_COLUMN, *(f.name for f in CORE_FIELDS), OVERFLOW_COLUMN, INGEST_COLUMN, *typed]
 
     def to_logical(self, raw: pa.Table) -> pa.Table:
         """Physical rows -> Honeycomb names: attribute columns renamed, ``_attrs`` spread out, empty columns dropped."""
