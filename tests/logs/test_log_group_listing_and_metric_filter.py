@@ -1,4 +1,5 @@
-"""ListLogGroups, DescribeLogGroups' pages and TestMetricFilter, through boto3, on DuckDB and on ClickHouse.
+"""ListLogGroups, DescribeLogGroups' pages, TestMetricFilter, and the error every other operation of the model gets,
+through boto3, on DuckDB and on ClickHouse.
 
 AWS's pages each test follows: CloudWatch Logs API Reference ListLogGroups (its request parameters and the
 TagFilter data type), DescribeLogGroups, and TestMetricFilter (with its Apache access-log example, whose answer
@@ -12,8 +13,14 @@ import json
 import time
 from typing import Any
 
+import boto3
 import pytest
+from botocore import xform_name
+from botocore.config import Config
 from botocore.exceptions import ClientError
+
+from apiary.receivers.cloudwatch.http import OPERATIONS
+from tests.stores import Tenant
 
 NAMES = ["/aws/lambda/checkout", "/aws/lambda/signup", "/ecs/discovery-api", "/ecs/web", "app-discovery",
          "batch/nightly", "batch/weekly"]
@@ -128,3 +135,21 @@ def test_test_metric_filter_answers_matches_with_their_extracted_values(logs: An
             logs.test_metric_filter(**kwargs)
         assert caught.value.response["Error"]["Code"] == "InvalidParameterException"
         assert says in caught.value.response["Error"]["Message"]
+
+
+def test_every_unserved_operation_answers_in_aws_error_shape(aws_env: Tenant) -> None:
+    """Each operation of botocore's logs model that Apiary does not serve reaches boto3 as a parsed AWS error
+    (``UnknownOperationException``, HTTP 400) naming the operation -- never plain text an SDK cannot read. Client-side
+    checks are off so that each is sent with no parameters; the two with a ``stream-`` host prefix go to the same
+    endpoint."""
+    logs = boto3.session.Session().client("logs", config=Config(parameter_validation=False, inject_host_prefix=False,
+                                                                retries={"max_attempts": 1}))
+    unserved = sorted(set(logs.meta.service_model.operation_names) - set(OPERATIONS))
+    assert "PutMetricFilter" in unserved and "ListLogGroups" not in unserved
+    for name in unserved:
+        with pytest.raises(ClientError) as caught:
+            getattr(logs, xform_name(name))()
+        error = caught.value.response["Error"]
+        assert (caught.value.response["ResponseMetadata"]["HTTPStatusCode"], error["Code"]) == (
+            400, "UnknownOperationException"), name
+        assert f"Logs_20140328.{name}" in error["Message"], name
