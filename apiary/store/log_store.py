@@ -118,7 +118,8 @@ class LogStoreBase(abc.ABC):
             self._by_group.setdefault((env, group), {})[name] = stream
         self._lookups: dict[tuple[str, str], LookupTable] = {
             (r["_env"], r["name"]): from_row(r) for r in self.query(
-                "SELECT _env, name, description, fields, records, size_bytes, updated_ms, tags FROM lookup_tables").to_pylist()}
+                "SELECT _env, name, description, fields, records, size_bytes, updated_ms, tags "
+                "FROM lookup_tables").to_pylist()}
         self._tags: dict[tuple[str, str], dict[str, str]] = {
             (r["_env"], r["log_group"]): decode_tags(r["tags"]) for r in self.query(self._TAGS_SQL).to_pylist()}
         self._tag_lock = asyncio.Lock()
