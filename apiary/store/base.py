@@ -175,7 +175,10 @@ class LogStore(Protocol):
 
     def group(self, env: str, name: str) -> LogGroup | None: ...
 
-    def groups(self, env: str, prefix: str = "") -> list[LogGroup]: ...
+    def groups(self, env: str, prefix: str = "", *, after: str = "", limit: int | None = None,
+               keep: Callable[[str], bool] | None = None) -> list[LogGroup]:
+        """The groups whose names start with ``prefix``, by name: those after ``after``, that ``keep`` keeps (a test
+        of the name), at most ``limit`` -- one page of DescribeLogGroups or ListLogGroups costs that page."""
 
     def stream(self, env: str, group: str, name: str) -> LogStream | None: ...
 
@@ -207,10 +210,15 @@ class LogStore(Protocol):
     def lookup_tables(self, env: str, prefix: str = "") -> list[LookupTable]:
         """The environment's lookup tables whose names start with ``prefix``, by name."""
 
-    async def put_lookup_table(self, env: str, table: LookupTable, body: str, parsed: Parsed) -> None:
-        """Create or wholly replace a lookup table (its CSV ``body`` and its records)."""
+    async def put_lookup_table(self, env: str, table: LookupTable, body: str, parsed: Parsed,
+                               keep_tags: bool = False) -> None:
+        """Create or wholly replace a lookup table (its CSV ``body`` and its records); ``keep_tags``: the tags it has."""
 
     async def delete_lookup_table(self, env: str, name: str) -> None: ...
+
+    async def retag_lookup_table(self, env: str, name: str,
+                                 change: Callable[[dict[str, str]], dict[str, str]]) -> dict[str, str] | None:
+        """As `retag`, for a lookup table's tags; None when there is no such table."""
 
     def lookup_table_body(self, env: str, name: str) -> str | None: ...
 

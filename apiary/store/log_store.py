@@ -13,7 +13,11 @@ store's `LogDialect`:
   only once ``_persist`` returned.
 * The catalogue (groups and streams with their statistics) is also held in
   memory, changed only after a commit succeeded, so ``Describe*`` and the
-  existence checks of every ``PutLogEvents`` do not touch the database.
+  existence checks of every ``PutLogEvents`` do not touch the database. It is
+  indexed the way it is listed: each environment's group names sorted (a page
+  of DescribeLogGroups is a bisection and a slice) and each group's streams
+  apart (a group's size sums its own streams), so listing one page costs the
+  page, not every group times every stream.
 * A log group's tags (TagResource, CreateLogGroup's ``tags``) are one JSON object per group in
   ``log_group_tags``, replaced whole by each change and dropped with the group; `retag` reads,
   changes and writes them under one lock, so two tag calls on a group never lose each other's keys.
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import bisect
 import json
 import threading
 import time
@@ -59,7 +64,8 @@ class Change:
     ``kind`` is one of ``create_group`` (``value``: created ms), ``create_stream`` (created ms),
     ``delete_group``, ``delete_stream``, ``retention`` (days or None), ``expire`` (``value``: a list of
     (env, group, cutoff)), ``older_than`` (``value``: a cutoff), ``put_lookup`` (``group``: the lookup
-    table's name; ``value``: (`LookupTable`, its CSV, its `Parsed` records)), ``delete_lookup``, ``tags``
+    table's name; ``value``: (`LookupTable`, its CSV, its `Parsed` records)), ``delete_lookup``,
+    ``lookup_tags`` (``group``: the lookup table's name; ``value``: the `LookupTable` with its new tags), ``tags``
     (``tags``: the group's whole new set, empty to drop it). ``create_group`` may carry ``tags`` too, so a
     group created with tags never exists without them. Deletions set ``removed``.
     """
@@ -101,9 +107,19 @@ class LogStoreBase(abc.ABC):
         self._groups: dict[tuple[str, str], LogGroup] = {}
         self._streams: dict[StreamKey, LogStream] = {}
         self._next_seq = self._load(self._groups, self._streams)
+        #: Indexes of the two dicts above, changed with them (`_index_group`, `_index_stream`).
+        self._names: dict[str, list[str]] = {}
+        self._by_group: dict[tuple[str, str], dict[str, LogStream]] = {}
+        for env, name in self._groups:
+            self._names.setdefault(env, []).append(name)
+        for names in self._names.values():
+            names.sort()
+        for (env, group, name), stream in self._streams.items():
+            self._by_group.setdefault((env, group), {})[name] = stream
         self._lookups: dict[tuple[str, str], LookupTable] = {
             (r["_env"], r["name"]): from_row(r) for r in self.query(
-                "SELECT _env, name, description, fields, records, size_bytes, updated_ms FROM lookup_tables").to_pylist()}
+                "SELECT _env, name, description, fields, records, size_bytes, updated_ms, tags "
+                "FROM lookup_tables").to_pylist()}
         self._tags: dict[tuple[str, str], dict[str, str]] = {
             (r["_env"], r["log_group"]): decode_tags(r["tags"]) for r in self.query(self._TAGS_SQL).to_pylist()}
         self._tag_lock = asyncio.Lock()
@@ -134,18 +150,34 @@ class LogStoreBase(abc.ABC):
 
     # -- catalogue (memory) -----------------------------------------------------------------------
 
+    def _sized(self, env: str, name: str) -> LogGroup | None:
+        """The group with its stored bytes, the sum of its own streams' (``_lock`` held)."""
+        g = self._groups.get((env, name))
+        if g is None:
+            return None
+        return replace(g, stored_bytes=sum(s.stored_bytes for s in self._by_group.get((env, name), {}).values()))
+
     def group(self, env: str, name: str) -> LogGroup | None:
         with self._lock:
-            g = self._groups.get((env, name))
-            if g is None:
-                return None
-            size = sum(s.stored_bytes for (e, gn, _), s in self._streams.items() if e == env and gn == name)
-        return replace(g, stored_bytes=size)
+            return self._sized(env, name)
 
-    def groups(self, env: str, prefix: str = "") -> list[LogGroup]:
+    def groups(self, env: str, prefix: str = "", *, after: str = "", limit: int | None = None,
+               keep: Callable[[str], bool] | None = None) -> list[LogGroup]:
         with self._lock:
-            names = sorted(n for (e, n) in self._groups if e == env and n.startswith(prefix))
-        return [g for g in (self.group(env, n) for n in names) if g is not None]
+            names = self._names.get(env, [])
+            start = bisect.bisect_right(names, after) if after >= prefix else bisect.bisect_left(names, prefix)
+            candidates = names[start:]  # a snapshot: ``keep`` runs without the lock (it may read tags)
+        out: list[LogGroup] = []
+        for name in candidates:
+            if not name.startswith(prefix) or (limit is not None and len(out) >= limit):
+                break
+            if keep is not None and not keep(name):
+                continue
+            with self._lock:
+                g = self._sized(env, name)
+            if g is not None:
+                out.append(g)
+        return out
 
     def stream(self, env: str, group: str, name: str) -> LogStream | None:
         with self._lock:
@@ -153,8 +185,28 @@ class LogStoreBase(abc.ABC):
 
     def streams(self, env: str, group: str, prefix: str = "") -> list[LogStream]:
         with self._lock:
-            found = [s for (e, g, n), s in self._streams.items() if e == env and g == group and n.startswith(prefix)]
+            found = [s for n, s in self._by_group.get((env, group), {}).items() if n.startswith(prefix)]
         return sorted(found, key=lambda s: s.name)
+
+    def _index_group(self, env: str, name: str, present: bool) -> None:
+        """Keep ``_names`` sorted as a group comes or goes (``_lock`` held)."""
+        names = self._names.setdefault(env, [])
+        at = bisect.bisect_left(names, name)
+        found = at < len(names) and names[at] == name
+        if present and not found:
+            names.insert(at, name)
+        elif not present and found:
+            del names[at]
+
+    def _index_stream(self, key: StreamKey, stream: LogStream | None) -> None:
+        """Set (or, with None, drop) a stream in ``_streams`` and in its group's index (``_lock`` held)."""
+        env, group, name = key
+        if stream is None:
+            self._streams.pop(key, None)
+            self._by_group.get((env, group), {}).pop(name, None)
+        else:
+            self._streams[key] = stream
+            self._by_group.setdefault((env, group), {})[name] = stream
 
     # -- catalogue (writes) -----------------------------------------------------------------------
 
@@ -225,12 +277,30 @@ class LogStoreBase(abc.ABC):
             found = [t for (e, n), t in self._lookups.items() if e == env and n.startswith(prefix)]
         return sorted(found, key=lambda t: t.name)
 
-    async def put_lookup_table(self, env: str, table: LookupTable, body: str, parsed: Parsed) -> None:
-        """Create or wholly replace ``table``: its CSV and records, in one commit."""
-        await self._change(Change("put_lookup", env, table.name, value=(table, body, parsed)))
+    async def put_lookup_table(self, env: str, table: LookupTable, body: str, parsed: Parsed,
+                               keep_tags: bool = False) -> None:
+        """Create or wholly replace ``table``: its CSV and records, in one commit. With ``keep_tags`` (a replacement,
+        UpdateLookupTable) the table keeps the tags it has when the change is made, whatever ``table`` carries."""
+        async with self._tag_lock:
+            current = self.lookup_table(env, table.name) if keep_tags else None
+            if current is not None:
+                table = replace(table, tags=dict(current.tags))
+            await self._change(Change("put_lookup", env, table.name, value=(table, body, parsed)))
 
     async def delete_lookup_table(self, env: str, name: str) -> None:
-        await self._change(Change("delete_lookup", env, name))
+        async with self._tag_lock:  # its tags go with it (`retag_lookup_table`)
+            await self._change(Change("delete_lookup", env, name))
+
+    async def retag_lookup_table(self, env: str, name: str,
+                                 change: Callable[[dict[str, str]], dict[str, str]]) -> dict[str, str] | None:
+        """As `retag`, for a lookup table: its tags after ``change``, committed; None when there is no such table."""
+        async with self._tag_lock:
+            table = self.lookup_table(env, name)
+            if table is None:
+                return None
+            new = change(dict(table.tags))
+            await self._change(Change("lookup_tags", env, name, value=replace(table, tags=new)))
+        return new
 
     def lookup_table_body(self, env: str, name: str) -> str | None:
         """The CSV of a table as it was uploaded (GetLookupTable)."""
@@ -242,10 +312,13 @@ class LogStoreBase(abc.ABC):
         """A committed change, in memory (the writer thread holds ``_lock``)."""
         if c.kind == "put_lookup":
             self._lookups[(c.env, c.group)] = c.value[0]
+        elif c.kind == "lookup_tags":
+            self._lookups[(c.env, c.group)] = c.value
         elif c.kind == "delete_lookup":
             self._lookups.pop((c.env, c.group), None)
         elif c.kind == "create_group":
             self._groups.setdefault((c.env, c.group), LogGroup(c.group, c.value))
+            self._index_group(c.env, c.group, True)
             if c.tags:
                 self._tags[(c.env, c.group)] = dict(c.tags)
         elif c.kind == "tags":
@@ -254,14 +327,16 @@ class LogStoreBase(abc.ABC):
             else:
                 self._tags.pop((c.env, c.group), None)
         elif c.kind == "create_stream":
-            self._streams.setdefault((c.env, c.group, c.stream), LogStream(c.group, c.stream, c.value))
+            if (c.env, c.group, c.stream) not in self._streams:
+                self._index_stream((c.env, c.group, c.stream), LogStream(c.group, c.stream, c.value))
         elif c.kind == "delete_group":
             self._groups.pop((c.env, c.group), None)
+            self._index_group(c.env, c.group, False)
             self._tags.pop((c.env, c.group), None)
-            for k in [k for k in self._streams if k[0] == c.env and k[1] == c.group]:
-                del self._streams[k]
+            for name in list(self._by_group.pop((c.env, c.group), {})):
+                self._streams.pop((c.env, c.group, name), None)
         elif c.kind == "delete_stream":
-            self._streams.pop((c.env, c.group, c.stream), None)
+            self._index_stream((c.env, c.group, c.stream), None)
         elif c.kind == "retention":
             g = self._groups.get((c.env, c.group))
             if g is not None:
@@ -305,7 +380,7 @@ class LogStoreBase(abc.ABC):
                 self._apply(c)
             for k, s in incoming.streams.items():
                 if k in self._streams:
-                    self._streams[k] = s
+                    self._index_stream(k, s)
 
     def _merged(self, key: StreamKey, st: tuple[int, int, int, int]) -> LogStream:
         first, last, ingest, size = st

@@ -5,8 +5,8 @@ joins to log events. Each store keeps two tables in the log store's
 database, so a query joins them in SQL without leaving the store:
 
 * ``lookup_tables``: one row per table (its name, description, column names
-  as a JSON list, row count, size, last update, and the CSV as uploaded, for
-  GetLookupTable);
+  as a JSON list, row count, size, last update, the CSV as uploaded, for
+  GetLookupTable, and its tags as one JSON object, so they go with it);
 * ``lookup_rows``: one row per CSV record, its values as a JSON object keyed
   by column name, numbered in file order (``row_no``) so that a key that
   appears twice resolves to its first record, on DuckDB and ClickHouse alike.
@@ -20,8 +20,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 import pyarrow as pa
 
@@ -32,7 +32,7 @@ MAX_TABLES = 100
 #: The schema of ``lookup_tables`` and ``lookup_rows``, as each store writes them.
 TABLES_SCHEMA = pa.schema([("_env", pa.string()), ("name", pa.string()), ("description", pa.string()),
                            ("fields", pa.string()), ("records", pa.int64()), ("size_bytes", pa.int64()),
-                           ("updated_ms", pa.int64()), ("body", pa.string())])
+                           ("updated_ms", pa.int64()), ("body", pa.string()), ("tags", pa.string())])
 ROWS_SCHEMA = pa.schema([("_env", pa.string()), ("lookup_table", pa.string()), ("row_no", pa.int64()),
                          ("row", pa.string())])
 
@@ -49,6 +49,8 @@ class LookupTable:
     records: int
     size_bytes: int
     updated_ms: int
+    #: TagResource's tags (CreateLookupTable's ``tags``), kept whole by each change.
+    tags: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,8 @@ def to_csv(fields: list[str], rows: list[dict[str, str]]) -> str:
 
 def table_row(env: str, t: LookupTable, body: str) -> dict[str, Any]:
     return {"_env": env, "name": t.name, "description": t.description, "fields": json.dumps(list(t.fields)),
-            "records": t.records, "size_bytes": t.size_bytes, "updated_ms": t.updated_ms, "body": body}
+            "records": t.records, "size_bytes": t.size_bytes, "updated_ms": t.updated_ms, "body": body,
+            "tags": json.dumps(dict(t.tags), sort_keys=True, ensure_ascii=False)}
 
 
 def record_rows(env: str, name: str, rows: list[dict[str, str]]) -> pa.Table:
@@ -108,4 +111,4 @@ def record_rows(env: str, name: str, rows: list[dict[str, str]]) -> pa.Table:
 
 def from_row(r: dict[str, Any]) -> LookupTable:
     return LookupTable(r["name"], r["description"] or "", tuple(json.loads(r["fields"])), int(r["records"]),
-                       int(r["size_bytes"]), int(r["updated_ms"]))
+                       int(r["size_bytes"]), int(r["updated_ms"]), dict(json.loads(r.get("tags") or "{}")))

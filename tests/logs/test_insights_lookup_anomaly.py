@@ -71,7 +71,8 @@ def test_lookup_table_api_round_trip(logs: Any) -> None:
     ({"lookupTableName": "t", "tableBody": ",b\n1,2\n"}, "InvalidParameterException", "needs a name"),
     ({"lookupTableName": "t", "tableBody": "a\n\ud800\n"}, "SerializationException", "surrogate"),
     ({"lookupTableName": "t", "tableBody": "a\n1\n", "kmsKeyId": "arn:aws:kms:k"}, "InvalidParameterException", "KMS"),
-    ({"lookupTableName": "t", "tableBody": "a\n1\n", "tags": {"team": "x"}}, "InvalidParameterException", "tags"),
+    ({"lookupTableName": "t", "tableBody": "a\n1\n", "tags": {"aws:team": "x"}}, "InvalidParameterException",
+     "aws: prefix"),
     ({"lookupTableName": "t", "queryId": "no-such-query"}, "ResourceNotFoundException", "Query does not exist"),
 ])
 def test_bad_lookup_tables_get_aws_errors(logs: Any, args: dict[str, Any], error: str, says: str) -> None:

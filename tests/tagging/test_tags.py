@@ -2,7 +2,8 @@
 Insights' ``SOURCE logGroupTags([...])`` choosing log groups by them.
 
 AWS's pages each test follows: CloudWatch Logs API Reference TagResource, UntagResource, ListTagsForResource,
-TagLogGroup, UntagLogGroup, ListTagsLogGroup, CreateLogGroup (``tags``) and the TagFilter data type; the Logs
+TagLogGroup, UntagLogGroup, ListTagsLogGroup, CreateLogGroup and CreateLookupTable (``tags``) and the TagFilter data
+type; the Logs
 Insights query syntax page SOURCE (CWL_QuerySyntax-Source); X-Ray API Reference TagResource, UntagResource,
 ListTagsForResource, CreateGroup and CreateSamplingRule (``Tags``) and the Tag data type.
 """
@@ -15,7 +16,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.logs.insights_client import put, query
-from tests.stores import Tenant
+from tests.stores import StoreServer, Tenant
 from tests.tagging.conftest import client
 
 
@@ -89,6 +90,38 @@ def test_log_group_tags_keep_aws_limits_and_errors(tenant: Tenant, logs: Any) ->
         assert code(caught) == "AccessDeniedException"
     ingest.create_log_group(logGroupName="by-ingest")  # creating a group without tags is part of sending
     assert logs.list_tags_log_group(logGroupName="by-ingest")["tags"] == {}
+
+
+def test_lookup_table_tags_follow_the_table(store_server: StoreServer, logs: Any) -> None:
+    """CreateLookupTable's tags, then TagResource / UntagResource / ListTagsForResource on the table's ARN; the tags
+    survive UpdateLookupTable and go with the table; AWS's limits hold (CreateLookupTable lists no
+    TooManyTagsException: InvalidParameterException there); another environment sees no such resource."""
+    arn = logs.create_lookup_table(lookupTableName="hosts", tableBody="host,team\nweb-1,web\n",
+                                   tags={"team": "web", "tier": "gold"})["lookupTableArn"]
+    assert logs.list_tags_for_resource(resourceArn=arn)["tags"] == {"team": "web", "tier": "gold"}
+    logs.tag_resource(resourceArn=arn, tags={"tier": "silver", "owner": "ana@shop"})
+    logs.untag_resource(resourceArn=arn, tagKeys=["team"])
+    logs.update_lookup_table(lookupTableArn=arn, tableBody="host,team\nweb-2,api\n")
+    assert logs.list_tags_for_resource(resourceArn=arn)["tags"] == {"tier": "silver", "owner": "ana@shop"}
+    assert logs.get_lookup_table(lookupTableArn=arn)["tableBody"] == "host,team\nweb-2,api\n"
+    plain = logs.create_lookup_table(lookupTableName="plain", tableBody="k\n1\n")["lookupTableArn"]
+    assert logs.list_tags_for_resource(resourceArn=plain)["tags"] == {}
+    with pytest.raises(ClientError) as caught:
+        logs.tag_resource(resourceArn=arn, tags={f"k{i}": "v" for i in range(49)})
+    assert code(caught) == "TooManyTagsException"
+    with pytest.raises(logs.exceptions.InvalidParameterException):
+        logs.create_lookup_table(lookupTableName="crowded", tableBody="k\n1\n", tags={f"k{i}": "v" for i in range(51)})
+    with pytest.raises(logs.exceptions.InvalidParameterException, match="aws: prefix"):
+        logs.tag_resource(resourceArn=arn, tags={"aws:x": "y"})
+    with pytest.raises(ClientError) as caught:  # another environment's key
+        client(store_server.take(), "logs").list_tags_for_resource(resourceArn=arn)
+    assert code(caught) == "ResourceNotFoundException"
+    logs.delete_lookup_table(lookupTableArn=arn)
+    for missing in (arn, arn.replace("hosts", "crowded")):
+        with pytest.raises(logs.exceptions.ResourceNotFoundException):
+            logs.list_tags_for_resource(resourceArn=missing)
+    logs.create_lookup_table(lookupTableName="hosts", tableBody="k\n1\n")  # made again: without the old tags
+    assert logs.list_tags_for_resource(resourceArn=arn)["tags"] == {}
 
 
 def test_source_log_group_tags_selects_log_groups_by_their_tags(logs: Any) -> None:

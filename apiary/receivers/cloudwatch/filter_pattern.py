@@ -49,6 +49,10 @@ class Pattern:
     predicate: Predicate | None = None
     #: literal strings that must occur in a matching line (for the SQL prefilter)
     hints: list[str] = field(default_factory=list)
+    #: a JSON pattern's selectors, in order (``$.latency``): what TestMetricFilter reports of a matching line
+    selectors: list[str] = field(default_factory=list)
+    #: a space-delimited pattern's fields (kind, name, condition), to name a matching line's values
+    fields: list[tuple[str, str | None, Predicate | None]] = field(default_factory=list)
 
     @property
     def exact_in_sql(self) -> bool:
@@ -80,6 +84,25 @@ class Pattern:
             return bool(self.predicate(doc))
         fields = split_fields(message)
         return bool(self.predicate(fields))
+
+    def extracted(self, message: str) -> dict[str, str] | None:
+        """The values a metric filter can publish from a matching line (TestMetricFilter's ``extractedValues``), or
+        None when it does not match: ``$name`` for each named field of a space-delimited pattern, ``$.a.b`` for each
+        selector of a JSON pattern that points at a value (JSON text for anything but a string); none for terms."""
+        if not self.matches(message):
+            return None
+        if self.kind == "space":
+            named = _assign(self.fields, split_fields(message)) or {}
+            return {f"${name}": value for name, value in named.items()}
+        if self.kind == "json":
+            doc = json.loads(message.lstrip())
+            out = {}
+            for sel in self.selectors:
+                values = _selector(sel)(doc)
+                if values:
+                    out[sel] = values[0] if isinstance(values[0], str) else json.dumps(values[0])
+            return out
+        return {}
 
 
 def _unquote(tok: Token | str) -> str:
@@ -214,6 +237,7 @@ class _Build(Transformer):
     def __init__(self) -> None:
         super().__init__()
         self.hints: list[str] = []
+        self.selectors: list[str] = []
 
     # terms
     def required(self, t: Token) -> tuple[str, str]:
@@ -245,24 +269,28 @@ class _Build(Transformer):
         if op == "=" and re.fullmatch(r"[\w.:/@-]+", text):
             self.hints.append(text)
 
+    def _select(self, sel: Token) -> Callable[[Any], list[Any]]:
+        self.selectors.append(str(sel))
+        return _selector(str(sel))
+
     def compare(self, sel: Token, op: Token, raw: Token) -> Predicate:
         self._note_hint(str(op), raw)
-        return _any(_selector(str(sel)), _comparison(str(op), raw))
+        return _any(self._select(sel), _comparison(str(op), raw))
 
     def is_null(self, sel: Token) -> Predicate:
-        get = _selector(str(sel))
+        get = self._select(sel)
         return lambda doc: any(v is None for v in get(doc))
 
     def not_exists(self, sel: Token) -> Predicate:
-        get = _selector(str(sel))
+        get = self._select(sel)
         return lambda doc: not get(doc)
 
     def is_true(self, sel: Token) -> Predicate:
-        get = _selector(str(sel))
+        get = self._select(sel)
         return lambda doc: any(v is True for v in get(doc))
 
     def is_false(self, sel: Token) -> Predicate:
-        get = _selector(str(sel))
+        get = self._select(sel)
         return lambda doc: any(v is False for v in get(doc))
 
     def any_of(self, *preds: Predicate) -> Predicate:
@@ -299,10 +327,11 @@ class _Build(Transformer):
             if named is None:
                 return False
             return all(pred(named) for kind, _, pred in items if pred is not None)
-        return Pattern("space", predicate=predicate)
+        return Pattern("space", predicate=predicate, fields=items)
 
     def start(self, p: Pattern) -> Pattern:
         p.hints = list(self.hints)
+        p.selectors = list(dict.fromkeys(self.selectors))
         return p
 
 

@@ -18,7 +18,7 @@ from apiary.input_limits import InputError, load_json
 from apiary.permissions import permission_of
 from apiary.receivers import aws_auth
 from apiary.receivers.cloudwatch.errors import CONTENT_TYPE, AwsError
-from apiary.receivers.cloudwatch import lookup_tables, tags
+from apiary.receivers.cloudwatch import log_group_list, lookup_tables, metric_filters, tags
 from apiary.receivers.cloudwatch.operations import OPERATIONS as LOG_OPERATIONS
 from apiary.receivers.cloudwatch.operations import Call
 from apiary.receivers.cloudwatch.sink import LogsSink
@@ -34,7 +34,8 @@ SERVICE = "logs"  # the SigV4 signing name
 MAX_BODY = 4 * 1024 * 1024
 #: A lookup table's CSV may be 10 MB (CreateLookupTable), escaped inside a JSON string.
 LOOKUP_TABLE_BODY = 2 * MAX_BODY_BYTES + 64 * 1024
-OPERATIONS = {**LOG_OPERATIONS, **lookup_tables.OPERATIONS, **tags.OPERATIONS}
+OPERATIONS = {**LOG_OPERATIONS, **log_group_list.OPERATIONS, **lookup_tables.OPERATIONS, **tags.OPERATIONS,
+              **metric_filters.OPERATIONS}
 _LARGE_BODIES = {lookup_tables.create_lookup_table, lookup_tables.update_lookup_table}
 
 

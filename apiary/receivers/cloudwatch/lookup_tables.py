@@ -7,8 +7,10 @@ from ``tableBody`` (CSV with a header row) or from ``queryId``, the results
 of a finished or cancelled Insights query of the same environment.
 Creating, replacing and deleting a table change configuration; reading one
 is a read: an ingest-only key can do neither (`apiary.permissions`).
-Apiary has no KMS and stores no tags, so a request naming a KMS key or tags
-is refused by name rather than half-honoured.
+A table's tags (``tags`` here, then TagResource and its kin on the table's
+ARN, `apiary.receivers.cloudwatch.tags`) stay with it through UpdateLookupTable
+and go with it. Apiary has no KMS, so a request naming a KMS key is refused by
+name rather than half-honoured.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 from apiary.permissions import Permission, needs
 from apiary.receivers.cloudwatch.errors import AwsError, invalid
-from apiary.receivers.cloudwatch.operations import ACCOUNT, Call, _page, listing
+from apiary.receivers.cloudwatch.operations import ACCOUNT, Call, _page, listing, log_group_tags
 from apiary.store.lookup_tables import MAX_TABLES, BadTable, LookupTable, Parsed, parse_csv, to_csv
 from apiary.store.log_store import now_ms
 
@@ -61,8 +63,6 @@ def _description(call: Call, default: str = "") -> str:
 def _refuse_unsupported(call: Call) -> None:
     if call.str("kmsKeyId"):
         raise invalid("Apiary does not encrypt lookup tables with KMS keys: leave kmsKeyId out")
-    if call.params.get("tags"):
-        raise invalid("Apiary does not store tags on lookup tables: leave tags out")
 
 
 def _content(call: Call) -> tuple[str, Parsed]:
@@ -98,13 +98,14 @@ def _summary(call: Call, t: LookupTable) -> dict[str, Any]:
 async def create_lookup_table(call: Call) -> dict[str, Any]:
     name = _name(call)
     _refuse_unsupported(call)
+    tags = log_group_tags(call.params["tags"], "tags") if call.params.get("tags") is not None else {}
     description = _description(call)
     body, parsed = _content(call)
     if call.logs.lookup_table(call.env, name) is not None:
         raise AwsError("ResourceAlreadyExistsException", f"The specified lookup table already exists: {name}")
     if len(call.logs.lookup_tables(call.env)) >= MAX_TABLES:
         raise AwsError("LimitExceededException", f"An account can have at most {MAX_TABLES} lookup tables")
-    table = LookupTable(name, description, parsed.fields, len(parsed.rows), parsed.size_bytes, now_ms())
+    table = LookupTable(name, description, parsed.fields, len(parsed.rows), parsed.size_bytes, now_ms(), tags)
     await call.logs.put_lookup_table(call.env, table, body, parsed)
     return {"lookupTableArn": _arn(call, name), "createdAt": table.updated_ms}
 
@@ -116,7 +117,7 @@ async def update_lookup_table(call: Call) -> dict[str, Any]:
     description = _description(call, old.description)
     body, parsed = _content(call)
     table = LookupTable(old.name, description, parsed.fields, len(parsed.rows), parsed.size_bytes, now_ms())
-    await call.logs.put_lookup_table(call.env, table, body, parsed)
+    await call.logs.put_lookup_table(call.env, table, body, parsed, keep_tags=True)
     return {"lookupTableArn": _arn(call, old.name), "lastUpdatedTime": table.updated_ms}
 
 

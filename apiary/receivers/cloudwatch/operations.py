@@ -212,6 +212,18 @@ async def delete_log_stream(call: Call) -> dict[str, Any]:
     return {}
 
 
+def group_page(call: Call, limit: int, prefix: str = "",
+               keep: Callable[[str], bool] | None = None) -> tuple[list[LogGroup], str | None]:
+    """One page of the environment's log groups by name, from the request's ``nextToken``, and the next page's
+    token: the store reads this page's groups only (`LogStore.groups`), however many the environment holds."""
+    token = call.str("nextToken")
+    if token is not None and not token.startswith("n/"):
+        raise invalid("The specified nextToken is invalid.")
+    found = call.logs.groups(call.env, prefix, after=token[2:] if token else "", limit=limit + 1, keep=keep)
+    page = found[:limit]
+    return page, ("n/" + page[-1].name if len(found) > limit else None)
+
+
 @needs(Permission.READ)
 async def describe_log_groups(call: Call) -> dict[str, Any]:
     prefix = call.str("logGroupNamePrefix") or ""
@@ -219,10 +231,8 @@ async def describe_log_groups(call: Call) -> dict[str, Any]:
     if prefix and pattern:
         raise invalid("LogGroupNamePrefix and LogGroupNamePattern are mutually exclusive parameters.")
     limit = call.int("limit", 1, 50) or PAGE
-    groups = call.logs.groups(call.env, prefix)
-    if pattern:
-        groups = [g for g in groups if pattern.lower() in g.name.lower()]
-    page, token = _page(groups, lambda g: g.name, call.str("nextToken"), limit)
+    keep = (lambda name: pattern.lower() in name.lower()) if pattern else None
+    page, token = group_page(call, limit, prefix, keep)
     return listing("logGroups", [_group_json(call, g) for g in page], token)
 
 

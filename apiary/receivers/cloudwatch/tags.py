@@ -1,15 +1,17 @@
-"""Tags on log groups (botocore's ``logs`` model): TagResource, UntagResource, ListTagsForResource by ARN, and the
-older TagLogGroup, UntagLogGroup, ListTagsLogGroup by name.
+"""Tags on log groups and lookup tables (botocore's ``logs`` model): TagResource, UntagResource, ListTagsForResource
+by ARN, and the older TagLogGroup, UntagLogGroup, ListTagsLogGroup by a log group's name.
 
-Tags are kept per environment with the group in the log store (`LogStore.retag`), so they go when the group
-goes, and Logs Insights' ``SOURCE logGroupTags(...)`` selects groups by them. A log group is the only Apiary
-resource AWS lets one tag through these operations (its destinations are not served), so any other ARN is
-``ResourceNotFoundException``, as is a group of another environment. Setting or removing tags changes
-configuration; listing them is a read (`apiary.permissions`).
+Tags are kept per environment with their resource in the log store (`LogStore.retag`,
+`LogStore.retag_lookup_table`), so they go when it goes, and Logs Insights' ``SOURCE logGroupTags(...)`` selects
+groups by them. A log group (``...:log-group:<name>``) and a lookup table (``...:lookup-table:<name>``, which
+CreateLookupTable documents as taking tags) are the Apiary resources one can tag (AWS's destinations are not
+served), so any other ARN is ``ResourceNotFoundException``, as is a resource of another environment. Setting or
+removing tags changes configuration; listing them is a read (`apiary.permissions`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
 from apiary.permissions import Permission, needs
@@ -21,55 +23,83 @@ from apiary.receivers.cloudwatch.operations import ACCOUNT, Call, log_group_tags
 Operation = Callable[[Call], Awaitable[dict[str, Any]]]
 
 
-def _group_of_arn(call: Call) -> str:
-    """The log group ``resourceArn`` names (``arn:aws:logs:<region>:<account>:log-group:<name>``, ``:*`` allowed)."""
+@dataclass(frozen=True)
+class Resource:
+    """A taggable resource of the environment: where its tags are read and changed."""
+
+    name: str
+    lookup_table: bool = False
+
+    def tags(self, call: Call) -> dict[str, str]:
+        if self.lookup_table:
+            table = call.logs.lookup_table(call.env, self.name)
+            return dict(table.tags) if table is not None else {}
+        return call.logs.tags(call.env, self.name)
+
+    async def retag(self, call: Call, change: Callable[[dict[str, str]], dict[str, str]]) -> dict[str, str] | None:
+        if self.lookup_table:
+            return await call.logs.retag_lookup_table(call.env, self.name, change)
+        return await call.logs.retag(call.env, self.name, change)
+
+
+_KINDS = ("log-group", "lookup-table")
+
+
+def _resource_of_arn(call: Call) -> Resource:
+    """The log group or lookup table ``resourceArn`` names (``arn:aws:logs:<region>:<account>:<kind>:<name>``; a
+    log group's ARN may end ``:*``)."""
     arn = call.str("resourceArn", required=True) or ""
     parts = arn.split(":", 6)
     if len(parts) < 7 or parts[0] != "arn" or not parts[2]:
-        raise invalid(f"resourceArn {arn!r} is not an ARN (arn:aws:logs:<region>:<account>:log-group:<name>)")
+        raise invalid(f"resourceArn {arn!r} is not an ARN (arn:aws:logs:<region>:<account>:log-group:<name> or "
+                      "...:lookup-table:<name>)")
     _, _, service, region, account, kind, rest = parts
-    name = rest[:-2] if rest.endswith(":*") else rest
-    if service != "logs" or kind != "log-group" or region != call.region or account != ACCOUNT \
-            or call.logs.group(call.env, name) is None:
+    name = rest[:-2] if rest.endswith(":*") and kind == "log-group" else rest
+    found = service == "logs" and kind in _KINDS and region == call.region and account == ACCOUNT and (
+        call.logs.lookup_table(call.env, name) if kind == "lookup-table" else call.logs.group(call.env, name))
+    if not found:
         raise AwsError("ResourceNotFoundException", f"The specified resource does not exist: {arn}")
-    return name
+    return Resource(name, lookup_table=kind == "lookup-table")
 
 
-def _named_group(call: Call) -> str:
+def _named_group(call: Call) -> Resource:
     name = call.group_name()
     if call.logs.group(call.env, name) is None:
         raise group_not_found(name)
-    return name
+    return Resource(name)
 
 
-async def _retag(call: Call, group: str, change: Callable[[dict[str, str]], dict[str, str]],
+async def _retag(call: Call, resource: Resource, change: Callable[[dict[str, str]], dict[str, str]],
                  counted: bool = False) -> None:
     """``counted``: the operation answers too many tags with TooManyTagsException (TagResource only)."""
     try:
-        done = await call.logs.retag(call.env, group, change)
+        done = await resource.retag(call, change)
     except aws_tags.BadTags as exc:
         raise tag_error(exc, counted) from None
     if done is None:  # deleted since it was looked up
-        raise group_not_found(group)
+        raise (AwsError("ResourceNotFoundException", f"The specified lookup table does not exist: {resource.name}")
+               if resource.lookup_table else group_not_found(resource.name))
 
 
-async def _add(call: Call, group: str, counted: bool = False) -> dict[str, Any]:
+async def _add(call: Call, resource: Resource, counted: bool = False) -> dict[str, Any]:
     added = log_group_tags(call.params.get("tags"), "tags", counted)
-    await _retag(call, group, lambda current: aws_tags.merged(current, added), counted)
+    await _retag(call, resource, lambda current: aws_tags.merged(current, added), counted)
     return {}
 
 
-async def _remove(call: Call, group: str, member: str) -> dict[str, Any]:
+async def _remove(call: Call, resource: Resource, member: str) -> dict[str, Any]:
     try:
         removed = aws_tags.checked_keys(call.params.get(member), member)
     except aws_tags.BadTags as exc:
         raise invalid(str(exc)) from None
-    await _retag(call, group, lambda current: aws_tags.merged(current, removed=removed))
+    await _retag(call, resource, lambda current: aws_tags.merged(current, removed=removed))
     return {}
 
 
-def _operations(find: Callable[[Call], str], keys_member: str, counted: bool) -> tuple[Operation, Operation, Operation]:
-    """Tag, untag and list for one way of naming the group (``find``): by ARN, or by name in the older operations.
+def _operations(find: Callable[[Call], Resource], keys_member: str,
+                counted: bool) -> tuple[Operation, Operation, Operation]:
+    """Tag, untag and list for one way of naming the resource (``find``): by ARN, or a log group by name in the older
+    operations.
     ``keys_member`` holds the keys to remove (UntagResource's ``tagKeys``, UntagLogGroup's ``tags``)."""
 
     @needs(Permission.CONFIGURE)
@@ -82,12 +112,12 @@ def _operations(find: Callable[[Call], str], keys_member: str, counted: bool) ->
 
     @needs(Permission.READ)
     async def list_tags(call: Call) -> dict[str, Any]:
-        return {"tags": call.logs.tags(call.env, find(call))}
+        return {"tags": find(call).tags(call)}
 
     return tag, untag, list_tags
 
 
-tag_resource, untag_resource, list_tags_for_resource = _operations(_group_of_arn, "tagKeys", counted=True)
+tag_resource, untag_resource, list_tags_for_resource = _operations(_resource_of_arn, "tagKeys", counted=True)
 tag_log_group, untag_log_group, list_tags_log_group = _operations(_named_group, "tags", counted=False)
 
 OPERATIONS = {

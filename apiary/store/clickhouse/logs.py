@@ -82,6 +82,8 @@ class ClickHouseLogStore(LogStoreBase):
         c.command(f"""CREATE TABLE IF NOT EXISTS lookup_tables (_env String, name String, description String,
                       fields String, records Int64, size_bytes Int64, updated_ms Int64, body String)
                       ENGINE = MergeTree ORDER BY (_env, name) SETTINGS {durable}""")
+        # Tags came after the first lookup tables: a database written before them gains the column, empty.
+        c.command("ALTER TABLE lookup_tables ADD COLUMN IF NOT EXISTS tags String DEFAULT '{}'")
         c.command(f"""CREATE TABLE IF NOT EXISTS log_group_tags (_env String, log_group String, tags String,
                       deleted UInt8, version UInt64)
                       ENGINE = ReplacingMergeTree(version) ORDER BY (_env, log_group) SETTINGS {durable}""")
@@ -163,6 +165,12 @@ class ClickHouseLogStore(LogStoreBase):
                     c.removed += self._delete('_env = ? AND log_group = ? AND "timestamp" < ?', [env, group, cutoff])
             elif c.kind == "older_than":
                 c.removed = self._delete('"timestamp" < ?', [c.value])
+            elif c.kind == "lookup_tags":  # the table's row again, with its new tags; its records stay
+                sql, bound = self._bind("SELECT body FROM lookup_tables WHERE _env = ? AND name = ?", [c.env, c.group])
+                body = self.query(sql, bound).column(0)[0].as_py()
+                self._delete("_env = ? AND name = ?", [c.env, c.group], "lookup_tables")
+                self.client.insert_arrow("lookup_tables", pa.Table.from_pylist([table_row(c.env, c.value, body)],
+                                                                               schema=TABLES_SCHEMA))
             elif c.kind in ("put_lookup", "delete_lookup"):
                 self._delete("_env = ? AND lookup_table = ?", [c.env, c.group], "lookup_rows")
                 self._delete("_env = ? AND name = ?", [c.env, c.group], "lookup_tables")

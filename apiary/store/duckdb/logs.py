@@ -51,6 +51,8 @@ class DuckDBLogStore(SpanFileBackend, LogStoreBase):
         db.execute("""CREATE TABLE IF NOT EXISTS lookup_tables (_env VARCHAR, name VARCHAR, description VARCHAR,
                       fields VARCHAR, records BIGINT, size_bytes BIGINT, updated_ms BIGINT, body VARCHAR,
                       PRIMARY KEY (_env, name))""")
+        # Tags came after the first lookup tables: a file written before them gains the column, empty.
+        db.execute("ALTER TABLE lookup_tables ADD COLUMN IF NOT EXISTS tags VARCHAR DEFAULT '{}'")
         db.execute("CREATE TABLE IF NOT EXISTS lookup_rows (_env VARCHAR, lookup_table VARCHAR, row_no BIGINT, "
                    "row VARCHAR)")
         db.execute("""CREATE TABLE IF NOT EXISTS log_group_tags (_env VARCHAR, log_group VARCHAR, tags VARCHAR,
@@ -101,6 +103,9 @@ class DuckDBLogStore(SpanFileBackend, LogStoreBase):
                                                  [env, group, cutoff]))
         elif c.kind == "older_than":
             c.removed = deleted(db.execute('DELETE FROM logs WHERE "timestamp" < ?', [c.value]))
+        elif c.kind == "lookup_tags":
+            db.execute("UPDATE lookup_tables SET tags = ? WHERE _env = ? AND name = ?",
+                       [table_row(c.env, c.value, "")["tags"], c.env, c.group])
         elif c.kind in ("put_lookup", "delete_lookup"):
             db.execute("DELETE FROM lookup_rows WHERE _env = ? AND lookup_table = ?", [c.env, c.group])
             db.execute("DELETE FROM lookup_tables WHERE _env = ? AND name = ?", [c.env, c.group])
