@@ -7,9 +7,10 @@ Fills each store's ``logs`` table with N synthetic events over the last day, str
 three JSON lines with level, latency, ip and a nested user.id; one in three plain text lines whose OTel
 attribute ``user.id`` has a dot in its key), then times each Insights query -- compiled by
 ``apiary.query.insights`` and run by the store, as GetQueryResults does, minus HTTP -- beside the SQL a
-developer would write for the same answer, in alternation (`interleaved_medians_ms`). The ratio is
+developer would write for the same answer, in alternation (`interleaved_wall_and_cpu_ms`). The ratio is
 Insights over hand-written SQL; the goal is at most 1.2. Each row also checks that the two gave the same answer
-(`ANSWERS`), so that the ratio compares like with like. ``--baseline DIR`` (an earlier Apiary's source tree)
+(`ANSWERS`), so that the ratio compares like with like, and gives the ratio of the process's CPU time too (both
+databases run in the process): on a loaded machine the wall times move by half between rounds. ``--baseline DIR`` (an earlier Apiary's source tree)
 also times the statement that tree compiles for the same query, in the same rounds: "now / before".
 
     python bench/insights.py --events 2000000 --stores clickhouse --only isIpv4InSubnet,dedup --baseline ../apiary-before
@@ -33,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from apiary.query import insights  # noqa: E402
 from apiary.store.lookup_tables import LookupTable, parse_csv  # noqa: E402
-from bench.timing import interleaved_medians_ms  # noqa: E402
+from bench.timing import interleaved_wall_and_cpu_ms  # noqa: E402
 
 ENV, GROUP = "bench", "app"
 DAY_S = 86_400
@@ -388,7 +389,8 @@ def main() -> None:
                 return {"where": between(first_s), "where_both": between(before_s),
                         "now": f"{ts} >= {at(first_s * 1_000_000)}"}
             before_head = f"{'before ms':>11}{'ratio':>8}{'now/before':>11}" if args.baseline else ""
-            print(f"{'query':26}{'Insights ms':>13}{'SQL ms':>10}{'ratio':>8}{before_head}  answer"
+            cpu_head = f"{'CPU ratio':>10}" + (f"{'now/before':>11}" if args.baseline else "")
+            print(f"{'query':26}{'Insights ms':>13}{'SQL ms':>10}{'ratio':>8}{before_head}{cpu_head}  answer"
                   f"{'/before' if args.baseline else ''}")
             try:
                 for label, (text, _, _) in QUERIES.items():
@@ -408,13 +410,14 @@ def main() -> None:
                         then = compiled_in(args.baseline, text, store.dialect, first_s, end_s)
                         fns.append(lambda then=then: store.query(*then))
                     last: list[Any] = [None] * len(fns)
-                    mine, theirs, *before = interleaved_medians_ms([_keeping(last, i, fn) for i, fn in enumerate(fns)],
-                                                                   args.runs)
+                    (mine, theirs, *before), cpu = interleaved_wall_and_cpu_ms(
+                        [_keeping(last, i, fn) for i, fn in enumerate(fns)], args.runs)
                     answers = ["same" if same_answer(label, got, last[1]) else "DIFFERS" for got in last[::2]]
                     differ += answers.count("DIFFERS")
                     tail = f"{before[0]:11.1f}{before[0] / theirs:7.2f}x{mine / before[0]:10.2f}x" if before else ""
-                    print(f"{label:26}{mine:13.1f}{theirs:10.1f}{mine / theirs:7.2f}x{tail}  {'/'.join(answers)}",
-                          flush=True)
+                    cpu_tail = f"{cpu[0] / cpu[1]:7.2f}x" + (f"{cpu[0] / cpu[2]:10.2f}x" if before else "")
+                    print(f"{label:26}{mine:13.1f}{theirs:10.1f}{mine / theirs:7.2f}x{tail}{cpu_tail}  "
+                          f"{'/'.join(answers)}", flush=True)
             finally:
                 close()
     if differ:
