@@ -7,8 +7,10 @@ Fills each store's ``logs`` table with N synthetic events over the last day, str
 three JSON lines with level, latency, ip and a nested user.id; one in three plain text lines whose OTel
 attribute ``user.id`` has a dot in its key), then times each Insights query -- compiled by
 ``apiary.query.insights`` and run by the store, as GetQueryResults does, minus HTTP -- beside the SQL a
-developer would write for the same answer, in alternation (`interleaved_medians_ms`). The ratio is
-Insights over hand-written SQL; the goal is at most 1.2. ``--baseline DIR`` (an earlier Apiary's source tree)
+developer would write for the same answer, in alternation (`interleaved_wall_and_cpu_ms`). The ratio is
+Insights over hand-written SQL; the goal is at most 1.2. Each row also checks that the two gave the same answer
+(`ANSWERS`), so that the ratio compares like with like, and gives the ratio of the process's CPU time too (both
+databases run in the process): on a loaded machine the wall times move by half between rounds. ``--baseline DIR`` (an earlier Apiary's source tree)
 also times the statement that tree compiles for the same query, in the same rounds: "now / before".
 
     python bench/insights.py --events 2000000 --stores clickhouse --only isIpv4InSubnet,dedup --baseline ../apiary-before
@@ -23,6 +25,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime, timezone
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable
 
@@ -30,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from apiary.query import insights  # noqa: E402
 from apiary.store.lookup_tables import LookupTable, parse_csv  # noqa: E402
-from bench.timing import interleaved_medians_ms  # noqa: E402
+from bench.timing import interleaved_wall_and_cpu_ms  # noqa: E402
 
 ENV, GROUP = "bench", "app"
 DAY_S = 86_400
@@ -67,6 +71,10 @@ _ANOMALY_KIND = (
     "CASE WHEN sum(n1) OVER () = 0 THEN NULL WHEN n1 = 0 THEN 'New pattern' WHEN tv LIKE '1%' THEN 'HTTP error code' "
     "WHEN tv LIKE '2%' THEN 'Numerical token' WHEN tv LIKE '3%' THEN 'Token variation' "
     "WHEN n0 >= 3 * n1 OR 3 * n0 <= n1 THEN 'Pattern frequency' END")
+#: A pattern's description: its token anomaly's, else its two counts (the wording of apiary/query/insights_anomaly.py).
+_ANOMALY_DESCRIPTION = (
+    "CASE WHEN n1 > 0 AND tv IS NOT NULL THEN substring(tv, 5) ELSE concat('seen ', TEXT(n0), ' times in the "
+    "query''s time range, ', TEXT(n1), ' times in the baseline just before it') END")
 _ANOMALY_DUCKDB = (
     "WITH e AS (SELECT regexp_replace(message, '" + _TOKEN + "', '<*>', 'g') AS p, {now} AS cur, "
     "regexp_extract_all(message, '" + _TOKEN + "') AS t FROM logs WHERE {where_both}), "
@@ -87,7 +95,8 @@ _ANOMALY_DUCKDB = (
         "SD": "sqrt(greatest(sxx / b - (sx / b) ** 2, 0))", "FIXED(": "printf('%.2f', "}) + " AS tv FROM pos), "
     "shapes AS (SELECT p, sum(w) FILTER (WHERE k <= 1) AS n0, sum(b) FILTER (WHERE k <= 1) AS n1, min(tv) AS tv "
     "FROM verdicts GROUP BY p) "
-    "SELECT p, n0, n1, " + _ANOMALY_KIND + " AS kind, substring(tv, 5) AS description FROM shapes ORDER BY n0 DESC")
+    "SELECT p, n0, n1, " + _ANOMALY_KIND + " AS kind, " + _spelled(_ANOMALY_DESCRIPTION, {"TEXT(": "format('{{}}', "})
+    + " AS description FROM shapes ORDER BY n0 DESC")
 _ANOMALY_CLICKHOUSE = (
     "WITH e AS (SELECT replaceRegexpAll(message, '" + _TOKEN + "', '<*>') AS p, {now} AS cur, "
     "extractAll(message, '" + _TOKEN + "') AS t FROM logs WHERE {where_both}), "
@@ -106,7 +115,8 @@ _ANOMALY_CLICKHOUSE = (
         "SD": "sqrt(greatest(sxx / b - pow(sx / b, 2), 0))",
         "FIXED(": "printf('%.2f', "}) + " AS tv FROM pos), "
     "shapes AS (SELECT p, sumIf(w, k <= 1) AS n0, sumIf(b, k <= 1) AS n1, min(tv) AS tv FROM verdicts GROUP BY p) "
-    "SELECT p, n0, n1, " + _ANOMALY_KIND + " AS kind, substring(tv, 5) AS description FROM shapes ORDER BY n0 DESC")
+    "SELECT p, n0, n1, " + _ANOMALY_KIND + " AS kind, " + _spelled(_ANOMALY_DESCRIPTION, {"TEXT(": "toString("})
+    + " AS description FROM shapes ORDER BY n0 DESC")
 
 
 #: name -> (Insights query, DuckDB SQL, ClickHouse SQL); ``{where}`` is the same window and group for all.
@@ -206,6 +216,42 @@ QUERIES: dict[str, tuple[str, str, str]] = {
         "SELECT replaceRegexpAll(message, '[A-Za-z0-9_.:+-]*[0-9][A-Za-z0-9_.:+-]*', '<*>') AS p, count(*) "
         "FROM logs WHERE {where} GROUP BY 1 ORDER BY 2 DESC"),
 }
+
+#: name -> the Insights result's columns that answer the hand SQL's columns, in its order: the bench checks that the two
+#: give the same rows before it compares their times (a faster SQL with another answer is no baseline).
+ANSWERS: dict[str, tuple[str, ...]] = {
+    "strcontains": ("n",), "dotted key": ("n",), "isIpv4InSubnet": ("level", "n"),
+    "datefloor": ("datefloor(@timestamp, 1h)", "n"), "dedup": ("@timestamp", "@message", "@ptr"),
+    "isIpv4InSubnet JSON-only": ("level", "n"), "dedup JSON-only": ("@timestamp", "@message", "@ptr"),
+    "lookup": ("team", "n"),
+    "anomaly": ("@pattern", "@sampleCount", "@baselineSampleCount", "@anomalyType", "@description"),
+    "anomaly counts only": ("@pattern", "@sampleCount", "@baselineSampleCount"),
+    "pattern": ("@pattern", "@sampleCount"),
+}
+
+
+def _plain(value: Any) -> Any:
+    """One value in a form both stores' results share: a time as seconds since the epoch (ClickHouse's
+    ``toStartOfHour`` comes back as a number), numbers as floats, and text that is a number (``@ptr``) as one."""
+    if isinstance(value, datetime):
+        return round((value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp(), 6)
+    if isinstance(value, (int, float, Decimal)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def same_answer(name: str, engine: Any, hand: Any) -> bool:
+    """Whether the Insights result (an Arrow table) holds the hand SQL's rows, in any order."""
+    picked = engine.select(list(ANSWERS[name])).to_pylist()
+    def rows(table: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+        return sorted(tuple(repr(_plain(v)) for v in row.values()) for row in table)
+    return rows(picked) == rows(hand.to_pylist())
+
 
 #: A field as Insights discovers it: the line's JSON key, else the OTel attribute of that name (the SQL reads
 #: both for the same answer on any events; the "JSON-only" rows, the earlier SQL, read the line alone). On
@@ -307,12 +353,14 @@ def add_lookup_table(store: Any) -> None:
     asyncio.run(store.put_lookup_table(ENV, table, USERS_CSV, parsed))
 
 
-#: Run in a child process with an earlier tree first on the path: that tree's statement for a query, as JSON.
+#: Run in a child process with an earlier tree first on the path: that tree's statement for a query, as JSON (the
+#: bench's lookup table's fields given, as the store would give them).
 _COMPILE_THERE = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
 from apiary.query import insights
-c = insights.compile_query(sys.argv[2], None, sys.argv[3])
+tables = json.loads(sys.argv[8])
+c = insights.compile_query(sys.argv[2], None, sys.argv[3], lambda name: tables.get(name))
 sql, params, _, _ = insights.to_sql(c, sys.argv[4], [sys.argv[5]], int(sys.argv[6]), int(sys.argv[7]))
 print(json.dumps([sql, params]))
 """
@@ -321,9 +369,18 @@ print(json.dumps([sql, params]))
 def compiled_in(tree: Path, text: str, dialect: str, start_s: int, end_s: int) -> tuple[str, list[Any]]:
     """The SQL and parameters an earlier tree's ``apiary`` compiles ``text`` to (in a child process)."""
     out = subprocess.run([sys.executable, "-c", _COMPILE_THERE, str(tree.resolve()), text, dialect, ENV, GROUP,
-                          str(start_s), str(end_s)], capture_output=True, text=True, check=True).stdout
+                          str(start_s), str(end_s), json.dumps({"users": list(parse_csv(USERS_CSV).fields)})],
+                         capture_output=True, text=True, check=True).stdout
     sql, params = json.loads(out)
     return sql, params
+
+
+def _keeping(last: list[Any], i: int, fn: Callable[[], Any]) -> Callable[[], Any]:
+    """``fn``, keeping its latest result in ``last[i]`` (the answers are compared after the timing, not run again)."""
+    def call() -> Any:
+        last[i] = fn()
+        return last[i]
+    return call
 
 
 def main() -> None:
@@ -338,6 +395,7 @@ def main() -> None:
     start_s = end_s - DAY_S
     print(f"N = {args.events:,} events over 24 h; median of {args.runs} interleaved rounds; "
           "ratio = Insights / hand-written SQL (goal <= 1.2)")
+    differ = 0
     for name in args.stores.split(","):
         with tempfile.TemporaryDirectory() as tmp_name:
             t = time.perf_counter()
@@ -361,7 +419,9 @@ def main() -> None:
                 return {"where": between(first_s), "where_both": between(before_s),
                         "now": f"{ts} >= {at(first_s * 1_000_000)}"}
             before_head = f"{'before ms':>11}{'ratio':>8}{'now/before':>11}" if args.baseline else ""
-            print(f"{'query':26}{'Insights ms':>13}{'SQL ms':>10}{'ratio':>8}{before_head}")
+            cpu_head = f"{'CPU ratio':>10}" + (f"{'now/before':>11}" if args.baseline else "")
+            print(f"{'query':26}{'Insights ms':>13}{'SQL ms':>10}{'ratio':>8}{before_head}{cpu_head}  answer"
+                  f"{'/before' if args.baseline else ''}")
             try:
                 for label, (text, _, _) in QUERIES.items():
                     if args.only and label not in args.only.split(","):
@@ -379,11 +439,19 @@ def main() -> None:
                     if args.baseline:
                         then = compiled_in(args.baseline, text, store.dialect, first_s, end_s)
                         fns.append(lambda then=then: store.query(*then))
-                    mine, theirs, *before = interleaved_medians_ms(fns, args.runs)
+                    last: list[Any] = [None] * len(fns)
+                    (mine, theirs, *before), cpu = interleaved_wall_and_cpu_ms(
+                        [_keeping(last, i, fn) for i, fn in enumerate(fns)], args.runs)
+                    answers = ["same" if same_answer(label, got, last[1]) else "DIFFERS" for got in last[::2]]
+                    differ += answers.count("DIFFERS")
                     tail = f"{before[0]:11.1f}{before[0] / theirs:7.2f}x{mine / before[0]:10.2f}x" if before else ""
-                    print(f"{label:26}{mine:13.1f}{theirs:10.1f}{mine / theirs:7.2f}x{tail}", flush=True)
+                    cpu_tail = f"{cpu[0] / cpu[1]:7.2f}x" + (f"{cpu[0] / cpu[2]:10.2f}x" if before else "")
+                    print(f"{label:26}{mine:13.1f}{theirs:10.1f}{mine / theirs:7.2f}x{tail}{cpu_tail}  "
+                          f"{'/'.join(answers)}", flush=True)
             finally:
                 close()
+    if differ:
+        sys.exit(f"{differ} statement(s) gave another answer than the hand-written SQL: their ratio compares nothing")
 
 
 if __name__ == "__main__":

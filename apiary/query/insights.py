@@ -227,12 +227,12 @@ class _Compiler:
             return self._extract(name, found)
         # Insights flattens nested JSON into dotted names, and OTel attributes keep dots inside their keys
         # (`user.id`): a dotted name is looked up both ways, in the message's JSON and in the attributes.
+        d = self.d
         nested = _json_path(path)
         literal = _json_path([name]) if len(path) > 1 else None
-        lookups = [("_json", nested), ("_attrs", literal or nested)]
+        lookups = [(d.json_line(isinstance(path[0], int)), nested), ("_attrs", literal or nested)]
         if literal is not None:
-            lookups += [("_json", literal), ("_attrs", nested)]
-        d = self.d
+            lookups += [(d.json_line(False), literal), ("_attrs", nested)]
         parts = [_Expr(found.sql, found.params, "any")] if found is not None else []
         parts += [_Expr(d.json_text(doc, "?"), [p], "any") for doc, p in lookups]
         lookup = _Expr(*render(lambda *sqls: d.first_present(list(sqls)), *parts), "any")

@@ -92,6 +92,17 @@ def test_dotted_names_reach_nested_json_and_arrays(logs: Any, orders: list[dict[
     assert rows == [{"j.items[0].sku": "c-3"}]
 
 
+def test_a_json_line_is_an_object_after_any_json_whitespace(logs: Any) -> None:
+    """CWL_AnalyzeLogData-discoverable-fields: the fields of a JSON line, led by the whitespace JSON allows (tabs and
+    line breaks too), and none from a line that is a list, a string, or an object with text after it; both stores
+    read a line alike (ClickHouse looks keys up in the line itself, DuckDB in the lines that are JSON objects)."""
+    put(logs, "lines", ['\t{"user": {"id": "t1"}}', '\r\n {"user": {"id": "t2"}}', '[{"user": {"id": "l1"}}]',
+                        '{"user": {"id": "x1"}} and text', '"user.id"', '{"user": {"id": "o1"}}'])
+    assert query(logs, "lines", "filter ispresent(user.id) | fields user.id | sort user.id asc") == \
+        [{"user.id": "o1"}, {"user.id": "t1"}, {"user.id": "t2"}]
+    assert query(logs, "lines", "fields `0.user.id` as first | filter ispresent(first)") == []
+
+
 def test_otel_attributes_with_dots_in_their_keys(aws_env: Tenant, logs: Any) -> None:
     """OTel log attributes keep dots inside their keys (`user.id`): fields and filter see them, with or without
     backticks (CWL_QuerySyntax, field names)."""
