@@ -23,6 +23,15 @@ batch because that environment's share of the loader is used
 (`EnvironmentOverloaded`), its requests are refused for the Retry-After it
 was given (`hold_off`), before their bodies are read or decoded: a flood's
 bodies used to be decoded in full only to be refused by the store.
+
+A client that sends again at once after such a refusal, ignoring Retry-After,
+still cost the event loop a request parsed and answered each time: two such
+senders made about 560 refusals a second, which doubled every other
+environment's response times. So a refusal while held off is answered only
+after the hold-off's remaining time, at most ``HELD_OFF_ANSWER_DELAY_S``
+(`EnvironmentOverShare.held_off_s`; HTTP receivers wait it in ``read_body``):
+such a sender is slowed to one request a second per connection, and a client
+that honours Retry-After would have waited that long anyway.
 """
 
 from __future__ import annotations
@@ -37,6 +46,8 @@ SMALL_BODY_BYTES = 1024 * 1024
 SMALL_SHARE = 8  # one eighth of the budget stays for small bodies
 #: An environment's share of the budget when none is configured: one half, so another always has room.
 DEFAULT_ENV_SHARE = 2
+#: The longest a refusal of a held-off environment's request waits before it is answered.
+HELD_OFF_ANSWER_DELAY_S = 1.0
 #: Where the middleware puts a request's allowance in the ASGI scope.
 SCOPE_KEY = "apiary.body_allowance"
 
@@ -53,9 +64,11 @@ class BodyOverBudget(StoreOverloaded):
 class EnvironmentOverShare(BodyOverBudget):
     """This environment has used its share of the intake: it retries later, the others go on (429 + Retry-After)."""
 
-    def __init__(self, environment: str, why: str, retry_after: int = 1) -> None:
+    def __init__(self, environment: str, why: str, retry_after: int = 1, held_off_s: float = 0.0) -> None:
         super().__init__(retry_after)
         self.environment = environment
+        #: Seconds left of the hold-off that refused it (0 when its share of body bytes did).
+        self.held_off_s = held_off_s
         self.args = (f"environment {environment!r} {why}; retry after {retry_after}s",)
 
 
@@ -140,7 +153,8 @@ class BodyBudget:
         self.refused += 1
         self.refused_env += 1
         raise EnvironmentOverShare(env, "has as much costly work waiting to be loaded as its share of the loader "
-                                        "allows, so this request was not read", retry_after=max(1, math.ceil(left)))
+                                        "allows, so this request was not read", retry_after=max(1, math.ceil(left)),
+                                   held_off_s=left)
 
 
 class BodyAllowance:

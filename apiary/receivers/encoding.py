@@ -13,7 +13,8 @@ import zlib
 
 from starlette.requests import Request
 
-from apiary.receivers.body_budget import SCOPE_KEY, BodyAllowance, BodyTimeout
+from apiary.receivers.body_budget import (HELD_OFF_ANSWER_DELAY_S, SCOPE_KEY, BodyAllowance, BodyTimeout,
+                                          EnvironmentOverShare)
 from apiary.receivers.refusals import MalformedPayload, PayloadTooLarge, UnsupportedPayload
 from apiary.store import read_scope
 
@@ -73,7 +74,11 @@ async def read_body(request: Request, limit: int) -> bytes:
     allowance: BodyAllowance | None = request.scope.get(SCOPE_KEY)
     env = read_scope.environment()
     if allowance is not None and env is not None:
-        allowance.charge_to(env)
+        try:
+            allowance.charge_to(env)
+        except EnvironmentOverShare as exc:  # held off: answered later, so a sender ignoring Retry-After is slowed
+            await asyncio.sleep(min(exc.held_off_s, HELD_OFF_ANSWER_DELAY_S))
+            raise
     declared = request.headers.get("content-length")
     expected = int(declared) if declared and declared.isdigit() else None
     if expected is not None and expected > limit:
