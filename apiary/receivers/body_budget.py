@@ -30,8 +30,8 @@ senders made about 560 refusals a second, which doubled every other
 environment's response times. So a refusal while held off is answered only
 after the hold-off's remaining time, at most ``HELD_OFF_ANSWER_DELAY_S``
 (`EnvironmentOverShare.held_off_s`; HTTP receivers wait it in ``read_body``):
-such a sender is slowed to one request a second per connection, and a client
-that honours Retry-After would have waited that long anyway.
+such a sender is slowed to four requests a second per connection, and a
+client that honours Retry-After (a whole second) loses a quarter of one.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ SMALL_SHARE = 8  # one eighth of the budget stays for small bodies
 #: An environment's share of the budget when none is configured: one half, so another always has room.
 DEFAULT_ENV_SHARE = 2
 #: The longest a refusal of a held-off environment's request waits before it is answered.
-HELD_OFF_ANSWER_DELAY_S = 1.0
+HELD_OFF_ANSWER_DELAY_S = 0.25
 #: Where the middleware puts a request's allowance in the ASGI scope.
 SCOPE_KEY = "apiary.body_allowance"
 
