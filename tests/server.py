@@ -45,7 +45,11 @@ def create_key(data_dir: Path, env: str = "dev", ingest_only: bool = False, stor
         from apiary.store.meta import MetaStore
 
         data_dir.mkdir(parents=True, exist_ok=True)
-        return MetaStore(data_dir / "meta.sqlite").create_key(env, can_read=not ingest_only)
+        meta = MetaStore(data_dir / "meta.sqlite")
+        try:
+            return meta.create_key(env, can_read=not ingest_only)
+        finally:
+            meta.close()  # a test worker makes hundreds of keys: their files must not pile up in its descriptors
     from apiary.store.clickhouse import ClickHouseMeta, connect
 
     client = connect(store)

@@ -93,6 +93,14 @@ class MetaStore:
             self._local.conn = conn
         return conn
 
+    def close(self) -> None:
+        """Close this thread's connection now: a store opened for one call (as a key made by a test) would
+        otherwise keep its database and WAL files open until the garbage collector finds it."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            self._local.conn = None
+            conn.close()
+
     class _Tx:
         def __init__(self, conn: sqlite3.Connection) -> None:
             self.conn = conn
