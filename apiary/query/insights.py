@@ -63,8 +63,6 @@ BUILTINS = {"@timestamp": ("ts", "time"), "@message": ("msg", "str"), "@logStrea
             "@traceId": ("trace", "str"), "@spanId": ("span", "str"), "@severity": ("sev", "str")}
 _AGGS = {"count", "count_distinct", "avg", "sum", "min", "max", "pct", "percentile", "stddev", "earliest", "latest",
          "sortsfirst", "sortslast"}
-#: Commands of AWS's reference that Apiary does not run: a query using one is refused, naming it.
-UNSUPPORTED_COMMANDS: tuple[str, ...] = ()
 #: The fields CloudWatch Logs indexes in every Standard log group by default (CWL_QuerySyntax-FilterIndex).
 #: Apiary creates no other field indexes (it has no PutIndexPolicy), so `filterIndex` on any other field
 #: finds every log group unindexed for it, and AWS skips such log groups.
@@ -1060,10 +1058,6 @@ def compile_query(text: str, default_limit: int | None = None, dialect: str = "d
     except InputError as exc:
         raise QueryError(str(exc)) from None
     except LarkError as exc:
-        unsupported = _unsupported_command(text)
-        if unsupported:
-            raise QueryError(f"the {unsupported} command is not supported by Apiary "
-                             f"(see docs/compatibility/logs.md)") from None
         plain = re.sub(r"#[^\n]*", "", text)
         if re.match(r"\s*source\b[^|]*\bdatasource\s*\(", plain, re.I):
             raise QueryError("SOURCE dataSource(...) is not supported by Apiary: it keeps no data sources (the name and "
@@ -1090,15 +1084,6 @@ def fields_of_lookup_tables(logs: Any, env: str) -> LookupFields:
         table = logs.lookup_table(env, name)
         return table.fields if table is not None else None
     return fields
-
-
-def _unsupported_command(text: str) -> str | None:
-    """The first command word of AWS's reference that Apiary lacks, at the start of the query or after a pipe."""
-    without_comments = re.sub(r"#[^\n]*", "", text)
-    for m in re.finditer(r"(?:^|\|)\s*([A-Za-z]+)\b", without_comments):
-        if m.group(1).lower() in UNSUPPORTED_COMMANDS:
-            return m.group(1)
-    return None
 
 
 def base_cte(d: LogDialect, env: str, groups: list[str], start_s: int, end_s: int,

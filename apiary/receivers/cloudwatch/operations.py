@@ -126,16 +126,27 @@ def _sequence_token(s: LogStream) -> str:
     return str(49_000_000_000_000_000_000_000_000 + (s.last_ingestion_ms or s.created_ms))
 
 
+def _after(token: str | None) -> str:
+    """The name a ``nextToken`` resumes after (``n/<name>``, as `_name_token` writes it); "" for the first page."""
+    if not token:
+        return ""
+    if not token.startswith("n/"):
+        raise invalid("The specified nextToken is invalid.")
+    return token[2:]
+
+
+def _name_token(last: str) -> str:
+    return "n/" + last
+
+
 def _page(items: list[Any], key: Callable[[Any], str], token: str | None, limit: int) -> tuple[list[Any], str | None]:
     start = 0
     if token:
-        if not token.startswith("n/"):
-            raise invalid("The specified nextToken is invalid.")
-        after = token[2:]
+        after = _after(token)
         start = next((i for i, it in enumerate(items) if key(it) > after), len(items))
     page = items[start:start + limit]
     more = start + limit < len(items)
-    return page, ("n/" + key(page[-1]) if more and page else None)
+    return page, (_name_token(key(page[-1])) if more and page else None)
 
 
 def listing(member: str, shown: list[dict[str, Any]], token: str | None) -> dict[str, Any]:
@@ -216,12 +227,9 @@ def group_page(call: Call, limit: int, prefix: str = "",
                keep: Callable[[str], bool] | None = None) -> tuple[list[LogGroup], str | None]:
     """One page of the environment's log groups by name, from the request's ``nextToken``, and the next page's
     token: the store reads this page's groups only (`LogStore.groups`), however many the environment holds."""
-    token = call.str("nextToken")
-    if token is not None and not token.startswith("n/"):
-        raise invalid("The specified nextToken is invalid.")
-    found = call.logs.groups(call.env, prefix, after=token[2:] if token else "", limit=limit + 1, keep=keep)
+    found = call.logs.groups(call.env, prefix, after=_after(call.str("nextToken")), limit=limit + 1, keep=keep)
     page = found[:limit]
-    return page, ("n/" + page[-1].name if len(found) > limit else None)
+    return page, (_name_token(page[-1].name) if len(found) > limit else None)
 
 
 @needs(Permission.READ)
