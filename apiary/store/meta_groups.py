@@ -29,7 +29,7 @@ class XRayGroupRows:
         meta._script(SCHEMA)
 
     def all(self, env: str) -> list[tuple[str, str, bool, bool]]:
-        """The environment's groups by name (the implicit Default group is not stored)."""
+        """The environment's groups by name (the implicit Default group only once its insights were configured)."""
         rows = self._meta._run("SELECT name, filter_expression, insights_enabled, notifications_enabled FROM xray_groups "
                                "WHERE environment = ? ORDER BY name", (env,))
         return [(r[0], r[1], bool(r[2]), bool(r[3])) for r in rows]

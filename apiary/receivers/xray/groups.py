@@ -2,6 +2,9 @@
 
 The expression is parsed when the group is created or updated, so a group
 always holds one that compiles; GetServiceGraph with a group evaluates it.
+The Default group (every trace) exists without being created; only its
+InsightsConfiguration may change, as in X-Ray, and is then kept as a row of
+its name (CreateGroup refuses that name, so no group can take it).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from apiary.receivers.xray.filter import parse
 from apiary.store.meta_groups import XRayGroupRows
 
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
+DEFAULT = "Default"
 
 
 class GroupError(ValueError):
@@ -56,7 +60,9 @@ class GroupStore:
         self.rows = rows
 
     def list(self, env: str) -> list[Group]:
-        return [Group("Default", "")] + [Group(n, f, i, no) for n, f, i, no in self.rows.all(env)]
+        stored = self.rows.all(env)
+        flags = next(((i, no) for n, _f, i, no in stored if n == DEFAULT), (False, False))
+        return [Group(DEFAULT, "", *flags)] + [Group(n, f, i, no) for n, f, i, no in stored if n != DEFAULT]
 
     def get(self, env: str, name: str) -> Group:
         for g in self.list(env):
@@ -73,7 +79,7 @@ class GroupStore:
 
     def create(self, env: str, doc: dict[str, Any]) -> Group:
         name = doc.get("GroupName")
-        if not isinstance(name, str) or not _NAME.match(name) or name == "Default":
+        if not isinstance(name, str) or not _NAME.match(name) or name == DEFAULT:
             raise GroupError("GroupName must be 1 to 32 letters, digits, '.', '_' or '-', and not Default")
         expr = doc.get("FilterExpression") or ""
         parse(expr)  # FilterError -> InvalidRequestException with its position
@@ -85,8 +91,8 @@ class GroupStore:
 
     def update(self, env: str, doc: dict[str, Any]) -> Group:
         group = self.get(env, name_of(doc))
-        if group.name == "Default":
-            raise GroupError("the Default group cannot be changed")
+        if group.name == DEFAULT and doc.get("FilterExpression") is not None:
+            raise GroupError("the Default group's filter expression cannot be changed (only its InsightsConfiguration)")
         if doc.get("FilterExpression") is not None:
             parse(doc["FilterExpression"])
             group.filter_expression = doc["FilterExpression"]
@@ -95,12 +101,13 @@ class GroupStore:
             group.insights = bool(insights["InsightsEnabled"])
         if insights.get("NotificationsEnabled") is not None:
             group.notifications = bool(insights["NotificationsEnabled"])
-        self.rows.replace(env, group.name, group.filter_expression, group.insights, group.notifications)
+        if not self.rows.add(env, group.name, group.filter_expression, group.insights, group.notifications):
+            self.rows.replace(env, group.name, group.filter_expression, group.insights, group.notifications)
         return group
 
     def delete(self, env: str, doc: dict[str, Any]) -> None:
         name = name_of(doc)
-        if name == "Default":
+        if name == DEFAULT:
             raise GroupError("the Default group cannot be deleted")
         if not self.rows.remove(env, name):
             raise GroupError(f"Group not found: {name}")
