@@ -374,3 +374,17 @@ class TraceSeries:
     period_us: int
     limit: int = 1000
     offset: int = 0
+
+
+@dataclass(frozen=True)
+class NodeFaultSeries:
+    """What X-Ray Insights judges, per ``period_us`` bucket of span start time within [``start``, ``end``) and per
+    graph node of ``graph``'s traces: the requests entering the node (``total``, ``ok``, ``faults``, as the
+    service graph counts them), ``root_causes``, the traces whose fault root cause (the span a `RootCausePath` of
+    kind ``fault`` ends at: a faulting span none of whose children faulted) is a span of that node, and the same
+    counts of the traces' roots in it (the client's requests). Oldest bucket first."""
+
+    graph: TraceGraph
+    start: datetime  # naive UTC
+    end: datetime
+    period_us: int

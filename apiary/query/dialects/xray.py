@@ -19,8 +19,9 @@ from apiary.query.dialects.base import epoch_us
 from apiary.query.dialects.clickhouse import ClickHouseRender
 from apiary.query.dialects.duckdb import DuckDBRender
 from apiary.query.dialects.traces import span_rows
-from apiary.query.plan import (ROOT_CAUSE_KINDS, Column, Expr, InList, Literal, PerTrace, RootCausePath, SpanValue,
-                               TraceGraph, TraceQuery, TraceRootCauses, TraceRows, TraceSeries)
+from apiary.query.plan import (ROOT_CAUSE_KINDS, Column, Expr, InList, Literal, NodeFaultSeries, PerTrace,
+                               RootCausePath, SpanValue, TraceGraph, TraceQuery, TraceRootCauses, TraceRows,
+                               TraceSeries)
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 #: The spans a graph node counts: those entering it, from no parent or from another node.
@@ -38,6 +39,8 @@ _ROOT_CAUSE_SPANS = {"fault": "_fault AND NOT coalesce(k._kfault, false)",
 _SLOWEST = ("(_pid IS NULL OR row_number() OVER (PARTITION BY _tid, _pid ORDER BY _duration_ms DESC NULLS LAST, "
             "_start_us, _sid) = 1) AS _slowest")
 _RESPONSE_TIME = ROOT_CAUSE_KINDS.index("responsetime")
+#: `_ROOT_CAUSE_SPANS`' fault, read from a row of ``t`` (its children's flags joined as ``_child_fault``).
+_FAULT_ROOT_CAUSE = "_fault AND NOT coalesce(_child_fault, false)"
 
 
 def value_column(name: str) -> str:
@@ -271,6 +274,25 @@ class XRaySQL(ABC):
                f"LIMIT {r.param(int(s.limit))} OFFSET {r.param(int(s.offset))}{self.settings}")
         return Compiled(sql, r.params)
 
+    def node_fault_series(self, s: NodeFaultSeries) -> Compiled:
+        """A row per (bucket, node) the spans enter: ``bucket_us``, ``node``, ``node_type``, ``total``, ``ok``,
+        ``faults`` (of the spans entering the node, as `graph_nodes` counts them); ``root_causes``: the selected
+        traces with a fault root cause among the node's spans in the bucket -- the span the ``rootcause.fault``
+        keywords end their paths at (`_FAULT_ROOT_CAUSE`), so counting it needs no climb; and ``roots``,
+        ``root_ok``, ``root_faults``: the same counts of the traces' roots (the client's requests) in the node."""
+        r = self.renderer()
+        period, lo, hi = r.param(int(s.period_us)), r.param(_micros(s.start)), r.param(_micros(s.end))
+        c = self.count_if
+        sql = (f"{self._selected(r, s.graph)} SELECT _start_us - _start_us % {period} AS bucket_us, _node AS node, "
+               f"_node_type AS node_type, {c(_ENTERS_NODE)} AS total, "
+               f"{c(f'{_ENTERS_NODE} AND NOT (_fault OR _error OR _throttle)')} AS ok, "
+               f"{c(f'{_ENTERS_NODE} AND _fault')} AS faults, "
+               f"count(DISTINCT CASE WHEN {_FAULT_ROOT_CAUSE} THEN _tid END) AS root_causes, "
+               f"{c('_is_root')} AS roots, {c('_is_root AND NOT (_fault OR _error OR _throttle)')} AS root_ok, "
+               f"{c('_is_root AND _fault')} AS root_faults FROM sel "
+               f"WHERE _node IS NOT NULL AND _start_us >= {lo} AND _start_us < {hi} GROUP BY bucket_us, _node, "
+               f"_node_type HAVING {c(_ENTERS_NODE)} > 0 ORDER BY bucket_us, node, node_type{self.settings}")
+        return Compiled(sql, r.params)
 
 def _parts(e: Expr) -> tuple[Expr | None, ...]:
     if isinstance(e, PerTrace):
