@@ -24,7 +24,6 @@ from apiary.receivers.honeycomb import http as honeycomb_http
 from apiary.receivers.rollbar import http as rollbar_http
 from apiary.receivers.otlp import http as otlp_http
 from apiary.receivers.xray import api as xray_api
-from apiary.receivers.xray import unserved as xray_unserved
 from apiary.receivers.xray.daemon import Daemon as XRayDaemon
 from apiary.receivers.xray.service import XRay
 from apiary.server import otlp_grpc, runs_api, trace_search_api, traces_api, ui_routes
@@ -169,7 +168,7 @@ def create_app(settings: Settings, ctx: Apiary | None = None) -> Starlette:
     routes += otlp_http.routes + honeycomb_http.routes + trace_search_api.routes + traces_api.routes
     routes += rollbar_http.routes + cloudwatch_http.routes
     routes += query_http.routes + runs_api.routes
-    routes += xray_api.routes + xray_unserved.routes
+    routes += xray_api.routes
     routes += ui_routes.routes  # last: the UI's pages must never shadow an API path
     middleware = [Middleware(FreshnessHeader)]
     if settings.cors_origins:

@@ -20,7 +20,6 @@ import pytest
 from starlette.routing import Mount, Route
 
 from apiary.receivers.cloudwatch.http import OPERATIONS
-from apiary.receivers.xray.unserved import UNSERVED
 from apiary.server.app import create_app
 from apiary.server.settings import Settings
 from tests.permissions.conftest import (LOG_GROUP, RUNS, SECRET, SERVICE, TRACE_ID, XRAY_TRACE_ID, Server, aws, rule_doc)
@@ -34,6 +33,7 @@ class Op:
     path: str = ""  # the request path, with {placeholders} from the seeded ids; default: route
     body: Any = None  # JSON, or a function of (server, cell) for names that must be new per cell
     ok: int = 200
+    ok_code: str | None = None  # the AWS error type of an ``ok`` that is an error (an id no environment has)
     foreign: int | None = None  # what another environment's full key gets; default: ok
     foreign_code: str | None = None  # and the AWS error type with it
     network_ok: int | None = None  # what the read key gets under network exposure, when not ok
@@ -52,13 +52,17 @@ def cw(op: str, need: str, body: Any = None, ok: int = 200, foreign: int | None 
     return Op("logs", "POST", f"/ {op}", need, body=body or {}, ok=ok, foreign=foreign, foreign_code=foreign_code)
 
 
-def xr(path: str, need: str, body: Any = None, foreign: int | None = None, foreign_code: str | None = None) -> Op:
-    return Op("xray", "POST", path, need, body=body or {}, foreign=foreign, foreign_code=foreign_code)
+def xr(path: str, need: str, body: Any = None, foreign: int | None = None, foreign_code: str | None = None,
+       ok: int = 200, ok_code: str | None = None) -> Op:
+    return Op("xray", "POST", path, need, body=body or {}, ok=ok, ok_code=ok_code, foreign=foreign,
+              foreign_code=foreign_code)
 
 
 NOT_FOUND = dict(foreign=400, foreign_code="ResourceNotFoundException")
 LOOKUP_TABLE = "arn:aws:logs:us-east-1:000000000000:lookup-table:dev_table"
 XRAY_MISSING = dict(foreign=400, foreign_code="InvalidRequestException")
+NO_INSIGHT = "5f5e1000-0000-5000-8000-000000000000"
+UNKNOWN_INSIGHT = dict(ok=400, ok_code="InvalidRequestException")
 XRAY_NO_RESOURCE = dict(foreign=404, foreign_code="ResourceNotFoundException")
 GROUP_ARN = f"arn:aws:logs:us-east-1:000000000000:log-group:{LOG_GROUP}"
 XRAY_GROUP_ARN = f"arn:aws:xray:us-east-1:000000000000:group/{LOG_GROUP}/{LOG_GROUP}"
@@ -192,6 +196,11 @@ TABLE: list[Op] = [
     xr("/TraceGraph", "read", {"TraceIds": [XRAY_TRACE_ID]}),
     xr("/ServiceGraph", "read", window),
     xr("/TimeSeriesServiceStatistics", "read", window),
+    xr("/InsightSummaries", "read", lambda s, c: {**window(s, c), "GroupName": "Default"}),
+    # No insight exists in the matrix's environments: an id no group has is X-Ray's InvalidRequestException.
+    xr("/Insight", "read", {"InsightId": NO_INSIGHT}, **UNKNOWN_INSIGHT),
+    xr("/InsightEvents", "read", {"InsightId": NO_INSIGHT}, **UNKNOWN_INSIGHT),
+    xr("/InsightImpactGraph", "read", lambda s, c: {**window(s, c), "InsightId": NO_INSIGHT}, **UNKNOWN_INSIGHT),
     xr("/GetGroup", "read", {"GroupName": LOG_GROUP}, **XRAY_MISSING),
     xr("/Groups", "read"),
     xr("/SamplingStatisticSummaries", "read"),
@@ -224,8 +233,6 @@ TABLE: list[Op] = [
     xr("/GetRetrievedTracesGraph", "read", lambda s, c: {"RetrievalToken": s.ids["retrieval"]}, **XRAY_NO_RESOURCE),
     xr("/CancelTraceRetrieval", "read", lambda s, c: {"RetrievalToken": s.ids["doomed_retrieval"]},
        **XRAY_NO_RESOURCE),
-    # The rest of botocore's X-Ray model: X-Ray's InvalidRequestException naming the operation, whoever asks.
-    *(Op("public", "POST", path, "public", ok=400) for path in UNSERVED),
     *(Op("public", "GET", p, "public", p.replace("{trace_id}", TRACE_ID).replace("{item_id}", "1"))
       for p in ("/", "/trace/{trace_id}", "/traces", "/query", "/services", "/history", "/settings", "/logs", "/errors",
                 "/errors/{item_id}", "/xray", "/metrics", "/runs")),
@@ -291,15 +298,15 @@ def expected(server: Server, op: Op, cell: str) -> tuple[int, str | None, str | 
     open_ui = op.proto == "ui" and server.exposure == "loopback"  # this machine only: the UI asks for no key
     read_ok = op.network_ok if (op.network_ok and server.exposure == "network") else op.ok
     if op.need == "public" or open_ui or cell == "read":
-        return read_ok, None, None
+        return read_ok, op.ok_code, None
     if cell in ("none", "unknown"):
         return {"logs": 400, "xray": 403}.get(op.proto, 401), {
             "none": "MissingAuthenticationTokenException", "unknown": "UnrecognizedClientException"}[cell], cell
     if cell == "ingest":
         if op.need == "ingest":
-            return op.ok, None, None
+            return op.ok, op.ok_code, None
         return {"logs": 400}.get(op.proto, 403), "AccessDeniedException", "forbidden"
-    return (op.foreign or op.ok), op.foreign_code, None
+    return (op.foreign or op.ok), op.foreign_code or op.ok_code, None
 
 
 #: Names of ``dev``'s things that a request may carry and an error may echo back; nothing else of ``dev``'s may show.

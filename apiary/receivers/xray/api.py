@@ -33,7 +33,6 @@ from apiary.receivers.xray.refusal import Refused
 from apiary.receivers.xray.tags import TagError, tag_map
 from apiary.receivers.xray.transaction_search import DESTINATION, check_destination
 from apiary.receivers.xray.service import XRay
-from apiary.receivers.xray.unserved import NO_ENCRYPTION
 from apiary.sampling.rules import RuleError, rule_from_request
 from apiary.store.meta import ApiKey
 
@@ -41,6 +40,8 @@ from apiary.store.meta import ApiKey
 MAX_BODY = 8 * 1024 * 1024
 MAX_WINDOW_S = 24 * 3600 * 31
 SERVICE = "xray"  # the SigV4 signing name
+#: Apiary stores spans unencrypted in its own files; KMS keys do not exist here.
+NO_ENCRYPTION = {"EncryptionConfig": {"Status": "ACTIVE", "Type": "NONE"}}
 
 
 class AwsError(Exception):
@@ -280,6 +281,31 @@ async def get_time_series_service_statistics(call: Call) -> dict[str, Any]:
     return out
 
 
+# -- insights -------------------------------------------------------------------------------------
+# Found at read time from the group's spans (apiary/query/xray_insights.py): reads, like the service graph.
+
+@needs(Permission.READ)
+async def get_insight_summaries(call: Call) -> dict[str, Any]:
+    start, end = _window(call.params)
+    return await asyncio.to_thread(call.xray.insights.summaries, call.env, call.params, start, end)
+
+
+@needs(Permission.READ)
+async def get_insight(call: Call) -> dict[str, Any]:
+    return await asyncio.to_thread(call.xray.insights.get, call.env, call.params)
+
+
+@needs(Permission.READ)
+async def get_insight_events(call: Call) -> dict[str, Any]:
+    return await asyncio.to_thread(call.xray.insights.events, call.env, call.params)
+
+
+@needs(Permission.READ)
+async def get_insight_impact_graph(call: Call) -> dict[str, Any]:
+    start, end = _window(call.params)
+    return await asyncio.to_thread(call.xray.insights.impact_graph, call.env, call.params, start, end)
+
+
 # -- groups ---------------------------------------------------------------------------------------
 
 @needs(Permission.CONFIGURE)
@@ -472,6 +498,10 @@ _OPERATIONS: dict[str, Callable[[Call], Awaitable[dict[str, Any]]]] = {
     "/TraceGraph": get_trace_graph,
     "/ServiceGraph": get_service_graph,
     "/TimeSeriesServiceStatistics": get_time_series_service_statistics,
+    "/InsightSummaries": get_insight_summaries,
+    "/Insight": get_insight,
+    "/InsightEvents": get_insight_events,
+    "/InsightImpactGraph": get_insight_impact_graph,
     "/CreateGroup": create_group,
     "/GetGroup": get_group,
     "/Groups": get_groups,
@@ -521,7 +551,9 @@ ACTIONS = {"/TraceSegments": "PutTraceSegments", "/TraceSummaries": "GetTraceSum
            "/TraceGraph": "GetTraceGraph", "/ServiceGraph": "GetServiceGraph", "/Groups": "GetGroups",
            "/SamplingTargets": "GetSamplingTargets", "/EncryptionConfig": "GetEncryptionConfig",
            "/TelemetryRecords": "PutTelemetryRecords",
-           "/TimeSeriesServiceStatistics": "GetTimeSeriesServiceStatistics"}
+           "/TimeSeriesServiceStatistics": "GetTimeSeriesServiceStatistics",
+           "/InsightSummaries": "GetInsightSummaries", "/Insight": "GetInsight", "/InsightEvents": "GetInsightEvents",
+           "/InsightImpactGraph": "GetInsightImpactGraph"}
 
 routes = [Route(path, operation(fn, ACTIONS.get(path, path[1:])), methods=["POST"]) for path, fn in _OPERATIONS.items()]
 routes.append(Route("/api/xray/daemon", guarded(daemon_stats), methods=["GET"]))

@@ -30,7 +30,7 @@ class SummaryPage:
     processed: int
 
 
-def _service_id(name: str, typ: str | None) -> dict[str, Any]:
+def service_id(name: str, typ: str | None) -> dict[str, Any]:
     return {"Name": name, "Names": [name], "Type": typ or xray_query.DEFAULT_NODE_TYPE}
 
 
@@ -54,11 +54,11 @@ def trace_summaries(store: Store, env: str, start: datetime, end: datetime, node
             "HasFault": bool(r["has_fault"]), "HasError": bool(r["has_error"]), "HasThrottle": bool(r["has_throttle"]),
             "IsPartial": bool(r["partial"]), "Http": http,
             "Annotations": {key: [{"AnnotationValue": {_annotation_kind(v): v},
-                                   "ServiceIds": [_service_id(s, types.get(s))]} for v, s in values]
+                                   "ServiceIds": [service_id(s, types.get(s))]} for v, s in values]
                             for key, values in annotations.get(r["_tid"], {}).items()},
             "Users": [{"UserName": u, "ServiceIds": []} for u in (r["users"] or [])],
-            "ServiceIds": [_service_id(n, t) for n, t in sorted(types.items())],
-            "EntryPoint": _service_id(r["entry"] or "", r["entry_type"]),
+            "ServiceIds": [service_id(n, t) for n, t in sorted(types.items())],
+            "EntryPoint": service_id(r["entry"] or "", r["entry_type"]),
             "ResourceARNs": [], "InstanceIds": [], "AvailabilityZones": [],
             **_root_cause_fields(causes.get(r["_tid"], [])), "Revision": 1,
         }

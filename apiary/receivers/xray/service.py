@@ -1,11 +1,12 @@
 """What the X-Ray API and the daemon listener share: rules, targets, groups, their tags, resource policies, indexing
-rules, trace retrievals, and the ingest path."""
+rules, trace retrievals, insights, and the ingest path."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from apiary.receivers.xray.groups import GroupStore
+from apiary.receivers.xray.insights import Insights
 from apiary.receivers.xray.policies import ResourcePolicies
 from apiary.receivers.xray.retrieval import Retrievals
 from apiary.receivers.xray.tags import ResourceTags
@@ -26,6 +27,7 @@ class XRay:
         self.policies = ResourcePolicies(sink.meta.xray_policies)
         self.indexing = IndexingRules(sink.meta.xray_indexing)
         self.retrievals = Retrievals(sink.meta.xray_retrievals, sink.store)
+        self.insights = Insights(self.groups, sink.store)
         #: service of recently seen (sub)segment ids, for subsegments that arrive on their own
         self.names = SegmentNames()
 
