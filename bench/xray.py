@@ -12,7 +12,8 @@ Phases, each bounded:
    ``service("svc-3") AND http.status >= 500``, ``service("svc-3") { fault }``, a root-cause block (`ROOT_CAUSE`,
    also timed beside ``service("svc-3") { fault }`` alone) and a response-time root cause (`RESPONSE_TIME`),
    GetServiceGraph and GetTimeSeriesServiceStatistics (``service("svc-3")``, per minute), ``--calls`` each,
-   every server in turn within each round: medians.
+   every server in turn within each round: medians. Then GetInsightSummaries of the Default group (insights
+   enabled) over the hour beside GetServiceGraph over it: the detector reads six hours more and every window.
    The same calls against ``moto_server`` (X-Ray mocked in memory, started
    here), loaded with ``--moto-segments`` of the same documents (moto keeps
    everything in Python objects; a million would take most of an hour; 0 skips it).
@@ -156,6 +157,17 @@ def time_series(xray: Any) -> int:
                ["TimeSeriesServiceStatistics"])
 
 
+def insight_summaries(xray: Any, show: bool = False) -> int:
+    """One GetInsightSummaries of the Default group over the last hour: how many insights (each shown if asked:
+    the bench's faults are steady, so any insight is a false alarm worth reading)."""
+    now = time.time()
+    found = xray.get_insight_summaries(GroupName="Default", StartTime=now - 3600, EndTime=now + 60)["InsightSummaries"]
+    for insight in found if show else []:
+        events = xray.get_insight_events(InsightId=insight["InsightId"])["InsightEvents"]
+        print(f"insight {insight['State']} {insight['Summary']} | {' | '.join(e['Summary'] for e in events)}")
+    return len(found)
+
+
 def baseline_server(tree: Path, data: Path, store_url: str | None = None) -> tuple[ApiaryProcess, str]:
     """An earlier Apiary's server (its own source tree first on the path), on DuckDB or at ``store_url``."""
     # PYTHONSAFEPATH: ``python -m`` would otherwise put the working directory first on the path, and run from this
@@ -252,6 +264,14 @@ def main() -> None:
             print(f"GetTraceSummaries {ROOT_CAUSE} p50 {path_ms:.1f} ms | service(\"svc-3\") {{ fault }} p50 "
                   f"{block_ms:.1f} ms | on apiary ({args.store}) over {held} segments: root cause/block "
                   f"{path_ms / block_ms:.2f}x", flush=True)
+            # Insights are found at read time from the spans: beside the service graph of the same hour.
+            xray.update_group(GroupName="Default", InsightsConfiguration={"InsightsEnabled": True})
+            found = insight_summaries(xray, show=True)
+            graph_ms, insight_ms = interleaved_medians_ms([lambda: service_graph(xray), lambda: insight_summaries(xray)],
+                                                          args.calls)
+            print(f"GetInsightSummaries p50 {insight_ms:.1f} ms ({found} insights) | GetServiceGraph p50 "
+                  f"{graph_ms:.1f} ms | on apiary ({args.store}) over {held} segments: insights/graph "
+                  f"{insight_ms / graph_ms:.2f}x", flush=True)
         finally:
             if moto is not None:
                 moto.terminate()

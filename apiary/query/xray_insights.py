@@ -10,9 +10,11 @@ enough to state in a paragraph (docs/compatibility/xray.md says it to users):
   blamed, and the insight names the callee;
 * a window is anomalous for a node when it had at least `MIN_REQUESTS` requests, the node's preceding
   `BASELINE_S` (its anomalous windows left out) had at least `MIN_BASELINE` requests, and the window's root-cause
-  count is both at least `MIN_RATIO` times the expected count and improbable under it: the upper tail of a
-  binomial with the baseline's rate (add-one smoothed, so a calm baseline still expects a little) below
-  `SIGNIFICANCE`;
+  count is both at least `MIN_RATIO` times the expected count (the baseline's rate, add-one smoothed, so a calm
+  baseline still expects a little) and improbable were the two rates equal: given the root causes of window and
+  baseline together, the window's share of them is a binomial with the window's share of the requests (the
+  conditional test of two Poisson rates, which weighs how little a short baseline knows), and its upper tail
+  must be below `SIGNIFICANCE`;
 * consecutive anomalous windows of a node form one insight; it is ACTIVE until the window after its last
   anomalous one has ended, CLOSED from then on.
 """
@@ -38,8 +40,8 @@ MIN_REQUESTS = 10
 MIN_BASELINE = 50
 #: A window's root-cause faults must be at least this many times the expected count ...
 MIN_RATIO = 2.0
-#: ... and at least this improbable under the baseline's rate (one-sided binomial test).
-SIGNIFICANCE = 1e-3
+#: ... and at least this improbable were its rate the baseline's (one-sided conditional binomial test).
+SIGNIFICANCE = 1e-4
 
 
 @dataclass(frozen=True)
@@ -142,10 +144,14 @@ def expected_rate(baseline_total: int, baseline_causes: int) -> float:
 
 
 def is_anomalous(total: int, causes: int, baseline_total: int, baseline_causes: int) -> bool:
+    """The window's root causes are at least `MIN_RATIO` times those expected and, were the window's rate the
+    baseline's, no more than `SIGNIFICANCE` likely to take so large a share of the two's root causes."""
     if total < MIN_REQUESTS or baseline_total < MIN_BASELINE:
         return False
-    rate = expected_rate(baseline_total, baseline_causes)
-    return causes >= MIN_RATIO * total * rate and tail_probability(causes, total, rate) < SIGNIFICANCE
+    if causes < MIN_RATIO * total * expected_rate(baseline_total, baseline_causes):
+        return False
+    share = total / (total + baseline_total)
+    return tail_probability(causes, causes + baseline_causes, share) < SIGNIFICANCE
 
 
 def detect(found: WindowRows, now: datetime) -> list[Anomaly]:

@@ -3,9 +3,9 @@
 Planted with PutTraceSegments in five-minute windows (the detector's), ten traces a window, each an entry
 service's segment calling a backend's segment:
 
-* shop -> payments: half an hour of calm (60 requests, enough of a baseline), then three windows in which payments faults in 5 of 10 requests (shop faults
+* shop -> payments: half an hour of calm (60 requests, enough of a baseline), then three windows in which payments faults in 6 of 10 requests (shop faults
   with it), then calm again -- one insight naming payments, CLOSED;
-* store -> ledger: half an hour of calm, then ledger faults in 5 of 10 requests in the last window and the current
+* store -> ledger: half an hour of calm, then ledger faults in 6 of 10 requests in the last window and the current
   one -- one insight naming ledger, still ACTIVE;
 * steady -> inventory: 2 faults in 10 every window -- no insight.
 """
@@ -60,8 +60,8 @@ ACTIVE_START = BASE - W
 
 @pytest.fixture(scope="module")
 def planted(xray: Any) -> Iterator[Any]:
-    docs = (_windows("shop", "payments", BASE - 11 * W, [0] * 6 + [5, 5, 5] + [0, 0])
-            + _windows("store", "ledger", BASE - 7 * W, [0] * 6 + [5, 5])
+    docs = (_windows("shop", "payments", BASE - 11 * W, [0] * 6 + [6, 6, 6] + [0, 0])
+            + _windows("store", "ledger", BASE - 7 * W, [0] * 6 + [6, 6])
             + _windows("steady", "inventory", BASE - 7 * W, [2] * 8))
     for i in range(0, len(docs), 300):
         answer = xray.put_trace_segments(TraceSegmentDocuments=[json.dumps(d) for d in docs[i:i + 300]])
@@ -96,9 +96,9 @@ def test_a_fault_rise_that_ended_is_one_closed_insight_naming_its_root_cause(pla
     assert insight["TopAnomalousServices"] == [{"ServiceId": payments}]
     assert (insight["State"], insight["Categories"], insight["GroupName"]) == ("CLOSED", ["FAULT"], "shop-insights")
     assert (_epoch(insight["StartTime"]), _epoch(insight["EndTime"])) == (CLOSED["StartTime"], CLOSED["EndTime"])
-    # Three windows of 10 requests, 5 of them faults: payments' own, and the shop's traces they broke.
-    assert insight["RootCauseServiceRequestImpactStatistics"] == _stats(30, 15)
-    assert insight["ClientRequestImpactStatistics"] == _stats(30, 15)
+    # Three windows of 10 requests, 6 of them faults: payments' own, and the shop's traces they broke.
+    assert insight["RootCauseServiceRequestImpactStatistics"] == _stats(30, 18)
+    assert insight["ClientRequestImpactStatistics"] == _stats(30, 18)
     assert "payments" in insight["Summary"]
     again = planted.get_insight(InsightId=insight["InsightId"])["Insight"]
     assert again["InsightId"] == insight["InsightId"]
@@ -109,7 +109,7 @@ def test_a_fault_rise_that_ended_is_one_closed_insight_naming_its_root_cause(pla
     assert "NextToken" not in rest
     timeline = events["InsightEvents"] + rest["InsightEvents"]
     assert [_epoch(e["EventTime"]) for e in timeline] == [BASE - 4 * W, BASE - 3 * W, BASE - 2 * W, BASE - W]
-    assert [e["RootCauseServiceRequestImpactStatistics"]["FaultCount"] for e in timeline] == [5, 10, 15, 15]
+    assert [e["RootCauseServiceRequestImpactStatistics"]["FaultCount"] for e in timeline] == [6, 12, 18, 18]
     assert "back within" in timeline[-1]["Summary"]
 
     graph = planted.get_insight_impact_graph(InsightId=insight["InsightId"], **CLOSED)
@@ -124,7 +124,7 @@ def test_a_fault_rise_that_lasts_is_active_and_disabled_or_steady_groups_have_no
     assert insight["RootCauseServiceId"]["Name"] == "ledger"
     assert insight["State"] == "ACTIVE" and "EndTime" not in insight
     assert _epoch(insight["StartTime"]) == ACTIVE_START
-    assert insight["RootCauseServiceRequestImpactStatistics"] == _stats(20, 10)
+    assert insight["RootCauseServiceRequestImpactStatistics"] == _stats(20, 12)
     assert _summaries(planted, "store-insights", States=["CLOSED"]) == []
     assert _summaries(planted, "shop-quiet") == []
     assert _summaries(planted, "steady-insights") == []
