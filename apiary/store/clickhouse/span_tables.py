@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 from typing import Iterable
 
-from apiary.store.clickhouse.client import Client, quote
+from apiary.store.clickhouse.client import Client, ClickHouseError, quote
 
 MERGED = "spans"
 LEGACY = "spans_legacy"
@@ -33,7 +33,10 @@ SOURCES = r"^spans_(e_[0-9a-f]{12}|legacy)$"
 
 
 def table_for(env: str) -> str:
-    """The span table of ``env``: the same on every node, from the name alone."""
+    """The span table of ``env``: the same on every node, from the name alone.
+
+    Two environments whose names share the 48-bit prefix would share a table, still apart by ``_env``, the
+    first column of its sort key, which every read filters on."""
     return _PREFIX + hashlib.sha1(env.encode()).hexdigest()[:12]
 
 
@@ -61,7 +64,11 @@ class SpanTables:
         """Move a shared ``spans`` MergeTree aside, then make sure ``spans`` is the ``Merge`` table over all sources."""
         engine = self._engine(MERGED)
         if engine is not None and engine != "Merge":
-            self.client.command(f"RENAME TABLE {MERGED} TO {LEGACY}")  # atomic: a crash leaves one name or the other
+            try:
+                self.client.command(f"RENAME TABLE {MERGED} TO {LEGACY}")  # atomic: a crash leaves one name or the other
+            except ClickHouseError:
+                if self._engine(MERGED) not in (None, "Merge"):  # not another node moving it at the same moment
+                    raise
         if self._engine(LEGACY) is not None:
             if not self.client.query_arrow(f"SELECT count() AS n FROM {LEGACY}").column(0)[0].as_py():
                 self.client.command(f"DROP TABLE IF EXISTS {LEGACY}")  # nothing to keep readable
@@ -86,20 +93,25 @@ class SpanTables:
     # -- writing --------------------------------------------------------------------------------
 
     def ensure(self, env: str, typed: dict[str, str]) -> str:
-        """``env``'s table, created or widened to hold the ``typed`` columns (physical name -> SQL type)."""
+        """``env``'s table, created or widened to hold the ``typed`` columns (physical name -> SQL type).
+
+        ``spans`` is widened first: a column a query may name must be there before any source holds a value in it.
+        """
         table = table_for(env)
         known = self._columns.get(table)
+        if known is not None and all(p in known for p in typed):
+            return table
+        merged = self._columns[MERGED]
+        if any(p not in merged for p in typed):
+            self._add(MERGED, [f"{quote(p)} {typ}" for p, typ in typed.items() if p not in merged])
+            merged.update(typed)
         if known is None:
-            self.client.command(f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(self.core)}) "
+            typed_sql = [f"{quote(p)} {typ}" for p, typ in typed.items()]
+            self.client.command(f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(self.core + typed_sql)}) "
                                 f"{self.engine} {self.ttl} {self.settings}")
-            known = self._columns[table] = set(self._describe(table))
+            known = self._columns[table] = set(self._describe(table))  # another node may have made it wider
         wanted = [f"{quote(p)} {typ}" for p, typ in typed.items() if p not in known]
         if wanted:
-            # ``spans`` first: a column a query may name must be there before any source holds a value in it
-            merged = self._columns[MERGED]
-            if any(p not in merged for p in typed):
-                self._add(MERGED, [f"{quote(p)} {typ}" for p, typ in typed.items() if p not in merged])
-                merged.update(typed)
             self._add(table, wanted)
             known.update(typed)
         return table
