@@ -5,8 +5,9 @@ batch costs more in a wide table. Each step here has more flooding environments 
 (each granted up to ``--env-columns`` typed columns), then times the calm environment's 20-span
 export made visible to a read (append, then a read that has it loaded) and the fetch of one of its traces, against the same before
 any flood, and prints the width of the table the calm environment's spans go into. On DuckDB each
-environment has tables of its own, so the calm one's stays narrow; ClickHouse (``--store chdb``)
-has one ``spans`` table for every environment, which every flooding environment widens.
+environment has tables of its own, so the calm one's stays narrow; so has it on ClickHouse (``--store chdb``)
+since schema version 3 (a store without ``span_table``, from before, has one ``spans`` table that every
+flooding environment widens).
 
     python bench/table_width.py --rounds 40
     python bench/table_width.py --rounds 40 --store chdb
@@ -42,8 +43,9 @@ def calm_width(store: Any) -> int:
             read_scope.act_for("calm")
             return store.query("SELECT count(*) AS n FROM (DESCRIBE spans)").column(0)[0].as_py()
         return contextvars.copy_context().run(described)
+    table = store.span_table("calm") if hasattr(store, "span_table") else "spans"
     return store.query("SELECT count() AS n FROM system.columns WHERE database = currentDatabase() "
-                       "AND table = 'spans'").column(0)[0].as_py()
+                       "AND table = {t:String}", {"t": table}).column(0)[0].as_py()
 
 
 async def calm_rounds(store: Any, batches: list, rounds: int) -> list[float]:

@@ -2,7 +2,11 @@
 
 Layout (``docs/scale-out.md`` has the DDL and a clustered variant):
 
-* ``spans``: one wide MergeTree table, ``PARTITION BY toDate(timestamp)``,
+* One span MergeTree per environment (``spans_e_<12 hex>``, `span_tables`), and ``spans``, the name the query
+  layer reads, a ``Merge`` table over them: ClickHouse writes every column of a table in every part, so a
+  table shared by every environment made each insert pay for all their columns together (a calm
+  environment's 20 rows: 99 ms into 37 columns, 509 ms into 787). Each table is
+  ``PARTITION BY toDate(timestamp)``,
   ``ORDER BY (_env, _dataset, toStartOfHour(timestamp), timestamp)``. Nearly
   every query is "one dataset of one environment over a time range", which
   that key answers by reading only the granules of those hours; whole days
@@ -12,13 +16,14 @@ Layout (``docs/scale-out.md`` has the DDL and a clustered variant):
 * Attribute keys get typed columns as they arrive, with the DuckDB store's
   catalogue semantics: (name, type) -> physical column, a second type gets a
   second column, past ``max_columns`` keys go to the ``_attrs`` JSON column,
-  and one environment takes at most ``max_env_columns`` of them (``env_columns``).
+  and one environment takes at most ``max_env_columns`` of them (``env_columns``);
+  only its own table has them, ``spans`` has every one.
   A physical name is a hash of (name, type) (``a_<12 hex>``), so several
   Apiary nodes adding the same key concurrently agree on the column and
   ``ADD COLUMN IF NOT EXISTS`` makes the race harmless.
 * ``trace_index`` (AggregatingMergeTree ordered by ``trace_id``) maps a trace
   to its environment, datasets and time range; ``trace()`` reads one index
-  granule, then only the spans granules of those datasets and seconds, so its
+  granule, then only the granules of those datasets and seconds in the environment's own table, so its
   cost does not grow with the table. Measured on chdb up to 5 M spans
   (``python -m tests.clickhouse.measure``, figures in docs/scale-out.md) a
   plain scan of ``trace.trace_id`` was still faster -- the fixed cost of two
@@ -26,11 +31,11 @@ Layout (``docs/scale-out.md`` has the DDL and a clustered variant):
 * The catalogue (``attribute_columns``, ``dataset_columns``, ``datasets``)
   lives in ClickHouse, so every node sees what any node wrote; reads go to
   the tables (merged with this node's fresher in-memory last-seen times).
-* Retention: ``TTL timestamp + retention`` when the server has one, and
+* Retention: ``TTL timestamp + retention`` on every span table when the server has one, and
   ``delete_older_than`` as a lightweight DELETE for explicit calls.
 
 Writes: group commit (``GroupCommitter``), one batched Arrow ``INSERT`` per
-group, acknowledged after the insert returns -- ClickHouse has then written
+environment in a group, acknowledged after the insert returns -- ClickHouse has then written
 the part (``fsync_after_insert`` makes that reach the disk, as DuckDB's
 commit does). ``async_insert`` with ``wait_for_async_insert=1`` gives the
 same acknowledgement, but it solves a problem this process does not have:
@@ -47,9 +52,9 @@ loader, each environment may have ``ENV_PENDING_COST`` of such work queued befor
 turns (`apiary.store.load_shares`), so another environment's insert never waits behind a backlog of them
 nor takes on their columns.
 
-Order within a commit: catalogue and ``trace_index`` first, spans last. A
-failure before the spans insert leaves at most a harmless catalogue or
-index entry; the spans insert is the commit point. ``non_replicated_deduplication_window``
+Order within a commit: the environment's table (and ``spans``) widened, catalogue and ``trace_index``,
+then the spans. A failure before the spans insert leaves at most a harmless column, catalogue or
+index entry; an environment's spans insert is the commit point of its batches. ``non_replicated_deduplication_window``
 drops an identical block sent again when a retry follows an insert whose
 answer was lost.
 """
@@ -80,6 +85,7 @@ from apiary.store.base import (
 )
 from apiary.store.clickhouse import trace_summary
 from apiary.store.clickhouse.client import Client, ClickHouseError, connect, quote
+from apiary.store.clickhouse.span_tables import LEGACY, SpanTables, table_for
 from apiary.store.group_commit import GroupCommitter
 from apiary.store.load_shares import ENV_PENDING_COST, WIDE_COLUMNS
 
@@ -87,7 +93,8 @@ log = logging.getLogger(__name__)
 
 ENV_COLUMN = "_env"
 #: 2: ``spans`` has ``_ingest_timestamp``, when the store accepted the span (NULL for older spans).
-SCHEMA_VERSION = 2
+#: 3: a span table per environment, ``spans`` a ``Merge`` table over them and the shared one from before.
+SCHEMA_VERSION = 3
 TS = "DateTime64(6, 'UTC')"
 _SQL_TYPES = {"string": "Nullable(String)", "integer": "Nullable(Int64)", "float": "Nullable(Float64)",
               "boolean": "Nullable(Bool)", "timestamp": f"Nullable({TS})"}
@@ -128,10 +135,14 @@ class ClickHouseStore:
         # (env, dataset) -> (name, type) -> [first_seen, last_seen, last_flushed]; this node's view, for write-back pacing
         self._catalogue: dict[tuple[str, str], dict[tuple[str, str], list[datetime]]] = defaultdict(dict)
         self._datasets: dict[tuple[str, str], list[datetime]] = {}
+        #: id -> batch whose spans a failed group already wrote: its retry alone must not write them again
+        self._written: dict[int, SpanBatch] = {}
         self._create_schema(fsync)
         if retention_days > 0:
             seconds = int(retention_days * 86400)  # a number from the server's settings, never a request's value
-            for table, column in (("spans", "timestamp"), ("trace_index", "ts_max"), ("trace_summary", "ts_max")):
+            self._tables.ttl = f"TTL toDateTime(`timestamp`) + toIntervalSecond({seconds})"  # for tables made later
+            sources = [(t, "timestamp") for t in self._tables.sources()]
+            for table, column in (*sources, ("trace_index", "ts_max"), ("trace_summary", "ts_max")):
                 self.client.command(f"ALTER TABLE {table} MODIFY TTL toDateTime({column}) + toIntervalSecond({seconds})",
                                     settings={"materialize_ttl_after_modify": 0})
         self._load_physical()
@@ -146,14 +157,12 @@ class ClickHouseStore:
         cols = [f"{quote(ENV_COLUMN)} LowCardinality(String)", f"{quote(DATASET_COLUMN)} LowCardinality(String)"]
         cols += [f"{quote(f.name)} {_core_sql_type(f)}" for f in CORE_FIELDS]
         cols.append(f"{quote(OVERFLOW_COLUMN)} Nullable(String)")
-        arrival = f"{quote(INGEST_COLUMN)} Nullable({TS})"
-        cols.append(arrival)
+        cols.append(f"{quote(INGEST_COLUMN)} Nullable({TS})")  # NULL in a table from before version 2
         durable = f", fsync_after_insert = {int(fsync)}, fsync_part_directory = {int(fsync)}"
-        c.command(f"""CREATE TABLE IF NOT EXISTS spans ({', '.join(cols)})
-                      ENGINE = MergeTree PARTITION BY toDate(`timestamp`)
-                      ORDER BY (_env, _dataset, toStartOfHour(`timestamp`), `timestamp`)
-                      SETTINGS non_replicated_deduplication_window = 1000{durable}""")
-        c.command(f"ALTER TABLE spans ADD COLUMN IF NOT EXISTS {arrival}")  # a table from before version 2: NULL in its rows
+        self._tables = SpanTables(c, cols, "ENGINE = MergeTree PARTITION BY toDate(`timestamp`) "
+                                           "ORDER BY (_env, _dataset, toStartOfHour(`timestamp`), `timestamp`)",
+                                  f"SETTINGS non_replicated_deduplication_window = 1000{durable}")
+        self._tables.prepare()
         c.command(f"""CREATE TABLE IF NOT EXISTS trace_index (_env LowCardinality(String), trace_id String,
                       _dataset LowCardinality(String), ts_min SimpleAggregateFunction(min, {TS}),
                       ts_max SimpleAggregateFunction(max, {TS}))
@@ -227,10 +236,8 @@ class ClickHouseStore:
         return physical
 
     def _add_columns(self, plan: "_ColumnPlan") -> None:
-        """The columns and grants a commit planned: one ALTER and one insert per catalogue table."""
+        """The columns and grants a commit planned: one insert per catalogue table, after the tables have them."""
         if plan.columns:
-            self.client.command("ALTER TABLE spans " + ", ".join(
-                f"ADD COLUMN IF NOT EXISTS {quote(p)} {_SQL_TYPES[typ]}" for (_n, typ), p in plan.columns.items()))
             names, types = zip(*plan.columns)
             self.client.insert_arrow("attribute_columns", pa.table(
                 {"name": list(names), "type": list(types), "physical": list(plan.columns.values())}))
@@ -295,8 +302,23 @@ class ClickHouseStore:
         return pa.Table.from_arrays(arrays, names=names)
 
     def _commit(self, group: list[tuple[str, SpanBatch]]) -> None:
+        """Each environment's rows into its own table, one insert per environment in the group.
+
+        The group's inserts are several statements, so a later one failing leaves earlier ones written; the
+        group committer then retries each batch alone, and a batch already written is not written again
+        (`_written`), where the deduplication window would not catch it (alone, it is another block).
+        """
+        retry = len(group) == 1 and self._written.pop(id(group[0][1]), None) is not None
         plan = _ColumnPlan()
         tables = [self._physical_table(env, batch, plan) for env, batch in group]
+        by_env: dict[str, list[int]] = defaultdict(list)
+        for i, (env, _batch) in enumerate(group):
+            by_env[env].append(i)
+        targets = {}
+        for env, idx in by_env.items():
+            typed = {f.name: _SQL_TYPES[column_type(f.type)] for i in idx for f in tables[i].schema
+                     if f.name.startswith("a_")}
+            targets[env] = self._tables.ensure(env, typed)
         self._add_columns(plan)
         combined = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
         combined = combined.combine_chunks()
@@ -308,8 +330,19 @@ class ClickHouseStore:
                 [("timestamp", "min"), ("timestamp", "max")])
             index = index.rename_columns(["_env", "trace_id", "_dataset", "ts_min", "ts_max"])
             self.client.insert_arrow("trace_index", index, settings=_INSERT_SETTINGS)
-        self.client.insert_arrow("spans", combined, settings=_INSERT_SETTINGS)  # the commit point
-        trace_summary.add(self.client, combined, _INSERT_SETTINGS)
+        written: list[int] = []
+        try:
+            for env, idx in by_env.items():  # the commit points
+                if not retry:
+                    rows = [tables[i] for i in idx]
+                    rows_table = pa.concat_tables(rows, promote_options="default") if len(rows) > 1 else rows[0]
+                    self.client.insert_arrow(targets[env], rows_table.combine_chunks(), settings=_INSERT_SETTINGS)
+                written += idx
+            trace_summary.add(self.client, combined, _INSERT_SETTINGS)
+        except Exception:
+            if len(group) > 1:  # the batch is kept, so its id cannot be another's before its retry pops it
+                self._written.update((id(group[i][1]), group[i][1]) for i in written)
+            raise
 
     def _record_catalogue(self, present: dict[tuple[str, str], set[tuple[str, str]]]) -> None:
         """Write new and stale (last-seen) catalogue rows; this node's memory changes only once they are in."""
@@ -401,17 +434,31 @@ class ClickHouseStore:
             "WHERE trace_id = {t:String} AND _env = {env:String}", {"t": trace_id, "env": env}).to_pylist()[0]
         if not found["ds"]:
             return pa.table({})
-        raw = self.client.query_arrow(
-            f"SELECT {', '.join(quote(c) for c in self._read_columns(env))} FROM spans WHERE _env = {{env:String}} "
-            f"AND _dataset IN {{ds:Array(String)}} "
-            f"AND `timestamp` BETWEEN {{lo:{TS}}} AND {{hi:{TS}}} AND `trace.trace_id` = {{t:String}} ORDER BY `timestamp`",
-            {"env": env, "ds": found["ds"], "lo": found["lo"], "hi": found["hi"], "t": trace_id})
+        where = (f"_env = {{env:String}} AND _dataset IN {{ds:Array(String)}} AND `timestamp` BETWEEN {{lo:{TS}}} "
+                 f"AND {{hi:{TS}}} AND `trace.trace_id` = {{t:String}} ORDER BY `timestamp`")
+        params = {"env": env, "ds": found["ds"], "lo": found["lo"], "hi": found["hi"], "t": trace_id}
+        if self._tables.legacy:  # its spans may be in the table from before, as wide as every environment's
+            params["tables"] = [table_for(env), LEGACY]
+            raw = self.client.query_arrow(f"SELECT {', '.join(quote(c) for c in self._read_columns(env))} FROM spans "
+                                          f"WHERE _table IN {{tables:Array(String)}} AND {where}", params)
+        else:  # its own table holds exactly its columns
+            try:
+                raw = self.client.query_arrow(f"SELECT * FROM {table_for(env)} WHERE {where}", params)
+            except ClickHouseError as exc:  # indexed, but its table never made (spans of a dropped empty legacy table)
+                if "UNKNOWN_TABLE" in str(exc):
+                    return pa.table({})
+                raise
         return self.to_logical(raw)
+
+    def span_table(self, env: str) -> str:
+        """The table ``env``'s spans are written to (``spans`` reads it with every other environment's)."""
+        return table_for(env)
 
     def _read_columns(self, env: str) -> list[str]:
         """The physical columns that can hold ``env``'s spans: the core ones, the overflow and its own typed columns.
 
-        ``spans`` is shared, so it is as wide as every environment's columns together; ClickHouse reads only
+        ``spans`` and the table from before per-environment tables (``spans_legacy``) are as wide as every
+        environment's columns together; ClickHouse reads only
         the columns a statement names, so naming these keeps a read of one environment as cheap as its own
         width (``SELECT *`` read 786 columns for a trace of a 37-column environment). The grants are read from
         ``env_columns``, where every node records them, so a column another node gave ``env`` is not missed.
@@ -471,10 +518,15 @@ class ClickHouseStore:
                                            {"env": env}).column(0)[0].as_py())
 
     def delete_older_than(self, cutoff: datetime) -> int:
+        """A lightweight DELETE in each span table holding older spans (``spans``, a ``Merge`` table, takes none)."""
         at = {"c": cutoff.astimezone(timezone.utc)}
-        n = int(self.client.query_arrow(f"SELECT count() AS n FROM spans WHERE `timestamp` < {{c:{TS}}}", at).column(0)[0].as_py())
+        t = self.client.query_arrow(f"SELECT _table AS t, count() AS n FROM spans WHERE `timestamp` < {{c:{TS}}} "
+                                    "GROUP BY t", at)
+        n = 0
+        for table, rows in zip(t.column(0).to_pylist(), t.column(1).to_pylist()) if t.num_rows else ():
+            self.client.command(f"DELETE FROM {quote(table)} WHERE `timestamp` < {{c:{TS}}}", at)
+            n += rows
         if n:
-            self.client.command(f"DELETE FROM spans WHERE `timestamp` < {{c:{TS}}}", at)
             self.client.command(f"DELETE FROM trace_index WHERE ts_max < {{c:{TS}}}", at)
             trace_summary.expire(self.client, cutoff)
         return n
