@@ -14,6 +14,9 @@ databases run in the process): on a loaded machine the wall times move by half b
 also times the statement that tree compiles for the same query, in the same rounds: "now / before".
 
     python bench/insights.py --events 2000000 --stores clickhouse --only isIpv4InSubnet,dedup --baseline ../apiary-before
+
+``--keep DIR`` fills each store in DIR once and reuses it in later runs (a 10 M fill takes minutes), so that a
+row can be measured again, or another row, at the same data; ``--show-sql`` prints the two statements of each row.
 """
 
 from __future__ import annotations
@@ -227,6 +230,7 @@ ANSWERS: dict[str, tuple[str, ...]] = {
     "anomaly": ("@pattern", "@sampleCount", "@baselineSampleCount", "@anomalyType", "@description"),
     "anomaly counts only": ("@pattern", "@sampleCount", "@baselineSampleCount"),
     "pattern": ("@pattern", "@sampleCount"),
+    "subquery": ("level", "n"), "join": ("u.errors", "n"),
 }
 
 
@@ -300,14 +304,18 @@ _ATTRIBUTES = {
 }
 
 
-def fill_duckdb(tmp: Path, n: int, start_us: int) -> tuple[Any, Callable[[str], Any], Callable[[], None]]:
+def fill_duckdb(tmp: Path, n: int, start_us: int, fill: bool = True
+                ) -> tuple[Any, Callable[[str], Any], Callable[[], None]]:
+    """The DuckDB store in ``tmp``, its ``logs`` filled with ``n`` events from ``start_us`` unless ``fill`` is false
+    (a store kept by an earlier run), a runner of raw SQL, and its closer."""
     from apiary.store.duckdb import DuckDBLogStore, DuckDBStore
 
     spans = DuckDBStore(tmp / "bench.duckdb")
     store = DuckDBLogStore(spans)
     step = DAY_S * 1_000_000 // n
     cur = spans.cursor()
-    cur.execute(f"""INSERT INTO logs (_env, seq, "timestamp", ingestion_time, log_group, log_stream, message, attributes,
+    if fill:
+        cur.execute(f"""INSERT INTO logs (_env, seq, "timestamp", ingestion_time, log_group, log_stream, message, attributes,
                     source) SELECT '{ENV}', i, make_timestamp({start_us} + i * {step}), make_timestamp({start_us}),
                     '{GROUP}', 's' || (i % 4), {_MESSAGE['duckdb'].format()}, {_ATTRIBUTES['duckdb'].format()},
                     'cloudwatch' FROM range({n}) t(i)""")
@@ -321,13 +329,16 @@ def fill_duckdb(tmp: Path, n: int, start_us: int) -> tuple[Any, Callable[[str], 
     return store, raw, close
 
 
-def fill_clickhouse(tmp: Path, n: int, start_us: int) -> tuple[Any, Callable[[str], Any], Callable[[], None]]:
+def fill_clickhouse(tmp: Path, n: int, start_us: int, fill: bool = True
+                    ) -> tuple[Any, Callable[[str], Any], Callable[[], None]]:
+    """`fill_duckdb` for ClickHouse (chdb)."""
     from apiary.store.clickhouse import ClickHouseLogStore, connect
 
     client = connect(f"chdb://{tmp / 'chdb'}")
     store = ClickHouseLogStore(client, fsync=False)
     step = DAY_S * 1_000_000 // n
-    client.command(f"""INSERT INTO logs (_env, seq, `timestamp`, ingestion_time, log_group, log_stream, message, attributes,
+    if fill:
+        client.command(f"""INSERT INTO logs (_env, seq, `timestamp`, ingestion_time, log_group, log_stream, message, attributes,
                        source) SELECT '{ENV}', i, fromUnixTimestamp64Micro(toInt64({start_us} + i * {step}), 'UTC'),
                        fromUnixTimestamp64Micro(toInt64({start_us}), 'UTC'), '{GROUP}', concat('s', toString(i % 4)),
                        {_MESSAGE['clickhouse'].format()}, {_ATTRIBUTES['clickhouse'].format()}, 'cloudwatch'
@@ -375,6 +386,20 @@ def compiled_in(tree: Path, text: str, dialect: str, start_s: int, end_s: int) -
     return sql, params
 
 
+def _kept_window(folder: Path, events: int, start_s: int) -> tuple[int, int]:
+    """The day the stores kept in ``folder`` hold (their events' times are fixed at the fill), as (start, end) in
+    seconds; a folder filled with another number of events is refused rather than read as this one."""
+    marker = folder / "window.json"
+    if marker.exists():
+        kept = json.loads(marker.read_text())
+        if kept["events"] != events:
+            sys.exit(f"{folder} holds {kept['events']:,} events, not {events:,}: give another --keep folder")
+        start_s = kept["start_s"]
+    else:
+        marker.write_text(json.dumps({"events": events, "start_s": start_s}))
+    return start_s, start_s + DAY_S
+
+
 def _keeping(last: list[Any], i: int, fn: Callable[[], Any]) -> Callable[[], Any]:
     """``fn``, keeping its latest result in ``last[i]`` (the answers are compared after the timing, not run again)."""
     def call() -> Any:
@@ -390,9 +415,15 @@ def main() -> None:
     ap.add_argument("--stores", default="duckdb,clickhouse")
     ap.add_argument("--only", default="", help="comma-separated query names (default: all), to stay within a minute")
     ap.add_argument("--baseline", type=Path, help="an earlier Apiary source tree: its statements timed in the same rounds")
+    ap.add_argument("--keep", type=Path, help="a folder to fill each store in once and reuse in later runs with the "
+                    "same --events (a 10 M fill takes minutes), instead of a temporary one")
+    ap.add_argument("--show-sql", action="store_true", help="print each row's compiled statement and hand SQL")
     args = ap.parse_args()
     end_s = int(time.time())
     start_s = end_s - DAY_S
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        start_s, end_s = _kept_window(args.keep, args.events, start_s)
     print(f"N = {args.events:,} events over 24 h; median of {args.runs} interleaved rounds; "
           "ratio = Insights / hand-written SQL (goal <= 1.2)")
     differ = 0
@@ -400,9 +431,16 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp_name:
             t = time.perf_counter()
             fill = fill_duckdb if name == "duckdb" else fill_clickhouse
-            store, raw, close = fill(Path(tmp_name), args.events, start_s * 1_000_000)
-            add_lookup_table(store)
-            print(f"\n{name}: filled in {time.perf_counter() - t:.1f} s")
+            folder = args.keep / name if args.keep else Path(tmp_name)
+            filled = folder / "filled"
+            folder.mkdir(exist_ok=True)
+            store, raw, close = fill(folder, args.events, start_s * 1_000_000, not filled.exists())
+            if filled.exists():
+                print(f"\n{name}: kept in {folder}")
+            else:
+                add_lookup_table(store)
+                filled.touch()
+                print(f"\n{name}: filled in {time.perf_counter() - t:.1f} s")
             ts = '"timestamp"' if name == "duckdb" else "`timestamp`"
 
             def at(us: int) -> str:
@@ -435,6 +473,11 @@ def main() -> None:
                         sql, params, _, _ = insights.to_sql(compiled, ENV, [GROUP], first_s, end_s)
                         return store.query(sql, params)
                     hand = hand_sql(label, name, **windows(first_s))
+                    if args.show_sql:
+                        compiled = insights.compile_query(text, None, store.dialect,
+                                                          insights.fields_of_lookup_tables(store, ENV))
+                        print(f"-- {label}, Insights:\n{insights.to_sql(compiled, ENV, [GROUP], first_s, end_s)[0]}\n"
+                              f"-- {label}, hand SQL:\n{hand}", flush=True)
                     fns = [via_insights, lambda hand=hand: raw(hand)]
                     if args.baseline:
                         then = compiled_in(args.baseline, text, store.dialect, first_s, end_s)

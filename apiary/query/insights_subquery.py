@@ -127,8 +127,7 @@ def in_query(outer: _Compiler, node: Tree, negate: bool) -> Expr:
     (col, _), = _output(outer, inner, [(name, insights._path(name), not numbers)], "subquery")
     if not numbers:
         left = text(d, left)
-    # no NULL among the values: `NOT IN` a set holding one answers NULL for every event, on both stores
-    member = f"({left.sql} {'NOT ' if negate else ''}IN (SELECT {col} FROM {inner.prefix[:-1]} WHERE {col} IS NOT NULL))"
+    member = f"({left.sql} {'NOT ' if negate else ''}IN ({d.value_set(col, inner.prefix[:-1])}))"
     return Expr(member, left.params, "bool")
 
 

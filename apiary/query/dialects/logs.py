@@ -78,6 +78,11 @@ class LogDialect:
     def in_array(self, array: str, value: str) -> str:
         return f"list_contains({array}, {value})"
 
+    def value_set(self, column: str, source: str) -> str:
+        """The values of ``column`` in ``source`` for ``x [NOT] IN (...)``, without NULL: a set holding NULL makes
+        ``NOT IN`` answer NULL for every value (Insights' subquery)."""
+        return f"SELECT {column} FROM {source} WHERE {column} IS NOT NULL"
+
     def json_raw(self, doc: str, path: str) -> str:
         """The JSON at a JSONPath, as JSON text (an object or list whole, a string still quoted); NULL when missing."""
         return f"CAST(json_extract({doc}, {path}) AS VARCHAR)"
@@ -305,6 +310,13 @@ class ClickHouseLogDialect(LogDialect):
 
     def in_array(self, array: str, value: str) -> str:
         return f"has({array}, {value})"
+
+    def value_set(self, column: str, source: str) -> str:
+        """ClickHouse leaves NULL out of a set itself (``transform_null_in`` off, its default), so no filter is
+        written: ``IS NOT NULL`` on the subquery's output was pushed down to its first scan, where it computed
+        the matched field of every event rather than of those the subquery's filter kept (1.28x the hand-written
+        SQL's CPU at 1 M events against 1.08x without, bench/insights.py subquery)."""
+        return f"SELECT {column} FROM {source}"
 
     def json_raw(self, doc: str, path: str) -> str:
         """``JSON_QUERY`` wraps what it finds in a list (``[[1,2]]``): the outer brackets are taken off."""
