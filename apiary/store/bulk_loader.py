@@ -17,13 +17,21 @@ own account, so that a read waits only for its own environment's batches:
   one loads waits for that one only, never for another environment's
   backlog of them;
 * each environment has a bound on the costly work it may have queued
-  (``reserve``); past it it is answered 429, rather than growing the queue.
+  (``reserve``); past it it is answered 429, rather than growing the queue;
+* with ``workers`` > 1, loads of different environments run at once, each
+  worker on its own transaction: an environment is loaded by one worker at a
+  time (its loads stay in order), and at most ``workers - 1`` costly loads run
+  at once, so one worker is always free for ordinary batches and a reader
+  never waits for another environment's costly load, not even the one
+  already running.
 
 Out of order, one watermark cannot say what is loaded. Each transaction
 therefore records a `Loaded`: the watermark below which every entry is
 loaded, and the entries past it that this load holds. After a crash,
-start-up loads exactly the entries that are past the watermark and not in
-any recorded load: nothing twice, nothing skipped.
+start-up loads exactly the entries that are past the highest watermark
+committed and not in any recorded load: nothing twice, nothing skipped. A
+watermark is worked out when its group is taken, with the groups other
+workers are loading still queued, so it never passes an entry not committed.
 
 A batch the database refuses alone, while the database itself still takes
 transactions, is handed to ``set_aside`` (kept on disk, reported) so that one
@@ -81,7 +89,7 @@ class _Queued(Generic[T]):
 class BulkLoader(Generic[T]):
     def __init__(self, load: LoadFn[T], *, loaded_seq: int, rows: int, delay_s: float, max_group_rows: int,
                  healthy: Callable[[], bool], set_aside: Callable[[int, T, BaseException], None],
-                 name: str = "apiary-loader", cost_trigger: int | None = None) -> None:
+                 name: str = "apiary-loader", cost_trigger: int | None = None, workers: int = 1) -> None:
         self._load = load
         self._rows = rows
         self._delay = delay_s
@@ -96,6 +104,10 @@ class BulkLoader(Generic[T]):
         self._readers: collections.Counter[str | None] = collections.Counter()
         self._pending_rows = 0
         self._costly_queued = 0
+        #: Keys a worker is loading now (each key is loaded by one worker at a time), and costly loads running.
+        self._busy: collections.Counter[str | None] = collections.Counter()
+        self._costly_running = 0
+        self._max_costly_running = max(1, workers - 1)
         self._added_seq = loaded_seq
         self._watermark = loaded_seq
         self._cond = threading.Condition()
@@ -104,8 +116,10 @@ class BulkLoader(Generic[T]):
         self.failing = False
         self.loads = 0
         self.loaded_rows = 0
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._run, name=f"{name}-{n}" if workers > 1 else name, daemon=True)
+                         for n in range(workers)]
+        for thread in self._threads:
+            thread.start()
 
     @property
     def pending_rows(self) -> int:
@@ -135,11 +149,13 @@ class BulkLoader(Generic[T]):
         """Queue a committed item; ``key`` and ``cost`` name the reservation it holds (released once loaded)."""
         with self._cond:
             self._queue[seq] = _Queued(seq, item, rows, time.monotonic(), key, cost)
-            self._by_key.setdefault(key, {})[seq] = None
+            mine = self._by_key.setdefault(key, {})
+            first_of_key = not mine  # a key no worker waits on yet: an idle worker may have nothing else to load
+            mine[seq] = None
             self._pending_rows += rows
             self._costly_queued += self._costly(cost)
             self._added_seq = seq
-            if self._pending_rows >= self._rows or len(self._queue) == 1 or self._costly(cost) or key in self._readers:
+            if self._pending_rows >= self._rows or first_of_key or self._costly(cost) or key in self._readers:
                 self._cond.notify_all()
 
     def _costly(self, cost: int) -> bool:
@@ -160,7 +176,7 @@ class BulkLoader(Generic[T]):
             self._readers[key] += 1
             self._cond.notify_all()
             try:
-                while not self._loaded(key, target) and self._thread.is_alive():
+                while not self._loaded(key, target) and self._alive():
                     if self.failing:  # the database refuses loads (disk full): waiting would only delay the answer
                         log.warning("read goes ahead with acknowledged rows not loaded yet: loads fail")
                         return False
@@ -180,43 +196,65 @@ class BulkLoader(Generic[T]):
         queued = self._queue if key is None else self._by_key.get(key, {})
         return not queued or next(iter(queued)) > target
 
+    def _alive(self) -> bool:
+        return any(thread.is_alive() for thread in self._threads)
+
     def close(self) -> None:
         """Load everything queued, then stop."""
         with self._cond:
             self._closing = True
             self._cond.notify_all()
-        self._thread.join()
+        for thread in self._threads:
+            thread.join()
 
     # -- the loader thread ------------------------------------------------------------------------
 
-    def _read_wanted(self) -> bool:
+    def _free(self) -> list[_Queued[T]]:
+        """Queued entries no other worker is loading the key of, in log order."""
+        if not self._busy:
+            return list(self._queue.values())
+        return [e for e in self._queue.values() if e.key not in self._busy]
+
+    def _costly_allowed(self) -> bool:
+        return self._costly_running < self._max_costly_running
+
+    def _read_wanted(self, free: list[_Queued[T]]) -> bool:
         if None in self._readers:
             return True
-        return any(self._by_key.get(key) for key in self._readers)
+        return any(e.key in self._readers for e in free)
 
-    def _ordinary_due(self) -> bool:
-        oldest = next(iter(self._queue.values()))
-        return self._pending_rows >= self._rows or oldest.at + self._delay <= time.monotonic()
+    def _ordinary_due(self, free: list[_Queued[T]]) -> bool:
+        return self._pending_rows >= self._rows or free[0].at + self._delay <= time.monotonic()
 
-    def _due(self) -> float | None:
-        """Seconds until the next load is due (0: now), or None when there is nothing to load."""
-        if not self._queue:
+    def _due(self, free: list[_Queued[T]]) -> float | None:
+        """Seconds until the next load is due (0: now), or None when there is nothing this worker may load."""
+        if not free:
             return None
-        if self._closing or self._read_wanted() or self._costly_queued:
+        if self._closing or self._read_wanted(free):
             return 0.0
-        return max(0.0, next(iter(self._queue.values())).at + self._delay - time.monotonic())
+        if self._costly_queued and self._costly_allowed() and any(self._costly(e.cost) for e in free):
+            return 0.0
+        return max(0.0, free[0].at + self._delay - time.monotonic())
 
-    def _take(self) -> list[_Queued[T]]:
-        """The next load: what readers wait for first, then what is due, in log order; else one costly batch."""
+    def _take(self, free: list[_Queued[T]]) -> list[_Queued[T]]:
+        """The next load: what readers wait for first, then what is due, in log order; else one costly batch.
+
+        Empty when nothing ``free`` may be loaded by this worker now (only costly batches, and the other
+        workers already load as many costly ones as may run at once).
+        """
         everything = self._closing or None in self._readers
-        ordinary = everything or self._ordinary_due()
+        ordinary = everything or self._ordinary_due(free)
+        costly_ok = self._costly_allowed()
         group: list[_Queued[T]] = []
         rows = 0
         for read in (True, False):
-            for entry in self._queue.values():
+            for entry in free:
                 if (entry.key in self._readers) != read:
                     continue
-                if not read and not everything and (self._costly(entry.cost) or not ordinary):
+                costly = self._costly(entry.cost)
+                if costly and not costly_ok:
+                    continue  # the last free worker keeps to ordinary batches
+                if not read and not everything and (costly or not ordinary):
                     continue  # a costly batch of an environment nobody reads waits for its turn
                 if group and rows + entry.rows > self._max_group:
                     break
@@ -225,10 +263,12 @@ class BulkLoader(Generic[T]):
         if group:
             group.sort(key=lambda e: e.seq)
             return group
+        if not costly_ok:
+            return []
         # Nothing else is due: one costly batch, of the environment whose last one is the longest ago.
-        turn = self._shares.next_turn(self._queue.values(), lambda e: e.key, lambda e: e.cost, self.loads)
+        turn = self._shares.next_turn(free, lambda e: e.key, lambda e: e.cost, self.loads)
         if turn is None:
-            return [next(iter(self._queue.values()))]
+            return [free[0]]
         return [turn]
 
     def _record(self, group: list[_Queued[T]]) -> Loaded:
@@ -242,34 +282,53 @@ class BulkLoader(Generic[T]):
         while True:
             with self._cond:
                 while True:
-                    due = self._due()
-                    if due == 0.0:
+                    free = self._free()
+                    due = self._due(free)
+                    group = self._take(free) if due == 0.0 else []
+                    if group:
                         break
-                    if due is None and self._closing:
+                    if self._closing and not self._queue:
                         return
-                    self._cond.wait(due)
-                group = self._take()
+                    # Nothing this worker may load yet: wait for its delay, or for another worker or a reader.
+                    self._cond.wait(due or None)
                 loaded = self._record(group)
-            done = self._load_group(group, loaded)
-            with self._cond:
-                for entry in done:
-                    del self._queue[entry.seq]
-                    mine = self._by_key[entry.key]
-                    del mine[entry.seq]
-                    if not mine:
-                        del self._by_key[entry.key]
-                    self._pending_rows -= entry.rows
-                    self._costly_queued -= self._costly(entry.cost)
-                    self._shares.release(entry.key, entry.cost)
-                self.failing = len(done) < len(group)
-                if not self.failing:
-                    self._watermark = loaded.watermark
-                if done:
-                    self.loads += 1
-                    self.loaded_rows += sum(e.rows for e in done)
-                self._cond.notify_all()
+                costly = any(self._costly(e.cost) for e in group)
+                for key in {e.key for e in group}:
+                    self._busy[key] += 1
+                self._costly_running += costly
+            done: list[_Queued[T]] = []
+            try:
+                done = self._load_group(group, loaded)
+            finally:
+                self._finish(group, done, costly, loaded)
             if len(done) < len(group):
                 time.sleep(_RETRY_S)
+
+    def _finish(self, group: list[_Queued[T]], done: list[_Queued[T]], costly: bool, loaded: Loaded) -> None:
+        """After a load: its entries leave the queue and their keys are free again, in one step (so that no
+        other worker takes an entry just loaded)."""
+        with self._cond:
+            self._costly_running -= costly
+            for key in {e.key for e in group}:
+                self._busy[key] -= 1
+                if not self._busy[key]:
+                    del self._busy[key]
+            for entry in done:
+                del self._queue[entry.seq]
+                mine = self._by_key[entry.key]
+                del mine[entry.seq]
+                if not mine:
+                    del self._by_key[entry.key]
+                self._pending_rows -= entry.rows
+                self._costly_queued -= self._costly(entry.cost)
+                self._shares.release(entry.key, entry.cost)
+            self.failing = len(done) < len(group)
+            if not self.failing:
+                self._watermark = max(self._watermark, loaded.watermark)
+            if done:
+                self.loads += 1
+                self.loaded_rows += sum(e.rows for e in done)
+            self._cond.notify_all()
 
     def _load_group(self, group: list[_Queued[T]], loaded: Loaded) -> list[_Queued[T]]:
         """Load the group; returns its entries now loaded or set aside (a failure stops at the first refused)."""
