@@ -18,12 +18,13 @@ own account, so that a read waits only for its own environment's batches:
   backlog of them;
 * each environment has a bound on the costly work it may have queued
   (``reserve``); past it it is answered 429, rather than growing the queue;
-* with ``workers`` > 1, loads of different environments run at once, each
-  worker on its own transaction: an environment is loaded by one worker at a
-  time (its loads stay in order), and at most ``workers - 1`` costly loads run
-  at once, so one worker is always free for ordinary batches and a reader
-  never waits for another environment's costly load, not even the one
-  already running.
+* with ``workers`` > 1, loads run at once, each worker in a transaction of
+  its own, and an environment is loaded by one worker at a time (its loads
+  stay in order). The first worker loads costly batches only, the others
+  ordinary batches only: a reader never waits for another environment's
+  costly load, not even the one already running. The costly worker runs a
+  step behind in the scheduler's order (``costly_niceness``), as the decode
+  workers do, so that its loads leave the cores to everyone else's first.
 
 Out of order, one watermark cannot say what is loaded. Each transaction
 therefore records a `Loaded`: the watermark below which every entry is
@@ -48,6 +49,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -89,7 +91,8 @@ class _Queued(Generic[T]):
 class BulkLoader(Generic[T]):
     def __init__(self, load: LoadFn[T], *, loaded_seq: int, rows: int, delay_s: float, max_group_rows: int,
                  healthy: Callable[[], bool], set_aside: Callable[[int, T, BaseException], None],
-                 name: str = "apiary-loader", cost_trigger: int | None = None, workers: int = 1) -> None:
+                 name: str = "apiary-loader", cost_trigger: int | None = None, workers: int = 1,
+                 costly_niceness: int = 0) -> None:
         self._load = load
         self._rows = rows
         self._delay = delay_s
@@ -104,10 +107,10 @@ class BulkLoader(Generic[T]):
         self._readers: collections.Counter[str | None] = collections.Counter()
         self._pending_rows = 0
         self._costly_queued = 0
-        #: Keys a worker is loading now (each key is loaded by one worker at a time), and costly loads running.
+        #: Keys a worker is loading now: each key is loaded by one worker at a time.
         self._busy: collections.Counter[str | None] = collections.Counter()
-        self._costly_running = 0
-        self._max_costly_running = max(1, workers - 1)
+        self._lanes = workers > 1
+        self._costly_niceness = costly_niceness
         self._added_seq = loaded_seq
         self._watermark = loaded_seq
         self._cond = threading.Condition()
@@ -116,8 +119,8 @@ class BulkLoader(Generic[T]):
         self.failing = False
         self.loads = 0
         self.loaded_rows = 0
-        self._threads = [threading.Thread(target=self._run, name=f"{name}-{n}" if workers > 1 else name, daemon=True)
-                         for n in range(workers)]
+        self._threads = [threading.Thread(target=self._run, args=(n,), name=f"{name}-{n}" if workers > 1 else name,
+                                          daemon=True) for n in range(workers)]
         for thread in self._threads:
             thread.start()
 
@@ -209,14 +212,12 @@ class BulkLoader(Generic[T]):
 
     # -- the loader thread ------------------------------------------------------------------------
 
-    def _free(self) -> list[_Queued[T]]:
-        """Queued entries no other worker is loading the key of, in log order."""
-        if not self._busy:
+    def _free(self, worker: int) -> list[_Queued[T]]:
+        """Queued entries this worker may load (of its kind, with no other worker on their key), in log order."""
+        if not self._lanes:
             return list(self._queue.values())
-        return [e for e in self._queue.values() if e.key not in self._busy]
-
-    def _costly_allowed(self) -> bool:
-        return self._costly_running < self._max_costly_running
+        costly = worker == 0
+        return [e for e in self._queue.values() if e.key not in self._busy and self._costly(e.cost) == costly]
 
     def _read_wanted(self, free: list[_Queued[T]]) -> bool:
         if None in self._readers:
@@ -232,29 +233,21 @@ class BulkLoader(Generic[T]):
             return None
         if self._closing or self._read_wanted(free):
             return 0.0
-        if self._costly_queued and self._costly_allowed() and any(self._costly(e.cost) for e in free):
+        if self._costly_queued and any(self._costly(e.cost) for e in free):
             return 0.0
         return max(0.0, free[0].at + self._delay - time.monotonic())
 
     def _take(self, free: list[_Queued[T]]) -> list[_Queued[T]]:
-        """The next load: what readers wait for first, then what is due, in log order; else one costly batch.
-
-        Empty when nothing ``free`` may be loaded by this worker now (only costly batches, and the other
-        workers already load as many costly ones as may run at once).
-        """
+        """The next load: what readers wait for first, then what is due, in log order; else one costly batch."""
         everything = self._closing or None in self._readers
         ordinary = everything or self._ordinary_due(free)
-        costly_ok = self._costly_allowed()
         group: list[_Queued[T]] = []
         rows = 0
         for read in (True, False):
             for entry in free:
                 if (entry.key in self._readers) != read:
                     continue
-                costly = self._costly(entry.cost)
-                if costly and not costly_ok:
-                    continue  # the last free worker keeps to ordinary batches
-                if not read and not everything and (costly or not ordinary):
+                if not read and not everything and (self._costly(entry.cost) or not ordinary):
                     continue  # a costly batch of an environment nobody reads waits for its turn
                 if group and rows + entry.rows > self._max_group:
                     break
@@ -263,8 +256,6 @@ class BulkLoader(Generic[T]):
         if group:
             group.sort(key=lambda e: e.seq)
             return group
-        if not costly_ok:
-            return []
         # Nothing else is due: one costly batch, of the environment whose last one is the longest ago.
         turn = self._shares.next_turn(free, lambda e: e.key, lambda e: e.cost, self.loads)
         if turn is None:
@@ -278,11 +269,20 @@ class BulkLoader(Generic[T]):
         watermark = self._added_seq if rest is None else rest - 1
         return Loaded(watermark, tuple(sorted(seq for seq in held if seq > watermark)))
 
-    def _run(self) -> None:
+    def _lower_priority(self) -> None:
+        """The costly worker's thread a step behind (Linux: a thread's own niceness); else as it is."""
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self._costly_niceness)
+        except (OSError, AttributeError):
+            pass
+
+    def _run(self, worker: int) -> None:
+        if self._lanes and worker == 0 and self._costly_niceness:
+            self._lower_priority()
         while True:
             with self._cond:
                 while True:
-                    free = self._free()
+                    free = self._free(worker)
                     due = self._due(free)
                     group = self._take(free) if due == 0.0 else []
                     if group:
@@ -292,23 +292,20 @@ class BulkLoader(Generic[T]):
                     # Nothing this worker may load yet: wait for its delay, or for another worker or a reader.
                     self._cond.wait(due or None)
                 loaded = self._record(group)
-                costly = any(self._costly(e.cost) for e in group)
                 for key in {e.key for e in group}:
                     self._busy[key] += 1
-                self._costly_running += costly
             done: list[_Queued[T]] = []
             try:
                 done = self._load_group(group, loaded)
             finally:
-                self._finish(group, done, costly, loaded)
+                self._finish(group, done, loaded)
             if len(done) < len(group):
                 time.sleep(_RETRY_S)
 
-    def _finish(self, group: list[_Queued[T]], done: list[_Queued[T]], costly: bool, loaded: Loaded) -> None:
+    def _finish(self, group: list[_Queued[T]], done: list[_Queued[T]], loaded: Loaded) -> None:
         """After a load: its entries leave the queue and their keys are free again, in one step (so that no
         other worker takes an entry just loaded)."""
         with self._cond:
-            self._costly_running -= costly
             for key in {e.key for e in group}:
                 self._busy[key] -= 1
                 if not self._busy[key]:

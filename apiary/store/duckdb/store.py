@@ -132,10 +132,12 @@ LOAD_ROWS = 4 * ROW_GROUP_SIZE
 #: than after ``LOAD_DELAY_S`` -- alone, environments taking turns, and only when no reader waits for
 #: another environment: a read waits for at most the one costly load already running.
 LOAD_COST_TRIGGER = COST_TRIGGER
-#: Loader workers: one may load a costly batch while the other loads everyone else's, so a read never
+#: Loader workers: one loads costly batches while the other loads everyone else's, so a read never
 #: waits for another environment's costly load (``bench/fairness.py``: with one worker, a calm
 #: environment's read waited for the flood's load already running, 0.2-0.5 s on a loaded machine).
+#: The costly one runs at the decode workers' niceness, for the same reason.
 LOAD_WORKERS = 2
+COSTLY_LOAD_NICENESS = 10
 #: Loads between two trims of ``intake_state`` and ``intake_loaded_ahead`` (each load appends to both).
 COMPACT_EVERY_LOADS = 256
 
@@ -202,7 +204,7 @@ class DuckDBStore:
         self._loader: BulkLoader[tuple[str, SpanBatch]] = BulkLoader(
             self._load, loaded_seq=self._intake.last_seq, rows=LOAD_ROWS, delay_s=LOAD_DELAY_S,
             max_group_rows=LOAD_ROWS, healthy=self._healthy, set_aside=self._set_aside, cost_trigger=LOAD_COST_TRIGGER,
-            workers=LOAD_WORKERS)
+            workers=LOAD_WORKERS, costly_niceness=COSTLY_LOAD_NICENESS)
         self._writer: GroupCommitter[tuple[str, SpanBatch]] = GroupCommitter(
             self._log_commit, max_pending_rows=max_pending_rows, linger_s=linger_s)
         self._closed = False
@@ -367,8 +369,8 @@ class DuckDBStore:
     def _healthy(self) -> bool:
         """Does the database still take a transaction? (Tells a poisoned batch from a broken disk.)
 
-        It appends the watermark again rather than updating it: an update would conflict with another
-        worker's load appending its own.
+        It appends the watermark again rather than updating its rows: an update would conflict with a
+        trim (``_compact``), or another worker's check, running at the same time.
         """
         db = self._load_cursor()
         try:
