@@ -92,7 +92,7 @@ class BulkLoader(Generic[T]):
     def __init__(self, load: LoadFn[T], *, loaded_seq: int, rows: int, delay_s: float, max_group_rows: int,
                  healthy: Callable[[], bool], set_aside: Callable[[int, T, BaseException], None],
                  name: str = "apiary-loader", cost_trigger: int | None = None, workers: int = 1,
-                 costly_niceness: int = 0) -> None:
+                 costly_niceness: int = 0, costly_rest: float = 0.0) -> None:
         self._load = load
         self._rows = rows
         self._delay = delay_s
@@ -111,6 +111,9 @@ class BulkLoader(Generic[T]):
         self._busy: collections.Counter[str | None] = collections.Counter()
         self._lanes = workers > 1
         self._costly_niceness = costly_niceness
+        #: After a costly load of d seconds the costly worker rests ``d * costly_rest`` (``_resting``).
+        self._costly_rest = costly_rest
+        self._rest_until = 0.0
         self._added_seq = loaded_seq
         self._watermark = loaded_seq
         self._cond = threading.Condition()
@@ -269,6 +272,22 @@ class BulkLoader(Generic[T]):
         watermark = self._added_seq if rest is None else rest - 1
         return Loaded(watermark, tuple(sorted(seq for seq in held if seq > watermark)))
 
+    def _resting(self, worker: int, free: list[_Queued[T]]) -> float:
+        """Seconds the costly worker still rests (0: it may load now).
+
+        Running beside the other worker, a costly load takes a core (and the GIL, for its Python part)
+        from every other environment's requests for as long as it runs: a flooding environment that
+        always has a costly batch queued would keep it busy without a pause. Resting ``costly_rest``
+        times as long as its last load bounds that to ``1 / (1 + costly_rest)`` of the time, what the
+        flood got when costly loads took turns with everyone else's on one worker. It does not rest when
+        a reader waits for one of its batches (that environment's own read) or when the loader closes.
+        """
+        if not self._lanes or worker != 0 or self._closing or not free:
+            return 0.0
+        if None in self._readers or any(e.key in self._readers for e in free):
+            return 0.0
+        return max(0.0, self._rest_until - time.monotonic())
+
     def _lower_priority(self) -> None:
         """The costly worker's thread a step behind (Linux: a thread's own niceness); else as it is."""
         try:
@@ -283,6 +302,10 @@ class BulkLoader(Generic[T]):
             with self._cond:
                 while True:
                     free = self._free(worker)
+                    resting = self._resting(worker, free)
+                    if resting:
+                        self._cond.wait(resting)
+                        continue
                     due = self._due(free)
                     group = self._take(free) if due == 0.0 else []
                     if group:
@@ -295,9 +318,12 @@ class BulkLoader(Generic[T]):
                 for key in {e.key for e in group}:
                     self._busy[key] += 1
             done: list[_Queued[T]] = []
+            started = time.monotonic()
             try:
                 done = self._load_group(group, loaded)
             finally:
+                if self._lanes and worker == 0:
+                    self._rest_until = time.monotonic() + (time.monotonic() - started) * self._costly_rest
                 self._finish(group, done, loaded)
             if len(done) < len(group):
                 time.sleep(_RETRY_S)

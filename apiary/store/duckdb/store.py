@@ -138,6 +138,9 @@ LOAD_COST_TRIGGER = COST_TRIGGER
 #: The costly one runs at the decode workers' niceness, for the same reason.
 LOAD_WORKERS = 2
 COSTLY_LOAD_NICENESS = 10
+#: The costly worker rests this many times its last load's length before the next: at most a quarter of
+#: the time, about what the flood's loads took when they shared the one loader (``BulkLoader._resting``).
+COSTLY_LOAD_REST = 3.0
 #: Loads between two trims of ``intake_state`` and ``intake_loaded_ahead`` (each load appends to both).
 COMPACT_EVERY_LOADS = 256
 
@@ -204,7 +207,8 @@ class DuckDBStore:
         self._loader: BulkLoader[tuple[str, SpanBatch]] = BulkLoader(
             self._load, loaded_seq=self._intake.last_seq, rows=LOAD_ROWS, delay_s=LOAD_DELAY_S,
             max_group_rows=LOAD_ROWS, healthy=self._healthy, set_aside=self._set_aside, cost_trigger=LOAD_COST_TRIGGER,
-            workers=LOAD_WORKERS, costly_niceness=COSTLY_LOAD_NICENESS)
+            workers=LOAD_WORKERS, costly_niceness=COSTLY_LOAD_NICENESS,
+            costly_rest=COSTLY_LOAD_REST)
         self._writer: GroupCommitter[tuple[str, SpanBatch]] = GroupCommitter(
             self._log_commit, max_pending_rows=max_pending_rows, linger_s=linger_s)
         self._closed = False
