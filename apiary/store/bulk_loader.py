@@ -24,7 +24,9 @@ own account, so that a read waits only for its own environment's batches:
   ordinary batches only: a reader never waits for another environment's
   costly load, not even the one already running. The costly worker runs a
   step behind in the scheduler's order (``costly_niceness``), as the decode
-  workers do, so that its loads leave the cores to everyone else's first.
+  workers do, so that its loads leave the cores to everyone else's first, and
+  rests ``costly_rest`` times its last load's length before the next, so a
+  flood keeps it busy a bounded share of the time (``_resting``).
 
 Out of order, one watermark cannot say what is loaded. Each transaction
 therefore records a `Loaded`: the watermark below which every entry is
