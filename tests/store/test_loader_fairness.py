@@ -64,6 +64,65 @@ def test_costly_batches_of_two_environments_are_loaded_in_turns() -> None:
     assert loads[1:] == ["b1", "a2", "b2", "a3"]
 
 
+def test_with_two_workers_a_reader_does_not_wait_for_the_costly_load_already_running() -> None:
+    loads: list[tuple[list[str], Loaded]] = []
+    flood_running, release = threading.Event(), threading.Event()
+
+    def load(items: list[str], loaded: Loaded) -> None:
+        if items == ["flood-1"]:
+            flood_running.set()
+            release.wait(10)  # a long costly load, still running when the calm read comes and goes
+        loads.append((items, loaded))
+
+    loader: BulkLoader[str] = BulkLoader(load, loaded_seq=0, rows=10_000, delay_s=3600.0, max_group_rows=10_000,
+                                         healthy=lambda: True, set_aside=lambda *a: None, cost_trigger=1, workers=2)
+    try:
+        loader.add(1, "flood-1", 1, key="flood", cost=700)
+        assert flood_running.wait(10)
+        loader.add(2, "flood-2", 1, key="flood", cost=700)  # the flood's next one: behind its first
+        loader.add(3, "other-flood-1", 1, key="other", cost=700)  # a second costly load may not take the free worker
+        loader.add(4, "calm-1", 20, key="calm")
+        assert loader.flush(10, "calm")  # answered while flood-1 is still being loaded
+        assert not release.is_set()
+        # calm-1 went alone, recording the watermark below flood-1 (not loaded yet) and itself ahead of it.
+        assert loads == [(["calm-1"], Loaded(0, (4,)))]
+    finally:
+        release.set()
+        loader.close()
+    assert sorted(item for items, _ in loads for item in items) == ["calm-1", "flood-1", "flood-2", "other-flood-1"]
+
+
+
+def test_the_costly_worker_rests_between_costly_loads_unless_their_environment_reads() -> None:
+    loads: list[str] = []
+    loaded = threading.Condition()
+
+    def load(items: list[str], _: Loaded) -> None:
+        with loaded:
+            loads.extend(items)
+            loaded.notify_all()
+
+    # A rest a million times the last costly load: past the test, unless the flood's own read ends it.
+    loader: BulkLoader[str] = BulkLoader(load, loaded_seq=0, rows=10_000, delay_s=3600.0, max_group_rows=10_000,
+                                         healthy=lambda: True, set_aside=lambda *a: None, cost_trigger=1, workers=2,
+                                         costly_rest=1e6)
+    try:
+        loader.add(1, "flood-1", 1, key="flood", cost=700)
+        with loaded:
+            assert loaded.wait_for(lambda: "flood-1" in loads, 10)
+        loader.add(2, "flood-2", 1, key="flood", cost=700)
+        loader.add(3, "calm-1", 20, key="calm")
+        assert loader.flush(10, "calm")  # the other worker is not held back by the rest
+        with loaded:  # flood-2 waits out the rest (without it, it loads as soon as it is queued) ...
+            assert not loaded.wait_for(lambda: "flood-2" in loads, 0.5)
+        assert loads == ["flood-1", "calm-1"]
+        assert loader.flush(10, "flood")  # ... unless its own environment reads
+        assert loads == ["flood-1", "calm-1", "flood-2"]
+        loader.add(4, "flood-3", 1, key="flood", cost=700)
+    finally:
+        loader.close()  # and a close loads what rests
+    assert loads == ["flood-1", "calm-1", "flood-2", "flood-3"]
+
 def _crash_after_reading_one_environment(path: Path) -> None:
     """Acknowledge batches of two environments, read one of them (only its batches are loaded), die."""
     script = textwrap.dedent(f"""

@@ -24,8 +24,13 @@ that environment's view first on its search path, so the query layer's SQL
 any environment (the CLI, tests); ``spans_template`` gives it, and every new
 environment's first table, the core columns.
 
-Partitions fill in load order; the loader starts a new one in the same
-transaction as the load that would overflow the current one. Retention drops
+Partitions fill in load order. The loader workers load environments at once,
+each in a transaction of its own on its own cursor, so a new partition (a
+table, a row of ``span_partitions``, the views rewritten) is made in a short
+transaction of its own before the load that would overflow the current one,
+under ``schema_lock``: two transactions that both rewrite the ``spans`` view
+would conflict. A crash between the two leaves an empty partition, which the
+next load fills. Retention drops
 a partition whose newest span is past the cutoff instead of deleting its rows.
 A partition with no environment is one shared by all from before this layout;
 ``env_split.py`` moves its rows into the environments' own at start.
@@ -70,7 +75,8 @@ def shared_table_name(part: int) -> str:
 
 
 class Partitions:
-    """The partition list, in memory and in ``span_partitions``; changed only by the loader thread (and at start)."""
+    """The partition list, in memory and in ``span_partitions``; changed by the loader workers (each
+    environment by one at a time), retention and start-up."""
 
     def __init__(self, db: duckdb.DuckDBPyConnection, columns_sql: str,
                  env_columns: Callable[[str], list[str]]) -> None:
@@ -79,6 +85,8 @@ class Partitions:
         self._columns_sql = columns_sql
         self._env_columns = env_columns
         self._lock = threading.Lock()
+        #: Held while partitions are made (and by the store while it adds columns): schema changes one at a time.
+        self.schema_lock = threading.RLock()
         db.execute("""CREATE TABLE IF NOT EXISTS span_partitions (part INTEGER PRIMARY KEY, rows BIGINT,
                       ts_min TIMESTAMP, ts_max TIMESTAMP)""")
         db.execute("ALTER TABLE span_partitions ADD COLUMN IF NOT EXISTS _env VARCHAR")  # NULL: shared
@@ -88,13 +96,22 @@ class Partitions:
         if not self._parts:
             self._adopt_single_table()
 
-    def reload(self) -> None:
-        """The list as committed: after a rolled-back transaction that had changed it in memory."""
-        schemas = dict(self._db.execute("SELECT _env, schema_name FROM span_environments").fetchall())
+    def reload(self, envs: set[str] | None = None, cur: duckdb.DuckDBPyConnection | None = None) -> None:
+        """The list as committed: after a rolled-back transaction that had changed it in memory.
+
+        With ``envs``, only those environments' partitions: another worker's load of another environment
+        may have changed its own in memory, not committed yet.
+        """
+        db = cur or self._db
+        schemas = dict(db.execute("SELECT _env, schema_name FROM span_environments").fetchall())
         parts = [Partition(part, rows, lo, hi, env, schemas.get(env) if env is not None else None)
-                 for part, rows, lo, hi, env in self._db.execute(
+                 for part, rows, lo, hi, env in db.execute(
                      "SELECT part, rows, ts_min, ts_max, _env FROM span_partitions ORDER BY part").fetchall()]
         with self._lock:
+            if envs is not None:
+                parts = sorted([p for p in self._parts if p.env not in envs] + [p for p in parts if p.env in envs],
+                               key=lambda p: p.part)
+                schemas = {**self._schemas, **{e: s for e, s in schemas.items() if e in envs}}
             self._schemas: dict[str, str] = schemas
             self._parts = parts
 
@@ -142,15 +159,33 @@ class Partitions:
 
     # -- inside the loader's transaction --------------------------------------------------------
 
-    def for_load(self, env: str, rows: int) -> Partition:
-        """``env``'s partition a load of ``rows`` goes into, starting a new one if its active one is full."""
+    def ready(self, cur: duckdb.DuckDBPyConnection, env: str, rows: int) -> Partition:
+        """Before a load's transaction: ``env``'s partition for ``rows``, a new one made and committed first
+        when its active one is full (or it has none)."""
         active = self._active(env)
         if active is not None and not (active.rows and active.rows + rows > PARTITION_ROWS):
             return active
-        db = self._db
+        with self.schema_lock:
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                part = self.for_load(env, rows, cur)
+                cur.execute("COMMIT")
+            except BaseException:
+                rollback(cur)
+                self.reload({env}, cur)
+                raise
+        return part
+
+    def for_load(self, env: str, rows: int, cur: duckdb.DuckDBPyConnection | None = None) -> Partition:
+        """In the caller's transaction: ``env``'s partition a load of ``rows`` goes into, starting a new one if
+        its active one is full."""
+        active = self._active(env)
+        if active is not None and not (active.rows and active.rows + rows > PARTITION_ROWS):
+            return active
+        db = cur or self._db
         schema = self.schema_of(env)
         if schema is None:
-            schema = self._new_schema(env)
+            schema = self._new_schema(env, db)
         with self._lock:
             number = max((p.part for p in self._parts), default=0) + 1
         new = Partition(number, 0, None, None, env, schema)
@@ -164,29 +199,30 @@ class Partitions:
         self._write_views(db, {env})
         return new
 
-    def _new_schema(self, env: str) -> str:
+    def _new_schema(self, env: str, db: duckdb.DuckDBPyConnection) -> str:
         taken = set(self._schemas.values())
         n = len(taken) + 1
         while f"spans_e{n:04d}" in taken:
             n += 1
         schema = f"spans_e{n:04d}"
-        self._db.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-        self._db.execute("INSERT INTO span_environments VALUES (?, ?)", [env, schema])
+        db.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        db.execute("INSERT INTO span_environments VALUES (?, ?)", [env, schema])
         with self._lock:
             self._schemas[env] = schema
         return schema
 
-    def loaded(self, part: Partition, rows: int, lo: datetime, hi: datetime) -> None:
+    def loaded(self, part: Partition, rows: int, lo: datetime, hi: datetime,
+               cur: duckdb.DuckDBPyConnection | None = None) -> None:
         part.rows += rows
         part.ts_min = lo if part.ts_min is None else min(part.ts_min, lo)
         part.ts_max = hi if part.ts_max is None else max(part.ts_max, hi)
-        self._db.execute("UPDATE span_partitions SET rows = ?, ts_min = ?, ts_max = ? WHERE part = ?",
+        (cur or self._db).execute("UPDATE span_partitions SET rows = ?, ts_min = ?, ts_max = ? WHERE part = ?",
                          [part.rows, part.ts_min, part.ts_max, part.part])
 
-    def add_column(self, env: str, column_sql: str) -> None:
+    def add_column(self, env: str, column_sql: str, cur: duckdb.DuckDBPyConnection | None = None) -> None:
         """A column granted to ``env``: added to its tables alone (a first table is made with it)."""
         for table in self.tables(env):
-            self._db.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column_sql}")
+            (cur or self._db).execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column_sql}")
 
     def add_core_column(self, name: str, sql_type: str) -> None:
         """At start: a core column added to the template and every partition that lacks it (shared ones too, so

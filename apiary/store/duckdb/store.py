@@ -33,13 +33,24 @@ figures; the README has the latest run):
   list of traces reads a row per trace instead of grouping their spans.
 
 Writes: a request's spans are committed to the intake log (``intake_log.py``;
-group commit, one fsync for all that queued) and answered; one loader thread
-then loads the log into this file in bulk (``bulk_loader.py``), four whole
+group commit, one fsync for all that queued) and answered; loader workers
+then load the log into this file in bulk (``bulk_loader.py``), four whole
 row groups at a time under load (``LOAD_ROWS``). Every read first has the
 loader take in what its environment had acknowledged before it, so a read
 sees every acknowledged span of its environment, and never waits for a
 costly batch of another (loads are out of log order; ``bulk_loader.py``).
 Reads use their own cursors.
+
+The ``LOAD_WORKERS`` workers load different environments at once, each in a
+transaction on a cursor of its own: DuckDB lets transactions that write
+different rows commit side by side. What they share is written so that two
+loads never write the same row: spans, ``trace_summary`` rows, catalogue rows
+and partition counts belong to one environment; the record of what a load
+holds is appended (``intake_state`` keeps one row per load, the highest is
+the watermark, and ``_compact`` trims the rows below it now and then, in a
+transaction of its own); columns and partitions are added in short
+transactions of their own, one at a time (``Partitions.schema_lock``), before
+the load that needs them.
 """
 
 from __future__ import annotations
@@ -73,12 +84,13 @@ from apiary.store import read_scope
 from apiary.store.bulk_loader import BulkLoader, Loaded
 from apiary.store.duckdb import trace_summary
 from apiary.store.duckdb.env_split import split_shared
-from apiary.store.duckdb.partitions import Partitions
+from apiary.store.duckdb.partitions import Partition, Partitions
 from apiary.store.duckdb.transactions import rollback
 from apiary.store.group_commit import GroupCommitter
 from apiary.store.intake_log import IntakeLog
 from apiary.store.load_shares import COST_TRIGGER, ENV_PENDING_COST, WIDE_COLUMNS
 from apiary.store.read_freshness import note_unloaded
+from apiary.store.shared_lock import SharedLock
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +132,17 @@ LOAD_ROWS = 4 * ROW_GROUP_SIZE
 #: than after ``LOAD_DELAY_S`` -- alone, environments taking turns, and only when no reader waits for
 #: another environment: a read waits for at most the one costly load already running.
 LOAD_COST_TRIGGER = COST_TRIGGER
+#: Loader workers: one loads costly batches while the other loads everyone else's, so a read never
+#: waits for another environment's costly load (``bench/fairness.py``: with one worker, a calm
+#: environment's read waited for the flood's load already running, 0.2-0.5 s on a loaded machine).
+#: The costly one runs at the decode workers' niceness, for the same reason.
+LOAD_WORKERS = 2
+COSTLY_LOAD_NICENESS = 10
+#: The costly worker rests this many times its last load's length before the next: at most a quarter of
+#: the time, about what the flood's loads took when they shared the one loader (``BulkLoader._resting``).
+COSTLY_LOAD_REST = 3.0
+#: Loads between two trims of ``intake_state`` and ``intake_loaded_ahead`` (each load appends to both).
+COMPACT_EVERY_LOADS = 256
 
 
 def quote(identifier: str) -> str:
@@ -158,7 +181,12 @@ class DuckDBStore:
         self._db = self.cursor()
         self._db.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
         self._lock = threading.Lock()  # guards the in-memory catalogue
-        self._write_lock = threading.Lock()  # the loader's transactions against retention's
+        self._write_lock = SharedLock()  # the loader workers' transactions (shared) against retention's (alone)
+        #: Each loader worker's own cursor (a DuckDB connection serves one thread at a time).
+        self._cursors = threading.local()
+        self._opened: list[duckdb.DuckDBPyConnection] = []
+        self._compact_lock = threading.Lock()
+        self._since_compact = 0
         self._physical: dict[tuple[str, str], str] = {}
         self._layouts: dict[tuple[str, pa.Schema], _Layout] = {}
         self._typed_columns = 0
@@ -178,7 +206,9 @@ class DuckDBStore:
         self._replay()
         self._loader: BulkLoader[tuple[str, SpanBatch]] = BulkLoader(
             self._load, loaded_seq=self._intake.last_seq, rows=LOAD_ROWS, delay_s=LOAD_DELAY_S,
-            max_group_rows=LOAD_ROWS, healthy=self._healthy, set_aside=self._set_aside, cost_trigger=LOAD_COST_TRIGGER)
+            max_group_rows=LOAD_ROWS, healthy=self._healthy, set_aside=self._set_aside, cost_trigger=LOAD_COST_TRIGGER,
+            workers=LOAD_WORKERS, costly_niceness=COSTLY_LOAD_NICENESS,
+            costly_rest=COSTLY_LOAD_REST)
         self._writer: GroupCommitter[tuple[str, SpanBatch]] = GroupCommitter(
             self._log_commit, max_pending_rows=max_pending_rows, linger_s=linger_s)
         self._closed = False
@@ -322,11 +352,11 @@ class DuckDBStore:
         """Load what the intake log holds beyond DuckDB's watermark and not loaded ahead of it: spans
         acknowledged before a crash, each exactly once."""
         loaded = self._db.execute("SELECT max(loaded_seq) FROM intake_state").fetchall()[0][0] or 0
-        self._ahead = {seq for (seq,) in self._db.execute("SELECT seq FROM intake_loaded_ahead").fetchall()}
+        ahead = {seq for (seq,) in self._db.execute("SELECT seq FROM intake_loaded_ahead WHERE seq > ?", [loaded]).fetchall()}
         group: list[tuple[str, SpanBatch]] = []
         rows, upto, replayed = 0, loaded, 0
         for entry in self._intake.replay(loaded):
-            if entry.seq in self._ahead:
+            if entry.seq in ahead:
                 continue
             group.append((entry.env, SpanBatch(entry.table, arrived_us=entry.arrived_us)))
             rows += entry.table.num_rows
@@ -341,18 +371,32 @@ class DuckDBStore:
             log.info("loaded %d intake log entries up to %d (acknowledged before the last stop)", replayed, upto)
 
     def _healthy(self) -> bool:
-        """Does the database still take a transaction? (Tells a poisoned batch from a broken disk.)"""
+        """Does the database still take a transaction? (Tells a poisoned batch from a broken disk.)
+
+        It appends the watermark again rather than updating its rows: an update would conflict with a
+        trim (``_compact``), or another worker's check, running at the same time.
+        """
+        db = self._load_cursor()
         try:
-            self._db.execute("BEGIN TRANSACTION")
-            self._db.execute("UPDATE intake_state SET loaded_seq = loaded_seq")
-            self._db.execute("COMMIT")
+            db.execute("BEGIN TRANSACTION")
+            db.execute("INSERT INTO intake_state SELECT max(loaded_seq) FROM intake_state")
+            db.execute("COMMIT")
             return True
         except duckdb.Error:
             try:
-                self._db.execute("ROLLBACK")
+                db.execute("ROLLBACK")
             except duckdb.Error:
                 pass
             return False
+
+    def _load_cursor(self) -> duckdb.DuckDBPyConnection:
+        """The calling thread's own cursor for loads (each loader worker has one)."""
+        cur = getattr(self._cursors, "cur", None)
+        if cur is None:
+            cur = self._cursors.cur = self.cursor()
+            with self._lock:
+                self._opened.append(cur)
+        return cur
 
     def _set_aside(self, seq: int, item: tuple[str, SpanBatch], exc: BaseException) -> None:
         """Keep a batch DuckDB refuses in a file of its own (the loader then records it as loaded)."""
@@ -391,6 +435,13 @@ class DuckDBStore:
         layout = self._layouts.get((env, schema))
         if layout is not None:
             return layout
+        with self._partitions.schema_lock:  # columns are added one layout at a time
+            return self._new_layout(env, schema)
+
+    def _new_layout(self, env: str, schema: pa.Schema) -> "_Layout":
+        layout = self._layouts.get((env, schema))
+        if layout is not None:
+            return layout
         names, overflow, timestamps, present = [ENV_COLUMN], [], [], []
         for i, f in enumerate(schema):
             typ = column_type(f.type)
@@ -418,13 +469,13 @@ class DuckDBStore:
         """The columns and grants a layout added, in one transaction: one commit per ALTER cost ~2.5 ms."""
         columns, grants = self._new_columns, self._new_grants
         self._new_columns, self._new_grants = [], []
-        db = self._db
+        db = self._load_cursor()
         db.execute("BEGIN TRANSACTION")
         try:
             with self._lock:
                 physical = dict(self._physical)
             for env, name, typ in grants:
-                self._partitions.add_column(env, f"{quote(physical[(name, typ)])} {_SQL_TYPES[typ]}")
+                self._partitions.add_column(env, f"{quote(physical[(name, typ)])} {_SQL_TYPES[typ]}", db)
             if columns:
                 _bulk(db, "INSERT OR IGNORE INTO attribute_columns SELECT * FROM _rows", ["name", "type", "physical"], columns)
             if grants:
@@ -457,58 +508,72 @@ class DuckDBStore:
 
     def _load(self, group: list[tuple[str, SpanBatch]], loaded: Loaded) -> None:
         """One transaction: the group's spans, their traces, the catalogue, and which intake entries it holds."""
-        with self._write_lock:
+        with self._write_lock.shared():
             self._load_locked(group, loaded)
         self._intake.release(loaded.watermark)
+        with self._compact_lock:
+            self._since_compact += 1
+            due = self._since_compact >= COMPACT_EVERY_LOADS
+            if due:
+                self._since_compact = 0
+        if due:
+            self._compact()
 
-    def _record_loaded(self, loaded: Loaded) -> None:
-        """Inside a load's transaction: the watermark, and the entries loaded ahead of it."""
-        db = self._db
-        db.execute("UPDATE intake_state SET loaded_seq = ?", [loaded.watermark])
-        passed = [seq for seq in self._ahead if seq <= loaded.watermark]
-        if passed:
-            db.execute("DELETE FROM intake_loaded_ahead WHERE seq <= ?", [loaded.watermark])
+    def _record_loaded(self, db: duckdb.DuckDBPyConnection, loaded: Loaded) -> None:
+        """Inside a load's transaction: the watermark, and the entries loaded ahead of it, appended (another
+        worker's load may be writing its own at the same time: an update of one row would conflict)."""
+        db.execute("INSERT INTO intake_state VALUES (?)", [loaded.watermark])
         if loaded.ahead:
             _bulk(db, "INSERT INTO intake_loaded_ahead SELECT * FROM _rows", ["seq"], [[seq] for seq in loaded.ahead])
 
-    def _loaded(self, loaded: Loaded) -> None:
-        """After a load's commit: what start-up would skip, in memory too."""
-        self._ahead.difference_update([seq for seq in self._ahead if seq <= loaded.watermark])
-        self._ahead.update(loaded.ahead)
+    def _compact(self) -> None:
+        """Trim the watermark rows below the highest and the entries loaded ahead of it (start-up skips them
+        anyway), in a transaction of its own; only one runs at a time, so no two delete the same rows."""
+        db = self._load_cursor()
+        with self._compact_lock:
+            try:
+                db.execute("BEGIN TRANSACTION")
+                (mark,) = db.execute("SELECT max(loaded_seq) FROM intake_state").fetchall()[0]
+                db.execute("DELETE FROM intake_state WHERE loaded_seq < ?", [mark])
+                db.execute("DELETE FROM intake_loaded_ahead WHERE seq <= ?", [mark])
+                db.execute("COMMIT")
+            except duckdb.Error:  # the rows stay, to be trimmed next time; they cost start-up nothing wrong
+                rollback(db)
+                log.warning("could not trim the loader's records", exc_info=True)
 
     def _load_locked(self, group: list[tuple[str, SpanBatch]], loaded: Loaded) -> None:
-        db = self._db
+        db = self._load_cursor()
         if not group:
             db.execute("BEGIN TRANSACTION")
             try:
-                self._record_loaded(loaded)
+                self._record_loaded(db, loaded)
                 db.execute("COMMIT")
             except BaseException:
                 rollback(db)
                 raise
-            self._loaded(loaded)
             return
         runs = _runs(group)
         per_env: dict[str, list[pa.Table]] = defaultdict(list)
         for env, table in runs:
             per_env[env].append(self._physical_table(env, table))
         presence = self._presence(runs)
+        spans = {env: pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
+                 for env, tables in per_env.items()}
+        parts = {env: self._partitions.ready(db, env, table.num_rows) for env, table in spans.items()}
         db.execute("BEGIN TRANSACTION")
         try:
-            for env, tables in per_env.items():
-                self._insert(env, pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0])
-            self._record_catalogue(presence)
-            self._record_loaded(loaded)
+            for env, table in spans.items():
+                self._insert(db, env, table, parts[env])
+            self._record_catalogue(db, presence)
+            self._record_loaded(db, loaded)
             db.execute("COMMIT")
         except BaseException:
             rollback(db)
-            self._partitions.reload()
+            self._partitions.reload(set(spans), db)
             raise
-        self._loaded(loaded)
 
-    def _insert(self, env: str, spans: pa.Table) -> None:
+    def _insert(self, db: duckdb.DuckDBPyConnection, env: str, spans: pa.Table, part: Partition) -> None:
         """Inside a load's transaction: ``env``'s spans into its own partition, their traces into the index and the summary."""
-        db = self._db
         # DuckDB reads a registered table through the Arrow C stream, chunk by chunk: one contiguous
         # chunk cut the INSERT's CPU per span by ~40% (measured on 8 requests of 512 spans).
         spans = spans.combine_chunks()
@@ -516,11 +581,10 @@ class DuckDBStore:
         db.register("_incoming", spans)
         db.register("_traces", _trace_ranges(spans))
         try:
-            part = self._partitions.for_load(env, spans.num_rows)
             db.execute(f"INSERT INTO {part.table} BY NAME SELECT * FROM _incoming")
             db.execute("INSERT INTO trace_index BY NAME SELECT *, ?::INTEGER AS part FROM _traces", [part.part])
             trace_summary.add(db, spans)
-            self._partitions.loaded(part, spans.num_rows, times["min"], times["max"])
+            self._partitions.loaded(part, spans.num_rows, times["min"], times["max"], db)
         finally:
             db.unregister("_incoming")
             db.unregister("_traces")
@@ -549,7 +613,7 @@ class DuckDBStore:
                         present[(env, ds)].add(column)
         return present
 
-    def _record_catalogue(self, present: dict[tuple[str, str], set[tuple[str, str]]]) -> None:
+    def _record_catalogue(self, db: duckdb.DuckDBPyConnection, present: dict[tuple[str, str], set[tuple[str, str]]]) -> None:
         now = datetime.now(timezone.utc)
         naive = now.replace(tzinfo=None)
         new_cols: list[list[Any]] = []
@@ -578,7 +642,6 @@ class DuckDBStore:
                         if (now - entry[2]).total_seconds() > _LAST_SEEN_FLUSH_S:
                             entry[2] = now
                             touched_cols.append([naive, env, ds, col[0], col[1]])
-        db = self._db
         # One statement per kind of change: DuckDB's executemany runs a statement per row.
         if new_ds:
             _bulk(db, "INSERT OR IGNORE INTO datasets SELECT * FROM _rows", ["_env", "name", "created_at", "last_written"], new_ds)
@@ -722,7 +785,7 @@ class DuckDBStore:
     def delete_older_than(self, cutoff: datetime) -> int:
         naive = cutoff.astimezone(timezone.utc).replace(tzinfo=None)
         self.flush()
-        with self._write_lock:
+        with self._write_lock.alone():
             cur = self.cursor()
             try:
                 cur.execute("BEGIN TRANSACTION")
@@ -769,6 +832,10 @@ class DuckDBStore:
         self._writer.close()
         self._loader.close()
         self._intake.close()
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for cur in opened:
+            cur.close()
 
 
 def _load_cost(batch: SpanBatch) -> int:
