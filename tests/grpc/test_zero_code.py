@@ -31,12 +31,20 @@ APP = Path(__file__).with_name("plain_flask_app.py")
 ENV = ("OTEL_SERVICE_NAME", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_HEADERS")
 
 
+def _interruptible() -> None:
+    """In the app, before it runs: Ctrl-C at its default, as in a terminal. A suite started in the background
+    (``nohup``, ``cmd &`` in a script) inherits SIGINT ignored, and so would the app: it then never stops on
+    `stop_app`'s Ctrl-C, and the test would wait out its deadline instead of checking what the exporters flush."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_app(apiary: GrpcApiary, extra: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env.update(PORT=str(port), OTEL_SERVICE_NAME="backend-flask", OTEL_EXPORTER_OTLP_ENDPOINT=apiary.grpc_endpoint,
                OTEL_EXPORTER_OTLP_HEADERS=f"x-honeycomb-team={apiary.key}", **(extra or {}))
-    proc = subprocess.Popen([*instrument_launcher(), sys.executable, str(APP)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([*instrument_launcher(), sys.executable, str(APP)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, preexec_fn=_interruptible)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
