@@ -284,9 +284,7 @@ class BulkLoader(Generic[T]):
         flood got when costly loads took turns with everyone else's on one worker. It does not rest when
         a reader waits for one of its batches (that environment's own read) or when the loader closes.
         """
-        if not self._lanes or worker != 0 or self._closing or not free:
-            return 0.0
-        if None in self._readers or any(e.key in self._readers for e in free):
+        if not self._lanes or worker != 0 or self._closing or not free or self._read_wanted(free):
             return 0.0
         return max(0.0, self._rest_until - time.monotonic())
 
@@ -325,7 +323,8 @@ class BulkLoader(Generic[T]):
                 done = self._load_group(group, loaded)
             finally:
                 if self._lanes and worker == 0:
-                    self._rest_until = time.monotonic() + (time.monotonic() - started) * self._costly_rest
+                    ended = time.monotonic()
+                    self._rest_until = ended + (ended - started) * self._costly_rest
                 self._finish(group, done, loaded)
             if len(done) < len(group):
                 time.sleep(_RETRY_S)
