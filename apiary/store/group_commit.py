@@ -19,6 +19,15 @@ committed alone, never in a group with others' batches (whose insert would
 take on its columns), environments taking turns, and at most one between
 two groups of ordinary batches, so an ordinary batch waits for at most the
 one costly commit already running.
+
+A costly commit may itself be several statements (ClickHouse: the columns,
+the catalogue, the trace index, the spans, the trace summary; 60-150 ms for
+a flood span on chdb). Its commit function then returns an iterator that
+yields between them, and the writer runs every ordinary group that queued
+up in the meantime at each yield, so an ordinary batch waits for at most
+one statement of it, and, first, calls ``between_steps`` (the ClickHouse
+store waits there for reads in progress: `apiary.store.read_gate`). An
+ordinary group's iterator runs to its end at once.
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ import logging
 import threading
 import time
 from collections import deque
-from typing import Callable, Generic, TypeVar
+from typing import Callable, Generic, Iterator, TypeVar
 
 from apiary.store.base import StoreOverloaded, StoreUnavailable, as_unavailable
 from apiary.store.load_shares import CostShares
@@ -36,7 +45,8 @@ from apiary.store.load_shares import CostShares
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-CommitFn = Callable[[list[T]], None]
+#: Commits the items, or returns an iterator that commits them, yielding where others may go first.
+CommitFn = Callable[[list[T]], "Iterator[None] | None"]
 
 
 class _Pending(Generic[T]):
@@ -50,8 +60,10 @@ class _Pending(Generic[T]):
 
 class GroupCommitter(Generic[T]):
     def __init__(self, commit: CommitFn[T], *, max_pending_rows: int = 400_000, max_group_rows: int = 200_000,
-                 linger_s: float = 0.0, linger_rows: int = 8192, name: str = "apiary-writer") -> None:
+                 linger_s: float = 0.0, linger_rows: int = 8192, name: str = "apiary-writer",
+                 between_steps: Callable[[], None] | None = None) -> None:
         self._commit = commit
+        self._between_steps = between_steps
         self._max_pending = max_pending_rows
         self._max_group = max_group_rows
         # A transaction's cost is mostly fixed; under load, waiting a few ms for more requests
@@ -101,20 +113,10 @@ class GroupCommitter(Generic[T]):
 
     def _take_group(self) -> list[_Pending[T]]:
         """Ordinary batches in arrival order, up to ``max_group`` rows; or one costly batch, alone, in its turn."""
-        costly = self._shares.costly
-        if not self._costly_next or not any(costly(p.cost) for p in self._queue):
-            group: list[_Pending[T]] = []
-            rows = 0
-            for p in self._queue:
-                if costly(p.cost):
-                    continue
-                if group and rows + p.rows > self._max_group:
-                    break
-                group.append(p)
-                rows += p.rows
+        if not self._costly_next or not any(self._shares.costly(p.cost) for p in self._queue):
+            group = self._take_ordinary()
             if group:
                 self._costly_next = True
-                self._remove(group)
                 return group
         self._costly_next = False
         turn = self._shares.next_turn(self._queue, lambda p: p.key, lambda p: p.cost, self.commits)
@@ -146,31 +148,70 @@ class GroupCommitter(Generic[T]):
                         self._cond.wait(left)
                 group = self._take_group()
                 self._last_group = len(group)
-            try:
-                self._commit([p.item for p in group])
-                self.commits += 1
-                self.committed_rows += sum(p.rows for p in group)
-                results: list[BaseException | None] = [None] * len(group)
-            except Exception as exc:  # noqa: BLE001 - isolate the failing batch
-                if len(group) == 1:
-                    log.exception("commit failed")
-                    results = [exc]
-                else:
-                    results = []
-                    for p in group:
-                        try:
-                            self._commit([p.item])
-                            results.append(None)
-                        except Exception as one_exc:  # noqa: BLE001
-                            log.exception("commit of one batch failed")
-                            results.append(one_exc)
-            with self._cond:
-                self._pending_rows -= sum(p.rows for p in group)
+            self._commit_group(group, stepwise=len(group) == 1 and self._shares.costly(group[0].cost))
+
+    def _commit_group(self, group: list[_Pending[T]], stepwise: bool = False) -> None:
+        """Commit ``group`` and answer its requests; a failing group is retried batch by batch.
+
+        ``stepwise`` (a costly batch): at each step its commit yields, the ordinary groups queued meanwhile
+        are committed and answered first."""
+        try:
+            self._drive([p.item for p in group], stepwise)
+            self.commits += 1
+            self.committed_rows += sum(p.rows for p in group)
+            results: list[BaseException | None] = [None] * len(group)
+        except Exception as exc:  # noqa: BLE001 - isolate the failing batch
+            if len(group) == 1:
+                log.exception("commit failed")
+                results = [exc]
+            else:
+                results = []
                 for p in group:
-                    if p.cost:
-                        self._shares.release(p.key, p.cost)
-            for p, err in zip(group, results):
-                p.loop.call_soon_threadsafe(_settle, p.future, None if err is None else as_unavailable(err))
+                    try:
+                        self._drive([p.item], False)
+                        results.append(None)
+                    except Exception as one_exc:  # noqa: BLE001
+                        log.exception("commit of one batch failed")
+                        results.append(one_exc)
+        with self._cond:
+            self._pending_rows -= sum(p.rows for p in group)
+            for p in group:
+                if p.cost:
+                    self._shares.release(p.key, p.cost)
+        for p, err in zip(group, results):
+            p.loop.call_soon_threadsafe(_settle, p.future, None if err is None else as_unavailable(err))
+
+    def _drive(self, items: list[T], stepwise: bool) -> None:
+        steps = self._commit(items)
+        if steps is None:
+            return
+        for _ in steps:
+            if not stepwise:
+                continue
+            while True:  # every ordinary group that came while the step ran, before the next step
+                with self._cond:
+                    ordinary = self._take_ordinary()
+                if not ordinary:
+                    break
+                self._commit_group(ordinary)
+            if self._between_steps is not None:
+                self._between_steps()
+
+    def _take_ordinary(self) -> list[_Pending[T]]:
+        """The ordinary batches queued, in arrival order, up to ``max_group`` rows (none: an empty list)."""
+        costly = self._shares.costly
+        group: list[_Pending[T]] = []
+        rows = 0
+        for p in self._queue:
+            if costly(p.cost):
+                continue
+            if group and rows + p.rows > self._max_group:
+                break
+            group.append(p)
+            rows += p.rows
+        if group:
+            self._remove(group)
+        return group
 
     def close(self) -> None:
         """Commit everything already queued, then stop the writer thread."""

@@ -10,6 +10,7 @@ real engine (chdb, or a server when ``APIARY_CLICKHOUSE_URL`` is set).
 
 from __future__ import annotations
 
+import contextvars
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 
 from apiary.query.engine import run_query
 from apiary.query.spec import QuerySpec
+from apiary.store import read_scope
 from tests.clickhouse.conftest import clickhouse_url, drop_database
 from tests.store.spans import batch, run
 
@@ -93,6 +95,11 @@ def test_a_store_with_one_shared_table_keeps_every_span(tmp_path: Path, crashed:
         assert store.query("SELECT max(version) AS v FROM schema_version").column(0)[0].as_py() == SCHEMA_VERSION
         run(store.append("e", batch([{"http.route": "/new", "retries": 2}], trace_id="a" * 32)))
         assert _counts(store, "e", "http.route") == {"/old": 2, "/new": 1}
+        acting_for_e = contextvars.copy_context()
+        acting_for_e.run(read_scope.act_for, "e")
+        assert acting_for_e.run(_counts, store, "e", "http.route") == {"/old": 2, "/new": 1}, \
+            "a read acting for e finds its spans in the old table and in its own"
+        assert acting_for_e.run(store.query, "SELECT count() AS n FROM spans").column(0)[0].as_py() == 3
         assert store.trace("e", "a" * 32).column("http.route").to_pylist() == ["/old", "/old", "/new"]
         assert store.trace("other", "b" * 32).column("user.id").to_pylist() == [7]
         assert store.span_counts("e") == {"svc": 3} and store.count() == 4
@@ -100,6 +107,51 @@ def test_a_store_with_one_shared_table_keeps_every_span(tmp_path: Path, crashed:
 
         assert store.delete_older_than(now - timedelta(days=1)) == 1, "retention reaches the old table too"
         assert store.count("other") == 0 and store.count("e") == 3
+    finally:
+        store.close_sync()
+        drop_database(url)
+
+
+def test_a_group_whose_later_insert_fails_writes_no_span_twice(tmp_path: Path) -> None:
+    """One group commit holds two environments' batches; the second environment's insert fails once. The group
+    committer retries each batch alone: the first environment's spans, already in, are not written again, the
+    second's are written by their retry, and both requests succeed with every span there once."""
+    import asyncio
+    import threading
+
+    from apiary.store.clickhouse import ClickHouseStore
+    from apiary.store.clickhouse.client import ClickHouseError
+
+    url = clickhouse_url(tmp_path)
+    store = ClickHouseStore(url)
+    insert = store.client.insert_arrow
+    busy, release, failed = threading.Event(), threading.Event(), []
+
+    def faulty(table: str, data: Any, settings: Any = None) -> None:
+        if table == store.span_table("first"):
+            busy.set()
+            release.wait(30)  # the writer busy: the two batches below queue up and go in one group
+        if table == store.span_table("b") and not failed:
+            failed.append(table)
+            raise ClickHouseError("Code: 241. DB::Exception: Memory limit exceeded (injected)")
+        insert(table, data, settings)
+
+    store.client.insert_arrow = faulty  # type: ignore[method-assign]
+    try:
+        async def go() -> list[BaseException | None]:
+            first = asyncio.ensure_future(store.append("first", batch([{"k": 0}], trace_id="f" * 32)))
+            await asyncio.to_thread(busy.wait, 30)
+            grouped = [asyncio.ensure_future(store.append("a", batch([{"k": 1}] * 2, trace_id="a" * 32))),
+                       asyncio.ensure_future(store.append("b", batch([{"k": 2}] * 3, trace_id="b" * 32)))]
+            await asyncio.sleep(0.2)
+            release.set()
+            return await asyncio.gather(first, *grouped, return_exceptions=True)
+
+        assert run(go()) == [None, None, None]
+        assert failed == [store.span_table("b")], "b's insert failed once, inside the group"
+        assert (store.count("a"), store.count("b")) == (2, 3)
+        assert store.trace("a", "a" * 32).column("k").to_pylist() == [1, 1]
+        assert _counts(store, "a", "k") == {1: 2} and _counts(store, "b", "k") == {2: 3}
     finally:
         store.close_sync()
         drop_database(url)

@@ -7,6 +7,7 @@ Typed columns, overflow, the catalogue, reopen, retention, concurrency: each sto
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -15,6 +16,9 @@ import pytest
 
 from apiary.model.builder import BatchBuilder
 from apiary.model.span import SpanBatch
+from apiary.query.engine import run_query
+from apiary.query.spec import QuerySpec
+from apiary.store import read_scope
 from apiary.store.duckdb import DuckDBStore
 from tests.clickhouse.conftest import clickhouse_url, drop_database
 from tests.store.spans import batch, run
@@ -39,6 +43,36 @@ def open_store(kind: str, tmp_path: Path):  # noqa: ANN201
     yield lambda **kw: ClickHouseStore(url, **kw)
     drop_database(url)
 
+
+
+def test_a_read_acting_for_an_environment_sees_its_spans_alone(open_store: Opener) -> None:
+    """What the permission check sets for every request: ``spans`` is then that environment's spans, whatever
+    the statement's form (its own CTEs, a recursive one), and its answers are those of the whole store's
+    ``spans`` filtered to it; another environment's wide table does not come into it."""
+    store = open_store()
+    try:
+        run(store.append("calm", batch([{"http.route": "/a"}, {"http.route": "/b"}], trace_id="a" * 32)))
+        run(store.append("wide", batch([{f"k{i}": i for i in range(80)}] * 3, trace_id="b" * 32)))
+        calm = contextvars.copy_context()
+        calm.run(read_scope.act_for, "calm")
+
+        def n(sql: str) -> int:
+            return int(calm.run(store.query, sql).column(0)[0].as_py())
+
+        assert n("SELECT count(*) AS n FROM spans") == 2
+        assert n("WITH x AS (SELECT * FROM spans) SELECT count(*) AS n FROM x") == 2
+        assert n("WITH RECURSIVE x AS (SELECT 1 AS i UNION ALL SELECT i + 1 FROM x WHERE i < 3) "
+                 "SELECT count(*) AS n FROM spans, x") == 6
+        assert n("SELECT count(*) AS n FROM spans WHERE _env = 'wide'") == 0
+        spec = QuerySpec.model_validate({"time_range": 3600, "breakdowns": ["http.route"],
+                                         "calculations": [{"op": "COUNT"}]})
+        scoped = calm.run(run_query, store, "calm", "svc", spec).data["results"]
+        assert scoped == run_query(store, "calm", "svc", spec).data["results"]
+        assert {r["data"]["http.route"]: r["data"]["COUNT"] for r in scoped} == {"/a": 1, "/b": 1}
+        assert n("SELECT count(*) AS n FROM spans") == 2, "the same again, its table now known to be there"
+        assert int(store.query("SELECT count(*) AS n FROM spans").column(0)[0].as_py()) == 5, "outside: every one"
+    finally:
+        run(store.close())
 
 
 def test_types_survive_and_conflicts_are_kept(open_store: Opener) -> None:

@@ -83,3 +83,56 @@ def test_clickhouse_refuses_an_environment_past_its_share_and_takes_another(clic
     assert refused and all(isinstance(r, EnvironmentOverloaded) and r.environment == "flood" for r in refused), flood
     assert clickhouse.count("calm") == 20
     assert clickhouse.count("flood") == sum(stored)
+
+
+def test_ordinary_batches_go_between_the_statements_of_a_costly_commit() -> None:
+    """A costly commit that yields between its statements (the ClickHouse store's) lets the ordinary groups that
+    came while a statement ran go before its next one, and calls ``between_steps`` (the read gate) each time."""
+    done: list[object] = []
+    first_running, release = threading.Event(), threading.Event()
+
+    def flood_steps():  # noqa: ANN202
+        done.append("flood:columns")
+        first_running.set()
+        release.wait(10)
+        yield
+        done.append("flood:spans")
+        yield
+        done.append("flood:summary")
+
+    def commit(items: list[str]):  # noqa: ANN202
+        if items == ["flood-1"]:
+            return flood_steps()
+        done.append(items)
+        return None
+
+    async def go() -> None:
+        writer: GroupCommitter[str] = GroupCommitter(commit, between_steps=lambda: done.append("gate"))
+        assert writer.reserve("flood", 700, 1024)
+        flood = asyncio.ensure_future(writer.submit("flood-1", 1, key="flood", cost=700))
+        await asyncio.to_thread(first_running.wait, 10)
+        calm = [asyncio.ensure_future(writer.submit(f"calm-{n}", 20, key="calm")) for n in (1, 2)]
+        await asyncio.sleep(0.2)  # both queued while the flood's first statement runs
+        release.set()
+        await asyncio.gather(*calm, flood)
+        writer.close()
+
+    asyncio.run(go())
+    assert done == ["flood:columns", ["calm-1", "calm-2"], "gate", "flood:spans", "gate", "flood:summary"]
+
+
+def test_the_read_gate_holds_a_costly_step_while_a_read_runs_and_not_past_its_bound() -> None:
+    from apiary.store.read_gate import ReadGate
+
+    gate = ReadGate(quiet_s=0.01, max_wait_s=60)
+    passed = threading.Event()
+    with gate.reading():
+        waiter = threading.Thread(target=lambda: (gate.wait_quiet(), passed.set()))
+        waiter.start()
+        assert not passed.wait(0.3), "a costly step waits while a read runs"
+    assert passed.wait(10), "and goes on once reads have paused"
+    waiter.join()
+
+    bounded = ReadGate(quiet_s=0.01, max_wait_s=0.05)
+    with bounded.reading():  # a read that never ends does not hold a costly commit for ever
+        bounded.wait_quiet()

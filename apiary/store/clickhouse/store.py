@@ -50,7 +50,8 @@ its rows (``_physical_for`` per key, the overflow folding, a wide insert): as in
 loader, each environment may have ``ENV_PENDING_COST`` of such work queued before it is answered 429
 (`EnvironmentOverloaded`), and the group commit writes each costly batch alone, environments taking
 turns (`apiary.store.load_shares`), so another environment's insert never waits behind a backlog of them
-nor takes on their columns.
+nor takes on their columns. Its statements go one at a time: between two of them the ordinary groups that
+came meanwhile are committed, and the reads in progress finish (`apiary.store.read_gate`).
 
 Order within a commit: the environment's table (and ``spans``) widened, catalogue and ``trace_index``,
 then the spans. A failure before the spans insert leaves at most a harmless column, catalogue or
@@ -68,7 +69,7 @@ import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -83,11 +84,13 @@ from apiary.store.base import (
     StoreUnavailable,
     wide_cost,
 )
+from apiary.store import read_scope
 from apiary.store.clickhouse import trace_summary
 from apiary.store.clickhouse.client import Client, ClickHouseError, connect, quote
-from apiary.store.clickhouse.span_tables import LEGACY, SpanTables, table_for
+from apiary.store.clickhouse.span_tables import LEGACY, SCOPE_PARAM, SpanTables, table_for
 from apiary.store.group_commit import GroupCommitter
 from apiary.store.load_shares import ENV_PENDING_COST, WIDE_COLUMNS
+from apiary.store.read_gate import ReadGate
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +149,11 @@ class ClickHouseStore:
                 self.client.command(f"ALTER TABLE {table} MODIFY TTL toDateTime({column}) + toIntervalSecond({seconds})",
                                     settings={"materialize_ttl_after_modify": 0})
         self._load_physical()
+        #: Reads in progress: a costly commit waits for them to pause between its statements.
+        self._reads = ReadGate()
         self._writer: GroupCommitter[tuple[str, SpanBatch]] = GroupCommitter(
-            self._commit, max_pending_rows=max_pending_rows, linger_s=linger_s, name="apiary-clickhouse-writer")
+            self._commit, max_pending_rows=max_pending_rows, linger_s=linger_s, name="apiary-clickhouse-writer",
+            between_steps=self._reads.wait_quiet)
         self._closed = False
 
     # -- schema ---------------------------------------------------------------------------------
@@ -301,12 +307,16 @@ class ClickHouseStore:
         arrays.append(batch.arrival_column().cast(pa.timestamp("us", tz="UTC")))
         return pa.Table.from_arrays(arrays, names=names)
 
-    def _commit(self, group: list[tuple[str, SpanBatch]]) -> None:
+    def _commit(self, group: list[tuple[str, SpanBatch]]) -> Iterator[None]:
         """Each environment's rows into its own table, one insert per environment in the group.
 
         The group's inserts are several statements, so a later one failing leaves earlier ones written; the
         group committer then retries each batch alone, and a batch already written is not written again
         (`_written`), where the deduplication window would not catch it (alone, it is another block).
+
+        It yields between its statements: for a costly batch, the group committer commits the ordinary
+        groups that came meanwhile there, and waits for reads in progress (`apiary.store.read_gate`). Each
+        step leaves the catalogue as a commit would: a column is in the tables before the catalogue names it.
         """
         retry = len(group) == 1 and self._written.pop(id(group[0][1]), None) is not None
         plan = _ColumnPlan()
@@ -320,9 +330,11 @@ class ClickHouseStore:
                      if f.name.startswith("a_")}
             targets[env] = self._tables.ensure(env, typed)
         self._add_columns(plan)
+        yield
         combined = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
         combined = combined.combine_chunks()
         self._record_catalogue(_presence(group))
+        yield
         tids = combined.column("trace.trace_id")
         if tids.null_count < len(tids):
             keyed = combined.select([ENV_COLUMN, "trace.trace_id", DATASET_COLUMN, "timestamp"]).filter(pc.is_valid(tids))
@@ -330,6 +342,7 @@ class ClickHouseStore:
                 [("timestamp", "min"), ("timestamp", "max")])
             index = index.rename_columns(["_env", "trace_id", "_dataset", "ts_min", "ts_max"])
             self.client.insert_arrow("trace_index", index, settings=_INSERT_SETTINGS)
+            yield
         written: list[int] = []
         try:
             for env, idx in by_env.items():  # the commit points
@@ -338,6 +351,7 @@ class ClickHouseStore:
                     rows_table = pa.concat_tables(rows, promote_options="default") if len(rows) > 1 else rows[0]
                     self.client.insert_arrow(targets[env], rows_table.combine_chunks(), settings=_INSERT_SETTINGS)
                 written += idx
+                yield
             trace_summary.add(self.client, combined, _INSERT_SETTINGS)
         except Exception:
             if len(group) > 1:  # the batch is kept, so its id cannot be another's before its retry pops it
@@ -387,8 +401,13 @@ class ClickHouseStore:
 
     # -- reading --------------------------------------------------------------------------------
 
+    def _read(self, sql: str, params: Mapping[str, Any]) -> pa.Table:
+        """A read's statement, seen by the gate that costly commits wait at (`apiary.store.read_gate`)."""
+        with self._reads.reading():
+            return self.client.query_arrow(sql, params)
+
     def datasets(self, env: str) -> list[DatasetInfo]:
-        t = self.client.query_arrow("SELECT name, min(created_at) AS c, max(last_written) AS w FROM datasets "
+        t = self._read("SELECT name, min(created_at) AS c, max(last_written) AS w FROM datasets "
                                     "WHERE _env = {env:String} GROUP BY name ORDER BY name", {"env": env})
         out = []
         with self._lock:
@@ -400,7 +419,7 @@ class ClickHouseStore:
     def columns(self, env: str, dataset: str | None) -> list[ColumnInfo]:
         sql = ("SELECT name, type, min(first_seen) AS f, max(last_seen) AS l FROM dataset_columns WHERE _env = {env:String}"
                + (" AND _dataset = {ds:String}" if dataset is not None else "") + " GROUP BY name, type")
-        t = self.client.query_arrow(sql, {"env": env, "ds": dataset} if dataset is not None else {"env": env})
+        t = self._read(sql, {"env": env, "ds": dataset} if dataset is not None else {"env": env})
         rows = list(zip(*(t.column(i).to_pylist() for i in range(4))))
         if any(n not in CORE_NAMES and (n, ty) not in self._physical for n, ty, _, _ in rows):
             self._load_physical()
@@ -426,10 +445,13 @@ class ClickHouseStore:
     def query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> pa.Table:
         """``params`` by name, or by position as ``{p1:Type}``, ``{p2:Type}`` ... in ``sql``."""
         named = dict(params) if isinstance(params, Mapping) else {f"p{i + 1}": v for i, v in enumerate(params)}
-        return self.client.query_arrow(sql, named)
+        env = read_scope.environment()
+        if env is None:
+            return self._read(sql, named)
+        return self._read(self._tables.scoped(sql, env, self.client.database), {**named, SCOPE_PARAM: env})
 
     def trace(self, env: str, trace_id: str) -> pa.Table:
-        found = self.client.query_arrow(
+        found = self._read(
             "SELECT groupArray(DISTINCT _dataset) AS ds, min(ts_min) AS lo, max(ts_max) AS hi FROM trace_index "
             "WHERE trace_id = {t:String} AND _env = {env:String}", {"t": trace_id, "env": env}).to_pylist()[0]
         if not found["ds"]:
@@ -439,11 +461,11 @@ class ClickHouseStore:
         params = {"env": env, "ds": found["ds"], "lo": found["lo"], "hi": found["hi"], "t": trace_id}
         if self._tables.legacy:  # its spans may be in the table from before, as wide as every environment's
             params["tables"] = [table_for(env), LEGACY]
-            raw = self.client.query_arrow(f"SELECT {', '.join(quote(c) for c in self._read_columns(env))} FROM spans "
+            raw = self._read(f"SELECT {', '.join(quote(c) for c in self._read_columns(env))} FROM spans "
                                           f"WHERE _table IN {{tables:Array(String)}} AND {where}", params)
         else:  # its own table holds exactly its columns
             try:
-                raw = self.client.query_arrow(f"SELECT * FROM {table_for(env)} WHERE {where}", params)
+                raw = self._read(f"SELECT * FROM {table_for(env)} WHERE {where}", params)
             except ClickHouseError as exc:  # indexed, but its table never made (spans of a dropped empty legacy table)
                 if "UNKNOWN_TABLE" in str(exc):
                     return pa.table({})
@@ -507,15 +529,17 @@ class ClickHouseStore:
     # -- upkeep ---------------------------------------------------------------------------------
 
     def span_counts(self, env: str) -> dict[str, int]:
-        t = self.client.query_arrow("SELECT _dataset AS d, count() AS n FROM spans WHERE _env = {env:String} GROUP BY d",
-                                    {"env": env})
+        t = self._read(self._tables.scoped(
+            "SELECT _dataset AS d, count() AS n FROM spans WHERE _env = {env:String} GROUP BY d", env,
+            self.client.database), {"env": env, SCOPE_PARAM: env})
         return dict(zip(t.column("d").to_pylist(), t.column("n").to_pylist()))
 
     def count(self, env: str | None = None) -> int:
         if env is None:
             return int(self.client.query_arrow("SELECT count() AS n FROM spans").column(0)[0].as_py())
-        return int(self.client.query_arrow("SELECT count() AS n FROM spans WHERE _env = {env:String}",
-                                           {"env": env}).column(0)[0].as_py())
+        return int(self.client.query_arrow(self._tables.scoped("SELECT count() AS n FROM spans WHERE _env = {env:String}",
+                                                               env, self.client.database),
+                                           {"env": env, SCOPE_PARAM: env}).column(0)[0].as_py())
 
     def delete_older_than(self, cutoff: datetime) -> int:
         """A lightweight DELETE in each span table holding older spans (``spans``, a ``Merge`` table, takes none)."""
