@@ -30,6 +30,14 @@ def _one_ssl_context_for_httpx_calls() -> None:
 _one_ssl_context_for_httpx_calls()
 
 
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    """No test leaves a request's environment noted in this process: the stores' reads act for it
+    (`apiary.store.read_scope`), so a later test's reads would see that environment's spans alone."""
+    from apiary.store import read_scope
+
+    assert read_scope.environment() is None, f"{item.nodeid} left read_scope acting for {read_scope.environment()!r}"
+
+
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextvars
 from datetime import datetime, timezone
+from typing import Callable
 
 import pytest
 
@@ -36,6 +38,17 @@ def test_the_daemon_listens_beyond_this_machine_only_when_named_with_its_environ
     assert daemon_host("0.0.0.0", "network", "10.0.0.5", "dev") == ("10.0.0.5", "")
 
 
+def _in_a_context_of_its_own(test: Callable[[], None]) -> Callable[[], None]:
+    """The check notes the key's environment for the request's reads (``read_scope``), a context variable: each
+    request has a context of its own, and so does each of these tests, or the note would outlive it in this
+    process (a later test's reads would then act for ``dev``)."""
+    def run() -> None:
+        contextvars.copy_context().run(test)
+    run.__name__, run.__doc__ = test.__name__, test.__doc__
+    return run
+
+
+@_in_a_context_of_its_own
 def test_ingest_only_keys_hold_ingest_alone() -> None:
     for need in Permission:
         assert check(FULL, need, "x") is FULL
@@ -46,6 +59,7 @@ def test_ingest_only_keys_hold_ingest_alone() -> None:
         assert exc.value.kind == "forbidden" and "logs:GetLogEvents" in exc.value.message
 
 
+@_in_a_context_of_its_own
 def test_resolve_tells_missing_from_unknown_keys() -> None:
     lookup = {"full": FULL}.get
     with pytest.raises(Refusal) as missing:
