@@ -25,9 +25,10 @@ the catalogue, the trace index, the spans, the trace summary; 60-150 ms for
 a flood span on chdb). Its commit function then returns an iterator that
 yields between them, and the writer runs every ordinary group that queued
 up in the meantime at each yield, so an ordinary batch waits for at most
-one statement of it, and, first, calls ``between_steps`` (the ClickHouse
-store waits there for reads in progress: `apiary.store.read_gate`). An
-ordinary group's iterator runs to its end at once.
+one statement of it; then it waits for ``between_steps`` to say go (the
+ClickHouse store: until reads and ordinary batches pause,
+`apiary.store.costly_gate`), still committing ordinary groups as they come. An ordinary group's iterator runs
+to its end at once.
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 #: Commits the items, or returns an iterator that commits them, yielding where others may go first.
 CommitFn = Callable[[list[T]], "Iterator[None] | None"]
+#: The longest a costly commit waits between two of its statements for ``between_steps`` to say go.
+STEP_WAIT_S = 1.0
+#: While it waits, ordinary batches that come are committed within this.
+STEP_POLL_S = 0.005
 
 
 class _Pending(Generic[T]):
@@ -61,7 +66,7 @@ class _Pending(Generic[T]):
 class GroupCommitter(Generic[T]):
     def __init__(self, commit: CommitFn[T], *, max_pending_rows: int = 400_000, max_group_rows: int = 200_000,
                  linger_s: float = 0.0, linger_rows: int = 8192, name: str = "apiary-writer",
-                 between_steps: Callable[[], None] | None = None) -> None:
+                 between_steps: Callable[[float], bool] | None = None) -> None:
         self._commit = commit
         self._between_steps = between_steps
         self._max_pending = max_pending_rows
@@ -186,16 +191,23 @@ class GroupCommitter(Generic[T]):
         if steps is None:
             return
         for _ in steps:
-            if not stepwise:
-                continue
-            while True:  # every ordinary group that came while the step ran, before the next step
+            if stepwise:
+                self._between_steps_of_costly()
+
+    def _between_steps_of_costly(self) -> None:
+        """Commit the ordinary groups queued, then wait for ``between_steps`` to say go (it is given a slice of
+        time to wait, True: go), committing what comes meanwhile, for at most `STEP_WAIT_S`."""
+        deadline = time.monotonic() + STEP_WAIT_S
+        while True:
+            while True:
                 with self._cond:
                     ordinary = self._take_ordinary()
                 if not ordinary:
                     break
                 self._commit_group(ordinary)
-            if self._between_steps is not None:
-                self._between_steps()
+            left = deadline - time.monotonic()
+            if self._between_steps is None or self._closing or left <= 0 or self._between_steps(min(left, STEP_POLL_S)):
+                return
 
     def _take_ordinary(self) -> list[_Pending[T]]:
         """The ordinary batches queued, in arrival order, up to ``max_group`` rows (none: an empty list)."""

@@ -3,7 +3,9 @@
 On ClickHouse a request is acknowledged once its insert returns, so the group commit is the loader: a
 costly batch (hundreds of columns) is committed alone, environments taking turns, and never more than one
 between two groups of ordinary batches; an environment with its share of costly work queued is refused
-(`EnvironmentOverloaded`) while another's batches are taken. Run on the real engine (chdb).
+(`EnvironmentOverloaded`) while another's batches are taken. A costly commit is several statements: the ordinary
+batches that come while one runs go before the next, and the next waits for reads and ordinary batches to pause
+(`apiary.store.costly_gate`). The store's tests run on the real engine (chdb).
 """
 
 from __future__ import annotations
@@ -85,32 +87,43 @@ def test_clickhouse_refuses_an_environment_past_its_share_and_takes_another(clic
     assert clickhouse.count("flood") == sum(stored)
 
 
-def test_ordinary_batches_go_between_the_statements_of_a_costly_commit() -> None:
-    """A costly commit that yields between its statements (the ClickHouse store's) lets the ordinary groups that
-    came while a statement ran go before its next one, and calls ``between_steps`` (the read gate) each time."""
-    done: list[object] = []
-    first_running, release = threading.Event(), threading.Event()
+class _Recorded:
+    """A commit function that records what it commits. ``flood-1`` is a costly commit of ``steps`` statements
+    that yields between them, as the ClickHouse store's does; its first runs until ``release`` is set."""
 
-    def flood_steps():  # noqa: ANN202
-        done.append("flood:columns")
-        first_running.set()
-        release.wait(10)
-        yield
-        done.append("flood:spans")
-        yield
-        done.append("flood:summary")
+    def __init__(self, steps: list[str], release: threading.Event | None = None) -> None:
+        self.done: list[object] = []
+        self.first_running = threading.Event()
+        self.steps, self.release = steps, release
 
-    def commit(items: list[str]):  # noqa: ANN202
+    def _flood(self):  # noqa: ANN202
+        for i, step in enumerate(self.steps):
+            if i:
+                yield
+            self.done.append(f"flood:{step}")
+            if i == 0:
+                self.first_running.set()
+                if self.release is not None:
+                    self.release.wait(10)
+
+    def __call__(self, items: list[str]):  # noqa: ANN204
         if items == ["flood-1"]:
-            return flood_steps()
-        done.append(items)
+            return self._flood()
+        self.done.append(items)
         return None
 
+
+def test_ordinary_batches_go_between_the_statements_of_a_costly_commit() -> None:
+    """A costly commit that yields between its statements (the ClickHouse store's) lets the ordinary groups that
+    came while a statement ran go before its next one, and asks ``between_steps`` (the gate) each time."""
+    release = threading.Event()
+    commit = _Recorded(["columns", "spans", "summary"], release)
+
     async def go() -> None:
-        writer: GroupCommitter[str] = GroupCommitter(commit, between_steps=lambda: done.append("gate"))
+        writer: GroupCommitter[str] = GroupCommitter(commit, between_steps=lambda _: commit.done.append("gate") is None)
         assert writer.reserve("flood", 700, 1024)
         flood = asyncio.ensure_future(writer.submit("flood-1", 1, key="flood", cost=700))
-        await asyncio.to_thread(first_running.wait, 10)
+        await asyncio.to_thread(commit.first_running.wait, 10)
         calm = [asyncio.ensure_future(writer.submit(f"calm-{n}", 20, key="calm")) for n in (1, 2)]
         await asyncio.sleep(0.2)  # both queued while the flood's first statement runs
         release.set()
@@ -118,21 +131,44 @@ def test_ordinary_batches_go_between_the_statements_of_a_costly_commit() -> None
         writer.close()
 
     asyncio.run(go())
-    assert done == ["flood:columns", ["calm-1", "calm-2"], "gate", "flood:spans", "gate", "flood:summary"]
+    assert commit.done == ["flood:columns", ["calm-1", "calm-2"], "gate", "flood:spans", "gate", "flood:summary"]
 
 
-def test_the_read_gate_holds_a_costly_step_while_a_read_runs_and_not_past_its_bound() -> None:
-    from apiary.store.read_gate import ReadGate
+def test_the_gate_holds_a_costly_step_while_ordinary_work_runs() -> None:
+    from apiary.store.costly_gate import CostlyGate
 
-    gate = ReadGate(quiet_s=0.01, max_wait_s=60)
+    gate = CostlyGate(quiet_s=0.01)
     passed = threading.Event()
-    with gate.reading():
-        waiter = threading.Thread(target=lambda: (gate.wait_quiet(), passed.set()))
+    with gate.ordinary():
+        assert not gate.wait_quiet(0.05), "not quiet while a read runs"
+        waiter = threading.Thread(target=lambda: gate.wait_quiet(60) and passed.set())
         waiter.start()
         assert not passed.wait(0.3), "a costly step waits while a read runs"
     assert passed.wait(10), "and goes on once reads have paused"
     waiter.join()
 
-    bounded = ReadGate(quiet_s=0.01, max_wait_s=0.05)
-    with bounded.reading():  # a read that never ends does not hold a costly commit for ever
-        bounded.wait_quiet()
+
+def test_ordinary_batches_are_committed_while_a_costly_commit_waits_for_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reads that never pause hold a costly commit's next statement (for at most `STEP_WAIT_S`), never another
+    environment's ordinary batch, which is committed and answered while the costly one waits."""
+    from apiary.store import group_commit
+    from apiary.store.costly_gate import CostlyGate
+
+    monkeypatch.setattr(group_commit, "STEP_WAIT_S", 60.0)  # however slow this machine, the read outlasts no bound
+    gate = CostlyGate(quiet_s=0.01)
+    commit = _Recorded(["columns", "spans"])
+
+    async def go() -> None:
+        writer: GroupCommitter[str] = GroupCommitter(commit, between_steps=gate.wait_quiet)
+        assert writer.reserve("flood", 700, 1024)
+        with gate.ordinary():  # a read running throughout
+            flood = asyncio.ensure_future(writer.submit("flood-1", 1, key="flood", cost=700))
+            await asyncio.to_thread(commit.first_running.wait, 10)
+            await asyncio.sleep(0.05)
+            await asyncio.wait_for(writer.submit("calm-1", 20, key="calm"), 10)
+            assert commit.done == ["flood:columns", ["calm-1"]], "the calm batch went while the flood waited"
+        await asyncio.wait_for(flood, 10)
+        writer.close()
+
+    asyncio.run(go())
+    assert commit.done == ["flood:columns", ["calm-1"], "flood:spans"]

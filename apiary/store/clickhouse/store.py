@@ -51,7 +51,7 @@ loader, each environment may have ``ENV_PENDING_COST`` of such work queued befor
 (`EnvironmentOverloaded`), and the group commit writes each costly batch alone, environments taking
 turns (`apiary.store.load_shares`), so another environment's insert never waits behind a backlog of them
 nor takes on their columns. Its statements go one at a time: between two of them the ordinary groups that
-came meanwhile are committed, and the reads in progress finish (`apiary.store.read_gate`).
+came meanwhile are committed, and it waits for reads and ordinary batches to pause (`apiary.store.costly_gate`).
 
 Order within a commit: the environment's table (and ``spans``) widened, catalogue and ``trace_index``,
 then the spans. A failure before the spans insert leaves at most a harmless column, catalogue or
@@ -90,7 +90,7 @@ from apiary.store.clickhouse.client import Client, ClickHouseError, connect, quo
 from apiary.store.clickhouse.span_tables import LEGACY, SCOPE_PARAM, SpanTables, table_for
 from apiary.store.group_commit import GroupCommitter
 from apiary.store.load_shares import ENV_PENDING_COST, WIDE_COLUMNS
-from apiary.store.read_gate import ReadGate
+from apiary.store.costly_gate import CostlyGate
 
 log = logging.getLogger(__name__)
 
@@ -149,11 +149,11 @@ class ClickHouseStore:
                 self.client.command(f"ALTER TABLE {table} MODIFY TTL toDateTime({column}) + toIntervalSecond({seconds})",
                                     settings={"materialize_ttl_after_modify": 0})
         self._load_physical()
-        #: Reads in progress: a costly commit waits for them to pause between its statements.
-        self._reads = ReadGate()
+        #: Reads and ordinary batches in progress: a costly commit's statements go when they pause.
+        self._gate = CostlyGate()
         self._writer: GroupCommitter[tuple[str, SpanBatch]] = GroupCommitter(
             self._commit, max_pending_rows=max_pending_rows, linger_s=linger_s, name="apiary-clickhouse-writer",
-            between_steps=self._reads.wait_quiet)
+            between_steps=self._gate.wait_quiet)
         self._closed = False
 
     # -- schema ---------------------------------------------------------------------------------
@@ -268,7 +268,11 @@ class ClickHouseStore:
         cost = wide_cost(batch, WIDE_COLUMNS)
         if cost and not self._writer.reserve(env, cost, ENV_PENDING_COST):  # this environment's share of the writer
             raise EnvironmentOverloaded(env, retry_after=1)
-        await self._writer.submit((env, batch), batch.num_rows, key=env, cost=cost)
+        if cost:
+            await self._writer.submit((env, batch), batch.num_rows, key=env, cost=cost)
+            return
+        with self._gate.ordinary():
+            await self._writer.submit((env, batch), batch.num_rows, key=env, cost=cost)
 
     @property
     def pending_rows(self) -> int:
@@ -314,10 +318,12 @@ class ClickHouseStore:
         group committer then retries each batch alone, and a batch already written is not written again
         (`_written`), where the deduplication window would not catch it (alone, it is another block).
 
-        It yields between its statements: for a costly batch, the group committer commits the ordinary
-        groups that came meanwhile there, and waits for reads in progress (`apiary.store.read_gate`). Each
-        step leaves the catalogue as a commit would: a column is in the tables before the catalogue names it.
+        It yields before and between its statements: for a costly batch, the group committer commits the
+        ordinary groups that came meanwhile there, and waits for the others' work to pause
+        (`apiary.store.costly_gate`). Each step leaves the catalogue as a commit would: a column is in the
+        tables before the catalogue names it.
         """
+        yield  # a costly batch starts once the ordinary groups queued and the reads in progress are done
         retry = len(group) == 1 and self._written.pop(id(group[0][1]), None) is not None
         plan = _ColumnPlan()
         tables = [self._physical_table(env, batch, plan) for env, batch in group]
@@ -402,8 +408,8 @@ class ClickHouseStore:
     # -- reading --------------------------------------------------------------------------------
 
     def _read(self, sql: str, params: Mapping[str, Any]) -> pa.Table:
-        """A read's statement, seen by the gate that costly commits wait at (`apiary.store.read_gate`)."""
-        with self._reads.reading():
+        """A read's statement, seen by the gate that costly commits wait at (`apiary.store.costly_gate`)."""
+        with self._gate.ordinary():
             return self.client.query_arrow(sql, params)
 
     def datasets(self, env: str) -> list[DatasetInfo]:
