@@ -64,6 +64,7 @@ def test_a_read_acting_for_an_environment_sees_its_spans_alone(open_store: Opene
         assert n("WITH RECURSIVE x AS (SELECT 1 AS i UNION ALL SELECT i + 1 FROM x WHERE i < 3) "
                  "SELECT count(*) AS n FROM spans, x") == 6
         assert n("SELECT count(*) AS n FROM spans WHERE _env = 'wide'") == 0
+        assert n("(SELECT count(*) AS n FROM spans) UNION ALL (SELECT count(*) AS n FROM spans)") == 2
         spec = QuerySpec.model_validate({"time_range": 3600, "breakdowns": ["http.route"],
                                          "calculations": [{"op": "COUNT"}]})
         scoped = calm.run(run_query, store, "calm", "svc", spec).data["results"]

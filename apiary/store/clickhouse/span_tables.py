@@ -112,6 +112,8 @@ class SpanTables:
             return sql
         source += f"_env = {{{SCOPE_PARAM}:String}}"  # a table may hold two environments (`table_for`)
         head = _WITH.match(sql)
+        if head is None and sql.lstrip().startswith("("):  # ``WITH ... (SELECT ...) UNION ...`` does not parse
+            return f"WITH {MERGED} AS ({source}) SELECT * FROM ({sql})"
         if head is None:
             return f"WITH {MERGED} AS ({source}) {sql}"
         return f"WITH {head.group(1) or ''}{MERGED} AS ({source}), {sql[head.end():]}"
