@@ -23,12 +23,12 @@ one costly commit already running.
 A costly commit may itself be several statements (ClickHouse: the columns,
 the catalogue, the trace index, the spans, the trace summary; 60-150 ms for
 a flood span on chdb). Its commit function then returns an iterator that
-yields between them, and the writer runs every ordinary group that queued
-up in the meantime at each yield, so an ordinary batch waits for at most
-one statement of it; then it waits for ``between_steps`` to say go (the
-ClickHouse store: until reads and ordinary batches pause,
-`apiary.store.costly_gate`), still committing ordinary groups as they come. An ordinary group's iterator runs
-to its end at once.
+yields before and between them, and at each yield the writer commits every
+ordinary group that queued up meanwhile, so an ordinary batch waits for at
+most one statement of it; then it waits for ``between_steps`` to say go
+(the ClickHouse store: until reads and ordinary batches pause,
+`apiary.store.costly_gate`), still committing ordinary groups as they come.
+An ordinary group's iterator runs to its end at once.
 """
 
 from __future__ import annotations

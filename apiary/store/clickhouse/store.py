@@ -88,9 +88,9 @@ from apiary.store import read_scope
 from apiary.store.clickhouse import trace_summary
 from apiary.store.clickhouse.client import Client, ClickHouseError, connect, quote
 from apiary.store.clickhouse.span_tables import LEGACY, SCOPE_PARAM, SpanTables, table_for
+from apiary.store.costly_gate import CostlyGate
 from apiary.store.group_commit import GroupCommitter
 from apiary.store.load_shares import ENV_PENDING_COST, WIDE_COLUMNS
-from apiary.store.costly_gate import CostlyGate
 
 log = logging.getLogger(__name__)
 
@@ -323,7 +323,7 @@ class ClickHouseStore:
         (`apiary.store.costly_gate`). Each step leaves the catalogue as a commit would: a column is in the
         tables before the catalogue names it.
         """
-        yield  # a costly batch starts once the ordinary groups queued and the reads in progress are done
+        yield  # a costly batch starts once the ordinary groups queued are committed and the others' work pauses
         retry = len(group) == 1 and self._written.pop(id(group[0][1]), None) is not None
         plan = _ColumnPlan()
         tables = [self._physical_table(env, batch, plan) for env, batch in group]
@@ -414,7 +414,7 @@ class ClickHouseStore:
 
     def datasets(self, env: str) -> list[DatasetInfo]:
         t = self._read("SELECT name, min(created_at) AS c, max(last_written) AS w FROM datasets "
-                                    "WHERE _env = {env:String} GROUP BY name ORDER BY name", {"env": env})
+                       "WHERE _env = {env:String} GROUP BY name ORDER BY name", {"env": env})
         out = []
         with self._lock:
             for name, created, written in zip(*(t.column(i).to_pylist() for i in range(3))):
@@ -468,7 +468,7 @@ class ClickHouseStore:
         if self._tables.legacy:  # its spans may be in the table from before, as wide as every environment's
             params["tables"] = [table_for(env), LEGACY]
             raw = self._read(f"SELECT {', '.join(quote(c) for c in self._read_columns(env))} FROM spans "
-                                          f"WHERE _table IN {{tables:Array(String)}} AND {where}", params)
+                             f"WHERE _table IN {{tables:Array(String)}} AND {where}", params)
         else:  # its own table holds exactly its columns
             try:
                 raw = self._read(f"SELECT * FROM {table_for(env)} WHERE {where}", params)
@@ -543,9 +543,8 @@ class ClickHouseStore:
     def count(self, env: str | None = None) -> int:
         if env is None:
             return int(self.client.query_arrow("SELECT count() AS n FROM spans").column(0)[0].as_py())
-        return int(self.client.query_arrow(self._tables.scoped("SELECT count() AS n FROM spans WHERE _env = {env:String}",
-                                                               env, self.client.database),
-                                           {"env": env, SCOPE_PARAM: env}).column(0)[0].as_py())
+        return int(self._read(self._tables.scoped("SELECT count() AS n FROM spans WHERE _env = {env:String}", env,
+                                                  self.client.database), {"env": env, SCOPE_PARAM: env}).column(0)[0].as_py())
 
     def delete_older_than(self, cutoff: datetime) -> int:
         """A lightweight DELETE in each span table holding older spans (``spans``, a ``Merge`` table, takes none)."""
