@@ -454,7 +454,11 @@ class ClickHouseStore:
         env = read_scope.environment()
         if env is None:
             return self._read(sql, named)
-        return self._read(self._tables.scoped(sql, env, self.client.database), {**named, SCOPE_PARAM: env})
+        return self._read_for(env, sql, named)
+
+    def _read_for(self, env: str, sql: str, params: Mapping[str, Any]) -> pa.Table:
+        """A read whose ``spans`` is ``env``'s spans alone (`SpanTables.scoped`)."""
+        return self._read(self._tables.scoped(sql, env, self.client.database), {**params, SCOPE_PARAM: env})
 
     def trace(self, env: str, trace_id: str) -> pa.Table:
         found = self._read(
@@ -535,16 +539,15 @@ class ClickHouseStore:
     # -- upkeep ---------------------------------------------------------------------------------
 
     def span_counts(self, env: str) -> dict[str, int]:
-        t = self._read(self._tables.scoped(
-            "SELECT _dataset AS d, count() AS n FROM spans WHERE _env = {env:String} GROUP BY d", env,
-            self.client.database), {"env": env, SCOPE_PARAM: env})
+        t = self._read_for(env, "SELECT _dataset AS d, count() AS n FROM spans WHERE _env = {env:String} GROUP BY d",
+                           {"env": env})
         return dict(zip(t.column("d").to_pylist(), t.column("n").to_pylist()))
 
     def count(self, env: str | None = None) -> int:
         if env is None:
             return int(self.client.query_arrow("SELECT count() AS n FROM spans").column(0)[0].as_py())
-        return int(self._read(self._tables.scoped("SELECT count() AS n FROM spans WHERE _env = {env:String}", env,
-                                                  self.client.database), {"env": env, SCOPE_PARAM: env}).column(0)[0].as_py())
+        return int(self._read_for(env, "SELECT count() AS n FROM spans WHERE _env = {env:String}",
+                                  {"env": env}).column(0)[0].as_py())
 
     def delete_older_than(self, cutoff: datetime) -> int:
         """A lightweight DELETE in each span table holding older spans (``spans``, a ``Merge`` table, takes none)."""
