@@ -7,13 +7,20 @@ Printed: the calm environment's ingest and read p50/p99 alone and while flooded,
 p99 <= 2x), whether every read held every acknowledged span, the flood's answers, and the cores the
 server (its process, and its decode workers) kept busy in each phase.
 
-    python bench/fairness.py --duration 30 --flooders 2
-    python bench/fairness.py --duration 30 --flooders 2 --store clickhouse   # ClickHouse in-process (chdb)
+    python bench/fairness.py --duration 60 --flooders 2
+    python bench/fairness.py --duration 60 --flooders 2 --store clickhouse   # ClickHouse in-process (chdb)
+    python bench/fairness.py --duration 60 --flooders 0 --store clickhouse   # the control: no flood at all
     APIARY_BENCH_TREE=/path/to/older/tree python bench/fairness.py ...     # that tree's server, this script
     python bench/fairness.py --duration 10 --flood-only   # what an answer to the flood costs the server
 
 ``--store clickhouse`` serves from ClickHouse: ``APIARY_CLICKHOUSE_URL`` when set, else chdb in the
 bench's temporary directory.
+
+Phases of 60 s, not 20: on each MergeTree table, ClickHouse's periodic cleanup after merges (the table
+setting ``cleanup_delay_period``, 30 s) holds that table's inserts for 40-80 ms; with merges stopped it
+does not. A pair of 20 s phases after a fresh start puts the first cleanup in the second phase only, and
+that alone made the second phase's p99 1.5-1.75 x the first's with no flood at all (``--flooders 0``);
+60 s phases hold about two cleanups each.
 """
 
 from __future__ import annotations
@@ -164,7 +171,7 @@ def _cpu_per_s(pid: int, start: tuple[float, float], since: float) -> tuple[floa
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--duration", type=float, default=30.0, help="seconds alone, then as many flooded (each at most 60)")
+    ap.add_argument("--duration", type=float, default=60.0, help="seconds alone, then as many flooded (each at most 60)")
     ap.add_argument("--flooders", type=int, default=2, help="threads posting 100,000-attribute spans")
     ap.add_argument("--attributes", type=int, default=100_000)
     ap.add_argument("--server-arg", action="append", default=[], help="extra `apiary serve` argument (repeatable)")

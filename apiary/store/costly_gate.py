@@ -1,20 +1,20 @@
 """Ordinary work in progress, so that a costly commit goes between it, not through it.
 
-On ClickHouse through chdb every statement of the process takes one session in turn, and a flooding
-environment's commit is several statements of 10-90 ms each (its wide insert, its trace summary, its
-catalogue rows). A calm environment's read and its export are several statements too, a few milliseconds
-of Python apart, so the flood's statements fell between them one after another: the slowest reads and exports
+On ClickHouse a flooding environment's commit is several statements of 10-90 ms each (its wide insert,
+its trace summary, its catalogue rows). A calm environment's read and its export are several statements
+too, a few milliseconds of Python apart. When chdb ran one statement of the process at a time, the
+flood's statements fell between the calm request's own, one after another: the slowest reads and exports
 waited for a whole flood commit (``bench/fairness.py``, docs/benchmarks.md "Fairness after wave 9").
+Statements now run side by side (`apiary.store.clickhouse.client`), as on a server, but on the same
+cores: without this gate the flooded read p99 was 1.65-2.04 x solo against 1.32-1.34 x with it
+(docs/benchmarks.md "Fairness after wave 10").
 
 Reads and ordinary batches (from submitted until committed) are therefore ordinary work, and the group commit
 asks `CostlyGate.wait_quiet` before each statement of a costly commit: it goes on once no ordinary work has run
-for ``quiet_s``. A read or an export then waits for at most the one costly statement that was running when it
-came. The group commit waits in short slices, committing the ordinary batches that come meanwhile, and at most
+for ``quiet_s``. A read or an export then shares the cores with at most the one costly statement that was
+running when it came. The group commit waits in short slices, committing the ordinary batches that come meanwhile, and at most
 `apiary.store.group_commit.STEP_WAIT_S` a statement, so a server never quiet still finishes a costly commit:
 costly work goes when the others pause, or slowly.
-
-The same gate serves a ClickHouse server over HTTP, where statements do run at once: there a costly
-statement still takes the server's cores from the others'.
 """
 
 from __future__ import annotations

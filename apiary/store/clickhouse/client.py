@@ -146,32 +146,32 @@ class HttpClient:
 class ChdbClient:
     """The ClickHouse engine in this process (chdb), for tests and CI.
 
-    chdb allows one session per process, so clients of the same path share
-    it (reference-counted) and statements are serialised by a lock.
+    A process hosts one chdb engine, bound to one path. Clients of that path
+    share it (reference-counted) through a small pool of sessions: chdb runs
+    statements of different sessions in parallel, as a server runs those of
+    different connections, so a read need not wait for another tenant's
+    insert. A session keeps its own ``USE``, so a statement and its ``USE``
+    run on one borrowed session.
     """
 
-    _sessions: dict[str, list[Any]] = {}  # path -> [session, users]
+    _engines: dict[str, "_Engine"] = {}
     _global = threading.Lock()
 
     def __init__(self, path: str, database: str = DEFAULT_DATABASE) -> None:
-        from chdb import session as chdb_session
-
         self.path, self.database = path, database
         self.description = f"chdb://{path}"
         with ChdbClient._global:
-            entry = ChdbClient._sessions.get(path)
-            if entry is None:
-                for other, (sess, _users) in list(ChdbClient._sessions.items()):
-                    sess.close()  # one session per process: a new path ends the old one
-                    del ChdbClient._sessions[other]
+            engine = ChdbClient._engines.get(path)
+            if engine is None:
+                for other, old in list(ChdbClient._engines.items()):
+                    old.close()  # one engine per process: a new path ends the old one
+                    del ChdbClient._engines[other]
                 Path(path).mkdir(parents=True, exist_ok=True)
-                try:
-                    entry = ChdbClient._sessions[path] = [chdb_session.Session(path), 0]
-                except Exception as exc:  # noqa: BLE001 - chdb raises plain errors for a locked/unreadable path
-                    raise StoreUnavailable(f"cannot open chdb at {path}: {_first_line(exc)}") from None
-            entry[1] += 1
-        self._session = entry[0]
-        self._lock = _session_lock(path)
+                engine = _Engine(path)
+                engine.give_back(engine.borrow())  # opens the engine now, so a bad path fails here
+                ChdbClient._engines[path] = engine
+            engine.users += 1
+        self._engine = engine
         self._closed = False
         self._run(f"CREATE DATABASE IF NOT EXISTS {quote(database)}", "CSV", None, None, use=False)
 
@@ -182,13 +182,15 @@ class ChdbClient:
         bound_sql, bound = _bind(sql, params)
         if settings:
             bound_sql += " SETTINGS " + ", ".join(f"{k} = {_setting(v)}" for k, v in settings.items())
-        with self._lock:
-            try:
-                if use:
-                    self._session.query(f"USE {quote(self.database)}")
-                return self._session.query(bound_sql, fmt, params=bound or None)
-            except Exception as exc:  # noqa: BLE001 - chdb raises ChdbError/RuntimeError for every refusal
-                raise ClickHouseError(str(exc)) from None
+        session = self._engine.borrow()
+        try:
+            if use:
+                session.query(f"USE {quote(self.database)}")
+            return session.query(bound_sql, fmt, params=bound or None)
+        except Exception as exc:  # noqa: BLE001 - chdb raises ChdbError/RuntimeError for every refusal
+            raise ClickHouseError(str(exc)) from None
+        finally:
+            self._engine.give_back(session)
 
     def command(self, sql: str, params: Mapping[str, Any] | None = None, settings: Mapping[str, Any] | None = None) -> None:
         self._run(sql, "CSV", params, settings)
@@ -210,31 +212,77 @@ class ChdbClient:
         if settings:
             sql += " SETTINGS " + ", ".join(f"{k} = {_setting(v)}" for k, v in settings.items())
         apiary_incoming = data  # noqa: F841 - chdb's Python() table function finds it by name in this frame
-        with self._lock:
-            try:
-                self._session.query(sql, "CSV")
-            except Exception as exc:  # noqa: BLE001
-                raise ClickHouseError(str(exc)) from None
+        session = self._engine.borrow()
+        try:
+            session.query(sql, "CSV")
+        except Exception as exc:  # noqa: BLE001
+            raise ClickHouseError(str(exc)) from None
+        finally:
+            self._engine.give_back(session)
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         with ChdbClient._global:
-            entry = ChdbClient._sessions.get(self.path)
-            if entry is not None and entry[0] is self._session:
-                entry[1] -= 1
-                if entry[1] <= 0:
-                    entry[0].close()
-                    del ChdbClient._sessions[self.path]
+            engine = ChdbClient._engines.get(self.path)
+            if engine is self._engine:
+                engine.users -= 1
+                if engine.users <= 0:
+                    engine.close()
+                    del ChdbClient._engines[self.path]
 
 
-_locks: dict[str, threading.Lock] = {}
+class _Engine:
+    """The sessions open on one chdb path: at most `SESSIONS`, each lent to one statement at a time."""
 
+    SESSIONS = 4  # the calm tenant's reads, the loader's commit and a costly group's step at once
 
-def _session_lock(path: str) -> threading.Lock:
-    with ChdbClient._global:
-        return _locks.setdefault(path, threading.Lock())
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.users = 0
+        self._idle: list[Any] = []
+        self._open = 0
+        self._closed = False
+        self._cond = threading.Condition()
+
+    def borrow(self) -> Any:
+        with self._cond:
+            while not self._idle and self._open >= self.SESSIONS and not self._closed:
+                self._cond.wait()
+            if self._closed:
+                raise StoreUnavailable(f"chdb://{self.path} is closed")
+            if self._idle:
+                return self._idle.pop()
+            self._open += 1
+        try:
+            from chdb import session as chdb_session
+
+            return chdb_session.Session(self.path)
+        except Exception as exc:  # noqa: BLE001 - chdb raises plain errors for a locked/unreadable path
+            with self._cond:
+                self._open -= 1
+                self._cond.notify()
+            raise StoreUnavailable(f"cannot open chdb at {self.path}: {_first_line(exc)}") from None
+
+    def give_back(self, session: Any) -> None:
+        with self._cond:
+            if self._closed:
+                self._open -= 1
+                session.close()
+            else:
+                self._idle.append(session)
+            self._cond.notify()
+
+    def close(self) -> None:
+        """Closes the idle sessions now and each lent one when it comes back; the engine stops with the last."""
+        with self._cond:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            self._open -= len(idle)
+            self._cond.notify_all()
+        for session in idle:
+            session.close()
 
 
 def quote(identifier: str) -> str:
