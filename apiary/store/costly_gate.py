@@ -12,9 +12,9 @@ cores: without this gate the flooded read p99 was 1.65-2.04 x solo against 1.32-
 Reads and ordinary batches (from submitted until committed) are therefore ordinary work, and the group commit
 asks `CostlyGate.wait_quiet` before each statement of a costly commit: it goes on once no ordinary work has run
 for ``quiet_s``. A read or an export then shares the cores with at most the one costly statement that was
-running when it came. The group commit waits in short slices, committing the ordinary batches that come meanwhile, and at most
-`apiary.store.group_commit.STEP_WAIT_S` a statement, so a server never quiet still finishes a costly commit:
-costly work goes when the others pause, or slowly.
+running when it came. The group commit waits in short slices, committing the ordinary batches that come
+meanwhile, and at most `apiary.store.group_commit.STEP_WAIT_S` a statement, so a server never quiet still
+finishes a costly commit: costly work goes when the others pause, or slowly.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from apiary.store.clickhouse.client import connect
+from apiary.store.clickhouse.client import Client, connect
 
 from tests.clickhouse.conftest import SERVER_URL
 
@@ -63,9 +63,9 @@ def test_clients_of_two_databases_keep_their_own(ch_url: str) -> None:
             client.command("CREATE TABLE owner (name String) ENGINE = MergeTree ORDER BY name")
             client.command("INSERT INTO owner VALUES ({name:String})", {"name": name})
 
-        def ask(client_name: tuple[object, str]) -> bool:
+        def ask(client_name: tuple[Client, str]) -> bool:
             client, name = client_name
-            found = client.query_arrow("SELECT name FROM owner").column("name").to_pylist()  # type: ignore[attr-defined]
+            found = client.query_arrow("SELECT name FROM owner").column("name").to_pylist()
             return found == [name]
 
         with ThreadPoolExecutor(8) as pool:

@@ -236,7 +236,7 @@ class ChdbClient:
 class _Engine:
     """The sessions open on one chdb path: at most `SESSIONS`, each lent to one statement at a time."""
 
-    SESSIONS = 4  # the calm tenant's reads, the loader's commit and a costly group's step at once
+    SESSIONS = 4  # reads from the server's threads beside the writer's commit; more wait for one
 
     def __init__(self, path: str) -> None:
         self.path = path
