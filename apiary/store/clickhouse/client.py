@@ -15,10 +15,11 @@ answered with an error.
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timezone
 from pathlib import Path
-from typing import Any, Mapping, Protocol
+from typing import Any, Iterator, Mapping, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pyarrow as pa
@@ -175,22 +176,28 @@ class ChdbClient:
         self._closed = False
         self._run(f"CREATE DATABASE IF NOT EXISTS {quote(database)}", "CSV", None, None, use=False)
 
-    def _run(self, sql: str, fmt: str, params: Mapping[str, Any] | None, settings: Mapping[str, Any] | None,
-             use: bool = True) -> Any:
+    @contextmanager
+    def _session(self) -> Iterator[Any]:
+        """A session of the path, lent for one statement; what chdb raises in it becomes `ClickHouseError`."""
         if self._closed:
             raise StoreUnavailable(f"{self.description} is closed")
-        bound_sql, bound = _bind(sql, params)
-        if settings:
-            bound_sql += " SETTINGS " + ", ".join(f"{k} = {_setting(v)}" for k, v in settings.items())
         session = self._engine.borrow()
         try:
-            if use:
-                session.query(f"USE {quote(self.database)}")
-            return session.query(bound_sql, fmt, params=bound or None)
+            yield session
         except Exception as exc:  # noqa: BLE001 - chdb raises ChdbError/RuntimeError for every refusal
             raise ClickHouseError(str(exc)) from None
         finally:
             self._engine.give_back(session)
+
+    def _run(self, sql: str, fmt: str, params: Mapping[str, Any] | None, settings: Mapping[str, Any] | None,
+             use: bool = True) -> Any:
+        bound_sql, bound = _bind(sql, params)
+        if settings:
+            bound_sql += " SETTINGS " + ", ".join(f"{k} = {_setting(v)}" for k, v in settings.items())
+        with self._session() as session:
+            if use:
+                session.query(f"USE {quote(self.database)}")
+            return session.query(bound_sql, fmt, params=bound or None)
 
     def command(self, sql: str, params: Mapping[str, Any] | None = None, settings: Mapping[str, Any] | None = None) -> None:
         self._run(sql, "CSV", params, settings)
@@ -205,20 +212,13 @@ class ChdbClient:
         return pa.RecordBatchFileReader(result.get_memview().view()).read_all()
 
     def insert_arrow(self, table: str, data: pa.Table, settings: Mapping[str, Any] | None = None) -> None:
-        if self._closed:
-            raise StoreUnavailable(f"{self.description} is closed")
         cols = ", ".join(quote(n) for n in data.column_names)
         sql = f"INSERT INTO {quote(self.database)}.{quote(table)} ({cols}) SELECT * FROM Python(apiary_incoming)"
         if settings:
             sql += " SETTINGS " + ", ".join(f"{k} = {_setting(v)}" for k, v in settings.items())
         apiary_incoming = data  # noqa: F841 - chdb's Python() table function finds it by name in this frame
-        session = self._engine.borrow()
-        try:
+        with self._session() as session:
             session.query(sql, "CSV")
-        except Exception as exc:  # noqa: BLE001
-            raise ClickHouseError(str(exc)) from None
-        finally:
-            self._engine.give_back(session)
 
     def close(self) -> None:
         if self._closed:

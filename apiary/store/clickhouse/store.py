@@ -62,6 +62,7 @@ answer was lost.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -268,10 +269,7 @@ class ClickHouseStore:
         cost = wide_cost(batch, WIDE_COLUMNS)
         if cost and not self._writer.reserve(env, cost, ENV_PENDING_COST):  # this environment's share of the writer
             raise EnvironmentOverloaded(env, retry_after=1)
-        if cost:
-            await self._writer.submit((env, batch), batch.num_rows, key=env, cost=cost)
-            return
-        with self._gate.ordinary():
+        with contextlib.nullcontext() if cost else self._gate.ordinary():  # a costly batch is what the gate holds back
             await self._writer.submit((env, batch), batch.num_rows, key=env, cost=cost)
 
     @property
