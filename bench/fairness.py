@@ -31,10 +31,8 @@ import http.client
 import json
 import os
 import random
-import shutil
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -47,7 +45,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue  # noqa: E402
 
 from bench.ingest import tree_cpu_s  # noqa: E402
-from bench.overload import BENCH_TREE, apiary_cli, pct, post_reading_answer, start_server  # noqa: E402
+from bench.overload import BENCH_TREE, apiary_cli, pct, post_reading_answer, start_server, stop_server  # noqa: E402
 from bench.synth import make_request  # noqa: E402
 
 
@@ -214,12 +212,7 @@ def main() -> None:
         cpu_flooded = _cpu_per_s(server.pid, cpu_start, t_start)
         flood.stop()
     finally:
-        server.terminate()
-        try:
-            server.wait(60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        shutil.rmtree(data, ignore_errors=True)
+        stop_server(server, data)
 
     print(f"fairness ({args.store} store{', tree ' + BENCH_TREE if BENCH_TREE else ''}): calm environment alone {args.duration:g} s, then {args.duration:g} s while {args.flooders} threads "
           f"post {args.attributes:,}-attribute spans ({len(wide[0]) / 1e6:.1f} MB each) from another environment"

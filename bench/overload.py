@@ -120,6 +120,16 @@ def start_server(data: Path, port: int, grpc_port: int, extra: list[str]) -> sub
     raise SystemExit("server did not start")
 
 
+def stop_server(server: subprocess.Popen[bytes], data: Path) -> None:
+    """Stop the bench's server (SIGTERM, then SIGKILL after 60 s) and remove its data directory."""
+    server.terminate()
+    try:
+        server.wait(60)
+    except subprocess.TimeoutExpired:
+        server.kill()
+    shutil.rmtree(data, ignore_errors=True)
+
+
 def well_behaved(port: int, key: str, body: bytes, seconds: float, interval: float) -> tuple[list[float], collections.Counter[int]]:
     """Small OTLP exports on one keep-alive connection, one every ``interval`` s: latencies (ms) and statuses."""
     latencies: list[float] = []
@@ -298,12 +308,7 @@ def main() -> None:
             s.close()
         health = json.loads(_get(port, "/api/health"))
     finally:
-        server.terminate()
-        try:
-            server.wait(60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        shutil.rmtree(data, ignore_errors=True)
+        stop_server(server, data)
 
     print(f"overload: {args.large} senders of {args.size_mib:g} MiB bodies over {len(first)} receivers and "
           f"{len(flood_keys)} environment(s), "

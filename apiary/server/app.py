@@ -88,7 +88,7 @@ def open_context(settings: Settings) -> Apiary:
         return _open_clickhouse_context(settings)
     meta = MetaStore(settings.meta_path)
     store = DuckDBStore(settings.spans_path, max_columns=settings.max_columns, max_pending_rows=settings.max_pending_rows,
-                        max_env_columns=settings.max_env_columns)
+                        max_env_columns=settings.max_env_columns, max_dataset_columns=settings.max_dataset_columns)
     pool = DecodePool(settings.decode_workers)
     logs = DuckDBLogStore(store, max_pending_rows=settings.max_pending_rows)
     errors = DuckDBErrorStore(store)
@@ -101,7 +101,8 @@ def _open_clickhouse_context(settings: Settings) -> Apiary:
 
     client = connect(settings.store)
     store = ClickHouseStore(client, max_columns=settings.max_columns, max_pending_rows=settings.max_pending_rows,
-                            max_env_columns=settings.max_env_columns, retention_days=settings.retention_days)
+                            max_env_columns=settings.max_env_columns, max_dataset_columns=settings.max_dataset_columns,
+                            retention_days=settings.retention_days)
     meta = ClickHouseMeta(client, MetaStore(settings.meta_path))
     logs = ClickHouseLogStore(client, max_pending_rows=settings.max_pending_rows)
     return Apiary(settings, meta, store, DecodePool(settings.decode_workers), logs=logs,  # type: ignore[arg-type]

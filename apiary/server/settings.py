@@ -22,6 +22,7 @@ from apiary.model.limits import MAX_ATTRIBUTES, MAX_VALUE_BYTES, SpanLimits
 from apiary.permissions import LOOPBACK, NETWORK
 from apiary.permissions import exposure as exposure_of
 from apiary.ports import DEFAULT_PORT
+from apiary.store.catalogue_cap import MAX_DATASET_COLUMNS
 
 ENV_PREFIX = "APIARY_"
 DEFAULT_MAX_BODY = 20 * 1024 * 1024  # compressed or not; OTLP batches are far smaller
@@ -98,6 +99,10 @@ class Settings(StoreLocation):
     #: Typed attribute columns one environment may take; past it its new keys go to the overflow column.
     max_env_columns: int = setting(250, group=LIMITS, help="typed attribute columns per environment; past it new keys "
                                                            "go to the overflow JSON column")
+    #: Columns a dataset's catalogue lists; past it new keys are stored but not listed (`apiary.store.catalogue_cap`).
+    max_dataset_columns: int = setting(MAX_DATASET_COLUMNS, group=LIMITS, ge=1,
+                                       help="columns listed per dataset; past it new keys are kept with their spans but "
+                                            "not listed, and cannot be queried by name")
     #: Attributes kept per span; the rest are dropped and the answer says so (OTLP partial_success).
     max_span_attributes: int = setting(MAX_ATTRIBUTES, group=LIMITS,
                                        help="attributes kept per span, the rest dropped with a partial_success warning")

@@ -143,3 +143,63 @@ def test_the_column_cap_is_counted_per_environment_in_the_catalogue(open_store: 
         await reopened.close()
 
     asyncio.run(go())
+
+
+def _listed(url: str, key: str, dataset: str) -> set[str]:
+    r = httpx.get(f"{url}/1/columns/{dataset}", headers={"x-honeycomb-team": key}, timeout=60)
+    assert r.status_code == 200, r.text
+    return {c["key_name"] for c in r.json()}
+
+
+def test_a_dataset_past_its_column_cap_keeps_the_values_but_lists_no_new_key(store: str, start: Start) -> None:
+    """A client that invents keys stops growing its dataset's catalogue (and the server's memory) at the cap."""
+    served = start(store, {"inventive": False, "other": False}, "--max-dataset-columns", "40")
+    key = served.keys["inventive"]
+    first = {f"early{i:02d}": i for i in range(10)}
+    result, spans = export_spans(served.url, key, "inventive-svc", _span_with(first))
+    assert result is SpanExportResult.SUCCESS
+    before = _listed(served.url, key, "inventive-svc")
+    assert set(first) <= before and len(before) <= 40
+
+    invented = {f"late{i:02d}": i for i in range(60)}
+    result, spans = export_spans(served.url, key, "inventive-svc", _span_with(invented))
+    assert result is SpanExportResult.SUCCESS
+    after = _listed(served.url, key, "inventive-svc")
+    assert len(after) == 40 and before <= after and {"duration_ms", "name", "trace.trace_id"} <= after
+    stored = trace_of(served.url, key, _trace_id(spans))["spans"][0]
+    assert {k: stored[k] for k in invented} == invented  # every value kept with its span, listed or not
+    unlisted = sorted(set(invented) - after)
+    assert unlisted  # 60 new keys cannot fit in 40
+    listed_late = sorted(set(invented) & after)
+    if listed_late:
+        assert _count_where(served.url, key, "inventive-svc", listed_late[0], invented[listed_late[0]]) == 1
+    spec = {"calculations": [{"op": "COUNT"}], "filters": [{"column": unlisted[0], "op": "=", "value": 1}]}
+    q = httpx.post(f"{served.url}/1/queries/inventive-svc", json=spec, headers={"x-honeycomb-team": key}, timeout=60)
+    assert q.status_code == 400 and "unknown column" in q.text
+
+    result, spans = export_spans(served.url, key, "inventive-svc", _span_with({"early03": 33}))
+    assert result is SpanExportResult.SUCCESS  # a listed key stays queryable past the cap
+    assert _count_where(served.url, key, "inventive-svc", "early03", 33) == 1
+
+    theirs = {f"o{i:02d}": i for i in range(15)}  # another environment's dataset has its own 40
+    result, spans = export_spans(served.url, served.keys["other"], "other-svc", _span_with(theirs))
+    assert result is SpanExportResult.SUCCESS
+    assert set(theirs) <= _listed(served.url, served.keys["other"], "other-svc")
+
+
+def test_the_dataset_column_cap_holds_across_a_restart(open_store: Any) -> None:
+    """The count is what the catalogue table lists, so a restarted server does not list another cap's worth."""
+    async def go() -> None:
+        store = open_store(max_dataset_columns=30)
+        await store.append("e", batch([{f"a{i:02d}": i for i in range(50)}]))
+        listed = {c.name for c in store.columns("e", "svc")}
+        assert len(listed) == 30
+        await store.close()
+        reopened = open_store(max_dataset_columns=30)
+        await reopened.append("e", batch([{f"b{i:02d}": i for i in range(20)}], trace_id="cd" * 16))
+        assert {c.name for c in reopened.columns("e", "svc")} == listed
+        await reopened.append("e", batch([{f"c{i:02d}": i for i in range(5)}], dataset="fresh", trace_id="ef" * 16))
+        assert {f"c{i:02d}" for i in range(5)} <= {c.name for c in reopened.columns("e", "fresh")}
+        await reopened.close()
+
+    asyncio.run(go())

@@ -88,6 +88,7 @@ from apiary.store.base import (
 from apiary.store import read_scope
 from apiary.store.clickhouse import trace_summary
 from apiary.store.clickhouse.client import Client, ClickHouseError, connect, quote
+from apiary.store.catalogue_cap import MAX_DATASET_COLUMNS, CatalogueCap
 from apiary.store.clickhouse.span_tables import LEGACY, SCOPE_PARAM, SpanTables, table_for
 from apiary.store.costly_gate import CostlyGate
 from apiary.store.group_commit import GroupCommitter
@@ -127,10 +128,12 @@ class ClickHouseStore:
 
     def __init__(self, client: Client | str, *, max_columns: int = 1000, max_pending_rows: int = 400_000,
                  linger_s: float = 0.02, retention_days: float = 0, fsync: bool = True,
-                 on_close: Sequence[Callable[[], Any]] = (), max_env_columns: int | None = None) -> None:
+                 on_close: Sequence[Callable[[], Any]] = (), max_env_columns: int | None = None,
+                 max_dataset_columns: int = MAX_DATASET_COLUMNS) -> None:
         self.client = connect(client) if isinstance(client, str) else client
         self.max_columns = max_columns
         self.max_env_columns = max_columns if max_env_columns is None else max_env_columns
+        self._catalogue_cap = CatalogueCap(max_dataset_columns)
         #: env -> the (name, type) keys that have a typed column for that environment
         self._env_columns: dict[str, set[tuple[str, str]]] = defaultdict(set)
         self._on_close = list(on_close)
@@ -138,6 +141,7 @@ class ClickHouseStore:
         self._physical: dict[tuple[str, str], str] = {}
         # (env, dataset) -> (name, type) -> [first_seen, last_seen, last_flushed]; this node's view, for write-back pacing
         self._catalogue: dict[tuple[str, str], dict[tuple[str, str], list[datetime]]] = defaultdict(dict)
+        self._listed_read: set[tuple[str, str]] = set()  # datasets whose listed columns ``_catalogue`` holds
         self._datasets: dict[tuple[str, str], list[datetime]] = {}
         #: id -> batch whose spans a failed group already wrote: its retry alone must not write them again
         self._written: dict[int, SpanBatch] = {}
@@ -363,10 +367,15 @@ class ClickHouseStore:
             raise
 
     def _record_catalogue(self, present: dict[tuple[str, str], set[tuple[str, str]]]) -> None:
-        """Write new and stale (last-seen) catalogue rows; this node's memory changes only once they are in."""
+        """Write new and stale (last-seen) catalogue rows; this node's memory changes only once they are in.
+
+        A new key is listed only while its dataset has room (`CatalogueCap`), counted on what the table
+        already lists for it, read the first time this node writes to that dataset."""
         now = datetime.now(timezone.utc)
+        self._read_listed(present)
         col_rows: list[tuple[str, str, str, str, datetime, datetime]] = []
         ds_rows: list[tuple[str, str, datetime, datetime]] = []
+        listed: dict[tuple[str, str], list[tuple[str, str]]] = {}  # the keys each dataset keeps listing
         with self._lock:
             for (env, ds), cols in present.items():
                 entry = self._datasets.get((env, ds))
@@ -375,12 +384,18 @@ class ClickHouseStore:
                 elif (now - entry[2]).total_seconds() > _LAST_SEEN_FLUSH_S:
                     ds_rows.append((env, ds, entry[0], now))
                 known = self._catalogue[(env, ds)]
-                for name, typ in cols:
+                keep = listed[(env, ds)] = []
+                added = 0
+                for name, typ in self._catalogue_cap.in_order(cols, len(known)):
                     c = known.get((name, typ))
                     if c is None:
+                        if not self._catalogue_cap.admits(env, ds, name, len(known) + added):
+                            continue
+                        added += 1
                         col_rows.append((env, ds, name, typ, now, now))
                     elif (now - c[2]).total_seconds() > _LAST_SEEN_FLUSH_S:
                         col_rows.append((env, ds, name, typ, c[0], now))
+                    keep.append((name, typ))
         ts = pa.timestamp("us", tz="UTC")
         if ds_rows:
             self.client.insert_arrow("datasets", pa.table(
@@ -391,7 +406,7 @@ class ClickHouseStore:
                 [pa.array([r[i] for r in col_rows], t) for i, t in enumerate((pa.string(),) * 4 + (ts, ts))],
                 names=["_env", "_dataset", "name", "type", "first_seen", "last_seen"]))
         with self._lock:
-            for (env, ds), cols in present.items():
+            for (env, ds), cols in listed.items():
                 entry = self._datasets.setdefault((env, ds), [now, now, now])
                 entry[1] = now
                 if any(r[0] == env and r[1] == ds for r in ds_rows):
@@ -402,6 +417,20 @@ class ClickHouseStore:
                     c[1] = now
             for env, ds, name, typ, _f, _l in col_rows:
                 self._catalogue[(env, ds)][(name, typ)][2] = now
+
+    def _read_listed(self, present: dict[tuple[str, str], set[tuple[str, str]]]) -> None:
+        """The columns the table lists for each dataset this node has not written to yet, into its memory."""
+        with self._lock:
+            unread = [key for key in present if key not in self._listed_read]
+        for env, ds in unread:
+            t = self.client.query_arrow(
+                "SELECT name, type, min(first_seen) AS f, max(last_seen) AS l FROM dataset_columns "
+                "WHERE _env = {env:String} AND _dataset = {ds:String} GROUP BY name, type", {"env": env, "ds": ds})
+            with self._lock:
+                known = self._catalogue[(env, ds)]
+                for name, typ, first, last in zip(*(t.column(i).to_pylist() for i in range(4))):
+                    known.setdefault((name, typ), [_utc(first), _utc(last), _utc(last)])
+                self._listed_read.add((env, ds))
 
     # -- reading --------------------------------------------------------------------------------
 

@@ -82,6 +82,7 @@ from apiary.model import ipc
 from apiary.store.base import ColumnInfo, DatasetInfo, EnvironmentOverloaded, StoreOverloaded, StoreUnavailable, wide_cost
 from apiary.store import read_scope
 from apiary.store.bulk_loader import BulkLoader, Loaded
+from apiary.store.catalogue_cap import MAX_DATASET_COLUMNS, CatalogueCap
 from apiary.store.duckdb import trace_summary
 from apiary.store.duckdb.env_split import split_shared
 from apiary.store.duckdb.partitions import Partition, Partitions
@@ -132,6 +133,10 @@ LOAD_ROWS = 4 * ROW_GROUP_SIZE
 #: than after ``LOAD_DELAY_S`` -- alone, environments taking turns, and only when no reader waits for
 #: another environment: a read waits for at most the one costly load already running.
 LOAD_COST_TRIGGER = COST_TRIGGER
+#: Layouts are kept for this many schema fields in all, not for a number of schemas: a layout and its
+#: schema (the key) hold ~450 bytes a field, so 1,000 schemas of spans with 1,000 new keys each held
+#: ~450 MB (500 such spans loaded into a store: RSS +283 MB, and +65 MB with no layout kept).
+LAYOUT_CACHE_FIELDS = 100_000
 #: Loader workers: one loads costly batches while the other loads everyone else's, so a read never
 #: waits for another environment's costly load (``bench/fairness.py``: with one worker, a calm
 #: environment's read waited for the flood's load already running, 0.2-0.5 s on a loaded machine).
@@ -163,13 +168,15 @@ class DuckDBStore:
     parallel_reads = True
 
     def __init__(self, path: str | Path, *, max_columns: int = 1000, max_pending_rows: int = 400_000,
-                 linger_s: float = 0.0, max_env_columns: int | None = None) -> None:
+                 linger_s: float = 0.0, max_env_columns: int | None = None,
+                 max_dataset_columns: int = MAX_DATASET_COLUMNS) -> None:
         # No linger by default: the intake log's append is cheap whatever its size, and at a fixed
         # 30,000 spans/s waiting 20 ms for more requests only added that much to every answer.
         self.path = str(path)
         self.max_columns = max_columns
         # No table holds every environment's columns, so ``max_columns`` bounds each environment's.
         self.max_env_columns = max_columns if max_env_columns is None else min(max_columns, max_env_columns)
+        self._catalogue_cap = CatalogueCap(max_dataset_columns)
         self._max_pending = max_pending_rows
         # The file is attached, not opened directly, because only ATTACH takes a row group size.
         self._root = duckdb.connect(":memory:")
@@ -189,6 +196,7 @@ class DuckDBStore:
         self._since_compact = 0
         self._physical: dict[tuple[str, str], str] = {}
         self._layouts: dict[tuple[str, pa.Schema], _Layout] = {}
+        self._layout_fields = 0  # the fields of the schemas ``_layouts`` holds
         self._typed_columns = 0
         # Catalogue rows a layout adds, written in one statement each: one INSERT per key took ~3 ms.
         self._new_columns: list[list[str]] = []
@@ -460,8 +468,10 @@ class DuckDBStore:
         if self._new_columns or self._new_grants:
             self._add_columns()
         layout = _Layout(names, overflow, timestamps, present, schema.get_field_index(OVERFLOW_COLUMN))
-        if len(self._layouts) >= 1000:
+        self._layout_fields += len(schema)
+        if self._layout_fields > LAYOUT_CACHE_FIELDS:
             self._layouts.clear()
+            self._layout_fields = len(schema)
         self._layouts[(env, schema)] = layout
         return layout
 
@@ -632,9 +642,11 @@ class DuckDBStore:
                         ds_entry[2] = now
                         touched_ds.append([naive, env, ds])
                 known = self._catalogue[(env, ds)]
-                for col in cols:
+                for col in self._catalogue_cap.in_order(cols, len(known)):
                     entry = known.get(col)
                     if entry is None:
+                        if not self._catalogue_cap.admits(env, ds, col[0], len(known)):
+                            continue
                         known[col] = [now, now, now]
                         new_cols.append([env, ds, col[0], col[1], naive, naive])
                     else:
