@@ -10,6 +10,7 @@ server (its process, and its decode workers) kept busy in each phase.
     python bench/fairness.py --duration 60 --flooders 2
     python bench/fairness.py --duration 60 --flooders 2 --store clickhouse   # ClickHouse in-process (chdb)
     python bench/fairness.py --duration 60 --flooders 0 --store clickhouse   # the control: no flood at all
+    python bench/fairness.py --duration 60 --pairs 3   # three pairs in turn, p99s pooled (one pair's ratio varies a lot)
     APIARY_BENCH_TREE=/path/to/older/tree python bench/fairness.py ...     # that tree's server, this script
     python bench/fairness.py --duration 10 --flood-only   # what an answer to the flood costs the server
 
@@ -161,6 +162,34 @@ def flood_only(args: argparse.Namespace, port: int, key: str, bodies: list[bytes
           f"{cpu * seconds / max(answered, 1) * 1000:.2f} ms of its process per answer")
 
 
+class Phases:
+    """The calm loop's figures over every phase of one kind (alone, or flooded), phase by phase."""
+
+    def __init__(self) -> None:
+        self.ingest: list[list[float]] = []
+        self.read: list[list[float]] = []
+        self.statuses: collections.Counter[int] = collections.Counter()
+        self.parts: list[tuple[float, float, float]] = []
+        self.incomplete = 0
+        self._cpu: list[tuple[float, float]] = []
+
+    def run(self, calm: Calm, server_pid: int, seconds: float, bodies: list[bytes]) -> None:
+        incomplete, calm.parts = calm.incomplete, []
+        cpu_start, t_start = tree_cpu_s(server_pid), time.monotonic()
+        ingest, read, statuses = calm.run(seconds, bodies, 20)
+        self._cpu.append(_cpu_per_s(server_pid, cpu_start, t_start))
+        self.ingest.append(ingest)
+        self.read.append(read)
+        self.statuses.update(statuses)
+        self.parts += calm.parts
+        self.incomplete += calm.incomplete - incomplete
+
+    @property
+    def cpu(self) -> tuple[float, float]:
+        """Cores busy (the server's process, its decode workers), averaged over the phases."""
+        return (statistics.fmean(c[0] for c in self._cpu), statistics.fmean(c[1] for c in self._cpu))
+
+
 def _cpu_per_s(pid: int, start: tuple[float, float], since: float) -> tuple[float, float]:
     """CPU seconds per second since ``since`` of the server process and of its decode workers."""
     now, seconds = tree_cpu_s(pid), time.monotonic() - since
@@ -171,6 +200,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=float, default=60.0, help="seconds alone, then as many flooded (each at most 60)")
     ap.add_argument("--flooders", type=int, default=2, help="threads posting 100,000-attribute spans")
+    ap.add_argument("--pairs", type=int, default=1,
+                    help="phases alone and flooded, in turn, this many times: p99s pooled over them, and each pair's ratios")
     ap.add_argument("--attributes", type=int, default=100_000)
     ap.add_argument("--server-arg", action="append", default=[], help="extra `apiary serve` argument (repeatable)")
     ap.add_argument("--store", choices=("duckdb", "clickhouse"), default="duckdb")
@@ -198,36 +229,40 @@ def main() -> None:
             return
         calm = Calm(port, calm_key)
         calm.run(3.0, small, 20)  # warm-up: the calm environment's columns, the workers' imports
-        cpu_start, t_start = tree_cpu_s(server.pid), time.monotonic()
-        solo_ingest, solo_read, solo_status = calm.run(args.duration, small, 20)
-        cpu_solo = _cpu_per_s(server.pid, cpu_start, t_start)
-        solo_incomplete = calm.incomplete
-        solo_parts, calm.parts = calm.parts, []
-
-        flood = Flood(port, flood_key, wide, args.flooders, args.flood_retry_after)
-        flood.start()
-        time.sleep(1.0)
-        cpu_start, t_start = tree_cpu_s(server.pid), time.monotonic()
-        flooded_ingest, flooded_read, flooded_status = calm.run(args.duration, small, 20)
-        cpu_flooded = _cpu_per_s(server.pid, cpu_start, t_start)
-        flood.stop()
+        alone, flooded, answers = Phases(), Phases(), collections.Counter()
+        for n in range(args.pairs):
+            if n:
+                time.sleep(3.0)  # the flood's last accepted batch is loaded before the next phase alone
+            alone.run(calm, server.pid, args.duration, small)
+            flood = Flood(port, flood_key, wide, args.flooders, args.flood_retry_after)
+            flood.start()
+            time.sleep(1.0)
+            flooded.run(calm, server.pid, args.duration, small)
+            flood.stop()
+            answers.update(flood.answers)
     finally:
         stop_server(server, data)
 
     print(f"fairness ({args.store} store{', tree ' + BENCH_TREE if BENCH_TREE else ''}): calm environment alone {args.duration:g} s, then {args.duration:g} s while {args.flooders} threads "
+          f"{'(' + str(args.pairs) + ' such pairs in turn) ' if args.pairs > 1 else ''}"
           f"post {args.attributes:,}-attribute spans ({len(wide[0]) / 1e6:.1f} MB each) from another environment"
           + (", waiting each 429's Retry-After" if args.flood_retry_after else ", sending again at once after a 429"))
-    for name, solo, flooded in (("ingest (20 spans)", solo_ingest, flooded_ingest),
-                                ("read (datasets + COUNT query)", solo_read, flooded_read)):
+    if args.pairs > 1:
+        for n in range(args.pairs):
+            print(f"  pair {n + 1}: p99 ratio ingest {pct(flooded.ingest[n], 99) / pct(alone.ingest[n], 99):.2f}x, "
+                  f"read {pct(flooded.read[n], 99) / pct(alone.read[n], 99):.2f}x")
+        print(f"  all {args.pairs} pairs pooled:")
+    for name, solo, hit in (("ingest (20 spans)", sum(alone.ingest, []), sum(flooded.ingest, [])),
+                            ("read (datasets + COUNT query)", sum(alone.read, []), sum(flooded.read, []))):
         print(f"  {name:30} alone p50 {pct(solo, 50):7.1f} / p99 {pct(solo, 99):7.1f} ms ({len(solo)} rounds); "
-              f"flooded p50 {pct(flooded, 50):7.1f} / p99 {pct(flooded, 99):7.1f} ms ({len(flooded)} rounds); "
-              f"p99 ratio {pct(flooded, 99) / pct(solo, 99):.2f}x (goal <= 2x)")
-    print(f"  calm answers alone {dict(collections.Counter(solo_status))}, flooded {dict(collections.Counter(flooded_status))}; "
-          f"reads missing acknowledged spans: {solo_incomplete} alone, {calm.incomplete - solo_incomplete} flooded")
-    print(f"  flood answers: {dict(flood.answers)}")
-    print(f"  server CPU (cores busy), its process / its decode workers: alone {cpu_solo[0]:.2f} / {cpu_solo[1]:.2f}, "
-          f"flooded {cpu_flooded[0]:.2f} / {cpu_flooded[1]:.2f}")
-    for name, parts in (("alone", solo_parts), ("flooded", calm.parts)):
+              f"flooded p50 {pct(hit, 50):7.1f} / p99 {pct(hit, 99):7.1f} ms ({len(hit)} rounds); "
+              f"p99 ratio {pct(hit, 99) / pct(solo, 99):.2f}x (goal <= 2x)")
+    print(f"  calm answers alone {dict(alone.statuses)}, flooded {dict(flooded.statuses)}; "
+          f"reads missing acknowledged spans: {alone.incomplete} alone, {flooded.incomplete} flooded")
+    print(f"  flood answers: {dict(answers)}")
+    print(f"  server CPU (cores busy), its process / its decode workers: alone {alone.cpu[0]:.2f} / {alone.cpu[1]:.2f}, "
+          f"flooded {flooded.cpu[0]:.2f} / {flooded.cpu[1]:.2f}")
+    for name, parts in (("alone", alone.parts), ("flooded", flooded.parts)):
         medians = [statistics.median(p[i] for p in parts) for i in range(3)] if parts else []
         print(f"  read medians {name}: " + ", ".join(f"{n} {m:.1f} ms" for n, m in
                                                    zip(("/api/datasets", "POST /1/queries", "POST /1/query_results"), medians)))
