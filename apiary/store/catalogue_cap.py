@@ -21,6 +21,7 @@ import logging
 from collections.abc import Collection, Iterable
 
 from apiary.model.span import CORE_NAMES
+
 log = logging.getLogger(__name__)
 
 MAX_DATASET_COLUMNS = 10_000

@@ -86,9 +86,9 @@ from apiary.store.base import (
     wide_cost,
 )
 from apiary.store import read_scope
+from apiary.store.catalogue_cap import MAX_DATASET_COLUMNS, CatalogueCap
 from apiary.store.clickhouse import trace_summary
 from apiary.store.clickhouse.client import Client, ClickHouseError, connect, quote
-from apiary.store.catalogue_cap import MAX_DATASET_COLUMNS, CatalogueCap
 from apiary.store.clickhouse.span_tables import LEGACY, SCOPE_PARAM, SpanTables, table_for
 from apiary.store.costly_gate import CostlyGate
 from apiary.store.group_commit import GroupCommitter

@@ -500,6 +500,7 @@ class DuckDBStore:
                     self._env_columns[env].discard((name, typ))
             self._typed_columns -= len(columns)
             self._layouts.clear()
+            self._layout_fields = 0
             raise
 
     def _physical_table(self, env: str, table: pa.Table) -> pa.Table:
