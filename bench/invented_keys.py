@@ -3,9 +3,9 @@
 One environment posts OTLP spans of ``--keys`` attributes, each key new (an id in its name, as a
 careless instrumentation does), as fast as they are answered, for ``--duration`` seconds (at most
 60). Printed every 10 s: spans accepted, the server's RSS (its process and decode workers), and the
-columns its dataset lists (``/1/columns``); then the RSS growth per 1,000 spans. Before the dataset
-column cap (``--max-dataset-columns``, ``apiary/store/catalogue_cap.py``) the catalogue, and the
-server, grew with every span; compare with an older tree through ``APIARY_BENCH_TREE``.
+columns its dataset lists (``/1/columns``); then the RSS growth per 1,000 spans after the first 10 s.
+Before the dataset column cap (``--max-dataset-columns``, ``apiary/store/catalogue_cap.py``) the
+catalogue, and the server, grew with every span; compare with an older tree through ``APIARY_BENCH_TREE``.
 
     python bench/invented_keys.py --duration 60
     python bench/invented_keys.py --duration 60 --store clickhouse
@@ -20,7 +20,6 @@ import itertools
 import json
 import os
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,20 +28,23 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.fairness import keys, wide_span  # noqa: E402
+from bench.ingest import tree_rss_kib  # noqa: E402
 from bench.overload import BENCH_TREE, start_server, stop_server  # noqa: E402
 
 
 def rss_mb(pid: int) -> float:
-    """RSS of ``pid`` and its children (the decode workers), in MiB."""
-    out = subprocess.run(["ps", "-o", "rss=", "--ppid", str(pid), "-p", str(pid)], capture_output=True, text=True).stdout
-    return sum(int(x) for x in out.split()) / 1024
+    """RSS of the server and its decode workers, in MiB."""
+    return tree_rss_kib(pid) / 1024
 
 
 def listed(port: int, key: str) -> int:
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-    c.request("GET", "/1/columns/flood", headers={"x-honeycomb-team": key})
-    r = c.getresponse()
-    body = r.read()
+    try:
+        c.request("GET", "/1/columns/flood", headers={"x-honeycomb-team": key})
+        r = c.getresponse()
+        body = r.read()
+    finally:
+        c.close()
     return len(json.loads(body)) if r.status == 200 else -1
 
 
@@ -74,9 +76,10 @@ def main() -> None:
         while True:
             now = time.monotonic()
             if now >= next_report:
+                rss = rss_mb(server.pid)
                 if next_report > t0:  # the first 10 s are warm-up (DuckDB's buffers, caches filling)
-                    steady = steady or (accepted, rss_mb(server.pid))
-                print(f"  {now - t0:4.0f} s: {accepted:6} spans accepted ({refused} refused), RSS {rss_mb(server.pid):6.0f} MiB, "
+                    steady = steady or (accepted, rss)
+                print(f"  {now - t0:4.0f} s: {accepted:6} spans accepted ({refused} refused), RSS {rss:6.0f} MiB, "
                       f"columns listed {listed(port, key)}", flush=True)
                 next_report += 10
             if now >= end:
