@@ -31,7 +31,16 @@ environment's response times. So a refusal while held off is answered only
 after the hold-off's remaining time, at most ``HELD_OFF_ANSWER_DELAY_S``
 (`EnvironmentOverShare.held_off_s`; HTTP receivers wait it in ``read_body``):
 such a sender is slowed to four requests a second per connection, and a
-client that honours Retry-After (a whole second) loses a quarter of one.
+client that honours Retry-After (a second or more) loses a quarter of one.
+
+When a hold-off ends, one request of that environment is read (its trial);
+the others are refused as held off until the trial is answered. Every sender
+of a flood used to be read and decoded as soon as the hold-off ended, and
+all but the first were then refused by the store again: with two senders,
+95 bodies a minute decoded only to be refused, beside 58 accepted; with the
+trial, 58 beside 60 (``bench/fairness.py``, docs/benchmarks.md, wave 12). A
+wide body's decode, though on a worker a step behind in the scheduler's
+order, slows the other environments' exports that meet it.
 """
 
 from __future__ import annotations
@@ -94,8 +103,10 @@ class BodyBudget:
         self._env_used: dict[str, int] = {}
         #: Environment -> monotonic time until which its requests are refused (the store's Retry-After).
         self._held_off: dict[str, float] = {}
+        #: Environment whose hold-off has ended -> the one request of it read since, until it is answered.
+        self._trial: dict[str, object] = {}
 
-    def take(self, n: int, body_size: int, env: str | None = None) -> None:
+    def take(self, n: int, body_size: int, env: str | None = None, request: object = None) -> None:
         """Reserve ``n`` more bytes of a body that will then hold ``body_size``, for ``env`` when known.
 
         Raises `EnvironmentOverShare` past ``env``'s share (or while it is held off), else
@@ -103,7 +114,7 @@ class BodyBudget:
         """
         large = body_size > SMALL_BODY_BYTES
         if env is not None:
-            self.refuse_if_held_off(env)
+            self.refuse_if_held_off(env, request)
         if self.used + n > (_large_cap(self.limit) if large else self.limit):
             self.refused += 1
             raise BodyOverBudget(retry_after=1)
@@ -124,9 +135,9 @@ class BodyBudget:
             else:
                 self._env_used.pop(env, None)
 
-    def move_to(self, n: int, env: str) -> None:
+    def move_to(self, n: int, env: str, request: object = None) -> None:
         """Count ``n`` bytes already reserved without an environment against ``env`` (its key is now known)."""
-        self.refuse_if_held_off(env)
+        self.refuse_if_held_off(env, request)
         if n and self._env_used.get(env, 0) + n > self.env_limit:
             raise self._over_share(env)
         if n:
@@ -142,19 +153,35 @@ class BodyBudget:
         """Refuse ``env``'s requests for ``seconds`` (the Retry-After the store gave its last batch)."""
         self._held_off[env] = max(self._held_off.get(env, 0.0), time.monotonic() + seconds)
 
-    def refuse_if_held_off(self, env: str) -> None:
+    def refuse_if_held_off(self, env: str, request: object = None) -> None:
+        """`EnvironmentOverShare` while ``env`` is held off, and once it is over, for every request of it but the
+        first (``request``, its trial) until that one is answered (`end_trial`)."""
         until = self._held_off.get(env)
         if until is None:
             return
         left = until - time.monotonic()
         if left <= 0:
-            del self._held_off[env]
-            return
+            if request is None:  # no request to follow the answer of
+                return
+            trial = self._trial.setdefault(env, request)
+            if trial is request:
+                return
+            left = 1.0  # the trial's answer says whether the store takes this environment's work again
         self.refused += 1
         self.refused_env += 1
         raise EnvironmentOverShare(env, "has as much costly work waiting to be loaded as its share of the loader "
                                         "allows, so this request was not read", retry_after=max(1, math.ceil(left)),
                                    held_off_s=left)
+
+    def end_trial(self, env: str, request: object) -> None:
+        """``request`` is answered: if it was ``env``'s trial and the store has not held ``env`` off again, it is
+        no longer held off."""
+        if self._trial.get(env) is not request:
+            return
+        del self._trial[env]
+        until = self._held_off.get(env)
+        if until is not None and until <= time.monotonic():
+            del self._held_off[env]
 
 
 class BodyAllowance:
@@ -171,15 +198,22 @@ class BodyAllowance:
         """From now on this request's bytes count against ``env``'s share too; `EnvironmentOverShare` if it has
         none left (or is held off). Called once the request's key is known, before its body is read."""
         if self.environment is not None:  # a request acts for one environment: the first it was charged to
-            self.budget.refuse_if_held_off(self.environment)
+            self.budget.refuse_if_held_off(self.environment, self)
             return
-        self.budget.move_to(self.held, env)
+        try:
+            self.budget.move_to(self.held, env, self)
+        except EnvironmentOverShare:
+            self.budget.end_trial(env, self)  # refused for its bytes after it became the trial: not this request's
+            raise
         self.environment = env
 
     def take(self, n: int, body_size: int) -> None:
-        self.budget.take(n, body_size, self.environment)
+        self.budget.take(n, body_size, self.environment, self)
         self.held += n
 
     def release(self) -> None:
+        """The request is answered: its bytes go back, and a trial after a hold-off is over."""
         self.budget.give_back(self.held, self.environment)
         self.held = 0
+        if self.environment is not None:
+            self.budget.end_trial(self.environment, self)

@@ -68,7 +68,8 @@ async def start(ctx: Apiary, sink: ContextSink) -> OtlpGrpcReceiver | None:
     settings = ctx.settings
     if not settings.otlp_grpc_port:
         return None
-    receiver = OtlpGrpcReceiver(sink, settings.host, settings.otlp_grpc_port)
+    receiver = OtlpGrpcReceiver(sink, settings.host, settings.otlp_grpc_port,
+                                max_message_bytes=min(settings.max_grpc_message_bytes, settings.max_body_bytes))
     try:
         await receiver.start()
     except OSError as exc:

@@ -26,6 +26,10 @@ from apiary.store.catalogue_cap import MAX_DATASET_COLUMNS
 
 ENV_PREFIX = "APIARY_"
 DEFAULT_MAX_BODY = 20 * 1024 * 1024  # compressed or not; OTLP batches are far smaller
+#: The OpenTelemetry Collector's own default for its gRPC receiver. gRPC's C core holds a whole message before
+#: a handler can refuse it, so every concurrent call may hold this much: 40 calls of 19 MiB took the server tree to
+#: 2,277 MiB at the HTTP limit, 475-549 MiB at this one (``bench/overload.py --only "otlp/grpc traces"``).
+DEFAULT_MAX_GRPC_MESSAGE = 4 * 1024 * 1024
 #: Three bodies at the size limit (a 512-span OTLP batch is ~100 KB). ``bench/overload.py`` (40 senders
 #: of 19 MiB bodies on every receiver, 1,200 slowloris connections): peak RSS of the server tree 802 MiB
 #: at 64 MiB, 965-1,039 MiB at 128 MiB.
@@ -89,6 +93,9 @@ class Settings(StoreLocation):
                                              "it is off unless this and --xray-env are given (empty: --host)")
     max_body_bytes: int = setting(DEFAULT_MAX_BODY, group=LIMITS,
                                   help="largest request body, after decompression; past it 413")
+    max_grpc_message_bytes: int = setting(DEFAULT_MAX_GRPC_MESSAGE, group=LIMITS, ge=1,
+                                          help="largest OTLP/gRPC message (and no more than --max-body-bytes); past it "
+                                               "RESOURCE_EXHAUSTED, before the message is held")
     #: Rows waiting for commit before ingest answers 429.
     max_pending_rows: int = setting(400_000, group=LIMITS, help="rows waiting for commit before ingest answers 429")
     #: Typed attribute columns a span table holds before new keys go to the overflow JSON column: on DuckDB

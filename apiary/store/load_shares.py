@@ -25,6 +25,12 @@ WIDE_COLUMNS = 256
 ENV_PENDING_COST = 1024
 #: Cost from which a batch is written alone, in turns.
 COST_TRIGGER = 1
+#: The Retry-After of that refusal, in seconds, for which the intake refuses the environment's requests unread.
+#: Each wide span admitted costs the others' exports more than its own load: its body's decode on a worker,
+#: its commit and its load all share the two cores with them. ``bench/fairness.py`` (two senders of
+#: 100,000-attribute spans): at 1 s, 58-60 such spans a minute were admitted and the calm environment's export
+#: p99 was 1.95-2.2 x its own alone; at 2 s, half as many.
+COSTLY_RETRY_AFTER_S = 2
 
 E = TypeVar("E")
 

@@ -62,3 +62,22 @@ def test_large_messages_past_the_byte_bound_are_refused_with_retry_info(server: 
     health = httpx.get(f"{server.url}/api/health", timeout=10).json()
     assert health["body_bytes_in_flight"] == 0
 
+
+
+def test_a_message_past_the_collectors_default_size_is_refused_unheld_whatever_http_takes(server: GrpcApiary) -> None:
+    """4 MiB, the OpenTelemetry Collector's default for its gRPC receiver, though this server takes HTTP bodies up to
+    20 MiB: gRPC's C core holds a whole message before a handler can refuse it, so its own limit is what bounds
+    that, from the message's length prefix."""
+    before = server.counts().get("too-long", 0)
+    req = request(spans=1200, service="too-long")
+    for span in req.resource_spans[0].scope_spans[0].spans:
+        span.attributes.append(KeyValue(key="payload", value=AnyValue(string_value="x" * 4000)))
+    body = req.SerializeToString()
+    assert 4 * 1024 * 1024 < len(body) < 20 * 1024 * 1024, len(body)
+    with grpc.insecure_channel(server.grpc_target) as channel:
+        export = channel.unary_unary(TRACE_EXPORT, response_deserializer=ExportTraceServiceResponse.FromString)
+        with pytest.raises(grpc.RpcError) as refused:
+            export(body, metadata=[("x-honeycomb-team", server.key)], timeout=60)
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, refused.value.details()
+    assert f"vs. {4 * 1024 * 1024}" in refused.value.details()
+    assert server.counts().get("too-long", 0) == before

@@ -103,6 +103,25 @@ def test_keys_differing_in_case_stay_apart(open_store: Opener) -> None:
     run(go())
 
 
+def test_keys_that_print_like_other_keys_stay_apart(open_store: Opener) -> None:
+    """A key may hold a newline, a colon and a type's name: ``x: int64\\ny`` is one string key, and ``x`` (an
+    integer) beside ``y`` (a string) are two, though Arrow prints the two batches' schemas alike. The DuckDB
+    store looks a batch's layout up by its schema; a lookup by that print would load the second batch with
+    the first one's columns."""
+    async def go() -> None:
+        store = open_store()
+        one, two = batch([{"x: int64\ny": "one key"}]), batch([{"x": 7, "y": "two keys"}], trace_id="cd" * 16)
+        assert one.table.schema.to_string() == two.table.schema.to_string()
+        await store.append("e", one)
+        await store.append("e", two)
+        first, second = store.trace("e", "ab" * 16).to_pylist()[0], store.trace("e", "cd" * 16).to_pylist()[0]
+        assert first["x: int64\ny"] == "one key" and "x" not in first
+        assert (second["x"], second["y"]) == (7, "two keys") and "x: int64\ny" not in second
+        await store.close()
+
+    run(go())
+
+
 def test_past_the_column_cap_keys_overflow_but_stay_readable(open_store: Opener) -> None:
     async def go() -> None:
         store = open_store(max_columns=3)

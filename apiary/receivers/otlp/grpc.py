@@ -152,14 +152,17 @@ def _probe(host: str, port: int) -> None:
 class OtlpGrpcReceiver:
     """The gRPC server for `EXPORTS`; start and stop it on the running event loop."""
 
-    def __init__(self, sink: OtlpSink, host: str, port: int, exports: tuple[Export, ...] = EXPORTS) -> None:
+    def __init__(self, sink: OtlpSink, host: str, port: int, exports: tuple[Export, ...] = EXPORTS,
+                 max_message_bytes: int | None = None) -> None:
         self.sink, self.host, self.port, self.exports = sink, host, port, exports
+        #: gRPC refuses a longer message from its length prefix, before holding it (RESOURCE_EXHAUSTED).
+        self.max_message_bytes = sink.max_body_bytes if max_message_bytes is None else max_message_bytes
         self._server: grpc.aio.Server | None = None
 
     async def start(self) -> int:
         """Bind and serve; the port bound (useful with port 0). OSError when the port cannot be bound."""
         server = grpc.aio.server(options=[
-            ("grpc.max_receive_message_length", self.sink.max_body_bytes),
+            ("grpc.max_receive_message_length", self.max_message_bytes),
             # gRPC sets SO_REUSEPORT by default, so a second server on a busy port would bind silently
             # and share its connections; without it a busy port is an error we can report.
             ("grpc.so_reuseport", 0),

@@ -92,7 +92,7 @@ from apiary.store.clickhouse.client import Client, ClickHouseError, connect, quo
 from apiary.store.clickhouse.span_tables import LEGACY, SCOPE_PARAM, SpanTables, table_for
 from apiary.store.costly_gate import CostlyGate
 from apiary.store.group_commit import GroupCommitter
-from apiary.store.load_shares import ENV_PENDING_COST, WIDE_COLUMNS
+from apiary.store.load_shares import COSTLY_RETRY_AFTER_S, ENV_PENDING_COST, WIDE_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -272,7 +272,7 @@ class ClickHouseStore:
         batch.arrive()
         cost = wide_cost(batch, WIDE_COLUMNS)
         if cost and not self._writer.reserve(env, cost, ENV_PENDING_COST):  # this environment's share of the writer
-            raise EnvironmentOverloaded(env, retry_after=1)
+            raise EnvironmentOverloaded(env, retry_after=COSTLY_RETRY_AFTER_S)
         with contextlib.nullcontext() if cost else self._gate.ordinary():  # a costly batch is what the gate holds back
             await self._writer.submit((env, batch), batch.num_rows, key=env, cost=cost)
 

@@ -89,7 +89,7 @@ from apiary.store.duckdb.partitions import Partition, Partitions
 from apiary.store.duckdb.transactions import rollback
 from apiary.store.group_commit import GroupCommitter
 from apiary.store.intake_log import IntakeLog
-from apiary.store.load_shares import COST_TRIGGER, ENV_PENDING_COST, WIDE_COLUMNS
+from apiary.store.load_shares import COST_TRIGGER, COSTLY_RETRY_AFTER_S, ENV_PENDING_COST, WIDE_COLUMNS
 from apiary.store.read_freshness import note_unloaded
 from apiary.store.shared_lock import SharedLock
 
@@ -134,8 +134,9 @@ LOAD_ROWS = 4 * ROW_GROUP_SIZE
 #: another environment: a read waits for at most the one costly load already running.
 LOAD_COST_TRIGGER = COST_TRIGGER
 #: Layouts are kept for this many schema fields in all, not for a number of schemas: a layout and its
-#: schema (the key) hold ~450 bytes a field, so 1,000 schemas of spans with 1,000 new keys each held
-#: ~450 MB (500 such spans loaded into a store: RSS +283 MB, and +65 MB with no layout kept).
+#: key grow with the schema's fields. When the key was the schema itself, ~450 bytes a field: 1,000
+#: schemas of spans with 1,000 new keys each held ~450 MB (500 such spans loaded into a store: RSS
+#: +283 MB, and +65 MB with no layout kept).
 LAYOUT_CACHE_FIELDS = 100_000
 #: Loader workers: one loads costly batches while the other loads everyone else's, so a read never
 #: waits for another environment's costly load (``bench/fairness.py``: with one worker, a calm
@@ -195,7 +196,7 @@ class DuckDBStore:
         self._compact_lock = threading.Lock()
         self._since_compact = 0
         self._physical: dict[tuple[str, str], str] = {}
-        self._layouts: dict[tuple[str, pa.Schema], _Layout] = {}
+        self._layouts: dict[tuple[str, bytes], _Layout] = {}  # by environment and `_schema_key`
         self._layout_fields = 0  # the fields of the schemas ``_layouts`` holds
         self._typed_columns = 0
         # Catalogue rows a layout adds, written in one statement each: one INSERT per key took ~3 ms.
@@ -328,7 +329,7 @@ class DuckDBStore:
             raise StoreOverloaded(retry_after=1)
         cost = _load_cost(batch)
         if cost and not self._loader.reserve(env, cost, ENV_PENDING_COST):  # this environment's share of the loader
-            raise EnvironmentOverloaded(env, retry_after=1)
+            raise EnvironmentOverloaded(env, retry_after=COSTLY_RETRY_AFTER_S)
         try:
             await self._writer.submit((env, batch), batch.num_rows)
         except BaseException:
@@ -440,16 +441,18 @@ class DuckDBStore:
         With ``_runs``, renaming and the catalogue's null counts fell from ~0.9 to ~0.2 us per span
         of the loader's CPU, all of it holding the GIL the event loop needs.
         """
-        layout = self._layouts.get((env, schema))
+        key = (env, _schema_key(schema))
+        layout = self._layouts.get(key)
         if layout is not None:
             return layout
         with self._partitions.schema_lock:  # columns are added one layout at a time
-            return self._new_layout(env, schema)
+            return self._new_layout(key, schema)
 
-    def _new_layout(self, env: str, schema: pa.Schema) -> "_Layout":
-        layout = self._layouts.get((env, schema))
+    def _new_layout(self, key: tuple[str, bytes], schema: pa.Schema) -> "_Layout":
+        layout = self._layouts.get(key)
         if layout is not None:
             return layout
+        env = key[0]
         names, overflow, timestamps, present = [ENV_COLUMN], [], [], []
         for i, f in enumerate(schema):
             typ = column_type(f.type)
@@ -472,7 +475,7 @@ class DuckDBStore:
         if self._layout_fields > LAYOUT_CACHE_FIELDS:
             self._layouts.clear()
             self._layout_fields = len(schema)
-        self._layouts[(env, schema)] = layout
+        self._layouts[key] = layout
         return layout
 
     def _add_columns(self) -> None:
@@ -503,9 +506,9 @@ class DuckDBStore:
             self._layout_fields = 0
             raise
 
-    def _physical_table(self, env: str, table: pa.Table) -> pa.Table:
+    @staticmethod
+    def _physical_table(env: str, table: pa.Table, layout: "_Layout") -> pa.Table:
         """Rename attribute columns to their physical columns; fold overflowing keys into ``_attrs``."""
-        layout = self._layout(env, table.schema)
         arrays: list[pa.Array | pa.ChunkedArray] = table.columns
         for i in layout.timestamps:
             arrays[i] = arrays[i].cast(pa.timestamp("us"))
@@ -563,10 +566,10 @@ class DuckDBStore:
                 rollback(db)
                 raise
             return
-        runs = _runs(group)
+        runs = [(env, table, self._layout(env, table.schema)) for env, table in _runs(group)]
         per_env: dict[str, list[pa.Table]] = defaultdict(list)
-        for env, table in runs:
-            per_env[env].append(self._physical_table(env, table))
+        for env, table, layout in runs:
+            per_env[env].append(self._physical_table(env, table, layout))
         presence = self._presence(runs)
         spans = {env: pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
                  for env, tables in per_env.items()}
@@ -600,18 +603,19 @@ class DuckDBStore:
             db.unregister("_incoming")
             db.unregister("_traces")
 
-    def _presence(self, runs: list[tuple[str, pa.Table]]) -> dict[tuple[str, str], set[tuple[str, str]]]:
+    @staticmethod
+    def _presence(runs: list[tuple[str, pa.Table, "_Layout"]]) -> dict[tuple[str, str], set[tuple[str, str]]]:
         """Which (name, type) columns each (env, dataset) received in this group.
 
         Worked out from Arrow null counts (free once an array is built) rather than a query: a column
         with no nulls is in every dataset of its run, and only a column with some is split by dataset.
         """
         present: dict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)
-        for env, table in runs:
+        for env, table, layout in runs:
             datasets = table.column(DATASET_COLUMN)
             every = [present[(env, ds)] for ds in pc.unique(datasets).to_pylist() if ds is not None]
             arrays, rows = table.columns, table.num_rows
-            for i, column in self._layout(env, table.schema).present:
+            for i, column in layout.present:
                 nulls = arrays[i].null_count
                 if nulls == rows:
                     continue
@@ -884,6 +888,16 @@ def _bulk(db: duckdb.DuckDBPyConnection, sql: str, names: list[str], rows: list[
         db.execute(sql)
     finally:
         db.unregister("_rows")
+
+
+def _schema_key(schema: pa.Schema) -> bytes:
+    """A schema as the layout cache knows it: its IPC form.
+
+    Hashing a ``pa.Schema`` builds a Python object per field: 1.0 ms for a 1,023-field span, twice per
+    load, all of it holding the GIL. Its IPC form takes ~0.15 ms and, unlike its printed form, cannot
+    be forged by a key holding a newline and a type's name.
+    """
+    return schema.serialize().to_pybytes()
 
 
 def _runs(group: list[tuple[str, SpanBatch]]) -> list[tuple[str, pa.Table]]:
