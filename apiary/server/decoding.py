@@ -20,7 +20,8 @@ waiting futures are a FIFO queue. A worker that dies fails the calls it held
 with 503 (the SDK retries them) and is replaced; one that loses the server
 reads end-of-file and leaves, so a server killed outright leaves none behind.
 
-The number of bodies in flight is bounded: past it the receiver answers
+Bodies of `EXPAND_ALONE_FROM_BYTES` or more are expanded one at a time, server-wide. The number of
+bodies in flight is bounded: past it the receiver answers
 429 with Retry-After rather than queueing without limit.
 """
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import ctypes
 import logging
 import multiprocessing
@@ -43,6 +45,11 @@ from apiary.store.base import StoreOverloaded, StoreUnavailable
 
 T = TypeVar("T")
 INLINE_BELOW_BYTES = 16 * 1024
+#: Bodies from this size are expanded one at a time, server-wide. A 19 MiB OTLP body takes its worker to a few
+#: hundred MiB while it is decoded; with senders in three environments (each allowed one such body) two were
+#: expanded at once, and the server tree peaked at 1,038 MiB, 549 of them in the decode workers
+#: (``bench/overload.py --envs 3``). An SDK's periodic export is ~100 KB and never waits for this.
+EXPAND_ALONE_FROM_BYTES = 8 * 1024 * 1024
 _LEN = struct.Struct("<Q")
 #: A call's frame: the pickled call's length and how many bodies follow it out of band (each length-prefixed).
 _HEAD = struct.Struct("<QI")
@@ -57,6 +64,7 @@ class DecodePool:
         self.workers = workers
         self._limit = max_in_flight or max(4, workers * 8)
         self._in_flight = 0
+        self._large = asyncio.Semaphore(1)  # bodies of EXPAND_ALONE_FROM_BYTES or more, one at a time
         # Calls not yet sent: one queue for all workers, so a call waits for whichever worker is
         # free first. Given out to the least busy worker at once instead, closed-loop p99s were
         # 276-288 ms against 237-263 ms this way.
@@ -80,10 +88,11 @@ class DecodePool:
             raise StoreUnavailable("no decode worker is running; retry shortly", retry_after=1)
         self._in_flight += 1
         try:
-            fut: asyncio.Future[tuple[bool, Any]] = asyncio.get_running_loop().create_future()
-            self._queue.append((fn, args, fut))
-            self._dispatch()
-            ok, value = await fut
+            async with self._large if size >= EXPAND_ALONE_FROM_BYTES else contextlib.nullcontext():
+                fut: asyncio.Future[tuple[bool, Any]] = asyncio.get_running_loop().create_future()
+                self._queue.append((fn, args, fut))
+                self._dispatch()
+                ok, value = await fut
         finally:
             self._in_flight -= 1
         if ok:
