@@ -20,9 +20,9 @@ waiting futures are a FIFO queue. A worker that dies fails the calls it held
 with 503 (the SDK retries them) and is replaced; one that loses the server
 reads end-of-file and leaves, so a server killed outright leaves none behind.
 
-Bodies of `EXPAND_ALONE_FROM_BYTES` or more are expanded one at a time, server-wide. The number of
-bodies in flight is bounded: past it the receiver answers
-429 with Retry-After rather than queueing without limit.
+Bodies of `EXPAND_ALONE_FROM_BYTES` or more are expanded one at a time,
+server-wide. The number of bodies in flight is bounded: past it the receiver
+answers 429 with Retry-After rather than queueing without limit.
 """
 
 from __future__ import annotations
@@ -318,7 +318,7 @@ def map_large_allocations() -> None:
 def _arrow_from_malloc() -> None:
     """Arrow's buffers (a decoded batch's columns) from glibc's malloc too, so that a large one is handed back
     when freed. Arrow's own default here, mimalloc, keeps freed memory for reuse: with it the server tree peaked
-    at 884 and 1,022 MiB under ``bench/overload.py``, with glibc's at 760 and 791 MiB."""
+    at 884 and 1,022 MiB under ``bench/overload.py``, with glibc's at 811 and 811 MiB."""
     import pyarrow as pa
 
     pa.set_memory_pool(pa.system_memory_pool())
