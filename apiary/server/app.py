@@ -50,6 +50,9 @@ async def health(request: Request) -> JSONResponse:
     budget = request.app.state.body_budget
     stats.update(body_bytes_in_flight=budget.used - request.scope[BODY_ALLOWANCE].held,
                  bodies_refused=budget.refused, bodies_refused_for_environment_share=budget.refused_env)
+    grpc = getattr(request.app.state, "otlp_grpc", None)  # None: the gRPC port is off
+    if grpc is not None:
+        stats.update(grpc_messages_receiving=grpc.slots.busy, grpc_calls_waiting=grpc.slots.waiting)
     return JSONResponse({"status": "ok", **stats})
 
 
@@ -143,7 +146,7 @@ def create_app(settings: Settings, ctx: Apiary | None = None) -> Starlette:
         app.state.xray_daemon = daemon
         # OTLP/HTTP's and OTLP/gRPC's one view of the server
         app.state.otlp_sink = otlp_grpc.ContextSink(context, app.state.body_budget)
-        otlp_grpc_receiver = await otlp_grpc.start(context, app.state.otlp_sink)
+        otlp_grpc_receiver = app.state.otlp_grpc = await otlp_grpc.start(context, app.state.otlp_sink)
         task = asyncio.create_task(_retention_loop(context))
         await mcp.start()
         try:

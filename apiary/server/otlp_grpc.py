@@ -11,6 +11,7 @@ from apiary.model.span import SpanBatch
 from apiary.receivers.otlp import logs as otlp_logs
 from apiary.receivers.body_budget import BodyAllowance, BodyBudget
 from apiary.receivers.otlp.grpc import OtlpGrpcReceiver
+from apiary.receivers.otlp.receive_slots import ReceiveSlots
 from apiary.permissions import Permission, check
 from apiary.server.context import Apiary
 from apiary.server.sinks import append_spans
@@ -24,17 +25,17 @@ class ContextSink:
 
     def __init__(self, ctx: Apiary, budget: BodyBudget) -> None:
         self._ctx = ctx
-        self._budget = budget
+        self.budget = budget
         self.max_body_bytes = ctx.settings.max_body_bytes
         self.span_limits = ctx.settings.span_limits
+        self.body_timeout_s = ctx.settings.body_timeout_s
 
     @contextlib.contextmanager
-    def hold(self, env: str, size: int) -> Iterator[None]:
-        allowance = BodyAllowance(self._budget, math.inf)  # gRPC has read the message: no body deadline left
+    def admit(self, env: str) -> Iterator[BodyAllowance]:
+        allowance = BodyAllowance(self.budget, math.inf)  # the receiver bounds the message's arrival itself
         allowance.charge_to(env)
-        allowance.take(size, size)
         try:
-            yield
+            yield allowance
         finally:
             allowance.release()
 
@@ -48,11 +49,11 @@ class ContextSink:
         return await self._ctx.pool.run(size, decoder, *args)
 
     async def append_spans(self, env: str, batch: SpanBatch) -> None:
-        await append_spans(self._ctx.store, self._budget, env, batch)
+        await append_spans(self._ctx.store, self.budget, env, batch)
 
     async def append_metrics(self, env: str, batch: SpanBatch) -> None:
         if batch.num_rows:  # a request of only rejected points commits nothing
-            await append_spans(self._ctx.store, self._budget, env, batch)
+            await append_spans(self._ctx.store, self.budget, env, batch)
 
     async def append_logs(self, env: str, batch: LogBatch) -> None:
         logs = self._ctx.logs
@@ -68,8 +69,10 @@ async def start(ctx: Apiary, sink: ContextSink) -> OtlpGrpcReceiver | None:
     settings = ctx.settings
     if not settings.otlp_grpc_port:
         return None
-    receiver = OtlpGrpcReceiver(sink, settings.host, settings.otlp_grpc_port,
-                                max_message_bytes=min(settings.max_grpc_message_bytes, settings.max_body_bytes))
+    message_bytes = min(settings.max_grpc_message_bytes, settings.max_body_bytes)
+    budget = sink.budget
+    receiver = OtlpGrpcReceiver(sink, settings.host, settings.otlp_grpc_port, max_message_bytes=message_bytes,
+                                slots=ReceiveSlots.for_bytes(budget.limit, budget.env_limit, message_bytes))
     try:
         await receiver.start()
     except OSError as exc:

@@ -12,6 +12,7 @@ from typing import Any, Callable, ContextManager, Protocol, TypeVar
 from apiary.model.limits import SpanLimits
 from apiary.model.log import LogBatch
 from apiary.model.span import SpanBatch
+from apiary.receivers.body_budget import BodyAllowance
 
 T = TypeVar("T")
 
@@ -21,11 +22,14 @@ class OtlpSink(Protocol):
     max_body_bytes: int
     #: Attributes per span and bytes per value the trace decoder keeps (``APIARY_MAX_SPAN_ATTRIBUTES`` ...).
     span_limits: SpanLimits
+    #: The longest a message may take to arrive once the server reads it (``APIARY_BODY_TIMEOUT``).
+    body_timeout_s: float
 
-    def hold(self, env: str, size: int) -> ContextManager[None]:
-        """Count a received message's ``size`` bytes against the server-wide bound on bodies in memory, and ``env``'s
-        share of it, until the block ends; raises BodyOverBudget (retry later) when they do not fit, or when ``env``
-        is held off (its share of the loader used)."""
+    def admit(self, env: str) -> ContextManager[BodyAllowance]:
+        """``env``'s allowance for one message until the block ends: raises EnvironmentOverShare (retry later) at
+        once when ``env`` is held off (its share of the loader used) or has no share of the body budget left, before
+        a byte is read; the message's bytes, once received, are taken from it (BodyOverBudget when they do not fit
+        in the server-wide bound on bodies in memory)."""
 
     def environment(self, key: str | None) -> str | None:
         """The environment an ingest key writes to, or None for a missing or unknown key."""
