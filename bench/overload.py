@@ -11,6 +11,8 @@ All load goes to 127.0.0.1 and stops after ``--duration`` seconds (at most 60).
 
     python bench/overload.py --duration 30 --large 40 --slow 1200
     python bench/overload.py --duration 15 --large 6 --slow 10 --only "otlp/grpc traces" --envs 3
+    python bench/overload.py --duration 20 --slow 10 --only "otlp/grpc traces" --size-mib 3.9 --large 1000 \
+        --envs 3 --grpc-own-connections
 
 Each environment may hold only its share of the body budget (``--max-env-inflight-bytes``), so senders
 of one environment are refused sooner than senders spread over several (``--envs``), the worst case.
@@ -184,6 +186,9 @@ def main() -> None:
                     help="environments the large senders are spread over (a key each; the well-behaved client has its "
                          "own beside them when more than one): each environment's share of the body budget then binds "
                          "less, and the server-wide budget more")
+    ap.add_argument("--grpc-own-connections", action="store_true",
+                    help="each gRPC sender on a connection of its own (by default gRPC shares one between channels "
+                         "to the same address)")
     args = ap.parse_args()
     args.duration = min(args.duration, 60.0)
 
@@ -240,8 +245,9 @@ def main() -> None:
                     answers[name][label] += 1
 
         def flood_grpc(name: str, headers: dict[str, str], body: bytes) -> None:
+            own = [("grpc.use_local_subchannel_pool", 1)] if args.grpc_own_connections else []
             with grpc.insecure_channel(f"127.0.0.1:{grpc_port}", options=[
-                    ("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]) as channel:
+                    ("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1), *own]) as channel:
                 export = channel.unary_unary(GRPC)
                 while not stop.is_set():
                     try:
@@ -311,7 +317,7 @@ def main() -> None:
         stop_server(server, data)
 
     print(f"overload: {args.large} senders of {args.size_mib:g} MiB bodies over {len(first)} receivers and "
-          f"{len(flood_keys)} environment(s), "
+          f"{len(flood_keys)} environment(s){', gRPC senders on connections of their own' if args.grpc_own_connections else ''}, "
           f"{args.slow} slowloris connections, {args.duration:g} s; server args {args.server_arg or '(defaults)'}")
     print(f"peak RSS of the server tree: idle {idle_rss / 1024:,.0f} MiB, under overload {peak[0] / 1024:,.0f} MiB "
           f"(goal < 1,024 MiB): server process {split[0] / 1024:,.0f} MiB, decode workers {split[1] / 1024:,.0f} MiB")

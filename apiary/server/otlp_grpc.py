@@ -72,7 +72,8 @@ async def start(ctx: Apiary, sink: ContextSink) -> OtlpGrpcReceiver | None:
     message_bytes = min(settings.max_grpc_message_bytes, settings.max_body_bytes)
     budget = sink.budget
     receiver = OtlpGrpcReceiver(sink, settings.host, settings.otlp_grpc_port, max_message_bytes=message_bytes,
-                                slots=ReceiveSlots.for_bytes(budget.limit, budget.env_limit, message_bytes))
+                                slots=ReceiveSlots.for_bytes(budget.limit, budget.env_limit, message_bytes),
+                                max_connections=settings.max_grpc_connections)
     try:
         await receiver.start()
     except OSError as exc:

@@ -96,6 +96,10 @@ class Settings(StoreLocation):
     max_grpc_message_bytes: int = setting(DEFAULT_MAX_GRPC_MESSAGE, group=LIMITS, ge=1,
                                           help="largest OTLP/gRPC message (and no more than --max-body-bytes); past it "
                                                "RESOURCE_EXHAUSTED, before the message is held")
+    #: Each open connection costs gRPC's core about 0.2 MiB under load, so their number bounds the server's memory too.
+    max_grpc_connections: int = setting(500, group=LIMITS, ge=1,
+                                        help="OTLP/gRPC connections open at once; past it a new connection is closed "
+                                             "at once (clients see UNAVAILABLE and retry)")
     #: Rows waiting for commit before ingest answers 429.
     max_pending_rows: int = setting(400_000, group=LIMITS, help="rows waiting for commit before ingest answers 429")
     #: Typed attribute columns a span table holds before new keys go to the overflow JSON column: on DuckDB

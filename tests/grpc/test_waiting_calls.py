@@ -3,7 +3,8 @@
 The server here may receive two messages of the 1 MiB limit at once (a 2 MiB body budget), and one
 environment one (its 1 MiB share). A call whose client opens the stream but holds its message back keeps
 its slot until the message comes or the body timeout passes; meanwhile another call of the same
-environment waits its turn, unread, and a call of another environment is answered at once.
+environment waits its turn, unread, and a call of another environment is answered at once. And it keeps
+two gRPC connections open at once.
 """
 
 from __future__ import annotations
@@ -22,13 +23,15 @@ from tests.ingest.otlp_requests import request
 
 MIB = 1024 * 1024
 BODY_TIMEOUT_S = 3
+CONNECTIONS = 2
 
 
 @pytest.fixture(scope="module", params=STORES)
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GrpcApiary]:
     proc, url = start_grpc_apiary(tmp_path_factory.mktemp(f"slots-{request.param}"), request.param, env={
         "APIARY_MAX_GRPC_MESSAGE_BYTES": str(MIB), "APIARY_MAX_INFLIGHT_BYTES": str(2 * MIB),
-        "APIARY_MAX_ENV_INFLIGHT_BYTES": str(MIB), "APIARY_BODY_TIMEOUT": str(BODY_TIMEOUT_S)})
+        "APIARY_MAX_ENV_INFLIGHT_BYTES": str(MIB), "APIARY_BODY_TIMEOUT": str(BODY_TIMEOUT_S),
+        "APIARY_MAX_GRPC_CONNECTIONS": str(CONNECTIONS)})
     try:
         yield proc
     finally:
@@ -123,3 +126,35 @@ def test_an_unknown_key_is_refused_before_the_message_is_sent(server: GrpcApiary
             never.set()
     assert isinstance(error, grpc.RpcError)
     assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def own_connection(server: GrpcApiary) -> grpc.Channel:
+    """A channel that does not share its connection with the test's other channels to the same address."""
+    return grpc.insecure_channel(server.grpc_target, options=[("grpc.use_local_subchannel_pool", 1)])
+
+
+def test_past_the_connection_bound_a_new_connection_is_closed_and_its_client_retries_later(server: GrpcApiary) -> None:
+    body = request(spans=1, service="connections").SerializeToString()
+    key = [("x-honeycomb-team", server.key)]
+    before = server.counts().get("connections", 0)
+    held = [own_connection(server) for _ in range(CONNECTIONS)]
+    try:
+        for channel in held:  # both connections open, and kept open by their channels
+            channel.unary_unary(TRACE_EXPORT)(body, metadata=key, timeout=30)
+        with own_connection(server) as extra:
+            with pytest.raises(grpc.RpcError) as refused:
+                extra.unary_unary(TRACE_EXPORT)(body, metadata=key, timeout=30)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE, refused.value.details()
+    finally:
+        for channel in held:
+            channel.close()
+    deadline = time.monotonic() + 30
+    while True:  # once a connection is closed, a new one is taken (the server notices the close first)
+        with own_connection(server) as retry:
+            try:
+                retry.unary_unary(TRACE_EXPORT)(body, metadata=key, timeout=30)
+                break
+            except grpc.RpcError as exc:
+                assert exc.code() == grpc.StatusCode.UNAVAILABLE and time.monotonic() < deadline, exc.details()
+                time.sleep(0.2)
+    assert server.counts().get("connections", 0) == before + CONNECTIONS + 1
