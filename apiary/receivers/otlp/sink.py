@@ -27,9 +27,9 @@ class OtlpSink(Protocol):
 
     def admit(self, env: str) -> ContextManager[BodyAllowance]:
         """``env``'s allowance for one message until the block ends: raises EnvironmentOverShare (retry later) at
-        once when ``env`` is held off (its share of the loader used) or has no share of the body budget left, before
-        a byte is read; the message's bytes, once received, are taken from it (BodyOverBudget when they do not fit
-        in the server-wide bound on bodies in memory)."""
+        once when ``env`` is held off (its share of the loader used), before a byte is read; the message's bytes,
+        once received, are taken from it (BodyOverBudget or EnvironmentOverShare when they do not fit in the
+        server-wide bound on bodies in memory or in ``env``'s share of it)."""
 
     def environment(self, key: str | None) -> str | None:
         """The environment an ingest key writes to, or None for a missing or unknown key."""
