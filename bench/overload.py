@@ -316,8 +316,9 @@ def main() -> None:
     finally:
         stop_server(server, data)
 
+    own = ", gRPC senders on connections of their own" if args.grpc_own_connections else ""
     print(f"overload: {args.large} senders of {args.size_mib:g} MiB bodies over {len(first)} receivers and "
-          f"{len(flood_keys)} environment(s){', gRPC senders on connections of their own' if args.grpc_own_connections else ''}, "
+          f"{len(flood_keys)} environment(s){own}, "
           f"{args.slow} slowloris connections, {args.duration:g} s; server args {args.server_arg or '(defaults)'}")
     print(f"peak RSS of the server tree: idle {idle_rss / 1024:,.0f} MiB, under overload {peak[0] / 1024:,.0f} MiB "
           f"(goal < 1,024 MiB): server process {split[0] / 1024:,.0f} MiB, decode workers {split[1] / 1024:,.0f} MiB")

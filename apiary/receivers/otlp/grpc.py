@@ -192,7 +192,7 @@ class OtlpGrpcReceiver:
     """The gRPC server for `EXPORTS`; start and stop it on the running event loop."""
 
     def __init__(self, sink: OtlpSink, host: str, port: int, exports: tuple[Export, ...] = EXPORTS,
-                 *, slots: ReceiveSlots, max_message_bytes: int | None = None, max_connections: int = 500) -> None:
+                 *, slots: ReceiveSlots, max_connections: int, max_message_bytes: int | None = None) -> None:
         self.sink, self.host, self.port, self.exports = sink, host, port, exports
         #: gRPC refuses a longer message from its length prefix, before holding it (RESOURCE_EXHAUSTED).
         self.max_message_bytes = sink.max_body_bytes if max_message_bytes is None else max_message_bytes

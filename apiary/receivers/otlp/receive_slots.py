@@ -5,7 +5,7 @@ gRPC's C core gives a handler nothing until the whole message has arrived,
 so its bytes cannot be: with ``Export`` served as a unary method, the core
 started reading every call's message as soon as the call came, and 80
 concurrent exports of 3.9 MiB took the server to 1,279–1,367 MiB, though the
-byte budget then refused most of them; now 735 MiB (``bench/overload.py``,
+byte budget then refused most of them; now 703 MiB (``bench/overload.py``,
 docs/benchmarks.md, wave 13).
 
 So the receiver serves ``Export`` as a client-streaming method, which reads
